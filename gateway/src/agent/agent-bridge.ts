@@ -1,0 +1,45 @@
+/**
+ * The seam between a device session and whatever answers it: the echo agent here, a
+ * LiveKit room with an AI agent in production. Narrow on purpose: PCM frames both ways
+ * and a few control events.
+ */
+import type { JsonObject, ListenMode } from "../protocol/messages.ts";
+
+/** Events from the device that an agent may care about. */
+export type DeviceEvent =
+  | { readonly kind: "listen_start"; readonly mode: ListenMode }
+  | { readonly kind: "listen_stop" }
+  | { readonly kind: "wake_word"; readonly text: string }
+  | { readonly kind: "abort"; readonly reason: string | undefined }
+  | { readonly kind: "mcp"; readonly payload: JsonObject }
+  | { readonly kind: "device_goodbye" };
+
+/** What an agent can do to its device. The session implements it. */
+export interface AgentSink {
+  /** The agent starts speaking: the device gets `tts start` before the first frame. */
+  speechStart(text?: string): void;
+  /** Agent voice, PCM16 LE mono at 24 kHz, any length; the session frames it (60 ms). */
+  audio(pcm: Buffer): void;
+  /** The agent stopped speaking: the last frames go out, then `tts stop`. */
+  speechEnd(): void;
+  /** A control message for the device (stt, llm, mcp, ...). */
+  sendToDevice(message: JsonObject): void;
+  /** The agent ends the session: the device gets `goodbye`. */
+  endSession(reason: "agent_ended" | "agent_failed"): void;
+}
+
+export interface AgentBridge {
+  /** The device's voice: PCM16 LE mono, one decoded frame (60 ms at the device's rate). */
+  pushAudio(pcm: Buffer, sampleRate: number): void;
+  onDeviceEvent(event: DeviceEvent): void;
+  /** Releases everything (rooms, timers, listeners). Never throws. */
+  close(): Promise<void>;
+}
+
+export interface AgentSessionInfo {
+  readonly sessionId: string;
+  readonly clientId: string;
+  readonly mac: string;
+}
+
+export type AgentFactory = (info: AgentSessionInfo, sink: AgentSink) => AgentBridge;

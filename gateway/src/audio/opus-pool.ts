@@ -1,0 +1,298 @@
+/**
+ * A pool of Opus worker threads. Each stream (one session's decoder or encoder) is pinned
+ * at open to the worker with the fewest streams, and stays there: Opus keeps state between
+ * frames. Frames queued in one event-loop turn travel to a worker in one message.
+ *
+ * A worker that dies is replaced; its streams are re-opened on the new worker with fresh
+ * codec state (one audible glitch beats a dead session), and its in-flight frames fail.
+ */
+import { Worker } from "node:worker_threads";
+import type { CodecBatch, CodecRole, FromWorker, ToWorker } from "./opus-protocol.ts";
+
+// Built: dist/gateway/opus-worker.js beside main.js. From source (tests, tsx): the .ts
+// file, loaded through tsx's API inside the worker (Node 20 does not apply the main
+// thread's `--import tsx` hooks to a worker's entry module).
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+
+function newWorker(): Worker {
+  if (!FROM_SOURCE) return new Worker(new URL("./opus-worker.js", import.meta.url));
+  const entry = new URL("./opus-worker.ts", import.meta.url).href;
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true });
+}
+
+export interface OpusPoolOptions {
+  /** Worker threads. Default 4 (WORKER_COUNT). */
+  readonly size: number;
+  /** Encoder complexity 0..10 (see docs/performance.md for why the default is what it is). */
+  readonly complexity: number;
+  /** Encoder bitrate, bits per second. */
+  readonly bitrate: number;
+}
+
+export interface OpusStream {
+  readonly id: number;
+  readonly role: CodecRole;
+  readonly sampleRate: number;
+  /** Index of the worker this stream is pinned to. */
+  readonly worker: number;
+}
+
+export interface WorkerStats {
+  readonly streams: number;
+  readonly queuedFrames: number;
+  readonly inFlightFrames: number;
+  /** Share of wall time spent in libopus since the previous `sampleUtilization()`, 0..1. */
+  readonly utilization: number;
+  readonly restarts: number;
+}
+
+interface PendingFrame {
+  readonly resolve: (out: Buffer) => void;
+  readonly reject: (err: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: Promise<void>;
+  streams: Map<number, OpusStream>;
+  queueIds: number[];
+  queueFrames: Uint8Array[];
+  queuePending: PendingFrame[];
+  inFlight: Map<number, PendingFrame[]>;
+  busyNs: number;
+  utilization: number;
+  restarts: number;
+}
+
+export class OpusPool {
+  readonly #options: OpusPoolOptions;
+  readonly #slots: Slot[] = [];
+  readonly #streamSlot = new Map<number, number>();
+  #nextStreamId = 1;
+  #nextBatchId = 1;
+  #flushScheduled = false;
+  #closed = false;
+  #lastSample = process.hrtime.bigint();
+
+  private constructor(options: OpusPoolOptions) {
+    this.#options = options;
+  }
+
+  /** Starts the workers and resolves once each has loaded libopus. */
+  static async start(options: OpusPoolOptions): Promise<OpusPool> {
+    if (!Number.isInteger(options.size) || options.size < 1) throw new Error("opus pool size must be >= 1");
+    const pool = new OpusPool(options);
+    for (let i = 0; i < options.size; i++) pool.#slots.push(pool.#spawn(i, undefined));
+    await Promise.all(pool.#slots.map((s) => s.ready));
+    return pool;
+  }
+
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  openDecoder(sampleRate: number): OpusStream {
+    return this.#open("decoder", sampleRate);
+  }
+
+  openEncoder(sampleRate: number): OpusStream {
+    return this.#open("encoder", sampleRate);
+  }
+
+  /** Releases the stream's codec state in its worker. Frames still queued for it fail. */
+  close(stream: OpusStream): void {
+    const index = this.#streamSlot.get(stream.id);
+    if (index === undefined) return;
+    this.#streamSlot.delete(stream.id);
+    const slot = this.#slots[index] as Slot;
+    slot.streams.delete(stream.id);
+    if (!this.#closed) this.#post(slot, { kind: "close", streamId: stream.id });
+  }
+
+  /** Opus packet in, PCM16 LE out. */
+  decode(stream: OpusStream, opus: Buffer): Promise<Buffer> {
+    return this.#enqueue(stream, opus);
+  }
+
+  /** PCM16 LE (one whole frame) in, Opus packet out. */
+  encode(stream: OpusStream, pcm: Buffer): Promise<Buffer> {
+    return this.#enqueue(stream, pcm);
+  }
+
+  get openStreams(): number {
+    return this.#streamSlot.size;
+  }
+
+  /** Per-worker figures; utilization is measured since the previous call. */
+  sampleUtilization(): WorkerStats[] {
+    const now = process.hrtime.bigint();
+    const elapsed = Number(now - this.#lastSample);
+    this.#lastSample = now;
+    return this.#slots.map((s) => {
+      if (elapsed > 0) s.utilization = Math.min(1, s.busyNs / elapsed);
+      s.busyNs = 0;
+      return this.#stats(s);
+    });
+  }
+
+  /** The last sampled figures, without starting a new window. */
+  stats(): WorkerStats[] {
+    return this.#slots.map((s) => this.#stats(s));
+  }
+
+  /** Stops every worker; pending frames fail. */
+  async shutdown(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        this.#failAll(s, new Error("opus pool shut down"));
+        await s.worker.terminate();
+      }),
+    );
+  }
+
+  #stats(s: Slot): WorkerStats {
+    let inFlight = 0;
+    for (const frames of s.inFlight.values()) inFlight += frames.length;
+    return {
+      streams: s.streams.size,
+      queuedFrames: s.queueFrames.length,
+      inFlightFrames: inFlight,
+      utilization: s.utilization,
+      restarts: s.restarts,
+    };
+  }
+
+  #open(role: CodecRole, sampleRate: number): OpusStream {
+    if (this.#closed) throw new Error("opus pool is shut down");
+    let best = 0;
+    for (let i = 1; i < this.#slots.length; i++) {
+      if ((this.#slots[i] as Slot).streams.size < (this.#slots[best] as Slot).streams.size) best = i;
+    }
+    const stream: OpusStream = { id: this.#nextStreamId++, role, sampleRate, worker: best };
+    const slot = this.#slots[best] as Slot;
+    slot.streams.set(stream.id, stream);
+    this.#streamSlot.set(stream.id, best);
+    this.#post(slot, this.#openMessage(stream));
+    return stream;
+  }
+
+  #openMessage(stream: OpusStream): ToWorker {
+    return {
+      kind: "open",
+      streamId: stream.id,
+      role: stream.role,
+      sampleRate: stream.sampleRate,
+      complexity: this.#options.complexity,
+      bitrate: this.#options.bitrate,
+    };
+  }
+
+  #enqueue(stream: OpusStream, frame: Buffer): Promise<Buffer> {
+    const index = this.#streamSlot.get(stream.id);
+    if (index === undefined || this.#closed) return Promise.reject(new Error("opus stream is closed"));
+    const slot = this.#slots[index] as Slot;
+    return new Promise<Buffer>((resolve, reject) => {
+      // A copy: the caller's buffer may be a view into a larger pooled buffer, which
+      // structured clone would copy whole.
+      slot.queueIds.push(stream.id);
+      slot.queueFrames.push(Uint8Array.prototype.slice.call(frame));
+      slot.queuePending.push({ resolve, reject });
+      this.#scheduleFlush();
+    });
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      for (const slot of this.#slots) this.#flush(slot);
+    });
+  }
+
+  #flush(slot: Slot): void {
+    if (slot.queueFrames.length === 0) return;
+    const batch: CodecBatch = {
+      kind: "batch",
+      batchId: this.#nextBatchId++,
+      streamIds: slot.queueIds,
+      frames: slot.queueFrames,
+    };
+    slot.inFlight.set(batch.batchId, slot.queuePending);
+    slot.queueIds = [];
+    slot.queueFrames = [];
+    slot.queuePending = [];
+    this.#post(
+      slot,
+      batch,
+      batch.frames.map((f) => f.buffer as ArrayBuffer),
+    );
+  }
+
+  #post(slot: Slot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {
+    slot.worker.postMessage(msg, transfer);
+  }
+
+  #spawn(index: number, previous: Slot | undefined): Slot {
+    const worker = newWorker();
+    let markReady: () => void = () => {};
+    let failReady: (err: Error) => void = () => {};
+    const slot: Slot = previous ?? {
+      worker,
+      ready: Promise.resolve(),
+      streams: new Map(),
+      queueIds: [],
+      queueFrames: [],
+      queuePending: [],
+      inFlight: new Map(),
+      busyNs: 0,
+      utilization: 0,
+      restarts: 0,
+    };
+    slot.worker = worker;
+    slot.ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      failReady = reject;
+    });
+    worker.on("message", (msg: FromWorker) => {
+      if (msg.kind === "ready") {
+        markReady();
+        return;
+      }
+      slot.busyNs += msg.busyNs;
+      const pending = slot.inFlight.get(msg.batchId);
+      if (!pending) return;
+      slot.inFlight.delete(msg.batchId);
+      for (let i = 0; i < pending.length; i++) {
+        const out = msg.outputs[i];
+        const p = pending[i] as PendingFrame;
+        if (typeof out === "string" || out === undefined) p.reject(new Error(out ?? "missing codec output"));
+        else p.resolve(Buffer.from(out.buffer, out.byteOffset, out.byteLength));
+      }
+    });
+    worker.on("error", (err) => {
+      failReady(err);
+      this.#failAll(slot, err);
+    });
+    worker.on("exit", () => {
+      if (this.#closed || slot.worker !== worker) return;
+      this.#failAll(slot, new Error("opus worker exited"));
+      slot.restarts++;
+      this.#spawn(index, slot);
+      for (const stream of slot.streams.values()) this.#post(slot, this.#openMessage(stream));
+    });
+    return slot;
+  }
+
+  #failAll(slot: Slot, err: Error): void {
+    for (const pending of slot.inFlight.values()) for (const p of pending) p.reject(err);
+    slot.inFlight.clear();
+    for (const p of slot.queuePending) p.reject(err);
+    slot.queueIds = [];
+    slot.queueFrames = [];
+    slot.queuePending = [];
+  }
+}

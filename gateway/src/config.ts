@@ -1,0 +1,194 @@
+/**
+ * Gateway configuration: environment (and the optional env file it names) in, a typed
+ * and validated GatewayConfig out. A bad or missing value is an error naming the variable;
+ * main.ts prints it and exits non-zero. Secrets are kept out of `describeConfig`.
+ */
+import { readFileSync } from "node:fs";
+import { parseEnv } from "node:util";
+
+export interface LiveKitConfig {
+  readonly url: string;
+  readonly apiKey: string;
+  readonly apiSecret: string;
+}
+
+export interface GatewayConfig {
+  /** 1..999; names this instance in session ids, its MQTT client id and its logs. */
+  readonly instanceId: number;
+  readonly udpPort: number;
+  readonly udpBind: string;
+  /** The address devices are told to send UDP to (`udp.server` in the hello reply). */
+  readonly publicHost: string;
+  readonly workerCount: number;
+  readonly healthPort: number;
+  /** Health and metrics listen here; loopback unless set (never public by default). */
+  readonly healthBind: string;
+  readonly mqttUrl: string;
+  readonly mqttUsername: string;
+  readonly mqttPassword: string;
+  /** libopus encoder complexity for downstream audio, 0..10. */
+  readonly opusComplexity: number;
+  readonly opusBitrate: number;
+  /** Log an alert and raise a metric above this many sessions. */
+  readonly sessionAlertThreshold: number;
+  /** A session with no device message and no UDP audio for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** Hard cap on one session's length. */
+  readonly maxSessionMs: number;
+  /** SIGTERM/SIGINT: time allowed for goodbyes and cleanup before exiting anyway. */
+  readonly drainTimeoutMs: number;
+  readonly totalsIntervalMs: number;
+  readonly logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal";
+  /** Undefined: no LiveKit credentials, the echo agent serves devices. */
+  readonly livekit: LiveKitConfig | undefined;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Reads GATEWAY_ENV_FILE (if set) under the process environment, which wins. */
+export function loadEnv(processEnv: Env = process.env): Env {
+  const file = processEnv.GATEWAY_ENV_FILE;
+  if (!file) return processEnv;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(
+      "GATEWAY_ENV_FILE",
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
+  }
+  let fromFile: Record<string, string>;
+  try {
+    fromFile = parseEnv(text) as Record<string, string>;
+  } catch (err) {
+    throw new ConfigError("GATEWAY_ENV_FILE", `cannot parse ${file}: ${(err as Error).message}`);
+  }
+  return { ...fromFile, ...stripUndefined(processEnv) };
+}
+
+export function parseConfig(env: Env): GatewayConfig {
+  const instanceId = int(env, "INSTANCE_ID", 1, 1, 999);
+  const livekit = liveKit(env);
+  return {
+    instanceId,
+    // 0 (any free port) is for tests; the hello reply carries the bound port.
+    udpPort: int(env, "UDP_PORT", 8881, 0, 65535),
+    udpBind: str(env, "UDP_BIND", "0.0.0.0"),
+    publicHost: str(env, "PUBLIC_HOST", "127.0.0.1"),
+    workerCount: int(env, "WORKER_COUNT", 4, 1, 64),
+    healthPort: int(env, "HEALTH_PORT", 9000 + instanceId, 0, 65535),
+    healthBind: str(env, "HEALTH_BIND", "127.0.0.1"),
+    mqttUrl: mqttUrl(env),
+    mqttUsername: str(env, "MQTT_USERNAME", "gateway"),
+    mqttPassword: required(env, "MQTT_PASSWORD"),
+    opusComplexity: int(env, "OPUS_COMPLEXITY", 5, 0, 10),
+    opusBitrate: int(env, "OPUS_BITRATE", 24000, 6000, 510000),
+    sessionAlertThreshold: int(env, "SESSION_ALERT_THRESHOLD", 300, 1, 1_000_000),
+    idleTimeoutMs: int(env, "IDLE_TIMEOUT_MS", 180_000, 1000, 86_400_000),
+    maxSessionMs: int(env, "MAX_SESSION_MS", 3_600_000, 1000, 86_400_000),
+    drainTimeoutMs: int(env, "DRAIN_TIMEOUT_MS", 8000, 100, 120_000),
+    totalsIntervalMs: int(env, "TOTALS_INTERVAL_MS", 30_000, 100, 3_600_000),
+    logLevel: oneOf(env, "LOG_LEVEL", "info", ["trace", "debug", "info", "warn", "error", "fatal"] as const),
+    livekit,
+  };
+}
+
+/** The config as it may be logged: secrets replaced by whether they are set. */
+export function describeConfig(c: GatewayConfig): Record<string, unknown> {
+  return {
+    ...c,
+    mqttPassword: "(set)",
+    livekit: c.livekit
+      ? { url: c.livekit.url, apiKey: c.livekit.apiKey, apiSecret: "(set)" }
+      : "(echo agent)",
+  };
+}
+
+function stripUndefined(env: Env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function raw(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === "" ? undefined : v.trim();
+}
+
+function str(env: Env, name: string, fallback: string): string {
+  return raw(env, name) ?? fallback;
+}
+
+function required(env: Env, name: string): string {
+  const v = raw(env, name);
+  if (v === undefined) throw new ConfigError(name, "is required and not set");
+  return v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const v = raw(env, name);
+  if (v === undefined) return fallback;
+  if (!/^-?[0-9]+$/.test(v)) throw new ConfigError(name, `must be an integer, got ${JSON.stringify(v)}`);
+  const n = Number(v);
+  if (n < min || n > max) throw new ConfigError(name, `must be in ${min}..${max}, got ${n}`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const v = raw(env, name);
+  if (v === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(", ")}, got ${JSON.stringify(v)}`);
+  }
+  return v as T;
+}
+
+function mqttUrl(env: Env): string {
+  const v = str(env, "MQTT_URL", "mqtt://127.0.0.1:1883");
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new ConfigError("MQTT_URL", `is not a URL: ${JSON.stringify(v)}`);
+  }
+  if (url.protocol !== "mqtt:" && url.protocol !== "mqtts:") {
+    throw new ConfigError("MQTT_URL", "must start with mqtt:// or mqtts://");
+  }
+  if (url.username || url.password) {
+    throw new ConfigError("MQTT_URL", "must not carry credentials; use MQTT_USERNAME and MQTT_PASSWORD");
+  }
+  return v;
+}
+
+function liveKit(env: Env): LiveKitConfig | undefined {
+  const url = raw(env, "LIVEKIT_URL");
+  const apiKey = raw(env, "LIVEKIT_API_KEY");
+  const apiSecret = raw(env, "LIVEKIT_API_SECRET");
+  if (url === undefined && apiKey === undefined && apiSecret === undefined) return undefined;
+  for (const [name, value] of [
+    ["LIVEKIT_URL", url],
+    ["LIVEKIT_API_KEY", apiKey],
+    ["LIVEKIT_API_SECRET", apiSecret],
+  ] as const) {
+    if (value === undefined) {
+      throw new ConfigError(
+        name,
+        "is required when any LIVEKIT_* variable is set (unset all three for the echo agent)",
+      );
+    }
+  }
+  if (!/^(wss?|https?):\/\//.test(url as string))
+    throw new ConfigError("LIVEKIT_URL", "must be a ws(s):// or http(s):// URL");
+  return { url: url as string, apiKey: apiKey as string, apiSecret: apiSecret as string };
+}

@@ -1,0 +1,170 @@
+/**
+ * The gateway's counters and gauges. Every dropped input is counted here by reason; the
+ * same figures feed `/health` (JSON) and `/metrics` (Prometheus, prom-client).
+ * One registry per gateway object, so tests can run several in one process.
+ */
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
+import { Counter, collectDefaultMetrics, Gauge, Registry, Summary } from "prom-client";
+
+export type DropReason =
+  // UDP
+  | "udp_too_short"
+  | "udp_not_audio"
+  | "udp_length_mismatch"
+  | "udp_unknown_connection"
+  | "udp_replay"
+  | "udp_sequence_jump"
+  | "udp_bad_opus"
+  | "udp_opus_decode_failed"
+  | "udp_not_streaming"
+  // MQTT
+  | "mqtt_oversized"
+  | "mqtt_malformed_json"
+  | "mqtt_not_object"
+  | "mqtt_unknown_type"
+  | "mqtt_hello_version"
+  | "mqtt_bad_hello"
+  | "mqtt_bad_field"
+  | "mqtt_bad_client_id"
+  | "mqtt_bad_topic"
+  | "mqtt_no_session"
+  | "mqtt_stale_session"
+  | "mqtt_bad_internal"
+  // downstream
+  | "down_queue_full"
+  | "down_no_remote_address"
+  | "down_encode_failed"
+  | "down_send_failed"
+  | "agent_audio_without_session";
+
+export type CloseReason =
+  | "device_goodbye"
+  | "replaced"
+  | "claimed_elsewhere"
+  | "mqtt_disconnected"
+  | "inactivity_timeout"
+  | "max_duration"
+  | "agent_ended"
+  | "agent_failed"
+  | "drain";
+
+const LATENCY_PERCENTILES = [0.5, 0.95, 0.99];
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly #drops = new Map<DropReason, number>();
+  readonly #closes = new Map<CloseReason, number>();
+  readonly #dropCounter: Counter<"reason">;
+  readonly #closeCounter: Counter<"reason">;
+  readonly framesUp: Counter;
+  readonly framesDown: Counter;
+  readonly sessionsOpened: Counter;
+  readonly sessions: Gauge;
+  readonly sessionAlert: Gauge;
+  readonly helloReply: Summary;
+  readonly upstreamLatency: Summary;
+  readonly downstreamLatency: Summary;
+  readonly eventLoopDelay: IntervalHistogram;
+  #framesUpTotal = 0;
+  #framesDownTotal = 0;
+
+  constructor(instanceId: number) {
+    this.registry.setDefaultLabels({ instance: String(instanceId) });
+    collectDefaultMetrics({ register: this.registry });
+    const r = [this.registry];
+    this.#dropCounter = new Counter({
+      name: "gateway_dropped_total",
+      help: "Inputs dropped, by reason",
+      labelNames: ["reason"],
+      registers: r,
+    });
+    this.#closeCounter = new Counter({
+      name: "gateway_sessions_closed_total",
+      help: "Sessions closed, by reason",
+      labelNames: ["reason"],
+      registers: r,
+    });
+    this.framesUp = new Counter({
+      name: "gateway_frames_up_total",
+      help: "Device audio frames decoded and passed to the agent",
+      registers: r,
+    });
+    this.framesDown = new Counter({
+      name: "gateway_frames_down_total",
+      help: "Agent audio frames encoded and sent to devices",
+      registers: r,
+    });
+    this.sessionsOpened = new Counter({
+      name: "gateway_sessions_opened_total",
+      help: "Sessions opened by a hello",
+      registers: r,
+    });
+    this.sessions = new Gauge({ name: "gateway_sessions", help: "Live device sessions", registers: r });
+    this.sessionAlert = new Gauge({
+      name: "gateway_session_alert",
+      help: "1 while sessions exceed SESSION_ALERT_THRESHOLD",
+      registers: r,
+    });
+    const summary = (name: string, help: string) =>
+      new Summary({
+        name,
+        help,
+        percentiles: LATENCY_PERCENTILES,
+        maxAgeSeconds: 60,
+        ageBuckets: 5,
+        registers: r,
+      });
+    this.helloReply = summary("gateway_hello_reply_seconds", "Hello received to hello reply published");
+    this.upstreamLatency = summary(
+      "gateway_upstream_seconds",
+      "Datagram received to PCM handed to the agent",
+    );
+    this.downstreamLatency = summary("gateway_downstream_seconds", "Agent PCM frame queued to datagram sent");
+    this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.eventLoopDelay.enable();
+  }
+
+  drop(reason: DropReason): void {
+    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
+    this.#dropCounter.inc({ reason });
+  }
+
+  closed(reason: CloseReason): void {
+    this.#closes.set(reason, (this.#closes.get(reason) ?? 0) + 1);
+    this.#closeCounter.inc({ reason });
+  }
+
+  frameUp(): void {
+    this.#framesUpTotal++;
+    this.framesUp.inc();
+  }
+
+  frameDown(): void {
+    this.#framesDownTotal++;
+    this.framesDown.inc();
+  }
+
+  get framesUpTotal(): number {
+    return this.#framesUpTotal;
+  }
+
+  get framesDownTotal(): number {
+    return this.#framesDownTotal;
+  }
+
+  dropCount(reason: DropReason): number {
+    return this.#drops.get(reason) ?? 0;
+  }
+
+  drops(): Record<string, number> {
+    return Object.fromEntries(this.#drops);
+  }
+
+  closes(): Record<string, number> {
+    return Object.fromEntries(this.#closes);
+  }
+
+  stop(): void {
+    this.eventLoopDelay.disable();
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Plausibility of an Opus packet before it reaches a decoder (RFC 6716 section 3.1).
+ * AES-CTR has no integrity tag, so a forged or corrupted datagram decrypts to random
+ * bytes; checking the TOC byte and the frame-count byte rejects most of them cheaply, and
+ * a mono device never sends the stereo flag.
+ */
+
+/** One Opus packet is at most 120 ms; 1275 bytes per 20 ms frame bounds it. */
+export const MAX_OPUS_PACKET_BYTES = 1275 * 6;
+
+export type OpusRejection = "empty" | "too_long" | "stereo" | "bad_frame_count";
+
+export function checkOpusPacket(packet: Buffer): OpusRejection | undefined {
+  if (packet.length === 0) return "empty";
+  if (packet.length > MAX_OPUS_PACKET_BYTES) return "too_long";
+  const toc = packet[0] as number;
+  if ((toc & 0x04) !== 0) return "stereo";
+  const code = toc & 0x03;
+  if (code === 3) {
+    if (packet.length < 2) return "bad_frame_count";
+    const count = (packet[1] as number) & 0x3f;
+    // At most 120 ms in one packet.
+    if (count === 0 || count * frameDurationTenthsMs(toc) > 1200) return "bad_frame_count";
+  }
+  return undefined;
+}
+
+/** Frame duration of the TOC's configuration, in tenths of a millisecond. */
+export function frameDurationTenthsMs(toc: number): number {
+  const config = toc >> 3;
+  if (config < 12) return [100, 200, 400, 600][config % 4] as number; // SILK
+  if (config < 16) return [100, 200][config % 2] as number; // hybrid
+  return [25, 50, 100, 200][config % 4] as number; // CELT
+}

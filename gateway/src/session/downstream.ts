@@ -1,0 +1,173 @@
+/**
+ * Agent voice to device: PCM -> 60 ms frames -> bounded queue -> Opus (the session's
+ * pinned encoder) -> AES-CTR -> UDP to the device's last proven address.
+ *
+ * Bounds (the older gateway's leaks, made impossible): at most MAX_QUEUED_FRAMES frames
+ * (10 x 2880 bytes = 28,800 bytes of PCM) wait for the encoder; beyond that the oldest is
+ * dropped and counted. Frames go out in order with sequence 1, 2, 3... after each hello.
+ * `tts start` precedes the first frame of a turn and `tts stop` follows its last.
+ */
+
+import { PcmFramer } from "../audio/framer.ts";
+import type { OpusPool, OpusStream } from "../audio/opus-pool.ts";
+import type { GatewayMetrics } from "../ops/metrics.ts";
+import { sealAudioPacket } from "../protocol/audio-packet.ts";
+
+export const DOWN_RATE = 24000;
+export const DOWN_FRAME_SAMPLES = 1440;
+export const DOWN_FRAME_BYTES = DOWN_FRAME_SAMPLES * 2;
+export const MAX_QUEUED_FRAMES = 10;
+/** Frames handed to the encoder and not yet sent. Keeps order cheap and latency low. */
+const MAX_ENCODING = 3;
+
+export interface RemoteAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface DownstreamDeps {
+  readonly pool: OpusPool;
+  readonly encoder: OpusStream;
+  readonly key: Buffer;
+  readonly connectionId: number;
+  readonly startedAt: number;
+  readonly metrics: GatewayMetrics;
+  /** The device's address, once an upstream packet has proven it. */
+  remote(): RemoteAddress | undefined;
+  sendUdp(datagram: Buffer, to: RemoteAddress): void;
+  sendTts(state: "start" | "stop", text?: string): void;
+}
+
+interface QueuedFrame {
+  readonly pcm: Buffer;
+  readonly queuedAt: bigint;
+}
+
+export class Downstream {
+  readonly #deps: DownstreamDeps;
+  readonly #framer = new PcmFramer(DOWN_FRAME_BYTES);
+  #queue: QueuedFrame[] = [];
+  #encoding = 0;
+  #sequence = 0;
+  #speaking = false;
+  #ending = false;
+  #closed = false;
+  /** Bumped by abort/close: encodes started before it are discarded. */
+  #epoch = 0;
+
+  constructor(deps: DownstreamDeps) {
+    this.#deps = deps;
+  }
+
+  get speaking(): boolean {
+    return this.#speaking;
+  }
+
+  get queuedFrames(): number {
+    return this.#queue.length;
+  }
+
+  /** The last sequence number sent (0 before the first packet). */
+  get sequence(): number {
+    return this.#sequence;
+  }
+
+  speechStart(text?: string): void {
+    if (this.#closed) return;
+    this.#ending = false;
+    if (this.#speaking) return;
+    this.#speaking = true;
+    this.#deps.sendTts("start", text);
+  }
+
+  audio(pcm: Buffer): void {
+    if (this.#closed) return;
+    if (!this.#speaking) this.speechStart();
+    for (const frame of this.#framer.push(pcm)) this.#enqueue(frame);
+    this.#pump();
+  }
+
+  speechEnd(): void {
+    if (this.#closed || !this.#speaking) return;
+    const tail = this.#framer.flush();
+    if (tail) this.#enqueue(tail);
+    this.#ending = true;
+    this.#pump();
+  }
+
+  /** Device abort: drop what is queued and stop at once. */
+  abort(): void {
+    this.#epoch++;
+    this.#queue = [];
+    this.#framer.clear();
+    this.#ending = false;
+    if (this.#speaking) {
+      this.#speaking = false;
+      this.#deps.sendTts("stop");
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#epoch++;
+    this.#queue = [];
+    this.#framer.clear();
+  }
+
+  #enqueue(pcm: Buffer): void {
+    if (this.#queue.length >= MAX_QUEUED_FRAMES) {
+      this.#queue.shift();
+      this.#deps.metrics.drop("down_queue_full");
+    }
+    this.#queue.push({ pcm, queuedAt: process.hrtime.bigint() });
+  }
+
+  #pump(): void {
+    while (this.#encoding < MAX_ENCODING && this.#queue.length > 0) {
+      const frame = this.#queue.shift() as QueuedFrame;
+      const epoch = this.#epoch;
+      this.#encoding++;
+      // Encodes of one stream resolve in the order they were queued (one pinned worker,
+      // batches processed in order), so sequence numbers follow the audio.
+      this.#deps.pool.encode(this.#deps.encoder, frame.pcm).then(
+        (opus) => {
+          this.#encoding--;
+          if (epoch === this.#epoch) this.#send(opus, frame.queuedAt);
+          this.#pump();
+        },
+        () => {
+          this.#encoding--;
+          if (epoch === this.#epoch && !this.#closed) this.#deps.metrics.drop("down_encode_failed");
+          this.#pump();
+        },
+      );
+    }
+    if (this.#ending && this.#queue.length === 0 && this.#encoding === 0 && this.#speaking) {
+      this.#ending = false;
+      this.#speaking = false;
+      this.#deps.sendTts("stop");
+    }
+  }
+
+  #send(opus: Buffer, queuedAt: bigint): void {
+    const remote = this.#deps.remote();
+    if (!remote) {
+      // No upstream packet yet: we do not know where the device is (NAT).
+      this.#deps.metrics.drop("down_no_remote_address");
+      return;
+    }
+    this.#sequence = (this.#sequence + 1) >>> 0;
+    const datagram = sealAudioPacket(
+      this.#deps.key,
+      {
+        connectionId: this.#deps.connectionId,
+        timestamp: (Date.now() - this.#deps.startedAt) >>> 0,
+        sequence: this.#sequence,
+      },
+      opus,
+    );
+    this.#deps.sendUdp(datagram, remote);
+    this.#deps.metrics.frameDown();
+    this.#deps.metrics.downstreamLatency.observe(Number(process.hrtime.bigint() - queuedAt) / 1e9);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * The gateway's MQTT client (mqtt.js). Thin: connect, subscribe, publish at QoS 0, and
+ * hand every inbound message to one handler. Topic routing lives in protocol/topics.ts.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+
+export interface BrokerOptions {
+  readonly url: string;
+  readonly clientId: string;
+  readonly username: string;
+  readonly password: string;
+  readonly subscriptions: readonly string[];
+  /** Published (retained) by the broker if this client vanishes without a clean disconnect. */
+  readonly will: { readonly topic: string; readonly payload: string; readonly retain: boolean };
+}
+
+export interface BrokerEvents {
+  message(topic: string, payload: Buffer): void;
+  /** Every (re)connect, after the subscriptions are in place. */
+  connected(): void;
+  disconnected(): void;
+}
+
+export class BrokerClient {
+  readonly #client: MqttClient;
+
+  private constructor(client: MqttClient) {
+    this.#client = client;
+  }
+
+  /** Resolves once connected and subscribed; rejects on the first connection error or a refused subscription. */
+  static connect(
+    options: BrokerOptions,
+    events: BrokerEvents,
+    connectTimeoutMs = 10_000,
+  ): Promise<BrokerClient> {
+    const client = mqtt.connect(options.url, {
+      clientId: options.clientId,
+      username: options.username,
+      password: options.password,
+      clean: true,
+      keepalive: 30,
+      reconnectPeriod: 1000,
+      connectTimeout: connectTimeoutMs,
+      resubscribe: false,
+      will: {
+        topic: options.will.topic,
+        payload: Buffer.from(options.will.payload),
+        qos: 0,
+        retain: options.will.retain,
+      },
+    });
+    const broker = new BrokerClient(client);
+    client.on("message", (topic, payload) => events.message(topic, payload));
+    client.on("close", () => events.disconnected());
+    return new Promise((resolve, reject) => {
+      let first = true;
+      const fail = (err: Error) => {
+        if (!first) return;
+        first = false;
+        client.end(true);
+        reject(err);
+      };
+      client.on("error", fail);
+      client.on("connect", () => {
+        // Subscribe on every connect: clean sessions forget subscriptions.
+        client.subscribe([...options.subscriptions], { qos: 0 }, (err, granted) => {
+          if (err) return fail(err);
+          const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+          if (refused.length > 0)
+            return fail(new Error(`broker refused subscriptions: ${refused.join(", ")}`));
+          if (first) {
+            first = false;
+            resolve(broker);
+          }
+          events.connected();
+        });
+      });
+    });
+  }
+
+  get connected(): boolean {
+    return this.#client.connected;
+  }
+
+  publish(topic: string, payload: string | Buffer, retain = false): void {
+    this.#client.publish(topic, payload, { qos: 0, retain });
+  }
+
+  /** Publishes, then resolves once the packet has been written to the socket. */
+  publishAndFlush(topic: string, payload: string | Buffer, retain = false): Promise<void> {
+    return new Promise((resolve) =>
+      this.#client.publish(topic, payload, { qos: 0, retain }, () => resolve()),
+    );
+  }
+
+  /** Stops a subscription (the drain stops taking new hellos this way). */
+  unsubscribe(topic: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.#client.unsubscribe(topic, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  end(): Promise<void> {
+    return new Promise((resolve) => this.#client.end(false, {}, () => resolve()));
+  }
+}

@@ -1,0 +1,52 @@
+/** The instance's one UDP socket: every device session shares it (demultiplexed by connection id). */
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+
+export type DatagramHandler = (datagram: Buffer, from: RemoteInfo) => void;
+
+export class UdpTransport {
+  readonly #socket: Socket;
+  #sendErrors = 0;
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+  }
+
+  static bind(port: number, host: string, onDatagram: DatagramHandler): Promise<UdpTransport> {
+    const socket = createSocket({
+      type: host.includes(":") ? "udp6" : "udp4",
+      recvBufferSize: 4 << 20,
+      sendBufferSize: 4 << 20,
+    });
+    return new Promise((resolve, reject) => {
+      socket.once("error", reject);
+      socket.on("message", onDatagram);
+      socket.bind(port, host, () => {
+        socket.off("error", reject);
+        // A send or receive error on one datagram must never kill the process.
+        socket.on("error", () => {});
+        resolve(new UdpTransport(socket));
+      });
+    });
+  }
+
+  get port(): number {
+    return this.#socket.address().port;
+  }
+
+  get sendErrors(): number {
+    return this.#sendErrors;
+  }
+
+  send(datagram: Buffer, port: number, address: string, onError?: () => void): void {
+    this.#socket.send(datagram, port, address, (err) => {
+      if (err) {
+        this.#sendErrors++;
+        onError?.();
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.#socket.close(() => resolve()));
+  }
+}

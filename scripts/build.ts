@@ -1,0 +1,54 @@
+/**
+ * Builds the deployable gateway bundle into dist/:
+ *   dist/gateway/main.js          the gateway (esbuild, our code only; npm packages stay external)
+ *   dist/gateway/opus-worker.js   the Opus worker thread entry
+ *   dist/ecosystem.config.cjs     PM2 apps (deploy/ecosystem.ts)
+ *   dist/package.json             runtime dependencies only, for `npm ci --omit=dev`
+ *   dist/package-lock.json        the root lockfile, pruned to those dependencies
+ * The local box runs exactly this; cloud-init installs exactly this.
+ */
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { DEFAULT_ECOSYSTEM, renderEcosystem } from "../deploy/ecosystem.ts";
+import { pruneLockfile, runtimeManifest } from "../deploy/runtime-package.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const out = path.join(root, "dist");
+
+export async function buildBundle(outDir: string = out): Promise<void> {
+  await rm(outDir, { recursive: true, force: true });
+  await mkdir(path.join(outDir, "gateway"), { recursive: true });
+  await build({
+    entryPoints: {
+      main: path.join(root, "gateway/src/main.ts"),
+      "opus-worker": path.join(root, "gateway/src/audio/opus-worker.ts"),
+    },
+    outdir: path.join(outDir, "gateway"),
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    sourcemap: "linked",
+    logLevel: "warning",
+    outExtension: { ".js": ".js" },
+  });
+  const pkg = JSON.parse(await readFile(path.join(root, "package.json"), "utf8"));
+  const lock = JSON.parse(await readFile(path.join(root, "package-lock.json"), "utf8"));
+  const manifest = runtimeManifest(pkg);
+  await writeFile(path.join(outDir, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+  await writeFile(
+    path.join(outDir, "package-lock.json"),
+    `${JSON.stringify(pruneLockfile(lock, manifest), null, 2)}\n`,
+  );
+  await writeFile(path.join(outDir, "ecosystem.config.cjs"), renderEcosystem(DEFAULT_ECOSYSTEM));
+  // npm reads allowScripts from package.json and nodedir from .npmrc next to it.
+  await writeFile(path.join(outDir, ".npmrc"), "nodedir=/usr\naudit=false\nfund=false\n");
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await buildBundle();
+  console.log(`built ${path.relative(process.cwd(), out) || "."}/`);
+}

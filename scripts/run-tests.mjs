@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// The one test command (`npm test`): lint, typecheck, the Go broker's tests, then every
+// `*.test.ts` under the source folders with Node's own test runner (via tsx).
+// Arguments narrow the Node tests: `npm test -- gateway/test/udp` runs the files whose
+// path contains any of the given strings, and skips lint, typecheck and Go.
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const roots = ["gateway", "tools", "infra", "cloud-init", "deploy", "scripts"];
+const filters = process.argv.slice(2);
+
+function findTests(dir, found = []) {
+  let names;
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return found;
+  }
+  for (const name of names) {
+    if (name === "node_modules" || name.startsWith(".")) continue;
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) findTests(full, found);
+    else if (name.endsWith(".test.ts")) found.push(path.relative(root, full));
+  }
+  return found;
+}
+
+function run(label, cmd, args, options = {}) {
+  console.log(`\n== ${label}: ${cmd} ${args.join(" ")}`);
+  const res = spawnSync(cmd, args, { cwd: root, stdio: "inherit", ...options });
+  if (res.status !== 0) {
+    console.error(`\n${label} failed (exit ${res.status ?? res.signal})`);
+    process.exit(res.status || 1);
+  }
+}
+
+if (filters.length === 0) {
+  run("lint", "npx", ["biome", "check", "."]);
+  run("typecheck", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
+  run("broker tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "broker") });
+}
+// Every Node test needs the broker binary; build it once here (Go caches the work).
+run("broker build", "go", ["build", "-o", "../.cache/bin/local-broker", "."], {
+  cwd: path.join(root, "broker"),
+});
+
+let files = roots.flatMap((r) => findTests(path.join(root, r))).sort();
+if (filters.length > 0) files = files.filter((f) => filters.some((s) => f.includes(s)));
+if (files.length === 0) {
+  console.error("no test files matched");
+  process.exit(1);
+}
+run("node tests", process.execPath, [
+  "--import",
+  "tsx",
+  "--test",
+  "--test-concurrency=1",
+  "--test-reporter=spec",
+  ...files,
+]);

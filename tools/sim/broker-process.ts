@@ -1,0 +1,84 @@
+/**
+ * Starts the local broker (broker/, built to .cache/bin/local-broker) on a free loopback
+ * port and stops it. Used by the tests and the local box.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const BROKER_BINARY = path.join(root, ".cache/bin/local-broker");
+
+export interface BrokerProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly gatewayPassword: string;
+  readonly process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface BrokerStartOptions {
+  /** Default 0: any free port. */
+  readonly port?: number;
+  readonly gatewayPassword?: string;
+  /** The OTA's HMAC key: with it, devices must present signed credentials. */
+  readonly deviceSigningKey?: string;
+  /** Where the broker's stderr (JSON logs) goes; default: discarded. */
+  readonly stderr?: "inherit" | "ignore" | number;
+}
+
+/** Builds the broker binary if it is missing (go build caches the work). */
+export function ensureBrokerBinary(): void {
+  if (existsSync(BROKER_BINARY)) return;
+  const res = spawnSync("go", ["build", "-o", BROKER_BINARY, "."], {
+    cwd: path.join(root, "broker"),
+    stdio: "inherit",
+  });
+  if (res.status !== 0) throw new Error("building the local broker failed (is Go installed?)");
+}
+
+export async function startBroker(options: BrokerStartOptions = {}): Promise<BrokerProcess> {
+  ensureBrokerBinary();
+  const gatewayPassword = options.gatewayPassword ?? "local-gateway-password";
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    BROKER_ADDR: `127.0.0.1:${options.port ?? 0}`,
+    BROKER_GATEWAY_PASSWORD: gatewayPassword,
+  };
+  if (options.deviceSigningKey) env.BROKER_DEVICE_SIGNING_KEY = options.deviceSigningKey;
+  else delete env.BROKER_DEVICE_SIGNING_KEY;
+  const child = spawn(BROKER_BINARY, [], { env, stdio: ["ignore", "pipe", options.stderr ?? "ignore"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("broker did not start within 10 s")), 10_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`broker exited with code ${code} before listening`));
+    });
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on("line", (line) => {
+      try {
+        const ev = JSON.parse(line) as { event?: string; addr?: string };
+        if (ev.event === "listening" && ev.addr) {
+          clearTimeout(timer);
+          resolve(Number(ev.addr.split(":").pop()));
+        }
+      } catch {
+        // not a JSON line: ignore
+      }
+    });
+  });
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    gatewayPassword,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}

@@ -1,0 +1,431 @@
+/**
+ * A simulated xiaozhi device that behaves like current firmware (device-protocol.md):
+ * MQTT to the broker, publishes every message to `device-server` at QoS 0 and never
+ * subscribes; hello v3, waits at most 10 s for the reply; UDP socket connected to the
+ * announced server; 16-byte header from the server's nonce; AES-128-CTR with the header
+ * as IV; sequence from 1 after each hello.
+ *
+ * And it checks everything it receives, as firmware would and stricter: exact datagram
+ * length, decryption, strictly increasing sequence, audio only while `tts start` is in
+ * force, every frame a valid Opus packet of 60 ms at the announced rate.
+ */
+import { createHmac, randomUUID } from "node:crypto";
+import { createSocket, type Socket } from "node:dgram";
+import { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
+import type { OpusEncoder as OpusCodec } from "@discordjs/opus";
+import mqtt, { type MqttClient } from "mqtt";
+import { openAudioPacket, sealAudioPacket } from "../../gateway/src/protocol/audio-packet.ts";
+import { parseUdpPacket } from "../../gateway/src/protocol/udp-packet.ts";
+import { FRAME_MS, type UpstreamClip, upstreamClip } from "./opus-frames.ts";
+
+const require = createRequire(import.meta.url);
+const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
+
+export type DeviceError =
+  | "hello_timeout"
+  | "bad_hello_reply"
+  | "udp_bad_length"
+  | "udp_wrong_connection"
+  | "udp_old_sequence"
+  | "audio_before_tts_start"
+  | "opus_decode_failed"
+  | "wrong_frame_size";
+
+export interface DeviceOptions {
+  readonly brokerUrl: string;
+  /** Default: `GID_test@@@<mac_underscored>@@@<uuid>` from `mac`. */
+  readonly clientId?: string;
+  /** Lowercase colon MAC; default derived from `index`. */
+  readonly mac?: string;
+  readonly index?: number;
+  /** With the OTA signing key, the device presents signed credentials (device-protocol.md 1.3). */
+  readonly signingKey?: string;
+  /** Decode every downstream frame (default) or only every Nth, to spare the load generator. */
+  readonly decodeEvery?: number;
+  readonly clip?: UpstreamClip;
+}
+
+export interface HelloReply {
+  readonly sessionId: string;
+  readonly server: string;
+  readonly port: number;
+  readonly key: Buffer;
+  readonly nonce: Buffer;
+  readonly sampleRate: number;
+  readonly frameDurationMs: number;
+}
+
+export interface DeviceStats {
+  helloLatencyMs: number[];
+  framesSent: number;
+  framesReceived: number;
+  /** Downstream frames that arrived with a sequence gap before them. */
+  sequenceGaps: number;
+  errors: Partial<Record<DeviceError, number>>;
+  /** Realtime-mode round trips: upstream frame k sent -> downstream frame k received. */
+  roundTripMs: number[];
+}
+
+export type DeviceMessage = Record<string, unknown> & { type?: string };
+
+export class SimulatedDevice extends EventEmitter {
+  readonly clientId: string;
+  readonly mac: string;
+  readonly stats: DeviceStats = {
+    helloLatencyMs: [],
+    framesSent: 0,
+    framesReceived: 0,
+    sequenceGaps: 0,
+    errors: {},
+    roundTripMs: [],
+  };
+  readonly #options: DeviceOptions;
+  readonly #clip: UpstreamClip;
+  #mqtt: MqttClient | undefined;
+  #udp: Socket | undefined;
+  #session: HelloReply | undefined;
+  #upSeq = 0;
+  #downSeq = 0;
+  #speaking = false;
+  #decoder: OpusCodec | undefined;
+  #clipPos = 0;
+  #ticker: NodeJS.Timeout | undefined;
+  #talkFramesLeft = 0;
+  #mode: "auto" | "manual" | "realtime" = "auto";
+  /** Send times of realtime-mode frames of the current turn, for round trips. */
+  #turnSent: number[] = [];
+  #turnReceived = 0;
+  readonly messages: DeviceMessage[] = [];
+
+  constructor(options: DeviceOptions) {
+    super();
+    this.#options = options;
+    const index = options.index ?? Math.floor(Math.random() * 0xffffff);
+    this.mac =
+      options.mac ??
+      [
+        "02",
+        "00",
+        ((index >> 16) & 0xff).toString(16).padStart(2, "0"),
+        ((index >> 8) & 0xff).toString(16).padStart(2, "0"),
+        (index & 0xff).toString(16).padStart(2, "0"),
+        "01",
+      ].join(":");
+    this.clientId = options.clientId ?? `GID_test@@@${this.mac.replaceAll(":", "_")}@@@${randomUUID()}`;
+    this.#clip = options.clip ?? upstreamClip(index % 8);
+  }
+
+  get session(): HelloReply | undefined {
+    return this.#session;
+  }
+
+  get speaking(): boolean {
+    return this.#speaking;
+  }
+
+  /** Connects to the broker (no SUBSCRIBE: the broker subscribes us, as for real firmware). */
+  async connect(): Promise<void> {
+    const username = Buffer.from(JSON.stringify({ ip: "127.0.0.1" })).toString("base64");
+    const password = this.#options.signingKey
+      ? createHmac("sha256", this.#options.signingKey).update(`${this.clientId}|${username}`).digest("base64")
+      : "unsigned";
+    const client = mqtt.connect(this.#options.brokerUrl, {
+      clientId: this.clientId,
+      username,
+      password,
+      clean: true,
+      keepalive: 240,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+    });
+    this.#mqtt = client;
+    client.on("message", (_topic, payload) => this.#onMessage(payload));
+    await new Promise<void>((resolve, reject) => {
+      client.once("connect", () => resolve());
+      client.once("error", reject);
+      client.once("close", () => reject(new Error("connection closed before CONNACK")));
+    });
+    client.removeAllListeners("error");
+    client.on("error", () => {});
+  }
+
+  /** Publishes any payload to `device-server`, as the firmware does. */
+  publishRaw(payload: string | Buffer): void {
+    this.#mqtt?.publish("device-server", payload, { qos: 0 });
+  }
+
+  send(message: DeviceMessage): void {
+    this.publishRaw(JSON.stringify(message));
+  }
+
+  /** hello v3 as current firmware sends it; resolves with the validated reply. */
+  async hello(timeoutMs = 10_000): Promise<HelloReply> {
+    this.#stopTicker();
+    this.#session = undefined;
+    this.#speaking = false;
+    const started = performance.now();
+    const reply = this.waitForMessage((m) => m.type === "hello", timeoutMs);
+    this.send({
+      type: "hello",
+      version: 3,
+      features: { mcp: true },
+      transport: "udp",
+      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
+    });
+    let msg: DeviceMessage;
+    try {
+      msg = await reply;
+    } catch (err) {
+      this.#count("hello_timeout");
+      throw err;
+    }
+    const parsed = parseHelloReply(msg);
+    if (!parsed) {
+      this.#count("bad_hello_reply");
+      throw new Error(`bad hello reply: ${JSON.stringify(msg)}`);
+    }
+    this.stats.helloLatencyMs.push(performance.now() - started);
+    // Firmware resets both sequences whenever it accepts a server hello.
+    this.#session = parsed;
+    this.#upSeq = 0;
+    this.#downSeq = 0;
+    this.#decoder = new OpusEncoder(parsed.sampleRate, 1);
+    await this.#openUdp(parsed);
+    return parsed;
+  }
+
+  listen(mode: "auto" | "manual" | "realtime"): void {
+    this.#mode = mode;
+    this.send({ session_id: this.#session?.sessionId ?? "", type: "listen", state: "start", mode });
+  }
+
+  /**
+   * Streams `ms` of speech at real-time pace, then (auto/manual) silence while listening,
+   * as the microphone would. Stops on `stopTalking()`, goodbye or close.
+   */
+  talk(ms: number): void {
+    this.#talkFramesLeft = Math.ceil(ms / FRAME_MS);
+    this.#turnSent = [];
+    this.#turnReceived = 0;
+    if (this.#ticker) return;
+    this.#ticker = setInterval(() => this.#tick(), FRAME_MS);
+  }
+
+  stopTalking(): void {
+    this.#stopTicker();
+  }
+
+  /** Sends one upstream audio frame now (tests use it to step through sequences). */
+  sendFrame(opus: Buffer = this.#nextFrame(true)): Buffer {
+    const s = this.#session;
+    if (!s || !this.#udp) throw new Error("no audio channel: call hello() first");
+    this.#upSeq++;
+    const datagram = sealAudioPacket(
+      s.key,
+      { connectionId: s.nonce.readUInt32BE(4), timestamp: 0, sequence: this.#upSeq },
+      opus,
+    );
+    this.#udp.send(datagram);
+    this.stats.framesSent++;
+    if (this.#mode === "realtime") this.#turnSent.push(performance.now());
+    return datagram;
+  }
+
+  /** The UDP socket's own port (to forge packets from elsewhere in tests). */
+  get udpLocalPort(): number | undefined {
+    return this.#udp?.address().port;
+  }
+
+  /** Closes the audio channel as the user would: UDP first, then goodbye (firmware order). */
+  async goodbye(): Promise<void> {
+    this.#stopTicker();
+    await this.#closeUdp();
+    if (this.#session) this.send({ session_id: this.#session.sessionId, type: "goodbye" });
+    this.#session = undefined;
+  }
+
+  waitForMessage(predicate: (m: DeviceMessage) => boolean, timeoutMs = 10_000): Promise<DeviceMessage> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: DeviceMessage) => {
+        if (!predicate(m)) return;
+        clearTimeout(timer);
+        this.off("message", onMessage);
+        resolve(m);
+      };
+      const timer = setTimeout(() => {
+        this.off("message", onMessage);
+        reject(new Error(`${this.clientId}: no matching message within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on("message", onMessage);
+    });
+  }
+
+  /** Resolves after `count` downstream frames passed every check. */
+  waitForAudio(count: number, timeoutMs = 10_000): Promise<void> {
+    const target = this.stats.framesReceived + count;
+    return new Promise((resolve, reject) => {
+      const onAudio = () => {
+        if (this.stats.framesReceived < target) return;
+        clearTimeout(timer);
+        this.off("audio", onAudio);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.off("audio", onAudio);
+        reject(
+          new Error(`${this.clientId}: ${this.stats.framesReceived}/${target} frames within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      this.on("audio", onAudio);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#stopTicker();
+    await this.#closeUdp();
+    const client = this.#mqtt;
+    this.#mqtt = undefined;
+    if (client) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+  }
+
+  /** Drops the MQTT connection without DISCONNECT (power loss, network gone). */
+  async vanish(): Promise<void> {
+    this.#stopTicker();
+    await this.#closeUdp();
+    (this.#mqtt as unknown as { stream?: { destroy(): void } } | undefined)?.stream?.destroy();
+    const client = this.#mqtt;
+    this.#mqtt = undefined;
+    if (client) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+  }
+
+  #onMessage(payload: Buffer): void {
+    let msg: DeviceMessage;
+    try {
+      msg = JSON.parse(payload.toString("utf8")) as DeviceMessage;
+    } catch {
+      return; // firmware drops non-JSON
+    }
+    if (typeof msg.type !== "string") return; // and messages without a string type
+    this.messages.push(msg);
+    if (msg.type === "tts" && msg.state === "start") this.#speaking = true;
+    if (msg.type === "tts" && msg.state === "stop") {
+      this.#speaking = false;
+      // Auto mode: the firmware goes back to listening and says so.
+      if (this.#mode === "auto" && this.#session) this.listen("auto");
+    }
+    if (msg.type === "goodbye" && this.#session && msg.session_id === this.#session.sessionId) {
+      // Firmware closes its channel without a goodbye of its own.
+      this.#stopTicker();
+      void this.#closeUdp();
+      this.#session = undefined;
+      this.#speaking = false;
+    }
+    this.emit("message", msg);
+  }
+
+  #tick(): void {
+    if (!this.#session) return this.#stopTicker();
+    // Half duplex: while the device plays (Speaking), auto/manual send nothing.
+    if (this.#speaking && this.#mode !== "realtime") return;
+    if (this.#talkFramesLeft > 0) {
+      this.#talkFramesLeft--;
+      this.sendFrame(this.#nextFrame(true));
+    } else if (this.#mode === "realtime") {
+      this.#stopTicker();
+    } else {
+      this.sendFrame(this.#clip.silence);
+    }
+  }
+
+  #nextFrame(speech: boolean): Buffer {
+    if (!speech) return this.#clip.silence;
+    const frame = this.#clip.speech[this.#clipPos % this.#clip.speech.length] as Buffer;
+    this.#clipPos++;
+    return frame;
+  }
+
+  async #openUdp(reply: HelloReply): Promise<void> {
+    await this.#closeUdp();
+    const socket = createSocket("udp4");
+    socket.on("message", (d) => this.#onDatagram(d));
+    socket.on("error", () => {});
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.connect(reply.port, reply.server, () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    });
+    this.#udp = socket;
+  }
+
+  #onDatagram(datagram: Buffer): void {
+    const s = this.#session;
+    if (!s) return;
+    const parsed = parseUdpPacket(datagram);
+    if (!parsed.ok) return this.#count("udp_bad_length");
+    const { header } = parsed.packet;
+    if (header.connectionId !== s.nonce.readUInt32BE(4)) return this.#count("udp_wrong_connection");
+    if (header.sequence <= this.#downSeq) return this.#count("udp_old_sequence");
+    if (header.sequence !== this.#downSeq + 1) this.stats.sequenceGaps++;
+    this.#downSeq = header.sequence;
+    if (!this.#speaking) return this.#count("audio_before_tts_start");
+    const opus = openAudioPacket(s.key, parsed.packet);
+    const every = this.#options.decodeEvery ?? 1;
+    if (this.#decoder && header.sequence % every === 0) {
+      let pcm: Buffer;
+      try {
+        pcm = this.#decoder.decode(opus);
+      } catch {
+        return this.#count("opus_decode_failed");
+      }
+      const expected = (s.sampleRate * s.frameDurationMs) / 1000;
+      if (pcm.length !== expected * 2) return this.#count("wrong_frame_size");
+      this.emit("pcm", pcm);
+    }
+    this.stats.framesReceived++;
+    if (this.#mode === "realtime") {
+      const sentAt = this.#turnSent[this.#turnReceived++];
+      if (sentAt !== undefined) this.stats.roundTripMs.push(performance.now() - sentAt);
+    }
+    this.emit("audio");
+  }
+
+  #count(error: DeviceError): void {
+    this.stats.errors[error] = (this.stats.errors[error] ?? 0) + 1;
+    this.emit("device_error", error);
+  }
+
+  #stopTicker(): void {
+    if (this.#ticker) clearInterval(this.#ticker);
+    this.#ticker = undefined;
+  }
+
+  async #closeUdp(): Promise<void> {
+    const socket = this.#udp;
+    this.#udp = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+}
+
+/** What firmware requires of a hello reply (device-protocol.md section 2.3). */
+export function parseHelloReply(msg: DeviceMessage): HelloReply | undefined {
+  if (msg.type !== "hello" || msg.transport !== "udp") return undefined;
+  const udp = msg.udp as Record<string, unknown> | undefined;
+  if (!udp || typeof udp.server !== "string" || typeof udp.port !== "number") return undefined;
+  if (udp.port < 1 || udp.port > 65535) return undefined;
+  const hex32 = /^[0-9a-fA-F]{32}$/;
+  if (typeof udp.key !== "string" || !hex32.test(udp.key)) return undefined;
+  if (typeof udp.nonce !== "string" || !hex32.test(udp.nonce)) return undefined;
+  const audio = (msg.audio_params ?? {}) as Record<string, unknown>;
+  return {
+    sessionId: typeof msg.session_id === "string" ? msg.session_id : "",
+    server: udp.server,
+    port: udp.port,
+    key: Buffer.from(udp.key, "hex"),
+    nonce: Buffer.from(udp.nonce, "hex"),
+    sampleRate: typeof audio.sample_rate === "number" ? audio.sample_rate : 16000,
+    frameDurationMs: typeof audio.frame_duration === "number" ? audio.frame_duration : 60,
+  };
+}

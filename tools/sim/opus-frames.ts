@@ -1,0 +1,40 @@
+/**
+ * Real Opus frames for simulated devices, encoded once and shared: 16 kHz mono 60 ms, as
+ * the firmware sends. Encoding them up front keeps the load generator from being the
+ * bottleneck it is measuring.
+ */
+import { createRequire } from "node:module";
+import { SpeechSignal } from "./speech-signal.ts";
+
+const require = createRequire(import.meta.url);
+const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
+
+export const UP_RATE = 16000;
+export const UP_FRAME_SAMPLES = 960;
+export const FRAME_MS = 60;
+
+export interface UpstreamClip {
+  /** Speech-like frames (voiced words with short pauses). */
+  readonly speech: readonly Buffer[];
+  /** Frames of silence, as the firmware sends while the room is quiet. */
+  readonly silence: Buffer;
+}
+
+const cache = new Map<number, UpstreamClip>();
+
+/** `seconds` of speech-like Opus (cached per seed). */
+export function upstreamClip(seed = 1, seconds = 6): UpstreamClip {
+  const key = seed * 1000 + seconds;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const encoder = new OpusEncoder(UP_RATE, 1);
+  // The firmware's encoder settings are not ours to choose; libopus defaults are close.
+  const signal = new SpeechSignal({ sampleRate: UP_RATE, seed });
+  const speech: Buffer[] = [];
+  for (let i = 0; i < Math.ceil((seconds * 1000) / FRAME_MS); i++)
+    speech.push(encoder.encode(signal.next(UP_FRAME_SAMPLES)));
+  const silence = encoder.encode(Buffer.alloc(UP_FRAME_SAMPLES * 2));
+  const clip = { speech, silence };
+  cache.set(key, clip);
+  return clip;
+}
