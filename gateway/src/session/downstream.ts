@@ -19,6 +19,13 @@ export const DOWN_FRAME_BYTES = DOWN_FRAME_SAMPLES * 2;
 export const MAX_QUEUED_FRAMES = 10;
 /** Frames handed to the encoder and not yet sent. Keeps order cheap and latency low. */
 const MAX_ENCODING = 3;
+/**
+ * Firmware plays downstream audio only after `tts start` has put it in Speaking state,
+ * and that message travels gateway -> broker -> device over TCP while audio goes
+ * straight over UDP: sent together, the first frames can overtake it and be dropped.
+ * The first frame of each turn therefore waits this long after `tts start`.
+ */
+export const TTS_START_LEAD_MS = 40;
 
 export interface RemoteAddress {
   readonly address: string;
@@ -50,6 +57,8 @@ export class Downstream {
   #encoding = 0;
   #sequence = 0;
   #speaking = false;
+  #speakingSince = 0;
+  #leadTimer: NodeJS.Timeout | undefined;
   #ending = false;
   #closed = false;
   /** Bumped by abort/close: encodes started before it are discarded. */
@@ -77,6 +86,7 @@ export class Downstream {
     this.#ending = false;
     if (this.#speaking) return;
     this.#speaking = true;
+    this.#speakingSince = Date.now();
     this.#deps.sendTts("start", text);
   }
 
@@ -109,6 +119,7 @@ export class Downstream {
 
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#leadTimer);
     this.#epoch++;
     this.#queue = [];
     this.#framer.clear();
@@ -123,6 +134,14 @@ export class Downstream {
   }
 
   #pump(): void {
+    const lead = this.#speakingSince + TTS_START_LEAD_MS - Date.now();
+    if (lead > 0 && this.#queue.length > 0) {
+      this.#leadTimer ??= setTimeout(() => {
+        this.#leadTimer = undefined;
+        this.#pump();
+      }, lead);
+      return;
+    }
     while (this.#encoding < MAX_ENCODING && this.#queue.length > 0) {
       const frame = this.#queue.shift() as QueuedFrame;
       const epoch = this.#epoch;
