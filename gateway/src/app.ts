@@ -105,8 +105,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       },
       {
         message: (topic, payload) => gateway.handleBrokerMessage(topic, payload),
-        connected: () => {
-          broker?.publish(
+        connected: (client) => {
+          client.publish(
             presenceTopic,
             gateway.presencePayload(gateway.draining ? "draining" : "up", udpPort),
             true,

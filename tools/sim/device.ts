@@ -100,6 +100,8 @@ export class SimulatedDevice extends EventEmitter {
 
   constructor(options: DeviceOptions) {
     super();
+    // Tests and tools await several messages at once (hello reply, tts, goodbye).
+    this.setMaxListeners(100);
     this.#options = options;
     const index = options.index ?? Math.floor(Math.random() * 0xffffff);
     this.mac =
@@ -320,6 +322,7 @@ export class SimulatedDevice extends EventEmitter {
       void this.#closeUdp();
       this.#session = undefined;
       this.#speaking = false;
+      this.emit("server_goodbye", typeof msg.reason === "string" ? msg.reason : "");
     }
     this.emit("message", msg);
   }

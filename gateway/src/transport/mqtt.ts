@@ -16,8 +16,8 @@ export interface BrokerOptions {
 
 export interface BrokerEvents {
   message(topic: string, payload: Buffer): void;
-  /** Every (re)connect, after the subscriptions are in place. */
-  connected(): void;
+  /** Every (re)connect, after the subscriptions are in place (also the first, before `connect` resolves). */
+  connected(client: BrokerClient): void;
   disconnected(): void;
 }
 
@@ -73,7 +73,7 @@ export class BrokerClient {
             first = false;
             resolve(broker);
           }
-          events.connected();
+          events.connected(broker);
         });
       });
     });

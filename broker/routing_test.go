@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+const deviceID = "GID_test@@@a0_85_e3_f4_49_34@@@5f0c3a1e-0d7b-4c4e-9d55-2f1a6b0c9e11"
+
+func lifecycleReason(t *testing.T, m *paho.Publish) string {
+	t.Helper()
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(m.Payload, &body); err != nil {
+		t.Fatalf("lifecycle payload %q: %v", m.Payload, err)
+	}
+	return body.Reason
+}
+
+// Rules 1 and 2.
+func TestDevicePublishBecomesIngestWithIdenticalBytes(t *testing.T) {
+	b := startBroker(t, "")
+	s := newSpy(t, b)
+	gw := connectGateway(t, b, "gw-1", nil)
+	gw.subscribe(t, "ingest/+")
+	dev := connectDevice(t, b, deviceID)
+
+	payload := []byte("{\"type\":\"hello\",\"x\":\"\u00e9\"}\x00\xff raw bytes")
+	dev.publish(t, topicDeviceServer, payload, 0, false)
+	got := gw.expect(t, "ingest/"+deviceID)
+	if !bytes.Equal(got.Payload, payload) {
+		t.Fatalf("ingest payload = %q, want %q", got.Payload, payload)
+	}
+	if got.QoS != 0 || got.Retain {
+		t.Fatalf("ingest qos=%d retain=%v, want 0/false", got.QoS, got.Retain)
+	}
+
+	// A QoS 1 original is acknowledged normally and routed the same way.
+	dev.publish(t, topicDeviceServer, []byte("second"), 1, false)
+	if ack := dev.next(t, packets.Puback); ack.PacketID != 7 {
+		t.Fatalf("PUBACK for packet %d, want 7", ack.PacketID)
+	}
+	gw.expect(t, "ingest/"+deviceID)
+
+	// The broker handles a client's packets in order, so by the time it has routed the
+	// second message, it would have routed the original of the first one.
+	s.waitTopic(t, "ingest/"+deviceID)
+	s.waitTopic(t, "ingest/"+deviceID)
+	if s.routed(topicDeviceServer) {
+		t.Fatal("the original device-server message was routed")
+	}
+	if n := b.Stats().IngestRepublished; n != 2 {
+		t.Fatalf("ingest counter = %d, want 2", n)
+	}
+}
+
+// Rule 3.
+func TestDeviceReceivesP2PWithoutSubscribing(t *testing.T) {
+	b := startBroker(t, "")
+	gw := connectGateway(t, b, "gw-1", nil)
+	dev := connectDevice(t, b, deviceID)
+	const otherID = "GID_test@@@a0_85_e3_f4_49_35@@@other"
+	other := connectDevice(t, b, otherID)
+
+	gw.publish(t, "devices/p2p/"+deviceID, []byte(`{"type":"hello"}`), 0, false)
+	got := dev.expect(t, "devices/p2p/"+deviceID)
+	if string(got.Payload) != `{"type":"hello"}` {
+		t.Fatalf("payload = %q", got.Payload)
+	}
+	// The other device's first message must be its own: had it been sent the first one,
+	// that would have been queued ahead of this.
+	gw.publish(t, "devices/p2p/"+otherID, []byte("for-other"), 0, false)
+	if got := other.expect(t, "devices/p2p/"+otherID); string(got.Payload) != "for-other" {
+		t.Fatalf("payload = %q", got.Payload)
+	}
+}
+
+// Rule 4: a DISCONNECT packet is "normal", a dropped connection is "closed".
+func TestDisconnectAnnouncedNormalAndClosed(t *testing.T) {
+	b := startBroker(t, "")
+	gw := connectGateway(t, b, "gw-1", nil)
+	gw.subscribe(t, "lifecycle/disconnected/+")
+
+	dev := connectDevice(t, b, deviceID)
+	dev.disconnect(t)
+	if r := lifecycleReason(t, gw.expect(t, "lifecycle/disconnected/"+deviceID)); r != "normal" {
+		t.Fatalf("reason = %q, want normal", r)
+	}
+
+	dev = connectDevice(t, b, deviceID)
+	_ = dev.conn.Close()
+	if r := lifecycleReason(t, gw.expect(t, "lifecycle/disconnected/"+deviceID)); r != "closed" {
+		t.Fatalf("reason = %q, want closed", r)
+	}
+
+	// Gateways are not announced.
+	other := connectGateway(t, b, "gw-2", nil)
+	_ = other.Disconnect(&paho.Disconnect{})
+	gw.expectNone(t)
+}
+
+// Rules 4 and 11: a second connection with the same client id takes the first over.
+func TestTakeoverAnnouncedAndNewConnectionKeepsWorking(t *testing.T) {
+	b := startBroker(t, "")
+	gw := connectGateway(t, b, "gw-1", nil)
+	gw.subscribe(t, "lifecycle/#", "ingest/+")
+
+	first := connectDevice(t, b, deviceID)
+	second := connectDevice(t, b, deviceID)
+	first.expectClosed(t)
+	if r := lifecycleReason(t, gw.expect(t, "lifecycle/disconnected/"+deviceID)); r != "takenover" {
+		t.Fatalf("reason = %q, want takenover", r)
+	}
+
+	// The new connection still has its reply subscription and its messages still flow.
+	gw.publish(t, "devices/p2p/"+deviceID, []byte("to-second"), 0, false)
+	if got := second.expect(t, "devices/p2p/"+deviceID); string(got.Payload) != "to-second" {
+		t.Fatalf("payload = %q", got.Payload)
+	}
+	second.publish(t, topicDeviceServer, []byte("from-second"), 0, false)
+	if got := gw.expect(t, "ingest/"+deviceID); string(got.Payload) != "from-second" {
+		t.Fatalf("payload = %q", got.Payload)
+	}
+
+	second.disconnect(t)
+	if r := lifecycleReason(t, gw.expect(t, "lifecycle/disconnected/"+deviceID)); r != "normal" {
+		t.Fatalf("reason = %q, want normal", r)
+	}
+}
+
+// An MQTT 5 device that is taken over is told so with a DISCONNECT 0x8E.
+func TestTakeoverSendsV5Disconnect(t *testing.T) {
+	b := startBroker(t, "")
+	first, _, err := dialV5(t, b.addr, deviceID, v5Options{username: "device"})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if _, _, err := dialV5(t, b.addr, deviceID, v5Options{username: "device"}); err != nil {
+		t.Fatalf("second connect: %v", err)
+	}
+	select {
+	case d := <-first.disc:
+		if d.ReasonCode != packets.ErrSessionTakenOver.Code {
+			t.Fatalf("DISCONNECT reason 0x%02x, want 0x8e", d.ReasonCode)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("first connection got no DISCONNECT")
+	}
+}
+
+// Rule 5: each device message goes to exactly one member of the share group.
+func TestSharedSubscriptionDeliversEachMessageOnce(t *testing.T) {
+	b := startBroker(t, "")
+	gws := []*v5Client{connectGateway(t, b, "gw-a", nil), connectGateway(t, b, "gw-b", nil)}
+	for _, gw := range gws {
+		if ack := gw.subscribe(t, "$share/gateway/ingest/+", "gateway/done"); ack.Reasons[0] >= 0x80 {
+			t.Fatalf("shared subscribe refused: 0x%02x", ack.Reasons[0])
+		}
+	}
+	dev := connectDevice(t, b, deviceID)
+
+	const n = 40
+	for i := range n {
+		dev.publish(t, topicDeviceServer, fmt.Appendf(nil, "m%d", i), 0, false)
+	}
+	seen := map[string]int{}
+	perGateway := make([]int, len(gws))
+	deadline := time.After(waitFor)
+	for len(seen) < n {
+		select {
+		case m := <-gws[0].msgs:
+			seen[string(m.Payload)]++
+			perGateway[0]++
+		case m := <-gws[1].msgs:
+			seen[string(m.Payload)]++
+			perGateway[1]++
+		case <-deadline:
+			t.Fatalf("got %d of %d messages", len(seen), n)
+		}
+	}
+	// Any duplicate was queued together with its first copy, so it would arrive before
+	// this marker, published only now.
+	connectGateway(t, b, "gw-marker", nil).publish(t, "gateway/done", []byte("x"), 0, false)
+	for i, gw := range gws {
+		for done := false; !done; {
+			select {
+			case m := <-gw.msgs:
+				if m.Topic == "gateway/done" {
+					done = true
+					continue
+				}
+				seen[string(m.Payload)]++
+				perGateway[i]++
+			case <-time.After(waitFor):
+				t.Fatalf("gateway %d got no marker", i)
+			}
+		}
+	}
+	for p, c := range seen {
+		if c != 1 {
+			t.Fatalf("message %s delivered %d times", p, c)
+		}
+	}
+	if perGateway[0] == 0 || perGateway[1] == 0 {
+		t.Fatalf("one gateway got everything: %v", perGateway)
+	}
+}
+
+// Gateway presence: retained, and cleared by the will when the gateway dies.
+func TestRetainedPresenceClearedByWillOnAbruptDisconnect(t *testing.T) {
+	b := startBroker(t, "")
+	const presence = "gateway/presence/gw-1"
+	gw1 := connectGateway(t, b, "gw-1", &paho.WillMessage{Topic: presence, Retain: true})
+	gw1.publish(t, presence, []byte(`{"bootId":"b1","state":"up","udpPort":8884}`), 0, true)
+
+	gw2 := connectGateway(t, b, "gw-2", nil)
+	gw2.subscribe(t, "gateway/#")
+	got := gw2.expect(t, presence)
+	if !got.Retain || string(got.Payload) != `{"bootId":"b1","state":"up","udpPort":8884}` {
+		t.Fatalf("retained presence: retain=%v payload=%q", got.Retain, got.Payload)
+	}
+
+	_ = gw1.conn.Close() // no DISCONNECT: the will fires
+	if got := gw2.expect(t, presence); len(got.Payload) != 0 {
+		t.Fatalf("will payload = %q, want empty", got.Payload)
+	}
+	if kept := b.srv.Topics.Messages(presence); len(kept) != 0 {
+		t.Fatalf("presence still retained: %q", kept[0].Payload)
+	}
+}
+
+// Rapid takeovers: each newest connection must stay registered and subscribed, which
+// depends on how the old connection's cleanup interleaves with the takeover.
+func TestRepeatedTakeoverKeepsNewestConnectionRouted(t *testing.T) {
+	b := startBroker(t, "")
+	gw := connectGateway(t, b, "gw-1", nil)
+	gw.subscribe(t, "lifecycle/#")
+	prev := connectDevice(t, b, deviceID)
+	for i := range 30 {
+		next := connectDevice(t, b, deviceID)
+		prev.expectClosed(t)
+		if r := lifecycleReason(t, gw.expect(t, "lifecycle/disconnected/"+deviceID)); r != "takenover" {
+			t.Fatalf("round %d: reason = %q, want takenover", i, r)
+		}
+		payload := fmt.Appendf(nil, "round-%d", i)
+		gw.publish(t, "devices/p2p/"+deviceID, payload, 0, false)
+		if got := next.expect(t, "devices/p2p/"+deviceID); !bytes.Equal(got.Payload, payload) {
+			t.Fatalf("round %d: payload %q", i, got.Payload)
+		}
+		prev = next
+	}
+}
