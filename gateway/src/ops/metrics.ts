@@ -59,6 +59,10 @@ export class GatewayMetrics {
   readonly framesUp: Counter;
   readonly framesDown: Counter;
   readonly sessionsOpened: Counter;
+  /** Device messages handled by the owning session, by type. */
+  readonly deviceMessages: Counter<"type">;
+  /** Device messages passed to the owning instance (owner routing). */
+  readonly forwarded: Counter;
   readonly sessions: Gauge;
   readonly sessionAlert: Gauge;
   readonly helloReply: Summary;
@@ -97,6 +101,17 @@ export class GatewayMetrics {
     this.sessionsOpened = new Counter({
       name: "gateway_sessions_opened_total",
       help: "Sessions opened by a hello",
+      registers: r,
+    });
+    this.deviceMessages = new Counter({
+      name: "gateway_device_messages_total",
+      help: "Device messages handled by their owning session, by type",
+      labelNames: ["type"],
+      registers: r,
+    });
+    this.forwarded = new Counter({
+      name: "gateway_forwarded_total",
+      help: "Device messages forwarded to the owning instance",
       registers: r,
     });
     this.sessions = new Gauge({ name: "gateway_sessions", help: "Live device sessions", registers: r });

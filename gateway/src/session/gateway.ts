@@ -125,6 +125,7 @@ export class Gateway {
     if (!session || (message.sessionId !== undefined && message.sessionId !== session.sessionId)) {
       return this.#stale(clientIdRaw, message.sessionId);
     }
+    this.#o.metrics.deviceMessages.inc({ type: message.type });
     session.handleMessage(message);
   }
 
@@ -222,6 +223,7 @@ export class Gateway {
   }
 
   #forward(instanceId: number, clientId: string, payload: Buffer): void {
+    this.#o.metrics.forwarded.inc();
     this.#o.ports.publish(
       `${FORWARD_PREFIX}${instanceId}`,
       JSON.stringify({ clientId, payload: payload.toString("utf8") }),

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# First boot of the API droplet, run once by cloud-init (runcmd) as root, after cloud-init
+# wrote everything this script uses:
+#   /etc/voice-fleet/api-bootstrap.env   release URLs and checksums, versions, port, domain
+#   /etc/manager-api/api.env             manager-api's environment (0600 api): DATABASE_URL,
+#                                        MQTT endpoint (the gateway's reserved IP), signing key
+#   /etc/voice-fleet/release-token       optional bearer token for private artifacts
+#   /etc/nginx/sites-available/manager   nginx: manager-web static build + the API proxy
+# Output: /var/log/cloud-init-output.log; `cloud-init status --long` says if it failed.
+set -euo pipefail
+# shellcheck source=/dev/null
+source /usr/local/lib/voice-fleet/lib.sh
+# shellcheck source=/dev/null
+source /etc/voice-fleet/api-bootstrap.env
+trap 'log "FAILED at line $LINENO"; touch /var/lib/voice-fleet/bootstrap.failed' ERR
+install -d -m 0755 /var/lib/voice-fleet
+
+# Downloads a release artifact and checks its SHA-256: fetch URL SHA256 OUT
+fetch() {
+  local url=$1 sha=$2 out=$3 auth=()
+  if [[ -s /etc/voice-fleet/release-token ]]; then
+    auth=(-H "Authorization: Bearer $(cat /etc/voice-fleet/release-token)")
+  fi
+  retry 5 5 curl -fsSL "${auth[@]}" -o "$out" "$url"
+  echo "${sha}  ${out}" | sha256sum -c - >/dev/null || { log "checksum mismatch for ${url}"; return 1; }
+}
+
+# Unpacks a .tar.gz into DEST; if it holds one folder that has MARKER, that folder's
+# content becomes DEST: unpack ARCHIVE DEST MARKER
+unpack() {
+  local archive=$1 dest=$2 marker=$3 tmp
+  tmp=$(mktemp -d)
+  tar -xzf "$archive" -C "$tmp"
+  local root=$tmp
+  if [[ ! -e "$tmp/$marker" ]]; then
+    root=$(dirname "$(find "$tmp" -mindepth 2 -maxdepth 2 -name "$marker" | head -n 1)")
+    [[ -e "$root/$marker" ]] || { log "no ${marker} in ${archive}"; return 1; }
+  fi
+  rm -rf "$dest"
+  install -d "$(dirname "$dest")"
+  mv "$root" "$dest"
+  rm -rf "$tmp"
+}
+
+# 1. Node and PM2, nginx.
+install_node_and_pm2 "$NODE_MAJOR" "$PM2_VERSION"
+
+# 2. manager-api from its release artifact, run by user api under PM2.
+fetch "$API_RELEASE_URL" "$API_RELEASE_SHA256" /tmp/manager-api.tar.gz
+unpack /tmp/manager-api.tar.gz /opt/manager-api package.json
+chown -R api:api /opt/manager-api
+cd /opt/manager-api
+if [[ -f package-lock.json ]]; then
+  retry 3 10 as_user api /home/api npm ci --omit=dev --no-audit --no-fund
+fi
+as_user api /home/api pm2 start "/opt/manager-api/${API_ENTRY}" --name manager-api \
+  --node-args="--env-file=/etc/manager-api/api.env" --kill-timeout 10000 --time
+pm2_logrotate api /home/api "$PM2_LOGROTATE_VERSION"
+pm2_hand_to_systemd api /home/api
+
+# 3. manager-web's static build behind nginx, which also proxies the API paths.
+fetch "$WEB_RELEASE_URL" "$WEB_RELEASE_SHA256" /tmp/manager-web.tar.gz
+unpack /tmp/manager-web.tar.gz /var/www/manager-web index.html
+chown -R root:root /var/www/manager-web
+chmod -R a+rX /var/www/manager-web
+rm -f /etc/voice-fleet/release-token /tmp/manager-api.tar.gz /tmp/manager-web.tar.gz
+ln -sf /etc/nginx/sites-available/manager /etc/nginx/sites-enabled/manager
+rm -f /etc/nginx/sites-enabled/default
+nginx -t
+systemctl enable nginx
+systemctl reload-or-restart nginx
+
+# 4. TLS when a domain is configured and already points here. Plain HTTP stays on:
+#    devices fetch the OTA over HTTP, so there is no redirect.
+if [[ -n "${DOMAIN:-}" ]]; then
+  if retry 3 20 certbot --nginx --non-interactive --agree-tos --no-redirect -m "$ALERT_EMAIL" -d "$DOMAIN"; then
+    log "TLS certificate installed for ${DOMAIN}"
+  else
+    log "no TLS yet for ${DOMAIN}: point its A record here, then run: certbot --nginx --no-redirect -d ${DOMAIN}"
+  fi
+fi
+
+wait_tcp 127.0.0.1 "$API_PORT" 120 || log "manager-api does not listen on ${API_PORT}: pm2 logs manager-api"
+touch /var/lib/voice-fleet/bootstrap.done
+log "done"

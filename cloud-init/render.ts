@@ -1,0 +1,319 @@
+/**
+ * Renders the cloud-config user data of both droplets. The one renderer that infra
+ * (`pulumi up`, `npm run plan`) and the tests share: what the tests check is what
+ * DigitalOcean receives.
+ *
+ * The static parts (EMQX config and ACL, first-boot scripts, sysctls, the EMQX unit) are
+ * files next to this one, shipped byte for byte; this module only adds the values of the
+ * stack (secrets, the reserved IP, versions) and the gateway bundle. Files travel in
+ * `write_files`, gzip+base64 when that is smaller, so the bundle fits DigitalOcean's
+ * 64 KiB user-data limit.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { stringify } from "yaml";
+import { type EcosystemOptions, renderEcosystem } from "../deploy/ecosystem.ts";
+import { type BundleFile, INSTALL_DIR } from "./bundle.ts";
+
+export { type BundleFile, extractBundle, INSTALL_DIR, readDistBundle, readUserDataFiles } from "./bundle.ts";
+
+/** DigitalOcean refuses user data over 64 KiB. */
+export const USER_DATA_LIMIT = 64 * 1024;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const asset = (rel: string): Buffer => readFileSync(path.join(here, rel));
+
+/** Versions installed on both droplets: PM2 as pinned in package.json, so boxes match the local box. */
+export const PINNED = {
+  pm2: (
+    JSON.parse(readFileSync(path.join(here, "..", "package.json"), "utf8")) as {
+      devDependencies: Record<string, string>;
+    }
+  ).devDependencies.pm2 as string,
+  pm2Logrotate: "3.0.0",
+};
+
+export interface GatewaySecrets {
+  readonly mqttPassword: string;
+  readonly mqttSigningKey: string;
+  readonly emqxDashboardPassword: string;
+  readonly livekitApiKey?: string | undefined;
+  readonly livekitApiSecret?: string | undefined;
+}
+
+export interface GatewayUserDataInput {
+  /** The reserved IP: the UDP address the gateways tell devices. */
+  readonly publicHost: string;
+  readonly ecosystem: EcosystemOptions;
+  readonly bundle: readonly BundleFile[];
+  readonly emqxImage: string;
+  readonly nodeMajor: number;
+  readonly logLevel: string;
+  readonly livekitUrl?: string | undefined;
+  readonly secrets: GatewaySecrets;
+}
+
+export interface ApiUserDataInput {
+  readonly mqttHost: string;
+  readonly databaseUrl: string;
+  readonly mqttSigningKey: string;
+  readonly releaseToken?: string | undefined;
+  readonly apiRelease: { readonly url: string; readonly sha256: string };
+  readonly webRelease: { readonly url: string; readonly sha256: string };
+  readonly apiEntry: string;
+  readonly apiPort: number;
+  readonly apiProxyPaths: readonly string[];
+  readonly domain?: string | undefined;
+  readonly alertEmail: string;
+  readonly nodeMajor: number;
+}
+
+interface FileSpec {
+  readonly path: string;
+  readonly content: string | Buffer;
+  readonly owner?: string;
+  readonly permissions?: string;
+  /** Written after users exist (cloud-init's final stage), for files owned by our users. */
+  readonly defer?: boolean;
+}
+
+const LIB = { path: "/usr/local/lib/voice-fleet/lib.sh", content: asset("common/lib.sh") };
+
+export function renderGatewayUserData(input: GatewayUserDataInput): string {
+  const s = input.secrets;
+  const gatewayEnv = envFile([
+    ["PUBLIC_HOST", input.publicHost],
+    ["MQTT_URL", "mqtt://127.0.0.1:1883"],
+    ["MQTT_USERNAME", "gateway"],
+    ["MQTT_PASSWORD", s.mqttPassword],
+    ["MQTT_SIGNING_KEY", s.mqttSigningKey],
+    ["LOG_LEVEL", input.logLevel],
+    ["LIVEKIT_URL", input.livekitUrl],
+    ["LIVEKIT_API_KEY", s.livekitApiKey],
+    ["LIVEKIT_API_SECRET", s.livekitApiSecret],
+  ]);
+  const settings = envFile(
+    [
+      ["EMQX_IMAGE", input.emqxImage],
+      ["NODE_MAJOR", String(input.nodeMajor)],
+      ["PM2_VERSION", PINNED.pm2],
+      ["PM2_LOGROTATE_VERSION", PINNED.pm2Logrotate],
+      ["INSTALL_DIR", INSTALL_DIR],
+      ["INSTANCES", String(input.ecosystem.instances)],
+      ["FIRST_HEALTH_PORT", String(input.ecosystem.firstHealthPort)],
+    ],
+    { quote: true },
+  );
+  const gw = { owner: "gateway:gateway", defer: true };
+  const files: FileSpec[] = [
+    LIB,
+    {
+      path: "/usr/local/sbin/voice-gateway-bootstrap",
+      content: asset("gateway/bootstrap.sh"),
+      permissions: "0755",
+    },
+    { path: "/etc/voice-gateway/bootstrap.env", content: settings },
+    { path: "/etc/voice-gateway/gateway.env", content: gatewayEnv, permissions: "0600", ...gw },
+    { path: "/etc/sysctl.d/60-voice-gateway.conf", content: asset("gateway/sysctl.conf") },
+    { path: "/etc/security/limits.d/60-voice-gateway.conf", content: asset("gateway/limits.conf") },
+    { path: "/etc/systemd/system/emqx.service", content: asset("emqx/emqx.service") },
+    { path: "/etc/emqx/emqx.conf", content: asset("emqx/emqx.conf") },
+    { path: "/etc/emqx/acl.conf", content: asset("emqx/acl.conf") },
+    {
+      path: "/etc/emqx/auth-built-in-db-bootstrap.csv",
+      content: `user_id,password,is_superuser\ngateway,${s.mqttPassword},false\n`,
+      owner: "emqx:emqx",
+      permissions: "0600",
+      defer: true,
+    },
+    {
+      path: "/etc/emqx/emqx.env",
+      content: envFile([
+        ["EMQX_NODE__NAME", "emqx@127.0.0.1"],
+        ["EMQX_DASHBOARD__DEFAULT_PASSWORD", s.emqxDashboardPassword],
+      ]),
+      permissions: "0600",
+    },
+    { path: `${INSTALL_DIR}/ecosystem.config.cjs`, content: renderEcosystem(input.ecosystem), ...gw },
+    ...input.bundle.map((f) => ({ path: `${INSTALL_DIR}/${f.path}`, content: f.content, ...gw })),
+  ];
+  return cloudConfig({
+    users: [
+      // uid 1000 is the user EMQX runs as inside its image: the host user of that uid
+      // owns EMQX's data and secret files, and nobody else gets the uid.
+      { name: "emqx", uid: 1000, shell: "/usr/sbin/nologin", lock_passwd: true, no_create_home: true },
+      { name: "gateway", uid: 1001, shell: "/bin/bash", lock_passwd: true, homedir: "/home/gateway" },
+    ],
+    packages: ["docker.io", "build-essential", "python3", "curl", "ca-certificates", "gnupg"],
+    files,
+    runcmd: [["bash", "/usr/local/sbin/voice-gateway-bootstrap"]],
+  });
+}
+
+export function renderApiUserData(input: ApiUserDataInput): string {
+  const api = { owner: "api:api", defer: true };
+  const settings = envFile(
+    [
+      ["NODE_MAJOR", String(input.nodeMajor)],
+      ["PM2_VERSION", PINNED.pm2],
+      ["PM2_LOGROTATE_VERSION", PINNED.pm2Logrotate],
+      ["API_RELEASE_URL", input.apiRelease.url],
+      ["API_RELEASE_SHA256", input.apiRelease.sha256],
+      ["WEB_RELEASE_URL", input.webRelease.url],
+      ["WEB_RELEASE_SHA256", input.webRelease.sha256],
+      ["API_ENTRY", input.apiEntry],
+      ["API_PORT", String(input.apiPort)],
+      ["DOMAIN", input.domain ?? ""],
+      ["ALERT_EMAIL", input.alertEmail],
+    ],
+    { quote: true },
+  );
+  const apiEnv = envFile([
+    ["NODE_ENV", "production"],
+    ["PORT", String(input.apiPort)],
+    ["DATABASE_URL", input.databaseUrl],
+    ["MQTT_HOST", input.mqttHost],
+    ["MQTT_PORT", "1883"],
+    ["MQTT_ENDPOINT", `${input.mqttHost}:1883`],
+    ["MQTT_SIGNING_KEY", input.mqttSigningKey],
+  ]);
+  const files: FileSpec[] = [
+    LIB,
+    { path: "/usr/local/sbin/api-bootstrap", content: asset("api/bootstrap.sh"), permissions: "0755" },
+    { path: "/etc/voice-fleet/api-bootstrap.env", content: settings },
+    { path: "/etc/manager-api/api.env", content: apiEnv, permissions: "0600", ...api },
+    { path: "/etc/nginx/sites-available/manager", content: nginxSite(input) },
+  ];
+  if (input.releaseToken) {
+    files.push({ path: "/etc/voice-fleet/release-token", content: input.releaseToken, permissions: "0600" });
+  }
+  const packages = ["nginx", "build-essential", "python3", "curl", "ca-certificates", "gnupg"];
+  if (input.domain) packages.push("certbot", "python3-certbot-nginx");
+  return cloudConfig({
+    users: [{ name: "api", shell: "/bin/bash", lock_passwd: true, homedir: "/home/api" }],
+    packages,
+    files,
+    runcmd: [["bash", "/usr/local/sbin/api-bootstrap"]],
+  });
+}
+
+/** nginx: manager-web's static build, the API paths proxied to manager-api. */
+export function nginxSite(input: Pick<ApiUserDataInput, "apiPort" | "apiProxyPaths" | "domain">): string {
+  const proxies = input.apiProxyPaths.map((p) =>
+    [
+      `    location ${p} {`,
+      `        proxy_pass http://127.0.0.1:${input.apiPort};`,
+      "        proxy_http_version 1.1;",
+      "        proxy_set_header Host $host;",
+      "        proxy_set_header X-Real-IP $remote_addr;",
+      "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+      "        proxy_set_header X-Forwarded-Proto $scheme;",
+      "        proxy_read_timeout 60s;",
+      "    }",
+    ].join("\n"),
+  );
+  return [
+    "# Written by cloud-init (cloud-init/render.ts). certbot adds TLS here when a domain is set.",
+    "server {",
+    "    listen 80 default_server;",
+    "    listen [::]:80 default_server;",
+    `    server_name ${input.domain ?? "_"};`,
+    "    root /var/www/manager-web;",
+    "    index index.html;",
+    "    client_max_body_size 10m;",
+    "",
+    ...proxies,
+    "",
+    "    location / {",
+    "        try_files $uri $uri/ /index.html;",
+    "    }",
+    "}",
+    "",
+  ].join("\n");
+}
+
+/** Fails with a clear message when user data is over DigitalOcean's 64 KiB. */
+export function assertUserDataFits(userData: string, what: string): void {
+  const size = Buffer.byteLength(userData, "utf8");
+  if (size > USER_DATA_LIMIT) {
+    throw new Error(
+      `${what} user data is ${size} bytes, over DigitalOcean's limit of ${USER_DATA_LIMIT} bytes (64 KiB). ` +
+        "The compressed gateway bundle is most of it: shrink dist/ (minify in scripts/build.ts, drop unused code) " +
+        "or deliver the bundle another way (docs/architecture.md section 5). Nothing was created.",
+    );
+  }
+}
+
+/** `KEY=VALUE` lines; `quote` for files bash sources and systemd reads (values in single quotes). */
+export function envFile(
+  entries: readonly (readonly [string, string | undefined])[],
+  opts = { quote: false },
+): string {
+  const lines: string[] = [];
+  for (const [key, value] of entries) {
+    if (value === undefined) continue;
+    if (/[\r\n\0]/.test(value) || (opts.quote && value.includes("'"))) {
+      throw new Error(`env file: the value of ${key} holds a character it may not`);
+    }
+    lines.push(opts.quote ? `${key}='${value}'` : `${key}=${value}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+interface CloudConfigParts {
+  readonly users: readonly Record<string, unknown>[];
+  readonly packages: readonly string[];
+  readonly files: readonly FileSpec[];
+  readonly runcmd: readonly (readonly string[])[];
+}
+
+function cloudConfig(parts: CloudConfigParts): string {
+  const doc = {
+    // Root keeps the SSH keys DigitalOcean injects (the firewall admits SSH from admin CIDRs only).
+    disable_root: false,
+    ssh_pwauth: false,
+    users: parts.users,
+    package_update: true,
+    packages: parts.packages,
+    write_files: parts.files.map(writeFileEntry),
+    runcmd: parts.runcmd,
+  };
+  return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
+}
+
+function writeFileEntry(f: FileSpec): Record<string, unknown> {
+  const raw = typeof f.content === "string" ? Buffer.from(f.content, "utf8") : f.content;
+  const packed = gzip(raw).toString("base64");
+  const entry: Record<string, unknown> = { path: f.path };
+  if (packed.length < raw.length && raw.length > 0) {
+    entry.encoding = "gz+b64";
+    entry.content = packed;
+  } else if (isPlainText(raw)) {
+    entry.content = raw.toString("utf8");
+  } else {
+    entry.encoding = "b64";
+    entry.content = raw.toString("base64");
+  }
+  entry.owner = f.owner ?? "root:root";
+  entry.permissions = f.permissions ?? "0644";
+  if (f.defer) entry.defer = true;
+  return entry;
+}
+
+/**
+ * gzip with a fixed header: no mtime, OS byte "Unix", so the same input gives the same
+ * user data on every machine zlib compresses alike (a changed user data replaces the droplet).
+ */
+function gzip(data: Buffer): Buffer {
+  const out = gzipSync(data, { level: 9 });
+  out.writeUInt32LE(0, 4);
+  out[9] = 3;
+  return out;
+}
+
+function isPlainText(buf: Buffer): boolean {
+  const text = buf.toString("utf8");
+  return Buffer.from(text, "utf8").equals(buf) && !/[\0\r]/.test(text);
+}

@@ -1,0 +1,221 @@
+/**
+ * The rendered user data, as DigitalOcean would receive it: valid for cloud-init, under
+ * 64 KiB, N gateway instances with unique ports, the same ecosystem file and bundle the
+ * local box runs, secrets only where they belong.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, describe, test } from "node:test";
+import { parse } from "yaml";
+import { DEFAULT_ECOSYSTEM } from "../../deploy/ecosystem.ts";
+import { extractBundle, INSTALL_DIR, readUserDataFiles, USER_DATA_LIMIT } from "../render.ts";
+import { DIST, SECRETS, sampleApiUserData, sampleGatewayUserData } from "./sample.ts";
+
+const work = mkdtempSync(path.join(tmpdir(), "user-data-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function cloudInitSchema(userData: string, name: string): void {
+  const file = path.join(work, `${name}.yaml`);
+  writeFileSync(file, userData);
+  const res = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
+  if (res.error) {
+    assert.fail(
+      `cloud-init is needed for this test (${res.error.message}): apt-get install -y cloud-init ` +
+        "(listed in .ci/apt-packages.txt)",
+    );
+  }
+  assert.equal(res.status, 0, `cloud-init schema rejected ${name}:\n${res.stdout}${res.stderr}`);
+  assert.match(res.stdout, /Valid cloud-config/);
+}
+
+function distFiles(dir: string, prefix = ""): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const rel = prefix ? `${prefix}/${name}` : name;
+    return statSync(path.join(dir, name)).isDirectory() ? distFiles(path.join(dir, name), rel) : [rel];
+  });
+}
+
+describe("gateway user data", () => {
+  const userData = sampleGatewayUserData();
+  const files = readUserDataFiles(userData);
+
+  test("passes `cloud-init schema`", () => cloudInitSchema(userData, "gateway"));
+
+  test("stays under DigitalOcean's 64 KiB", () => {
+    assert.ok(Buffer.byteLength(userData) < USER_DATA_LIMIT, `${Buffer.byteLength(userData)} bytes`);
+  });
+
+  test("renders the same bytes every time (a changed user data replaces the droplet)", () => {
+    assert.equal(sampleGatewayUserData(), userData);
+  });
+
+  test("holds exactly N gateway instances with unique ports", () => {
+    for (const instances of [1, 4, 6]) {
+      const dir = mkdtempSync(path.join(work, `eco-${instances}-`));
+      extractBundle(sampleGatewayUserData({ ecosystem: { ...DEFAULT_ECOSYSTEM, instances } }), dir);
+      const { apps } = createRequire(import.meta.url)(path.join(dir, "ecosystem.config.cjs")) as {
+        apps: { name: string; kill_timeout: number; env: Record<string, string> }[];
+      };
+      assert.equal(apps.length, instances);
+      const udp = apps.map((a) => a.env.UDP_PORT);
+      const health = apps.map((a) => a.env.HEALTH_PORT);
+      assert.equal(new Set(udp).size, instances);
+      assert.equal(new Set(health).size, instances);
+      assert.deepEqual(
+        apps.map((a) => a.env.INSTANCE_ID),
+        apps.map((_, i) => String(i + 1)),
+      );
+      assert.deepEqual(
+        udp,
+        apps.map((_, i) => String(8881 + i)),
+      );
+      for (const a of apps) {
+        assert.equal(a.env.WORKER_COUNT, "4");
+        assert.equal(a.kill_timeout, DEFAULT_ECOSYSTEM.killTimeoutMs);
+      }
+    }
+  });
+
+  test("its ecosystem file is byte-identical to the one the local box runs (dist/)", () => {
+    const shipped = files.get(`${INSTALL_DIR}/ecosystem.config.cjs`);
+    assert.ok(shipped);
+    assert.ok(shipped.content.equals(readFileSync(path.join(DIST, "ecosystem.config.cjs"))));
+  });
+
+  test("the bundle extracts byte for byte as dist/ holds it (source maps left out)", () => {
+    const dir = mkdtempSync(path.join(work, "bundle-"));
+    const written = extractBundle(userData, dir);
+    const expected = distFiles(DIST)
+      .filter((f) => !f.endsWith(".map"))
+      .sort();
+    assert.deepEqual(written, expected);
+    for (const rel of expected) {
+      assert.ok(readFileSync(path.join(dir, rel)).equals(readFileSync(path.join(DIST, rel))), rel);
+    }
+    for (const rel of expected) {
+      assert.equal(files.get(`${INSTALL_DIR}/${rel}`)?.owner, "gateway:gateway", rel);
+    }
+  });
+
+  test("the gateways' env file has every key the gateway reads; HEALTH_BIND and UDP_BIND are set at boot", () => {
+    const env = files.get("/etc/voice-gateway/gateway.env");
+    assert.equal(env?.owner, "gateway:gateway");
+    assert.equal(env?.permissions, "0600");
+    assert.equal(env?.defer, true);
+    assert.equal(
+      env?.content.toString(),
+      [
+        "PUBLIC_HOST=203.0.113.50",
+        "MQTT_URL=mqtt://127.0.0.1:1883",
+        "MQTT_USERNAME=gateway",
+        `MQTT_PASSWORD=${SECRETS.mqttPassword}`,
+        `MQTT_SIGNING_KEY=${SECRETS.mqttSigningKey}`,
+        "LOG_LEVEL=info",
+        "LIVEKIT_URL=wss://voice.livekit.cloud",
+        `LIVEKIT_API_KEY=${SECRETS.livekitApiKey}`,
+        `LIVEKIT_API_SECRET=${SECRETS.livekitApiSecret}`,
+        "",
+      ].join("\n"),
+    );
+    const bootstrap = files.get("/usr/local/sbin/voice-gateway-bootstrap")?.content.toString() ?? "";
+    assert.match(bootstrap, /set_env \/etc\/voice-gateway\/gateway\.env HEALTH_BIND "\$private_ip"/);
+    assert.match(bootstrap, /set_env \/etc\/voice-gateway\/gateway\.env UDP_BIND "\$anchor_ip"/);
+  });
+
+  test("each secret is only in the files that need it, each readable by its owner alone", () => {
+    const where = (secret: string) =>
+      [...files.values()]
+        .filter((f) => f.content.includes(secret))
+        .map((f) => `${f.path} ${f.owner} ${f.permissions}`);
+    assert.deepEqual(where(SECRETS.mqttPassword), [
+      "/etc/voice-gateway/gateway.env gateway:gateway 0600",
+      "/etc/emqx/auth-built-in-db-bootstrap.csv emqx:emqx 0600",
+    ]);
+    assert.deepEqual(where(SECRETS.mqttSigningKey), ["/etc/voice-gateway/gateway.env gateway:gateway 0600"]);
+    assert.deepEqual(where(SECRETS.emqxDashboardPassword), ["/etc/emqx/emqx.env root:root 0600"]);
+    assert.deepEqual(where(SECRETS.livekitApiSecret), [
+      "/etc/voice-gateway/gateway.env gateway:gateway 0600",
+    ]);
+  });
+
+  test("the EMQX dashboard is private: loopback by default, the private address at boot", () => {
+    const conf = files.get("/etc/emqx/emqx.conf")?.content.toString() ?? "";
+    assert.match(conf, /dashboard \{\s*listeners\.http \{\s*bind = "127\.0\.0\.1:18083"/);
+    const bootstrap = files.get("/usr/local/sbin/voice-gateway-bootstrap")?.content.toString() ?? "";
+    assert.match(bootstrap, /EMQX_DASHBOARD__LISTENERS__HTTP__BIND "\$\{private_ip\}:18083"/);
+    const env = files.get("/etc/emqx/emqx.env")?.content.toString() ?? "";
+    assert.match(env, /^EMQX_DASHBOARD__DEFAULT_PASSWORD=/m);
+  });
+
+  test("EMQX runs the pinned image from the settings file, and the scripts parse", () => {
+    assert.match(
+      files.get("/etc/voice-gateway/bootstrap.env")?.content.toString() ?? "",
+      /^EMQX_IMAGE='emqx\/emqx:5\.8\.9'$/m,
+    );
+    assert.match(files.get("/etc/systemd/system/emqx.service")?.content.toString() ?? "", /--network host/);
+    for (const script of ["/usr/local/sbin/voice-gateway-bootstrap", "/usr/local/lib/voice-fleet/lib.sh"]) {
+      const file = path.join(work, path.basename(script));
+      writeFileSync(file, files.get(script)?.content ?? "");
+      const res = spawnSync("bash", ["-n", file], { encoding: "utf8" });
+      assert.equal(res.status, 0, `${script}: ${res.stderr}`);
+    }
+  });
+
+  test("a value that would break an env file is refused", () => {
+    assert.throws(
+      () => sampleGatewayUserData({ secrets: { ...SECRETS, mqttPassword: "two\nlines" } }),
+      /env file: the value of MQTT_PASSWORD/,
+    );
+  });
+});
+
+describe("API user data", () => {
+  const userData = sampleApiUserData();
+  const files = readUserDataFiles(userData);
+
+  test("passes `cloud-init schema` and stays small", () => {
+    cloudInitSchema(userData, "api");
+    assert.ok(Buffer.byteLength(userData) < USER_DATA_LIMIT);
+  });
+
+  test("environment: DATABASE_URL, the MQTT endpoint at the reserved IP, the signing key", () => {
+    const env = files.get("/etc/manager-api/api.env");
+    assert.equal(env?.permissions, "0600");
+    assert.equal(env?.owner, "api:api");
+    const text = env?.content.toString() ?? "";
+    assert.match(
+      text,
+      /^DATABASE_URL=postgresql:\/\/doadmin:pw%2Fx@private-db\.example:25060\/defaultdb\?sslmode=require$/m,
+    );
+    assert.match(text, /^MQTT_ENDPOINT=203\.0\.113\.50:1883$/m);
+    assert.match(text, new RegExp(`^MQTT_SIGNING_KEY=${SECRETS.mqttSigningKey}$`, "m"));
+  });
+
+  test("nginx serves manager-web and proxies the API paths; bash reads the settings safely", () => {
+    const site = files.get("/etc/nginx/sites-available/manager")?.content.toString() ?? "";
+    assert.match(site, /server_name api\.voice\.test;/);
+    assert.match(site, /location \/toy\/ \{\s*proxy_pass http:\/\/127\.0\.0\.1:8002;/);
+    assert.match(site, /try_files \$uri \$uri\/ \/index\.html;/);
+    const settings = path.join(work, "api-bootstrap.env");
+    writeFileSync(settings, files.get("/etc/voice-fleet/api-bootstrap.env")?.content ?? "");
+    const res = spawnSync("bash", ["-c", `set -eu; source ${settings}; printf %s "$API_RELEASE_URL"`], {
+      encoding: "utf8",
+    });
+    assert.equal(res.stdout, "https://releases.voice.test/api.tar.gz?a=1&b=2");
+    const script = path.join(work, "api-bootstrap");
+    writeFileSync(script, files.get("/usr/local/sbin/api-bootstrap")?.content ?? "");
+    assert.equal(spawnSync("bash", ["-n", script]).status, 0);
+  });
+
+  test("without a domain: no certbot, nginx answers any host name", () => {
+    const plain = readUserDataFiles(sampleApiUserData({ domain: undefined }));
+    assert.match(plain.get("/etc/nginx/sites-available/manager")?.content.toString() ?? "", /server_name _;/);
+    const packages = (parse(sampleApiUserData({ domain: undefined })) as { packages: string[] }).packages;
+    assert.ok(!packages.some((p) => p.includes("certbot")), packages.join(" "));
+    assert.ok((parse(userData) as { packages: string[] }).packages.includes("python3-certbot-nginx"));
+  });
+});

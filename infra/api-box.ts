@@ -1,0 +1,75 @@
+/**
+ * The API droplet: manager-api-node (from its release artifact, under PM2) and
+ * manager-web's static build behind nginx. Its environment points the OTA at the
+ * gateway's reserved IP and holds the database URL; both arrive in user data.
+ */
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import { assertUserDataFits, renderApiUserData } from "../cloud-init/render.ts";
+import type { Settings } from "./config.ts";
+import type { Secrets } from "./secrets.ts";
+
+export interface ApiBoxArgs {
+  readonly settings: Settings;
+  readonly secrets: Secrets;
+  readonly dropletName: string;
+  readonly vpcId: pulumi.Input<string>;
+  readonly tags: readonly pulumi.Input<string>[];
+  /** The gateway's reserved IP: the MQTT endpoint the OTA hands to devices. */
+  readonly mqttHost: pulumi.Input<string>;
+  /** A secret. */
+  readonly databaseUrl: pulumi.Input<string>;
+}
+
+export class ApiBox extends pulumi.ComponentResource {
+  readonly droplet: digitalocean.Droplet;
+  /** The rendered cloud-config (a secret: database URL, signing key). */
+  readonly userData: pulumi.Output<string>;
+
+  constructor(name: string, args: ApiBoxArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("voice-fleet:infra:ApiBox", name, {}, opts);
+    const s = args.settings;
+    this.userData = pulumi.secret(
+      pulumi
+        .all([args.mqttHost, args.databaseUrl, args.secrets.mqttSigningKey, args.secrets.releaseToken])
+        .apply(([mqttHost, databaseUrl, mqttSigningKey, releaseToken]) => {
+          const userData = renderApiUserData({
+            mqttHost,
+            databaseUrl,
+            mqttSigningKey,
+            releaseToken,
+            apiRelease: s.apiRelease,
+            webRelease: s.webRelease,
+            apiEntry: s.apiEntry,
+            apiPort: s.apiPort,
+            apiProxyPaths: s.apiProxyPaths,
+            domain: s.domain,
+            alertEmail: s.alertEmail,
+            nodeMajor: s.nodeMajor,
+          });
+          assertUserDataFits(userData, "API");
+          return userData;
+        }),
+    );
+
+    this.droplet = new digitalocean.Droplet(
+      name,
+      {
+        name: args.dropletName,
+        region: s.region,
+        size: s.apiSize,
+        image: s.image,
+        vpcUuid: args.vpcId,
+        sshKeys: [...s.sshKeyFingerprints],
+        tags: [...args.tags],
+        monitoring: true,
+        ipv6: false,
+        backups: false,
+        gracefulShutdown: true,
+        userData: this.userData,
+      },
+      { parent: this, additionalSecretOutputs: ["userData"] },
+    );
+    this.registerOutputs({ dropletId: this.droplet.id });
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * The stack's settings, typed and validated once at the edge. Pure: the Pulumi adapter
+ * is load-config.ts, the secrets' rules are secrets.ts.
+ *
+ * Every problem names the key it comes from, as `voice-fleet:<key>`, so the on-call
+ * engineer knows which `pulumi config set` fixes it.
+ */
+import { DEFAULT_ECOSYSTEM } from "../deploy/ecosystem.ts";
+import { isPlaceholderCidr, parseCidr } from "./cidr.ts";
+
+export const PROJECT = "voice-fleet";
+
+export interface ApiRelease {
+  /** HTTPS URL of a .tar.gz release artifact. */
+  readonly url: string;
+  /** Its SHA-256, checked on the box before anything is unpacked. */
+  readonly sha256: string;
+}
+
+export interface Settings {
+  readonly region: string;
+  readonly vpcIpRange: string;
+  readonly image: string;
+  readonly gatewaySize: string;
+  readonly apiSize: string;
+  readonly gatewayInstances: number;
+  readonly workersPerInstance: number;
+  readonly firstUdpPort: number;
+  readonly firstHealthPort: number;
+  /** Gateway droplets that exist (blue/green rotation); the reserved IP is on `gatewayActiveSlot`. */
+  readonly gatewaySlots: readonly string[];
+  readonly gatewayActiveSlot: string;
+  /** Slots whose droplet keeps the user data it has (ignoreChanges): serving while another slot rolls. */
+  readonly gatewayPinnedSlots: readonly string[];
+  readonly adminCidrs: readonly string[];
+  readonly sshKeyFingerprints: readonly string[];
+  readonly databaseClusterName: string;
+  /** Database and user the API connects as; the cluster's defaults when unset. */
+  readonly databaseName: string | undefined;
+  readonly databaseUser: string | undefined;
+  /** Trusted sources to keep besides the API droplet (`type:value`, as doctl writes them). */
+  readonly databaseTrustedSources: readonly { readonly type: string; readonly value: string }[];
+  readonly alertEmail: string;
+  readonly domain: string | undefined;
+  readonly emqxImage: string;
+  readonly nodeMajor: number;
+  readonly livekitUrl: string | undefined;
+  readonly logLevel: string;
+  readonly apiRelease: ApiRelease;
+  readonly webRelease: ApiRelease;
+  readonly apiPort: number;
+  readonly apiEntry: string;
+  readonly apiProxyPaths: readonly string[];
+  readonly projectName: string;
+  /** Keys whose values are documentation placeholders (only `npm run plan` accepts them). */
+  readonly placeholders: readonly string[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid stack configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Raw config as Pulumi stores it: strings, structured values as JSON text. */
+export type RawConfig = (key: string) => string | undefined;
+
+export interface ParseOptions {
+  /** Accept documentation placeholders (TEST-NET CIDRs, example.com): `npm run plan` only. */
+  readonly allowPlaceholders?: boolean;
+}
+
+const SLUG = /^[a-z0-9][a-z0-9-]*$/;
+const REGION = /^[a-z]{3}[0-9]$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const FINGERPRINT = /^([0-9a-f]{2}:){15}[0-9a-f]{2}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const PLACEHOLDER_HOST = /(^|\.)example\.(com|org|net)$/;
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"];
+
+export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Settings {
+  const problems: string[] = [];
+  const placeholders: string[] = [];
+  const fail = (key: string, problem: string): undefined => {
+    problems.push(`${PROJECT}:${key}: ${problem}`);
+    return undefined;
+  };
+  const str = (key: string, fallback?: string): string | undefined => {
+    const v = raw(key)?.trim();
+    if (v) return v;
+    if (fallback !== undefined) return fallback;
+    return fail(key, `missing (pulumi config set ${key} <value>)`);
+  };
+  const optional = (key: string): string | undefined => raw(key)?.trim() || undefined;
+  const matching = (key: string, re: RegExp, what: string, fallback?: string): string => {
+    const v = str(key, fallback);
+    if (v !== undefined && !re.test(v)) fail(key, `must be ${what}, got ${JSON.stringify(v)}`);
+    return v ?? "";
+  };
+  const int = (key: string, fallback: number, min: number, max: number): number => {
+    const text = raw(key)?.trim();
+    const v = text ? Number(text) : fallback;
+    if (!Number.isInteger(v) || v < min || v > max) {
+      fail(key, `must be an integer in ${min}..${max}, got ${JSON.stringify(text)}`);
+      return fallback;
+    }
+    return v;
+  };
+  const list = (key: string, fallback?: string[]): string[] => {
+    const text = raw(key)?.trim();
+    if (!text) {
+      if (fallback) return fallback;
+      fail(key, "missing (a YAML list in Pulumi.<stack>.yaml)");
+      return [];
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text.split(",").map((s) => s.trim());
+    }
+    if (!Array.isArray(value) || value.some((x) => typeof x !== "string" || x.trim() === "")) {
+      fail(key, "must be a list of non-empty strings");
+      return [];
+    }
+    return value.map((x: string) => x.trim());
+  };
+  const placeholder = (key: string): void => {
+    if (!placeholders.includes(key)) placeholders.push(key);
+  };
+  const httpsUrl = (key: string): string => {
+    const v = str(key) ?? "";
+    if (!v) return v;
+    try {
+      const u = new URL(v);
+      if (u.protocol !== "https:") fail(key, "must be an https:// URL");
+      if (PLACEHOLDER_HOST.test(u.hostname)) placeholder(key);
+    } catch {
+      fail(key, `must be a URL, got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const release = (prefix: "api" | "web"): ApiRelease => {
+    const key = `${prefix}ReleaseSha256`;
+    const sha256 = matching(key, SHA256, "a lowercase hex SHA-256 (sha256sum <artifact>)");
+    if (/^0+$/.test(sha256)) placeholder(key);
+    return { url: httpsUrl(`${prefix}ReleaseUrl`), sha256 };
+  };
+
+  const region = matching("region", REGION, "a DigitalOcean region slug such as fra1");
+  const vpcIpRange = str("vpcIpRange") ?? "";
+  if (vpcIpRange) {
+    const cidr = parseCidr(vpcIpRange);
+    if (cidr?.family !== 4 || !cidr.isPrivate || cidr.prefix < 16 || cidr.prefix > 24) {
+      fail("vpcIpRange", `must be a private IPv4 CIDR from /16 to /24, got ${JSON.stringify(vpcIpRange)}`);
+    }
+  }
+  const gatewayInstances = int("gatewayInstances", DEFAULT_ECOSYSTEM.instances, 1, 16);
+  const firstUdpPort = int(
+    "firstUdpPort",
+    DEFAULT_ECOSYSTEM.firstUdpPort,
+    1024,
+    65535 - gatewayInstances + 1,
+  );
+  const gatewaySlots = list("gatewaySlots", ["a"]);
+  for (const slot of gatewaySlots) {
+    if (!/^[a-z0-9]{1,8}$/.test(slot))
+      fail("gatewaySlots", `slot ${JSON.stringify(slot)} must be 1-8 of [a-z0-9]`);
+  }
+  if (new Set(gatewaySlots).size !== gatewaySlots.length) fail("gatewaySlots", "slots must be unique");
+  const gatewayActiveSlot = str("gatewayActiveSlot", gatewaySlots[0] ?? "a") ?? "";
+  if (gatewaySlots.length > 0 && !gatewaySlots.includes(gatewayActiveSlot)) {
+    fail("gatewayActiveSlot", `must be one of gatewaySlots (${gatewaySlots.join(", ")})`);
+  }
+  const gatewayPinnedSlots = list("gatewayPinnedSlots", []);
+  for (const slot of gatewayPinnedSlots) {
+    if (!gatewaySlots.includes(slot))
+      fail("gatewayPinnedSlots", `${JSON.stringify(slot)} is not in gatewaySlots`);
+  }
+  const adminCidrs = list("adminCidrs");
+  for (const c of adminCidrs) {
+    const cidr = parseCidr(c);
+    if (!cidr) fail("adminCidrs", `${JSON.stringify(c)} is not a CIDR (use a.b.c.d/32 for one address)`);
+    else if (cidr.prefix === 0) fail("adminCidrs", `${c} would open SSH to the whole internet`);
+    else if (isPlaceholderCidr(cidr)) placeholder("adminCidrs");
+  }
+  if (adminCidrs.length === 0 && raw("adminCidrs")) fail("adminCidrs", "must list at least one CIDR");
+  const sshKeyFingerprints = list("sshKeyFingerprints");
+  for (const f of sshKeyFingerprints) {
+    if (!FINGERPRINT.test(f) && !/^[0-9]+$/.test(f)) {
+      fail(
+        "sshKeyFingerprints",
+        `${JSON.stringify(f)} is neither an MD5 fingerprint (aa:bb:...) nor a key id`,
+      );
+    } else if (/^(00:){15}00$/.test(f)) placeholder("sshKeyFingerprints");
+  }
+  const alertEmail = matching("alertEmail", EMAIL, "an email address");
+  if (PLACEHOLDER_HOST.test(alertEmail.split("@")[1] ?? "")) placeholder("alertEmail");
+  const domain = optional("domain");
+  if (domain && !/^([a-z0-9-]+\.)+[a-z]{2,}$/.test(domain)) fail("domain", `not a host name: ${domain}`);
+  if (domain && PLACEHOLDER_HOST.test(domain)) placeholder("domain");
+  const emqxImage = matching(
+    "emqxImage",
+    /^[a-z0-9./-]+:[0-9][A-Za-z0-9._-]*$/,
+    "an image with a pinned version tag",
+    "emqx/emqx:5.8.9",
+  );
+  const livekitUrl = optional("livekitUrl");
+  if (livekitUrl && !/^wss?:\/\/[^\s]+$/.test(livekitUrl)) fail("livekitUrl", "must be a wss:// URL");
+  const databaseTrustedSources = list("databaseTrustedSources", []).map((entry) => {
+    const [type, ...rest] = entry.split(":");
+    const value = rest.join(":");
+    if (!["droplet", "k8s", "ip_addr", "tag", "app"].includes(type ?? "") || !value) {
+      fail(
+        "databaseTrustedSources",
+        `${JSON.stringify(entry)} must be type:value (droplet, k8s, ip_addr, tag, app)`,
+      );
+    }
+    return { type: type ?? "", value };
+  });
+  const apiProxyPaths = list("apiProxyPaths", ["/toy/", "/api/"]);
+  for (const p of apiProxyPaths) {
+    if (!/^\/[A-Za-z0-9._/-]*\/$/.test(p))
+      fail("apiProxyPaths", `${JSON.stringify(p)} must start and end with /`);
+  }
+
+  const settings: Settings = {
+    region,
+    vpcIpRange,
+    image: matching("image", SLUG, "an image slug", "ubuntu-24-04-x64"),
+    gatewaySize: matching("gatewaySize", SLUG, "a droplet size slug"),
+    apiSize: matching("apiSize", SLUG, "a droplet size slug"),
+    gatewayInstances,
+    workersPerInstance: int("workersPerInstance", DEFAULT_ECOSYSTEM.workersPerInstance, 1, 64),
+    firstUdpPort,
+    firstHealthPort: DEFAULT_ECOSYSTEM.firstHealthPort,
+    gatewaySlots,
+    gatewayActiveSlot,
+    gatewayPinnedSlots,
+    adminCidrs,
+    sshKeyFingerprints,
+    databaseClusterName: str("databaseClusterName") ?? "",
+    databaseName: optional("databaseName"),
+    databaseUser: optional("databaseUser"),
+    databaseTrustedSources,
+    alertEmail,
+    domain,
+    emqxImage,
+    nodeMajor: int("nodeMajor", 22, 22, 24),
+    livekitUrl,
+    logLevel: matching("logLevel", new RegExp(`^(${LOG_LEVELS.join("|")})$`), LOG_LEVELS.join(" | "), "info"),
+    apiRelease: release("api"),
+    webRelease: release("web"),
+    apiPort: int("apiPort", 8002, 1024, 65535),
+    apiEntry: matching(
+      "apiEntry",
+      /^[A-Za-z0-9._/-]+\.(c|m)?js$/,
+      "a .js path inside the release",
+      "index.js",
+    ),
+    apiProxyPaths,
+    projectName: matching("projectName", /^[A-Za-z0-9 _.-]{1,64}$/, "a project name", "voice-fleet"),
+    placeholders,
+  };
+  if (placeholders.length > 0 && !options.allowPlaceholders) {
+    for (const key of placeholders) fail(key, "still holds a documentation placeholder: set the real value");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return settings;
+}

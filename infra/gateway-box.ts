@@ -1,0 +1,148 @@
+/**
+ * One gateway droplet: EMQX plus the PM2-run gateway instances, all set up by its
+ * cloud-init user data. The reserved IP is not part of a box (it outlives them: see
+ * stack.ts); the box only needs to know it, because the gateways tell devices that
+ * address for UDP.
+ */
+import { createHash } from "node:crypto";
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  assertUserDataFits,
+  type BundleFile,
+  type GatewayUserDataInput,
+  renderGatewayUserData,
+} from "../cloud-init/render.ts";
+import { DEFAULT_ECOSYSTEM, type EcosystemOptions, instancePorts } from "../deploy/ecosystem.ts";
+import type { Settings } from "./config.ts";
+import { EMQX_DASHBOARD_PORT } from "./firewall-rules.ts";
+import { MAX_SECRET_LENGTH, type Secrets } from "./secrets.ts";
+
+export interface GatewayBoxArgs {
+  readonly settings: Settings;
+  readonly secrets: Secrets;
+  readonly slot: string;
+  /** Keep the droplet's current user data: it serves devices while another slot rolls. */
+  readonly pinned: boolean;
+  readonly dropletName: string;
+  readonly vpcId: pulumi.Input<string>;
+  readonly tags: readonly pulumi.Input<string>[];
+  /** The reserved IP (the address devices use). */
+  readonly publicHost: pulumi.Input<string>;
+  readonly bundle: readonly BundleFile[];
+}
+
+export function ecosystemOptions(s: Settings): EcosystemOptions {
+  return {
+    ...DEFAULT_ECOSYSTEM,
+    instances: s.gatewayInstances,
+    workersPerInstance: s.workersPerInstance,
+    firstUdpPort: s.firstUdpPort,
+    firstHealthPort: s.firstHealthPort,
+  };
+}
+
+export class GatewayBox extends pulumi.ComponentResource {
+  readonly droplet: digitalocean.Droplet;
+  /** The rendered cloud-config (a secret: it holds the MQTT and LiveKit secrets). */
+  readonly userData: pulumi.Output<string>;
+  /** Private health URLs, one per instance (reachable inside the VPC). */
+  readonly healthUrls: pulumi.Output<string[]>;
+  readonly dashboardUrl: pulumi.Output<string>;
+
+  constructor(name: string, args: GatewayBoxArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("voice-fleet:infra:GatewayBox", name, {}, opts);
+    const s = args.settings;
+    const input = (publicHost: string, secrets: GatewayUserDataInput["secrets"]): GatewayUserDataInput => ({
+      publicHost,
+      ecosystem: ecosystemOptions(s),
+      bundle: args.bundle,
+      emqxImage: s.emqxImage,
+      nodeMajor: s.nodeMajor,
+      logLevel: s.logLevel,
+      livekitUrl: s.livekitUrl,
+      secrets,
+    });
+
+    // Checked now, with stand-in secrets longer than real ones, so that even the first
+    // preview (reserved IP not yet known) fails when the bundle is too big.
+    assertUserDataFits(
+      renderGatewayUserData(input("255.255.255.255", standInSecrets(s))),
+      `gateway ${args.slot}`,
+    );
+
+    const sec = args.secrets;
+    this.userData = pulumi.secret(
+      pulumi
+        .all([
+          args.publicHost,
+          sec.gatewayMqttPassword,
+          sec.mqttSigningKey,
+          sec.emqxDashboardPassword,
+          sec.livekitApiKey,
+          sec.livekitApiSecret,
+        ])
+        .apply(
+          ([host, mqttPassword, mqttSigningKey, emqxDashboardPassword, livekitApiKey, livekitApiSecret]) => {
+            const userData = renderGatewayUserData(
+              input(host, {
+                mqttPassword,
+                mqttSigningKey,
+                emqxDashboardPassword,
+                livekitApiKey,
+                livekitApiSecret,
+              }),
+            );
+            assertUserDataFits(userData, `gateway ${args.slot}`);
+            return userData;
+          },
+        ),
+    );
+
+    // The gateway box. A change of user data (a new bundle, a new secret) replaces it,
+    // unless the slot is pinned: docs/runbook.md rolls a new slot while the pinned one serves.
+    this.droplet = new digitalocean.Droplet(
+      name,
+      {
+        name: args.dropletName,
+        region: s.region,
+        size: s.gatewaySize,
+        image: s.image,
+        vpcUuid: args.vpcId,
+        sshKeys: [...s.sshKeyFingerprints],
+        tags: [...args.tags],
+        monitoring: true,
+        ipv6: false,
+        backups: false,
+        gracefulShutdown: true,
+        userData: this.userData,
+      },
+      { parent: this, additionalSecretOutputs: ["userData"], ignoreChanges: args.pinned ? ["userData"] : [] },
+    );
+
+    const ports = instancePorts(ecosystemOptions(s));
+    this.healthUrls = this.droplet.ipv4AddressPrivate.apply((ip) =>
+      ports.map((p) => `http://${ip}:${p.healthPort}/health`),
+    );
+    this.dashboardUrl = pulumi.interpolate`http://${this.droplet.ipv4AddressPrivate}:${EMQX_DASHBOARD_PORT}/`;
+    this.registerOutputs({ dropletId: this.droplet.id, healthUrls: this.healthUrls });
+  }
+}
+
+/** Deterministic, incompressible stand-ins as long as the longest secret config accepts. */
+function standInSecrets(s: Settings): GatewayUserDataInput["secrets"] {
+  const filler = (label: string): string => {
+    let out = "";
+    for (let i = 0; out.length < MAX_SECRET_LENGTH; i++) {
+      out += createHash("sha256").update(`${label}:${i}`).digest("hex");
+    }
+    return out.slice(0, MAX_SECRET_LENGTH);
+  };
+  return {
+    mqttPassword: filler("mqtt"),
+    mqttSigningKey: filler("signing"),
+    emqxDashboardPassword: filler("dashboard"),
+    livekitApiKey: s.livekitUrl ? filler("lk-key") : undefined,
+    livekitApiSecret: s.livekitUrl ? filler("lk-secret") : undefined,
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Composes the stack: network, the reserved IP, the gateway box of each slot, the API
+ * box, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
+ * the tests run it under mocks.
+ */
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import type { BundleFile } from "../cloud-init/render.ts";
+import { ApiBox } from "./api-box.ts";
+import { DatabaseAccess, lookupDatabase } from "./database.ts";
+import { GatewayBox } from "./gateway-box.ts";
+import type { StackConfig } from "./load-config.ts";
+import { FleetMonitoring } from "./monitoring.ts";
+import { FleetNetwork, fleetPrefix } from "./network.ts";
+
+export interface Fleet {
+  readonly network: FleetNetwork;
+  readonly reservedIp: digitalocean.ReservedIp;
+  readonly reservedIpAssignment: digitalocean.ReservedIpAssignment;
+  readonly gateways: ReadonlyMap<string, GatewayBox>;
+  readonly activeSlot: string;
+  readonly activeGateway: GatewayBox;
+  readonly api: ApiBox;
+  readonly database: DatabaseAccess;
+  readonly monitoring: FleetMonitoring;
+}
+
+export function createStack(config: StackConfig, bundle: readonly BundleFile[]): Fleet {
+  const { settings: s, secrets } = config;
+  const prefix = fleetPrefix();
+
+  // The address devices and the OTA use. It lives outside every droplet and is
+  // protected: replacing or rotating gateway droplets moves it, never deletes it.
+  const reservedIp = new digitalocean.ReservedIp("gateway-ip", { region: s.region }, { protect: true });
+
+  const db = lookupDatabase(s);
+  const network = new FleetNetwork("network", {
+    settings: s,
+    databaseRange: db.clusterRange,
+    gatewayIp: reservedIp.ipAddress,
+  });
+
+  const gateways = new Map<string, GatewayBox>();
+  for (const slot of s.gatewaySlots) {
+    gateways.set(
+      slot,
+      new GatewayBox(`gateway-${slot}`, {
+        settings: s,
+        secrets,
+        slot,
+        pinned: s.gatewayPinnedSlots.includes(slot),
+        dropletName: `${prefix}-gateway-${slot}`,
+        vpcId: network.vpc.id,
+        tags: [network.tags.fleet, network.tags.gateway],
+        publicHost: reservedIp.ipAddress,
+        bundle,
+      }),
+    );
+  }
+  const activeGateway = gateways.get(s.gatewayActiveSlot) as GatewayBox;
+
+  // The reserved IP points at the active slot's droplet. A new droplet there (replace,
+  // or a switch of slot) creates the new assignment first, which moves the address;
+  // deleting the old assignment then leaves it alone (it is no longer on that droplet).
+  const reservedIpAssignment = new digitalocean.ReservedIpAssignment(
+    "gateway-ip-assignment",
+    { ipAddress: reservedIp.ipAddress, dropletId: activeGateway.droplet.id.apply(Number) },
+    { dependsOn: [activeGateway.droplet] },
+  );
+
+  const api = new ApiBox("api", {
+    settings: s,
+    secrets,
+    dropletName: `${prefix}-api`,
+    vpcId: network.vpc.id,
+    tags: [network.tags.fleet, network.tags.api],
+    mqttHost: reservedIp.ipAddress,
+    databaseUrl: db.connectionString,
+  });
+
+  const database = new DatabaseAccess("database", {
+    settings: s,
+    lookup: db,
+    vpcId: network.vpc.id,
+    peeringName: `${prefix}-db`,
+    trustedDropletIds: [api.droplet.id],
+  });
+
+  const monitoring = new FleetMonitoring("monitoring", {
+    settings: s,
+    roleTags: { gateway: network.tags.gateway, api: network.tags.api },
+    projectResources: [
+      ...[...gateways.values()].map((g) => g.droplet.dropletUrn),
+      api.droplet.dropletUrn,
+      reservedIp.reservedIpUrn,
+    ],
+  });
+
+  db.clusterRegion.apply((region) => {
+    if (region !== s.region) {
+      pulumi.log.warn(
+        `the database cluster is in ${region}, the fleet in ${s.region}: it works through VPC peering, ` +
+          "with the latency of the distance between regions",
+      );
+    }
+  });
+
+  return {
+    network,
+    reservedIp,
+    reservedIpAssignment,
+    gateways,
+    activeSlot: s.gatewayActiveSlot,
+    activeGateway,
+    api,
+    database,
+    monitoring,
+  };
+}

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { contains, isPlaceholderCidr, overlaps, parseCidr } from "../cidr.ts";
+import { ConfigError, parseSettings } from "../config.ts";
+import { checkSecret, checkSecretPresence, SECRET_SPECS, type SecretSpec, type Secrets } from "../secrets.ts";
+import { readStackFile } from "../stack-file.ts";
+import { PROD_FILE } from "./fleet-harness.ts";
+
+const prod = readStackFile(PROD_FILE).config;
+const from =
+  (values: Record<string, string | undefined>) =>
+  (key: string): string | undefined =>
+    values[key];
+
+/** Real-looking values for every placeholder in Pulumi.prod.yaml. */
+const filledIn: Record<string, string> = {
+  ...prod,
+  adminCidrs: JSON.stringify(["81.2.69.160/32"]),
+  sshKeyFingerprints: JSON.stringify(["3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"]),
+  alertEmail: "oncall@voice.test",
+  apiReleaseUrl: "https://releases.voice.test/api.tar.gz",
+  apiReleaseSha256: "a".repeat(64),
+  webReleaseUrl: "https://releases.voice.test/web.tar.gz",
+  webReleaseSha256: "b".repeat(64),
+};
+
+function problemsOf(values: Record<string, string | undefined>): string[] {
+  try {
+    parseSettings(from(values));
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return [...err.problems];
+  }
+  assert.fail("expected a ConfigError");
+}
+
+describe("stack settings", () => {
+  test("Pulumi.prod.yaml holds every setting of the design, placeholders marked", () => {
+    const s = parseSettings(from(prod), { allowPlaceholders: true });
+    assert.equal(s.gatewaySize, "s-8vcpu-32gb");
+    assert.equal(s.apiSize, "s-2vcpu-4gb");
+    assert.equal(s.gatewayInstances, 4);
+    assert.equal(s.workersPerInstance, 4);
+    assert.equal(s.firstUdpPort, 8881);
+    assert.deepEqual(s.gatewaySlots, ["a"]);
+    assert.equal(s.gatewayActiveSlot, "a");
+    assert.equal(s.emqxImage, "emqx/emqx:5.8.9");
+    assert.deepEqual([...s.placeholders].sort(), [
+      "adminCidrs",
+      "alertEmail",
+      "apiReleaseSha256",
+      "apiReleaseUrl",
+      "sshKeyFingerprints",
+      "webReleaseSha256",
+      "webReleaseUrl",
+    ]);
+  });
+
+  test("placeholders are refused outside the plan, each by its key", () => {
+    const problems = problemsOf(prod);
+    for (const key of ["adminCidrs", "sshKeyFingerprints", "alertEmail", "apiReleaseUrl"]) {
+      assert.ok(
+        problems.some((p) => p.startsWith(`voice-fleet:${key}:`) && p.includes("placeholder")),
+        `${key} in ${problems.join("; ")}`,
+      );
+    }
+  });
+
+  test("real values pass without placeholders", () => {
+    const s = parseSettings(from(filledIn));
+    assert.deepEqual(s.placeholders, []);
+    assert.deepEqual(s.adminCidrs, ["81.2.69.160/32"]);
+  });
+
+  test("a missing required key is named with the command that sets it", () => {
+    const problems = problemsOf({ ...filledIn, gatewaySize: undefined });
+    assert.deepEqual(problems, ["voice-fleet:gatewaySize: missing (pulumi config set gatewaySize <value>)"]);
+  });
+
+  test("every invalid value is reported at once, by key", () => {
+    const problems = problemsOf({
+      ...filledIn,
+      region: "Frankfurt",
+      vpcIpRange: "8.8.0.0/16",
+      gatewayInstances: "0",
+      firstUdpPort: "80",
+      adminCidrs: JSON.stringify(["0.0.0.0/0"]),
+      gatewaySlots: JSON.stringify(["a", "b"]),
+      gatewayActiveSlot: "c",
+      emqxImage: "emqx/emqx:latest",
+      livekitUrl: "http://lk",
+      databaseTrustedSources: JSON.stringify(["laptop"]),
+      apiReleaseUrl: "http://releases.voice.test/a.tgz",
+      apiReleaseSha256: "xyz",
+    });
+    const keys = problems.map((p) => p.split(":")[1]);
+    assert.deepEqual(keys.sort(), [
+      "adminCidrs",
+      "apiReleaseSha256",
+      "apiReleaseUrl",
+      "databaseTrustedSources",
+      "emqxImage",
+      "firstUdpPort",
+      "gatewayActiveSlot",
+      "gatewayInstances",
+      "livekitUrl",
+      "region",
+      "vpcIpRange",
+    ]);
+  });
+
+  test("secrets are checked without ever echoing them", () => {
+    const spec = SECRET_SPECS.find((x) => x.key === "gatewayMqttPassword") as SecretSpec;
+    assert.equal(checkSecret(spec, "a".repeat(32)), "a".repeat(32));
+    for (const bad of ["zq9x", `${"a".repeat(30)} space`, `${"a".repeat(30)}'quote`, "a".repeat(200)]) {
+      assert.throws(
+        () => checkSecret(spec, bad),
+        (err: Error) => err.message.includes("voice-fleet:gatewayMqttPassword") && !err.message.includes(bad),
+      );
+    }
+  });
+
+  test("required secrets must be set; LiveKit key, secret and URL go together", () => {
+    const s = parseSettings(from(filledIn));
+    const all = new Set<keyof Secrets>(["mqttSigningKey", "gatewayMqttPassword", "emqxDashboardPassword"]);
+    checkSecretPresence(s, all);
+    assert.throws(
+      () => checkSecretPresence(s, new Set(["mqttSigningKey"])),
+      /voice-fleet:gatewayMqttPassword: missing secret, the password of MQTT user `gateway`.*: pulumi config set --secret gatewayMqttPassword <value> \(openssl rand -hex 24\)/,
+    );
+    assert.throws(() => checkSecretPresence(s, new Set([...all, "livekitApiKey"])), /set both or neither/);
+    assert.throws(
+      () => checkSecretPresence(s, new Set([...all, "livekitApiKey", "livekitApiSecret"])),
+      /voice-fleet:livekitUrl/,
+    );
+  });
+});
+
+describe("CIDR helpers", () => {
+  test("parse, containment and overlap", () => {
+    const vpc = parseCidr("10.60.0.0/20");
+    assert.ok(vpc?.isPrivate);
+    assert.equal(parseCidr("10.60.3.7/20")?.base, vpc?.base);
+    assert.equal(parseCidr("10.60.0.0/33"), undefined);
+    assert.equal(parseCidr("not-a-cidr"), undefined);
+    assert.ok(contains(vpc as never, parseCidr("10.60.15.255/32") as never));
+    assert.ok(!contains(vpc as never, parseCidr("10.60.16.0/32") as never));
+    assert.ok(overlaps(parseCidr("10.0.0.0/8") as never, vpc as never));
+    assert.ok(!overlaps(parseCidr("10.114.0.0/20") as never, vpc as never));
+    assert.ok(!parseCidr("172.32.0.0/16")?.isPrivate);
+    assert.ok(isPlaceholderCidr(parseCidr("203.0.113.10/32") as never));
+    assert.ok(!isPlaceholderCidr(parseCidr("81.2.69.160/32") as never));
+  });
+});

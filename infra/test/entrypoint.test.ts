@@ -1,0 +1,48 @@
+/** infra/index.ts as `pulumi up` loads it: config from the engine, bundle from dist/, outputs. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type * as pulumi from "@pulumi/pulumi";
+import { installMocks, settle } from "../mocks.ts";
+import { readStackFile, standInSecrets } from "../stack-file.ts";
+import { PROD_FILE } from "./fleet-harness.ts";
+
+const realValues: Record<string, string> = {
+  adminCidrs: JSON.stringify(["81.2.69.160/32"]),
+  sshKeyFingerprints: JSON.stringify(["3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"]),
+  alertEmail: "oncall@voice.test",
+  apiReleaseUrl: "https://releases.voice.test/api.tar.gz",
+  apiReleaseSha256: "a".repeat(64),
+  webReleaseUrl: "https://releases.voice.test/web.tar.gz",
+  webReleaseSha256: "b".repeat(64),
+};
+
+const value = <T>(o: pulumi.Output<T>): Promise<T> => new Promise((resolve) => o.apply(resolve));
+
+async function load(config: Record<string, string>, variant: string): Promise<Record<string, unknown>> {
+  const secrets = standInSecrets(config);
+  await installMocks({ config: { ...config, ...secrets }, secretKeys: Object.keys(secrets), region: "fra1" });
+  // A query string makes each import a fresh run of the program.
+  return (await import(`../index.ts?${variant}`)) as Record<string, unknown>;
+}
+
+test("the program refuses the placeholders of Pulumi.prod.yaml, naming each key", async () => {
+  await assert.rejects(
+    () => load(readStackFile(PROD_FILE).config, "placeholders"),
+    /voice-fleet:adminCidrs: still holds a documentation placeholder/,
+  );
+});
+
+test("with real settings it exports the reserved IP, droplet ids and private health URLs", async () => {
+  const out = await load({ ...readStackFile(PROD_FILE).config, ...realValues }, "real");
+  await settle();
+  assert.equal(await value(out.gatewayReservedIp as pulumi.Output<string>), "203.0.113.50");
+  assert.equal(out.activeGatewaySlot, "a");
+  const ids = out.gatewayDropletIds as Record<string, pulumi.Output<string>>;
+  assert.match(await value(ids.a as pulumi.Output<string>), /^\d+$/);
+  assert.match(await value(out.apiDropletId as pulumi.Output<string>), /^\d+$/);
+  const health = await value(
+    (out.gatewayHealthUrls as Record<string, pulumi.Output<string[]>>).a as pulumi.Output<string[]>,
+  );
+  assert.equal(health.length, 4);
+  for (const url of health) assert.match(url, /^http:\/\/10\.\d+\.\d+\.\d+:900[1-4]\/health$/);
+});

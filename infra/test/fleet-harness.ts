@@ -1,0 +1,52 @@
+/** Runs the whole program under mocks with the prod settings file, plus overrides. */
+import path from "node:path";
+import type { BundleFile } from "../../cloud-init/render.ts";
+import { readDistBundle } from "../../cloud-init/render.ts";
+import { DIST, ROOT } from "../../cloud-init/test/dist.ts";
+import { loadStackConfig, type StackConfig } from "../load-config.ts";
+import { type FleetMocks, installMocks, type RecordedResource, settle } from "../mocks.ts";
+import { createStack, type Fleet } from "../stack.ts";
+import { readStackFile, standInSecrets } from "../stack-file.ts";
+
+export { DIST, ROOT };
+export const PROD_FILE = path.join(ROOT, "Pulumi.prod.yaml");
+
+export const DROPLET = "digitalocean:index/droplet:Droplet";
+export const FIREWALL = "digitalocean:index/firewall:Firewall";
+
+export interface FleetRun {
+  readonly mocks: FleetMocks;
+  readonly fleet: Fleet;
+  readonly config: StackConfig;
+  readonly secrets: Record<string, string>;
+  /** The recorded custom resource of that type and name. */
+  find(type: string, name: string): RecordedResource;
+}
+
+export async function runFleet(
+  overrides: Record<string, string> = {},
+  bundle: readonly BundleFile[] = readDistBundle(DIST),
+): Promise<FleetRun> {
+  const file = readStackFile(PROD_FILE);
+  const settings = { ...file.config, ...overrides };
+  const secrets = standInSecrets(settings);
+  const mocks = await installMocks({
+    config: { ...settings, ...secrets },
+    secretKeys: Object.keys(secrets),
+    region: settings.region ?? "",
+  });
+  const config = loadStackConfig({ allowPlaceholders: true });
+  const fleet = createStack(config, bundle);
+  await settle();
+  return {
+    mocks,
+    fleet,
+    config,
+    secrets,
+    find(type, name) {
+      const r = mocks.resources.find((x) => x.type === type && x.name === name);
+      if (!r) throw new Error(`no ${type} named ${name}`);
+      return r;
+    },
+  };
+}

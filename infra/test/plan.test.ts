@@ -1,0 +1,35 @@
+/** `npm run plan`: the offline preview the on-call reads. */
+import assert from "node:assert/strict";
+import path from "node:path";
+import { test } from "node:test";
+import { plan } from "../plan.ts";
+import { DIST, PROD_FILE, ROOT } from "./fleet-harness.ts";
+
+test("the plan lists every resource, the firewall rules, the instances and the user-data sizes", async () => {
+  const lines = await plan({ stack: "prod", stackFile: PROD_FILE, distDir: DIST });
+  const text = lines.join("\n");
+  assert.equal(path.relative(ROOT, PROD_FILE), "Pulumi.prod.yaml");
+  for (const kind of [
+    "Vpc",
+    "Tag",
+    "ReservedIp",
+    "ReservedIpAssignment",
+    "Droplet",
+    "Firewall",
+    "VpcPeering",
+  ]) {
+    assert.match(text, new RegExp(`^  \\+ ${kind} `, "m"), kind);
+  }
+  for (const kind of ["DatabaseFirewall", "Project", "MonitorAlert"])
+    assert.match(text, new RegExp(`\\+ ${kind} `));
+  assert.match(text, /gateway-a\s+voice-fleet-prod-gateway-a size=s-8vcpu-32gb region=fra1/);
+  assert.match(text, /gateway-ip\s+region=fra1 {2}\[protected\]/);
+  assert.match(text, /in {2}udp {2}8881-8884 {3}from 0\.0\.0\.0\/0, ::\/0 .* device audio/);
+  assert.match(text, /in {2}tcp {2}22 {10}from 203\.0\.113\.10\/32/);
+  assert.match(text, /gateway-4 {2}UDP 8884 {2}health 9004 {2}4 Opus workers/);
+  assert.match(text, /^ {2}gateway-a +[\d,]+ +bytes +\d+\.\d%/m);
+  assert.match(text, /^ {2}api +[\d,]+ +bytes/m);
+  assert.match(text, /placeholders still set .*adminCidrs/);
+  // Secrets never reach the plan, not even the stand-ins.
+  assert.doesNotMatch(text, /[0-9a-f]{40}/);
+});

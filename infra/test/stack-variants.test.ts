@@ -1,0 +1,90 @@
+/** Settings other than prod's: slots, instance count, database user, and what must fail. */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, test } from "node:test";
+import { readDistBundle, readUserDataFiles } from "../../cloud-init/render.ts";
+import { DIST, DROPLET, FIREWALL, runFleet } from "./fleet-harness.ts";
+
+interface Rule {
+  protocol: string;
+  portRange?: string;
+}
+
+describe("stack variants under mocks", () => {
+  test("two slots: two gateway droplets, the reserved IP on the active one, the pinned one kept", async () => {
+    const run = await runFleet({
+      gatewaySlots: JSON.stringify(["a", "b"]),
+      gatewayActiveSlot: "b",
+      gatewayPinnedSlots: JSON.stringify(["a"]),
+    });
+    const a = run.find(DROPLET, "gateway-a");
+    const b = run.find(DROPLET, "gateway-b");
+    assert.equal(b.inputs.name, "voice-fleet-prod-gateway-b");
+    const assignment = run.find(
+      "digitalocean:index/reservedIpAssignment:ReservedIpAssignment",
+      "gateway-ip-assignment",
+    );
+    assert.equal(assignment.inputs.dropletId, Number(b.id));
+    assert.ok(assignment.dependencies.includes(b.urn));
+    assert.ok(!assignment.dependencies.includes(a.urn));
+    // Both boxes are the same machine: same user data, same firewall (by tag)...
+    assert.equal(a.inputs.userData, b.inputs.userData);
+    assert.deepEqual(a.inputs.tags, b.inputs.tags);
+    // ...but the pinned one keeps the user data it booted with (no replacement while it serves).
+    assert.deepEqual(a.ignoreChanges, ["userData"]);
+    assert.deepEqual(b.ignoreChanges, []);
+  });
+
+  test("the instance count drives firewall ports, health ports and the ecosystem", async () => {
+    const run = await runFleet({ gatewayInstances: "2", firstUdpPort: "9901" });
+    const inbound = run.find(FIREWALL, "network-gateway-fw").inputs.inboundRules as Rule[];
+    const ports = inbound.map((r) => `${r.protocol} ${r.portRange ?? ""}`);
+    assert.ok(ports.includes("udp 9901-9902"), ports.join(", "));
+    assert.ok(ports.includes("tcp 9001-9002"), ports.join(", "));
+    const files = readUserDataFiles(String(run.find(DROPLET, "gateway-a").inputs.userData));
+    const eco = files.get("/opt/voice-gateway/ecosystem.config.cjs")?.content.toString() ?? "";
+    assert.deepEqual(eco.match(/UDP_PORT: "\d+"/g), ['UDP_PORT: "9901"', 'UDP_PORT: "9902"']);
+  });
+
+  test("a named database user: its own password from the cluster, in the API's DATABASE_URL", async () => {
+    const run = await runFleet({ databaseUser: "manager", databaseName: "xiaozhi" });
+    const files = readUserDataFiles(String(run.find(DROPLET, "api").inputs.userData));
+    const env = files.get("/etc/manager-api/api.env")?.content.toString() ?? "";
+    assert.match(
+      env,
+      /^DATABASE_URL=postgresql:\/\/manager:mock-user-password@[^/]+:25060\/xiaozhi\?sslmode=require$/m,
+    );
+  });
+
+  test("extra trusted sources are kept next to the API droplet", async () => {
+    const run = await runFleet({
+      databaseTrustedSources: JSON.stringify(["droplet:123456", "ip_addr:81.2.69.160"]),
+    });
+    const fw = run.find("digitalocean:index/databaseFirewall:DatabaseFirewall", "database-firewall");
+    assert.deepEqual(fw.inputs.rules, [
+      { type: "droplet", value: run.find(DROPLET, "api").id },
+      { type: "droplet", value: "123456" },
+      { type: "ip_addr", value: "81.2.69.160" },
+    ]);
+  });
+
+  test("a bundle that makes user data exceed 64 KiB fails before anything is created", async () => {
+    const bundle = [...readDistBundle(DIST), { path: "gateway/huge.js", content: randomBytes(60_000) }];
+    await assert.rejects(
+      () => runFleet({}, bundle),
+      /gateway a user data is \d+ bytes, over DigitalOcean's limit of 65536 bytes \(64 KiB\)/,
+    );
+  });
+
+  test("no dist/: the program says to build first", () => {
+    const empty = mkdtempSync(path.join(tmpdir(), "no-dist-"));
+    try {
+      assert.throws(() => readDistBundle(empty), /run npm run build first/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+});
