@@ -46,7 +46,6 @@ class EchoAgent implements AgentBridge {
       this.#sink.audio(out);
       if (this.#realtimeIdle) this.#realtimeIdle.refresh();
       else this.#realtimeIdle = setTimeout(() => this.#endRealtimeTurn(), REALTIME_IDLE_MS);
-      this.#realtimeIdle = setTimeout(() => this.#endRealtimeTurn(), REALTIME_IDLE_MS);
       return;
     }
     if (this.#playback) return; // half duplex: the device should not talk while we play

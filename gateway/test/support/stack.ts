@@ -16,8 +16,20 @@ export interface Stack {
   readonly gateways: RunningGateway[];
   readonly devices: SimulatedDevice[];
   startGateway(overrides?: Record<string, string>, agentFactory?: AgentFactory): Promise<RunningGateway>;
+  /**
+   * Starts `count` gateways with INSTANCE_ID 1..count (each with the agent factory made for
+   * its instance id, if given) and resolves once every one has seen every other's presence.
+   */
+  startGateways(count: number, options?: MultiGatewayOptions): Promise<RunningGateway[]>;
+  /** Crash-stops one gateway (`kill()`: no goodbyes, the broker publishes its will). */
+  killGateway(gateway: RunningGateway): Promise<void>;
   device(options?: Partial<DeviceOptions>): Promise<SimulatedDevice>;
   stop(): Promise<void>;
+}
+
+export interface MultiGatewayOptions {
+  readonly overrides?: Record<string, string>;
+  readonly agentFactory?: (instanceId: number) => AgentFactory;
 }
 
 let nextIndex = 1;
@@ -45,7 +57,7 @@ export async function startStack(): Promise<Stack> {
   const gateways: RunningGateway[] = [];
   const devices: SimulatedDevice[] = [];
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", 0);
-  return {
+  const stack: Stack = {
     broker,
     gateways,
     devices,
@@ -54,6 +66,27 @@ export async function startStack(): Promise<Stack> {
       const g = await startGateway(config, agentFactory ? { log, agentFactory } : { log });
       gateways.push(g);
       return g;
+    },
+    async startGateways(count, options = {}) {
+      const started = await Promise.all(
+        Array.from({ length: count }, (_, i) =>
+          stack.startGateway(
+            { ...options.overrides, INSTANCE_ID: String(i + 1) },
+            options.agentFactory?.(i + 1),
+          ),
+        ),
+      );
+      await eventually(
+        () => started.every((g) => g.gateway.peers.size === count - 1),
+        10_000,
+        `${count} gateways seeing each other's presence`,
+      );
+      return started;
+    },
+    async killGateway(gateway) {
+      const i = gateways.indexOf(gateway);
+      if (i >= 0) gateways.splice(i, 1);
+      await gateway.kill();
     },
     async device(options = {}) {
       const d = new SimulatedDevice({ brokerUrl: broker.url, index: nextIndex++, ...options });
@@ -67,6 +100,7 @@ export async function startStack(): Promise<Stack> {
       await broker.stop();
     },
   };
+  return stack;
 }
 
 /** Resolves when `predicate` holds, checking after each event-loop turn that `emitter`-free code can use. */

@@ -1,0 +1,189 @@
+/**
+ * Owner routing (architecture.md 3.2, issue 3): four gateway instances in-process behind
+ * the real local broker, whose shared-subscription pick is random per message. Every
+ * follow-up message of 200 devices must reach the agent exactly once, on the instance
+ * whose id prefixes the session id; a message for a session nobody holds is answered
+ * `goodbye` within 1 s, also when its owner instance has crashed.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { SimulatedDevice } from "../../tools/sim/device.ts";
+import type { AgentFactory, DeviceEvent } from "../src/agent/agent-bridge.ts";
+import { eventually, type Stack, startStack } from "./support/stack.ts";
+
+const INSTANCES = 4;
+const DEVICES = 200;
+const MCP_PER_DEVICE = 3;
+/** listen start, wake word, 3 x mcp, abort, listen stop. */
+const MESSAGES_PER_DEVICE = 4 + MCP_PER_DEVICE;
+
+interface Recorded {
+  readonly instanceId: number;
+  readonly sessionId: string;
+  readonly clientId: string;
+  readonly event: DeviceEvent;
+}
+
+/** An agent that records every device event with the instance that delivered it. */
+function recordingAgent(instanceId: number, log: Recorded[]): AgentFactory {
+  return (info) => ({
+    pushAudio: () => {},
+    onDeviceEvent: (event) =>
+      log.push({ instanceId, sessionId: info.sessionId, clientId: info.clientId, event }),
+    close: async () => {},
+  });
+}
+
+function ownerOf(sessionId: string): number {
+  return Number(sessionId.split("-")[0]);
+}
+
+/** Sends a message with a stale session id and resolves with the ms until its goodbye. */
+async function goodbyeLatency(device: SimulatedDevice, sessionId: string): Promise<number> {
+  const started = performance.now();
+  const bye = device.waitForMessage((m) => m.type === "goodbye" && m.session_id === sessionId, 1000);
+  device.send({ session_id: sessionId, type: "listen", state: "start", mode: "auto" });
+  await bye;
+  return performance.now() - started;
+}
+
+function summary(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => (s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0).toFixed(1);
+  return `p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms`;
+}
+
+describe(`owner routing: ${INSTANCES} instances, ${DEVICES} devices, random shared-subscription pick`, () => {
+  let stack: Stack;
+  const log: Recorded[] = [];
+  const devices: SimulatedDevice[] = [];
+  const sessions = new Map<SimulatedDevice, string>();
+
+  before(async () => {
+    stack = await startStack();
+    await stack.startGateways(INSTANCES, {
+      overrides: { WORKER_COUNT: "1" },
+      agentFactory: (id) => recordingAgent(id, log),
+    });
+    devices.push(...(await Promise.all(Array.from({ length: DEVICES }, () => stack.device()))));
+    const replies = await Promise.all(devices.map((d) => d.hello()));
+    devices.forEach((d, i) => sessions.set(d, (replies[i] as { sessionId: string }).sessionId));
+  });
+  after(async () => {
+    await stack.stop();
+  });
+
+  it("spreads sessions over the instances (the broker's pick decides)", () => {
+    const counts = Array.from({ length: INSTANCES }, (_, i) =>
+      [...sessions.values()].reduce((n, s) => n + (ownerOf(s) === i + 1 ? 1 : 0), 0),
+    );
+    for (const [i, g] of stack.gateways.entries()) assert.equal(g.gateway.sessions.size, counts[i]);
+    // A uniform random pick gives each instance Binomial(200, 1/4): mean 50, sd 6.1. The
+    // issue's +-20% (+-10) is only 1.6 sd: all four inside it in ~70% of runs. Asserted
+    // here: +-27 (4.4 sd), a false failure in < 1e-4 runs; the +-20% outcome is reported.
+    const even = DEVICES / INSTANCES;
+    const worst = Math.max(...counts.map((c) => Math.abs(c - even) / even));
+    console.log(
+      `# sessions per instance ${counts.join("/")}; worst ${(worst * 100).toFixed(0)}% off even; within +-20%: ${worst <= 0.2}`,
+    );
+    for (const c of counts) assert.ok(Math.abs(c - even) <= 27, `sessions per instance ${counts.join("/")}`);
+  });
+
+  it("hands every listen/abort/mcp/goodbye to the agent exactly once, on the owning instance", async () => {
+    let nextRpcId = 1;
+    const sentRpc = new Map<number, SimulatedDevice>();
+    const sentOrder = new Map<string, string[]>();
+    for (const d of devices) {
+      const session_id = sessions.get(d) as string;
+      const order: string[] = ["listen_start", "wake_word"];
+      d.send({ session_id, type: "listen", state: "start", mode: "auto" });
+      d.send({ session_id, type: "listen", state: "detect", text: "hi" });
+      for (let k = 0; k < MCP_PER_DEVICE; k++) {
+        const id = nextRpcId++;
+        sentRpc.set(id, d);
+        order.push(`mcp:${id}`);
+        d.send({ session_id, type: "mcp", payload: { jsonrpc: "2.0", id, result: { ok: true } } });
+      }
+      d.send({ session_id, type: "abort", reason: "wake_word_detected" });
+      d.send({ session_id, type: "listen", state: "stop" });
+      order.push("abort", "listen_stop");
+      sentOrder.set(d.clientId, order);
+    }
+    await eventually(() => log.length >= DEVICES * MESSAGES_PER_DEVICE, 15_000, "every message recorded");
+    // Goodbye last, once everything before it has arrived: the broker may deliver one
+    // device's messages to different instances, so their order is not kept across them.
+    const byes = devices.map((d) =>
+      d.waitForMessage((m) => m.type === "goodbye" && m.session_id === sessions.get(d), 5000),
+    );
+    for (const d of devices) d.send({ session_id: sessions.get(d) as string, type: "goodbye" });
+    await Promise.all(byes);
+
+    assert.equal(log.length, DEVICES * (MESSAGES_PER_DEVICE + 1), "no message lost, none handled twice");
+    const rpcSeen = new Map<number, number>();
+    const recvOrder = new Map<string, string[]>();
+    for (const r of log) {
+      const device = devices.find((d) => d.clientId === r.clientId);
+      assert.ok(device, `event for an unknown client ${r.clientId}`);
+      assert.equal(r.sessionId, sessions.get(device), "recorded on the device's current session");
+      assert.equal(r.instanceId, ownerOf(r.sessionId), "recorded by the instance named in the session id");
+      const key = r.event.kind === "mcp" ? `mcp:${r.event.payload.id}` : r.event.kind;
+      if (r.event.kind === "mcp") {
+        const id = r.event.payload.id as number;
+        assert.equal(sentRpc.get(id), device, `mcp ${id} recorded for the device that sent it`);
+        rpcSeen.set(id, (rpcSeen.get(id) ?? 0) + 1);
+      }
+      recvOrder.set(r.clientId, [...(recvOrder.get(r.clientId) ?? []), key]);
+    }
+    assert.equal(rpcSeen.size, sentRpc.size);
+    assert.ok(
+      [...rpcSeen.values()].every((n) => n === 1),
+      "every mcp id recorded exactly once",
+    );
+    let reordered = 0;
+    for (const [client, sent] of sentOrder) {
+      const got = recvOrder.get(client) ?? [];
+      assert.deepEqual([...got].sort(), [...sent, "device_goodbye"].sort());
+      if (got.slice(0, sent.length).join() !== sent.join()) reordered++;
+    }
+    let forwarded = 0;
+    for (const g of stack.gateways)
+      for (const v of (await g.metrics.forwarded.get()).values) forwarded += v.value;
+    console.log(
+      `# ${log.length} events, ${forwarded} forwarded between instances; devices whose messages reached the agent out of order: ${reordered}/${DEVICES}`,
+    );
+    assert.ok(forwarded > 0, "some messages took the forward path");
+  });
+
+  it("answers a message for a session nobody holds with goodbye within 1 s", async () => {
+    // The sessions above ended with the devices' goodbyes: their ids are stale now.
+    const ms = await Promise.all(devices.map((d) => goodbyeLatency(d, sessions.get(d) as string)));
+    // An earlier boot of a live instance.
+    const old = devices[0] as SimulatedDevice;
+    ms.push(await goodbyeLatency(old, "2-zzzzzzzz-0123456789abcdef"));
+    console.log(`# stale session -> goodbye: ${summary(ms)}`);
+  });
+
+  it("answers a message for a session of a crashed instance with goodbye within 1 s", async () => {
+    const replies = await Promise.all(devices.map((d) => d.hello()));
+    devices.forEach((d, i) => sessions.set(d, (replies[i] as { sessionId: string }).sessionId));
+    const victim = stack.gateways[INSTANCES - 1];
+    assert.ok(victim);
+    const orphans = devices.filter((d) => ownerOf(sessions.get(d) as string) === INSTANCES);
+    assert.ok(orphans.length > 0);
+    const killedAt = performance.now();
+    await stack.killGateway(victim);
+    await eventually(
+      () => stack.gateways.every((g) => !g.gateway.peers.has(INSTANCES)),
+      5000,
+      "the crashed instance's presence to go",
+    );
+    console.log(
+      `# killed instance ${INSTANCES}: presence gone after ${(performance.now() - killedAt).toFixed(0)} ms`,
+    );
+    const ms = await Promise.all(orphans.map((d) => goodbyeLatency(d, sessions.get(d) as string)));
+    console.log(`# ${orphans.length} orphaned sessions -> goodbye: ${summary(ms)}`);
+    // And they are served again by the others.
+    const again = await Promise.all(orphans.map((d) => d.hello()));
+    for (const r of again) assert.notEqual(ownerOf(r.sessionId), INSTANCES);
+  });
+});
