@@ -54,10 +54,15 @@ describe("a device like current firmware, served end to end by the echo agent", 
     const device = await stack.device();
     await device.hello();
     device.listen("realtime");
-    device.talk(600);
-    await device.waitForAudio(10, 10_000);
+    const stop = device.waitForMessage((m) => m.type === "tts" && m.state === "stop");
+    device.talk(1200);
+    await stop;
     assert.deepEqual(device.stats.errors, {});
-    assert.ok(device.stats.roundTripMs.length >= 10);
+    assert.equal(device.stats.framesReceived, 20);
+    assert.equal(device.stats.roundTripMs.length, 20);
+    // One continuous utterance is one turn: a single tts start and a single tts stop.
+    const tts = device.messages.filter((m) => m.type === "tts").map((m) => m.state);
+    assert.deepEqual(tts, ["start", "stop"]);
     await device.close();
   });
 
