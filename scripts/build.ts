@@ -24,6 +24,8 @@ export async function buildBundle(outDir: string = out): Promise<void> {
     entryPoints: {
       main: path.join(root, "gateway/src/main.ts"),
       "opus-worker": path.join(root, "gateway/src/audio/opus-worker.ts"),
+      // Loaded by main.js only when LiveKit is configured (see loadLiveKit in app.ts).
+      livekit: path.join(root, "gateway/src/agent/livekit/factory.ts"),
     },
     outdir: path.join(outDir, "gateway"),
     bundle: true,

@@ -5,6 +5,7 @@
 import type { Server } from "node:http";
 import type { AgentFactory } from "./agent/agent-bridge.ts";
 import { createEchoAgent } from "./agent/echo.ts";
+import type { createLiveKitAgent as CreateLiveKitAgent } from "./agent/livekit/factory.ts";
 import { OpusPool } from "./audio/opus-pool.ts";
 import type { GatewayConfig } from "./config.ts";
 import { startHealthServer } from "./ops/health.ts";
@@ -52,6 +53,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   let rateTimer: NodeJS.Timeout | undefined;
   const presenceTopic = `${PRESENCE_PREFIX}${config.instanceId}`;
 
+  const liveKit = config.livekit
+    ? (await loadLiveKit())(config.livekit, {
+        me,
+        metrics,
+        log,
+        isLive: (sessionId) => gatewayRef?.sessions.all().some((s) => s.sessionId === sessionId) ?? false,
+      })
+    : undefined;
   // Bound first: with UDP_PORT=0 (tests) the hello reply must carry the real port.
   let gatewayRef: Gateway | undefined;
   try {
@@ -73,7 +82,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     pool,
     metrics,
     log,
-    agentFactory: options.agentFactory ?? createEchoAgent,
+    agentFactory: options.agentFactory ?? (liveKit ? liveKit.factory : createEchoAgent),
     ports: {
       publish: (topic, payload, retain) => broker?.publish(topic, payload, retain),
       sendUdp: (datagram, to) =>
@@ -82,6 +91,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   });
 
   const release = async () => {
+    liveKit?.stop();
     clearInterval(totalsTimer);
     clearInterval(rateTimer);
     await udp?.close();
@@ -200,15 +210,41 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         await release();
       },
       async kill() {
-        await broker?.end();
+        // No DISCONNECT: the broker publishes our will ("gone"), as after a crash.
+        await broker?.destroy();
+        // Nothing reaches the broker any more (the goodbyes go nowhere); closing the
+        // sessions releases their timers, codec streams and agents.
+        await gateway.drain();
         await release();
       },
     };
-    log.info({ udpPort, healthPort, bootId, workers: config.workerCount }, "gateway started");
+    liveKit?.start();
+    log.info(
+      {
+        udpPort,
+        healthPort,
+        bootId,
+        workers: config.workerCount,
+        agent: config.livekit ? "livekit" : "echo",
+      },
+      "gateway started",
+    );
     return running;
   } catch (err) {
     await broker?.end();
     await release();
     throw err;
   }
+}
+
+/**
+ * The LiveKit agent (and its ~40 MB of SDKs) loads only when LiveKit is configured: the
+ * echo-agent instances of the local box and the tests never pay for it. Built, it is
+ * dist/gateway/livekit.js beside main.js (a separate esbuild entry).
+ */
+async function loadLiveKit(): Promise<typeof CreateLiveKitAgent> {
+  const fromSource = import.meta.url.endsWith(".ts");
+  const url = new URL(fromSource ? "./agent/livekit/factory.ts" : "./livekit.js", import.meta.url);
+  const mod = (await import(url.href)) as { createLiveKitAgent: typeof CreateLiveKitAgent };
+  return mod.createLiveKitAgent;
 }

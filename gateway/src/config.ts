@@ -6,10 +6,21 @@
 import { readFileSync } from "node:fs";
 import { parseEnv } from "node:util";
 
+export type AgentDispatchConfig =
+  | { readonly kind: "agent"; readonly agentName: string }
+  | { readonly kind: "webhook"; readonly url: string; readonly bearer: string | undefined }
+  | { readonly kind: "none" };
+
 export interface LiveKitConfig {
   readonly url: string;
   readonly apiKey: string;
   readonly apiSecret: string;
+  /** How the agent gets into a session's room. */
+  readonly dispatch: AgentDispatchConfig;
+  /** LiveKit deletes a room this long after its last participant left. */
+  readonly emptyTimeoutS: number;
+  /** Ghost-room sweep period; 0 disables the periodic sweep (it still runs at start). */
+  readonly sweepIntervalMs: number;
 }
 
 export interface GatewayConfig {
@@ -188,7 +199,26 @@ function liveKit(env: Env): LiveKitConfig | undefined {
       );
     }
   }
-  if (!/^(wss?|https?):\/\//.test(url as string))
+  if (!/^(wss?|https?):\/\//.test(url as string)) {
     throw new ConfigError("LIVEKIT_URL", "must be a ws(s):// or http(s):// URL");
-  return { url: url as string, apiKey: apiKey as string, apiSecret: apiSecret as string };
+  }
+  const agentName = raw(env, "AGENT_NAME");
+  const webhook = raw(env, "AGENT_WEBHOOK_URL");
+  if (agentName && webhook)
+    throw new ConfigError("AGENT_WEBHOOK_URL", "set AGENT_NAME or AGENT_WEBHOOK_URL, not both");
+  if (webhook && !/^https?:\/\//.test(webhook))
+    throw new ConfigError("AGENT_WEBHOOK_URL", "must be an http(s):// URL");
+  const dispatch: AgentDispatchConfig = agentName
+    ? { kind: "agent", agentName }
+    : webhook
+      ? { kind: "webhook", url: webhook, bearer: raw(env, "AGENT_WEBHOOK_TOKEN") }
+      : { kind: "none" };
+  return {
+    url: url as string,
+    apiKey: apiKey as string,
+    apiSecret: apiSecret as string,
+    dispatch,
+    emptyTimeoutS: int(env, "LIVEKIT_EMPTY_TIMEOUT_S", 60, 1, 86_400),
+    sweepIntervalMs: int(env, "LIVEKIT_SWEEP_INTERVAL_MS", 300_000, 0, 86_400_000),
+  };
 }

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { SimulatedDevice } from "../../tools/sim/device.ts";
 import type { AgentFactory, DeviceEvent } from "../src/agent/agent-bridge.ts";
+import type { RunningGateway } from "../src/app.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 const INSTANCES = 4;
@@ -47,6 +48,12 @@ async function goodbyeLatency(device: SimulatedDevice, sessionId: string): Promi
   return performance.now() - started;
 }
 
+function perInstance(sessionIds: string[]): number[] {
+  const counts = Array.from({ length: INSTANCES }, () => 0);
+  for (const s of sessionIds) counts[ownerOf(s) - 1] = (counts[ownerOf(s) - 1] ?? 0) + 1;
+  return counts;
+}
+
 function summary(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number) => (s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0).toFixed(1);
@@ -55,38 +62,49 @@ function summary(ms: number[]): string {
 
 describe(`owner routing: ${INSTANCES} instances, ${DEVICES} devices, random shared-subscription pick`, () => {
   let stack: Stack;
+  /** In instance order: gateways[i] is INSTANCE_ID i + 1. */
+  let gateways: RunningGateway[] = [];
   const log: Recorded[] = [];
   const devices: SimulatedDevice[] = [];
   const sessions = new Map<SimulatedDevice, string>();
 
+  const helloAll = (list: SimulatedDevice[]) =>
+    Promise.all(list.map(async (d) => sessions.set(d, (await d.hello()).sessionId)));
+
   before(async () => {
     stack = await startStack();
-    await stack.startGateways(INSTANCES, {
+    gateways = await stack.startGateways(INSTANCES, {
       overrides: { WORKER_COUNT: "1" },
       agentFactory: (id) => recordingAgent(id, log),
     });
     devices.push(...(await Promise.all(Array.from({ length: DEVICES }, () => stack.device()))));
-    const replies = await Promise.all(devices.map((d) => d.hello()));
-    devices.forEach((d, i) => sessions.set(d, (replies[i] as { sessionId: string }).sessionId));
+    await helloAll(devices);
   });
   after(async () => {
     await stack.stop();
   });
 
-  it("spreads sessions over the instances (the broker's pick decides)", () => {
-    const counts = Array.from({ length: INSTANCES }, (_, i) =>
-      [...sessions.values()].reduce((n, s) => n + (ownerOf(s) === i + 1 ? 1 : 0), 0),
+  it("holds each session on the instance its id names", () => {
+    const counts = perInstance([...sessions.values()]);
+    for (const [i, g] of gateways.entries()) assert.equal(g.gateway.sessions.size, counts[i]);
+    assert.equal(
+      counts.reduce((a, b) => a + b),
+      DEVICES,
     );
-    for (const [i, g] of stack.gateways.entries()) assert.equal(g.gateway.sessions.size, counts[i]);
-    // A uniform random pick gives each instance Binomial(200, 1/4): mean 50, sd 6.1. The
-    // issue's +-20% (+-10) is only 1.6 sd: all four inside it in ~70% of runs. Asserted
-    // here: +-27 (4.4 sd), a false failure in < 1e-4 runs; the +-20% outcome is reported.
+  });
+
+  // A uniform random pick gives each instance Binomial(200, 1/4): mean 50, sd 6.1, so the
+  // issue's +-20% (+-10, 1.6 sd) fails in ~27% of runs even then. The local broker's pick is
+  // worse: mochi takes the first subscriber of a Go map iteration, which favours one of four
+  // (measured ~35% of messages against ~22% for the others).
+  it("spreads sessions within +-20% of even", {
+    todo: "the local broker's shared pick is biased (see above): fix the pick in broker/ or balance hellos in the gateway",
+  }, () => {
+    const counts = perInstance([...sessions.values()]);
     const even = DEVICES / INSTANCES;
-    const worst = Math.max(...counts.map((c) => Math.abs(c - even) / even));
-    console.log(
-      `# sessions per instance ${counts.join("/")}; worst ${(worst * 100).toFixed(0)}% off even; within +-20%: ${worst <= 0.2}`,
-    );
-    for (const c of counts) assert.ok(Math.abs(c - even) <= 27, `sessions per instance ${counts.join("/")}`);
+    console.log(`# sessions per instance ${counts.join("/")}`);
+    for (const c of counts)
+      assert.ok(Math.abs(c - even) <= 0.2 * even, `sessions per instance ${counts.join("/")}`);
   });
 
   it("hands every listen/abort/mcp/goodbye to the agent exactly once, on the owning instance", async () => {
@@ -146,8 +164,7 @@ describe(`owner routing: ${INSTANCES} instances, ${DEVICES} devices, random shar
       if (got.slice(0, sent.length).join() !== sent.join()) reordered++;
     }
     let forwarded = 0;
-    for (const g of stack.gateways)
-      for (const v of (await g.metrics.forwarded.get()).values) forwarded += v.value;
+    for (const g of gateways) for (const v of (await g.metrics.forwarded.get()).values) forwarded += v.value;
     console.log(
       `# ${log.length} events, ${forwarded} forwarded between instances; devices whose messages reached the agent out of order: ${reordered}/${DEVICES}`,
     );
@@ -164,9 +181,8 @@ describe(`owner routing: ${INSTANCES} instances, ${DEVICES} devices, random shar
   });
 
   it("answers a message for a session of a crashed instance with goodbye within 1 s", async () => {
-    const replies = await Promise.all(devices.map((d) => d.hello()));
-    devices.forEach((d, i) => sessions.set(d, (replies[i] as { sessionId: string }).sessionId));
-    const victim = stack.gateways[INSTANCES - 1];
+    await helloAll(devices);
+    const victim = gateways[INSTANCES - 1];
     assert.ok(victim);
     const orphans = devices.filter((d) => ownerOf(sessions.get(d) as string) === INSTANCES);
     assert.ok(orphans.length > 0);

@@ -64,6 +64,10 @@ export class GatewayMetrics {
   /** Device messages passed to the owning instance (owner routing). */
   readonly forwarded: Counter;
   readonly sessions: Gauge;
+  /** LiveKit rooms joined and not yet closed. */
+  readonly agentRooms: Gauge;
+  /** Agent-side events: room failures, dropped device audio or data, sweep deletions. */
+  readonly agentEvents: Counter<"event">;
   readonly sessionAlert: Gauge;
   readonly helloReply: Summary;
   readonly upstreamLatency: Summary;
@@ -112,6 +116,13 @@ export class GatewayMetrics {
     this.forwarded = new Counter({
       name: "gateway_forwarded_total",
       help: "Device messages forwarded to the owning instance",
+      registers: r,
+    });
+    this.agentRooms = new Gauge({ name: "gateway_agent_rooms", help: "LiveKit rooms joined", registers: r });
+    this.agentEvents = new Counter({
+      name: "gateway_agent_events_total",
+      help: "Agent-side events by kind (failures, drops, sweeps)",
+      labelNames: ["event"],
       registers: r,
     });
     this.sessions = new Gauge({ name: "gateway_sessions", help: "Live device sessions", registers: r });

@@ -104,4 +104,9 @@ export class BrokerClient {
   end(): Promise<void> {
     return new Promise((resolve) => this.#client.end(false, {}, () => resolve()));
   }
+
+  /** Drops the connection without DISCONNECT, as a crash does: the broker publishes the will. */
+  destroy(): Promise<void> {
+    return new Promise((resolve) => this.#client.end(true, {}, () => resolve()));
+  }
 }

@@ -1,0 +1,85 @@
+/**
+ * What every LiveKit room of one gateway instance shares: the server API clients, token
+ * minting, agent dispatch, and the instance's counters. Secrets stay in here.
+ */
+import { AccessToken, AgentDispatchClient, RoomServiceClient } from "livekit-server-sdk";
+import type { AgentSessionInfo } from "../agent-bridge.ts";
+
+export type AgentDispatch =
+  /** LiveKit Agents: an explicit dispatch to a worker registered under this name. */
+  | { readonly kind: "agent"; readonly agentName: string }
+  /** Agents hosted elsewhere (e.g. Cerebrium) that join as ordinary participants. */
+  | { readonly kind: "webhook"; readonly url: string; readonly bearer: string | undefined }
+  /** The agent joins by itself (auto-dispatch, or a test participant). */
+  | { readonly kind: "none" };
+
+export interface LiveKitOptions {
+  readonly url: string;
+  readonly apiKey: string;
+  readonly apiSecret: string;
+  readonly dispatch: AgentDispatch;
+  readonly emptyTimeoutS: number;
+  readonly maxParticipants: number;
+  readonly mcpTimeoutMs: number;
+  readonly tokenTtlS: number;
+}
+
+export interface LiveKitEvents {
+  roomOpened(room: string): void;
+  roomClosed(room: string): void;
+  failed(room: string, err: Error): void;
+  drop(reason: string): void;
+}
+
+export interface LiveKitServices {
+  readonly options: LiveKitOptions;
+  readonly rooms: RoomServiceClient;
+  readonly events: LiveKitEvents;
+  token(room: string, info: AgentSessionInfo): Promise<string>;
+  dispatch(room: string, info: AgentSessionInfo): Promise<void>;
+}
+
+/** The server API speaks HTTP(S) on the same host as the WebSocket URL. */
+export function httpUrl(url: string): string {
+  return url.replace(/^ws(s?):\/\//, "http$1://");
+}
+
+export function createLiveKitServices(options: LiveKitOptions, events: LiveKitEvents): LiveKitServices {
+  const host = httpUrl(options.url);
+  const rooms = new RoomServiceClient(host, options.apiKey, options.apiSecret);
+  const dispatcher = new AgentDispatchClient(host, options.apiKey, options.apiSecret);
+  return {
+    options,
+    rooms,
+    events,
+    async token(room, info) {
+      // A token for this room only: the device participant can join, publish its voice
+      // and data, and subscribe to the agent; it cannot create or administer rooms.
+      const at = new AccessToken(options.apiKey, options.apiSecret, {
+        identity: `device-${info.mac.replaceAll(":", "")}`,
+        ttl: options.tokenTtlS,
+        attributes: { device_mac: info.mac, session_id: info.sessionId, room_type: "device_session" },
+      });
+      at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
+      return at.toJwt();
+    },
+    async dispatch(room, info) {
+      const metadata = JSON.stringify({ device_mac: info.mac, session_id: info.sessionId });
+      const d = options.dispatch;
+      if (d.kind === "agent") {
+        await dispatcher.createDispatch(room, d.agentName, { metadata });
+      } else if (d.kind === "webhook") {
+        const res = await fetch(d.url, {
+          method: "POST",
+          headers: {
+            "content-type": "application/json",
+            ...(d.bearer ? { authorization: `Bearer ${d.bearer}` } : {}),
+          },
+          body: JSON.stringify({ room, url: options.url, device_mac: info.mac, session_id: info.sessionId }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (!res.ok) throw new Error(`agent webhook answered ${res.status}`);
+      }
+    },
+  };
+}
