@@ -79,6 +79,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     udpPort,
     idleTimeoutMs: config.idleTimeoutMs,
     maxSessionMs: config.maxSessionMs,
+    sourceLimit: config.udpSourceLimit,
     pool,
     metrics,
     log,
@@ -91,13 +92,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   });
 
   const release = async () => {
-    liveKit?.stop();
     clearInterval(totalsTimer);
     clearInterval(rateTimer);
     await udp?.close();
     await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
     health?.closeAllConnections();
     await pool.shutdown();
+    // After every session (and its room) is closed: rtc-node's runtime goes last.
+    await liveKit?.stop();
     metrics.stop();
   };
 

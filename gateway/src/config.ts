@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseEnv } from "node:util";
+import { DEFAULT_SOURCE_LIMIT, type SourceLimitOptions } from "./session/source-limiter.ts";
 
 export type AgentDispatchConfig =
   | { readonly kind: "agent"; readonly agentName: string }
@@ -28,6 +29,8 @@ export interface GatewayConfig {
   readonly instanceId: number;
   readonly udpPort: number;
   readonly udpBind: string;
+  /** Per-source-address UDP rate limit (UDP_SOURCE_RATE packets/s, bursts of UDP_SOURCE_BURST). */
+  readonly udpSourceLimit: SourceLimitOptions;
   /** The address devices are told to send UDP to (`udp.server` in the hello reply). */
   readonly publicHost: string;
   readonly workerCount: number;
@@ -96,6 +99,11 @@ export function parseConfig(env: Env): GatewayConfig {
     // 0 (any free port) is for tests; the hello reply carries the bound port.
     udpPort: int(env, "UDP_PORT", 8881, 0, 65535),
     udpBind: str(env, "UDP_BIND", "0.0.0.0"),
+    udpSourceLimit: {
+      ratePerSecond: int(env, "UDP_SOURCE_RATE", DEFAULT_SOURCE_LIMIT.ratePerSecond, 1, 1_000_000),
+      burst: int(env, "UDP_SOURCE_BURST", DEFAULT_SOURCE_LIMIT.burst, 1, 10_000_000),
+      maxSources: DEFAULT_SOURCE_LIMIT.maxSources,
+    },
     publicHost: str(env, "PUBLIC_HOST", "127.0.0.1"),
     workerCount: int(env, "WORKER_COUNT", 4, 1, 64),
     healthPort: int(env, "HEALTH_PORT", 9000 + instanceId, 0, 65535),

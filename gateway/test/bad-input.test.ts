@@ -133,9 +133,9 @@ describe("bad input is dropped, counted, and harms nothing", () => {
   it("Opus that libopus cannot decode", () => {
     const s = device.session;
     assert.ok(s);
-    // TOC passes the sanity check (mono, code 2), but the frame-length byte promises more
-    // bytes than the packet has.
-    const bad = Buffer.from([0x1a, 0xfc, 0xff, 0x01]);
+    // TOC passes the sanity check (mono, code 3, one 60 ms frame), but the padding flag
+    // promises more padding bytes than the packet has.
+    const bad = Buffer.from([0x1b, 0x41, 0xff, 0xff]);
     return expectDrop("udp_opus_decode_failed", () => device.sendFrame(bad));
   });
 

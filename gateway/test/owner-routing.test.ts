@@ -1,6 +1,6 @@
 /**
  * Owner routing (architecture.md 3.2, issue 3): four gateway instances in-process behind
- * the real local broker, whose shared-subscription pick is random per message. Every
+ * the real local broker, which picks one share-group member per message. Every
  * follow-up message of 200 devices must reach the agent exactly once, on the instance
  * whose id prefixes the session id; a message for a session nobody holds is answered
  * `goodbye` within 1 s, also when its owner instance has crashed.
@@ -60,7 +60,7 @@ function summary(ms: number[]): string {
   return `p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms`;
 }
 
-describe(`owner routing: ${INSTANCES} instances, ${DEVICES} devices, random shared-subscription pick`, () => {
+describe(`owner routing: ${INSTANCES} instances, ${DEVICES} devices, a shared subscription`, () => {
   let stack: Stack;
   /** In instance order: gateways[i] is INSTANCE_ID i + 1. */
   let gateways: RunningGateway[] = [];

@@ -8,6 +8,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry, Summary } from "prom-c
 
 export type DropReason =
   // UDP
+  | "udp_rate_limited"
   | "udp_too_short"
   | "udp_not_audio"
   | "udp_length_mismatch"

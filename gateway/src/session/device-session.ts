@@ -150,12 +150,14 @@ export class DeviceSession {
       this.#deps.metrics.drop("udp_replay");
       return;
     }
-    if (seq - this.#lastUpstreamSeq > MAX_SEQUENCE_JUMP && this.#lastUpstreamSeq !== 0) {
+    // The first packet after a hello too: firmware numbers from 1, so a first sequence far
+    // beyond MAX_SEQUENCE_JUMP is forged (and would make every genuine packet a replay).
+    if (seq - this.#lastUpstreamSeq > MAX_SEQUENCE_JUMP) {
       this.#deps.metrics.drop("udp_sequence_jump");
       return;
     }
     const opus = openAudioPacket(this.#key, packet);
-    if (checkOpusPacket(opus) !== undefined) {
+    if (checkOpusPacket(opus, this.#audio.frameDurationMs) !== undefined) {
       this.#deps.metrics.drop("udp_bad_opus");
       return;
     }

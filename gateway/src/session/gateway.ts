@@ -22,6 +22,7 @@ import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
 import { decideOwner, type PeerPresence } from "./owner-routing.ts";
 import { SessionRegistry } from "./registry.ts";
+import { SourceLimiter, type SourceLimitOptions } from "./source-limiter.ts";
 
 export interface GatewayPorts {
   publish(topic: string, payload: string, retain?: boolean): void;
@@ -39,6 +40,8 @@ export interface GatewayOptions {
   readonly log: Logger;
   readonly agentFactory: AgentFactory;
   readonly ports: GatewayPorts;
+  /** Per-source-address UDP rate limit (source-limiter.ts); its defaults when absent. */
+  readonly sourceLimit?: SourceLimitOptions;
 }
 
 export class Gateway {
@@ -47,10 +50,12 @@ export class Gateway {
   readonly #o: GatewayOptions;
   readonly #limiter = new LogLimiter();
   readonly #closing = new Set<Promise<void>>();
+  readonly #sources: SourceLimiter;
   #draining = false;
 
   constructor(options: GatewayOptions) {
     this.#o = options;
+    this.#sources = new SourceLimiter(options.sourceLimit);
   }
 
   get draining(): boolean {
@@ -78,6 +83,7 @@ export class Gateway {
   /** Every datagram on the instance's UDP port. */
   handleDatagram(datagram: Buffer, from: RemoteInfo): void {
     const receivedAt = process.hrtime.bigint();
+    if (!this.#sources.allow(from.address)) return this.#drop("udp_rate_limited", { from: from.address });
     const parsed = parseUdpPacket(datagram);
     if (!parsed.ok) return this.#drop(`udp_${parsed.reason}`, { from: from.address });
     const session = this.sessions.byConnection(parsed.packet.header.connectionId);

@@ -131,6 +131,8 @@ export class LiveKitBridge implements AgentBridge {
     const token = await this.#services.token(this.#name, this.#info);
     this.#room.on(RoomEvent.TrackSubscribed, (track) => this.#onTrack(track));
     this.#room.on(RoomEvent.DataReceived, (payload) => this.#onData(payload));
+    // Data is not stored for late joiners: greet each participant (the agent) as it arrives.
+    this.#room.on(RoomEvent.ParticipantConnected, () => this.#send(this.#sessionStart()));
     await this.#room.connect(options.url, token, { autoSubscribe: true, dynacast: false });
     if (this.#closed) {
       await this.#room.disconnect().catch(() => {});
@@ -226,6 +228,10 @@ export class LiveKitBridge implements AgentBridge {
       this.#sink.sendToDevice({ type: "mcp", payload }),
     );
     if (!this.#closed) this.#send({ type: "mcp_result", request_id: requestId, ...outcome });
+  }
+
+  #sessionStart(): GatewayMessage {
+    return { type: "session_start", session_id: this.#info.sessionId, device_mac: this.#info.mac };
   }
 
   #send(m: GatewayMessage): void {

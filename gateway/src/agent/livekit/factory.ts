@@ -2,6 +2,7 @@
  * The LiveKit agent of one gateway instance: the AgentFactory for its sessions, and the
  * periodic ghost-room sweep.
  */
+import { dispose } from "@livekit/rtc-node";
 import type { LiveKitConfig } from "../../config.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { GatewayMetrics } from "../../ops/metrics.ts";
@@ -23,7 +24,8 @@ export interface LiveKitAgent {
   readonly services: LiveKitServices;
   /** Sweeps once now (without delaying start-up) and then every sweepIntervalMs. */
   start(): void;
-  stop(): void;
+  /** Stops the sweep and releases rtc-node's native runtime (it keeps the process alive). */
+  stop(): Promise<void>;
   sweep(): Promise<string[]>;
 }
 
@@ -79,8 +81,9 @@ export function createLiveKitAgent(config: LiveKitConfig, deps: LiveKitAgentDeps
         timer.unref();
       }
     },
-    stop() {
+    async stop() {
       clearInterval(timer);
+      await dispose();
     },
     sweep,
   };

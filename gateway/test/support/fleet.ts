@@ -1,0 +1,167 @@
+/**
+ * Many simulated devices under light load, for the multi-instance tests: each is in a
+ * realtime-listening session (the echo agent returns every frame) and sends one frame per
+ * `frameIntervalMs`, all from one timer. Like firmware, a device that receives `goodbye`
+ * for its current session says hello again at once. The fleet records, per device, each
+ * session (owner instance and boot, frames sent and heard back) and each outage: the time
+ * from losing a session to the next hello reply.
+ */
+import { SimulatedDevice } from "../../../tools/sim/device.ts";
+import { upstreamClip } from "../../../tools/sim/opus-frames.ts";
+
+export interface SessionLog {
+  readonly sessionId: string;
+  /** `<instanceId>-<bootId>`: the owning process. */
+  readonly owner: string;
+  readonly instanceId: number;
+  sent: number;
+  received: number;
+  goodbye?: string;
+}
+
+export interface Member {
+  readonly device: SimulatedDevice;
+  readonly sessions: SessionLog[];
+  /** Session lost (goodbye) -> next hello reply, ms. */
+  readonly outages: number[];
+  /** Last frame heard before a loss -> first frame heard after the next hello, ms. */
+  readonly audioGaps: number[];
+  helloFailures: number;
+  lostAt?: number;
+  lastAudioAt?: number;
+  audioBeforeLoss?: number;
+}
+
+export function ownerOf(sessionId: string): { owner: string; instanceId: number } {
+  const [id, boot] = sessionId.split("-");
+  return { owner: `${id}-${boot}`, instanceId: Number(id) };
+}
+
+export class Fleet {
+  readonly members: Member[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #closing = false;
+  readonly #silence = upstreamClip(1).silence;
+
+  /** Connects `count` devices and brings each into a realtime session. */
+  static async start(brokerUrl: string, count: number): Promise<Fleet> {
+    const fleet = new Fleet();
+    for (let i = 0; i < count; i++) {
+      // No decoding of what comes back: the checks on every datagram stay, the CPU is spared.
+      const device = new SimulatedDevice({ brokerUrl, index: 10_000 + i, decodeEvery: 1e9 });
+      const m: Member = { device, sessions: [], outages: [], audioGaps: [], helloFailures: 0 };
+      fleet.members.push(m);
+      device.on("audio", () => fleet.#onAudio(m));
+      device.on("server_goodbye", (reason: string) => fleet.#onGoodbye(m, reason));
+    }
+    await Promise.all(fleet.members.map((m) => m.device.connect()));
+    await Promise.all(fleet.members.map((m) => fleet.#hello(m)));
+    return fleet;
+  }
+
+  current(m: Member): SessionLog | undefined {
+    const s = m.sessions.at(-1);
+    return s && s.goodbye === undefined && m.device.session?.sessionId === s.sessionId ? s : undefined;
+  }
+
+  /** One frame per device in session every `intervalMs` (keep it under the echo's 300 ms turn). */
+  startAudio(intervalMs: number): void {
+    this.#timer = setInterval(() => {
+      for (const m of this.members) {
+        const s = this.current(m);
+        if (!s) continue;
+        m.device.sendFrame(this.#silence);
+        s.sent++;
+      }
+    }, intervalMs);
+  }
+
+  stopAudio(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Frames sent to and heard back from each owner (`<instanceId>-<bootId>`). */
+  totals(): Map<string, { sent: number; received: number; sessions: number }> {
+    const out = new Map<string, { sent: number; received: number; sessions: number }>();
+    for (const m of this.members)
+      for (const s of m.sessions) {
+        const t = out.get(s.owner) ?? { sent: 0, received: 0, sessions: 0 };
+        t.sent += s.sent;
+        t.received += s.received;
+        t.sessions++;
+        out.set(s.owner, t);
+      }
+    return out;
+  }
+
+  /** Sessions per instance id, now. */
+  spread(instances: number): number[] {
+    const counts = Array.from({ length: instances }, () => 0);
+    for (const m of this.members) {
+      const s = this.current(m);
+      if (s) counts[s.instanceId - 1] = (counts[s.instanceId - 1] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  /** Resolves once every device is in a session (after re-hellos), or rejects. */
+  async allInSession(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.members.some((m) => !this.current(m))) {
+      if (Date.now() > deadline)
+        throw new Error(`${this.members.filter((m) => !this.current(m)).length} devices without a session`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.stopAudio();
+    await Promise.all(this.members.map((m) => m.device.close()));
+  }
+
+  async #hello(m: Member): Promise<void> {
+    for (let attempt = 0; attempt < 3 && !this.#closing; attempt++) {
+      try {
+        const reply = await m.device.hello();
+        m.sessions.push({ sessionId: reply.sessionId, ...ownerOf(reply.sessionId), sent: 0, received: 0 });
+        if (m.lostAt !== undefined) m.outages.push(performance.now() - m.lostAt);
+        m.lostAt = undefined;
+        m.device.listen("realtime");
+        return;
+      } catch {
+        m.helloFailures++;
+      }
+    }
+  }
+
+  #onGoodbye(m: Member, reason: string): void {
+    const s = m.sessions.at(-1);
+    if (s) s.goodbye = reason;
+    m.lostAt = performance.now();
+    m.audioBeforeLoss = m.lastAudioAt;
+    if (!this.#closing) void this.#hello(m);
+  }
+
+  #onAudio(m: Member): void {
+    const now = performance.now();
+    const s = m.sessions.at(-1);
+    if (s) s.received++;
+    if (m.audioBeforeLoss !== undefined) {
+      m.audioGaps.push(now - m.audioBeforeLoss);
+      m.audioBeforeLoss = undefined;
+    }
+    m.lastAudioAt = now;
+  }
+}
+
+export function percentiles(values: number[]): { p50: number; p99: number; max: number; n: number } {
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), max: at(1), n: s.length };
+}
+
+export function fmt(p: { p50: number; p99: number; max: number; n: number }): string {
+  return `n=${p.n} p50 ${p.p50.toFixed(0)} ms, p99 ${p.p99.toFixed(0)} ms, max ${p.max.toFixed(0)} ms`;
+}
