@@ -21,6 +21,7 @@ type contractHook struct {
 	stats           *Counters
 	gatewayPassword []byte
 	deviceKey       []byte // nil: devices are not authenticated (local development)
+	shared          roundRobin
 }
 
 func (h *contractHook) ID() string { return "voicefleet-contract" }
@@ -35,6 +36,7 @@ func (h *contractHook) Provides(b byte) bool {
 		mqtt.OnWill,
 		mqtt.OnPacketEncode,
 		mqtt.OnPacketRead,
+		mqtt.OnSelectSubscribers,
 	}, []byte{b})
 }
 

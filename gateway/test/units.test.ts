@@ -114,3 +114,25 @@ describe("owner routing", () => {
     assert.deepEqual(decideOwner("garbage", me, peers), { kind: "stale" });
   });
 });
+
+describe("RecentForwards", () => {
+  it("returns what was forwarded to a peer within the window, once", async () => {
+    const { RecentForwards } = await import("../src/session/recent-forwards.ts");
+    const r = new RecentForwards(3000, 100);
+    r.add(2, "a", "2-x-1", 1000);
+    r.add(2, "b", "2-x-2", 3500);
+    r.add(3, "c", "3-y-1", 3500);
+    assert.deepEqual(r.takeRecent(2, 4500), [{ clientId: "b", sessionId: "2-x-2" }]);
+    assert.deepEqual(r.takeRecent(2, 4500), []);
+    assert.equal(r.takeRecent(3, 4500).length, 1);
+  });
+
+  it("keeps at most maxPerPeer entries", async () => {
+    const { RecentForwards } = await import("../src/session/recent-forwards.ts");
+    const r = new RecentForwards(60_000, 10);
+    for (let i = 0; i < 50; i++) r.add(1, `c${i}`, `s${i}`, 1000 + i);
+    const kept = r.takeRecent(1, 2000);
+    assert.equal(kept.length, 10);
+    assert.equal(kept[0]?.clientId, "c40");
+  });
+});

@@ -21,6 +21,7 @@ import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
 import { decideOwner, type PeerPresence } from "./owner-routing.ts";
+import { RecentForwards } from "./recent-forwards.ts";
 import { SessionRegistry } from "./registry.ts";
 import { SourceLimiter, type SourceLimitOptions } from "./source-limiter.ts";
 
@@ -50,6 +51,7 @@ export class Gateway {
   readonly #o: GatewayOptions;
   readonly #limiter = new LogLimiter();
   readonly #closing = new Set<Promise<void>>();
+  readonly #recentForwards = new RecentForwards();
   readonly #sources: SourceLimiter;
   #draining = false;
 
@@ -125,7 +127,11 @@ export class Gateway {
     const decision = forwarded
       ? { kind: "local" as const }
       : decideOwner(message.sessionId, this.#o.me, this.peers);
-    if (decision.kind === "forward") return this.#forward(decision.instanceId, clientIdRaw, payload);
+    if (decision.kind === "forward") {
+      if (message.sessionId !== undefined)
+        this.#recentForwards.add(decision.instanceId, clientIdRaw, message.sessionId);
+      return this.#forward(decision.instanceId, clientIdRaw, payload);
+    }
     if (decision.kind === "stale") return this.#stale(clientIdRaw, message.sessionId);
     const session = this.sessions.byClient(clientIdRaw);
     if (!session || (message.sessionId !== undefined && message.sessionId !== session.sessionId)) {
@@ -201,13 +207,17 @@ export class Gateway {
   #handlePresence(instanceId: number, payload: Buffer): void {
     if (instanceId === this.#o.me.instanceId) return;
     const p = payload.length === 0 ? { state: "gone" } : safeJson(payload);
+    const known = this.peers.get(instanceId);
     if (p?.state === "gone") {
       this.peers.delete(instanceId);
+      if (known) this.#goodbyeForwardedTo(instanceId);
       return;
     }
     if (!p || typeof p.bootId !== "string" || (p.state !== "up" && p.state !== "draining")) {
       return this.#drop("mqtt_bad_internal", { topic: "presence" });
     }
+    // A new boot of a peer we knew: it crashed and restarted, its sessions are gone.
+    if (known && known.bootId !== p.bootId) this.#goodbyeForwardedTo(instanceId);
     this.peers.set(instanceId, { bootId: p.bootId, state: p.state });
   }
 
@@ -234,6 +244,13 @@ export class Gateway {
       `${FORWARD_PREFIX}${instanceId}`,
       JSON.stringify({ clientId, payload: payload.toString("utf8") }),
     );
+  }
+
+  /** A peer died: the messages we forwarded to it in the last seconds were never handled. */
+  #goodbyeForwardedTo(instanceId: number): void {
+    for (const f of this.#recentForwards.takeRecent(instanceId)) {
+      this.#publishToDevice(f.clientId, goodbyeMessage(f.sessionId, "session_unknown"));
+    }
   }
 
   /** No live session for this message: goodbye now, so the device re-hellos at once. */

@@ -41,6 +41,9 @@ export class Fleet {
   readonly members: Member[] = [];
   #timer: NodeJS.Timeout | undefined;
   #closing = false;
+  #lastTick = 0;
+  /** Longest time between two frame ticks: how late the load generator itself ran. */
+  longestTickMs = 0;
   readonly #silence = upstreamClip(1).silence;
 
   /** Connects `count` devices and brings each into a realtime session. */
@@ -54,8 +57,13 @@ export class Fleet {
       device.on("audio", () => fleet.#onAudio(m));
       device.on("server_goodbye", (reason: string) => fleet.#onGoodbye(m, reason));
     }
-    await Promise.all(fleet.members.map((m) => m.device.connect()));
-    await Promise.all(fleet.members.map((m) => fleet.#hello(m)));
+    try {
+      await Promise.all(fleet.members.map((m) => m.device.connect()));
+      await Promise.all(fleet.members.map((m) => fleet.#hello(m)));
+    } catch (err) {
+      await fleet.close();
+      throw err;
+    }
     return fleet;
   }
 
@@ -66,7 +74,11 @@ export class Fleet {
 
   /** One frame per device in session every `intervalMs` (keep it under the echo's 300 ms turn). */
   startAudio(intervalMs: number): void {
+    this.#lastTick = performance.now();
     this.#timer = setInterval(() => {
+      const now = performance.now();
+      this.longestTickMs = Math.max(this.longestTickMs, now - this.#lastTick);
+      this.#lastTick = now;
       for (const m of this.members) {
         const s = this.current(m);
         if (!s) continue;
