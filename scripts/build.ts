@@ -2,6 +2,7 @@
  * Builds the deployable gateway bundle into dist/:
  *   dist/gateway/main.js          the gateway (esbuild, our code only; npm packages stay external)
  *   dist/gateway/opus-worker.js   the Opus worker thread entry
+ *   dist/gateway/verifier.js      the device verifier for EMQX (PM2 app device-auth)
  *   dist/ecosystem.config.cjs     PM2 apps (deploy/ecosystem.ts)
  *   dist/package.json             runtime dependencies only, for `npm ci --omit=dev`
  *   dist/package-lock.json        the root lockfile, pruned to those dependencies
@@ -26,6 +27,8 @@ export async function buildBundle(outDir: string = out): Promise<void> {
       "opus-worker": path.join(root, "gateway/src/audio/opus-worker.ts"),
       // Loaded by main.js only when LiveKit is configured (see loadLiveKit in app.ts).
       livekit: path.join(root, "gateway/src/agent/livekit/factory.ts"),
+      // The device verifier, PM2 app `device-auth` (deploy/ecosystem.ts).
+      verifier: path.join(root, "gateway/src/auth/verifier-main.ts"),
     },
     outdir: path.join(outDir, "gateway"),
     bundle: true,

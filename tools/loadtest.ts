@@ -23,7 +23,7 @@ import { type InstanceFigures, markdownTable, type StepResult, svgChart } from "
 import { cpuSeconds, freePort, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
-import { SimulatedDevice } from "./sim/device.ts";
+import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
 import { upstreamClip } from "./sim/opus-frames.ts";
 
 const { values } = parseArgs({
@@ -113,6 +113,8 @@ async function main(): Promise<void> {
         const d = new SimulatedDevice({
           brokerUrl,
           index: devices.length + 1,
+          // Each device on its own address, as in the field (the per-address UDP rate limit).
+          udpBindAddress: loopbackAddress(devices.length + 1),
           clip,
           decodeEvery: Number(values["decode-every"]),
         });

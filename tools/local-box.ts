@@ -18,7 +18,7 @@ import { DEFAULT_ECOSYSTEM, instancePorts } from "../deploy/ecosystem.ts";
 import { buildBundle } from "../scripts/build.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { startBroker } from "./sim/broker-process.ts";
-import { SimulatedDevice } from "./sim/device.ts";
+import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
 
 const RUN = path.join(ROOT, ".run");
 const PID_FILE = path.join(RUN, "local-box.pid");
@@ -61,6 +61,9 @@ async function up(argv: string[]): Promise<void> {
       `MQTT_URL=${broker.url}`,
       "MQTT_USERNAME=gateway",
       `MQTT_PASSWORD=${password}`,
+      // For the device verifier (PM2 app device-auth), which refuses to start without a
+      // key. The local broker checks devices itself, so nothing here calls the verifier.
+      `MQTT_SIGNING_KEY=${randomBytes(32).toString("hex")}`,
       "LOG_LEVEL=info",
       "",
     ].join("\n"),
@@ -92,7 +95,11 @@ async function up(argv: string[]): Promise<void> {
   process.on("SIGTERM", () => void stop(0));
 
   for (let i = 0; i < deviceCount; i++) {
-    const d = new SimulatedDevice({ brokerUrl: broker.url, index: i + 1 });
+    const d = new SimulatedDevice({
+      brokerUrl: broker.url,
+      index: i + 1,
+      udpBindAddress: loopbackAddress(i + 1),
+    });
     devices.push(d);
     await d.connect();
     await d.hello();

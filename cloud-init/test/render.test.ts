@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -53,14 +53,25 @@ describe("gateway user data", () => {
     assert.equal(sampleGatewayUserData(), userData);
   });
 
-  test("holds exactly N gateway instances with unique ports", () => {
+  test("holds exactly N gateway instances with unique ports, and the device verifier", () => {
     for (const instances of [1, 4, 6]) {
       const dir = mkdtempSync(path.join(work, `eco-${instances}-`));
       extractBundle(sampleGatewayUserData({ ecosystem: { ...DEFAULT_ECOSYSTEM, instances } }), dir);
-      const { apps } = createRequire(import.meta.url)(path.join(dir, "ecosystem.config.cjs")) as {
-        apps: { name: string; kill_timeout: number; env: Record<string, string> }[];
+      const { apps: all } = createRequire(import.meta.url)(path.join(dir, "ecosystem.config.cjs")) as {
+        apps: { name: string; script: string; kill_timeout: number; env: Record<string, string> }[];
       };
+      const apps = all.filter((a) => a.script === "./gateway/main.js");
+      const others = all.filter((a) => a.script !== "./gateway/main.js");
+      assert.deepEqual(
+        others.map((a) => [a.name, a.script]),
+        [["device-auth", "./gateway/verifier.js"]],
+      );
+      assert.ok(existsSync(path.join(dir, "gateway/verifier.js")));
       assert.equal(apps.length, instances);
+      assert.deepEqual(
+        apps.map((a) => a.name),
+        apps.map((_, i) => `gateway-${i + 1}`),
+      );
       const udp = apps.map((a) => a.env.UDP_PORT);
       const health = apps.map((a) => a.env.HEALTH_PORT);
       assert.equal(new Set(udp).size, instances);

@@ -20,8 +20,8 @@ function allowed(limiter: SourceLimiter, address: string, n: number): number {
 }
 
 describe("SourceLimiter", () => {
-  it("defaults to 200 packets/s with bursts of 400: twelve times what a device sends", () => {
-    assert.deepEqual(DEFAULT_SOURCE_LIMIT, { ratePerSecond: 200, burst: 400, maxSources: 10_000 });
+  it("defaults to 100 packets/s with bursts of 200 per device socket: six times what a device sends", () => {
+    assert.deepEqual(DEFAULT_SOURCE_LIMIT, { ratePerSecond: 100, burst: 200, maxSources: 10_000 });
   });
 
   it("lets a burst through, then refuses until tokens come back at the rate", () => {

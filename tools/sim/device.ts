@@ -44,6 +44,22 @@ export interface DeviceOptions {
   /** Decode every downstream frame (default) or only every Nth, to spare the load generator. */
   readonly decodeEvery?: number;
   readonly clip?: UpstreamClip;
+  /**
+   * Local address for the UDP socket (default: the kernel's choice, 127.0.0.1 on loopback).
+   * Many simulated devices on distinct loopback addresses look like real devices, each
+   * behind its own public address, to the gateway's per-address rate limit.
+   */
+  readonly udpBindAddress?: string;
+}
+
+/**
+ * A distinct loopback address per device index (127.0.x.y) on Linux, where all of
+ * 127.0.0.0/8 is local; undefined elsewhere (the kernel's choice, 127.0.0.1).
+ */
+export function loopbackAddress(index: number): string | undefined {
+  if (process.platform !== "linux") return undefined;
+  const n = 10 + (index % 60_000);
+  return `127.0.${(n >> 8) & 255}.${n & 255}`;
 }
 
 export interface HelloReply {
@@ -150,6 +166,7 @@ export class SimulatedDevice extends EventEmitter {
     });
     client.removeAllListeners("error");
     client.on("error", () => {});
+    client.on("close", () => this.emit("mqtt_closed"));
   }
 
   /** Publishes any payload to `device-server`, as the firmware does. */
@@ -232,6 +249,16 @@ export class SimulatedDevice extends EventEmitter {
     this.stats.framesSent++;
     if (this.#mode === "realtime") this.#turnSent.push(performance.now());
     return datagram;
+  }
+
+  /**
+   * A NAT rebinding: the audio channel moves to a new local socket (a new source port),
+   * the session, key and sequences unchanged, as when a router drops its UDP mapping.
+   */
+  async rebind(): Promise<void> {
+    const s = this.#session;
+    if (!s) throw new Error("no audio channel: call hello() first");
+    await this.#openUdp(s);
   }
 
   /** The UDP socket's own port (to forge packets from elsewhere in tests). */
@@ -353,6 +380,16 @@ export class SimulatedDevice extends EventEmitter {
     const socket = createSocket("udp4");
     socket.on("message", (d) => this.#onDatagram(d));
     socket.on("error", () => {});
+    const bindAddress = this.#options.udpBindAddress;
+    if (bindAddress) {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(0, bindAddress, () => {
+          socket.off("error", reject);
+          resolve();
+        });
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
       socket.connect(reply.port, reply.server, () => {

@@ -23,9 +23,11 @@ const MAX_ENCODING = 3;
  * Firmware plays downstream audio only after `tts start` has put it in Speaking state,
  * and that message travels gateway -> broker -> device over TCP while audio goes
  * straight over UDP: sent together, the first frames can overtake it and be dropped.
- * The first frame of each turn therefore waits this long after `tts start`.
+ * The first frame of each turn therefore waits this long after `tts start` (40 ms was not
+ * enough when many sessions start at once: the broker path then takes longer). Later
+ * frames of the turn do not wait.
  */
-export const TTS_START_LEAD_MS = 40;
+export const TTS_START_LEAD_MS = 80;
 
 export interface RemoteAddress {
   readonly address: string;

@@ -85,7 +85,9 @@ export class Gateway {
   /** Every datagram on the instance's UDP port. */
   handleDatagram(datagram: Buffer, from: RemoteInfo): void {
     const receivedAt = process.hrtime.bigint();
-    if (!this.#sources.allow(from.address)) return this.#drop("udp_rate_limited", { from: from.address });
+    if (!this.#sources.allow(`${from.address}:${from.port}`)) {
+      return this.#drop("udp_rate_limited", { from: from.address });
+    }
     const parsed = parseUdpPacket(datagram);
     if (!parsed.ok) return this.#drop(`udp_${parsed.reason}`, { from: from.address });
     const session = this.sessions.byConnection(parsed.packet.header.connectionId);

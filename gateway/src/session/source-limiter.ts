@@ -1,10 +1,12 @@
 /**
- * Per-source-address rate limit for the UDP port: a token bucket per IP address, checked
- * before anything else a datagram costs (parsing, session lookup, AES, Opus).
+ * Per-source rate limit for the UDP port: a token bucket per source address and port (one
+ * device socket), checked before anything else a datagram costs (parsing, session lookup,
+ * AES, Opus).
  *
- * A device sends about 17 packets a second (60 ms frames); the default allows 200 a second
- * with bursts of 400, so a dozen devices behind one NAT address pass untouched while one
- * host flooding the port is cut to 200 a second. Pure: the clock is injected.
+ * A device sends about 17 packets a second (60 ms frames) from one socket; the default
+ * allows 100 a second with bursts of 200. Keyed by address *and port*, so any number of
+ * devices behind one NAT address (a school, an office) each keep their own bucket, while
+ * one socket flooding the port is cut to 100 a second. Pure: the clock is injected.
  *
  * Memory is bounded whatever the traffic: at most `maxSources` buckets. The map is kept in
  * least-recently-seen order (a hit moves its entry to the end), and a new address beyond
@@ -23,8 +25,8 @@ export interface SourceLimitOptions {
 }
 
 export const DEFAULT_SOURCE_LIMIT: SourceLimitOptions = {
-  ratePerSecond: 200,
-  burst: 400,
+  ratePerSecond: 100,
+  burst: 200,
   maxSources: 10_000,
 };
 

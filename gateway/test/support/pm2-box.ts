@@ -67,8 +67,6 @@ export async function startPm2Box(name: string): Promise<Pm2Box> {
       "LOG_LEVEL=warn",
       // Every simulated device sends from 127.0.0.1: to the per-address UDP limit they are
       // 200 devices behind one NAT address, far above what one address is allowed.
-      "UDP_SOURCE_RATE=1000000",
-      "UDP_SOURCE_BURST=1000000",
       "",
     ].join("\n"),
     { mode: 0o600 },
