@@ -47,6 +47,16 @@ describe("OpusPool (real libopus in worker threads)", () => {
     pool.close(enc);
   });
 
+  it("spreads encoders over the workers, and decoders too (not all encoders on one)", () => {
+    const opened = [];
+    for (let i = 0; i < 4; i++) opened.push(pool.openDecoder(16000), pool.openEncoder(24000));
+    const encoders = opened.filter((s) => s.role === "encoder").map((s) => s.worker);
+    const decoders = opened.filter((s) => s.role === "decoder").map((s) => s.worker);
+    assert.deepEqual(encoders.sort(), [0, 0, 1, 1]);
+    assert.deepEqual(decoders.sort(), [0, 0, 1, 1]);
+    for (const s of opened) pool.close(s);
+  });
+
   it("fails frames of a closed stream", async () => {
     const dec = pool.openDecoder(16000);
     pool.close(dec);

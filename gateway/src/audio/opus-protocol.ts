@@ -21,12 +21,17 @@ export interface CloseStream {
   readonly streamId: number;
 }
 
-/** Frames for many streams in one message: a postMessage costs more than a decode. */
+/**
+ * Frames for many streams in one message: a postMessage costs more than a decode. All
+ * frames travel packed in one transferred buffer (frame i is data[offsets[i]..offsets[i+1]]),
+ * so a batch costs one transfer, not one structured clone per frame.
+ */
 export interface CodecBatch {
   readonly kind: "batch";
   readonly batchId: number;
-  readonly streamIds: number[];
-  readonly frames: Uint8Array[];
+  readonly streamIds: Int32Array;
+  readonly offsets: Uint32Array;
+  readonly data: ArrayBuffer;
 }
 
 export type ToWorker = OpenStream | CloseStream | CodecBatch;
@@ -34,8 +39,11 @@ export type ToWorker = OpenStream | CloseStream | CodecBatch;
 export interface BatchResult {
   readonly kind: "results";
   readonly batchId: number;
-  /** One entry per frame, in order: the output bytes, or an error message. */
-  readonly outputs: (Uint8Array | string)[];
+  /** Outputs packed like the batch: output i is data[offsets[i]..offsets[i+1]]. */
+  readonly offsets: Uint32Array;
+  readonly data: ArrayBuffer;
+  /** Frames that failed, by index, with the codec's message (their output is empty). */
+  readonly errors: Record<number, string>;
   /** Time the worker spent in libopus for this batch, in nanoseconds. */
   readonly busyNs: number;
 }

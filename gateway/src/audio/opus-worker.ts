@@ -22,6 +22,7 @@ interface Stream {
 }
 
 const streams = new Map<number, Stream>();
+const EMPTY = Buffer.alloc(0);
 
 port.on("message", (msg: ToWorker) => {
   switch (msg.kind) {
@@ -38,31 +39,39 @@ port.on("message", (msg: ToWorker) => {
       streams.delete(msg.streamId);
       return;
     case "batch": {
-      const start = process.hrtime.bigint();
-      const outputs: (Uint8Array | string)[] = [];
-      const transfer: ArrayBuffer[] = [];
-      for (let i = 0; i < msg.frames.length; i++) {
+      const started = process.hrtime.bigint();
+      const n = msg.streamIds.length;
+      const outputs: Buffer[] = [];
+      const errors: Record<number, string> = {};
+      let total = 0;
+      for (let i = 0; i < n; i++) {
         const stream = streams.get(msg.streamIds[i] as number);
-        const input = msg.frames[i] as Uint8Array;
-        const frame = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-        if (!stream) {
-          outputs.push("stream not open");
-          continue;
+        const begin = msg.offsets[i] as number;
+        const frame = Buffer.from(msg.data, begin, (msg.offsets[i + 1] as number) - begin);
+        let out: Buffer = EMPTY;
+        if (!stream) errors[i] = "stream not open";
+        else {
+          try {
+            // Encoders get PCM16 LE, decoders get Opus; the role was fixed at open.
+            out = stream.encode ? stream.codec.encode(frame) : stream.codec.decode(frame);
+          } catch (err) {
+            errors[i] = (err as Error).message || "codec error";
+          }
         }
-        try {
-          // Encoders get PCM16 LE, decoders get Opus; the role was fixed at open.
-          const out = stream.encode ? stream.codec.encode(frame) : stream.codec.decode(frame);
-          const copy = new Uint8Array(out.length);
-          copy.set(out);
-          outputs.push(copy);
-          transfer.push(copy.buffer);
-        } catch (err) {
-          outputs.push((err as Error).message || "codec error");
-        }
+        outputs.push(out);
+        total += out.length;
       }
-      const busyNs = Number(process.hrtime.bigint() - start);
-      const reply: FromWorker = { kind: "results", batchId: msg.batchId, outputs, busyNs };
-      port.postMessage(reply, transfer);
+      const data = new ArrayBuffer(total);
+      const packed = new Uint8Array(data);
+      const offsets = new Uint32Array(n + 1);
+      for (let i = 0; i < n; i++) {
+        const out = outputs[i] as Buffer;
+        packed.set(out, offsets[i] as number);
+        offsets[i + 1] = (offsets[i] as number) + out.length;
+      }
+      const busyNs = Number(process.hrtime.bigint() - started);
+      const reply: FromWorker = { kind: "results", batchId: msg.batchId, offsets, data, errors, busyNs };
+      port.postMessage(reply, [data, offsets.buffer]);
       return;
     }
   }
