@@ -13,12 +13,14 @@
  * is the share of time each device is talking. Outputs: a Markdown table on stdout,
  * and JSON + SVG under .run/loadtest/.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { buildBundle } from "../scripts/build.ts";
+import { fetchJson, waitReady } from "./load/health-client.ts";
 import { type InstanceFigures, markdownTable, type StepResult, svgChart } from "./load/report.ts";
 import { cpuSeconds, freePort, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
@@ -188,6 +190,9 @@ async function holdStep(target: number, helloMs: number[]): Promise<StepResult> 
       rssMb: (memory.rssBytes ?? 0) / 2 ** 20,
       eventLoopLagP99Ms: Number(h.eventLoopLagP99Ms ?? Number.NaN),
       workerUtilization: ((h.workers ?? []) as { utilization: number }[]).map((w) => w.utilization),
+      upstreamP99Ms: latencyOf(h, "upstream", "p99"),
+      downstreamP50Ms: latencyOf(h, "downstream", "p50"),
+      downstreamP99Ms: latencyOf(h, "downstream", "p99"),
     };
   });
   const dropsAfter = await gatewayDrops();
@@ -220,6 +225,11 @@ async function holdStep(target: number, helloMs: number[]): Promise<StepResult> 
   };
 }
 
+function latencyOf(h: Record<string, unknown>, direction: string, q: "p50" | "p99"): number {
+  const l = (h.gatewayLatencyMs ?? {}) as Record<string, Record<string, number> | undefined>;
+  return l[direction]?.[q] ?? Number.NaN;
+}
+
 function report(results: StepResult[]): void {
   const dir = path.join(ROOT, ".run/loadtest");
   mkdirSync(dir, { recursive: true });
@@ -243,24 +253,6 @@ async function gatewayDrops(): Promise<Record<string, number>> {
       total[k] = (total[k] ?? 0) + v;
   }
   return total;
-}
-
-async function fetchJson(url: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    return (await r.json()) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
-
-async function waitReady(url: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`gateway at ${url} not ready in 30 s`);
 }
 
 async function cleanup(): Promise<void> {

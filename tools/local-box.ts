@@ -10,12 +10,14 @@
  *   npm start -- --devices 50 --duration 60 --mode realtime
  *   npm start -- --devices 0        broker + gateways only (point a real device here)
  */
+
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../deploy/ecosystem.ts";
 import { buildBundle } from "../scripts/build.ts";
+import { fetchJson, waitReady } from "./load/health-client.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
@@ -72,7 +74,7 @@ async function up(argv: string[]): Promise<void> {
   await pm2Kill();
   await pm2(["start", path.join(ROOT, "dist/ecosystem.config.cjs")], { env: { GATEWAY_ENV_FILE: envFile } });
   const ports = instancePorts(DEFAULT_ECOSYSTEM);
-  await Promise.all(ports.map((p) => waitReady(p.healthPort)));
+  await Promise.all(ports.map((p) => waitReady(`http://127.0.0.1:${p.healthPort}`)));
   console.log(
     `${ports.length} gateway instances ready under PM2 (PM2_HOME=.run/pm2); health: ${ports.map((p) => `http://127.0.0.1:${p.healthPort}/health`).join(" ")}`,
   );
@@ -128,7 +130,9 @@ async function up(argv: string[]): Promise<void> {
   const started = Date.now();
   let lastRecv = 0;
   const summary = setInterval(async () => {
-    const healths = await Promise.all(ports.map((p) => fetchJson(`http://127.0.0.1:${p.healthPort}/health`)));
+    const healths = await Promise.all(
+      ports.map((p) => fetchJson(`http://127.0.0.1:${p.healthPort}/health`, 800)),
+    );
     const perInstance = healths.map((h) => (h ? String(h.sessions) : "down")).join("/");
     const recv = devices.reduce((n, d) => n + d.stats.framesReceived, 0);
     const sent = devices.reduce((n, d) => n + d.stats.framesSent, 0);
@@ -158,27 +162,6 @@ async function down(): Promise<void> {
   }
   await pm2Kill();
   console.log("local box stopped (PM2 daemon in .run/pm2 killed)");
-}
-
-async function waitReady(port: number, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
-    if (r?.ok) return;
-    await new Promise((res) => setTimeout(res, 200));
-  }
-  throw new Error(
-    `gateway on health port ${port} not ready within ${timeoutMs} ms (see: PM2_HOME=.run/pm2 npx pm2 logs)`,
-  );
-}
-
-async function fetchJson(url: string): Promise<Record<string, unknown> | undefined> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(800) });
-    return (await r.json()) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
 }
 
 function isAlive(pid: number): boolean {

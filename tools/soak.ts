@@ -25,6 +25,7 @@
  * exits 1 if a legitimate session was lost or an instance's RSS grew more than 20%.
  * Gateway logs go to .run/soak/gateway-<n>.log, the figures to .run/soak/<time>.json.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
@@ -35,6 +36,7 @@ import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { sealAudioPacket } from "../gateway/src/protocol/audio-packet.ts";
 import { buildBundle } from "../scripts/build.ts";
+import { fetchJson, waitReady } from "./load/health-client.ts";
 import { cpuSeconds, freePort, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
@@ -114,15 +116,6 @@ async function fetchHealth(i: Instance): Promise<Health | undefined> {
   } catch {
     return undefined;
   }
-}
-
-async function waitReady(url: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if ((await fetch(`${url}/readyz`).catch(() => undefined))?.ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`gateway at ${url} not ready in 30 s`);
 }
 
 async function startGateways(): Promise<void> {

@@ -132,7 +132,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     let lastDown = 0;
     let fpsUp = 0;
     let fpsDown = 0;
+    let latency: Record<string, { p50: number; p99: number }> = {};
+    const quantiles = async (summary: GatewayMetrics["upstreamLatency"]) => {
+      const values = (await summary.get()).values;
+      const at = (q: number) => 1000 * (values.find((v) => v.labels.quantile === q)?.value ?? Number.NaN);
+      return { p50: at(0.5), p99: at(0.99) };
+    };
     rateTimer = setInterval(() => {
+      void Promise.all([quantiles(metrics.upstreamLatency), quantiles(metrics.downstreamLatency)]).then(
+        ([up, down]) => {
+          latency = { upstream: up, downstream: down };
+        },
+      );
       fpsUp = metrics.framesUpTotal - lastUp;
       fpsDown = metrics.framesDownTotal - lastDown;
       lastUp = metrics.framesUpTotal;
@@ -159,6 +170,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
           peers: Object.fromEntries(gateway.peers),
           workers: pool.stats(),
           framesPerSecond: { up: fpsUp, down: fpsDown },
+          // Time inside the gateway, last 60 s: datagram in -> PCM to the agent, and agent
+          // PCM frame -> datagram out (the latter includes the tts-start lead of first frames).
+          gatewayLatencyMs: latency,
           drops: metrics.drops(),
           closes: metrics.closes(),
           memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal },

@@ -7,6 +7,10 @@ export interface InstanceFigures {
   readonly rssMb: number;
   readonly eventLoopLagP99Ms: number;
   readonly workerUtilization: number[];
+  /** Time inside the gateway (its own summaries), ms. */
+  readonly upstreamP99Ms: number;
+  readonly downstreamP50Ms: number;
+  readonly downstreamP99Ms: number;
 }
 
 export interface StepResult {
@@ -31,13 +35,13 @@ const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "–");
 
 export function markdownTable(steps: readonly StepResult[]): string {
   const head =
-    "| devices | talking | hello p50/p99 ms | round trip p50/p95/p99 ms | frames sent/recv | loss % | reordered | device errors | gateway drops | per instance: sessions, CPU %, RSS MB, loop lag p99 ms, worker util % | load generator CPU % |\n" +
+    "| devices | talking | hello p50/p99 ms | round trip p50/p95/p99 ms | frames sent/recv | loss % | reordered | device errors | gateway drops | per instance: sessions, CPU %, RSS MB, loop lag p99 ms, worker util %, in-gateway up p99 / down p50, p99 ms | load generator CPU % |\n" +
     "|---:|---:|---|---|---|---:|---:|---:|---|---|---:|";
   const lines = steps.map((s) => {
     const inst = s.instances
       .map(
         (i) =>
-          `#${i.instanceId}: ${i.sessions}, ${f1(i.cpuPercent)}, ${f1(i.rssMb)}, ${f1(i.eventLoopLagP99Ms)}, ${i.workerUtilization.map((u) => (u * 100).toFixed(0)).join("/")}`,
+          `#${i.instanceId}: ${i.sessions}, ${f1(i.cpuPercent)}, ${f1(i.rssMb)}, ${f1(i.eventLoopLagP99Ms)}, ${i.workerUtilization.map((u) => (u * 100).toFixed(0)).join("/")}, ${f1(i.upstreamP99Ms)} / ${f1(i.downstreamP50Ms)}, ${f1(i.downstreamP99Ms)}`,
       )
       .join("<br>");
     const drops = Object.entries(s.gatewayDrops)

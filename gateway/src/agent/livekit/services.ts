@@ -3,15 +3,11 @@
  * minting, agent dispatch, and the instance's counters. Secrets stay in here.
  */
 import { AccessToken, AgentDispatchClient, RoomServiceClient } from "livekit-server-sdk";
+import type { AgentDispatchConfig } from "../../config.ts";
 import type { AgentSessionInfo } from "../agent-bridge.ts";
 
-export type AgentDispatch =
-  /** LiveKit Agents: an explicit dispatch to a worker registered under this name. */
-  | { readonly kind: "agent"; readonly agentName: string }
-  /** Agents hosted elsewhere (e.g. Cerebrium) that join as ordinary participants. */
-  | { readonly kind: "webhook"; readonly url: string; readonly bearer: string | undefined }
-  /** The agent joins by itself (auto-dispatch, or a test participant). */
-  | { readonly kind: "none" };
+/** How the agent gets into a room: by name (LiveKit Agents), by webhook, or by itself. */
+export type AgentDispatch = AgentDispatchConfig;
 
 export interface LiveKitOptions {
   readonly url: string;
