@@ -98,7 +98,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
     health?.closeAllConnections();
     await pool.shutdown();
-    // After every session (and its room) is closed: rtc-node's runtime goes last.
     await liveKit?.stop();
     metrics.stop();
   };
@@ -154,8 +153,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       const mem = process.memoryUsage();
       const byState: Record<string, number> = {};
       for (const s of gateway.sessions.all()) byState[s.state] = (byState[s.state] ?? 0) + 1;
-      const ready =
-        (broker?.connected ?? false) && !gateway.draining && pool.stats().every((w) => w.restarts >= 0);
+      const ready = (broker?.connected ?? false) && !gateway.draining && pool.allAlive;
       return {
         ready,
         body: {

@@ -9,6 +9,7 @@ import {
   AudioFrame,
   AudioSource,
   AudioStream,
+  dispose,
   LocalAudioTrack,
   type RemoteTrack,
   Room,
@@ -17,7 +18,7 @@ import {
   TrackPublishOptions,
   TrackSource,
 } from "@livekit/rtc-node";
-import { AccessToken, RoomServiceClient } from "livekit-server-sdk";
+import { AccessToken, AgentDispatchClient, RoomServiceClient } from "livekit-server-sdk";
 import type { SimulatedDevice } from "../../tools/sim/device.ts";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { rms } from "../../tools/sim/speech-signal.ts";
@@ -84,6 +85,12 @@ class TestAgent {
   }
 }
 
+// rtc-node's native runtime is process-wide and keeps the process alive: release it once,
+// after every test of this file.
+after(async () => {
+  await dispose();
+});
+
 describe("LiveKit bridge against a real LiveKit server", () => {
   let lk: LiveKitProcess;
   let stack: Stack;
@@ -103,7 +110,7 @@ describe("LiveKit bridge against a real LiveKit server", () => {
 
   after(async () => {
     await Promise.all(agents.map((a) => a.leave()));
-    await stack.stop(); // closes every session: rooms deleted, rtc-node disposed
+    await stack.stop(); // closes every session: rooms deleted
     await lk.stop();
   });
 
@@ -177,6 +184,21 @@ describe("LiveKit bridge against a real LiveKit server", () => {
     assert.equal(result.ok, true);
   });
 
+  it("the agent's transcript, reply text and emotion reach the device as stt, tts sentence_start and llm", async () => {
+    const { device, agent } = await deviceWithAgent();
+    const stt = device.waitForMessage((m) => m.type === "stt");
+    const sentence = device.waitForMessage((m) => m.type === "tts" && m.state === "sentence_start");
+    const llm = device.waitForMessage((m) => m.type === "llm");
+    await agent.send({ type: "transcript", text: "what's the weather", final: true });
+    await agent.send({ type: "reply_text", text: "Sunny all day." });
+    await agent.send({ type: "emotion", emotion: "happy", text: "😀" });
+    assert.equal((await stt).text, "what's the weather");
+    assert.equal((await sentence).text, "Sunny all day.");
+    const face = await llm;
+    assert.equal(face.emotion, "happy");
+    assert.equal(face.session_id, device.session?.sessionId);
+  });
+
   it("a device abort reaches the agent", async () => {
     const { device, agent } = await deviceWithAgent();
     device.send({ session_id: device.session?.sessionId ?? "", type: "abort", reason: "wake_word_detected" });
@@ -229,5 +251,39 @@ describe("LiveKit bridge against a real LiveKit server", () => {
     const gw = stack.gateways[0];
     assert.ok(gw);
     assert.ok(gw.gateway.sessions.size >= 10);
+  });
+});
+
+describe("agent dispatch by name (LiveKit Agents)", () => {
+  it("creates a dispatch for the configured agent name in the session's room", async () => {
+    const lk = await startLiveKit();
+    const stack = await startStack();
+    try {
+      await stack.startGateway({
+        LIVEKIT_URL: lk.url,
+        LIVEKIT_API_KEY: lk.apiKey,
+        LIVEKIT_API_SECRET: lk.apiSecret,
+        AGENT_NAME: "voice-agent",
+      });
+      const device = await stack.device();
+      const reply = await device.hello();
+      const room = roomName(device.mac, reply.sessionId);
+      const dispatcher = new AgentDispatchClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
+      const deadline = Date.now() + 10_000;
+      let names: string[] = [];
+      while (Date.now() < deadline) {
+        names = (await dispatcher.listDispatch(room).catch(() => [])).map((d) => d.agentName);
+        if (names.includes("voice-agent")) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // The server also lists its own default (unnamed) dispatch; ours is the named one.
+      assert.deepEqual(
+        names.filter((n) => n !== ""),
+        ["voice-agent"],
+      );
+    } finally {
+      await stack.stop();
+      await lk.stop();
+    }
   });
 });

@@ -29,6 +29,7 @@ describe("OpusPool (real libopus in worker threads)", () => {
   });
 
   it("pins streams to the least-loaded worker at open", () => {
+    assert.equal(pool.allAlive, true);
     const a = pool.openDecoder(16000);
     const b = pool.openDecoder(16000);
     assert.notEqual(a.worker, b.worker);

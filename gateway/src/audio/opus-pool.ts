@@ -56,6 +56,8 @@ interface PendingFrame {
 interface Slot {
   worker: Worker;
   ready: Promise<void>;
+  /** The worker has loaded libopus and not exited since. */
+  alive: boolean;
   streams: Map<number, OpusStream>;
   queueIds: number[];
   queueFrames: Buffer[];
@@ -119,6 +121,11 @@ export class OpusPool {
   /** PCM16 LE (one whole frame) in, Opus packet out. */
   encode(stream: OpusStream, pcm: Buffer): Promise<Buffer> {
     return this.#enqueue(stream, pcm);
+  }
+
+  /** Every worker is up (false while one is being replaced after a crash). */
+  get allAlive(): boolean {
+    return !this.#closed && this.#slots.every((s) => s.alive);
   }
 
   get openStreams(): number {
@@ -255,6 +262,7 @@ export class OpusPool {
     const slot: Slot = previous ?? {
       worker,
       ready: Promise.resolve(),
+      alive: false,
       streams: new Map(),
       queueIds: [],
       queueFrames: [],
@@ -271,6 +279,7 @@ export class OpusPool {
     });
     worker.on("message", (msg: FromWorker) => {
       if (msg.kind === "ready") {
+        slot.alive = true;
         markReady();
         return;
       }
@@ -295,6 +304,7 @@ export class OpusPool {
     worker.on("exit", () => {
       if (this.#closed || slot.worker !== worker) return;
       this.#failAll(slot, new Error("opus worker exited"));
+      slot.alive = false;
       slot.restarts++;
       this.#spawn(index, slot);
       for (const stream of slot.streams.values()) this.#post(slot, this.#openMessage(stream));

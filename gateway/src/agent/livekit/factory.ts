@@ -2,7 +2,6 @@
  * The LiveKit agent of one gateway instance: the AgentFactory for its sessions, and the
  * periodic ghost-room sweep.
  */
-import { dispose } from "@livekit/rtc-node";
 import type { LiveKitConfig } from "../../config.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { GatewayMetrics } from "../../ops/metrics.ts";
@@ -24,7 +23,10 @@ export interface LiveKitAgent {
   readonly services: LiveKitServices;
   /** Sweeps once now (without delaying start-up) and then every sweepIntervalMs. */
   start(): void;
-  /** Stops the sweep and releases rtc-node's native runtime (it keeps the process alive). */
+  /**
+   * Stops the sweep. rtc-node's native runtime is process-wide and is not disposed here:
+   * main.ts ends the process after the drain, and a test process disposes it once at its end.
+   */
   stop(): Promise<void>;
   sweep(): Promise<string[]>;
 }
@@ -83,7 +85,6 @@ export function createLiveKitAgent(config: LiveKitConfig, deps: LiveKitAgentDeps
     },
     async stop() {
       clearInterval(timer);
-      await dispose();
     },
     sweep,
   };
