@@ -14,15 +14,16 @@
  * and JSON + SVG under .run/loadtest/.
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { buildBundle } from "../scripts/build.ts";
+import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { fetchJson, waitReady } from "./load/health-client.ts";
 import { type InstanceFigures, markdownTable, type StepResult, svgChart } from "./load/report.ts";
-import { cpuSeconds, freePort, percentile } from "./load/stats.ts";
+import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
@@ -65,25 +66,15 @@ async function startLocal(): Promise<string> {
   await buildBundle();
   broker = await startBroker();
   for (let id = 1; id <= instanceCount; id++) {
-    const healthPort = await freePort();
-    const child = spawn(process.execPath, [path.join(ROOT, "dist/gateway/main.js")], {
-      env: {
-        PATH: process.env.PATH,
-        NODE_ENV: "production",
-        INSTANCE_ID: String(id),
-        UDP_PORT: "0",
-        UDP_BIND: "127.0.0.1",
-        PUBLIC_HOST: "127.0.0.1",
-        HEALTH_PORT: String(healthPort),
-        WORKER_COUNT: values.workers,
-        MQTT_URL: broker.url,
-        MQTT_PASSWORD: broker.gatewayPassword,
-        TOTALS_INTERVAL_MS: "5000",
-        LOG_LEVEL: "warn",
-      },
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    instances.push({ id, healthUrl: `http://127.0.0.1:${healthPort}`, process: child });
+    instances.push(
+      await spawnGateway({
+        id,
+        brokerUrl: broker.url,
+        brokerPassword: broker.gatewayPassword,
+        workers: values.workers,
+        env: { TOTALS_INTERVAL_MS: "5000" },
+      }),
+    );
   }
   await Promise.all(instances.map((i) => waitReady(i.healthUrl)));
   return broker.url;
@@ -257,17 +248,7 @@ async function gatewayDrops(): Promise<Record<string, number>> {
 
 async function cleanup(): Promise<void> {
   await Promise.all(devices.map((d) => d.close()));
-  await Promise.all(
-    instances.map(
-      (i) =>
-        new Promise<void>((resolve) => {
-          const p = i.process;
-          if (!p || p.exitCode !== null) return resolve();
-          p.once("exit", () => resolve());
-          p.kill("SIGTERM");
-        }),
-    ),
-  );
+  await Promise.all(instances.map(stopGateway));
   await broker?.stop();
 }
 

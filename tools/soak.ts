@@ -26,7 +26,7 @@
  * Gateway logs go to .run/soak/gateway-<n>.log, the figures to .run/soak/<time>.json.
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
@@ -36,8 +36,9 @@ import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { sealAudioPacket } from "../gateway/src/protocol/audio-packet.ts";
 import { buildBundle } from "../scripts/build.ts";
-import { fetchJson, waitReady } from "./load/health-client.ts";
-import { cpuSeconds, freePort, percentile } from "./load/stats.ts";
+import { spawnGateway } from "./load/gateway-process.ts";
+import { waitReady } from "./load/health-client.ts";
+import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
@@ -123,26 +124,18 @@ async function startGateways(): Promise<void> {
   mkdirSync(RUN_DIR, { recursive: true });
   broker = await startBroker({ deviceSigningKey: SIGNING_KEY });
   for (let id = 1; id <= instanceCount; id++) {
-    const healthPort = await freePort();
     const log = openSync(path.join(RUN_DIR, `gateway-${id}.log`), "w");
-    const child = spawn(process.execPath, [path.join(ROOT, "dist/gateway/main.js")], {
-      env: {
-        PATH: process.env.PATH,
-        NODE_ENV: "production",
-        INSTANCE_ID: String(id),
-        UDP_PORT: "0",
-        UDP_BIND: "127.0.0.1",
-        PUBLIC_HOST: "127.0.0.1",
-        HEALTH_PORT: String(healthPort),
-        WORKER_COUNT: values.workers,
-        MQTT_URL: broker.url,
-        MQTT_PASSWORD: broker.gatewayPassword,
-        LOG_LEVEL: "info",
-      },
+    const g = await spawnGateway({
+      id,
+      brokerUrl: broker.url,
+      brokerPassword: broker.gatewayPassword,
+      workers: values.workers,
+      env: { LOG_LEVEL: "info" },
       stdio: ["ignore", log, log],
     });
+    const child = g.process;
     closeSync(log);
-    instances.push({ id, healthUrl: `http://127.0.0.1:${healthPort}`, process: child, udpPort: 0 });
+    instances.push({ ...g, udpPort: 0 });
     child.once("exit", (code, signal) => {
       if (!stopping) console.error(`gateway ${id} exited (${code ?? signal}) during the soak`);
     });
