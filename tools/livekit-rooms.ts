@@ -1,22 +1,9 @@
-/**
- * `npm run bench:rooms`: what one LiveKit room costs a gateway process, from 1 to 50+
- * rooms. Starts a real LiveKit server (loopback), the broker and ONE gateway process (the
- * built bundle) with LiveKit configured, then adds devices that each stream voice into
- * their own room, and measures the gateway's RSS and CPU at each step.
- *
- *   npm run bench:rooms                          steps 1,10,25,50
- *   npm run bench:rooms -- --steps 1,25,50,75 --seconds 15
- *
- * rtc-node hands every FFI event to every Room and AudioStream listener, so CPU per room
- * could grow with the number of rooms: the table shows CPU per room at each step.
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import os from "node:os";
-import path from "node:path";
 import { parseArgs } from "node:util";
 import { buildBundle } from "../scripts/build.ts";
-import { cpuSeconds, freePort } from "./load/stats.ts";
-import { ROOT } from "./pm2.ts";
+import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
+import { waitReady } from "./load/health-client.ts";
+import { cpuSeconds } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { SimulatedDevice } from "./sim/device.ts";
 import { startLiveKit } from "./sim/livekit-process.ts";
@@ -30,44 +17,29 @@ const seconds = Number(values.seconds);
 await buildBundle();
 const lk = await startLiveKit();
 const broker = await startBroker();
-const healthPort = await freePort();
-const gateway: ChildProcess = spawn(process.execPath, [path.join(ROOT, "dist/gateway/main.js")], {
-  env: {
-    PATH: process.env.PATH,
-    NODE_ENV: "production",
-    INSTANCE_ID: "1",
-    UDP_PORT: "0",
-    UDP_BIND: "127.0.0.1",
-    HEALTH_PORT: String(healthPort),
-    WORKER_COUNT: "2",
-    MQTT_URL: broker.url,
-    MQTT_PASSWORD: broker.gatewayPassword,
-    LIVEKIT_URL: lk.url,
-    LIVEKIT_API_KEY: lk.apiKey,
-    LIVEKIT_API_SECRET: lk.apiSecret,
-    LOG_LEVEL: "warn",
-  },
-  stdio: ["ignore", "ignore", "inherit"],
+const gw = await spawnGateway({
+  id: 1,
+  brokerUrl: broker.url,
+  brokerPassword: broker.gatewayPassword,
+  workers: 2,
+  env: { LIVEKIT_URL: lk.url, LIVEKIT_API_KEY: lk.apiKey, LIVEKIT_API_SECRET: lk.apiSecret },
 });
+const gateway = gw.process;
+const base = gw.healthUrl;
 const devices: SimulatedDevice[] = [];
-const health = async () =>
-  (await (await fetch(`http://127.0.0.1:${healthPort}/health`)).json()) as Record<string, unknown>;
+const health = async () => (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
 const metricValue = async (name: string) => {
-  const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+  const text = await (await fetch(`${base}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
   return line ? Number(line.split(" ").pop()) : 0;
 };
 
 try {
-  const deadline = Date.now() + 30_000;
-  while (!(await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.ok) {
-    if (Date.now() > deadline) throw new Error("gateway not ready");
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitReady(base);
   await new Promise((r) => setTimeout(r, 2000));
   const pid = gateway.pid as number;
-  const base = await health();
-  const baseRss = ((base.memory as { rssBytes: number }).rssBytes ?? 0) / 2 ** 20;
+  const idle = await health();
+  const baseRss = ((idle.memory as { rssBytes: number }).rssBytes ?? 0) / 2 ** 20;
   const rows: string[] = [];
   for (const n of steps) {
     while (devices.length < n) {
@@ -109,11 +81,7 @@ try {
   for (const r of rows) console.log(r);
 } finally {
   await Promise.all(devices.map((d) => d.close()));
-  await new Promise<void>((resolve) => {
-    if (gateway.exitCode !== null) return resolve();
-    gateway.once("exit", () => resolve());
-    gateway.kill("SIGTERM");
-  });
+  await stopGateway(gw);
   await broker.stop();
   await lk.stop();
 }
