@@ -17,7 +17,10 @@ import type { OpusEncoder as OpusCodec } from "@discordjs/opus";
 import mqtt, { type MqttClient } from "mqtt";
 import { openAudioPacket, sealAudioPacket } from "../../gateway/src/protocol/audio-packet.ts";
 import { parseUdpPacket } from "../../gateway/src/protocol/udp-packet.ts";
+import { type DeviceMessage, type HelloReply, parseHelloReply } from "./hello-reply.ts";
 import { FRAME_MS, type UpstreamClip, upstreamClip } from "./opus-frames.ts";
+
+export { type DeviceMessage, type HelloReply, parseHelloReply };
 
 const require = createRequire(import.meta.url);
 const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
@@ -62,16 +65,6 @@ export function loopbackAddress(index: number): string | undefined {
   return `127.0.${(n >> 8) & 255}.${n & 255}`;
 }
 
-export interface HelloReply {
-  readonly sessionId: string;
-  readonly server: string;
-  readonly port: number;
-  readonly key: Buffer;
-  readonly nonce: Buffer;
-  readonly sampleRate: number;
-  readonly frameDurationMs: number;
-}
-
 export interface DeviceStats {
   helloLatencyMs: number[];
   framesSent: number;
@@ -82,8 +75,6 @@ export interface DeviceStats {
   /** Realtime-mode round trips: upstream frame k sent -> downstream frame k received. */
   roundTripMs: number[];
 }
-
-export type DeviceMessage = Record<string, unknown> & { type?: string };
 
 export class SimulatedDevice extends EventEmitter {
   readonly clientId: string;
@@ -447,25 +438,4 @@ export class SimulatedDevice extends EventEmitter {
     this.#udp = undefined;
     if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
-}
-
-/** What firmware requires of a hello reply (device-protocol.md section 2.3). */
-export function parseHelloReply(msg: DeviceMessage): HelloReply | undefined {
-  if (msg.type !== "hello" || msg.transport !== "udp") return undefined;
-  const udp = msg.udp as Record<string, unknown> | undefined;
-  if (!udp || typeof udp.server !== "string" || typeof udp.port !== "number") return undefined;
-  if (udp.port < 1 || udp.port > 65535) return undefined;
-  const hex32 = /^[0-9a-fA-F]{32}$/;
-  if (typeof udp.key !== "string" || !hex32.test(udp.key)) return undefined;
-  if (typeof udp.nonce !== "string" || !hex32.test(udp.nonce)) return undefined;
-  const audio = (msg.audio_params ?? {}) as Record<string, unknown>;
-  return {
-    sessionId: typeof msg.session_id === "string" ? msg.session_id : "",
-    server: udp.server,
-    port: udp.port,
-    key: Buffer.from(udp.key, "hex"),
-    nonce: Buffer.from(udp.nonce, "hex"),
-    sampleRate: typeof audio.sample_rate === "number" ? audio.sample_rate : 16000,
-    frameDurationMs: typeof audio.frame_duration === "number" ? audio.frame_duration : 60,
-  };
 }
