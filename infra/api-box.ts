@@ -7,6 +7,7 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { assertUserDataFits, renderApiUserData } from "../cloud-init/render.ts";
 import type { Settings } from "./config.ts";
+import { fleetDropletArgs, SECRET_USER_DATA } from "./droplet.ts";
 import type { Secrets } from "./secrets.ts";
 
 export interface ApiBoxArgs {
@@ -54,21 +55,15 @@ export class ApiBox extends pulumi.ComponentResource {
 
     this.droplet = new digitalocean.Droplet(
       name,
-      {
-        name: args.dropletName,
-        region: s.region,
+      fleetDropletArgs({
+        settings: s,
+        dropletName: args.dropletName,
         size: s.apiSize,
-        image: s.image,
-        vpcUuid: args.vpcId,
-        sshKeys: [...s.sshKeyFingerprints],
-        tags: [...args.tags],
-        monitoring: true,
-        ipv6: false,
-        backups: false,
-        gracefulShutdown: true,
+        vpcId: args.vpcId,
+        tags: args.tags,
         userData: this.userData,
-      },
-      { parent: this, additionalSecretOutputs: ["userData"] },
+      }),
+      { parent: this, additionalSecretOutputs: SECRET_USER_DATA },
     );
     this.registerOutputs({ dropletId: this.droplet.id });
   }

@@ -15,6 +15,7 @@ import {
 } from "../cloud-init/render.ts";
 import { DEFAULT_ECOSYSTEM, type EcosystemOptions, instancePorts } from "../deploy/ecosystem.ts";
 import type { Settings } from "./config.ts";
+import { fleetDropletArgs, SECRET_USER_DATA } from "./droplet.ts";
 import { EMQX_DASHBOARD_PORT } from "./firewall-rules.ts";
 import { MAX_SECRET_LENGTH, type Secrets } from "./secrets.ts";
 
@@ -103,21 +104,19 @@ export class GatewayBox extends pulumi.ComponentResource {
     // unless the slot is pinned: docs/runbook.md rolls a new slot while the pinned one serves.
     this.droplet = new digitalocean.Droplet(
       name,
-      {
-        name: args.dropletName,
-        region: s.region,
+      fleetDropletArgs({
+        settings: s,
+        dropletName: args.dropletName,
         size: s.gatewaySize,
-        image: s.image,
-        vpcUuid: args.vpcId,
-        sshKeys: [...s.sshKeyFingerprints],
-        tags: [...args.tags],
-        monitoring: true,
-        ipv6: false,
-        backups: false,
-        gracefulShutdown: true,
+        vpcId: args.vpcId,
+        tags: args.tags,
         userData: this.userData,
+      }),
+      {
+        parent: this,
+        additionalSecretOutputs: SECRET_USER_DATA,
+        ignoreChanges: args.pinned ? ["userData"] : [],
       },
-      { parent: this, additionalSecretOutputs: ["userData"], ignoreChanges: args.pinned ? ["userData"] : [] },
     );
 
     const ports = instancePorts(ecosystemOptions(s));
