@@ -15,16 +15,11 @@ export interface SessionOwner {
 }
 
 const SESSION_ID = /^([1-9][0-9]{0,2})-([0-9a-z]{4,16})-([0-9a-f]{16})$/;
-const BOOT_ID = /^[0-9a-z]{4,16}$/;
 
 /** A boot id: unique per process start (time + randomness), base36. */
 export function newBootId(now = Date.now()): string {
   const rand = randomBytes(3).readUIntBE(0, 3).toString(36).padStart(5, "0");
   return `${(now % 36 ** 6).toString(36).padStart(6, "0")}${rand}`.slice(0, 11);
-}
-
-export function isBootId(value: string): boolean {
-  return BOOT_ID.test(value);
 }
 
 export function newSessionId(owner: SessionOwner): string {

@@ -62,11 +62,6 @@ export function parseUdpPacket(datagram: Buffer): UdpParseResult {
   };
 }
 
-/** Reads only the connection id, for routing before a full parse. */
-export function peekConnectionId(datagram: Buffer): number | undefined {
-  return datagram.length >= UDP_HEADER_BYTES ? datagram.readUInt32BE(4) : undefined;
-}
-
 /** Writes a header into `target` (16 bytes at `offset`). */
 export function writeUdpHeader(
   target: Buffer,

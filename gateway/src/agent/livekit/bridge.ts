@@ -18,7 +18,7 @@ import {
   TrackPublishOptions,
   TrackSource,
 } from "@livekit/rtc-node";
-import type { JsonObject } from "../../protocol/messages.ts";
+import { type JsonObject, llmMessage, mcpMessage, sttMessage, ttsMessage } from "../../protocol/messages.ts";
 import type { AgentBridge, AgentSessionInfo, AgentSink, DeviceEvent } from "../agent-bridge.ts";
 import { encodeGatewayMessage, type GatewayMessage, parseAgentMessage } from "./data-messages.ts";
 import { McpCalls } from "./mcp-calls.ts";
@@ -200,20 +200,12 @@ export class LiveKitBridge implements AgentBridge {
         if (m.state !== "speaking") this.#endSpeech();
         return;
       case "transcript":
-        if (m.final) this.#sink.sendToDevice({ type: "stt", text: m.text });
+        if (m.final) this.#sink.sendToDevice(sttMessage(sid, m.text));
         return;
       case "reply_text":
-        return this.#sink.sendToDevice({
-          type: "tts",
-          state: "sentence_start",
-          text: m.text,
-          session_id: sid,
-        });
-      case "emotion": {
-        const msg: JsonObject = { type: "llm", emotion: m.emotion };
-        if (m.text !== undefined) msg.text = m.text;
-        return this.#sink.sendToDevice(msg);
-      }
+        return this.#sink.sendToDevice(ttsMessage(sid, "sentence_start", m.text));
+      case "emotion":
+        return this.#sink.sendToDevice(llmMessage(sid, m.emotion, m.text));
       case "mcp_call":
         return void this.#callTool(m.requestId, m.name, m.arguments);
       case "set_volume":
@@ -225,7 +217,7 @@ export class LiveKitBridge implements AgentBridge {
 
   async #callTool(requestId: string, name: string, args: JsonObject): Promise<void> {
     const outcome = await this.#mcp.call(name, args, (payload) =>
-      this.#sink.sendToDevice({ type: "mcp", payload }),
+      this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
     );
     if (!this.#closed) this.#send({ type: "mcp_result", request_id: requestId, ...outcome });
   }
