@@ -218,17 +218,36 @@ func TestRetainedPresenceClearedByWillOnAbruptDisconnect(t *testing.T) {
 	b := startBroker(t, "")
 	const presence = "gateway/presence/gw-1"
 	gw1 := connectGateway(t, b, "gw-1", &paho.WillMessage{Topic: presence, Retain: true})
-	gw1.publish(t, presence, []byte(`{"bootId":"b1","state":"up","udpPort":8884}`), 0, true)
+	const up = `{"bootId":"b1","state":"up","udpPort":8884}`
+	gw1.publish(t, presence, []byte(up), 1, true)
 
 	gw2 := connectGateway(t, b, "gw-2", nil)
 	gw2.subscribe(t, "gateway/#")
-	got := gw2.expect(t, presence)
-	if !got.Retain || string(got.Payload) != `{"bootId":"b1","state":"up","udpPort":8884}` {
-		t.Fatalf("retained presence: retain=%v payload=%q", got.Retain, got.Payload)
+	// mochi may hand a subscriber racing the publish both a live copy (retain=false) and
+	// the retained one, in either order (about 1 run in 30). Presence is idempotent for
+	// the gateways, so copies of the same "up" are tolerated; the retained one must come.
+	retained := false
+	var got *paho.Publish
+	for range 2 {
+		got = gw2.expect(t, presence)
+		if string(got.Payload) != up {
+			t.Fatalf("presence payload = %q, want %q", got.Payload, up)
+		}
+		if got.Retain {
+			retained = true
+			break
+		}
+	}
+	if !retained {
+		t.Fatalf("the presence never arrived as retained")
 	}
 
 	_ = gw1.conn.Close() // no DISCONNECT: the will fires
-	if got := gw2.expect(t, presence); len(got.Payload) != 0 {
+	got = gw2.expect(t, presence)
+	for string(got.Payload) == up { // a late copy of the same "up"
+		got = gw2.expect(t, presence)
+	}
+	if len(got.Payload) != 0 {
 		t.Fatalf("will payload = %q, want empty", got.Payload)
 	}
 	if kept := b.srv.Topics.Messages(presence); len(kept) != 0 {
