@@ -28,9 +28,24 @@ export interface AgentSink {
   endSession(reason: "agent_ended" | "agent_failed"): void;
 }
 
+/** One upstream Opus packet exactly as the device sent it (decrypted, sanity-checked). */
+export interface UpstreamOpus {
+  readonly opus: Buffer;
+  /** The frame duration the device announced in its hello: 20, 40 or 60 ms. */
+  readonly durationMs: number;
+  /** The device's encoder rate from its hello (16000 for current firmware). */
+  readonly sampleRate: number;
+}
+
 export interface AgentBridge {
-  /** The device's voice: PCM16 LE mono, one decoded frame (60 ms at the device's rate). */
+  /** The device's voice: PCM16 LE mono, one decoded frame (at the device's rate). */
   pushAudio(pcm: Buffer, sampleRate: number): void;
+  /**
+   * A bridge that implements this takes the device's Opus packets as they came and the
+   * session decodes nothing for it (the LiveKit media process forwards them unchanged);
+   * without it the session decodes in the Opus pool and calls pushAudio.
+   */
+  pushOpus?(frame: UpstreamOpus): void;
   onDeviceEvent(event: DeviceEvent): void;
   /** Releases everything (rooms, timers, listeners). Never throws. */
   close(): Promise<void>;

@@ -164,6 +164,16 @@ export class DeviceSession {
     this.#lastUpstreamSeq = seq;
     const moved =
       this.#remote === undefined || this.#remote.address !== from.address || this.#remote.port !== from.port;
+    if (this.#agent.pushOpus) {
+      // Passed through undecoded: the Opus sanity check above is all the proof we get.
+      if (moved) this.#remote = { address: from.address, port: from.port };
+      this.#state = "streaming";
+      this.#idleTimer.refresh();
+      this.#deps.metrics.frameUp();
+      this.#agent.pushOpus({ opus, durationMs: this.#audio.frameDurationMs, sampleRate: this.#audio.sampleRate });
+      this.#deps.metrics.upstreamLatency.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
+      return;
+    }
     this.#deps.pool.decode(this.#decoder, opus).then(
       (pcm) => {
         if (this.#state === "closed") return;
