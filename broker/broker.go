@@ -148,6 +148,7 @@ func (b *Broker) listen(id, addr string, tlsConfig *tls.Config) error {
 	if tlsConfig != nil {
 		l = tls.NewListener(l, tlsConfig)
 	}
+	l = &firstPacketListener{Listener: l, guard: b.guard}
 	if err := b.srv.AddListener(listeners.NewNet(id, l)); err != nil {
 		_ = inner.Close()
 		return err

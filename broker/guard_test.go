@@ -55,8 +55,23 @@ func dialFrom(t *testing.T, source, addr string) net.Conn {
 	return c
 }
 
-// slowConnectHeader: a CONNECT fixed header announcing 60,000 bytes, then nothing.
-var slowConnectHeader = []byte{0x10, 0xe0, 0xd4, 0x03}
+// slowConnectHeader: a CONNECT fixed header announcing 16,000 bytes (just within
+// maxConnectSize), then nothing.
+var slowConnectHeader = []byte{0x10, 0x80, 0x7d}
+
+// A first packet announcing more than maxConnectSize is refused before mochi allocates it.
+func TestOversizedConnectRefused(t *testing.T) {
+	b, _ := startBrokerWith(t, Config{})
+	c := dialFrom(t, "127.0.0.1", b.addr)
+	_, _ = c.Write([]byte{0x10, 0xe0, 0xd4, 0x03}) // 60,000 bytes announced
+	if !closedWithin(c, waitFor) {
+		t.Fatal("a CONNECT announcing 60,000 bytes is still open")
+	}
+	if got := b.Stats().ConnsRefused[refuseConnectTooLarge]; got != 1 {
+		t.Fatalf("connect_too_large = %d, want 1", got)
+	}
+	connectDevice(t, b, deviceID)
+}
 
 // closedWithin reports whether the server closes c within d (whatever it sends first).
 func closedWithin(c net.Conn, d time.Duration) bool {
@@ -106,9 +121,9 @@ func TestConnectDeadline(t *testing.T) {
 	}
 }
 
-// The reported exhaustion: 2,000 slow connections from one host. The host gets its 64
-// pending slots and no more, the broker's memory stays put, and a gateway (another
-// address) still connects.
+// The reported exhaustion: 2,000 slow connections from one host, each announcing a
+// CONNECT it never sends. The host gets its 256 pending slots and no more, and a gateway
+// (another address) still connects.
 func TestSlowConnectionFloodFromOneHost(t *testing.T) {
 	b, _ := startBrokerWith(t, Config{})
 	runtime.GC()
