@@ -7,6 +7,7 @@
  */
 import { DEFAULT_ECOSYSTEM } from "../deploy/ecosystem.ts";
 import { isPlaceholderCidr, parseCidr } from "./cidr.ts";
+import { sizeProblem } from "./droplet-sizes.ts";
 
 export const PROJECT = "voice-fleet";
 
@@ -225,12 +226,19 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
       fail("apiProxyPaths", `${JSON.stringify(p)} must start and end with /`);
   }
 
+  const size = (key: "gatewaySize" | "apiSize"): string => {
+    const v = matching(key, SLUG, "a droplet size slug");
+    const problem = v ? sizeProblem(v) : undefined;
+    if (problem) fail(key, problem);
+    return v;
+  };
+
   const settings: Settings = {
     region,
     vpcIpRange,
     image: matching("image", SLUG, "an image slug", "ubuntu-24-04-x64"),
-    gatewaySize: matching("gatewaySize", SLUG, "a droplet size slug"),
-    apiSize: matching("apiSize", SLUG, "a droplet size slug"),
+    gatewaySize: size("gatewaySize"),
+    apiSize: size("apiSize"),
     gatewayInstances,
     workersPerInstance: int("workersPerInstance", DEFAULT_ECOSYSTEM.workersPerInstance, 1, 64),
     firstUdpPort,

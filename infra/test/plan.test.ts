@@ -22,7 +22,7 @@ test("the plan lists every resource, the firewall rules, the instances and the u
   }
   for (const kind of ["DatabaseFirewall", "Project", "MonitorAlert"])
     assert.match(text, new RegExp(`\\+ ${kind} `));
-  assert.match(text, /gateway-a\s+voice-fleet-prod-gateway-a size=s-8vcpu-32gb region=fra1/);
+  assert.match(text, /gateway-a\s+voice-fleet-prod-gateway-a size=s-8vcpu-32gb-amd region=fra1/);
   assert.match(text, /gateway-ip\s+region=fra1 {2}\[protected\]/);
   assert.match(text, /in {2}udp {2}8881-8884 {3}from 0\.0\.0\.0\/0, ::\/0 .* device audio/);
   assert.match(text, /in {2}tcp {2}22 {10}from 203\.0\.113\.10\/32/);

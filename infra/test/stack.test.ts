@@ -59,7 +59,7 @@ describe("the stack under mocks (prod settings)", () => {
     assert.equal(vpc.inputs.ipRange, "10.60.0.0/20");
     const gw = run.find(DROPLET, "gateway-a");
     const api = run.find(DROPLET, "api");
-    assert.equal(gw.inputs.size, "s-8vcpu-32gb");
+    assert.equal(gw.inputs.size, "s-8vcpu-32gb-amd");
     assert.equal(api.inputs.size, "s-2vcpu-4gb");
     for (const d of [gw, api]) {
       assert.equal(d.inputs.region, "fra1");
