@@ -68,6 +68,15 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
     { dependsOn: [activeGateway.droplet] },
   );
 
+  // Peering and trusted source first, then the API droplet (database.ts says why).
+  const database = new DatabaseAccess("database", {
+    settings: s,
+    lookup: db,
+    vpcId: network.vpc.id,
+    peeringName: `${prefix}-db`,
+    trustedTags: [network.tags.api],
+  });
+
   const api = new ApiBox("api", {
     settings: s,
     secrets,
@@ -76,24 +85,17 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
     tags: [network.tags.fleet, network.tags.api],
     mqttHost: reservedIp.ipAddress,
     databaseUrl: db.connectionString,
-  });
-
-  const database = new DatabaseAccess("database", {
-    settings: s,
-    lookup: db,
-    vpcId: network.vpc.id,
-    peeringName: `${prefix}-db`,
-    trustedDropletIds: [api.droplet.id],
+    dependsOn: [database.peering, database.firewall],
   });
 
   const monitoring = new FleetMonitoring("monitoring", {
     settings: s,
     roleTags: { gateway: network.tags.gateway, api: network.tags.api },
-    projectResources: [
-      ...[...gateways.values()].map((g) => g.droplet.dropletUrn),
-      api.droplet.dropletUrn,
-      reservedIp.reservedIpUrn,
-    ],
+    // Droplets only. A reserved IP listed here breaks every later `up`: the Projects API
+    // returns it as do:floatingip:<ip>, the provider sees a difference, tries to move it
+    // and fails with 412 "Cannot move a Reserved IP with an associated Droplet"
+    // (terraform-provider-digitalocean #1264, #1031). It stays in the default project.
+    projectResources: [...[...gateways.values()].map((g) => g.droplet.dropletUrn), api.droplet.dropletUrn],
   });
 
   db.clusterRegion.apply((region) => {

@@ -65,7 +65,7 @@ describe("stack variants under mocks", () => {
     });
     const fw = run.find("digitalocean:index/databaseFirewall:DatabaseFirewall", "database-firewall");
     assert.deepEqual(fw.inputs.rules, [
-      { type: "droplet", value: run.find(DROPLET, "api").id },
+      { type: "tag", value: "voice-fleet-prod-api" },
       { type: "droplet", value: "123456" },
       { type: "ip_addr", value: "81.2.69.160" },
     ]);

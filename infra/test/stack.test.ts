@@ -154,10 +154,11 @@ describe("the stack under mocks (prod settings)", () => {
     );
   });
 
-  test("Postgres: the API droplet is trusted, the fleet VPC is peered with the cluster's", () => {
+  test("Postgres: the API's tag is trusted, the fleet VPC is peered with the cluster's", () => {
     const fw = run.find("digitalocean:index/databaseFirewall:DatabaseFirewall", "database-firewall");
     assert.equal(fw.inputs.clusterId, MOCK_DATABASE.id);
-    assert.deepEqual(fw.inputs.rules, [{ type: "droplet", value: run.find(DROPLET, "api").id }]);
+    assert.deepEqual(fw.inputs.rules, [{ type: "tag", value: "voice-fleet-prod-api" }]);
+    assert.deepEqual(run.find(DROPLET, "api").inputs.tags, ["voice-fleet-prod", "voice-fleet-prod-api"]);
     const peering = run.find("digitalocean:index/vpcPeering:VpcPeering", "database-peering");
     assert.deepEqual(peering.inputs.vpcIds, [
       run.find("digitalocean:index/vpc:Vpc", "network-vpc").id,
@@ -165,7 +166,19 @@ describe("the stack under mocks (prod settings)", () => {
     ]);
   });
 
-  test("monitoring: CPU, memory and disk alerts per role to the alert address; one Project", () => {
+  test("the API droplet is created only once the peering and its trusted source exist", () => {
+    const api = run.find(DROPLET, "api");
+    const peering = run.find("digitalocean:index/vpcPeering:VpcPeering", "database-peering");
+    const fw = run.find("digitalocean:index/databaseFirewall:DatabaseFirewall", "database-firewall");
+    assert.ok(api.dependencies.includes(peering.urn), `dependencies: ${api.dependencies.join(", ")}`);
+    assert.ok(api.dependencies.includes(fw.urn), `dependencies: ${api.dependencies.join(", ")}`);
+    // Registered in that order too: nothing of the database waits for the droplet.
+    const order = run.mocks.resources.map((r) => r.urn);
+    assert.ok(order.indexOf(peering.urn) < order.indexOf(api.urn));
+    assert.ok(order.indexOf(fw.urn) < order.indexOf(api.urn));
+  });
+
+  test("monitoring: CPU, memory and disk alerts per role to the alert address; one Project of droplets", () => {
     const alerts = run.mocks.ofType("digitalocean:index/monitorAlert:MonitorAlert");
     const seen = alerts.map(
       (a) => `${(a.inputs.tags as string[]).join()} ${String(a.inputs.type).split("/").pop()}`,
@@ -181,11 +194,13 @@ describe("the stack under mocks (prod settings)", () => {
     for (const a of alerts) assert.deepEqual(a.inputs.alerts, { emails: ["oncall@example.com"] });
     const project = run.find("digitalocean:index/project:Project", "monitoring-project");
     const gw = run.find(DROPLET, "gateway-a");
+    // No reserved IP in the Project: the provider would try to move it on every later up (412).
     assert.deepEqual(project.inputs.resources, [
       `do:droplet:${gw.id}`,
       `do:droplet:${run.find(DROPLET, "api").id}`,
-      "do:reservedip:203.0.113.50",
     ]);
+    const ipUrn = run.find("digitalocean:index/reservedIp:ReservedIp", "gateway-ip").state.reservedIpUrn;
+    assert.ok(!(project.inputs.resources as string[]).includes(String(ipUrn)));
   });
 
   test("outputs: private health URLs, one per instance", async () => {
