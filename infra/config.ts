@@ -33,6 +33,8 @@ export interface Settings {
   readonly gatewayActiveSlot: string;
   /** Slots whose droplet keeps the user data it has (ignoreChanges): serving while another slot rolls. */
   readonly gatewayPinnedSlots: readonly string[];
+  /** How long `pulumi up` waits for a new gateway droplet to open its device listener before moving the reserved IP; 0: no wait. */
+  readonly gatewayReadyTimeoutMinutes: number;
   readonly adminCidrs: readonly string[];
   readonly sshKeyFingerprints: readonly string[];
   readonly databaseClusterName: string;
@@ -246,6 +248,7 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     gatewaySlots,
     gatewayActiveSlot,
     gatewayPinnedSlots,
+    gatewayReadyTimeoutMinutes: int("gatewayReadyTimeoutMinutes", 20, 0, 120),
     adminCidrs,
     sshKeyFingerprints,
     databaseClusterName: str("databaseClusterName") ?? "",

@@ -4,12 +4,21 @@
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import * as pulumi from "@pulumi/pulumi";
 import { readDistBundle } from "../cloud-init/render.ts";
 import { loadStackConfig } from "./load-config.ts";
+import { DEVICE_PORTS, tcpReadiness } from "./readiness.ts";
 import { createStack } from "./stack.ts";
 
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "dist");
-const fleet = createStack(loadStackConfig(), readDistBundle(dist));
+const config = loadStackConfig();
+const fleet = createStack(config, readDistBundle(dist), {
+  gatewayReady: tcpReadiness({
+    ports: DEVICE_PORTS,
+    timeoutMs: config.settings.gatewayReadyTimeoutMinutes * 60_000,
+    log: (line) => pulumi.log.info(line),
+  }),
+});
 
 /** What manager-api's OTA must hand to devices as the MQTT host. */
 export const gatewayReservedIp = fleet.reservedIp.ipAddress;

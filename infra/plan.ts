@@ -38,7 +38,8 @@ export async function plan(options: PlanOptions): Promise<string[]> {
   });
   const config = loadStackConfig({ allowPlaceholders: true });
   const bundle = readDistBundle(options.distDir);
-  createStack(config, bundle);
+  // Mocked droplets are "ready" at once; `pulumi up` waits for the real device listener.
+  createStack(config, bundle, { gatewayReady: async () => {} });
   await settle();
   const s = config.settings;
   const bundleBytes = bundle.reduce((n, f) => n + f.content.length, 0);

@@ -12,6 +12,7 @@ import { GatewayBox } from "./gateway-box.ts";
 import type { StackConfig } from "./load-config.ts";
 import { FleetMonitoring } from "./monitoring.ts";
 import { FleetNetwork, fleetPrefix } from "./network.ts";
+import type { GatewayReadiness } from "./readiness.ts";
 
 export interface Fleet {
   readonly network: FleetNetwork;
@@ -25,7 +26,19 @@ export interface Fleet {
   readonly monitoring: FleetMonitoring;
 }
 
-export function createStack(config: StackConfig, bundle: readonly BundleFile[]): Fleet {
+export interface StackOptions {
+  /**
+   * Resolves when a gateway droplet (by its public address) serves devices: the reserved
+   * IP moves only then. `pulumi up` passes the TCP probe of readiness.ts; mocks pass a stand-in.
+   */
+  readonly gatewayReady: GatewayReadiness;
+}
+
+export function createStack(
+  config: StackConfig,
+  bundle: readonly BundleFile[],
+  options: StackOptions,
+): Fleet {
   const { settings: s, secrets } = config;
   const prefix = fleetPrefix();
 
@@ -62,9 +75,18 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
   // The reserved IP points at the active slot's droplet. A new droplet there (replace,
   // or a switch of slot) creates the new assignment first, which moves the address;
   // deleting the old assignment then leaves it alone (it is no longer on that droplet).
+  // The assignment's droplet id is known only once the new droplet is *ready* (its device
+  // listener open, readiness.ts), so the address moves only then: until that moment the
+  // old droplet keeps it and serves, and Pulumi deletes the old droplet only after the move.
+  const readyDropletId = pulumi
+    .all([activeGateway.droplet.id, activeGateway.droplet.ipv4Address])
+    .apply(async ([id, ip]) => {
+      if (!pulumi.runtime.isDryRun() && s.gatewayReadyTimeoutMinutes > 0) await options.gatewayReady(ip);
+      return Number(id);
+    });
   const reservedIpAssignment = new digitalocean.ReservedIpAssignment(
     "gateway-ip-assignment",
-    { ipAddress: reservedIp.ipAddress, dropletId: activeGateway.droplet.id.apply(Number) },
+    { ipAddress: reservedIp.ipAddress, dropletId: readyDropletId },
     { dependsOn: [activeGateway.droplet] },
   );
 

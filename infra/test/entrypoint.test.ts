@@ -14,6 +14,9 @@ const realValues: Record<string, string> = {
   apiReleaseSha256: "a".repeat(64),
   webReleaseUrl: "https://releases.voice.test/web.tar.gz",
   webReleaseSha256: "b".repeat(64),
+  // index.ts probes the new droplet's public address before moving the reserved IP; the
+  // mocked droplets' addresses are documentation ones that must never be dialled.
+  gatewayReadyTimeoutMinutes: "0",
 };
 
 const value = <T>(o: pulumi.Output<T>): Promise<T> => new Promise((resolve) => o.apply(resolve));

@@ -19,6 +19,8 @@ export interface FleetRun {
   readonly fleet: Fleet;
   readonly config: StackConfig;
   readonly secrets: Record<string, string>;
+  /** Addresses the stack asked to be ready before moving the reserved IP, in order. */
+  readonly readinessAsked: readonly string[];
   /** The recorded custom resource of that type and name. */
   find(type: string, name: string): RecordedResource;
 }
@@ -26,6 +28,7 @@ export interface FleetRun {
 export async function runFleet(
   overrides: Record<string, string> = {},
   bundle: readonly BundleFile[] = readDistBundle(DIST),
+  options: { gatewayReady?: (host: string, mocks: FleetMocks) => Promise<void> } = {},
 ): Promise<FleetRun> {
   const file = readStackFile(PROD_FILE);
   const settings = { ...file.config, ...overrides };
@@ -36,13 +39,20 @@ export async function runFleet(
     region: settings.region ?? "",
   });
   const config = loadStackConfig({ allowPlaceholders: true });
-  const fleet = createStack(config, bundle);
+  const readinessAsked: string[] = [];
+  const fleet = createStack(config, bundle, {
+    gatewayReady: async (host) => {
+      readinessAsked.push(host);
+      await options.gatewayReady?.(host, mocks);
+    },
+  });
   await settle();
   return {
     mocks,
     fleet,
     config,
     secrets,
+    readinessAsked,
     find(type, name) {
       const r = mocks.resources.find((x) => x.type === type && x.name === name);
       if (!r) throw new Error(`no ${type} named ${name}`);

@@ -6,7 +6,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { readDistBundle, readUserDataFiles } from "../../cloud-init/render.ts";
+import type { FleetMocks } from "../mocks.ts";
 import { DIST, DROPLET, FIREWALL, runFleet } from "./fleet-harness.ts";
+
+const ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssignment";
 
 interface Rule {
   protocol: string;
@@ -57,6 +60,32 @@ describe("stack variants under mocks", () => {
       env,
       /^DATABASE_URL=postgresql:\/\/manager:mock-user-password@[^/]+:25060\/xiaozhi\?sslmode=require$/m,
     );
+  });
+
+  test("the reserved IP moves only once the new gateway droplet is ready", async () => {
+    const assignments = (mocks: FleetMocks) => mocks.ofType(ASSIGNMENT).length;
+    let seenWhileWaiting: { droplets: string[]; assignments: number } | undefined;
+    const run = await runFleet({}, readDistBundle(DIST), {
+      gatewayReady: async (_host, mocks) => {
+        // Give the engine every chance to register the assignment early.
+        for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+        seenWhileWaiting = {
+          droplets: mocks.ofType(DROPLET).map((d) => d.name),
+          assignments: assignments(mocks),
+        };
+      },
+    });
+    const gw = run.find(DROPLET, "gateway-a");
+    assert.deepEqual(run.readinessAsked, [gw.state.ipv4Address], "asked about the new droplet's own address");
+    assert.ok(seenWhileWaiting?.droplets.includes("gateway-a"));
+    assert.equal(seenWhileWaiting?.assignments, 0, "no assignment while the droplet is not ready");
+    assert.equal(run.find(ASSIGNMENT, "gateway-ip-assignment").inputs.dropletId, Number(gw.id));
+  });
+
+  test("gatewayReadyTimeoutMinutes 0: no wait", async () => {
+    const run = await runFleet({ gatewayReadyTimeoutMinutes: "0" });
+    assert.deepEqual(run.readinessAsked, []);
+    assert.equal(run.mocks.ofType(ASSIGNMENT).length, 1);
   });
 
   test("extra trusted sources are kept next to the API droplet", async () => {
