@@ -35,6 +35,8 @@ export interface Settings {
   readonly gatewayPinnedSlots: readonly string[];
   /** How long `pulumi up` waits for a new gateway droplet to open its device listener before moving the reserved IP; 0: no wait. */
   readonly gatewayReadyTimeoutMinutes: number;
+  /** Spaces bucket for the gateway bundle (unique across DigitalOcean); default `voice-fleet-<stack>-bundles`. */
+  readonly bundleBucket: string | undefined;
   readonly adminCidrs: readonly string[];
   readonly sshKeyFingerprints: readonly string[];
   readonly databaseClusterName: string;
@@ -209,6 +211,10 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     "an image with a pinned version tag",
     "emqx/emqx:5.8.9",
   );
+  const bundleBucket = optional("bundleBucket");
+  if (bundleBucket && !/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bundleBucket)) {
+    fail("bundleBucket", `must be 3-63 of [a-z0-9-], got ${JSON.stringify(bundleBucket)}`);
+  }
   const livekitUrl = optional("livekitUrl");
   if (livekitUrl && !/^wss?:\/\/[^\s]+$/.test(livekitUrl)) fail("livekitUrl", "must be a wss:// URL");
   const databaseTrustedSources = list("databaseTrustedSources", []).map((entry) => {
@@ -249,6 +255,7 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     gatewayActiveSlot,
     gatewayPinnedSlots,
     gatewayReadyTimeoutMinutes: int("gatewayReadyTimeoutMinutes", 20, 0, 120),
+    bundleBucket,
     adminCidrs,
     sshKeyFingerprints,
     databaseClusterName: str("databaseClusterName") ?? "",

@@ -1,12 +1,13 @@
 /**
- * Composes the stack: network, the reserved IP, the gateway box of each slot, the API
- * box, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
+ * Composes the stack: network, the reserved IP, the bundle store, the gateway box of each
+ * slot, the API box, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
  * the tests run it under mocks.
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import type { BundleFile } from "../cloud-init/render.ts";
+import type { StoredBundle } from "../cloud-init/render.ts";
 import { ApiBox } from "./api-box.ts";
+import { BundleStore } from "./bundle-store.ts";
 import { DatabaseAccess, lookupDatabase } from "./database.ts";
 import { GatewayBox } from "./gateway-box.ts";
 import type { StackConfig } from "./load-config.ts";
@@ -16,6 +17,7 @@ import type { GatewayReadiness } from "./readiness.ts";
 
 export interface Fleet {
   readonly network: FleetNetwork;
+  readonly bundleStore: BundleStore;
   readonly reservedIp: digitalocean.ReservedIp;
   readonly reservedIpAssignment: digitalocean.ReservedIpAssignment;
   readonly gateways: ReadonlyMap<string, GatewayBox>;
@@ -34,11 +36,7 @@ export interface StackOptions {
   readonly gatewayReady: GatewayReadiness;
 }
 
-export function createStack(
-  config: StackConfig,
-  bundle: readonly BundleFile[],
-  options: StackOptions,
-): Fleet {
+export function createStack(config: StackConfig, bundle: StoredBundle, options: StackOptions): Fleet {
   const { settings: s, secrets } = config;
   const prefix = fleetPrefix();
 
@@ -51,6 +49,13 @@ export function createStack(
     settings: s,
     databaseRange: db.clusterRange,
     gatewayIp: reservedIp.ipAddress,
+  });
+
+  // The gateway bundle, uploaded once for every slot; user data names its URL and hash.
+  const bundleStore = new BundleStore("bundle", {
+    settings: s,
+    bucketName: s.bundleBucket ?? `${prefix}-bundles`,
+    bundle,
   });
 
   const gateways = new Map<string, GatewayBox>();
@@ -66,7 +71,7 @@ export function createStack(
         vpcId: network.vpc.id,
         tags: [network.tags.fleet, network.tags.gateway],
         publicHost: reservedIp.ipAddress,
-        bundle,
+        bundle: bundleStore.ref,
       }),
     );
   }
@@ -131,6 +136,7 @@ export function createStack(
 
   return {
     network,
+    bundleStore,
     reservedIp,
     reservedIpAssignment,
     gateways,

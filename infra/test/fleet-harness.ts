@@ -1,7 +1,6 @@
 /** Runs the whole program under mocks with the prod settings file, plus overrides. */
 import path from "node:path";
-import type { BundleFile } from "../../cloud-init/render.ts";
-import { readDistBundle } from "../../cloud-init/render.ts";
+import { BUNDLE_CACHE_DIR, type StoredBundle, storeBundle } from "../../cloud-init/render.ts";
 import { DIST, ROOT } from "../../cloud-init/test/dist.ts";
 import { loadStackConfig, type StackConfig } from "../load-config.ts";
 import { type FleetMocks, installMocks, type RecordedResource, settle } from "../mocks.ts";
@@ -13,6 +12,12 @@ export const PROD_FILE = path.join(ROOT, "Pulumi.prod.yaml");
 
 export const DROPLET = "digitalocean:index/droplet:Droplet";
 export const FIREWALL = "digitalocean:index/firewall:Firewall";
+export const BUNDLE_OBJECT = "digitalocean:index/spacesBucketObject:SpacesBucketObject";
+
+/** dist/ packed as `pulumi up` packs it. */
+export function distBundle(): StoredBundle {
+  return storeBundle(DIST, path.join(ROOT, BUNDLE_CACHE_DIR));
+}
 
 export interface FleetRun {
   readonly mocks: FleetMocks;
@@ -27,7 +32,7 @@ export interface FleetRun {
 
 export async function runFleet(
   overrides: Record<string, string> = {},
-  bundle: readonly BundleFile[] = readDistBundle(DIST),
+  bundle: StoredBundle = distBundle(),
   options: { gatewayReady?: (host: string, mocks: FleetMocks) => Promise<void> } = {},
 ): Promise<FleetRun> {
   const file = readStackFile(PROD_FILE);

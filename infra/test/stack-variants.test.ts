@@ -1,13 +1,13 @@
 /** Settings other than prod's: slots, instance count, database user, and what must fail. */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { readDistBundle, readUserDataFiles } from "../../cloud-init/render.ts";
+import { packBundle, readDistBundle, readUserDataFiles } from "../../cloud-init/render.ts";
 import type { FleetMocks } from "../mocks.ts";
-import { DIST, DROPLET, FIREWALL, runFleet } from "./fleet-harness.ts";
+import { BUNDLE_OBJECT, DIST, DROPLET, FIREWALL, runFleet } from "./fleet-harness.ts";
 
 const ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssignment";
 
@@ -65,7 +65,7 @@ describe("stack variants under mocks", () => {
   test("the reserved IP moves only once the new gateway droplet is ready", async () => {
     const assignments = (mocks: FleetMocks) => mocks.ofType(ASSIGNMENT).length;
     let seenWhileWaiting: { droplets: string[]; assignments: number } | undefined;
-    const run = await runFleet({}, readDistBundle(DIST), {
+    const run = await runFleet({}, undefined, {
       gatewayReady: async (_host, mocks) => {
         // Give the engine every chance to register the assignment early.
         for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
@@ -100,12 +100,27 @@ describe("stack variants under mocks", () => {
     ]);
   });
 
-  test("a bundle that makes user data exceed 64 KiB fails before anything is created", async () => {
-    const bundle = [...readDistBundle(DIST), { path: "gateway/huge.js", content: randomBytes(60_000) }];
-    await assert.rejects(
-      () => runFleet({}, bundle),
-      /gateway a user data is \d+ bytes, over DigitalOcean's limit of 65536 bytes \(64 KiB\)/,
-    );
+  test("a bundle with a binary of megabytes travels as the object; user data does not grow", async () => {
+    const base = await runFleet();
+    const dir = mkdtempSync(path.join(tmpdir(), "big-bundle-"));
+    try {
+      const files = [
+        ...readDistBundle(DIST),
+        { path: "media/voice-media", content: randomBytes(3_000_000), mode: 0o755 },
+      ];
+      const packed = packBundle(files);
+      const file = path.join(dir, `gateway-${packed.sha256}.tar.gz`);
+      writeFileSync(file, packed.bytes);
+      const run = await runFleet({}, { ...packed, file });
+      const object = run.find(BUNDLE_OBJECT, "bundle-object");
+      assert.equal(object.inputs.source, file);
+      assert.equal(object.inputs.key, `gateway/${packed.sha256}.tar.gz`);
+      const size = (r: typeof run) => Buffer.byteLength(String(r.find(DROPLET, "gateway-a").inputs.userData));
+      // Only the hash in the URL and in BUNDLE_SHA256 changes (compressed: within a few bytes).
+      assert.ok(Math.abs(size(run) - size(base)) < 64, `${size(run)} vs ${size(base)} bytes`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("no dist/: the program says to build first", () => {

@@ -4,11 +4,13 @@
  * that secrets stay secrets.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { before, describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { readUserDataFiles } from "../../cloud-init/render.ts";
 import { MOCK_DATABASE } from "../mocks.ts";
-import { DROPLET, FIREWALL, type FleetRun, runFleet } from "./fleet-harness.ts";
+import { BUNDLE_OBJECT, DROPLET, FIREWALL, type FleetRun, runFleet } from "./fleet-harness.ts";
 
 interface Rule {
   protocol: string;
@@ -201,6 +203,38 @@ describe("the stack under mocks (prod settings)", () => {
     ]);
     const ipUrn = run.find("digitalocean:index/reservedIp:ReservedIp", "gateway-ip").state.reservedIpUrn;
     assert.ok(!(project.inputs.resources as string[]).includes(String(ipUrn)));
+  });
+
+  test("the bundle: one content-addressed object in a private bucket, named in user data by URL and hash", () => {
+    const key = run.find("digitalocean:index/spacesKey:SpacesKey", "bundle-key");
+    assert.deepEqual(key.inputs.grants, [{ bucket: "", permission: "fullaccess" }]);
+    assert.ok(key.additionalSecretOutputs.includes("secretKey"), "the SDK keeps the key's secret a secret");
+    const provider = run.find("pulumi:providers:digitalocean", "bundle-spaces");
+    assert.equal(provider.inputs.spacesAccessId, key.state.accessKey);
+    assert.ok(provider.secretInputs.includes("spacesSecretKey"), "the Spaces secret stays a secret");
+    const bucket = run.find("digitalocean:index/spacesBucket:SpacesBucket", "bundle-bucket");
+    assert.deepEqual(
+      [bucket.inputs.name, bucket.inputs.region, bucket.inputs.acl],
+      ["voice-fleet-prod-bundles", "fra1", "private"],
+    );
+    const object = run.find(BUNDLE_OBJECT, "bundle-object");
+    const bytes = readFileSync(String(object.inputs.source));
+    const sha = createHash("sha256").update(bytes).digest("hex");
+    assert.equal(object.inputs.key, `gateway/${sha}.tar.gz`);
+    assert.equal(object.inputs.acl, "public-read");
+    assert.equal(object.inputs.etag, createHash("md5").update(bytes).digest("hex"));
+    const settings =
+      readUserDataFiles(String(run.find(DROPLET, "gateway-a").inputs.userData))
+        .get("/etc/voice-gateway/bootstrap.env")
+        ?.content.toString() ?? "";
+    assert.match(
+      settings,
+      new RegExp(
+        `^BUNDLE_URL='https://voice-fleet-prod-bundles\\.fra1\\.digitaloceanspaces\\.com/gateway/${sha}\\.tar\\.gz'$`,
+        "m",
+      ),
+    );
+    assert.match(settings, new RegExp(`^BUNDLE_SHA256='${sha}'$`, "m"));
   });
 
   test("outputs: private health URLs, one per instance", async () => {
