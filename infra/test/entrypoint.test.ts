@@ -47,5 +47,13 @@ test("with real settings it exports the reserved IP, droplet ids and private hea
     (out.gatewayHealthUrls as Record<string, pulumi.Output<string[]>>).a as pulumi.Output<string[]>,
   );
   assert.equal(health.length, 4);
+  const bundle = await value(
+    out.gatewayBundle as pulumi.Output<{ url: string; sha256: string; bytes: number }>,
+  );
+  assert.equal(
+    bundle.url,
+    `https://voice-fleet-prod-bundles.fra1.digitaloceanspaces.com/gateway/${bundle.sha256}.tar.gz`,
+  );
+  assert.ok(bundle.bytes > 0);
   for (const url of health) assert.match(url, /^http:\/\/10\.\d+\.\d+\.\d+:900[1-4]\/health$/);
 });
