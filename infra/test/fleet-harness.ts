@@ -14,9 +14,12 @@ export const DROPLET = "digitalocean:index/droplet:Droplet";
 export const FIREWALL = "digitalocean:index/firewall:Firewall";
 export const BUNDLE_OBJECT = "digitalocean:index/spacesBucketObject:SpacesBucketObject";
 
-/** dist/ packed as `pulumi up` packs it. */
+let packed: StoredBundle | undefined;
+
+/** dist/ packed as `pulumi up` packs it (once per test process: with a binary inside, packing takes a while). */
 export function distBundle(): StoredBundle {
-  return storeBundle(DIST, path.join(ROOT, BUNDLE_CACHE_DIR));
+  packed ??= storeBundle(DIST, path.join(ROOT, BUNDLE_CACHE_DIR));
+  return packed;
 }
 
 export interface FleetRun {
