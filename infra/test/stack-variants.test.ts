@@ -116,7 +116,10 @@ describe("stack variants under mocks", () => {
       assert.equal(object.inputs.source, file);
       assert.equal(object.inputs.key, `gateway/${packed.sha256}.tar.gz`);
       const size = (r: typeof run) => Buffer.byteLength(String(r.find(DROPLET, "gateway-a").inputs.userData));
-      // Only the hash in the URL and in BUNDLE_SHA256 changes (compressed: within a few bytes).
+      // A new bundle changes user data (so the droplet is replaced with it, as before)...
+      const userData = (r: typeof run) => String(r.find(DROPLET, "gateway-a").inputs.userData);
+      assert.notEqual(userData(run), userData(base));
+      // ...by its hash only, in the URL and in BUNDLE_SHA256 (compressed: within a few bytes).
       assert.ok(Math.abs(size(run) - size(base)) < 64, `${size(run)} vs ${size(base)} bytes`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
