@@ -52,8 +52,8 @@ export function testConfig(
   });
 }
 
-export async function startStack(): Promise<Stack> {
-  const broker = await startBroker();
+export async function startStack(options: { readonly deviceSigningKey?: string } = {}): Promise<Stack> {
+  const broker = await startBroker(options);
   const gateways: RunningGateway[] = [];
   const devices: SimulatedDevice[] = [];
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", 0);
