@@ -47,8 +47,11 @@ function onPath(command) {
 /** Debian packages from the list that are not installed (dpkg-query, one call). */
 function missingDebs(packages) {
   if (packages.length === 0) return [];
-  if (!onPath("dpkg-query")) fail(`not a Debian system: install the equivalents of ${packages.join(" ")} and retry`);
-  const res = spawnSync("dpkg-query", ["-W", "-f=${Package} ${db:Status-Status}\\n", ...packages], {
+  if (!onPath("dpkg-query"))
+    fail(`not a Debian system: install the equivalents of ${packages.join(" ")} and retry`);
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
+  const format = "-f=${Package} ${db:Status-Status}\\n";
+  const res = spawnSync("dpkg-query", ["-W", format, ...packages], {
     encoding: "utf8",
   });
   const installed = new Set(
@@ -97,7 +100,8 @@ if (mode === "test") {
 // 1.21 or later fetches the toolchain that a go.mod asks for through the configured module
 // proxy by itself (GOTOOLCHAIN=auto), so any such Go will do.
 if (!onPath("go")) {
-  if (!isRoot) fail("Go is not on PATH. Run:\n\n  sudo sh -c 'apt-get update && apt-get install -y golang-go'\n");
+  if (!isRoot)
+    fail("Go is not on PATH. Run:\n\n  sudo sh -c 'apt-get update && apt-get install -y golang-go'\n");
   aptInstall(["golang-go"], "Go");
 }
 {
@@ -106,7 +110,9 @@ if (!onPath("go")) {
   const have = goVersion.replace(/^go/, "");
   const want = /^go (\S+)/m.exec(readFileSync(path.join(root, "broker/go.mod"), "utf8"))?.[1] ?? "1.21";
   if (!versionAtLeast(have, "1.21") || (toolchain.startsWith("local") && !versionAtLeast(have, want)))
-    fail(`Go ${have || "(unknown)"} is too old: the broker needs Go >= ${want} (or >= 1.21 with GOTOOLCHAIN=auto)`);
+    fail(
+      `Go ${have || "(unknown)"} is too old: the broker needs Go >= ${want} (or >= 1.21 with GOTOOLCHAIN=auto)`,
+    );
 }
 
 // npm packages: every direct dependency at its locked version, and libopus's native binding.
@@ -121,7 +127,9 @@ function npmReady() {
     if (locked && JSON.parse(readFileSync(file, "utf8")).version !== locked) return false;
   }
   const prebuild = path.join(root, "node_modules/@discordjs/opus/prebuild");
-  return existsSync(prebuild) && readdirSync(prebuild).some((d) => existsSync(path.join(prebuild, d, "opus.node")));
+  return (
+    existsSync(prebuild) && readdirSync(prebuild).some((d) => existsSync(path.join(prebuild, d, "opus.node")))
+  );
 }
 if (!npmReady()) {
   const nm = path.join(root, "node_modules");
