@@ -170,7 +170,11 @@ export class DeviceSession {
       this.#state = "streaming";
       this.#idleTimer.refresh();
       this.#deps.metrics.frameUp();
-      this.#agent.pushOpus({ opus, durationMs: this.#audio.frameDurationMs, sampleRate: this.#audio.sampleRate });
+      this.#agent.pushOpus({
+        opus,
+        durationMs: this.#audio.frameDurationMs,
+        sampleRate: this.#audio.sampleRate,
+      });
       this.#deps.metrics.upstreamLatency.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
       return;
     }
