@@ -100,8 +100,17 @@ if (mode === "test") {
 // 1.21 or later fetches the toolchain that a go.mod asks for through the configured module
 // proxy by itself (GOTOOLCHAIN=auto), so any such Go will do.
 if (!onPath("go")) {
+  const tooOld =
+    "Debian's golang-go is older than Go 1.21 here (Debian 12 has 1.19): install Go >= 1.21 (a newer Debian, or the Go project's release archive) and run this again";
   if (!isRoot)
-    fail("Go is not on PATH. Run:\n\n  sudo sh -c 'apt-get update && apt-get install -y golang-go'\n");
+    fail(
+      `Go is not on PATH. On Debian 13 or later run:\n\n  sudo sh -c 'apt-get update && apt-get install -y golang-go'\n\n${tooOld}`,
+    );
+  run("apt-get update (to look for Go)", "apt-get", ["update", "-qq"]);
+  const policy = spawnSync("apt-cache", ["policy", "golang-go"], { encoding: "utf8" }).stdout ?? "";
+  // A Debian version such as 2:1.24~2: the Go release is after the epoch, before the ~.
+  const candidate = /Candidate:\s*(?:\d+:)?(\d+\.\d+)/.exec(policy)?.[1];
+  if (!candidate || !versionAtLeast(candidate, "1.21")) fail(tooOld);
   aptInstall(["golang-go"], "Go");
 }
 {

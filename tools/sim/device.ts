@@ -42,7 +42,7 @@ export interface DeviceOptions {
   /** Lowercase colon MAC; default derived from `index`. */
   readonly mac?: string;
   readonly index?: number;
-  /** With the OTA signing key, the device presents signed credentials (device-protocol.md 1.3). */
+  /** With the OTA signing key, the device presents signed credentials (docs/device-protocol.md 1.3). */
   readonly signingKey?: string;
   /** Username and password exactly as an OTA issued them (provision.ts); wins over signingKey. */
   readonly credentials?: { readonly username: string; readonly password: string };

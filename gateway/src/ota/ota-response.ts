@@ -108,7 +108,7 @@ const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 const CLIENT_ID = /^[0-9A-Za-z._-]{1,64}$/;
 
 export function answerOta(request: OtaRequest, settings: OtaSettings, nowMs: number): OtaAnswer {
-  // Firmware uses GET only when it has no system info to send (device-protocol.md 1.1).
+  // Firmware uses GET only when it has no system info to send (docs/device-protocol.md 1.1).
   if (request.method !== "POST" && request.method !== "GET") return refuseOta("method_not_allowed");
   if (request.body.length > MAX_OTA_BODY_BYTES) return refuseOta("body_too_large");
 
@@ -182,7 +182,7 @@ function peerIp(remote: string | undefined): string {
 }
 
 /**
- * How firmware reads `endpoint` (device-protocol.md 1.4): split at the first `:`; no port
+ * How firmware reads `endpoint` (docs/device-protocol.md 1.4): split at the first `:`; no port
  * means 8883; 8883 means MQTT over TLS, anything else plain TCP.
  */
 export function endpointToUrl(endpoint: string): string {
