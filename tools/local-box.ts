@@ -26,7 +26,7 @@ import { type OtaServer, startOtaServer } from "../gateway/src/ota/ota-server.ts
 import { buildBundle } from "../scripts/build.ts";
 import { fetchJson, waitReady } from "./load/health-client.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
-import { superviseBroker } from "./sim/broker-supervisor.ts";
+import { type SupervisedBroker, superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
 import { loopbackAddress, type SimulatedDevice } from "./sim/device.ts";
 import { provisionDevice } from "./sim/provision.ts";
@@ -35,6 +35,8 @@ const RUN = path.join(ROOT, ".run");
 const PID_FILE = path.join(RUN, "local-box.pid");
 const KEY_FILE = path.join(RUN, "device-signing-key");
 const BROKER_LOG = path.join(RUN, "broker.log");
+/** Set once the broker runs, so that a failed start stops it too (it would hold the port). */
+let startedBroker: SupervisedBroker | undefined;
 
 const INSECURE_WARNING = [
   "",
@@ -101,6 +103,7 @@ async function up(argv: string[]): Promise<void> {
       else console.log(`broker restart failed: ${e.error}; retrying in ${e.retryInMs} ms`);
     },
   });
+  startedBroker = broker;
   console.log(`broker listening on ${broker.url} (log: ${path.relative(ROOT, BROKER_LOG)})`);
   // Host settings and secrets for the instances, as /etc/voice-gateway/gateway.env on the droplet.
   const envFile = path.join(RUN, "gateway.env");
@@ -256,6 +259,7 @@ const run = command === "down" ? down() : up(rest);
 run.catch(async (err: Error) => {
   console.error(`local box: ${err.message}`);
   await pm2Kill();
+  await startedBroker?.stop();
   rmSync(PID_FILE, { force: true });
   process.exit(1);
 });
