@@ -1,5 +1,5 @@
 /**
- * The older gateway's leaks (design.md Phase 1) must be impossible here: bounded
+ * What grew without bound in the replaced gateway (a worker pool per session) must not here: bounded
  * downstream queue, full release on close, and a heap that stays flat across thousands
  * of sessions.
  */
