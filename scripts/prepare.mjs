@@ -135,9 +135,12 @@ function npmReady() {
     if (!existsSync(file)) return false;
     if (locked && JSON.parse(readFileSync(file, "utf8")).version !== locked) return false;
   }
+  // Built per Node ABI (prebuild/node-v<ABI>-napi-...): switching Node needs a rebuild.
   const prebuild = path.join(root, "node_modules/@discordjs/opus/prebuild");
+  const abi = `node-v${process.versions.modules}-`;
   return (
-    existsSync(prebuild) && readdirSync(prebuild).some((d) => existsSync(path.join(prebuild, d, "opus.node")))
+    existsSync(prebuild) &&
+    readdirSync(prebuild).some((d) => d.startsWith(abi) && existsSync(path.join(prebuild, d, "opus.node")))
   );
 }
 if (!npmReady()) {
