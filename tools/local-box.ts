@@ -220,11 +220,16 @@ async function up(argv: string[]): Promise<void> {
       (n, d) => n + Object.values(d.stats.errors).reduce((a, b) => a + (b ?? 0), 0),
       0,
     );
+    // Which checks failed, e.g. audio that arrived while the broker was down and its
+    // `tts start` was lost: firmware would not have played it either.
+    const byKind: Record<string, number> = {};
+    for (const d of devices)
+      for (const [kind, n] of Object.entries(d.stats.errors)) byKind[kind] = (byKind[kind] ?? 0) + (n ?? 0);
     const live = devices.filter((d) => d.session).length;
     const t = Math.round((Date.now() - started) / 1000);
     const refused = Object.values(ota.stats.refused).reduce((a, b) => a + (b ?? 0), 0);
     process.stdout.write(
-      `[${t}s] devices ${live}/${devices.length} in session | sessions per instance ${perInstance} | frames up ${sent} down ${recv} (+${recv - lastRecv}/s) | device errors ${errors} | ota ${ota.stats.served} served ${refused} refused${broker.restarts ? ` | broker restarts ${broker.restarts}` : ""}${insecure ? " | DEVICE AUTH OFF" : ""}${goodbyes.size ? ` | goodbyes ${JSON.stringify(Object.fromEntries(goodbyes))}` : ""}\n`,
+      `[${t}s] devices ${live}/${devices.length} in session | sessions per instance ${perInstance} | frames up ${sent} down ${recv} (+${recv - lastRecv}/s) | device errors ${errors}${errors ? ` ${JSON.stringify(byKind)}` : ""} | ota ${ota.stats.served} served ${refused} refused${broker.restarts ? ` | broker restarts ${broker.restarts}` : ""}${insecure ? " | DEVICE AUTH OFF" : ""}${goodbyes.size ? ` | goodbyes ${JSON.stringify(Object.fromEntries(goodbyes))}` : ""}\n`,
     );
     lastRecv = recv;
     if (durationS > 0 && t >= durationS) void stop(errors > 0 ? 1 : 0);
