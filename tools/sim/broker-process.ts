@@ -24,6 +24,8 @@ export interface BrokerProcess {
 export interface BrokerStartOptions {
   /** Default 0: any free port. */
   readonly port?: number;
+  /** Default 127.0.0.1; the local box passes its --public-host to face the LAN. */
+  readonly host?: string;
   readonly gatewayPassword?: string;
   /** The OTA's HMAC key: with it, devices must present signed credentials. */
   readonly deviceSigningKey?: string;
@@ -45,10 +47,11 @@ export function ensureBrokerBinary(): void {
 
 export async function startBroker(options: BrokerStartOptions = {}): Promise<BrokerProcess> {
   ensureBrokerBinary();
+  const host = options.host ?? "127.0.0.1";
   const gatewayPassword = options.gatewayPassword ?? "local-gateway-password";
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    BROKER_ADDR: `127.0.0.1:${options.port ?? 0}`,
+    BROKER_ADDR: `${hostPort(host, options.port ?? 0)}`,
     BROKER_GATEWAY_PASSWORD: gatewayPassword,
   };
   if (options.deviceSigningKey) env.BROKER_DEVICE_SIGNING_KEY = options.deviceSigningKey;
@@ -81,7 +84,7 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
     });
   });
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `mqtt://${hostPort(host, port)}`,
     port,
     tlsUrl: tlsPort === undefined ? undefined : `mqtts://127.0.0.1:${tlsPort}`,
     gatewayPassword,
@@ -93,4 +96,8 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
         child.kill("SIGTERM");
       }),
   };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

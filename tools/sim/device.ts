@@ -1,5 +1,5 @@
 /**
- * A simulated xiaozhi device that behaves like current firmware (device-protocol.md):
+ * A simulated xiaozhi device that behaves like current firmware (docs/device-protocol.md):
  * MQTT to the broker, publishes every message to `device-server` at QoS 0 and never
  * subscribes; hello v3, waits at most 10 s for the reply; UDP socket connected to the
  * announced server; 16-byte header from the server's nonce; AES-128-CTR with the header
@@ -42,8 +42,10 @@ export interface DeviceOptions {
   /** Lowercase colon MAC; default derived from `index`. */
   readonly mac?: string;
   readonly index?: number;
-  /** With the OTA signing key, the device presents signed credentials (device-protocol.md 1.3). */
+  /** With the OTA signing key, the device presents signed credentials (docs/device-protocol.md 1.3). */
   readonly signingKey?: string;
+  /** Username and password exactly as an OTA issued them (provision.ts); wins over signingKey. */
+  readonly credentials?: { readonly username: string; readonly password: string };
   /** Decode every downstream frame (default) or only every Nth, to spare the load generator. */
   readonly decodeEvery?: number;
   readonly clip?: UpstreamClip;
@@ -69,6 +71,18 @@ export function loopbackAddress(index: number): string | undefined {
   if (process.platform !== "linux") return undefined;
   const n = 10 + (index % 60_000);
   return `127.0.${(n >> 8) & 255}.${n & 255}`;
+}
+
+/** The MAC a simulated device of this index uses: locally administered, lowercase. */
+export function simulatedMac(index: number): string {
+  return [
+    "02",
+    "00",
+    ((index >> 16) & 0xff).toString(16).padStart(2, "0"),
+    ((index >> 8) & 0xff).toString(16).padStart(2, "0"),
+    (index & 0xff).toString(16).padStart(2, "0"),
+    "01",
+  ].join(":");
 }
 
 export interface DeviceStats {
@@ -117,16 +131,7 @@ export class SimulatedDevice extends EventEmitter {
     this.setMaxListeners(100);
     this.#options = options;
     const index = options.index ?? Math.floor(Math.random() * 0xffffff);
-    this.mac =
-      options.mac ??
-      [
-        "02",
-        "00",
-        ((index >> 16) & 0xff).toString(16).padStart(2, "0"),
-        ((index >> 8) & 0xff).toString(16).padStart(2, "0"),
-        (index & 0xff).toString(16).padStart(2, "0"),
-        "01",
-      ].join(":");
+    this.mac = options.mac ?? simulatedMac(index);
     this.clientId = options.clientId ?? `GID_test@@@${this.mac.replaceAll(":", "_")}@@@${randomUUID()}`;
     this.#clip = options.clip ?? upstreamClip(index % 8);
   }
@@ -141,10 +146,16 @@ export class SimulatedDevice extends EventEmitter {
 
   /** Connects to the broker (no SUBSCRIBE: the broker subscribes us, as for real firmware). */
   async connect(): Promise<void> {
-    const username = Buffer.from(JSON.stringify({ ip: "127.0.0.1" })).toString("base64");
-    const password = this.#options.signingKey
-      ? createHmac("sha256", this.#options.signingKey).update(`${this.clientId}|${username}`).digest("base64")
-      : "unsigned";
+    const username =
+      this.#options.credentials?.username ??
+      Buffer.from(JSON.stringify({ ip: "127.0.0.1" })).toString("base64");
+    const password =
+      this.#options.credentials?.password ??
+      (this.#options.signingKey
+        ? createHmac("sha256", this.#options.signingKey)
+            .update(`${this.clientId}|${username}`)
+            .digest("base64")
+        : "unsigned");
     const client = mqtt.connect(this.#options.brokerUrl, {
       clientId: this.clientId,
       username,
