@@ -23,11 +23,17 @@ import { headerTemplate, type UdpPacket } from "../protocol/udp-packet.ts";
 import { DOWN_RATE, Downstream, type RemoteAddress } from "./downstream.ts";
 
 /**
- * Largest forward jump of the upstream sequence we accept (~2 minutes of 60 ms frames).
- * Without it one forged packet with sequence 2^32-1 would make every later genuine packet
- * look like a replay.
+ * Largest forward jump of the upstream sequence we accept: 2 minutes of frames, whatever
+ * their duration (2000 frames of 60 ms, 6000 of 20 ms). Without it one forged packet with
+ * sequence 2^32-1 would make every later genuine packet look like a replay.
  */
-export const MAX_SEQUENCE_JUMP = 2000;
+export const MAX_SEQUENCE_JUMP_MS = 120_000;
+/** The jump limit for 60 ms frames (the firmware's). */
+export const MAX_SEQUENCE_JUMP = MAX_SEQUENCE_JUMP_MS / 60;
+
+export function maxSequenceJump(frameDurationMs: number): number {
+  return Math.ceil(MAX_SEQUENCE_JUMP_MS / frameDurationMs);
+}
 
 export interface SessionDeps {
   readonly pool: OpusPool;
@@ -151,8 +157,8 @@ export class DeviceSession {
       return;
     }
     // The first packet after a hello too: firmware numbers from 1, so a first sequence far
-    // beyond MAX_SEQUENCE_JUMP is forged (and would make every genuine packet a replay).
-    if (seq - this.#lastUpstreamSeq > MAX_SEQUENCE_JUMP) {
+    // beyond the jump limit is forged (and would make every genuine packet a replay).
+    if (seq - this.#lastUpstreamSeq > maxSequenceJump(this.#audio.frameDurationMs)) {
       this.#deps.metrics.drop("udp_sequence_jump");
       return;
     }
@@ -170,7 +176,11 @@ export class DeviceSession {
       this.#state = "streaming";
       this.#idleTimer.refresh();
       this.#deps.metrics.frameUp();
-      this.#agent.pushOpus({ opus, durationMs: this.#audio.frameDurationMs, sampleRate: this.#audio.sampleRate });
+      this.#agent.pushOpus({
+        opus,
+        durationMs: this.#audio.frameDurationMs,
+        sampleRate: this.#audio.sampleRate,
+      });
       this.#deps.metrics.upstreamLatency.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
       return;
     }
@@ -223,10 +233,13 @@ export class DeviceSession {
     this.#state = "closed";
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#maxTimer);
-    // The firmware acts on goodbye only when session_id matches its current session, so a
-    // goodbye for a replaced session is harmless, and one for the current session spares
-    // the device its 120 s liveness timeout.
-    this.#publish(goodbyeMessage(this.sessionId, reason));
+    // The firmware acts on goodbye only when session_id matches its current session; one
+    // for the current session spares the device its 120 s liveness timeout. None back to
+    // a device that said goodbye itself (an independent client acts on it, and firmware
+    // that re-hellos at once could take it for its new channel), nor for a session its own
+    // newer hello replaced (the device may be between the two replies).
+    if (reason !== "device_goodbye" && reason !== "replaced")
+      this.#publish(goodbyeMessage(this.sessionId, reason));
     this.#downstream.close();
     this.#deps.pool.close(this.#decoder);
     this.#deps.pool.close(this.#encoder);

@@ -31,3 +31,46 @@ export function decideOwner(
   if (peer && peer.bootId === owner.bootId) return { kind: "forward", instanceId: owner.instanceId };
   return { kind: "stale" };
 }
+
+/**
+ * A session's claim on its device, published on `gateway/claims/<clientId>` when the
+ * session opens and again after every broker reconnect. Every instance receives every
+ * claim; `helloAt` (epoch ms, when the hello reached the instance) orders them.
+ */
+export interface Claim {
+  readonly instanceId: number;
+  readonly bootId: string;
+  readonly sessionId: string;
+  readonly helloAt: number;
+}
+
+/**
+ * Whether claim `a` is newer than claim `b`: the later hello wins, whichever instance
+ * happened to process it last, so two instances that see the same two claims in
+ * different orders still agree. Equal times (same millisecond) fall back to the session
+ * id, any fixed order will do.
+ */
+export function newerClaim(a: Claim, b: Claim): boolean {
+  if (a.helloAt !== b.helloAt) return a.helloAt > b.helloAt;
+  return a.sessionId > b.sessionId;
+}
+
+/**
+ * Which live instance tells an orphaned device goodbye when its instance died: one per
+ * device (no goodbye storm: each device hears exactly one), the same answer on every
+ * instance that sees the same live set, and spread over the survivors by client id.
+ */
+export function survivorFor(clientId: string, live: readonly number[]): number | undefined {
+  if (live.length === 0) return undefined;
+  const sorted = [...live].sort((x, y) => x - y);
+  return sorted[fnv1a(clientId) % sorted.length];
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
