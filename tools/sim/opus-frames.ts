@@ -37,7 +37,10 @@ export function upstreamClip(seed = 1, seconds = 6, frameMs = FRAME_MS): Upstrea
   const samples = (UP_RATE * frameMs) / 1000;
   for (let i = 0; i < Math.ceil((seconds * 1000) / frameMs); i++)
     speech.push(encoder.encode(signal.next(samples)));
-  const silence = encoder.encode(Buffer.alloc(samples * 2));
+  // From a fresh encoder: a packet encoded right after the speech carries that encoder's
+  // state, and sent over and over it decodes to a steady tone, not silence (measured at
+  // 20 ms: RMS 466, above the echo's voice threshold).
+  const silence = new OpusEncoder(UP_RATE, 1).encode(Buffer.alloc(samples * 2));
   const clip = { speech, silence };
   cache.set(key, clip);
   return clip;
