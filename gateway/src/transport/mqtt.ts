@@ -18,7 +18,10 @@ export interface BrokerOptions {
    * is stopped or hung rather than dead. Default 30.
    */
   readonly keepaliveS?: number;
-  /** Mean delay before each reconnect, ms; each try waits 0.5x..1.5x of it. Default 1000. */
+  /**
+   * Mean delay before each reconnect, ms; each try waits 0.5x..1.5x of it. Default 500: back
+   * before the devices, whose firmware waits 60 s before it reconnects (device-protocol.md).
+   */
   readonly reconnectMeanMs?: number;
 }
 
@@ -48,7 +51,7 @@ export class BrokerClient {
       password: options.password,
       clean: true,
       keepalive: options.keepaliveS ?? 30,
-      reconnectPeriod: jittered(options.reconnectMeanMs ?? 1000),
+      reconnectPeriod: jittered(options.reconnectMeanMs ?? 500),
       connectTimeout: connectTimeoutMs,
       resubscribe: false,
       will: {
@@ -63,7 +66,7 @@ export class BrokerClient {
     client.on("close", () => {
       // A new random delay for each reconnect: after a broker restart the four instances
       // (and every other client) do not all come back in the same millisecond.
-      client.options.reconnectPeriod = jittered(options.reconnectMeanMs ?? 1000);
+      client.options.reconnectPeriod = jittered(options.reconnectMeanMs ?? 500);
       events.disconnected();
     });
     return new Promise((resolve, reject) => {
