@@ -275,6 +275,9 @@ export class Gateway {
     // A new boot of a peer we knew: it crashed and restarted, its sessions are gone.
     if (known && known.bootId !== p.bootId) this.#goodbyeForwardedTo(instanceId);
     this.peers.set(instanceId, { bootId: p.bootId, state: p.state });
+    // A peer we did not know (it just started): it has none of the claims made before it
+    // subscribed, and it may be the survivor chosen to say goodbye for some of them.
+    if (!known || known.bootId !== p.bootId) this.republishClaims();
     // Any claim of an earlier boot of this peer is a session that died with that boot
     // (also when we never saw the peer's will: it restarted before we heard of it).
     this.#goodbyeOrphans(instanceId, { liveBoot: p.bootId });
