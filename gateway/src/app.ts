@@ -77,6 +77,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   const loopClock = startLoopClock();
   const gateway = new Gateway({
     arrivedAt: () => loopClock.arrivedAt(),
+    balanceSlack: config.helloBalanceSlack,
     me,
     publicHost: config.publicHost,
     udpPort,

@@ -47,6 +47,11 @@ export interface GatewayConfig {
   readonly mqttKeepaliveS: number;
   /** Main event loop stalled (or process frozen) this long: exit, PM2 restarts. 0 disables. */
   readonly watchdogStallMs: number;
+  /**
+   * A hello is passed on to the least loaded instance when this one holds this many more
+   * sessions (the broker's hash alone spreads unevenly); 0 disables.
+   */
+  readonly helloBalanceSlack: number;
   /** libopus encoder complexity for downstream audio, 0..10. */
   readonly opusComplexity: number;
   readonly opusBitrate: number;
@@ -120,6 +125,7 @@ export function parseConfig(env: Env): GatewayConfig {
     mqttPassword: required(env, "MQTT_PASSWORD"),
     mqttKeepaliveS: int(env, "MQTT_KEEPALIVE_S", 5, 1, 600),
     watchdogStallMs: int(env, "WATCHDOG_STALL_MS", 5000, 0, 600_000),
+    helloBalanceSlack: int(env, "HELLO_BALANCE_SLACK", 2, 0, 1_000_000),
     opusComplexity: int(env, "OPUS_COMPLEXITY", 5, 0, 10),
     opusBitrate: int(env, "OPUS_BITRATE", 24000, 6000, 510000),
     sessionAlertThreshold: int(env, "SESSION_ALERT_THRESHOLD", 300, 1, 1_000_000),

@@ -108,8 +108,8 @@ describe(`owner routing: ${INSTANCES} instances, ${DEVICES} devices, a shared su
   });
 
   // The local broker picks by a hash of the topic, like EMQX's hash_topic (broker contract
-  // rule 5): with these fixed client ids the spread is fixed too. Random ids would not
-  // hold +-20% reliably (Binomial(200, 1/4): sd 6.1; docs/reliability.md).
+  // rule 5), and the gateways pass hellos on to the least loaded instance (a hash alone
+  // spreads binomially: Binomial(200, 1/4) has sd 6.1; docs/reliability.md).
   it("spreads sessions over every instance within +-20% of even", () => {
     const counts = perInstance([...sessions.values()]);
     const even = DEVICES / INSTANCES;

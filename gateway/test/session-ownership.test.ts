@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import type { SimulatedDevice } from "../../tools/sim/device.ts";
 import type { RunningGateway } from "../src/app.ts";
 import { ClaimBook } from "../src/session/claim-book.ts";
-import { type Claim, newerClaim, survivorFor } from "../src/session/owner-routing.ts";
+import { balanceTarget, type Claim, newerClaim, survivorFor } from "../src/session/owner-routing.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 const claim = (instanceId: number, helloAt: number, bootId = "boot1"): Claim => ({
@@ -59,6 +59,23 @@ describe("claims and survivors (pure)", () => {
     assert.ok(book.get("d4"));
   });
 
+  it("passes a hello on only at `slack` sessions above the least loaded peer, ties by client id", () => {
+    const loads = new Map([
+      [1, 10],
+      [2, 8],
+      [3, 8],
+      [4, 9],
+    ]);
+    const load = (id: number) => loads.get(id) ?? 0;
+    assert.equal(balanceTarget(1, load, [1, 2, 3, 4], 3, "a"), undefined);
+    const picked = new Set(
+      Array.from({ length: 50 }, (_, i) => balanceTarget(1, load, [1, 2, 3, 4], 2, `device-${i}`)),
+    );
+    assert.deepEqual([...picked].sort(), [2, 3]);
+    assert.equal(balanceTarget(1, load, [1, 2, 3, 4], 0, "a"), undefined);
+    assert.equal(balanceTarget(1, load, [1], 1, "a"), undefined);
+  });
+
   it("picks one survivor per device, the same on every instance, spread over all", () => {
     const counts = new Map<number, number>();
     for (let i = 0; i < 300; i++) {
@@ -89,7 +106,8 @@ describe("session ownership across instances (in-process, real broker)", () => {
 
   before(async () => {
     stack = await startStack();
-    gateways = await stack.startGateways(3, { overrides: { WORKER_COUNT: "1" } });
+    // No balancing: the race below puts each hello on a chosen instance.
+    gateways = await stack.startGateways(3, { overrides: { WORKER_COUNT: "1", HELLO_BALANCE_SLACK: "0" } });
   });
   after(async () => {
     await stack?.stop();
@@ -221,4 +239,28 @@ describe("upstream frames of 20, 40 and 60 ms (in-process)", () => {
       await d.close();
     });
   }
+});
+
+describe("hello balancing (in-process, real broker)", () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+    await stack.startGateways(4, { overrides: { WORKER_COUNT: "1" } });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it("devices arriving one by one spread within 10% of even, whatever the hash says", async () => {
+    const devices: SimulatedDevice[] = [];
+    for (let i = 0; i < 200; i++) {
+      const d = await stack.device();
+      await d.hello();
+      devices.push(d);
+    }
+    const counts = stack.gateways.map((g) => g.gateway.sessions.size);
+    console.log(`# 200 devices one by one: sessions per instance ${counts.join("/")}`);
+    for (const n of counts) assert.ok(Math.abs(n - 50) <= 5, `sessions per instance ${counts.join("/")}`);
+    await Promise.all(devices.map((d) => d.close()));
+  });
 });

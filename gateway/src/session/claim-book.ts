@@ -15,6 +15,8 @@ export class ClaimBook {
   readonly #max: number;
   /** Map order is insertion order: the first entries are the least recently claimed. */
   readonly #byClient = new Map<string, Claim>();
+  /** Live claims per owner (`<instanceId>-<bootId>`): each instance's load, as all see it. */
+  readonly #perOwner = new Map<string, number>();
 
   constructor(maxEntries = 100_000) {
     this.#max = maxEntries;
@@ -28,13 +30,24 @@ export class ClaimBook {
   record(clientId: string, claim: Claim): Claim {
     const held = this.#byClient.get(clientId);
     if (held && !newerClaim(claim, held)) return held;
-    this.#byClient.delete(clientId);
+    this.#delete(clientId);
     this.#byClient.set(clientId, claim);
+    this.#count(claim, 1);
     if (this.#byClient.size > this.#max) {
       const oldest = this.#byClient.keys().next().value;
-      if (oldest !== undefined) this.#byClient.delete(oldest);
+      if (oldest !== undefined) this.#delete(oldest);
     }
     return claim;
+  }
+
+  /** The session closed: its claim goes, unless a newer one replaced it already. */
+  release(clientId: string, sessionId: string): void {
+    if (this.#byClient.get(clientId)?.sessionId === sessionId) this.#delete(clientId);
+  }
+
+  /** Sessions of `instanceId` (boot `bootId`) as the claims say. */
+  load(instanceId: number, bootId: string): number {
+    return this.#perOwner.get(`${instanceId}-${bootId}`) ?? 0;
   }
 
   get(clientId: string): Claim | undefined {
@@ -43,7 +56,7 @@ export class ClaimBook {
 
   /** The device left the broker: whatever session it had is closed by its owner. */
   forget(clientId: string): void {
-    this.#byClient.delete(clientId);
+    this.#delete(clientId);
   }
 
   /**
@@ -57,8 +70,22 @@ export class ClaimBook {
       const dead = "deadBoot" in boot ? c.bootId === boot.deadBoot : c.bootId !== boot.liveBoot;
       if (!dead) continue;
       out.push({ clientId, ...c });
-      this.#byClient.delete(clientId);
+      this.#delete(clientId);
     }
     return out;
+  }
+
+  #delete(clientId: string): void {
+    const held = this.#byClient.get(clientId);
+    if (!held) return;
+    this.#byClient.delete(clientId);
+    this.#count(held, -1);
+  }
+
+  #count(c: Claim, delta: number): void {
+    const key = `${c.instanceId}-${c.bootId}`;
+    const n = (this.#perOwner.get(key) ?? 0) + delta;
+    if (n > 0) this.#perOwner.set(key, n);
+    else this.#perOwner.delete(key);
   }
 }

@@ -21,7 +21,14 @@ import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { ClaimBook } from "./claim-book.ts";
 import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
-import { type Claim, decideOwner, newerClaim, type PeerPresence, survivorFor } from "./owner-routing.ts";
+import {
+  balanceTarget,
+  type Claim,
+  decideOwner,
+  newerClaim,
+  type PeerPresence,
+  survivorFor,
+} from "./owner-routing.ts";
 import { RecentForwards } from "./recent-forwards.ts";
 import { SessionRegistry } from "./registry.ts";
 import { SourceLimiter, type SourceLimitOptions } from "./source-limiter.ts";
@@ -54,10 +61,14 @@ export interface GatewayOptions {
   readonly arrivedAt?: () => number;
   /** A hello handled later than this after it arrived is not answered (default 5000 ms). */
   readonly helloMaxWaitMs?: number;
+  /** Pass a hello on when holding this many sessions above the least loaded instance; 0 never (default 2). */
+  readonly balanceSlack?: number;
 }
 
 /** The firmware waits 10 s for a hello reply; one that took 5 s to reach our handler is suspect. */
 export const DEFAULT_HELLO_MAX_WAIT_MS = 5000;
+/** A hello we passed on counts toward the peer's load this long (its claim is back by then). */
+const BALANCE_MEMORY_MS = 1000;
 
 export class Gateway {
   readonly sessions = new SessionRegistry();
@@ -70,6 +81,8 @@ export class Gateway {
   /** Each live session's own claim (its hello time orders it against others). */
   readonly #ownClaims = new WeakMap<DeviceSession, Claim>();
   readonly #sources: SourceLimiter;
+  /** When we passed hellos to each peer (balancing), for a short while. */
+  readonly #balancedTo = new Map<number, number[]>();
   readonly #now: () => number;
   readonly #arrivedAt: () => number;
   #draining = false;
@@ -150,8 +163,8 @@ export class Gateway {
     }
     const message = parsed.message;
     if (message.type === "hello") {
-      if (this.#draining && !forwarded) {
-        const target = this.#liveIn(this.#o.me.instanceId);
+      if (!forwarded) {
+        const target = this.#draining ? this.#liveIn(this.#o.me.instanceId) : this.#lessLoaded(clientIdRaw);
         if (target !== undefined) return this.#forward(target, clientIdRaw, payload, arrivedAt);
       }
       return this.#openSession(parsedId.id.raw, parsedId.id, message, arrivedAt);
@@ -238,6 +251,16 @@ export class Gateway {
 
   #onClosed(session: DeviceSession, reason: CloseReason): void {
     this.sessions.remove(session);
+    // Tell every instance the session is gone (their load counts and orphan lists), unless
+    // a newer claim already replaced it.
+    const claim = this.#ownClaims.get(session);
+    if (claim && reason !== "replaced" && reason !== "claimed_elsewhere") {
+      this.#claims.release(session.client.raw, session.sessionId);
+      this.#o.ports.publish(
+        `${CLAIMS_PREFIX}${session.client.raw}`,
+        JSON.stringify({ ...claim, released: true }),
+      );
+    }
     this.#o.metrics.closed(reason);
     this.#o.metrics.sessions.set(this.sessions.size);
     this.#o.log.debug(
@@ -313,6 +336,7 @@ export class Gateway {
       typeof c.helloAt !== "number"
     )
       return this.#drop("mqtt_bad_internal", { topic: "claim" });
+    if (c.released === true) return this.#claims.release(clientId, c.sessionId);
     const claim: Claim = {
       instanceId: c.instanceId,
       bootId: c.bootId,
@@ -361,6 +385,25 @@ export class Gateway {
     this.#drop(sessionId === undefined ? "mqtt_no_session" : "mqtt_stale_session", { clientId });
     if (sessionId !== undefined)
       this.#publishToDevice(clientId, goodbyeMessage(sessionId, "session_unknown"));
+  }
+
+  /** A live peer with enough fewer sessions than this instance to take this hello. */
+  #lessLoaded(clientId: string): number | undefined {
+    const me = this.#o.me;
+    const live = [me.instanceId];
+    for (const [id, p] of this.peers) if (p.state === "up") live.push(id);
+    const now = this.#now();
+    // A peer's load: its claims, plus the hellos we passed it whose claims may not be back.
+    const load = (id: number) => {
+      if (id === me.instanceId) return this.sessions.size;
+      const p = this.peers.get(id);
+      const sent = this.#balancedTo.get(id)?.filter((t) => now - t < BALANCE_MEMORY_MS) ?? [];
+      this.#balancedTo.set(id, sent);
+      return (p ? this.#claims.load(id, p.bootId) : 0) + sent.length;
+    };
+    const target = balanceTarget(me.instanceId, load, live, this.#o.balanceSlack ?? 2, clientId);
+    if (target !== undefined) this.#balancedTo.get(target)?.push(now);
+    return target;
   }
 
   /** A live peer other than `except` that is taking hellos, if any. */

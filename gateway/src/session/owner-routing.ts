@@ -66,6 +66,31 @@ export function survivorFor(clientId: string, live: readonly number[]): number |
   return sorted[fnv1a(clientId) % sorted.length];
 }
 
+/**
+ * Where a new hello opens its session. The broker's hash spreads devices binomially, not
+ * evenly (200 devices over 4 instances land within 10% of even in only 23% of random
+ * fleets, docs/reliability.md): an instance holding `slack` or more sessions above the
+ * least loaded live instance passes the hello on to it. The device's later messages still
+ * reach this instance (the broker's pick) and are forwarded to the owner. `slack` 0: never.
+ */
+export function balanceTarget(
+  me: number,
+  load: (instanceId: number) => number,
+  live: readonly number[],
+  slack: number,
+  clientId: string,
+): number | undefined {
+  if (slack <= 0) return undefined;
+  const peers = [...live].filter((id) => id !== me).sort((a, b) => a - b);
+  if (peers.length === 0) return undefined;
+  const least = Math.min(...peers.map(load));
+  if (load(me) - least < slack) return undefined;
+  // Ties by the client id: in a burst every instance sees the same stale loads, and a
+  // fixed tie-break would send all their hellos to the same peer.
+  const ties = peers.filter((id) => load(id) === least);
+  return ties[fnv1a(clientId) % ties.length];
+}
+
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
