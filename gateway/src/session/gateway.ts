@@ -69,6 +69,8 @@ export interface GatewayOptions {
 export const DEFAULT_HELLO_MAX_WAIT_MS = 5000;
 /** A hello we passed on counts toward the peer's load this long (its claim is back by then). */
 const BALANCE_MEMORY_MS = 1000;
+/** How long an unanswered passed-on hello keeps its peer out of balancing (it may be hung). */
+const BALANCE_SUSPECT_MS = 30_000;
 
 export class Gateway {
   readonly sessions = new SessionRegistry();
@@ -82,7 +84,7 @@ export class Gateway {
   readonly #ownClaims = new WeakMap<DeviceSession, Claim>();
   readonly #sources: SourceLimiter;
   /** When we passed hellos to each peer (balancing), for a short while. */
-  readonly #balancedTo = new Map<number, number[]>();
+  readonly #balancedTo = new Map<number, Map<string, number>>();
   readonly #now: () => number;
   readonly #arrivedAt: () => number;
   #draining = false;
@@ -283,6 +285,7 @@ export class Gateway {
     if (instanceId === this.#o.me.instanceId) return;
     const p = payload.length === 0 ? { state: "gone" } : safeJson(payload);
     const known = this.peers.get(instanceId);
+    if (!known || !p || known.bootId !== p.bootId) this.#balancedTo.delete(instanceId);
     if (p?.state === "gone") {
       this.peers.delete(instanceId);
       if (known) this.#goodbyeForwardedTo(instanceId);
@@ -337,6 +340,7 @@ export class Gateway {
     )
       return this.#drop("mqtt_bad_internal", { topic: "claim" });
     if (c.released === true) return this.#claims.release(clientId, c.sessionId);
+    this.#balancedTo.get(c.instanceId)?.delete(clientId);
     const claim: Claim = {
       instanceId: c.instanceId,
       bootId: c.bootId,
@@ -390,19 +394,37 @@ export class Gateway {
   /** A live peer with enough fewer sessions than this instance to take this hello. */
   #lessLoaded(clientId: string): number | undefined {
     const me = this.#o.me;
-    const live = [me.instanceId];
-    for (const [id, p] of this.peers) if (p.state === "up") live.push(id);
     const now = this.#now();
-    // A peer's load: its claims, plus the hellos we passed it whose claims may not be back.
+    const live = [me.instanceId];
+    const pending = new Map<number, number>();
+    for (const [id, p] of this.peers) {
+      if (p.state !== "up") continue;
+      // Hellos we passed on: answered ones are removed when their claim arrives.
+      const sent = this.#balancedTo.get(id) ?? new Map<string, number>();
+      let recent = 0;
+      let overdue = false;
+      for (const [client, at] of sent) {
+        if (now - at > BALANCE_SUSPECT_MS) sent.delete(client);
+        else if (now - at > BALANCE_MEMORY_MS) overdue = true;
+        else recent++;
+      }
+      // A peer that did not claim a hello we passed it within a second may be hung (the
+      // broker notices only after 1.5x its keepalive): pass it nothing more for now.
+      if (overdue) continue;
+      live.push(id);
+      pending.set(id, recent);
+    }
     const load = (id: number) => {
       if (id === me.instanceId) return this.sessions.size;
       const p = this.peers.get(id);
-      const sent = this.#balancedTo.get(id)?.filter((t) => now - t < BALANCE_MEMORY_MS) ?? [];
-      this.#balancedTo.set(id, sent);
-      return (p ? this.#claims.load(id, p.bootId) : 0) + sent.length;
+      return (p ? this.#claims.load(id, p.bootId) : 0) + (pending.get(id) ?? 0);
     };
     const target = balanceTarget(me.instanceId, load, live, this.#o.balanceSlack ?? 2, clientId);
-    if (target !== undefined) this.#balancedTo.get(target)?.push(now);
+    if (target !== undefined) {
+      const sent = this.#balancedTo.get(target) ?? new Map<string, number>();
+      sent.set(clientId, now);
+      this.#balancedTo.set(target, sent);
+    }
     return target;
   }
 
