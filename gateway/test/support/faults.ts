@@ -215,6 +215,9 @@ export async function stopInstance(
     const staleAfterMs = 5000;
     const stale = await settleSessions(box, fleet.members.length + late.members.length, staleAfterMs);
     await late.close();
+    // Their sessions close on the broker's disconnect events: let those land before the
+    // next fault (a broker killed first would never send them).
+    await settleSessions(box, fleet.members.length, 5000);
     return {
       scenario: `SIGSTOP of instance ${victim} for ${stopMs / 1000} s`,
       affected: s.victims.length,
