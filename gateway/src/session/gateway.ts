@@ -9,6 +9,7 @@ import type { Logger } from "../ops/log.ts";
 import { LogLimiter } from "../ops/log.ts";
 import type { CloseReason, DropReason, GatewayMetrics } from "../ops/metrics.ts";
 import { type DeviceClientId, parseDeviceClientId, replyTopic } from "../protocol/client-id.ts";
+import { parseClaim, parseJsonObject } from "../protocol/coordination.ts";
 import {
   type DeviceMessage,
   goodbyeMessage,
@@ -21,14 +22,8 @@ import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { ClaimBook } from "./claim-book.ts";
 import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
-import {
-  balanceTarget,
-  type Claim,
-  decideOwner,
-  newerClaim,
-  type PeerPresence,
-  survivorFor,
-} from "./owner-routing.ts";
+import { HelloBalancer } from "./hello-balancer.ts";
+import { type Claim, decideOwner, newerClaim, type PeerPresence, survivorFor } from "./owner-routing.ts";
 import { RecentForwards } from "./recent-forwards.ts";
 import { SessionRegistry } from "./registry.ts";
 import { SourceLimiter, type SourceLimitOptions } from "./source-limiter.ts";
@@ -67,10 +62,6 @@ export interface GatewayOptions {
 
 /** The firmware waits 10 s for a hello reply; one that took 5 s to reach our handler is suspect. */
 export const DEFAULT_HELLO_MAX_WAIT_MS = 5000;
-/** A hello we passed on counts toward the peer's load this long (its claim is back by then). */
-const BALANCE_MEMORY_MS = 1000;
-/** How long an unanswered passed-on hello keeps its peer out of balancing (it may be hung). */
-const BALANCE_SUSPECT_MS = 30_000;
 
 export class Gateway {
   readonly sessions = new SessionRegistry();
@@ -83,8 +74,7 @@ export class Gateway {
   /** Each live session's own claim (its hello time orders it against others). */
   readonly #ownClaims = new WeakMap<DeviceSession, Claim>();
   readonly #sources: SourceLimiter;
-  /** When we passed hellos to each peer (balancing), for a short while. */
-  readonly #balancedTo = new Map<number, Map<string, number>>();
+  readonly #balancer: HelloBalancer;
   readonly #now: () => number;
   readonly #arrivedAt: () => number;
   #draining = false;
@@ -94,6 +84,7 @@ export class Gateway {
     this.#sources = new SourceLimiter(options.sourceLimit);
     this.#now = options.now ?? Date.now;
     this.#arrivedAt = options.arrivedAt ?? this.#now;
+    this.#balancer = new HelloBalancer(options.balanceSlack ?? 2);
   }
 
   get draining(): boolean {
@@ -272,7 +263,7 @@ export class Gateway {
   }
 
   #handleDisconnected(clientId: string, payload: Buffer): void {
-    const reason = safeJson(payload)?.reason;
+    const reason = parseJsonObject(payload)?.reason;
     // A takeover means the device is already back on a new connection; its session (if
     // the new connection sent hello) must live.
     if (reason === "takenover" || reason === "discarded") return;
@@ -283,9 +274,9 @@ export class Gateway {
 
   #handlePresence(instanceId: number, payload: Buffer): void {
     if (instanceId === this.#o.me.instanceId) return;
-    const p = payload.length === 0 ? { state: "gone" } : safeJson(payload);
+    const p = payload.length === 0 ? { state: "gone" } : parseJsonObject(payload);
     const known = this.peers.get(instanceId);
-    if (!known || !p || known.bootId !== p.bootId) this.#balancedTo.delete(instanceId);
+    if (!known || !p || known.bootId !== p.bootId) this.#balancer.forgetPeer(instanceId);
     if (p?.state === "gone") {
       this.peers.delete(instanceId);
       if (known) this.#goodbyeForwardedTo(instanceId);
@@ -330,17 +321,10 @@ export class Gateway {
   }
 
   #handleClaim(clientId: string, payload: Buffer): void {
-    const c = safeJson(payload);
-    if (
-      !c ||
-      typeof c.instanceId !== "number" ||
-      typeof c.bootId !== "string" ||
-      typeof c.sessionId !== "string" ||
-      typeof c.helloAt !== "number"
-    )
-      return this.#drop("mqtt_bad_internal", { topic: "claim" });
-    if (c.released === true) return this.#claims.release(clientId, c.sessionId);
-    this.#balancedTo.get(c.instanceId)?.delete(clientId);
+    const c = parseClaim(payload);
+    if (!c) return this.#drop("mqtt_bad_internal", { topic: "claim" });
+    if (c.released) return this.#claims.release(clientId, c.sessionId);
+    this.#balancer.claimed(c.instanceId, clientId);
     const claim: Claim = {
       instanceId: c.instanceId,
       bootId: c.bootId,
@@ -360,7 +344,7 @@ export class Gateway {
   }
 
   #handleForward(payload: Buffer): void {
-    const f = safeJson(payload);
+    const f = parseJsonObject(payload);
     if (!f || typeof f.clientId !== "string" || typeof f.payload !== "string") {
       return this.#drop("mqtt_bad_internal", { topic: "forward" });
     }
@@ -393,39 +377,8 @@ export class Gateway {
 
   /** A live peer with enough fewer sessions than this instance to take this hello. */
   #lessLoaded(clientId: string): number | undefined {
-    const me = this.#o.me;
-    const now = this.#now();
-    const live = [me.instanceId];
-    const pending = new Map<number, number>();
-    for (const [id, p] of this.peers) {
-      if (p.state !== "up") continue;
-      // Hellos we passed on: answered ones are removed when their claim arrives.
-      const sent = this.#balancedTo.get(id) ?? new Map<string, number>();
-      let recent = 0;
-      let overdue = false;
-      for (const [client, at] of sent) {
-        if (now - at > BALANCE_SUSPECT_MS) sent.delete(client);
-        else if (now - at > BALANCE_MEMORY_MS) overdue = true;
-        else recent++;
-      }
-      // A peer that did not claim a hello we passed it within a second may be hung (the
-      // broker notices only after 1.5x its keepalive): pass it nothing more for now.
-      if (overdue) continue;
-      live.push(id);
-      pending.set(id, recent);
-    }
-    const load = (id: number) => {
-      if (id === me.instanceId) return this.sessions.size;
-      const p = this.peers.get(id);
-      return (p ? this.#claims.load(id, p.bootId) : 0) + (pending.get(id) ?? 0);
-    };
-    const target = balanceTarget(me.instanceId, load, live, this.#o.balanceSlack ?? 2, clientId);
-    if (target !== undefined) {
-      const sent = this.#balancedTo.get(target) ?? new Map<string, number>();
-      sent.set(clientId, now);
-      this.#balancedTo.set(target, sent);
-    }
-    return target;
+    const me = { instanceId: this.#o.me.instanceId, sessions: this.sessions.size };
+    return this.#balancer.pick(clientId, me, this.peers, this.#claims, this.#now());
   }
 
   /** A live peer other than `except` that is taking hellos, if any. */
@@ -452,16 +405,5 @@ export class Gateway {
     this.#limiter.run(key, (suppressed) =>
       this.#o.log.warn(suppressed > 0 ? { ...fields, suppressedBefore: suppressed } : fields, message),
     );
-  }
-}
-
-function safeJson(payload: Buffer): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(payload.toString("utf8"));
-    return typeof v === "object" && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
   }
 }
