@@ -331,6 +331,7 @@ export async function doubleHellos(
 
 /** `count` devices arriving one every `staggerMs`: every session per instance after (theirs and any before). */
 export async function staggeredSpread(box: Pm2Box, count: number, staggerMs: number): Promise<number[]> {
+  const before = (await liveSessions(box)) ?? 0;
   const fleet = await Fleet.start(box.broker.url, count, { staggerMs, indexBase: 40_000 });
   try {
     return await Promise.all(
@@ -343,6 +344,9 @@ export async function staggeredSpread(box: Pm2Box, count: number, staggerMs: num
     );
   } finally {
     await fleet.close();
+    // Their sessions close on the broker's disconnect events: wait, so the next scenario
+    // counts from a settled figure.
+    await settleSessions(box, before, 5000);
   }
 }
 
