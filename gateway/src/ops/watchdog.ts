@@ -69,8 +69,12 @@ export function startWatchdog(stallMs: number, beatMs = 250): Watchdog | undefin
   timer.unref();
   const worker = new Worker(WATCHDOG_SOURCE, {
     eval: true,
+    // Plain CommonJS, whatever flags started the process (--input-type=module, loaders).
+    execArgv: [],
     workerData: { beat: shared, stallMs, checkMs: Math.min(500, Math.max(50, stallMs / 4)) },
   });
+  // A watchdog that fails must not take the gateway down with it.
+  worker.on("error", (err) => process.stderr.write(`watchdog failed: ${err.message}\n`));
   worker.unref();
   return {
     async stop() {
