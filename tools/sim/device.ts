@@ -49,6 +49,8 @@ export interface DeviceOptions {
   /** Decode every downstream frame (default) or only every Nth, to spare the load generator. */
   readonly decodeEvery?: number;
   readonly clip?: UpstreamClip;
+  /** Upstream frame duration announced in the hello and used for every frame: 20, 40 or 60 (default). */
+  readonly frameDurationMs?: number;
   /**
    * Local address for the UDP socket (default: the kernel's choice, 127.0.0.1 on loopback).
    * Many simulated devices on distinct loopback addresses look like real devices, each
@@ -109,6 +111,7 @@ export class SimulatedDevice extends EventEmitter {
   };
   readonly #options: DeviceOptions;
   readonly #clip: UpstreamClip;
+  readonly #frameMs: number;
   #mqtt: MqttClient | undefined;
   #udp: Socket | undefined;
   #session: HelloReply | undefined;
@@ -133,7 +136,8 @@ export class SimulatedDevice extends EventEmitter {
     const index = options.index ?? Math.floor(Math.random() * 0xffffff);
     this.mac = options.mac ?? simulatedMac(index);
     this.clientId = options.clientId ?? `GID_test@@@${this.mac.replaceAll(":", "_")}@@@${randomUUID()}`;
-    this.#clip = options.clip ?? upstreamClip(index % 8);
+    this.#frameMs = options.frameDurationMs ?? FRAME_MS;
+    this.#clip = options.clip ?? upstreamClip(index % 8, 6, this.#frameMs);
   }
 
   get session(): HelloReply | undefined {
@@ -200,7 +204,7 @@ export class SimulatedDevice extends EventEmitter {
       version: 3,
       features: { mcp: true },
       transport: "udp",
-      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
+      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: this.#frameMs },
     });
     let msg: DeviceMessage;
     try {
@@ -234,11 +238,11 @@ export class SimulatedDevice extends EventEmitter {
    * as the microphone would. Stops on `stopTalking()`, goodbye or close.
    */
   talk(ms: number): void {
-    this.#talkFramesLeft = Math.ceil(ms / FRAME_MS);
+    this.#talkFramesLeft = Math.ceil(ms / this.#frameMs);
     this.#turnSent = [];
     this.#turnReceived = 0;
     if (this.#ticker) return;
-    this.#ticker = setInterval(() => this.#tick(), FRAME_MS);
+    this.#ticker = setInterval(() => this.#tick(), this.#frameMs);
   }
 
   stopTalking(): void {

@@ -213,10 +213,13 @@ export class DeviceSession {
     this.#state = "closed";
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#maxTimer);
-    // The firmware acts on goodbye only when session_id matches its current session, so a
-    // goodbye for a replaced session is harmless, and one for the current session spares
-    // the device its 120 s liveness timeout.
-    this.#publish(goodbyeMessage(this.sessionId, reason));
+    // The firmware acts on goodbye only when session_id matches its current session; one
+    // for the current session spares the device its 120 s liveness timeout. None back to
+    // a device that said goodbye itself (an independent client acts on it, and firmware
+    // that re-hellos at once could take it for its new channel), nor for a session its own
+    // newer hello replaced (the device may be between the two replies).
+    if (reason !== "device_goodbye" && reason !== "replaced")
+      this.#publish(goodbyeMessage(this.sessionId, reason));
     this.#downstream.close();
     this.#deps.pool.close(this.#decoder);
     this.#deps.pool.close(this.#encoder);
