@@ -37,8 +37,10 @@ set_env /etc/voice-gateway/gateway.env HEALTH_BIND "$private_ip"
 set_env /etc/voice-gateway/gateway.env UDP_BIND "$anchor_ip"
 # EMQX reads these values as HOCON: quoted, so that `:` and the like stay in the string.
 set_env /etc/emqx/emqx.env EMQX_DASHBOARD__LISTENERS__HTTP__BIND "\"${private_ip}:18083\""
+# The cookie stays unquoted (bin/emqx also uses it raw, and must see the same value);
+# the leading letters keep HOCON from reading a hex string as a number.
 grep -q '^EMQX_NODE__COOKIE=' /etc/emqx/emqx.env ||
-  set_env /etc/emqx/emqx.env EMQX_NODE__COOKIE "$(openssl rand -hex 24)"
+  set_env /etc/emqx/emqx.env EMQX_NODE__COOKIE "vf$(openssl rand -hex 24)"
 sysctl --system >/dev/null
 
 # 2. With an MQTT domain: the TLS certificate (DNS-01), before EMQX starts its listener.
