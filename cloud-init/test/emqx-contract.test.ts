@@ -115,6 +115,8 @@ const checks: Record<number, () => void> = {
     // EMQX 5.8 checks `$share/gateway/ingest/+` against `ingest/+`: real topics only.
     assert.match(gatewayRule("subscribe"), /\["ingest\/\+", "lifecycle\/#", "gateway\/#"\]/);
     assert.match(gatewayRule("publish"), /\["devices\/p2p\/#", "gateway\/#"\]/);
+    // Only from loopback: the gateway password from the internet gets nothing.
+    assert.equal(aclRules.filter((r) => r.startsWith("{allow") && r.includes('"gateway"')).length, 2);
     assert.ok(
       aclRules.includes('{deny, {username, "gateway"}, all, ["#"]}.'),
       "nothing else for the gateway",
@@ -196,8 +198,9 @@ function docSpanProblem(span: string): string | undefined {
 
 function gatewayRule(action: "subscribe" | "publish"): string {
   return (
-    aclRules.find((r) => r.startsWith(`{allow, {username, "gateway"}, ${action},`)) ??
-    assert.fail(`no gateway ${action} rule`)
+    aclRules.find((r) =>
+      r.startsWith(`{allow, {'and', [{username, "gateway"}, {ipaddr, "127.0.0.1"}]}, ${action},`),
+    ) ?? assert.fail(`no gateway ${action} rule`)
   );
 }
 
