@@ -86,6 +86,14 @@ describe("the guard: cloud-init's bootcmd, every boot, before anything else", ()
     }
   });
 
+  test("no secret is anywhere in user data but in its files (not in bootcmd, runcmd, users, packages)", () => {
+    const all = doc(sampleGatewayUserData({ mqttTls: TLS })) as unknown as Record<string, unknown>;
+    const rest = JSON.stringify({ ...all, write_files: undefined });
+    for (const secret of [...Object.values(SECRETS), TLS.dnsToken]) {
+      assert.ok(!rest.includes(secret), "a secret outside write_files");
+    }
+  });
+
   test("the user data itself is root's alone on the box", () => {
     assert.match(
       fileText(sampleGatewayUserData(), "/usr/local/sbin/voice-gateway-bootstrap"),
