@@ -14,7 +14,7 @@ import { ROOT } from "./dist.ts";
 const GUARD = path.join(ROOT, "cloud-init/common/guard.sh");
 
 /** Runs in a fresh network namespace; prints `<check> <curl exit code>` lines. */
-const SCRIPT = String.raw`
+const SCRIPT = `
 set -eu
 ip link set lo up
 ip addr add 169.254.169.254/32 dev lo

@@ -144,6 +144,7 @@ describe("the EMQX dashboard password through HOCON", () => {
   const hard = [
     "Kq2Wm5//xyz+abc",
     "ab#cd#efghijklmnop",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a password that holds `${`, not a JS template
     'q"uo\\te${x}//#=+,[]{}:',
     "/".repeat(16),
     SECRETS.emqxDashboardPassword,
