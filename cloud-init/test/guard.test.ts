@@ -7,8 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
+import { GUARD_PATH, guardBootcmd } from "../hardening.ts";
 import { ROOT } from "./dist.ts";
 
 const GUARD = path.join(ROOT, "cloud-init/common/guard.sh");
@@ -51,7 +54,31 @@ sh "$GUARD"
 try device_open_after_reload nsenter -t "$peer" -n curl http://10.203.0.1:1883/
 `;
 
+const work = mkdtempSync(path.join(tmpdir(), "guard-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
 describe("the guard in real nftables (private network namespace)", () => {
+  test("bootcmd as rendered writes the guard and loads both tables", () => {
+    if (process.getuid?.() !== 0) assert.fail("this test needs root (network namespaces, nftables)");
+    const [cmd] = guardBootcmd();
+    const target = path.join(work, "guard.sh");
+    const script = (cmd?.[2] ?? "")
+      .replaceAll(GUARD_PATH, target)
+      .replaceAll(path.posix.dirname(GUARD_PATH), work);
+    const res = spawnSync("unshare", ["-n", "sh", "-c", `${script}nft list tables`], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH },
+      timeout: 30_000,
+    });
+    assert.equal(res.status, 0, res.stderr);
+    assert.deepEqual(res.stdout.trim().split("\n"), [
+      "table inet voice_fleet_guard",
+      "table inet voice_fleet_gate",
+    ]);
+    // The file first boot reloads is the script without its comments.
+    assert.match(readFileSync(target, "utf8"), /^set -eu$/m);
+  });
+
   test("metadata for root alone; MQTT from outside reset until the gate opens, loopback always", () => {
     if (process.getuid?.() !== 0) assert.fail("this test needs root (network namespaces, nftables)");
     const res = spawnSync("unshare", ["-n", "bash", "-c", SCRIPT], {
