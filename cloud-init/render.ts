@@ -215,7 +215,7 @@ export function renderApiUserData(input: ApiUserDataInput): string {
     { quote: true },
   );
   // With TLS the OTA hands devices `<domain>:8883`: the firmware then speaks TLS and checks
-  // the certificate against the name (docs/runbook.md, "MQTT over TLS").
+  // the certificate against the name (docs/droplet.md section 5).
   const mqtt = input.mqttTlsDomain
     ? { host: input.mqttTlsDomain, port: "8883" }
     : { host: input.mqttHost, port: "1883" };
