@@ -9,9 +9,13 @@
 # The DigitalOcean token (scoped to domain records) is in /etc/letsencrypt/digitalocean.ini,
 # root 0600; settings in /etc/voice-gateway/bootstrap.env (MQTT_DOMAIN, ALERT_EMAIL).
 set -euo pipefail
+# Paths and owner can be overridden from the environment (the test runs `deploy` in a
+# temporary directory).
 # shellcheck source=/dev/null
-source /etc/voice-gateway/bootstrap.env
-CERTS=/etc/emqx/certs
+source "${BOOT_ENV:-/etc/voice-gateway/bootstrap.env}"
+CERTS=${CERTS:-/etc/emqx/certs}
+LIVE_ROOT=${LIVE_ROOT:-/etc/letsencrypt/live}
+OWNER=${CERT_OWNER:-emqx}
 log() { echo "[voice-fleet-mqtt-cert $(date -u +%FT%TZ)] $*"; }
 
 case "${1:-}" in
@@ -24,14 +28,14 @@ obtain)
   [[ -s "$CERTS/privkey.pem" ]] || "$0" deploy
   ;;
 deploy)
-  live="/etc/letsencrypt/live/${MQTT_DOMAIN}"
-  install -d -o emqx -g emqx -m 0750 "$CERTS"
-  install -o emqx -g emqx -m 0644 "$live/fullchain.pem" "$CERTS/fullchain.pem.new"
-  install -o emqx -g emqx -m 0600 "$live/privkey.pem" "$CERTS/privkey.pem.new"
+  live="${LIVE_ROOT}/${MQTT_DOMAIN}"
+  install -d -o "$OWNER" -g "$OWNER" -m 0750 "$CERTS"
+  install -o "$OWNER" -g "$OWNER" -m 0644 "$live/fullchain.pem" "$CERTS/fullchain.pem.new"
+  install -o "$OWNER" -g "$OWNER" -m 0600 "$live/privkey.pem" "$CERTS/privkey.pem.new"
   mv -f "$CERTS/fullchain.pem.new" "$CERTS/fullchain.pem"
   mv -f "$CERTS/privkey.pem.new" "$CERTS/privkey.pem"
   # A running EMQX re-reads the files when the listener restarts (TLS devices reconnect once).
-  if docker inspect -f '{{.State.Running}}' emqx 2>/dev/null | grep -q true; then
+  if command -v docker >/dev/null && docker inspect -f '{{.State.Running}}' emqx 2>/dev/null | grep -q true; then
     docker exec emqx emqx ctl listeners restart ssl:default
     log "certificate for ${MQTT_DOMAIN} deployed, TLS listener restarted"
   else

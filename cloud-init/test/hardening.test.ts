@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { parse } from "yaml";
@@ -206,7 +206,7 @@ describe("MQTT over TLS with an MQTT domain", () => {
     );
     assert.match(cert, /--deploy-hook "\/usr\/local\/sbin\/voice-fleet-mqtt-cert deploy"/);
     assert.match(cert, /docker exec emqx emqx ctl listeners restart ssl:default/);
-    assert.match(cert, /install -o emqx -g emqx -m 0600 "\$live\/privkey\.pem"/);
+    assert.match(cert, /OWNER=\$\{CERT_OWNER:-emqx\}/);
     assert.match(
       fileText(userData, "/etc/systemd/system/emqx.service"),
       /-v \/etc\/emqx\/certs:\/opt\/emqx\/etc\/certs:ro/,
@@ -214,6 +214,34 @@ describe("MQTT over TLS with an MQTT domain", () => {
     const file = path.join(work, "mqtt-cert");
     writeFileSync(file, cert);
     assert.equal(spawnSync("bash", ["-n", file]).status, 0);
+  });
+
+  test("the deploy hook, as shipped, puts the certificate where EMQX reads it (key 0600)", () => {
+    const dir = mkdtempSync(path.join(work, "cert-"));
+    const live = path.join(dir, "live", TLS.domain);
+    mkdirSync(live, { recursive: true });
+    writeFileSync(path.join(live, "fullchain.pem"), "CHAIN v2\n");
+    writeFileSync(path.join(live, "privkey.pem"), "KEY v2\n");
+    writeFileSync(path.join(dir, "bootstrap.env"), fileText(userData, "/etc/voice-gateway/bootstrap.env"));
+    const script = path.join(dir, "mqtt-cert");
+    writeFileSync(script, fileText(userData, "/usr/local/sbin/voice-fleet-mqtt-cert"));
+    const certs = path.join(dir, "certs");
+    const owner = userInfo().username;
+    const env = {
+      PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+      BOOT_ENV: path.join(dir, "bootstrap.env"),
+      CERTS: certs,
+      LIVE_ROOT: path.join(dir, "live"),
+      CERT_OWNER: owner,
+    };
+    const res = spawnSync("bash", [script, "deploy"], { encoding: "utf8", env });
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /certificate for mqtt\.voice\.test deployed/);
+    assert.equal(readFileSync(path.join(certs, "fullchain.pem"), "utf8"), "CHAIN v2\n");
+    assert.equal(readFileSync(path.join(certs, "privkey.pem"), "utf8"), "KEY v2\n");
+    assert.equal(statSync(path.join(certs, "privkey.pem")).mode & 0o777, 0o600);
+    assert.equal(statSync(certs).mode & 0o777, 0o750);
+    assert.equal(spawnSync("bash", [script, "bogus"], { env }).status, 2);
   });
 
   test("EMQX's TLS listener is switched on; plain 1883 stays only while the config says", () => {
