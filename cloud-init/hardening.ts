@@ -65,19 +65,33 @@ export interface MqttTls {
   readonly keepPlainPort: boolean;
 }
 
+/** Comment-only lines of each kind of file cloud-init ships, and how its header comment starts. */
+const COMMENTS: Record<string, { line: RegExp; mark: string }> = {
+  ".sh": { line: /^\s*#(?!!)/, mark: "#" },
+  ".conf": { line: /^\s*(##|%%)/, mark: "##" },
+};
+
 /**
- * A shell script as shipped: the shebang, a line naming its source, and the code without
- * comment-only or blank lines. User data is counted in bytes (64 KiB), and the comments
- * are read in the repository. Scripts shipped this way hold no heredoc with `#` lines.
+ * A script or config as shipped in user data: without its comment-only and blank lines,
+ * and a first line naming the file in the repository where the comments are. User data
+ * is counted in bytes, and these files are most of it. Only files whose comments are
+ * whole lines outside heredocs and strings (ours) go through here; acl.conf's comments
+ * are `%%`, EMQX's `##`, shell's `#` (the shebang stays first).
  */
-export function shellAsset(rel: string): string {
-  const [first = "", ...rest] = asset(rel).toString("utf8").split("\n");
-  const shebang = first.startsWith("#!") ? [first] : [];
-  const body = (shebang.length ? rest : [first, ...rest]).filter((l) => !/^\s*#/.test(l) && l.trim() !== "");
-  return [...shebang, `# cloud-init/${rel} of voice-fleet, comments left out`, ...body, ""].join("\n");
+export function shipped(rel: string): string {
+  const ext = path.extname(rel);
+  const kind = COMMENTS[ext];
+  if (!kind) throw new Error(`no comment rule for ${rel}`);
+  const mark = rel.endsWith("acl.conf") ? "%%" : kind.mark;
+  const lines = asset(rel).toString("utf8").split("\n");
+  const shebang = lines[0]?.startsWith("#!") ? [lines.shift() as string] : [];
+  const body = lines.filter((l) => !kind.line.test(l) && l.trim() !== "");
+  return [...shebang, `${mark} cloud-init/${rel} of voice-fleet; its comments are there`, ...body, ""].join(
+    "\n",
+  );
 }
 
-export const MQTT_CERT_SCRIPT = shellAsset("gateway/mqtt-cert.sh");
+export const MQTT_CERT_SCRIPT = shipped("gateway/mqtt-cert.sh");
 export const DNS_CREDENTIALS_PATH = "/etc/letsencrypt/digitalocean.ini";
 
 /** certbot-dns-digitalocean's credentials file (root 0600: certbot runs as root). */

@@ -20,7 +20,7 @@ install -d -m 0755 /var/lib/voice-fleet
 #    user data with DATABASE_URL and the signing key. Without it nothing starts.
 sh /usr/local/lib/voice-fleet/guard.sh
 nft list chain inet voice_fleet_guard metadata_out >/dev/null
-chmod -R go-rwx /var/lib/cloud/instances
+if [[ -d /var/lib/cloud/instances ]]; then chmod -R go-rwx /var/lib/cloud/instances; fi
 
 # Downloads a release artifact and checks its SHA-256: fetch URL SHA256 OUT
 fetch() {

@@ -4,7 +4,7 @@
 #   /etc/voice-gateway/bootstrap.env  non-secret settings (versions, instance count, ports)
 #   /etc/voice-gateway/gateway.env    the gateways' host settings and secrets (0600 gateway)
 #   /etc/emqx/                        EMQX config, ACL, gateway-user bootstrap, env (secret)
-#   /opt/voice-gateway/               the bundle: dist/ of `npm run build`
+#   /opt/voice-gateway/               ecosystem.config.cjs; the bundle (dist/) is downloaded in step 0
 # Order: nothing accepts a device until EMQX, the verifier and every gateway are ready.
 # The guard (cloud-init bootcmd, every boot) closes MQTT to the outside; the last step here
 # (and voice-fleet-open-devices.service on every later boot) opens it once all are ready.
@@ -24,7 +24,11 @@ sh /usr/local/lib/voice-fleet/guard.sh
 nft list chain inet voice_fleet_guard metadata_out >/dev/null
 nft list chain inet voice_fleet_gate device_gate >/dev/null
 # cloud-init's own copies of the user data: root only.
-chmod -R go-rwx /var/lib/cloud/instances
+if [[ -d /var/lib/cloud/instances ]]; then chmod -R go-rwx /var/lib/cloud/instances; fi
+
+# 0b. The bundle, downloaded and checked against its SHA-256 before anything starts: a
+#    failed download or another hash stops first boot here (fetch-bundle.sh).
+/usr/local/sbin/voice-gateway-fetch-bundle
 
 # 1. What depends on this droplet: health and the dashboard listen on the private address.
 #    UDP_BIND is the anchor address, where DigitalOcean delivers reserved-IP traffic: a UDP

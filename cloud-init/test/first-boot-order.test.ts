@@ -2,9 +2,10 @@
  * The first-boot order replayed with the real parts: the droplet's device-gate opener
  * (cloud-init/gateway/open-devices.sh, as shipped) waits while the broker, then the device
  * verifier, then each gateway instance of the bundle (extracted from rendered user data)
- * comes up, and opens the gate only when all answer. The broker is the local one (EMQX
- * cannot run here); the gate itself (nftables) is guard.test.ts's: here opening it is a
- * marker file. Prints how long the gate took to open after the last gateway was ready.
+ * comes up, and opens the gate only when all answer. The bundle is installed as first
+ * boot installs it (fetch-bundle.sh, from a loopback stand-in for the bucket). The broker
+ * is the local one (EMQX cannot run here); the gate itself (nftables) is guard.test.ts's:
+ * here opening it is a marker file. Prints how long the gate took to open after the last gateway was ready.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -16,8 +17,8 @@ import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.ts";
 import { SimulatedDevice } from "../../tools/sim/device.ts";
-import { extractBundle } from "../render.ts";
-import { ROOT, SECRETS, sampleGatewayUserData } from "./sample.ts";
+import { runFetchBundle, serveObject } from "./bundle-server.ts";
+import { ROOT, SAMPLE_BUNDLE, SAMPLE_BUNDLE_REF, SECRETS } from "./sample.ts";
 
 const KEY = SECRETS.mqttSigningKey;
 
@@ -78,9 +79,17 @@ describe("first boot in order (local replay)", () => {
   const children: ChildProcess[] = [];
   let device: SimulatedDevice | undefined;
 
-  before(() => {
+  before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "first-boot-"));
-    extractBundle(sampleGatewayUserData(), dir);
+    const objectPath = new URL(SAMPLE_BUNDLE_REF.url).pathname;
+    const objects = await serveObject(objectPath, SAMPLE_BUNDLE.bytes);
+    const fetched = await runFetchBundle({
+      BUNDLE_URL: objects.url,
+      BUNDLE_SHA256: SAMPLE_BUNDLE_REF.sha256,
+      INSTALL_DIR: dir,
+    });
+    await objects.close();
+    assert.equal(fetched.code, 0, fetched.output);
     symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
   });
 

@@ -97,7 +97,7 @@ describe("the guard: cloud-init's bootcmd, every boot, before anything else", ()
   test("the user data itself is root's alone on the box", () => {
     assert.match(
       fileText(sampleGatewayUserData(), "/usr/local/sbin/voice-gateway-bootstrap"),
-      /^chmod -R go-rwx \/var\/lib\/cloud\/instances$/m,
+      /then chmod -R go-rwx \/var\/lib\/cloud\/instances; fi$/m,
     );
   });
 });

@@ -5,7 +5,11 @@
  */
 import { readFileSync } from "node:fs";
 import { parseEnv } from "node:util";
-import { DEFAULT_SOURCE_LIMIT, type SourceLimitOptions } from "./session/source-limiter.ts";
+import {
+  DEFAULT_ADDRESS_LIMIT,
+  DEFAULT_SOURCE_LIMIT,
+  type UdpSourceLimits,
+} from "./session/source-limiter.ts";
 
 export type AgentDispatchConfig =
   | { readonly kind: "agent"; readonly agentName: string }
@@ -30,7 +34,7 @@ export interface GatewayConfig {
   readonly udpPort: number;
   readonly udpBind: string;
   /** Per-source-address UDP rate limit (UDP_SOURCE_RATE packets/s, bursts of UDP_SOURCE_BURST). */
-  readonly udpSourceLimit: SourceLimitOptions;
+  readonly udpSourceLimit: UdpSourceLimits;
   /** The address devices are told to send UDP to (`udp.server` in the hello reply). */
   readonly publicHost: string;
   readonly workerCount: number;
@@ -100,9 +104,16 @@ export function parseConfig(env: Env): GatewayConfig {
     udpPort: int(env, "UDP_PORT", 8881, 0, 65535),
     udpBind: str(env, "UDP_BIND", "0.0.0.0"),
     udpSourceLimit: {
-      ratePerSecond: int(env, "UDP_SOURCE_RATE", DEFAULT_SOURCE_LIMIT.ratePerSecond, 1, 1_000_000),
-      burst: int(env, "UDP_SOURCE_BURST", DEFAULT_SOURCE_LIMIT.burst, 1, 10_000_000),
-      maxSources: DEFAULT_SOURCE_LIMIT.maxSources,
+      perSocket: {
+        ratePerSecond: int(env, "UDP_SOURCE_RATE", DEFAULT_SOURCE_LIMIT.ratePerSecond, 1, 1_000_000),
+        burst: int(env, "UDP_SOURCE_BURST", DEFAULT_SOURCE_LIMIT.burst, 1, 10_000_000),
+        maxSources: DEFAULT_SOURCE_LIMIT.maxSources,
+      },
+      perAddress: {
+        ratePerSecond: int(env, "UDP_ADDRESS_RATE", DEFAULT_ADDRESS_LIMIT.ratePerSecond, 1, 1_000_000),
+        burst: int(env, "UDP_ADDRESS_BURST", DEFAULT_ADDRESS_LIMIT.burst, 1, 10_000_000),
+        maxSources: DEFAULT_ADDRESS_LIMIT.maxSources,
+      },
     },
     publicHost: str(env, "PUBLIC_HOST", "127.0.0.1"),
     workerCount: int(env, "WORKER_COUNT", 4, 1, 64),

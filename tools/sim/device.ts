@@ -53,6 +53,12 @@ export interface DeviceOptions {
    * behind its own public address, to the gateway's per-address rate limit.
    */
   readonly udpBindAddress?: string;
+  /**
+   * For an `mqtts://` broker URL: the CA certificates (PEM) the broker's certificate must
+   * chain to. Firmware verifies against its built-in public CA bundle; tests pass their own
+   * CA. Without it, Node's public roots are used (and a test CA is refused, as firmware would).
+   */
+  readonly ca?: string | Buffer;
 }
 
 /**
@@ -147,6 +153,8 @@ export class SimulatedDevice extends EventEmitter {
       keepalive: 240,
       reconnectPeriod: 0,
       connectTimeout: 10_000,
+      ...(this.#options.ca !== undefined ? { ca: this.#options.ca } : {}),
+      rejectUnauthorized: true,
     });
     this.#mqtt = client;
     client.on("message", (_topic, payload) => this.#onMessage(payload));

@@ -20,10 +20,11 @@ import { CLAIMS_PREFIX, FORWARD_PREFIX, routeTopic } from "../protocol/topics.ts
 import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
+import { HelloBudget, type HelloBudgetOptions } from "./hello-budget.ts";
 import { decideOwner, type PeerPresence } from "./owner-routing.ts";
 import { RecentForwards } from "./recent-forwards.ts";
 import { SessionRegistry } from "./registry.ts";
-import { SourceLimiter, type SourceLimitOptions } from "./source-limiter.ts";
+import { UdpSourceLimiter, type UdpSourceLimits } from "./source-limiter.ts";
 
 export interface GatewayPorts {
   publish(topic: string, payload: string, retain?: boolean): void;
@@ -41,8 +42,10 @@ export interface GatewayOptions {
   readonly log: Logger;
   readonly agentFactory: AgentFactory;
   readonly ports: GatewayPorts;
-  /** Per-source-address UDP rate limit (source-limiter.ts); its defaults when absent. */
-  readonly sourceLimit?: SourceLimitOptions;
+  /** Per-IP and per-socket UDP rate limits (source-limiter.ts); its defaults when absent. */
+  readonly sourceLimit?: UdpSourceLimits;
+  /** Hellos per client id (hello-budget.ts); its defaults when absent. */
+  readonly helloBudget?: HelloBudgetOptions;
 }
 
 export class Gateway {
@@ -52,12 +55,14 @@ export class Gateway {
   readonly #limiter = new LogLimiter();
   readonly #closing = new Set<Promise<void>>();
   readonly #recentForwards = new RecentForwards();
-  readonly #sources: SourceLimiter;
+  readonly #sources: UdpSourceLimiter;
+  readonly #hellos: HelloBudget;
   #draining = false;
 
   constructor(options: GatewayOptions) {
     this.#o = options;
-    this.#sources = new SourceLimiter(options.sourceLimit);
+    this.#sources = new UdpSourceLimiter(options.sourceLimit);
+    this.#hellos = new HelloBudget(options.helloBudget);
   }
 
   get draining(): boolean {
@@ -85,7 +90,7 @@ export class Gateway {
   /** Every datagram on the instance's UDP port. */
   handleDatagram(datagram: Buffer, from: RemoteInfo): void {
     const receivedAt = process.hrtime.bigint();
-    if (!this.#sources.allow(`${from.address}:${from.port}`)) {
+    if (!this.#sources.allow(from.address, from.port)) {
       return this.#drop("udp_rate_limited", { from: from.address });
     }
     const parsed = parseUdpPacket(datagram);
@@ -120,6 +125,10 @@ export class Gateway {
     }
     const message = parsed.message;
     if (message.type === "hello") {
+      // Before anything a hello costs; a forwarded hello was charged where it arrived.
+      if (!forwarded && !this.#hellos.take(clientIdRaw)) {
+        return this.#drop("mqtt_hello_over_budget", { clientId: clientIdRaw });
+      }
       if (this.#draining && !forwarded) {
         const target = this.#liveIn(this.#o.me.instanceId);
         if (target !== undefined) return this.#forward(target, clientIdRaw, payload);
