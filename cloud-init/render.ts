@@ -15,6 +15,16 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { type EcosystemOptions, renderEcosystem } from "../deploy/ecosystem.ts";
 import { deterministicGzip, INSTALL_DIR } from "./bundle.ts";
+import {
+  DNS_CREDENTIALS_PATH,
+  dnsCredentials,
+  guardBootcmd,
+  hoconString,
+  MQTT_CERT_SCRIPT,
+  type MqttTls,
+  shipped,
+  tlsListenerEnv,
+} from "./hardening.ts";
 
 export {
   BUNDLE_CACHE_DIR,
@@ -28,6 +38,7 @@ export {
   type StoredBundle,
   storeBundle,
 } from "./bundle.ts";
+export type { MqttTls } from "./hardening.ts";
 
 /** DigitalOcean refuses user data over 64 KiB. */
 export const USER_DATA_LIMIT = 64 * 1024;
@@ -69,6 +80,8 @@ export interface GatewayUserDataInput {
   readonly logLevel: string;
   readonly livekitUrl?: string | undefined;
   readonly secrets: GatewaySecrets;
+  /** With the stack's MQTT domain: EMQX also serves MQTT over TLS on 8883. */
+  readonly mqttTls?: MqttTls | undefined;
 }
 
 export interface ApiUserDataInput {
@@ -84,6 +97,8 @@ export interface ApiUserDataInput {
   readonly domain?: string | undefined;
   readonly alertEmail: string;
   readonly nodeMajor: number;
+  /** The gateway's MQTT domain when it serves TLS: the OTA then hands out `<domain>:8883`. */
+  readonly mqttTlsDomain?: string | undefined;
 }
 
 interface FileSpec {
@@ -95,14 +110,15 @@ interface FileSpec {
   readonly defer?: boolean;
 }
 
-const LIB = { path: "/usr/local/lib/voice-fleet/lib.sh", content: asset("common/lib.sh") };
+const LIB = { path: "/usr/local/lib/voice-fleet/lib.sh", content: shipped("common/lib.sh") };
 
 export function renderGatewayUserData(input: GatewayUserDataInput): string {
   const s = input.secrets;
   checkBundleRef(input.bundle);
   const gatewayEnv = envFile([
     ["PUBLIC_HOST", input.publicHost],
-    ["MQTT_URL", "mqtt://127.0.0.1:1883"],
+    // EMQX's loopback listener for the gateways: devices cannot reach it or fill its slots.
+    ["MQTT_URL", "mqtt://127.0.0.1:1884"],
     ["MQTT_USERNAME", "gateway"],
     ["MQTT_PASSWORD", s.mqttPassword],
     ["MQTT_SIGNING_KEY", s.mqttSigningKey],
@@ -122,29 +138,41 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
       ["BUNDLE_SHA256", input.bundle.sha256],
       ["INSTANCES", String(input.ecosystem.instances)],
       ["FIRST_HEALTH_PORT", String(input.ecosystem.firstHealthPort)],
+      ["MQTT_DOMAIN", input.mqttTls?.domain],
+      ["ALERT_EMAIL", input.mqttTls?.alertEmail],
     ],
     { quote: true },
   );
   const gw = { owner: "gateway:gateway", defer: true };
+  const tls = input.mqttTls;
   const files: FileSpec[] = [
     LIB,
     {
       path: "/usr/local/sbin/voice-gateway-bootstrap",
-      content: asset("gateway/bootstrap.sh"),
+      content: shipped("gateway/bootstrap.sh"),
       permissions: "0755",
     },
     {
       path: "/usr/local/sbin/voice-gateway-fetch-bundle",
-      content: asset("gateway/fetch-bundle.sh"),
+      content: shipped("gateway/fetch-bundle.sh"),
       permissions: "0755",
+    },
+    {
+      path: "/usr/local/sbin/voice-fleet-open-devices",
+      content: shipped("gateway/open-devices.sh"),
+      permissions: "0755",
+    },
+    {
+      path: "/etc/systemd/system/voice-fleet-open-devices.service",
+      content: asset("gateway/voice-fleet-open-devices.service"),
     },
     { path: "/etc/voice-gateway/bootstrap.env", content: settings },
     { path: "/etc/voice-gateway/gateway.env", content: gatewayEnv, permissions: "0600", ...gw },
     { path: "/etc/sysctl.d/60-voice-gateway.conf", content: asset("gateway/sysctl.conf") },
     { path: "/etc/security/limits.d/60-voice-gateway.conf", content: asset("gateway/limits.conf") },
     { path: "/etc/systemd/system/emqx.service", content: asset("emqx/emqx.service") },
-    { path: "/etc/emqx/emqx.conf", content: asset("emqx/emqx.conf") },
-    { path: "/etc/emqx/acl.conf", content: asset("emqx/acl.conf") },
+    { path: "/etc/emqx/emqx.conf", content: shipped("emqx/emqx.conf") },
+    { path: "/etc/emqx/acl.conf", content: shipped("emqx/acl.conf") },
     {
       path: "/etc/emqx/auth-built-in-db-bootstrap.csv",
       content: `user_id,password,is_superuser\ngateway,${s.mqttPassword},false\n`,
@@ -156,10 +184,17 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
       path: "/etc/emqx/emqx.env",
       content: envFile([
         ["EMQX_NODE__NAME", "emqx@127.0.0.1"],
-        ["EMQX_DASHBOARD__DEFAULT_PASSWORD", s.emqxDashboardPassword],
+        ["EMQX_DASHBOARD__DEFAULT_PASSWORD", hoconString(s.emqxDashboardPassword)],
+        ...tlsListenerEnv(tls),
       ]),
       permissions: "0600",
     },
+    ...(tls
+      ? [
+          { path: "/usr/local/sbin/voice-fleet-mqtt-cert", content: MQTT_CERT_SCRIPT, permissions: "0755" },
+          { path: DNS_CREDENTIALS_PATH, content: dnsCredentials(tls), permissions: "0600" },
+        ]
+      : []),
     // The bundle itself is not here: first boot downloads it (voice-gateway-fetch-bundle).
     { path: `${INSTALL_DIR}/ecosystem.config.cjs`, content: renderEcosystem(input.ecosystem), ...gw },
   ];
@@ -170,7 +205,16 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
       { name: "emqx", uid: 1000, shell: "/usr/sbin/nologin", lock_passwd: true, no_create_home: true },
       { name: "gateway", uid: 1001, shell: "/bin/bash", lock_passwd: true, homedir: "/home/gateway" },
     ],
-    packages: ["docker.io", "build-essential", "python3", "curl", "ca-certificates", "gnupg"],
+    packages: [
+      "docker.io",
+      "build-essential",
+      "python3",
+      "curl",
+      "ca-certificates",
+      "gnupg",
+      "nftables",
+      ...(tls ? ["certbot", "python3-certbot-dns-digitalocean"] : []),
+    ],
     files,
     runcmd: [["bash", "/usr/local/sbin/voice-gateway-bootstrap"]],
   });
@@ -194,13 +238,18 @@ export function renderApiUserData(input: ApiUserDataInput): string {
     ],
     { quote: true },
   );
+  // With TLS the OTA hands devices `<domain>:8883`: the firmware then speaks TLS and checks
+  // the certificate against the name (docs/droplet.md section 5).
+  const mqtt = input.mqttTlsDomain
+    ? { host: input.mqttTlsDomain, port: "8883" }
+    : { host: input.mqttHost, port: "1883" };
   const apiEnv = envFile([
     ["NODE_ENV", "production"],
     ["PORT", String(input.apiPort)],
     ["DATABASE_URL", input.databaseUrl],
-    ["MQTT_HOST", input.mqttHost],
-    ["MQTT_PORT", "1883"],
-    ["MQTT_ENDPOINT", `${input.mqttHost}:1883`],
+    ["MQTT_HOST", mqtt.host],
+    ["MQTT_PORT", mqtt.port],
+    ["MQTT_ENDPOINT", `${mqtt.host}:${mqtt.port}`],
     ["MQTT_SIGNING_KEY", input.mqttSigningKey],
   ]);
   const files: FileSpec[] = [
@@ -213,7 +262,7 @@ export function renderApiUserData(input: ApiUserDataInput): string {
   if (input.releaseToken) {
     files.push({ path: "/etc/voice-fleet/release-token", content: input.releaseToken, permissions: "0600" });
   }
-  const packages = ["nginx", "build-essential", "python3", "curl", "ca-certificates", "gnupg"];
+  const packages = ["nginx", "build-essential", "python3", "curl", "ca-certificates", "gnupg", "nftables"];
   if (input.domain) packages.push("certbot", "python3-certbot-nginx");
   return cloudConfig({
     users: [{ name: "api", shell: "/bin/bash", lock_passwd: true, homedir: "/home/api" }],
@@ -296,6 +345,7 @@ export function envFile(
 }
 
 interface CloudConfigParts {
+  readonly bootcmd?: readonly (readonly string[])[];
   readonly users: readonly Record<string, unknown>[];
   readonly packages: readonly string[];
   readonly files: readonly FileSpec[];
@@ -307,6 +357,8 @@ function cloudConfig(parts: CloudConfigParts): string {
     // Root keeps the SSH keys DigitalOcean injects (the firewall admits SSH from admin CIDRs only).
     disable_root: false,
     ssh_pwauth: false,
+    // Every boot, first thing (before write_files and packages): the guard (hardening.ts).
+    bootcmd: parts.bootcmd ?? guardBootcmd(),
     users: parts.users,
     package_update: true,
     packages: parts.packages,

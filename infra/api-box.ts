@@ -49,6 +49,7 @@ export class ApiBox extends pulumi.ComponentResource {
             domain: s.domain,
             alertEmail: s.alertEmail,
             nodeMajor: s.nodeMajor,
+            mqttTlsDomain: s.mqttDomain,
           });
           assertUserDataFits(userData, "API");
           return userData;

@@ -47,6 +47,10 @@ export interface Settings {
   readonly databaseTrustedSources: readonly { readonly type: string; readonly value: string }[];
   readonly alertEmail: string;
   readonly domain: string | undefined;
+  /** DNS name of the reserved IP for MQTT over TLS (8883); unset: plain MQTT only. */
+  readonly mqttDomain: string | undefined;
+  /** Plain MQTT on 1883 stays open (devices not yet told `<mqttDomain>:8883`). */
+  readonly mqttPlainPort: boolean;
   readonly emqxImage: string;
   readonly nodeMajor: number;
   readonly livekitUrl: string | undefined;
@@ -205,6 +209,19 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
   const domain = optional("domain");
   if (domain && !/^([a-z0-9-]+\.)+[a-z]{2,}$/.test(domain)) fail("domain", `not a host name: ${domain}`);
   if (domain && PLACEHOLDER_HOST.test(domain)) placeholder("domain");
+  const mqttDomain = optional("mqttDomain");
+  if (mqttDomain && !/^([a-z0-9-]+\.)+[a-z]{2,}$/.test(mqttDomain)) {
+    fail("mqttDomain", `not a host name: ${mqttDomain}`);
+  }
+  if (mqttDomain && PLACEHOLDER_HOST.test(mqttDomain)) placeholder("mqttDomain");
+  const plainText = optional("mqttPlainPort");
+  if (plainText !== undefined && plainText !== "true" && plainText !== "false") {
+    fail("mqttPlainPort", `must be true or false, got ${JSON.stringify(plainText)}`);
+  }
+  const mqttPlainPort = plainText !== "false";
+  if (!mqttPlainPort && !mqttDomain) {
+    fail("mqttPlainPort", "false closes plain MQTT: set mqttDomain first, so devices have TLS on 8883");
+  }
   const emqxImage = matching(
     "emqxImage",
     /^[a-z0-9./-]+:[0-9][A-Za-z0-9._-]*$/,
@@ -264,6 +281,8 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     databaseTrustedSources,
     alertEmail,
     domain,
+    mqttDomain,
+    mqttPlainPort,
     emqxImage,
     nodeMajor: int("nodeMajor", 22, 22, 24),
     livekitUrl,

@@ -52,10 +52,21 @@ function privateSources(s: Settings): string[] {
   return [s.vpcIpRange, ...s.adminCidrs];
 }
 
+/** MQTT ports devices reach: 8883 (TLS) with an MQTT domain, 1883 while the config keeps it. */
+export function deviceMqttPorts(s: Pick<Settings, "mqttDomain" | "mqttPlainPort">): string[] {
+  return [...(s.mqttPlainPort || !s.mqttDomain ? ["1883"] : []), ...(s.mqttDomain ? ["8883"] : [])];
+}
+
 export function gatewayInbound(s: Settings): InboundRule[] {
   const ports = gatewayPorts(s);
+  const mqtt: InboundRule[] = deviceMqttPorts(s).map((port) => ({
+    protocol: "tcp",
+    portRange: port,
+    sources: ANYWHERE,
+    why: port === "8883" ? "MQTT over TLS: devices (EMQX)" : "MQTT: devices (EMQX)",
+  }));
   return [
-    { protocol: "tcp", portRange: "1883", sources: ANYWHERE, why: "MQTT: devices and gateways (EMQX)" },
+    ...mqtt,
     {
       protocol: "udp",
       portRange: ports.udp,
@@ -134,7 +145,12 @@ export function apiOutbound<T>(s: Settings, database: T, gateway: T): OutboundRu
       destinations: [database],
       why: "managed Postgres (VPC peering)",
     },
-    { protocol: "tcp", portRange: "1883", destinations: [gateway], why: "MQTT to the gateway broker" },
+    ...deviceMqttPorts(s).map((port) => ({
+      protocol: "tcp" as const,
+      portRange: port,
+      destinations: [gateway],
+      why: "MQTT to the gateway broker",
+    })),
     { protocol: "tcp", portRange: "1-65535", destinations: [s.vpcIpRange], why: "inside the VPC" },
     { protocol: "icmp", destinations: ANYWHERE, why: "ping, path MTU discovery" },
   ];

@@ -59,6 +59,7 @@ export class GatewayBox extends pulumi.ComponentResource {
       publicHost: string,
       bundle: BundleRef,
       secrets: GatewayUserDataInput["secrets"],
+      dnsToken?: string,
     ): GatewayUserDataInput => ({
       publicHost,
       ecosystem: ecosystemOptions(s),
@@ -68,12 +69,19 @@ export class GatewayBox extends pulumi.ComponentResource {
       logLevel: s.logLevel,
       livekitUrl: s.livekitUrl,
       secrets,
+      // MQTT over TLS on 8883 with the stack's MQTT domain (docs/droplet.md section 5).
+      mqttTls:
+        s.mqttDomain && dnsToken
+          ? { domain: s.mqttDomain, alertEmail: s.alertEmail, dnsToken, keepPlainPort: s.mqttPlainPort }
+          : undefined,
     });
 
     // Checked now, with stand-ins longer than real values, so that even the first
     // preview (reserved IP and bucket not yet known) fails when user data is too big.
     assertUserDataFits(
-      renderGatewayUserData(input("255.255.255.255", STAND_IN_BUNDLE, standInSecrets(s))),
+      renderGatewayUserData(
+        input("255.255.255.255", STAND_IN_BUNDLE, standInSecrets(s), standInFiller("dns-token")),
+      ),
       `gateway ${args.slot}`,
     );
 
@@ -88,6 +96,7 @@ export class GatewayBox extends pulumi.ComponentResource {
           sec.emqxDashboardPassword,
           sec.livekitApiKey,
           sec.livekitApiSecret,
+          sec.mqttDnsToken,
         ])
         .apply(
           ([
@@ -98,15 +107,21 @@ export class GatewayBox extends pulumi.ComponentResource {
             emqxDashboardPassword,
             livekitApiKey,
             livekitApiSecret,
+            mqttDnsToken,
           ]) => {
             const userData = renderGatewayUserData(
-              input(host, bundle, {
-                mqttPassword,
-                mqttSigningKey,
-                emqxDashboardPassword,
-                livekitApiKey,
-                livekitApiSecret,
-              }),
+              input(
+                host,
+                bundle,
+                {
+                  mqttPassword,
+                  mqttSigningKey,
+                  emqxDashboardPassword,
+                  livekitApiKey,
+                  livekitApiSecret,
+                },
+                mqttDnsToken,
+              ),
             );
             assertUserDataFits(userData, `gateway ${args.slot}`);
             return userData;
@@ -150,18 +165,20 @@ const STAND_IN_BUNDLE: BundleRef = {
 
 /** Deterministic, incompressible stand-ins as long as the longest secret config accepts. */
 function standInSecrets(s: Settings): GatewayUserDataInput["secrets"] {
-  const filler = (label: string): string => {
-    let out = "";
-    for (let i = 0; out.length < MAX_SECRET_LENGTH; i++) {
-      out += createHash("sha256").update(`${label}:${i}`).digest("hex");
-    }
-    return out.slice(0, MAX_SECRET_LENGTH);
-  };
   return {
-    mqttPassword: filler("mqtt"),
-    mqttSigningKey: filler("signing"),
-    emqxDashboardPassword: filler("dashboard"),
-    livekitApiKey: s.livekitUrl ? filler("lk-key") : undefined,
-    livekitApiSecret: s.livekitUrl ? filler("lk-secret") : undefined,
+    mqttPassword: standInFiller("mqtt"),
+    mqttSigningKey: standInFiller("signing"),
+    emqxDashboardPassword: standInFiller("dashboard"),
+    livekitApiKey: s.livekitUrl ? standInFiller("lk-key") : undefined,
+    livekitApiSecret: s.livekitUrl ? standInFiller("lk-secret") : undefined,
   };
+}
+
+/** A deterministic, incompressible stand-in as long as the longest secret config accepts. */
+function standInFiller(label: string): string {
+  let out = "";
+  for (let i = 0; out.length < MAX_SECRET_LENGTH; i++) {
+    out += createHash("sha256").update(`${label}:${i}`).digest("hex");
+  }
+  return out.slice(0, MAX_SECRET_LENGTH);
 }

@@ -31,6 +31,7 @@ export function loadStackConfig(options: ParseOptions = {}): StackConfig {
       livekitApiKey: secrets.livekitApiKey,
       livekitApiSecret: secrets.livekitApiSecret,
       releaseToken: secrets.releaseToken,
+      mqttDnsToken: secrets.mqttDnsToken,
     },
   };
 }

@@ -13,6 +13,8 @@ export interface Secrets {
   readonly livekitApiKey: pulumi.Output<string> | undefined;
   readonly livekitApiSecret: pulumi.Output<string> | undefined;
   readonly releaseToken: pulumi.Output<string> | undefined;
+  /** DigitalOcean token for the MQTT certificate's DNS-01 (with mqttDomain only). */
+  readonly mqttDnsToken: pulumi.Output<string> | undefined;
 }
 
 export interface SecretSpec {
@@ -81,6 +83,14 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
     describe: "bearer token for downloading private manager-api / manager-web release artifacts",
     generate: "a read-only token of the release host (e.g. a fine-grained GitHub token)",
   },
+  {
+    key: "mqttDnsToken",
+    required: false,
+    minLength: 16,
+    pattern: TOKEN,
+    describe: "DigitalOcean API token for the MQTT certificate (DNS-01 TXT records of mqttDomain's zone)",
+    generate: "a custom-scoped DigitalOcean token with only the domain scopes (read, create, update, delete)",
+  },
 ];
 
 /** Checks one secret's value; returns it unchanged. Never puts the value in a message. */
@@ -115,6 +125,11 @@ export function checkSecretPresence(settings: Settings, present: ReadonlySet<key
   }
   if (hasKey !== (settings.livekitUrl !== undefined)) {
     problems.push(`${PROJECT}:livekitUrl: set it together with the LiveKit key and secret, or none of them`);
+  }
+  if (present.has("mqttDnsToken") !== (settings.mqttDomain !== undefined)) {
+    problems.push(
+      `${PROJECT}:mqttDnsToken: set it together with mqttDomain (the certificate for MQTT over TLS), or neither`,
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
 }

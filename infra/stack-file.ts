@@ -38,7 +38,8 @@ export function standInSecrets(config: Record<string, string>): Record<string, s
   const out: Record<string, string> = {};
   for (const spec of SECRET_SPECS) {
     const livekit = spec.key === "livekitApiKey" || spec.key === "livekitApiSecret";
-    if (spec.required || (livekit && config.livekitUrl)) {
+    const dns = spec.key === "mqttDnsToken";
+    if (spec.required || (livekit && config.livekitUrl) || (dns && config.mqttDomain)) {
       out[spec.key] = createHash("sha256").update(`stand-in:${spec.key}`).digest("hex");
     }
   }

@@ -15,6 +15,13 @@ source /etc/voice-fleet/api-bootstrap.env
 trap 'log "FAILED at line $LINENO"; touch /var/lib/voice-fleet/bootstrap.failed' ERR
 install -d -m 0755 /var/lib/voice-fleet
 
+# 0. The guard again (cloud-init's bootcmd loads it on every boot, possibly before the
+#    nftables package was there): only root reaches the metadata service, which serves the
+#    user data with DATABASE_URL and the signing key. Without it nothing starts.
+sh /usr/local/lib/voice-fleet/guard.sh
+nft list chain inet voice_fleet_guard metadata_out >/dev/null
+if [[ -d /var/lib/cloud/instances ]]; then chmod -R go-rwx /var/lib/cloud/instances; fi
+
 # Downloads a release artifact and checks its SHA-256: fetch URL SHA256 OUT
 fetch() {
   local url=$1 sha=$2 out=$3 auth=()

@@ -24,6 +24,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
+import { GUARD_PATH, GUARD_SCRIPT } from "../hardening.ts";
 import { bundleObjectKey, INSTALL_DIR, readDistBundle, readUserDataFiles } from "../render.ts";
 import { DIST, SAMPLE_BUNDLE, sampleGatewayUserData } from "./sample.ts";
 
@@ -94,6 +95,8 @@ function firstBoot(name: string, object: Buffer): Boot {
       place(path.join(root, p), f.content, Number.parseInt(f.permissions, 8));
     }
   }
+  // The guard, where cloud-init's bootcmd writes it before anything else (nft is a stub here).
+  place(path.join(root, ".local", GUARD_PATH.slice("/usr/local/".length)), GUARD_SCRIPT);
   // The object, where the rendered URL's path says, as a file:// URL (no network here).
   const objectPath = `/srv/${bundleObjectKey(SAMPLE_BUNDLE.sha256)}`;
   place(path.join(root, objectPath), object);

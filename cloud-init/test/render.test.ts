@@ -196,7 +196,7 @@ describe("gateway user data", () => {
       env?.content.toString(),
       [
         "PUBLIC_HOST=203.0.113.50",
-        "MQTT_URL=mqtt://127.0.0.1:1883",
+        "MQTT_URL=mqtt://127.0.0.1:1884",
         "MQTT_USERNAME=gateway",
         `MQTT_PASSWORD=${SECRETS.mqttPassword}`,
         `MQTT_SIGNING_KEY=${SECRETS.mqttSigningKey}`,
@@ -232,7 +232,7 @@ describe("gateway user data", () => {
     const conf = files.get("/etc/emqx/emqx.conf")?.content.toString() ?? "";
     assert.match(conf, /dashboard \{\s*listeners\.http \{\s*bind = "127\.0\.0\.1:18083"/);
     const bootstrap = files.get("/usr/local/sbin/voice-gateway-bootstrap")?.content.toString() ?? "";
-    assert.match(bootstrap, /EMQX_DASHBOARD__LISTENERS__HTTP__BIND "\$\{private_ip\}:18083"/);
+    assert.match(bootstrap, /EMQX_DASHBOARD__LISTENERS__HTTP__BIND "\\"\$\{private_ip\}:18083\\""/);
     const env = files.get("/etc/emqx/emqx.env")?.content.toString() ?? "";
     assert.match(env, /^EMQX_DASHBOARD__DEFAULT_PASSWORD=/m);
   });

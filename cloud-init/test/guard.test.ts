@@ -1,0 +1,112 @@
+/**
+ * The droplet's guard (cloud-init/common/guard.sh) loaded into real nftables, in a private
+ * network namespace this test creates (nothing outside it is touched): the metadata address
+ * answers root and refuses every other user; MQTT from another namespace gets a reset
+ * until `guard.sh open`, while loopback always passes. Needs root, nft, unshare, nsenter,
+ * ip and curl (nftables is in .ci/apt-packages.txt).
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, describe, test } from "node:test";
+import { GUARD_PATH, guardBootcmd } from "../hardening.ts";
+import { ROOT } from "./dist.ts";
+
+const GUARD = path.join(ROOT, "cloud-init/common/guard.sh");
+
+/** Runs in a fresh network namespace; prints `<check> <curl exit code>` lines. */
+const SCRIPT = `
+set -eu
+ip link set lo up
+ip addr add 169.254.169.254/32 dev lo
+serve() { "$NODE" -e 'require("node:http").createServer((q, r) => r.end("ok")).listen(+process.argv[2], process.argv[1])' "$1" "$2" & }
+serve 169.254.169.254 8080
+serve 0.0.0.0 1883
+# A second namespace plays a device on the internet, joined by a veth pair.
+unshare -n sleep 60 & peer=$!
+trap 'kill $peer 2>/dev/null; kill $(jobs -p) 2>/dev/null' EXIT
+sleep 0.2
+ip link add vf-box type veth peer name vf-dev
+ip link set vf-dev netns "$peer"
+ip addr add 10.203.0.1/30 dev vf-box && ip link set vf-box up
+nsenter -t "$peer" -n sh -c 'ip link set lo up; ip addr add 10.203.0.2/30 dev vf-dev; ip link set vf-dev up'
+try() { # try NAME CMD...: prints NAME and curl's exit code (0: served, 7: refused)
+  name=$1; shift
+  set +e; "$@" -s -o /dev/null --retry 20 --retry-connrefused --retry-delay 0 --max-time 5 >/dev/null 2>&1; rc=$?; set -e
+  echo "$name $rc"
+}
+# Before the guard: everything is served (the setup works).
+try before_root curl http://169.254.169.254:8080/
+try before_device nsenter -t "$peer" -n curl http://10.203.0.1:1883/
+sh "$GUARD"
+try root curl http://169.254.169.254:8080/
+set +e; runuser -u nobody -- curl -s -o /dev/null --max-time 5 http://169.254.169.254:8080/; echo "nobody $?"; set -e
+nft list table inet voice_fleet_guard | grep -o 'counter packets [1-9][0-9]*' | head -n 1 | sed 's/^/metadata_refusals_counted /'
+set +e; nsenter -t "$peer" -n curl -s -o /dev/null --max-time 5 http://10.203.0.1:1883/; echo "device_closed $?"; set -e
+try loopback_closed curl http://127.0.0.1:1883/
+sh "$GUARD"
+set +e; nsenter -t "$peer" -n curl -s -o /dev/null --max-time 5 http://10.203.0.1:1883/; echo "device_after_reload $?"; set -e
+sh "$GUARD" open
+try device_open nsenter -t "$peer" -n curl http://10.203.0.1:1883/
+sh "$GUARD"
+try device_open_after_reload nsenter -t "$peer" -n curl http://10.203.0.1:1883/
+`;
+
+const work = mkdtempSync(path.join(tmpdir(), "guard-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+describe("the guard in real nftables (private network namespace)", () => {
+  test("bootcmd as rendered writes the guard and loads both tables", () => {
+    if (process.getuid?.() !== 0) assert.fail("this test needs root (network namespaces, nftables)");
+    const [cmd] = guardBootcmd();
+    const target = path.join(work, "guard.sh");
+    const script = (cmd?.[2] ?? "")
+      .replaceAll(GUARD_PATH, target)
+      .replaceAll(path.posix.dirname(GUARD_PATH), work);
+    const res = spawnSync("unshare", ["-n", "sh", "-c", `${script}nft list tables`], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH },
+      timeout: 30_000,
+    });
+    assert.equal(res.status, 0, res.stderr);
+    assert.deepEqual(res.stdout.trim().split("\n"), [
+      "table inet voice_fleet_guard",
+      "table inet voice_fleet_gate",
+    ]);
+    // The file first boot reloads is the script without its comments.
+    assert.match(readFileSync(target, "utf8"), /^set -eu$/m);
+  });
+
+  test("metadata for root alone; MQTT from outside reset until the gate opens, loopback always", () => {
+    if (process.getuid?.() !== 0) assert.fail("this test needs root (network namespaces, nftables)");
+    const res = spawnSync("unshare", ["-n", "bash", "-c", SCRIPT], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, GUARD, NODE: process.execPath },
+      timeout: 60_000,
+    });
+    if (res.error) assert.fail(`unshare failed to run: ${res.error.message}`);
+    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`);
+    if (/nft: (command )?not found/.test(res.stderr))
+      assert.fail("nft is needed: apt-get install -y nftables");
+    const got = Object.fromEntries(
+      res.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" ") as [string, string]),
+    );
+    assert.deepEqual(got, {
+      before_root: "0",
+      before_device: "0",
+      root: "0",
+      nobody: "7",
+      device_closed: "7",
+      loopback_closed: "0",
+      device_after_reload: "7",
+      device_open: "0",
+      device_open_after_reload: "0",
+      metadata_refusals_counted: "counter",
+    });
+  });
+});
