@@ -194,6 +194,14 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       assert.equal(device.messages.filter((m: DeviceMessage) => m.type === "stt").length, 1);
     });
 
+    it("the framework's transcription stream alone gives the device the user's stt, not a subtitle", async () => {
+      const { device, agent } = await session("A");
+      const stt = device.waitForMessage((m) => m.type === "stt");
+      await agent.transcribed("tell me a story", device.mac, true);
+      assert.equal((await stt).text, "tell me a story");
+      assert.equal(device.messages.filter((m) => m.type === "tts" && m.text === "tell me a story").length, 0);
+    });
+
     it("with AGENT_GREETING=start_greeting, Agent A greets on start_greeting and is sent no agent_ready", async () => {
       const other = await startStack();
       try {

@@ -161,9 +161,13 @@ export class FakeAgent {
     return "done";
   }
 
-  /** Agent A: the user's final transcript, as its message and as the framework's stream. */
-  async transcribed(text: string, deviceIdentity: string): Promise<void> {
-    await this.#publish({ type: "user_input_transcribed", data: { transcript: text, is_final: true } });
+  /**
+   * Agent A: the user's final transcript, as its message and as the framework's stream
+   * (`streamOnly`: the stream alone, as any LiveKit Agents agent sends it).
+   */
+  async transcribed(text: string, deviceIdentity: string, streamOnly = false): Promise<void> {
+    if (!streamOnly)
+      await this.#publish({ type: "user_input_transcribed", data: { transcript: text, is_final: true } });
     const writer = await this.room.localParticipant?.streamText({
       topic: "lk.transcription",
       attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_1" },
