@@ -523,3 +523,23 @@ describe("tool calls on the device", () => {
     assert.deepEqual(answered, ["req_1", "req_2"]);
   });
 });
+
+describe("turn framing, late signals", () => {
+  it("a speech_created that arrives after the state moved on, with no voice, ends after the long silence", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.audio(true, 10);
+    t.agentState("attribute", "listening", 20);
+    t.tick(20 + END_GRACE_MS);
+    assert.deepEqual(t.speechCreated("", 1500), [{ kind: "start", text: undefined }]);
+    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS - 1), []);
+    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
+  });
+
+  it("a speech_created before any voice waits while the agent still says speaking", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.speechCreated("", 0);
+    assert.deepEqual(t.tick(10_000), []);
+  });
+});
