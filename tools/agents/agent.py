@@ -88,6 +88,10 @@ async def entrypoint(ctx: JobContext) -> None:
     session.say(GREETING)
 
 
+def _no_load() -> float:
+    return 0.0
+
+
 def main() -> None:
     cli.run_app(
         WorkerOptions(
@@ -97,8 +101,11 @@ def main() -> None:
             # production default, 8081, would clash between concurrent test runs).
             host="127.0.0.1",
             port=0,
-            # The default (0.7 of this machine's CPU) would make the worker refuse jobs
-            # whenever a shared CI machine is busy; a test needs it to always accept.
+            # The load the worker reports is this machine's CPU use by default, and the
+            # server offers a job only to a worker under its target load (0.7, livekit-server
+            # pkg/service/agentservice.go JobRequestAffinity): on a busy shared CI machine
+            # no job would ever come. A test worker always has room for one more.
+            load_fnc=_no_load,
             load_threshold=math.inf,
             # One process kept warm is enough for one room at a time, and cheap on 2 cores.
             num_idle_processes=1,

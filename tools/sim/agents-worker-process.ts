@@ -45,8 +45,16 @@ export interface AgentScript {
   readonly greeting: string;
   /** The fake STT's final transcript of every user utterance (about 1 s of voice). */
   readonly transcript: string;
-  /** The fake LLM's reply to every user turn (its TTS: 0.045 s a character, 4 s at most). */
+  /** The fake LLM's reply to every user turn (spoken for fakeTtsSeconds(reply)). */
   readonly reply: string;
+}
+
+/**
+ * How long the fake TTS speaks `text` (tools/agents/fakes.py `tts_seconds`, which the
+ * framework calls once per sentence): 0.045 s a character, between 0.8 s and 4 s.
+ */
+export function fakeTtsSeconds(text: string): number {
+  return Math.min(4, Math.max(0.8, 0.045 * text.length));
 }
 
 export interface LiveKitEndpoint {
