@@ -25,6 +25,7 @@ import type { DeviceMessage, SimulatedDevice } from "../../tools/sim/device.ts";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { rms } from "../../tools/sim/speech-signal.ts";
 import { roomName } from "../src/agent/livekit/room-names.ts";
+import { LIVEKIT_TRANSPORTS, type LiveKitTransportName, transportEnv } from "./support/livekit-transports.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 const SCRIPT: AgentScript = {
@@ -55,27 +56,46 @@ interface HeardTurn {
   readonly stops: number;
   readonly frames: number;
   readonly loudest: number;
-  readonly startedAt: number;
 }
 
 describe("a real LiveKit Agents worker, through the gateway, to a simulated device", { skip }, () => {
+  // One server and one worker for every transport: each conversation is its own room, so
+  // its own job in the worker.
   let lk: LiveKitProcess;
   let worker: AgentsWorker | undefined;
+
+  before(async () => {
+    if (missing) throw new Error(missing); // under CI: fail, naming the command
+    lk = await startLiveKit();
+    worker = await startAgentsWorker(lk, { script: SCRIPT });
+  });
+
+  after(async () => {
+    await worker?.stop();
+    await lk?.stop();
+  });
+
+  for (const transport of LIVEKIT_TRANSPORTS) {
+    describe(`over ${transport}`, () => conversation(transport, () => lk));
+  }
+});
+
+/** The steps of one conversation, in order, on one device of a gateway using `transport`. */
+function conversation(transport: LiveKitTransportName, server: () => LiveKitProcess): void {
   let stack: Stack | undefined;
   let rooms: RoomServiceClient;
   let device: SimulatedDevice;
   let room: string;
 
   before(async () => {
-    if (missing) throw new Error(missing); // under CI: fail, naming the command
-    lk = await startLiveKit();
+    const lk = server();
     rooms = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
-    worker = await startAgentsWorker(lk, { script: SCRIPT });
     stack = await startStack();
     await stack.startGateway({
       LIVEKIT_URL: lk.url,
       LIVEKIT_API_KEY: lk.apiKey,
       LIVEKIT_API_SECRET: lk.apiSecret,
+      ...transportEnv(transport),
     });
     device = await stack.device();
     const reply = await device.hello();
@@ -88,8 +108,6 @@ describe("a real LiveKit Agents worker, through the gateway, to a simulated devi
 
   after(async () => {
     await stack?.stop();
-    await worker?.stop();
-    await lk?.stop();
   });
 
   /** The agent's `lk.agent.state` attribute, as the server has it. */
@@ -104,13 +122,9 @@ describe("a real LiveKit Agents worker, through the gateway, to a simulated devi
     let stops = 0;
     let frames = 0;
     let loudest = 0;
-    let startedAt = 0;
     const onMessage = (m: DeviceMessage) => {
       if (m.type !== "tts") return;
-      if (m.state === "start") {
-        starts++;
-        startedAt ||= Date.now();
-      }
+      if (m.state === "start") starts++;
       if (m.state === "stop") stops++;
     };
     const onPcm = (pcm: Buffer) => {
@@ -126,7 +140,7 @@ describe("a real LiveKit Agents worker, through the gateway, to a simulated devi
       device.off("message", onMessage);
       device.off("pcm", onPcm);
     }
-    return { starts, stops, frames, loudest, startedAt };
+    return { starts, stops, frames, loudest };
   }
 
   function assertWholeTurn(turn: HeardTurn, text: string): void {
@@ -199,4 +213,4 @@ describe("a real LiveKit Agents worker, through the gateway, to a simulated devi
     assert.deepEqual(restarted, [], "no tts start after the abort");
     assert.deepEqual(device.stats.errors, {});
   });
-});
+}
