@@ -111,8 +111,10 @@ def main() -> None:
             num_idle_processes=1,
             # Importing the framework in a new job process takes seconds on a busy machine.
             initialize_process_timeout=30.0,
-            # On SIGTERM, do not wait for running jobs (the default waits 30 minutes).
-            drain_timeout=1,
+            # On SIGTERM, wait a little for running jobs to end (their rooms are gone by then,
+            # which ends them), not the default 30 minutes; past it the worker exits with a
+            # TimeoutError and its harness kills what is left.
+            drain_timeout=5,
             shutdown_process_timeout=5.0,
         )
     )

@@ -153,13 +153,13 @@ export async function startAgentsWorker(
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       if (child.exitCode === null && child.signalCode === null) {
-        // SIGTERM to the worker alone: it drains (drain_timeout 1 s) and closes its job
+        // SIGTERM to the worker alone: it drains (drain_timeout 5 s) and closes its job
         // processes itself; a second signal makes the framework exit at once; SIGKILL to
         // the whole group is the last resort.
         child.kill("SIGTERM");
         const timers = [
-          setTimeout(() => child.kill("SIGINT"), 4_000),
-          setTimeout(() => killGroup("SIGKILL"), 8_000),
+          setTimeout(() => child.kill("SIGINT"), 7_000),
+          setTimeout(() => killGroup("SIGKILL"), 10_000),
         ];
         await exited;
         for (const t of timers) clearTimeout(t);
