@@ -8,8 +8,8 @@ sends `start_greeting` (or the older `agent_ready`), once, and stops talking on
 framework's own, driven by the fake STT, LLM and TTS of fakes.py.
 
 Run: .cache/agents-venv/bin/python tools/agents/agent.py start
-with LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET set; AGENT_GREETING,
-AGENT_TRANSCRIPT and AGENT_REPLY override the fixed texts.
+with LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET set; TEST_AGENT_GREETING,
+TEST_AGENT_TRANSCRIPT and TEST_AGENT_REPLY override the fixed texts.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from fakes import FakeLLM, FakeSTT, FakeTTS  # noqa: E402
 
 logger = logging.getLogger("test-agent")
 
-GREETING = os.environ.get("AGENT_GREETING", "Hello, I am the test agent.")
-TRANSCRIPT = os.environ.get("AGENT_TRANSCRIPT", "what is the weather like today")
+GREETING = os.environ.get("TEST_AGENT_GREETING", "Hello, I am the test agent.")
+TRANSCRIPT = os.environ.get("TEST_AGENT_TRANSCRIPT", "what is the weather like today")
 REPLY = os.environ.get(
-    "AGENT_REPLY",
+    "TEST_AGENT_REPLY",
     "Here is the fixed reply of the test agent, long enough to be interrupted on the way.",
 )
 

@@ -108,9 +108,9 @@ export async function startAgentsWorker(
       LIVEKIT_URL: lk.url,
       LIVEKIT_API_KEY: lk.apiKey,
       LIVEKIT_API_SECRET: lk.apiSecret,
-      AGENT_GREETING: options.script.greeting,
-      AGENT_TRANSCRIPT: options.script.transcript,
-      AGENT_REPLY: options.script.reply,
+      TEST_AGENT_GREETING: options.script.greeting,
+      TEST_AGENT_TRANSCRIPT: options.script.transcript,
+      TEST_AGENT_REPLY: options.script.reply,
     },
   });
   const pgid = child.pid;
