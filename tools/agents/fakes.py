@@ -21,8 +21,8 @@ from livekit.agents.utils import AudioBuffer
 
 # The STT works at 16 kHz (the framework resamples the room's audio for it).
 STT_SAMPLE_RATE = 16000
-# An audio frame is "voiced" at or above this RMS (PCM16). The simulated device's speech signal
-# peaks near 9000 and its silence frames decode to near 0, so any value in between works.
+# An audio frame is "voiced" at or above this RMS (PCM16). The simulated device's speech
+# signal peaks near 9000 and its silence frames decode to near 0, so any value between works.
 VOICE_RMS = 300.0
 # After this much audio since the first voiced frame, the fixed transcript is final.
 UTTERANCE_S = 1.0
