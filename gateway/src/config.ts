@@ -22,6 +22,12 @@ export interface LiveKitConfig {
   readonly emptyTimeoutS: number;
   /** Ghost-room sweep period; 0 disables the periodic sweep (it still runs at start). */
   readonly sweepIntervalMs: number;
+  /**
+   * The message that makes the agent greet (docs/agent-data-channel.md): `agent_ready`
+   * (default; both deployed agent versions greet on it) or `start_greeting` (only the
+   * current version, as BUNNY sends it). Never both: the current version would greet twice.
+   */
+  readonly greeting: "agent_ready" | "start_greeting";
 }
 
 export interface GatewayConfig {
@@ -228,5 +234,13 @@ function liveKit(env: Env): LiveKitConfig | undefined {
     dispatch,
     emptyTimeoutS: int(env, "LIVEKIT_EMPTY_TIMEOUT_S", 60, 1, 86_400),
     sweepIntervalMs: int(env, "LIVEKIT_SWEEP_INTERVAL_MS", 300_000, 0, 86_400_000),
+    greeting: agentGreeting(env),
   };
+}
+
+function agentGreeting(env: Env): "agent_ready" | "start_greeting" {
+  const v = raw(env, "AGENT_GREETING") ?? "agent_ready";
+  if (v !== "agent_ready" && v !== "start_greeting")
+    throw new ConfigError("AGENT_GREETING", "must be agent_ready or start_greeting");
+  return v;
 }

@@ -18,7 +18,11 @@ export type DeviceEvent =
 export interface AgentSink {
   /** The agent starts speaking: the device gets `tts start` before the first frame. */
   speechStart(text?: string): void;
-  /** Agent voice, PCM16 LE mono at 24 kHz, any length; the session frames it (60 ms). */
+  /**
+   * Agent voice, PCM16 LE mono at 24 kHz, any length; the session frames it (60 ms). Only
+   * within a turn (after speechStart): audio outside one is dropped and counted, so audio
+   * still in flight after a device abort never restarts playback.
+   */
   audio(pcm: Buffer): void;
   /** The agent stopped speaking: the last frames go out, then `tts stop`. */
   speechEnd(): void;
@@ -47,6 +51,12 @@ export interface AgentBridge {
    */
   pushOpus?(frame: UpstreamOpus): void;
   onDeviceEvent(event: DeviceEvent): void;
+  /**
+   * The session is about to close for inactivity. A bridge that implements this lets its
+   * agent say goodbye first and resolves when it has (bounded by the bridge; the session
+   * also caps the wait); the session then closes. Never rejects.
+   */
+  farewell?(): Promise<void>;
   /** Releases everything (rooms, timers, listeners). Never throws. */
   close(): Promise<void>;
 }

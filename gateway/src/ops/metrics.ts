@@ -36,6 +36,7 @@ export type DropReason =
   | "down_no_remote_address"
   | "down_encode_failed"
   | "down_send_failed"
+  | "down_outside_turn"
   | "agent_audio_without_session";
 
 export type CloseReason =

@@ -29,6 +29,9 @@ import { DOWN_RATE, Downstream, type RemoteAddress } from "./downstream.ts";
  */
 export const MAX_SEQUENCE_JUMP = 2000;
 
+/** The longest an inactivity close waits for the agent's goodbye (BUNNY: 30 s). */
+export const FAREWELL_CAP_MS = 30_000;
+
 export interface SessionDeps {
   readonly pool: OpusPool;
   readonly metrics: GatewayMetrics;
@@ -63,6 +66,7 @@ export class DeviceSession {
   #remote: RemoteAddress | undefined;
   #lastUpstreamSeq = 0;
   #state: SessionState = "open";
+  #farewell = false;
 
   constructor(
     deps: SessionDeps,
@@ -99,7 +103,7 @@ export class DeviceSession {
         endSession: (reason) => void this.close(reason),
       },
     );
-    this.#idleTimer = setTimeout(() => void this.close("inactivity_timeout"), deps.idleTimeoutMs);
+    this.#idleTimer = setTimeout(() => void this.#inactive(), deps.idleTimeoutMs);
     this.#maxTimer = setTimeout(() => void this.close("max_duration"), deps.maxSessionMs);
   }
 
@@ -170,7 +174,11 @@ export class DeviceSession {
       this.#state = "streaming";
       this.#idleTimer.refresh();
       this.#deps.metrics.frameUp();
-      this.#agent.pushOpus({ opus, durationMs: this.#audio.frameDurationMs, sampleRate: this.#audio.sampleRate });
+      this.#agent.pushOpus({
+        opus,
+        durationMs: this.#audio.frameDurationMs,
+        sampleRate: this.#audio.sampleRate,
+      });
       this.#deps.metrics.upstreamLatency.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
       return;
     }
@@ -215,6 +223,24 @@ export class DeviceSession {
         void this.close("device_goodbye");
         return;
     }
+  }
+
+  /**
+   * Inactivity: an agent that can say goodbye does so first (`end_prompt`, BUNNY's 6.2),
+   * within FAREWELL_CAP_MS whatever the agent does; then the session closes.
+   */
+  async #inactive(): Promise<void> {
+    if (this.#state === "closed" || this.#farewell) return;
+    this.#farewell = true;
+    if (this.#agent.farewell) {
+      let cap: NodeJS.Timeout | undefined;
+      const capped = new Promise<void>((resolve) => {
+        cap = setTimeout(resolve, FAREWELL_CAP_MS);
+      });
+      await Promise.race([this.#agent.farewell(), capped]);
+      clearTimeout(cap);
+    }
+    await this.close("inactivity_timeout");
   }
 
   /** Ends the session: goodbye to the device, then every resource released. Idempotent. */

@@ -94,7 +94,9 @@ export class Downstream {
 
   audio(pcm: Buffer): void {
     if (this.#closed) return;
-    if (!this.#speaking) this.speechStart();
+    // Only within a turn: after an abort, agent audio still in flight must not restart
+    // playback; the agent's next turn starts with speechStart.
+    if (!this.#speaking) return this.#deps.metrics.drop("down_outside_turn");
     for (const frame of this.#framer.push(pcm)) this.#enqueue(frame);
     this.#pump();
   }
@@ -107,7 +109,7 @@ export class Downstream {
     this.#pump();
   }
 
-  /** Device abort: drop what is queued and stop at once. */
+  /** Device abort: drop what is queued and stop at once; nothing plays until speechStart. */
   abort(): void {
     this.#epoch++;
     this.#queue = [];

@@ -1,63 +1,112 @@
 /**
- * A device session's LiveKit room: the device's voice published as a 16 kHz mono track,
- * the agent's voice read back at 24 kHz mono, control over the data channel. Created
- * after the hello reply has gone out; everything here is asynchronous and never delays it.
+ * A device session's LiveKit room, speaking the deployed agent's protocol
+ * (docs/agent-data-channel.md). This file is the glue: the room transport moves bytes
+ * (room-transport.ts), the pure modules in agent-protocol/ decide what they mean, and the
+ * session's AgentSink reaches the device. Created after the hello reply has gone out;
+ * everything here is asynchronous and never delays it.
  *
- * close() removes every listener, cancels the audio reader, closes the source,
- * disconnects, deletes the room and settles every pending MCP call.
+ * close() sends `cleanup_request`, leaves the room (every listener, reader and source
+ * released), deletes the room and settles every pending MCP call.
  */
-import {
-  AudioFrame,
-  AudioSource,
-  AudioStream,
-  LocalAudioTrack,
-  type RemoteTrack,
-  Room,
-  RoomEvent,
-  TrackKind,
-  TrackPublishOptions,
-  TrackSource,
-} from "@livekit/rtc-node";
 import { type JsonObject, llmMessage, mcpMessage, sttMessage, ttsMessage } from "../../protocol/messages.ts";
-import type { AgentBridge, AgentSessionInfo, AgentSink, DeviceEvent } from "../agent-bridge.ts";
-import { encodeGatewayMessage, type GatewayMessage, parseAgentMessage } from "./data-messages.ts";
+import type { AgentBridge, AgentSessionInfo, AgentSink, DeviceEvent, UpstreamOpus } from "../agent-bridge.ts";
+import { type AgentMessage, isAgentState, parseAgentMessage } from "./agent-protocol/agent-messages.ts";
+import { Farewell } from "./agent-protocol/farewell.ts";
+import {
+  abortPlayback,
+  cleanupRequest,
+  encodeMessage,
+  endPrompt,
+  type GreetingTrigger,
+  greetingMessages,
+  mcpAnswer,
+  type SessionRef,
+} from "./agent-protocol/gateway-messages.ts";
+import { Greeting } from "./agent-protocol/greeting.ts";
+import { isAgentParticipant, isVoiced, type RecentText, repeatsRecent } from "./agent-protocol/signals.ts";
+import {
+  clampVolume,
+  GET_STATUS_TOOL,
+  planTool,
+  SET_VOLUME_TOOL,
+  VOLUME_DEBOUNCE_MS,
+  VolumeSteps,
+  volumeFromStatus,
+} from "./agent-protocol/tools.ts";
+import { TRANSCRIPTION_TOPIC, Transcriptions } from "./agent-protocol/transcription.ts";
+import { type TurnAction, Turns } from "./agent-protocol/turns.ts";
 import { McpCalls } from "./mcp-calls.ts";
 import { roomName } from "./room-names.ts";
-import type { LiveKitServices } from "./services.ts";
+import type {
+  RemoteParticipantInfo,
+  RoomTransport,
+  RoomTransportFactory,
+  TextStreamChunk,
+} from "./room-transport.ts";
+import { type LiveKitServices, participantIdentity } from "./services.ts";
 
-const UP_RATE = 16000;
-const DOWN_RATE = 24000;
-/** Agent frames with every |sample| under this are silence (not worth a packet). */
-const SILENCE_PEAK = 10;
-/** This much silence after agent speech ends the turn (`tts stop`). */
-const END_OF_SPEECH_MS = 400;
-/** Device audio waiting in the source beyond this is dropped, not queued without end. */
-const MAX_SOURCE_BACKLOG_MS = 500;
+export interface BridgeDeps {
+  readonly services: LiveKitServices;
+  readonly transports: RoomTransportFactory;
+  readonly greeting: GreetingTrigger;
+  /** Injected for tests; Date.now by default. */
+  readonly now?: () => number;
+}
+
+/** The agent's `lk.agent.state` attribute (LiveKit Agents 1.x). */
+const STATE_ATTRIBUTE = "lk.agent.state";
+/** The volume assumed when the device does not report one (xiaozhi's default is 70). */
+const UNKNOWN_VOLUME = 70;
 
 export class LiveKitBridge implements AgentBridge {
+  /** Set once the transport exists, if it forwards Opus (the session checks per packet). */
+  pushOpus?: (frame: UpstreamOpus) => void;
   readonly #info: AgentSessionInfo;
   readonly #sink: AgentSink;
   readonly #services: LiveKitServices;
-  readonly #room = new Room();
-  readonly #source = new AudioSource(UP_RATE, 1, 1000);
-  readonly #mcp: McpCalls;
+  readonly #trigger: GreetingTrigger;
+  readonly #now: () => number;
+  readonly #ref: SessionRef;
   readonly #name: string;
+  readonly #self: string;
+  readonly #transports: RoomTransportFactory;
+  #transport: RoomTransport | undefined;
+  readonly #mcp: McpCalls;
+  readonly #turns = new Turns();
+  readonly #greeting: Greeting;
+  readonly #texts: Transcriptions;
+  readonly #agents = new Set<string>();
+  readonly #volume = new VolumeSteps();
+  readonly #ready: Promise<void>;
+  #lastVolume: number | undefined;
+  #volumeTimer: NodeJS.Timeout | undefined;
+  #volumeChain: Promise<void> = Promise.resolve();
+  #lastStt: RecentText | undefined;
+  #lastSentence: RecentText | undefined;
+  #farewell: { state: Farewell; resolve: () => void; done: Promise<void> } | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #udpKnown = false;
   #connected = false;
   #closed = false;
-  #reader: ReadableStreamDefaultReader<AudioFrame> | undefined;
-  #speaking = false;
-  #silentMs = 0;
-  readonly #ready: Promise<void>;
 
-  constructor(info: AgentSessionInfo, sink: AgentSink, services: LiveKitServices) {
+  constructor(info: AgentSessionInfo, sink: AgentSink, deps: BridgeDeps) {
     this.#info = info;
     this.#sink = sink;
-    this.#services = services;
-    this.#mcp = new McpCalls(16, services.options.mcpTimeoutMs);
+    this.#services = deps.services;
+    this.#trigger = deps.greeting;
+    this.#transports = deps.transports;
+    this.#now = deps.now ?? Date.now;
+    this.#mcp = new McpCalls(16, deps.services.options.mcpTimeoutMs);
     this.#name = roomName(info.mac, info.sessionId);
+    this.#self = participantIdentity(info.mac);
+    this.#texts = new Transcriptions(this.#self);
+    this.#greeting = new Greeting(this.#now());
+    const uuid = info.clientId.split("@@@")[2];
+    this.#ref = { sessionId: info.sessionId, mac: info.mac, uuid };
     this.#ready = this.#open().catch((err: Error) => {
       if (this.#closed) return;
-      services.events.failed(this.#name, err);
+      deps.services.events.failed(this.#name, err);
       sink.endSession("agent_failed");
     });
   }
@@ -73,51 +122,97 @@ export class LiveKitBridge implements AgentBridge {
 
   pushAudio(pcm: Buffer, sampleRate: number): void {
     if (this.#closed) return;
-    if (!this.#connected) return this.#services.events.drop("agent_not_connected");
-    if (this.#source.queuedDuration > MAX_SOURCE_BACKLOG_MS)
-      return this.#services.events.drop("agent_backlog");
-    const samples = new Int16Array(pcm.length >> 1);
-    for (let i = 0; i < samples.length; i++) samples[i] = pcm.readInt16LE(i * 2);
-    this.#source.captureFrame(new AudioFrame(samples, sampleRate, 1, samples.length)).catch(() => {
-      if (!this.#closed) this.#services.events.drop("agent_capture_failed");
-    });
+    this.#deviceHeard();
+    if (!this.#transport) return this.#services.events.drop("agent_not_connected");
+    this.#transport.pushPcm(pcm, sampleRate);
   }
 
   onDeviceEvent(event: DeviceEvent): void {
     if (this.#closed) return;
-    const sid = this.#info.sessionId;
     switch (event.kind) {
       case "abort":
-        this.#speaking = false;
-        return this.#send({ type: "abort", session_id: sid, reason: event.reason ?? null });
-      case "device_goodbye":
-        return this.#send({ type: "device_goodbye", session_id: sid });
-      case "wake_word":
-        return this.#send({ type: "wake_word", session_id: sid, text: event.text });
+        // The session has already stopped the device's playback (tts stop); from here no
+        // agent audio reaches it until the agent starts a new turn.
+        this.#turns.abort(this.#now());
+        this.#arm();
+        this.#send(abortPlayback(this.#ref, this.#now()));
+        return;
       case "mcp":
-        if (!this.#mcp.answer(event.payload))
-          this.#send({ type: "device_mcp", session_id: sid, payload: event.payload });
+        if (!this.#mcp.answer(event.payload)) this.#services.events.drop("device_mcp_unclaimed");
         return;
       default:
-        return;
+        return; // listen and wake word: the agent runs its own VAD (BUNNY forwards neither)
     }
+  }
+
+  /**
+   * The session is about to close for inactivity: `end_prompt` lets the agent say goodbye.
+   * Resolves when it has (farewell.ts), at once without a connected agent. Never rejects.
+   */
+  farewell(): Promise<void> {
+    if (this.#closed || !this.#connected || this.#agents.size === 0) return Promise.resolve();
+    if (this.#farewell) return this.#farewell.done;
+    let resolve = () => {};
+    const done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    this.#farewell = { state: new Farewell(this.#now()), resolve, done };
+    this.#send(endPrompt(this.#ref, this.#now()));
+    this.#arm();
+    return done;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#volumeTimer);
+    this.#farewell?.resolve();
     this.#mcp.rejectAll("session closed");
+    this.#texts.clear();
     await this.#ready;
-    if (this.#connected) {
-      await this.#publish({ type: "end_of_session", session_id: this.#info.sessionId }).catch(() => {});
+    const transport = this.#transport;
+    if (this.#connected && transport) {
+      await transport.sendData(encodeMessage(cleanupRequest(this.#ref, this.#now()))).catch(() => {});
     }
-    this.#room.removeAllListeners();
-    await this.#reader?.cancel().catch(() => {});
-    await this.#source.close().catch(() => {});
-    await this.#room.disconnect().catch(() => {});
     this.#connected = false;
+    await transport?.leave().catch(() => {});
     await this.#services.rooms.deleteRoom(this.#name).catch(() => {});
     this.#services.events.roomClosed(this.#name);
+  }
+
+  #openTransport(token: string): RoomTransport {
+    // Handlers ignore everything after close: a transport may still be delivering.
+    const transport = this.#transports(
+      { url: this.#services.options.url, roomName: this.#name, token },
+      {
+        participantJoined: (p) => !this.#closed && this.#onJoined(p),
+        participantLeft: (identity) => {
+          if (this.#closed) return;
+          this.#agents.delete(identity);
+          this.#greeting.agentLeft(identity);
+        },
+        attributesChanged: (identity, attributes) =>
+          !this.#closed && this.#onAttributes(identity, attributes),
+        data: (payload, topic) => !this.#closed && this.#onData(payload, topic),
+        text: (chunk) => !this.#closed && this.#onText(chunk),
+        agentAudio: (pcm) => !this.#closed && this.#onAgentAudio(pcm),
+        disconnected: (reason) => {
+          if (this.#closed) return;
+          this.#services.events.failed(this.#name, new Error(reason));
+          this.#sink.endSession("agent_failed");
+        },
+      },
+    );
+    if (transport.pushOpus) {
+      const push = transport.pushOpus.bind(transport);
+      this.pushOpus = (frame) => {
+        if (this.#closed) return;
+        this.#deviceHeard();
+        push(frame);
+      };
+    }
+    return transport;
   }
 
   async #open(): Promise<void> {
@@ -129,111 +224,194 @@ export class LiveKitBridge implements AgentBridge {
     });
     if (this.#closed) return;
     const token = await this.#services.token(this.#name, this.#info);
-    this.#room.on(RoomEvent.TrackSubscribed, (track) => this.#onTrack(track));
-    this.#room.on(RoomEvent.DataReceived, (payload) => this.#onData(payload));
-    // Data is not stored for late joiners: greet each participant (the agent) as it arrives.
-    this.#room.on(RoomEvent.ParticipantConnected, () => this.#send(this.#sessionStart()));
-    await this.#room.connect(options.url, token, { autoSubscribe: true, dynacast: false });
-    if (this.#closed) {
-      await this.#room.disconnect().catch(() => {});
-      return;
-    }
-    const track = LocalAudioTrack.createAudioTrack("microphone", this.#source);
-    const publish = new TrackPublishOptions();
-    publish.source = TrackSource.SOURCE_MICROPHONE;
-    await this.#room.localParticipant?.publishTrack(track, publish);
+    if (this.#closed) return;
+    this.#transport = this.#openTransport(token);
+    await this.#transport.join();
+    if (this.#closed) return;
     this.#connected = true;
     this.#services.events.roomOpened(this.#name);
-    await this.#publish({
-      type: "session_start",
-      session_id: this.#info.sessionId,
-      device_mac: this.#info.mac,
-    });
+    this.#checkGreeting();
     await this.#services.dispatch(this.#name, this.#info);
   }
 
-  #onTrack(track: RemoteTrack): void {
-    if (track.kind !== TrackKind.KIND_AUDIO || this.#reader || this.#closed) return;
-    const stream = new AudioStream(track, { sampleRate: DOWN_RATE, numChannels: 1 });
-    const reader = stream.getReader();
-    this.#reader = reader;
-    void (async () => {
-      for (;;) {
-        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-        if (done || !value || this.#closed) return;
-        this.#onAgentFrame(value);
-      }
-    })();
+  #deviceHeard(): void {
+    if (this.#udpKnown) return;
+    this.#udpKnown = true;
+    this.#greeting.udpKnown();
+    this.#checkGreeting();
   }
 
-  #onAgentFrame(frame: AudioFrame): void {
-    let peak = 0;
-    for (const s of frame.data) peak = Math.max(peak, s < 0 ? -s : s);
-    const ms = (frame.samplesPerChannel * 1000) / frame.sampleRate;
-    if (peak < SILENCE_PEAK) {
-      if (!this.#speaking) return;
-      this.#silentMs += ms;
-      if (this.#silentMs >= END_OF_SPEECH_MS) return this.#endSpeech();
-    } else {
-      this.#silentMs = 0;
-      if (!this.#speaking) {
-        this.#speaking = true;
-        this.#sink.speechStart();
-      }
-    }
-    this.#sink.audio(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength));
+  #onJoined(p: RemoteParticipantInfo): void {
+    if (!isAgentParticipant(p)) return;
+    this.#agents.add(p.identity);
+    this.#greeting.agentJoined(p.identity);
+    this.#checkGreeting();
+    this.#onAttributes(p.identity, p.attributes);
   }
 
-  #endSpeech(): void {
-    if (!this.#speaking) return;
-    this.#speaking = false;
-    this.#silentMs = 0;
-    this.#sink.speechEnd();
+  #onAttributes(identity: string, attributes: Readonly<Record<string, string>>): void {
+    if (!this.#agents.has(identity)) return;
+    const state = attributes[STATE_ATTRIBUTE];
+    if (state === undefined) return;
+    if (!isAgentState(state)) return this.#services.events.drop("agent_attr_bad_state");
+    this.#apply(this.#turns.agentState("attribute", state, this.#now()));
   }
 
-  #onData(payload: Uint8Array): void {
+  #onData(payload: Uint8Array, _topic: string | undefined): void {
     const m = parseAgentMessage(payload);
     if ("error" in m) return this.#services.events.drop(`agent_data_${m.error}`);
+    this.#onMessage(m);
+  }
+
+  #onMessage(m: AgentMessage): void {
+    const now = this.#now();
     const sid = this.#info.sessionId;
     switch (m.type) {
-      case "agent_state":
-        if (m.state !== "speaking") this.#endSpeech();
+      case "agent_state_changed":
+        return this.#apply(this.#turns.agentState("message", m.newState, now));
+      case "speech_created":
+        return this.#apply(this.#turns.speechCreated(m.text, now));
+      case "music_playback_stopped":
+        return this.#apply(this.#turns.musicStopped(now));
+      case "user_input_transcribed":
+        if (m.isFinal) this.#stt(m.transcript);
         return;
-      case "transcript":
-        if (m.final) this.#sink.sendToDevice(sttMessage(sid, m.text));
-        return;
-      case "reply_text":
-        return this.#sink.sendToDevice(ttsMessage(sid, "sentence_start", m.text));
-      case "emotion":
+      case "llm":
         return this.#sink.sendToDevice(llmMessage(sid, m.emotion, m.text));
-      case "mcp_call":
-        return void this.#callTool(m.requestId, m.name, m.arguments);
-      case "set_volume":
-        return void this.#callTool(m.requestId, "self.audio_speaker.set_volume", { volume: m.volume });
-      case "end_session":
-        return this.#sink.endSession("agent_ended");
+      case "function_call":
+        return this.#toolCall(m.name, m.arguments, m.requestId);
     }
   }
 
-  async #callTool(requestId: string, name: string, args: JsonObject): Promise<void> {
-    const outcome = await this.#mcp.call(name, args, (payload) =>
+  #onText(chunk: TextStreamChunk): void {
+    if (chunk.topic !== TRANSCRIPTION_TOPIC) return;
+    const r = this.#texts.chunk(chunk);
+    if (!r.ok) return this.#services.events.drop(`agent_text_${r.reason}`);
+    if (!r.out) return;
+    if (r.out.kind === "stt") return this.#stt(r.out.text);
+    const now = this.#now();
+    if (repeatsRecent(this.#lastSentence, r.out.text, now)) return;
+    this.#lastSentence = { text: r.out.text, at: now };
+    this.#sink.sendToDevice(ttsMessage(this.#info.sessionId, "sentence_start", r.out.text));
+  }
+
+  /** One transcript may come twice (Agent A's message and the framework's text stream). */
+  #stt(text: string): void {
+    const now = this.#now();
+    if (repeatsRecent(this.#lastStt, text, now)) return;
+    this.#lastStt = { text, at: now };
+    this.#sink.sendToDevice(sttMessage(this.#info.sessionId, text));
+  }
+
+  #onAgentAudio(pcm: Buffer): void {
+    const { forward, actions } = this.#turns.audio(isVoiced(pcm), this.#now());
+    this.#apply(actions);
+    if (forward) this.#sink.audio(pcm);
+  }
+
+  #apply(actions: readonly TurnAction[]): void {
+    const now = this.#now();
+    for (const a of actions) {
+      if (a.kind === "start") {
+        this.#sink.speechStart(a.text);
+        this.#farewell?.state.turnStarted(now);
+      } else {
+        this.#sink.speechEnd();
+        if (a.by === "silence") this.#services.events.drop("turn_ended_by_silence");
+        this.#farewell?.state.turnEnded(now);
+      }
+    }
+    this.#arm();
+  }
+
+  #checkGreeting(): void {
+    if (!this.#connected) return;
+    for (const _agent of this.#greeting.due(this.#now())) {
+      for (const m of greetingMessages(this.#trigger, this.#ref, this.#now())) this.#send(m);
+      this.#services.events.drop(`greeting_${this.#trigger}`);
+    }
+    this.#arm();
+  }
+
+  /** One timer for every deadline (turn end, greeting wait, farewell). */
+  #arm(): void {
+    if (this.#closed) return;
+    const deadlines = [
+      this.#turns.nextDeadline(),
+      this.#greeting.nextDeadline(),
+      this.#farewell?.state.nextDeadline(),
+    ];
+    const next = Math.min(...deadlines.filter((d): d is number => d !== undefined));
+    if (!Number.isFinite(next) || next >= this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = next;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, next - this.#now()));
+    this.#timer.unref();
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    if (this.#closed) return;
+    const now = this.#now();
+    this.#apply(this.#turns.tick(now));
+    this.#checkGreeting();
+    const f = this.#farewell;
+    if (f?.state.done(now)) {
+      this.#farewell = undefined;
+      f.resolve();
+    }
+    this.#arm();
+  }
+
+  #toolCall(name: string, args: JsonObject, requestId: string | undefined): void {
+    const plan = planTool(name, args);
+    if (plan.kind === "call") {
+      void this.#callDevice(plan.tool, plan.arguments).then((payload) => this.#answer(payload, requestId));
+      return;
+    }
+    this.#volume.add(plan.delta, requestId);
+    clearTimeout(this.#volumeTimer);
+    this.#volumeTimer = setTimeout(() => {
+      const { delta, requestIds } = this.#volume.take();
+      this.#volumeChain = this.#volumeChain.then(() => this.#stepVolume(delta, requestIds));
+    }, VOLUME_DEBOUNCE_MS);
+  }
+
+  /** BUNNY's volume up/down: read the volume (once, then cached), set it moved by the sum. */
+  async #stepVolume(delta: number, requestIds: readonly (string | undefined)[]): Promise<void> {
+    if (this.#closed) return;
+    if (this.#lastVolume === undefined) {
+      this.#lastVolume = volumeFromStatus(await this.#callDevice(GET_STATUS_TOOL, {})) ?? UNKNOWN_VOLUME;
+    }
+    const volume = clampVolume(this.#lastVolume + delta);
+    const payload = await this.#callDevice(SET_VOLUME_TOOL, { volume });
+    if (payload.error === undefined) this.#lastVolume = volume;
+    for (const id of requestIds) this.#answer(payload, id);
+  }
+
+  #callDevice(tool: string, args: JsonObject): Promise<JsonObject> {
+    if (tool === SET_VOLUME_TOOL && typeof args.volume === "number") this.#lastVolume = undefined;
+    const call = this.#mcp.call(tool, args, (payload) =>
       this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
     );
-    if (!this.#closed) this.#send({ type: "mcp_result", request_id: requestId, ...outcome });
+    return tool === SET_VOLUME_TOOL
+      ? call.then((p) => {
+          if (p.error === undefined && typeof args.volume === "number") this.#lastVolume = args.volume;
+          return p;
+        })
+      : call;
   }
 
-  #sessionStart(): GatewayMessage {
-    return { type: "session_start", session_id: this.#info.sessionId, device_mac: this.#info.mac };
+  #answer(payload: JsonObject, requestId: string | undefined): void {
+    if (this.#closed || requestId === undefined) return;
+    this.#send(mcpAnswer(this.#ref, payload, requestId, this.#now()));
   }
 
-  #send(m: GatewayMessage): void {
-    if (!this.#connected) return;
-    this.#publish(m).catch(() => this.#services.events.drop("agent_data_send_failed"));
-  }
-
-  #publish(m: GatewayMessage): Promise<void> {
-    const lp = this.#room.localParticipant;
-    if (!lp) return Promise.resolve();
-    return lp.publishData(encodeGatewayMessage(m), { reliable: true, topic: "gateway" });
+  #send(m: JsonObject): void {
+    if (!this.#connected || this.#closed || !this.#transport) return;
+    this.#transport
+      .sendData(encodeMessage(m))
+      .catch(() => this.#services.events.drop("agent_data_send_failed"));
   }
 }

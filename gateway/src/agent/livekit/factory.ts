@@ -10,6 +10,7 @@ import type { AgentFactory } from "../agent-bridge.ts";
 import { LiveKitBridge } from "./bridge.ts";
 import { createLiveKitServices, type LiveKitServices } from "./services.ts";
 import { sweepGhostRooms } from "./sweeper.ts";
+import { createRoomTransports } from "./transports.ts";
 
 export interface LiveKitAgentDeps {
   readonly me: SessionOwner;
@@ -54,6 +55,7 @@ export function createLiveKitAgent(config: LiveKitConfig, deps: LiveKitAgentDeps
       drop: (reason) => metrics.agentEvents.inc({ event: reason }),
     },
   );
+  const transports = createRoomTransports(config, { metrics, log });
   let timer: NodeJS.Timeout | undefined;
   const sweep = async () => {
     const deleted = await sweepGhostRooms({
@@ -74,7 +76,8 @@ export function createLiveKitAgent(config: LiveKitConfig, deps: LiveKitAgentDeps
       log.warn({ err: err.message }, "ghost-room sweep failed");
     });
   return {
-    factory: (info, sink) => new LiveKitBridge(info, sink, services),
+    factory: (info, sink) =>
+      new LiveKitBridge(info, sink, { services, transports: transports.factory, greeting: config.greeting }),
     services,
     start() {
       sweepQuietly();
@@ -85,6 +88,7 @@ export function createLiveKitAgent(config: LiveKitConfig, deps: LiveKitAgentDeps
     },
     async stop() {
       clearInterval(timer);
+      await transports.close();
     },
     sweep,
   };

@@ -1,20 +1,22 @@
 /**
- * MCP tool calls the agent makes on the device, matched to the device's answers by the
+ * MCP tool calls made on the device for the agent, matched to the device's answers by the
  * JSON-RPC id. Bounded: at most `max` calls pending per session, each with a timeout;
- * close rejects them all. Calls are sent in the order they arrive, so volume changes
- * apply in order.
+ * close settles them all. Every call resolves with a JSON-RPC response object: the
+ * device's own, or one with an `error` that we made (timeout, overload, close), so the
+ * agent always gets an answer it can read.
  */
 import type { JsonObject } from "../../protocol/messages.ts";
 
-export interface McpOutcome {
-  readonly ok: boolean;
-  readonly result: JsonObject | null;
-  readonly error: string | null;
+interface Pending {
+  readonly resolve: (payload: JsonObject) => void;
+  readonly timer: NodeJS.Timeout;
 }
 
-interface Pending {
-  readonly resolve: (o: McpOutcome) => void;
-  readonly timer: NodeJS.Timeout;
+/** JSON-RPC "server error" range: our own failures, never the device's. */
+const GATEWAY_ERROR = -32000;
+
+export function errorPayload(id: number | null, message: string): JsonObject {
+  return { jsonrpc: "2.0", id, error: { code: GATEWAY_ERROR, message } };
 }
 
 export class McpCalls {
@@ -33,17 +35,17 @@ export class McpCalls {
     return this.#pending.size;
   }
 
-  /** Builds the JSON-RPC request and resolves when the device answers (or fails). */
-  call(name: string, args: JsonObject, send: (payload: JsonObject) => void): Promise<McpOutcome> {
+  /** Sends `tools/call` and resolves with the device's answer (or our error). */
+  call(name: string, args: JsonObject, send: (payload: JsonObject) => void): Promise<JsonObject> {
     if (this.#pending.size >= this.#max) {
-      return Promise.resolve({ ok: false, result: null, error: "too many pending MCP calls" });
+      return Promise.resolve(errorPayload(null, "too many pending MCP calls"));
     }
     const id = this.#nextId++;
     if (this.#nextId > 0x7fffffff) this.#nextId = 1;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        resolve({ ok: false, result: null, error: "device did not answer in time" });
+        resolve(errorPayload(id, "device did not answer in time"));
       }, this.#timeoutMs);
       this.#pending.set(id, { resolve, timer });
       send({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
@@ -58,26 +60,14 @@ export class McpCalls {
     if (!p) return false;
     this.#pending.delete(id);
     clearTimeout(p.timer);
-    const error = payload.error;
-    if (error !== undefined && error !== null) {
-      const message =
-        typeof error === "object" && !Array.isArray(error) ? String(error.message ?? "error") : String(error);
-      p.resolve({ ok: false, result: null, error: message });
-    } else {
-      const result = payload.result;
-      p.resolve({
-        ok: true,
-        result: typeof result === "object" && result !== null && !Array.isArray(result) ? result : null,
-        error: null,
-      });
-    }
+    p.resolve(payload);
     return true;
   }
 
   rejectAll(reason: string): void {
-    for (const p of this.#pending.values()) {
+    for (const [id, p] of this.#pending) {
       clearTimeout(p.timer);
-      p.resolve({ ok: false, result: null, error: reason });
+      p.resolve(errorPayload(id, reason));
     }
     this.#pending.clear();
   }

@@ -4,6 +4,7 @@
  */
 import { AccessToken, AgentDispatchClient, RoomServiceClient } from "livekit-server-sdk";
 import type { AgentDispatchConfig } from "../../config.ts";
+import { parseDeviceClientId } from "../../protocol/client-id.ts";
 import type { AgentSessionInfo } from "../agent-bridge.ts";
 
 /** How the agent gets into a room: by name (LiveKit Agents), by webhook, or by itself. */
@@ -35,6 +36,11 @@ export interface LiveKitServices {
   dispatch(room: string, info: AgentSessionInfo): Promise<void>;
 }
 
+/** The device's participant identity in its room: its MAC with colons (lowercase). */
+export function participantIdentity(mac: string): string {
+  return mac.toLowerCase();
+}
+
 /** The server API speaks HTTP(S) on the same host as the WebSocket URL. */
 export function httpUrl(url: string): string {
   return url.replace(/^ws(s?):\/\//, "http$1://");
@@ -51,10 +57,17 @@ export function createLiveKitServices(options: LiveKitOptions, events: LiveKitEv
     async token(room, info) {
       // A token for this room only: the device participant can join, publish its voice
       // and data, and subscribe to the agent; it cannot create or administer rooms.
+      // Identity and attributes as BUNNY's (device-protocol.md 5.1): the identity is the
+      // MAC with colons, which never contains "agent" (how the agent is told apart).
+      const uuid = parseDeviceClientId(info.clientId);
       const at = new AccessToken(options.apiKey, options.apiSecret, {
-        identity: `device-${info.mac.replaceAll(":", "")}`,
+        identity: participantIdentity(info.mac),
         ttl: options.tokenTtlS,
-        attributes: { device_mac: info.mac, session_id: info.sessionId, room_type: "device_session" },
+        attributes: {
+          device_mac: info.mac,
+          device_uuid: (uuid.ok ? uuid.id.uuid : undefined) ?? "",
+          room_type: "device_session",
+        },
       });
       at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
       return at.toJwt();

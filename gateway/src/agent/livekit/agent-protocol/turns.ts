@@ -1,0 +1,155 @@
+/**
+ * Turn framing: when the device gets `tts start` and `tts stop` around the agent's voice,
+ * and which agent audio reaches it at all. Pure; time is passed in.
+ *
+ * Signals, in order of trust:
+ * - `speech_created` (the deployed agent) and a *transition* into `speaking`, from its
+ *   `agent_state_changed` message or from the `lk.agent.state` attribute that every
+ *   LiveKit Agents 1.x agent sets: a turn starts. Both kinds arriving frame one turn once.
+ * - leaving `speaking` (either source) or `music_playback_stopped`: the turn ends once its
+ *   audio has gone quiet (END_QUIET_MS) or END_GRACE_MS after the signal at the latest,
+ *   so the tail still in flight is played and the turn is not framed twice.
+ * - Audio: voiced agent audio outside a turn starts one (it may overtake the signal). An
+ *   agent that has never sent a signal gets today's guess: FALLBACK_SILENCE_MS of silence
+ *   ends its turn. One that has, but whose end signal was lost (Agent A's 350 ms debounce
+ *   drops quick changes), ends after SIGNALLED_SILENCE_MS of silence.
+ * - A device abort closes the gate: no agent audio reaches the device until the agent
+ *   starts a new turn by a signal (or, for a signal-less agent, after it has been quiet for
+ *   FALLBACK_SILENCE_MS, i.e. the interrupted reply has stopped).
+ */
+import type { AgentState } from "./agent-messages.ts";
+
+export const FALLBACK_SILENCE_MS = 400;
+export const SIGNALLED_SILENCE_MS = 3000;
+export const END_QUIET_MS = 250;
+export const END_GRACE_MS = 1000;
+
+export type StateSource = "message" | "attribute";
+
+export type TurnAction =
+  | { readonly kind: "start"; readonly text: string | undefined }
+  | { readonly kind: "end"; readonly by: "signal" | "silence" };
+
+type Phase = "idle" | "speaking" | "ending";
+
+export class Turns {
+  #phase: Phase = "idle";
+  #gated = false;
+  #signalled = false;
+  #voicedInTurn = false;
+  #lastVoicedAt = 0;
+  #endingSince = 0;
+  readonly #lastState = new Map<StateSource, AgentState>();
+
+  get speaking(): boolean {
+    return this.#phase !== "idle";
+  }
+
+  /** True after a device abort, until the agent starts a new turn. */
+  get gated(): boolean {
+    return this.#gated;
+  }
+
+  speechCreated(text: string, now: number): TurnAction[] {
+    this.#signalled = true;
+    this.#gated = false;
+    return this.#begin(now, text || undefined);
+  }
+
+  agentState(source: StateSource, state: AgentState, now: number): TurnAction[] {
+    this.#signalled = true;
+    const previous = this.#lastState.get(source);
+    this.#lastState.set(source, state);
+    if (state === "speaking") {
+      if (previous === "speaking") return []; // a repeat says nothing new
+      this.#gated = false;
+      return this.#begin(now, undefined);
+    }
+    return this.#endSignal(now);
+  }
+
+  musicStopped(now: number): TurnAction[] {
+    this.#signalled = true;
+    return this.#endSignal(now);
+  }
+
+  /** Device abort: the caller stops the device's playback (`tts stop`) itself. */
+  abort(now: number): void {
+    this.#phase = "idle";
+    this.#gated = true;
+    this.#lastVoicedAt = now;
+  }
+
+  /** One frame of agent audio; returns whether it goes to the device, and any framing. */
+  audio(voiced: boolean, now: number): { readonly forward: boolean; readonly actions: TurnAction[] } {
+    if (voiced) this.#lastVoicedAt = now;
+    if (this.#gated) {
+      this.#tickGate(now);
+      return { forward: false, actions: [] };
+    }
+    if (this.#phase === "idle") {
+      if (!voiced) return { forward: false, actions: [] };
+      const actions = this.#begin(now, undefined);
+      this.#voicedInTurn = true;
+      return { forward: true, actions };
+    }
+    if (voiced) this.#voicedInTurn = true;
+    const actions = this.tick(now);
+    return { forward: actions.length === 0, actions };
+  }
+
+  /** Deadlines without audio (a transport that sends nothing in silence). */
+  tick(now: number): TurnAction[] {
+    if (this.#gated) {
+      this.#tickGate(now);
+      return [];
+    }
+    const quiet = now - this.#lastVoicedAt;
+    if (this.#phase === "ending") {
+      if (quiet >= END_QUIET_MS || now - this.#endingSince >= END_GRACE_MS) return this.#finish("signal");
+    } else if (this.#phase === "speaking" && this.#voicedInTurn) {
+      if (quiet >= (this.#signalled ? SIGNALLED_SILENCE_MS : FALLBACK_SILENCE_MS))
+        return this.#finish("silence");
+    }
+    return [];
+  }
+
+  /** When tick() may next have something to do; undefined: only on the next event. */
+  nextDeadline(): number | undefined {
+    if (this.#gated) return this.#signalled ? undefined : this.#lastVoicedAt + FALLBACK_SILENCE_MS;
+    if (this.#phase === "ending")
+      return Math.min(this.#lastVoicedAt + END_QUIET_MS, this.#endingSince + END_GRACE_MS);
+    if (this.#phase === "speaking" && this.#voicedInTurn)
+      return this.#lastVoicedAt + (this.#signalled ? SIGNALLED_SILENCE_MS : FALLBACK_SILENCE_MS);
+    return undefined;
+  }
+
+  #tickGate(now: number): void {
+    // Only a signal-less agent can be let through by silence; one with signals must say so.
+    if (!this.#signalled && now - this.#lastVoicedAt >= FALLBACK_SILENCE_MS) this.#gated = false;
+  }
+
+  #begin(now: number, text: string | undefined): TurnAction[] {
+    if (this.#phase === "speaking") return [];
+    if (this.#phase === "ending") {
+      this.#phase = "speaking"; // the same reply goes on
+      return [];
+    }
+    this.#phase = "speaking";
+    this.#voicedInTurn = false;
+    this.#lastVoicedAt = now;
+    return [{ kind: "start", text }];
+  }
+
+  #endSignal(now: number): TurnAction[] {
+    if (this.#phase !== "speaking") return [];
+    this.#phase = "ending";
+    this.#endingSince = now;
+    return this.tick(now);
+  }
+
+  #finish(by: "signal" | "silence"): TurnAction[] {
+    this.#phase = "idle";
+    return [{ kind: "end", by }];
+  }
+}
