@@ -61,6 +61,9 @@ interface Row {
   mediaCpu: number;
   fpsUp: number;
   lag: number;
+  /** In-gateway upstream latency (datagram in -> handed to the transport), ms. */
+  upP50: number;
+  upP99: number;
 }
 
 async function measure(transport: string): Promise<{ baseRss: number; rows: Row[] }> {
@@ -135,7 +138,10 @@ async function measure(transport: string): Promise<{ baseRss: number; rows: Row[
       const fpsUp = ((await metricValue("gateway_frames_up_total")) - up0) / wall;
       const h = await health();
       const rss = rssMb(pid) + rssMb(media);
+      const up = (h.gatewayLatencyMs as { upstream?: { p50: number; p99: number } }).upstream;
       rows.push({
+        upP50: up?.p50 ?? Number.NaN,
+        upP99: up?.p99 ?? Number.NaN,
         rooms: n,
         rss,
         rssPerRoom: (rss - baseRss) / n,
@@ -165,14 +171,14 @@ console.log(
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log(
-  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | loop lag p99 ms |",
+  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | up latency p50/p99 ms | loop lag p99 ms |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const [t, r] of results) {
   for (const row of r.rows) {
     const total = row.cpu + row.mediaCpu;
     console.log(
-      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.lag.toFixed(1)} |`,
+      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.lag.toFixed(1)} |`,
     );
   }
 }
