@@ -4,13 +4,21 @@
  * CPU % of one core and RSS of the gateway process plus its media process (the child
  * `voice-media`, process transport only), frames up per second, event-loop lag.
  *
- * Devices talk `--talk` of the time (3 s bursts, staggered), silent (nothing sent)
- * between, as the firmware does. No agent joins the rooms (the Go load agent of issue 11
- * is not written yet): the figures are the gateway's side of a room with nobody answering.
+ * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
+ * (media/cmd/load-agent) joins every room as an agent participant, checks that each
+ * device packet it receives is one the devices sent (byte for byte: the media process
+ * forwards them unchanged; rtc-node re-encodes, so its match count is 0 by design), and
+ * talks back `--agent-talk` of the time with pre-encoded 20 ms Opus, nothing between.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { RoomServiceClient } from "livekit-server-sdk";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { waitReady } from "./load/health-client.ts";
@@ -18,6 +26,7 @@ import { cpuSeconds } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { SimulatedDevice } from "./sim/device.ts";
 import { startLiveKit } from "./sim/livekit-process.ts";
+import { upstreamClip } from "./sim/opus-frames.ts";
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +34,7 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     talk: { type: "string", default: "0.3" },
     transports: { type: "string", default: "process,rtc-node" },
+    "agent-talk": { type: "string", default: "0.35" },
   },
 });
 const steps = values.steps.split(",").map(Number);
@@ -32,6 +42,58 @@ const seconds = Number(values.seconds);
 const talk = Number(values.talk);
 const transports = values.transports.split(",");
 const BURST_MS = 3000;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const LOAD_AGENT = path.join(root, ".cache/bin/load-agent");
+
+/** Opus packets, each u16 LE length-prefixed (what load-agent reads). */
+function framesFile(dir: string, name: string, frames: readonly Buffer[]): string {
+  const parts: Buffer[] = [];
+  for (const f of frames) {
+    const len = Buffer.alloc(2);
+    len.writeUInt16LE(f.length);
+    parts.push(len, f);
+  }
+  const file = path.join(dir, name);
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
+function prepareAgent(): { deviceFrames: string; agentFrames: string } {
+  const built = spawnSync("go", ["build", "-o", LOAD_AGENT, "./cmd/load-agent"], {
+    cwd: path.join(root, "media"),
+    stdio: "inherit",
+    env: { ...process.env, CGO_ENABLED: "0" },
+  });
+  if (built.status !== 0) throw new Error("building media/cmd/load-agent failed");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bench-rooms-"));
+  const device: Buffer[] = [];
+  for (let seed = 0; seed < 8; seed++) {
+    const clip = upstreamClip(seed);
+    device.push(...clip.speech, clip.silence);
+  }
+  const require = createRequire(import.meta.url);
+  const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
+  const enc = new OpusEncoder(24000, 1);
+  const voice: Buffer[] = [];
+  const pcm = Buffer.alloc(480 * 2);
+  for (let k = 0; k < 50; k++) {
+    for (let i = 0; i < 480; i++)
+      pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 300 * (k * 480 + i)) / 24000)), i * 2);
+    voice.push(enc.encode(pcm));
+  }
+  return {
+    deviceFrames: framesFile(dir, "device.opus", device),
+    agentFrames: framesFile(dir, "agent.opus", voice),
+  };
+}
+
+interface AgentTotals {
+  rooms: number;
+  joinFailed: number;
+  received: number;
+  matched: number;
+  sent: number;
+}
 
 /** The gateway's `voice-media` child, if it has one. */
 function mediaChild(pid: number): number | undefined {
@@ -60,14 +122,50 @@ interface Row {
   cpu: number;
   mediaCpu: number;
   fpsUp: number;
+  fpsDown: number;
   lag: number;
+  downP50: number;
+  downP99: number;
+  agent: AgentTotals;
   /** In-gateway upstream latency (datagram in -> handed to the transport), ms. */
   upP50: number;
   upP99: number;
 }
 
-async function measure(transport: string): Promise<{ baseRss: number; rows: Row[] }> {
+async function measure(
+  transport: string,
+  files: ReturnType<typeof prepareAgent>,
+): Promise<{ baseRss: number; rows: Row[] }> {
   const lk = await startLiveKit();
+  const agent = spawn(
+    LOAD_AGENT,
+    [
+      `-url=${lk.url}`,
+      `-key=${lk.apiKey}`,
+      `-device-frames=${files.deviceFrames}`,
+      `-agent-frames=${files.agentFrames}`,
+      `-talk=${values["agent-talk"]}`,
+    ],
+    { env: { LIVEKIT_API_SECRET: lk.apiSecret }, stdio: ["pipe", "pipe", "inherit"] },
+  );
+  let agentTotals: AgentTotals = { rooms: 0, joinFailed: 0, received: 0, matched: 0, sent: 0 };
+  createInterface({ input: agent.stdout }).on("line", (l) => {
+    agentTotals = JSON.parse(l) as AgentTotals;
+  });
+  const roomService = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
+  const seen = new Set<string>();
+  const watch = setInterval(() => {
+    void roomService
+      .listRooms()
+      .then((rs) => {
+        for (const r of rs) {
+          if (seen.has(r.name)) continue;
+          seen.add(r.name);
+          agent.stdin.write(`${r.name}\n`);
+        }
+      })
+      .catch(() => {});
+  }, 500);
   const broker = await startBroker();
   const gw = await spawnGateway({
     id: 1,
@@ -130,16 +228,23 @@ async function measure(transport: string): Promise<{ baseRss: number; rows: Row[
       const cpu0 = cpuSeconds(pid) ?? 0;
       const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
       const up0 = await metricValue("gateway_frames_up_total");
+      const down0 = await metricValue("gateway_frames_down_total");
       const t0 = performance.now();
       await new Promise((r) => setTimeout(r, seconds * 1000));
       const wall = (performance.now() - t0) / 1000;
       const cpu = (((cpuSeconds(pid) ?? 0) - cpu0) / wall) * 100;
       const mediaCpu = media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0;
       const fpsUp = ((await metricValue("gateway_frames_up_total")) - up0) / wall;
+      const fpsDown = ((await metricValue("gateway_frames_down_total")) - down0) / wall;
       const h = await health();
       const rss = rssMb(pid) + rssMb(media);
-      const up = (h.gatewayLatencyMs as { upstream?: { p50: number; p99: number } }).upstream;
+      const lat = h.gatewayLatencyMs as Record<string, { p50: number; p99: number } | undefined>;
+      const up = lat.upstream;
       rows.push({
+        fpsDown,
+        downP50: lat.downstream?.p50 ?? Number.NaN,
+        downP99: lat.downstream?.p99 ?? Number.NaN,
+        agent: { ...agentTotals },
         upP50: up?.p50 ?? Number.NaN,
         upP99: up?.p99 ?? Number.NaN,
         rooms: n,
@@ -154,6 +259,8 @@ async function measure(transport: string): Promise<{ baseRss: number; rows: Row[
     }
     return { baseRss, rows };
   } finally {
+    clearInterval(watch);
+    agent.stdin.end();
     for (const t of timers) clearTimeout(t);
     await Promise.all(devices.map((d) => d.close()));
     await stopGateway(gw);
@@ -163,22 +270,23 @@ async function measure(transport: string): Promise<{ baseRss: number; rows: Row[
 }
 
 await buildBundle();
+const files = prepareAgent();
 const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
-for (const t of transports) results.set(t, await measure(t));
+for (const t of transports) results.set(t, await measure(t, files));
 
 console.log(
   `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --transports ${values.transports}`,
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log(
-  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | up latency p50/p99 ms | loop lag p99 ms |",
+  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | loop lag p99 ms | agent: rooms, device packets matched/received, sent |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const [t, r] of results) {
   for (const row of r.rows) {
     const total = row.cpu + row.mediaCpu;
     console.log(
-      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.lag.toFixed(1)} |`,
+      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received}, ${row.agent.sent} |`,
     );
   }
 }
