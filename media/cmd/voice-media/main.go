@@ -100,8 +100,7 @@ func (h *handler) handle(f ipc.Frame) {
 		case s == nil:
 			h.out.Count("data_unknown_session")
 		default:
-			// Publishing waits for the reliable channel: never on the read loop.
-			go s.SendData(topic, payload)
+			s.SendData(topic, payload)
 		}
 	case ipc.Leave:
 		if s == nil {

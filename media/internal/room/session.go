@@ -47,13 +47,24 @@ type Session struct {
 	// readers are the goroutines reading remote tracks and text streams.
 	readers sync.WaitGroup
 	reading bool
+	// data keeps the gateway's data packets in order: one sender per session.
+	data chan dataPacket
 }
+
+type dataPacket struct {
+	topic   string
+	payload []byte
+}
+
+// dataQueue bounds the data packets waiting for the reliable channel per session.
+const dataQueue = 256
 
 // Join starts joining in the background; the outcome is a Joined or JoinFailed frame.
 func Join(id uint32, out Out, url, token string) *Session {
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
-	s := &Session{id: id, out: out, cancel: cancel, joinDone: make(chan struct{})}
+	s := &Session{id: id, out: out, cancel: cancel, joinDone: make(chan struct{}), data: make(chan dataPacket, dataQueue)}
 	go s.join(ctx, url, token)
+	go s.sendData()
 	return s
 }
 
@@ -246,8 +257,27 @@ func (s *Session) WriteOpus(ts uint32, durationMs uint16, payload []byte) {
 	}
 }
 
-// SendData publishes a reliable data packet.
+// SendData queues a reliable data packet; never blocks (a full queue drops and counts).
 func (s *Session) SendData(topic string, payload []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.left {
+		return
+	}
+	select {
+	case s.data <- dataPacket{topic, payload}:
+	default:
+		s.out.Count("data_queue_full")
+	}
+}
+
+func (s *Session) sendData() {
+	for p := range s.data {
+		s.publish(p.topic, p.payload)
+	}
+}
+
+func (s *Session) publish(topic string, payload []byte) {
 	s.mu.Lock()
 	r := s.room
 	s.mu.Unlock()
@@ -273,6 +303,7 @@ func (s *Session) Leave() {
 		return
 	}
 	s.left = true
+	close(s.data)
 	s.mu.Unlock()
 	s.cancel()
 	<-s.joinDone
