@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/livekit"
 	protoLogger "github.com/livekit/protocol/logger"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 )

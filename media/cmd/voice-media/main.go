@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	lksdk "github.com/livekit/server-sdk-go/v2"
 	protoLogger "github.com/livekit/protocol/logger"
+	lksdk "github.com/livekit/server-sdk-go/v2"
 
 	"voicefleet/media/internal/ipc"
 	"voicefleet/media/internal/room"
