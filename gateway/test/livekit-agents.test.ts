@@ -1,0 +1,209 @@
+/**
+ * The deployed agent's protocol end to end: simulated devices, the real broker, a gateway,
+ * a real LiveKit server, and faithful fakes of both agent versions (support/fake-agents.ts),
+ * which the fakes' dispatcher sends into every new room as auto-dispatch would. Runs once
+ * per room transport (support/livekit-transports.ts).
+ */
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
+import { dispose } from "@livekit/rtc-node";
+import type { DeviceMessage, SimulatedDevice } from "../../tools/sim/device.ts";
+import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
+import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
+import { BATTERY, serveDeviceTools } from "./support/device-tools.ts";
+import { type AgentVersion, type FakeAgent, FakeAgentDispatcher } from "./support/fake-agents.ts";
+import { LIVEKIT_TRANSPORTS, transportEnv } from "./support/livekit-transports.ts";
+import { eventually, type Stack, startStack } from "./support/stack.ts";
+
+const IDLE_TIMEOUT_MS = 6000;
+
+after(async () => {
+  await dispose();
+});
+
+const tts = (device: SimulatedDevice, state: string) =>
+  device.messages.filter((m) => m.type === "tts" && m.state === state).length;
+
+for (const transport of LIVEKIT_TRANSPORTS) {
+  describe(`the deployed agent's protocol over ${transport} (faithful fakes, real LiveKit server)`, () => {
+    let lk: LiveKitProcess;
+    let stack: Stack;
+    let dispatcher: FakeAgentDispatcher;
+    const versions = new Map<string, AgentVersion>();
+    let devices: SimulatedDevice[] = [];
+
+    before(async () => {
+      lk = await startLiveKit();
+      stack = await startStack();
+      await stack.startGateway({
+        LIVEKIT_URL: lk.url,
+        LIVEKIT_API_KEY: lk.apiKey,
+        LIVEKIT_API_SECRET: lk.apiSecret,
+        IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS),
+        ...transportEnv(transport),
+      });
+      dispatcher = new FakeAgentDispatcher(lk, {
+        version: (room) => versions.get(parseRoomName(room)?.mac ?? "") ?? "A",
+      });
+      dispatcher.start();
+    });
+
+    // Each test's device goes when the test ends: sessions left streaming would load the
+    // machine for the tests that follow.
+    afterEach(async () => {
+      await Promise.all(devices.map((d) => d.close()));
+      devices = [];
+    });
+
+    after(async () => {
+      await dispatcher.stop();
+      await stack.stop();
+      await lk.stop();
+    });
+
+    /** A device in session with an agent of `version`; streaming silence unless `quiet`. */
+    async function session(
+      version: AgentVersion,
+      quiet = false,
+    ): Promise<{ device: SimulatedDevice; agent: FakeAgent }> {
+      const device = await stack.device();
+      devices.push(device);
+      versions.set(device.mac, version);
+      const reply = await device.hello();
+      if (quiet)
+        device.sendFrame(); // the UDP address is proven, then nothing
+      else {
+        device.listen("auto");
+        device.talk(0); // auto mode: the microphone streams (silence) while listening
+      }
+      const agent = await dispatcher.agentIn(roomName(device.mac, reply.sessionId));
+      assert.ok(agent, `agent ${version} joined`);
+      return { device, agent };
+    }
+
+    async function greeted(device: SimulatedDevice): Promise<void> {
+      await device.waitForMessage((m) => m.type === "tts" && m.state === "stop", 15_000);
+    }
+
+    it("Agent A greets a device that has not spoken, on agent_ready, once", async () => {
+      const { device, agent } = await session("A");
+      await greeted(device);
+      assert.equal(agent.greetings, 1);
+      assert.ok(device.stats.framesReceived >= 5, `greeting frames: ${device.stats.framesReceived}`);
+      assert.equal(agent.received.filter((m) => m.type === "agent_ready").length, 1);
+      assert.equal(agent.received.filter((m) => m.type === "start_greeting").length, 0);
+      assert.equal(tts(device, "start"), 1);
+      assert.equal(tts(device, "stop"), 1);
+      assert.deepEqual(device.stats.errors, {});
+    });
+
+    it("Agent B joins the <session>_<mac>_conversation room and greets on agent_ready", async () => {
+      const { device, agent } = await session("B");
+      await greeted(device);
+      assert.equal(agent.greetings, 1);
+      assert.equal(agent.received.find((m) => m.type === "device_info")?.device_mac, device.mac);
+    });
+
+    it("a reply is framed by tts start and stop exactly once, though both message and attribute say so", async () => {
+      const { device, agent } = await session("B");
+      await greeted(device);
+      const frames = device.stats.framesReceived;
+      const stop = device.waitForMessage((m) => m.type === "tts" && m.state === "stop", 15_000);
+      assert.equal(await agent.speak(1200), "done");
+      await stop;
+      // Let any late signal or tail arrive: it must not frame a second turn.
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(tts(device, "start"), 2);
+      assert.equal(tts(device, "stop"), 2);
+      assert.ok(
+        device.stats.framesReceived - frames >= 15,
+        `reply frames ${device.stats.framesReceived - frames}`,
+      );
+      assert.deepEqual(device.stats.errors, {});
+    });
+
+    it("a device abort reaches the agent as abort_playback, stops the audio, and it stays stopped", async () => {
+      const { device, agent } = await session("A");
+      await greeted(device);
+      const speaking = agent.speak(4000);
+      await device.waitForMessage((m) => m.type === "tts" && m.state === "start");
+      await device.waitForAudio(5);
+      const stopped = device.waitForMessage((m) => m.type === "tts" && m.state === "stop");
+      device.send({ session_id: device.session?.sessionId ?? "", type: "abort" });
+      await stopped;
+      await agent.waitFor((m) => m.type === "abort_playback");
+      assert.equal(await speaking, "interrupted");
+      const framesAtStop = device.stats.framesReceived;
+      const startsAtStop = tts(device, "start");
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(device.stats.framesReceived, framesAtStop, "no audio after the abort");
+      assert.equal(tts(device, "start"), startsAtStop, "no tts start after the abort");
+      assert.deepEqual(device.stats.errors, {});
+      // The agent's next turn plays again.
+      const next = device.waitForMessage((m) => m.type === "tts" && m.state === "start");
+      await agent.speak(500);
+      await next;
+    });
+
+    it("Agent B's volume calls reach the device: set, then two quick ups debounced into one change", async () => {
+      const { device, agent } = await session("B");
+      const tools = serveDeviceTools(device, 50);
+      await agent.callTool("self_set_volume", { volume: 35 });
+      await eventually(() => tools.volume === 35, 10_000, "volume 35");
+      await agent.callTool("self_volume_up", { step: 10 });
+      await agent.callTool("self_volume_up", { step: 10 });
+      await eventually(() => tools.volume === 55, 10_000, "volume 55");
+      const sets = tools.calls.filter((c) => c.name === "self.audio_speaker.set_volume");
+      assert.deepEqual(
+        sets.map((c) => c.arguments.volume),
+        [35, 55],
+      );
+      tools.stop();
+    });
+
+    it("Agent B's battery call gets the device's answer back, with its request id, well within its 10 s", async () => {
+      const { device, agent } = await session("B");
+      const tools = serveDeviceTools(device);
+      const started = Date.now();
+      const answer = (await agent.callTool("self_get_battery_status", {}, true)) as {
+        result?: { content?: { text?: string }[] };
+      };
+      assert.ok(Date.now() - started < 5000, `answered in ${Date.now() - started} ms`);
+      assert.deepEqual(JSON.parse(answer.result?.content?.[0]?.text ?? "null"), BATTERY);
+      assert.deepEqual(
+        tools.calls.map((c) => c.name),
+        ["self.battery.get_status"],
+      );
+      tools.stop();
+    });
+
+    it("emotions reach the device's face; transcripts reach it once, by message or text stream", async () => {
+      const { device, agent } = await session("A");
+      const face = device.waitForMessage((m) => m.type === "llm");
+      await agent.emotion("happy", "😊");
+      const llm = await face;
+      assert.equal(llm.emotion, "happy");
+      assert.equal(llm.session_id, device.session?.sessionId);
+      const stt = device.waitForMessage((m) => m.type === "stt");
+      await agent.transcribed("what's the weather", device.mac);
+      assert.equal((await stt).text, "what's the weather");
+      const sentence = device.waitForMessage((m) => m.type === "tts" && m.state === "sentence_start");
+      await agent.said("Sunny all day.");
+      assert.equal((await sentence).text, "Sunny all day.");
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(device.messages.filter((m: DeviceMessage) => m.type === "stt").length, 1);
+    });
+
+    it("an inactive session lets the agent say goodbye (end_prompt) before the device is told goodbye", async () => {
+      const { device, agent } = await session("B", true);
+      const bye = device.waitForMessage((m) => m.type === "goodbye", IDLE_TIMEOUT_MS + 15_000);
+      await agent.waitFor((m) => m.type === "end_prompt", IDLE_TIMEOUT_MS + 5000);
+      const goodbye = await bye;
+      assert.equal(goodbye.reason, "inactivity_timeout");
+      assert.equal(agent.goodbyes, 1);
+      const kinds = device.messages.map((m) => (m.type === "tts" ? `tts ${m.state}` : m.type));
+      assert.deepEqual(kinds.slice(-3), ["tts start", "tts stop", "goodbye"]);
+      await agent.waitFor((m) => m.type === "cleanup_request");
+    });
+  });
+}

@@ -1,0 +1,405 @@
+/**
+ * Faithful fakes of the deployed agent's two versions (device-protocol.md 5.7; read from
+ * k811069/Bunny_serve livekit-server/main.py and src/mcp/*.py), as rtc-node participants
+ * in a real LiveKit server. What they do is what the real ones do, in the ways the gateway
+ * can observe:
+ *
+ * - Join: a dispatcher polls the server's room list and sends one agent into every new room
+ *   (LiveKit's auto-dispatch serves only registered Agents workers, which an rtc-node
+ *   participant is not); token kind `agent`, identity `agent-…`, as a worker joins.
+ * - Agent B (the first version) parses the room name and never joins unless it ends in
+ *   `_<mac 12 hex>_conversation`.
+ * - Both wait for the first standard participant, then go `listening`.
+ * - State: `agent_state_changed` with the source's 350 ms debounce (a change within 350 ms
+ *   of the last one sent is dropped, not delayed), `speech_created` whenever the session
+ *   goes to speaking, and LiveKit Agents' own `lk.agent.state` attribute (not debounced).
+ * - Greeting: A on `start_greeting` or `agent_ready` after 2 s; B on `agent_ready` only.
+ * - Interrupt on `abort_playback` only. `end_prompt`: A logs it, B speaks a goodbye.
+ * - B's tools: `function_call` on topic `mcp_function_call`, request id `req_<ms>`; waits
+ *   10 s for `mcp` with that request id (else the oldest pending call). B's emotions: `llm`
+ *   on topic `emotion`. A's transcripts: `user_input_transcribed` and, as the framework
+ *   does, an `lk.transcription` text stream.
+ * - Voice: a 24 kHz mono microphone track named `roomio_audio`, a 300 Hz tone as speech.
+ */
+import {
+  AudioFrame,
+  AudioSource,
+  AudioStream,
+  LocalAudioTrack,
+  ParticipantKind,
+  type RemoteParticipant,
+  type RemoteTrack,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+} from "@livekit/rtc-node";
+import { AccessToken, RoomServiceClient } from "livekit-server-sdk";
+import type { LiveKitProcess } from "../../../tools/sim/livekit-process.ts";
+import { rms } from "../../../tools/sim/speech-signal.ts";
+
+export type AgentVersion = "A" | "B";
+type SessionState = "initializing" | "listening" | "thinking" | "speaking";
+export type JsonMessage = Record<string, unknown>;
+
+const RATE = 24000;
+const FRAME = RATE / 100; // 10 ms
+const STATE_DEBOUNCE_MS = 350;
+const GREETING_DELAY_MS: Record<AgentVersion, number> = { A: 2000, B: 0 };
+const TOOL_WAIT_MS = 10_000;
+
+export interface FakeAgentOptions {
+  readonly version: AgentVersion;
+  /** How long its greeting lasts (ms of tone). */
+  readonly greetingMs?: number;
+}
+
+export interface DispatcherOptions {
+  /** Which version goes into a room. */
+  readonly version: (roomName: string) => AgentVersion;
+  /** How long its greeting lasts (ms of tone). */
+  readonly greetingMs?: number;
+}
+
+export class FakeAgent {
+  readonly version: AgentVersion;
+  readonly roomName: string;
+  readonly identity: string;
+  readonly room = new Room();
+  /** Every data message the gateway sent, in order. */
+  readonly received: JsonMessage[] = [];
+  greetings = 0;
+  interrupts = 0;
+  goodbyes = 0;
+  /** Loudest RMS heard from the device's track. */
+  deviceEnergy = 0;
+  readonly #greetingMs: number;
+  readonly #source = new AudioSource(RATE, 1, 100);
+  #state: SessionState = "initializing";
+  #sentState = "initializing";
+  #sentAt = 0;
+  #speech: { cancelled: boolean } | undefined;
+  readonly #pending = new Map<string, (payload: unknown) => void>();
+  readonly #listeners: ((m: JsonMessage) => void)[] = [];
+
+  private constructor(roomName: string, options: FakeAgentOptions) {
+    this.version = options.version;
+    this.roomName = roomName;
+    this.identity = `agent-${options.version}-${Math.random().toString(36).slice(2, 8)}`;
+    this.#greetingMs = options.greetingMs ?? 800;
+  }
+
+  /** Joins like the real agent (B refuses rooms that are not `…_<mac>_conversation`). */
+  static async join(
+    lk: LiveKitProcess,
+    roomName: string,
+    options: FakeAgentOptions,
+  ): Promise<FakeAgent | undefined> {
+    if (options.version === "B" && !agentBAccepts(roomName)) return undefined;
+    const agent = new FakeAgent(roomName, options);
+    await agent.#connect(lk);
+    return agent;
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Resolves with the first gateway message matching `predicate` (past or future). */
+  waitFor(predicate: (m: JsonMessage) => boolean, timeoutMs = 10_000): Promise<JsonMessage> {
+    const seen = this.received.find(predicate);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#listeners.splice(this.#listeners.indexOf(on), 1);
+        reject(new Error(`${this.identity}: no matching gateway message within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const on = (m: JsonMessage) => {
+        if (!predicate(m)) return;
+        clearTimeout(timer);
+        this.#listeners.splice(this.#listeners.indexOf(on), 1);
+        resolve(m);
+      };
+      this.#listeners.push(on);
+    });
+  }
+
+  /** One reply: thinking, then speaking (tone for `ms`), then listening. */
+  async speak(ms: number): Promise<"done" | "interrupted"> {
+    const speech = { cancelled: false };
+    this.#speech = speech;
+    await this.#setState("thinking");
+    await new Promise((r) => setTimeout(r, 150));
+    if (speech.cancelled) return "interrupted";
+    await this.#setState("speaking");
+    for (let t = 0; t < ms && !speech.cancelled; t += 10) {
+      const data = new Int16Array(FRAME);
+      for (let i = 0; i < FRAME; i++)
+        data[i] = Math.round(8000 * Math.sin((2 * Math.PI * 300 * (t * 24 + i)) / RATE));
+      // Rejects once the agent has left: the speech ends there.
+      const ok = await this.#source.captureFrame(new AudioFrame(data, RATE, 1, FRAME)).then(
+        () => true,
+        () => false,
+      );
+      if (!ok) return "interrupted";
+    }
+    if (speech.cancelled) return "interrupted";
+    await this.#source.waitForPlayout().catch(() => {});
+    if (this.#speech === speech) this.#speech = undefined;
+    await this.#setState("listening");
+    return "done";
+  }
+
+  /** Agent A: the user's final transcript, as its message and as the framework's stream. */
+  async transcribed(text: string, deviceIdentity: string): Promise<void> {
+    await this.#publish({ type: "user_input_transcribed", data: { transcript: text, is_final: true } });
+    const writer = await this.room.localParticipant?.streamText({
+      topic: "lk.transcription",
+      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_1" },
+      senderIdentity: deviceIdentity,
+    });
+    await writer?.write(text);
+    await writer?.close();
+  }
+
+  /** The agent's own words, as the framework publishes them. */
+  async said(text: string): Promise<void> {
+    const writer = await this.room.localParticipant?.streamText({
+      topic: "lk.transcription",
+      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_2" },
+    });
+    await writer?.write(text);
+    await writer?.close();
+  }
+
+  /** Agent B: the face, on topic `emotion`. */
+  emotion(emotion: string, emoji: string): Promise<void> {
+    return this.#publish({ type: "llm", text: emoji, emotion }, "emotion");
+  }
+
+  /**
+   * Agent B's tool call on topic `mcp_function_call`. With `wait`, resolves with the
+   * `payload` of the gateway's answer, or `{error:"timeout"}` after 10 s, as B does.
+   */
+  async callTool(name: string, args: JsonMessage = {}, wait = false): Promise<unknown> {
+    // B's request ids are milliseconds; two calls in one millisecond would collide there too.
+    await new Promise((r) => setTimeout(r, 2));
+    const requestId = `req_${Date.now()}`;
+    const answer = wait
+      ? new Promise<unknown>((resolve) => {
+          const timer = setTimeout(() => {
+            this.#pending.delete(requestId);
+            resolve({ error: "timeout", message: "No response received from device" });
+          }, TOOL_WAIT_MS);
+          this.#pending.set(requestId, (payload) => {
+            clearTimeout(timer);
+            resolve(payload);
+          });
+        })
+      : undefined;
+    await this.#publish(
+      {
+        type: "function_call",
+        function_call: { name, arguments: args },
+        timestamp: new Date().toISOString(),
+        request_id: requestId,
+      },
+      "mcp_function_call",
+    );
+    return answer;
+  }
+
+  async leave(): Promise<void> {
+    if (this.#speech) this.#speech.cancelled = true;
+    this.room.removeAllListeners();
+    await this.#source.close().catch(() => {});
+    await this.room.disconnect().catch(() => {});
+  }
+
+  async #connect(lk: LiveKitProcess): Promise<void> {
+    const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity: this.identity });
+    at.kind = "agent";
+    at.addGrant({
+      room: this.roomName,
+      roomJoin: true,
+      canPublish: true,
+      canSubscribe: true,
+      canPublishData: true,
+      canUpdateOwnMetadata: true,
+    });
+    this.room.on(RoomEvent.DataReceived, (payload) => this.#onData(payload));
+    this.room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => this.#hear(track));
+    const firstUser = new Promise<void>((resolve) => {
+      const check = (p: RemoteParticipant) => {
+        if (p.kind === ParticipantKind.STANDARD) resolve();
+      };
+      this.room.on(RoomEvent.ParticipantConnected, check);
+      for (const p of this.room.remoteParticipants.values()) check(p);
+    });
+    await this.room.connect(lk.url, await at.toJwt(), { autoSubscribe: true, dynacast: false });
+    const opts = new TrackPublishOptions();
+    opts.source = TrackSource.SOURCE_MICROPHONE;
+    await this.room.localParticipant?.publishTrack(
+      LocalAudioTrack.createAudioTrack("roomio_audio", this.#source),
+      opts,
+    );
+    const present = [...this.room.remoteParticipants.values()].some(
+      (p) => p.kind === ParticipantKind.STANDARD,
+    );
+    if (!present) await firstUser;
+    await this.#setState("listening");
+  }
+
+  #hear(track: RemoteTrack): void {
+    if (track.kind !== TrackKind.KIND_AUDIO) return;
+    void (async () => {
+      for await (const frame of new AudioStream(track, { sampleRate: 16000, numChannels: 1 })) {
+        const level = rms(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength));
+        if (level > this.deviceEnergy) this.deviceEnergy = level;
+      }
+    })().catch(() => {});
+  }
+
+  #onData(payload: Uint8Array): void {
+    let m: JsonMessage;
+    try {
+      m = JSON.parse(Buffer.from(payload).toString("utf8")) as JsonMessage;
+    } catch {
+      return;
+    }
+    this.received.push(m);
+    for (const on of [...this.#listeners]) on(m);
+    switch (m.type) {
+      case "start_greeting":
+        if (this.version === "A") this.#greet();
+        return;
+      case "agent_ready":
+        this.#greet();
+        return;
+      case "abort_playback":
+        this.#interrupt();
+        return;
+      case "end_prompt":
+        if (this.version === "B") {
+          this.goodbyes++;
+          void this.speak(600);
+        }
+        return;
+      case "mcp":
+        if (this.version === "B") this.#mcpAnswer(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #greet(): void {
+    void (async () => {
+      await new Promise((r) => setTimeout(r, GREETING_DELAY_MS[this.version]));
+      this.greetings++;
+      await this.speak(this.#greetingMs);
+    })();
+  }
+
+  /** `session.interrupt()`: the speech stops now and the session listens again. */
+  #interrupt(): void {
+    this.interrupts++;
+    if (this.#speech) this.#speech.cancelled = true;
+    this.#speech = undefined;
+    this.#source.clearQueue();
+    void this.#setState("listening");
+  }
+
+  #mcpAnswer(m: JsonMessage): void {
+    const id = typeof m.request_id === "string" ? m.request_id : undefined;
+    const resolve = (id && this.#pending.get(id)) || this.#pending.values().next().value;
+    if (!resolve) return;
+    for (const [k, v] of this.#pending) if (v === resolve) this.#pending.delete(k);
+    resolve(m.payload);
+  }
+
+  /** A session state change, reported as the agent's source does. */
+  async #setState(state: SessionState): Promise<void> {
+    const old = this.#state;
+    if (old === state) return;
+    this.#state = state;
+    await this.room.localParticipant?.setAttributes({ "lk.agent.state": state }).catch(() => {});
+    if (state === "speaking") await this.#publish({ type: "speech_created", data: { text: "" } });
+    const now = Date.now();
+    if (now - this.#sentAt < STATE_DEBOUNCE_MS || state === this.#sentState) return;
+    const previous = this.#sentState;
+    this.#sentState = state;
+    this.#sentAt = now;
+    await this.#publish({ type: "agent_state_changed", data: { old_state: previous, new_state: state } });
+  }
+
+  async #publish(m: JsonMessage, topic?: string): Promise<void> {
+    const lp = this.room.localParticipant;
+    if (!lp) return;
+    const data = new TextEncoder().encode(JSON.stringify(m));
+    await lp.publishData(data, topic ? { reliable: true, topic } : { reliable: true }).catch(() => {});
+  }
+}
+
+/** Agent B's room-name guard (its main.py): `…_<12 alnum>_<type>` with type `conversation`. */
+export function agentBAccepts(roomName: string): boolean {
+  const parts = roomName.split("_");
+  if (parts.length < 3) return true; // B carries on without a MAC
+  return parts[parts.length - 1] === "conversation";
+}
+
+/**
+ * Auto-dispatch for the fakes: every room that appears on the server gets one agent of
+ * the given version, as a worker without an agent name gets every new room.
+ */
+export class FakeAgentDispatcher {
+  readonly #joins = new Map<string, Promise<FakeAgent | undefined>>();
+  readonly #lk: LiveKitProcess;
+  readonly #rooms: RoomServiceClient;
+  readonly #options: DispatcherOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(lk: LiveKitProcess, options: DispatcherOptions) {
+    this.#lk = lk;
+    this.#options = options;
+    this.#rooms = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
+  }
+
+  start(): void {
+    const poll = async () => {
+      if (this.#stopped) return;
+      const names = (await this.#rooms.listRooms().catch(() => [])).map((r) => r.name);
+      for (const name of names) {
+        if (this.#joins.has(name) || this.#stopped) continue;
+        this.#joins.set(
+          name,
+          FakeAgent.join(this.#lk, name, {
+            version: this.#options.version(name),
+            greetingMs: this.#options.greetingMs,
+          }).catch(() => undefined),
+        );
+      }
+      if (!this.#stopped) this.#timer = setTimeout(() => void poll(), 100);
+    };
+    void poll();
+  }
+
+  /** The agent sent into `room`, once it has joined (undefined: it refused the room). */
+  async agentIn(room: string, timeoutMs = 10_000): Promise<FakeAgent | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#joins.has(room)) {
+      if (Date.now() > deadline) throw new Error(`no agent was sent into ${room}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.#joins.get(room);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    const agents = await Promise.all(this.#joins.values());
+    await Promise.all(agents.map((a) => a?.leave()));
+  }
+}
