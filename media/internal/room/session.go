@@ -6,6 +6,7 @@ package room
 import (
 	"context"
 	"io"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -160,6 +161,12 @@ func (s *Session) lost(reason string) {
 // subscribed forwards the first remote audio track's RTP until it ends.
 func (s *Session) subscribed(track *webrtc.TrackRemote) {
 	if track.Kind() != webrtc.RTPCodecTypeAudio {
+		return
+	}
+	// Only plain Opus is registered (pion's defaults: no RED), so the server sends the
+	// primary encoding; anything else would not decode in the gateway.
+	if !strings.EqualFold(track.Codec().MimeType, webrtc.MimeTypeOpus) {
+		s.out.Count("agent_track_not_opus")
 		return
 	}
 	s.mu.Lock()
