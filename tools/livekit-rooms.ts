@@ -126,6 +126,9 @@ interface Row {
   lag: number;
   downP50: number;
   downP99: number;
+  /** Process transport: agent RTP in -> PCM to the session (reorder + decode), ms. */
+  decodeP50: number;
+  decodeP99: number;
   agent: AgentTotals;
   /** In-gateway upstream latency (datagram in -> handed to the transport), ms. */
   upP50: number;
@@ -188,6 +191,11 @@ async function measure(
     const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
     return line ? Number(line.split(" ").pop()) : 0;
   };
+  const quantile = async (name: string, q: string) => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`quantile="${q}"`));
+    return line ? Number(line.split(" ").pop()) * 1000 : Number.NaN;
+  };
   try {
     await waitReady(base);
     await new Promise((r) => setTimeout(r, 2000));
@@ -241,6 +249,8 @@ async function measure(
       const lat = h.gatewayLatencyMs as Record<string, { p50: number; p99: number } | undefined>;
       const up = lat.upstream;
       rows.push({
+        decodeP50: await quantile("gateway_agent_decode_seconds", "0.5"),
+        decodeP99: await quantile("gateway_agent_decode_seconds", "0.99"),
         fpsDown,
         downP50: lat.downstream?.p50 ?? Number.NaN,
         downP99: lat.downstream?.p99 ?? Number.NaN,
@@ -279,14 +289,14 @@ console.log(
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log(
-  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | loop lag p99 ms | agent: rooms, device packets matched/received, sent |",
+  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | agent: rooms, device packets matched/received, sent |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const [t, r] of results) {
   for (const row of r.rows) {
     const total = row.cpu + row.mediaCpu;
     console.log(
-      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received}, ${row.agent.sent} |`,
+      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received}, ${row.agent.sent} |`,
     );
   }
 }

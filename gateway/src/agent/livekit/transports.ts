@@ -69,7 +69,12 @@ export function createRoomTransports(config: LiveKitConfig, deps: RoomTransportD
   media.start().catch((err: Error) => deps.log.error({ err: err.message }, "media process failed to start"));
   return {
     kind: "process",
-    factory: processTransportFactory({ media, pool: deps.pool, drop }),
+    factory: processTransportFactory({
+      media,
+      pool: deps.pool,
+      drop,
+      decoded: (s) => deps.metrics.agentDecodeLatency.observe(s),
+    }),
     media,
     close: () => media.close(),
   };

@@ -12,6 +12,8 @@ export interface RtpPacket {
   readonly sequence: number;
   readonly timestamp: number;
   readonly payload: Buffer;
+  /** When it arrived (the caller's clock), carried through for latency figures. */
+  readonly arrivedMs?: number;
 }
 
 export type Released =

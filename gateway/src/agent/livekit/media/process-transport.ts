@@ -25,6 +25,8 @@ export interface ProcessTransportDeps {
   readonly media: MediaProcess;
   readonly pool: OpusPool;
   drop(reason: string): void;
+  /** Agent RTP arrival to PCM handed up, seconds (reorder wait plus decode). */
+  decoded?(seconds: number): void;
   /** Injected for tests; performance.now by default. */
   readonly now?: () => number;
   readonly joinTimeoutMs?: number;
@@ -200,7 +202,7 @@ export class ProcessTransport implements RoomTransport {
 
   #onRtp(sequence: number, timestamp: number, payload: Buffer): void {
     const now = this.#now();
-    const drop = this.#jitter.push({ sequence, timestamp, payload }, now);
+    const drop = this.#jitter.push({ sequence, timestamp, payload, arrivedMs: now }, now);
     if (drop) this.#deps.drop(`agent_rtp_${drop}`);
     this.#release(now);
   }
@@ -224,6 +226,8 @@ export class ProcessTransport implements RoomTransport {
           if (this.#gone) return;
           this.#packetSamples = pcm.length >> 1;
           this.#handlers.agentAudio(pcm);
+          const at = r.packet.arrivedMs;
+          if (at !== undefined) this.#deps.decoded?.((this.#now() - at) / 1000);
         },
         () => !this.#gone && this.#deps.drop("agent_rtp_undecodable"),
       );
