@@ -85,7 +85,15 @@ class TestAgent {
 
   async join(lk: LiveKitProcess, room: string): Promise<void> {
     const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity: `agent-${room}` });
-    at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
+    // canUpdateOwnMetadata: setting attributes (lk.agent.state) needs it.
+    at.addGrant({
+      room,
+      roomJoin: true,
+      canPublish: true,
+      canSubscribe: true,
+      canPublishData: true,
+      canUpdateOwnMetadata: true,
+    });
     this.room.on(RoomEvent.DataReceived, (payload, _p, _k, topic) =>
       this.data.push({ text: Buffer.from(payload).toString(), topic }),
     );
