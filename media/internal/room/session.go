@@ -33,6 +33,13 @@ var TextTopics = []string{"lk.transcription", "lk.chat"}
 
 const joinTimeout = 10 * time.Second
 
+// leaveDataWait bounds how long a leave waits for queued data packets; leaveFlush is how
+// long after the last one was handed to the data channel the participant stays.
+const (
+	leaveDataWait = time.Second
+	leaveFlush    = 200 * time.Millisecond
+)
+
 // Session is one device session's participant.
 type Session struct {
 	id  uint32
@@ -50,6 +57,9 @@ type Session struct {
 	reading bool
 	// data keeps the gateway's data packets in order: one sender per session.
 	data chan dataPacket
+	// dataDone is closed when the data sender has sent (or dropped) everything queued.
+	dataDone    chan struct{}
+	lastPublish time.Time
 }
 
 type dataPacket struct {
@@ -63,7 +73,7 @@ const dataQueue = 256
 // Join starts joining in the background; the outcome is a Joined or JoinFailed frame.
 func Join(id uint32, out Out, url, token string) *Session {
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
-	s := &Session{id: id, out: out, cancel: cancel, joinDone: make(chan struct{}), data: make(chan dataPacket, dataQueue)}
+	s := &Session{id: id, out: out, cancel: cancel, joinDone: make(chan struct{}), data: make(chan dataPacket, dataQueue), dataDone: make(chan struct{})}
 	go s.join(ctx, url, token)
 	go s.sendData()
 	return s
@@ -279,6 +289,7 @@ func (s *Session) SendData(topic string, payload []byte) {
 }
 
 func (s *Session) sendData() {
+	defer close(s.dataDone)
 	for p := range s.data {
 		s.publish(p.topic, p.payload)
 	}
@@ -298,7 +309,11 @@ func (s *Session) publish(topic string, payload []byte) {
 	}
 	if err := r.LocalParticipant.PublishDataPacket(&lksdk.UserDataPacket{Payload: payload, Topic: topic}, opts...); err != nil {
 		s.out.Count("data_send_failed")
+		return
 	}
+	s.mu.Lock()
+	s.lastPublish = time.Now()
+	s.mu.Unlock()
 }
 
 // Leave disconnects (cancelling a join in progress), waits for the readers, then reports
@@ -314,9 +329,20 @@ func (s *Session) Leave() {
 	s.mu.Unlock()
 	s.cancel()
 	<-s.joinDone
+	// The gateway's last data packets (cleanup_request) go out before the participant
+	// leaves: wait for the sender, then give the data channel a moment to flush what
+	// PublishDataPacket has only buffered (the SDK does not expose its buffered amount).
+	select {
+	case <-s.dataDone:
+	case <-time.After(leaveDataWait):
+	}
 	s.mu.Lock()
 	r := s.room
+	since := time.Since(s.lastPublish)
 	s.mu.Unlock()
+	if since < leaveFlush {
+		time.Sleep(leaveFlush - since)
+	}
 	if r != nil {
 		r.Disconnect()
 	}
