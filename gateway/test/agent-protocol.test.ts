@@ -33,6 +33,8 @@ import {
 } from "../src/agent/livekit/agent-protocol/turns.ts";
 import { McpCalls } from "../src/agent/livekit/mcp-calls.ts";
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
+import { ToolCalls } from "../src/agent/livekit/tool-calls.ts";
+import type { JsonObject } from "../src/protocol/messages.ts";
 
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
@@ -480,5 +482,64 @@ describe("MCP calls", () => {
     calls.rejectAll("session closed");
     const r = await p;
     assert.equal((r.error as { message: string }).message, "session closed");
+  });
+});
+
+describe("tool calls on the device", () => {
+  /** A device that answers status with `volume` and accepts set_volume. */
+  function device(calls: JsonObject[], volume: number) {
+    return (mcp: McpCalls) => (payload: JsonObject) => {
+      calls.push(payload);
+      const params = payload.params as { name: string; arguments: { volume?: number } };
+      const text =
+        params.name === "self.get_device_status" ? JSON.stringify({ audio_speaker: { volume } }) : "true";
+      if (params.arguments.volume !== undefined) volume = params.arguments.volume;
+      setImmediate(() =>
+        mcp.answer({ jsonrpc: "2.0", id: payload.id ?? 0, result: { content: [{ type: "text", text }] } }),
+      );
+    };
+  }
+
+  it("sums quick volume steps into one change and answers every request id", async () => {
+    const mcp = new McpCalls(4, 1000);
+    const sent: JsonObject[] = [];
+    const answered: string[] = [];
+    const answeredAll = new Promise<void>((resolve) => {
+      const tools = new ToolCalls(mcp, {
+        toDevice: device(sent, 40)(mcp),
+        answer: (_payload, id) => {
+          answered.push(id);
+          if (answered.length === 2) resolve();
+        },
+      });
+      tools.call("self_volume_up", {}, "req_1");
+      tools.call("self_volume_up", { step: 5 }, "req_2");
+    });
+    await answeredAll;
+    assert.deepEqual(
+      sent.map((p) => (p.params as { name: string; arguments: JsonObject }).arguments),
+      [{}, { volume: 55 }],
+    );
+    assert.deepEqual(answered, ["req_1", "req_2"]);
+  });
+});
+
+describe("turn framing, late signals", () => {
+  it("a speech_created that arrives after the state moved on, with no voice, ends after the long silence", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.audio(true, 10);
+    t.agentState("attribute", "listening", 20);
+    t.tick(20 + END_GRACE_MS);
+    assert.deepEqual(t.speechCreated("", 1500), [{ kind: "start", text: undefined }]);
+    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS - 1), []);
+    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
+  });
+
+  it("a speech_created before any voice waits while the agent still says speaking", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.speechCreated("", 0);
+    assert.deepEqual(t.tick(10_000), []);
   });
 });

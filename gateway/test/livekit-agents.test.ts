@@ -194,6 +194,39 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       assert.equal(device.messages.filter((m: DeviceMessage) => m.type === "stt").length, 1);
     });
 
+    it("the framework's transcription stream alone gives the device the user's stt, not a subtitle", async () => {
+      const { device, agent } = await session("A");
+      const stt = device.waitForMessage((m) => m.type === "stt");
+      await agent.transcribed("tell me a story", device.mac, true);
+      assert.equal((await stt).text, "tell me a story");
+      assert.equal(device.messages.filter((m) => m.type === "tts" && m.text === "tell me a story").length, 0);
+    });
+
+    it("with AGENT_GREETING=start_greeting, Agent A greets on start_greeting and is sent no agent_ready", async () => {
+      const other = await startStack();
+      try {
+        await other.startGateway({
+          LIVEKIT_URL: lk.url,
+          LIVEKIT_API_KEY: lk.apiKey,
+          LIVEKIT_API_SECRET: lk.apiSecret,
+          AGENT_GREETING: "start_greeting",
+          ...transportEnv(transport),
+        });
+        const device = await other.device();
+        const reply = await device.hello();
+        device.listen("auto");
+        device.talk(0);
+        const agent = await dispatcher.agentIn(roomName(device.mac, reply.sessionId));
+        assert.ok(agent);
+        await greeted(device);
+        assert.equal(agent.greetings, 1);
+        assert.equal(agent.received.filter((m) => m.type === "start_greeting").length, 1);
+        assert.equal(agent.received.filter((m) => m.type === "agent_ready").length, 0);
+      } finally {
+        await other.stop();
+      }
+    });
+
     it("an inactive session lets the agent say goodbye (end_prompt) before the device is told goodbye", async () => {
       const { device, agent } = await session("B", true);
       const bye = device.waitForMessage((m) => m.type === "goodbye", IDLE_TIMEOUT_MS + 15_000);

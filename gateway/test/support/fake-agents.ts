@@ -82,6 +82,11 @@ export class FakeAgent {
   #speech: { cancelled: boolean } | undefined;
   readonly #pending = new Map<string, (payload: unknown) => void>();
   readonly #listeners: ((m: JsonMessage) => void)[] = [];
+  #gone = false;
+  #leave: () => void = () => {};
+  readonly #left = new Promise<void>((resolve) => {
+    this.#leave = resolve;
+  });
 
   private constructor(roomName: string, options: FakeAgentOptions) {
     this.version = options.version;
@@ -90,15 +95,20 @@ export class FakeAgent {
     this.#greetingMs = options.greetingMs ?? 800;
   }
 
+  /** The agent a worker would start for `roomName` (B: undefined unless `…_<mac>_conversation`). */
+  static for(roomName: string, options: FakeAgentOptions): FakeAgent | undefined {
+    if (options.version === "B" && !agentBAccepts(roomName)) return undefined;
+    return new FakeAgent(roomName, options);
+  }
+
   /** Joins like the real agent (B refuses rooms that are not `…_<mac>_conversation`). */
   static async join(
     lk: LiveKitProcess,
     roomName: string,
     options: FakeAgentOptions,
   ): Promise<FakeAgent | undefined> {
-    if (options.version === "B" && !agentBAccepts(roomName)) return undefined;
-    const agent = new FakeAgent(roomName, options);
-    await agent.#connect(lk);
+    const agent = FakeAgent.for(roomName, options);
+    await agent?.connect(lk);
     return agent;
   }
 
@@ -151,9 +161,13 @@ export class FakeAgent {
     return "done";
   }
 
-  /** Agent A: the user's final transcript, as its message and as the framework's stream. */
-  async transcribed(text: string, deviceIdentity: string): Promise<void> {
-    await this.#publish({ type: "user_input_transcribed", data: { transcript: text, is_final: true } });
+  /**
+   * Agent A: the user's final transcript, as its message and as the framework's stream
+   * (`streamOnly`: the stream alone, as any LiveKit Agents agent sends it).
+   */
+  async transcribed(text: string, deviceIdentity: string, streamOnly = false): Promise<void> {
+    if (!streamOnly)
+      await this.#publish({ type: "user_input_transcribed", data: { transcript: text, is_final: true } });
     const writer = await this.room.localParticipant?.streamText({
       topic: "lk.transcription",
       attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_1" },
@@ -211,13 +225,15 @@ export class FakeAgent {
   }
 
   async leave(): Promise<void> {
+    this.#gone = true;
+    this.#leave();
     if (this.#speech) this.#speech.cancelled = true;
     this.room.removeAllListeners();
     await this.#source.close().catch(() => {});
     await this.room.disconnect().catch(() => {});
   }
 
-  async #connect(lk: LiveKitProcess): Promise<void> {
+  async connect(lk: LiveKitProcess): Promise<void> {
     const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity: this.identity });
     at.kind = "agent";
     at.addGrant({
@@ -238,6 +254,10 @@ export class FakeAgent {
       for (const p of this.room.remoteParticipants.values()) check(p);
     });
     await this.room.connect(lk.url, await at.toJwt(), { autoSubscribe: true, dynacast: false });
+    if (this.#gone) {
+      await this.room.disconnect().catch(() => {});
+      return;
+    }
     const opts = new TrackPublishOptions();
     opts.source = TrackSource.SOURCE_MICROPHONE;
     await this.room.localParticipant?.publishTrack(
@@ -247,8 +267,8 @@ export class FakeAgent {
     const present = [...this.room.remoteParticipants.values()].some(
       (p) => p.kind === ParticipantKind.STANDARD,
     );
-    if (!present) await firstUser;
-    await this.#setState("listening");
+    if (!present) await Promise.race([firstUser, this.#left]);
+    if (!this.#gone) await this.#setState("listening");
   }
 
   #hear(track: RemoteTrack): void {
@@ -354,6 +374,7 @@ export function agentBAccepts(roomName: string): boolean {
  * the given version, as a worker without an agent name gets every new room.
  */
 export class FakeAgentDispatcher {
+  readonly #agents = new Map<string, FakeAgent | undefined>();
   readonly #joins = new Map<string, Promise<FakeAgent | undefined>>();
   readonly #lk: LiveKitProcess;
   readonly #rooms: RoomServiceClient;
@@ -373,12 +394,17 @@ export class FakeAgentDispatcher {
       const names = (await this.#rooms.listRooms().catch(() => [])).map((r) => r.name);
       for (const name of names) {
         if (this.#joins.has(name) || this.#stopped) continue;
+        const agent = FakeAgent.for(name, {
+          version: this.#options.version(name),
+          greetingMs: this.#options.greetingMs,
+        });
+        this.#agents.set(name, agent);
         this.#joins.set(
           name,
-          FakeAgent.join(this.#lk, name, {
-            version: this.#options.version(name),
-            greetingMs: this.#options.greetingMs,
-          }).catch(() => undefined),
+          (agent?.connect(this.#lk) ?? Promise.resolve()).then(
+            () => agent,
+            () => undefined,
+          ),
         );
       }
       if (!this.#stopped) this.#timer = setTimeout(() => void poll(), 100);
@@ -399,7 +425,8 @@ export class FakeAgentDispatcher {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    const agents = await Promise.all(this.#joins.values());
-    await Promise.all(agents.map((a) => a?.leave()));
+    // Leaving first also ends the joins still waiting for a device that never came.
+    await Promise.all([...this.#agents.values()].map((a) => a?.leave()));
+    await Promise.allSettled(this.#joins.values());
   }
 }

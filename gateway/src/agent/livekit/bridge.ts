@@ -24,15 +24,6 @@ import {
 } from "./agent-protocol/gateway-messages.ts";
 import { Greeting } from "./agent-protocol/greeting.ts";
 import { isAgentParticipant, isVoiced, type RecentText, repeatsRecent } from "./agent-protocol/signals.ts";
-import {
-  clampVolume,
-  GET_STATUS_TOOL,
-  planTool,
-  SET_VOLUME_TOOL,
-  VOLUME_DEBOUNCE_MS,
-  VolumeSteps,
-  volumeFromStatus,
-} from "./agent-protocol/tools.ts";
 import { TRANSCRIPTION_TOPIC, Transcriptions } from "./agent-protocol/transcription.ts";
 import { type TurnAction, Turns } from "./agent-protocol/turns.ts";
 import { McpCalls } from "./mcp-calls.ts";
@@ -44,6 +35,7 @@ import type {
   TextStreamChunk,
 } from "./room-transport.ts";
 import { type LiveKitServices, participantIdentity } from "./services.ts";
+import { ToolCalls } from "./tool-calls.ts";
 
 export interface BridgeDeps {
   readonly services: LiveKitServices;
@@ -55,8 +47,6 @@ export interface BridgeDeps {
 
 /** The agent's `lk.agent.state` attribute (LiveKit Agents 1.x). */
 const STATE_ATTRIBUTE = "lk.agent.state";
-/** The volume assumed when the device does not report one (xiaozhi's default is 70). */
-const UNKNOWN_VOLUME = 70;
 
 export class LiveKitBridge implements AgentBridge {
   /** Set once the transport exists, if it forwards Opus (the session checks per packet). */
@@ -76,11 +66,8 @@ export class LiveKitBridge implements AgentBridge {
   readonly #greeting: Greeting;
   readonly #texts: Transcriptions;
   readonly #agents = new Set<string>();
-  readonly #volume = new VolumeSteps();
+  readonly #tools: ToolCalls;
   readonly #ready: Promise<void>;
-  #lastVolume: number | undefined;
-  #volumeTimer: NodeJS.Timeout | undefined;
-  #volumeChain: Promise<void> = Promise.resolve();
   #lastStt: RecentText | undefined;
   #lastSentence: RecentText | undefined;
   #farewell: { state: Farewell; resolve: () => void; done: Promise<void> } | undefined;
@@ -98,6 +85,10 @@ export class LiveKitBridge implements AgentBridge {
     this.#transports = deps.transports;
     this.#now = deps.now ?? Date.now;
     this.#mcp = new McpCalls(16, deps.services.options.mcpTimeoutMs);
+    this.#tools = new ToolCalls(this.#mcp, {
+      toDevice: (payload) => this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
+      answer: (payload, requestId) => this.#send(mcpAnswer(this.#ref, payload, requestId, this.#now())),
+    });
     this.#name = roomName(info.mac, info.sessionId);
     this.#self = participantIdentity(info.mac);
     this.#texts = new Transcriptions(this.#self);
@@ -166,7 +157,7 @@ export class LiveKitBridge implements AgentBridge {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#timer);
-    clearTimeout(this.#volumeTimer);
+    this.#tools.close();
     this.#farewell?.resolve();
     this.#mcp.rejectAll("session closed");
     this.#texts.clear();
@@ -279,7 +270,7 @@ export class LiveKitBridge implements AgentBridge {
       case "llm":
         return this.#sink.sendToDevice(llmMessage(sid, m.emotion, m.text));
       case "function_call":
-        return this.#toolCall(m.name, m.arguments, m.requestId);
+        return this.#tools.call(m.name, m.arguments, m.requestId);
     }
   }
 
@@ -362,50 +353,6 @@ export class LiveKitBridge implements AgentBridge {
       f.resolve();
     }
     this.#arm();
-  }
-
-  #toolCall(name: string, args: JsonObject, requestId: string | undefined): void {
-    const plan = planTool(name, args);
-    if (plan.kind === "call") {
-      void this.#callDevice(plan.tool, plan.arguments).then((payload) => this.#answer(payload, requestId));
-      return;
-    }
-    this.#volume.add(plan.delta, requestId);
-    clearTimeout(this.#volumeTimer);
-    this.#volumeTimer = setTimeout(() => {
-      const { delta, requestIds } = this.#volume.take();
-      this.#volumeChain = this.#volumeChain.then(() => this.#stepVolume(delta, requestIds));
-    }, VOLUME_DEBOUNCE_MS);
-  }
-
-  /** BUNNY's volume up/down: read the volume (once, then cached), set it moved by the sum. */
-  async #stepVolume(delta: number, requestIds: readonly (string | undefined)[]): Promise<void> {
-    if (this.#closed) return;
-    if (this.#lastVolume === undefined) {
-      this.#lastVolume = volumeFromStatus(await this.#callDevice(GET_STATUS_TOOL, {})) ?? UNKNOWN_VOLUME;
-    }
-    const volume = clampVolume(this.#lastVolume + delta);
-    const payload = await this.#callDevice(SET_VOLUME_TOOL, { volume });
-    if (payload.error === undefined) this.#lastVolume = volume;
-    for (const id of requestIds) this.#answer(payload, id);
-  }
-
-  #callDevice(tool: string, args: JsonObject): Promise<JsonObject> {
-    if (tool === SET_VOLUME_TOOL && typeof args.volume === "number") this.#lastVolume = undefined;
-    const call = this.#mcp.call(tool, args, (payload) =>
-      this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
-    );
-    return tool === SET_VOLUME_TOOL
-      ? call.then((p) => {
-          if (p.error === undefined && typeof args.volume === "number") this.#lastVolume = args.volume;
-          return p;
-        })
-      : call;
-  }
-
-  #answer(payload: JsonObject, requestId: string | undefined): void {
-    if (this.#closed || requestId === undefined) return;
-    this.#send(mcpAnswer(this.#ref, payload, requestId, this.#now()));
   }
 
   #send(m: JsonObject): void {

@@ -12,7 +12,9 @@
  * - Audio: voiced agent audio outside a turn starts one (it may overtake the signal). An
  *   agent that has never sent a signal gets today's guess: FALLBACK_SILENCE_MS of silence
  *   ends its turn. One that has, but whose end signal was lost (Agent A's 350 ms debounce
- *   drops quick changes), ends after SIGNALLED_SILENCE_MS of silence.
+ *   drops quick changes), ends after SIGNALLED_SILENCE_MS of silence; so does a turn that
+ *   a signal opened but no voice followed while no source still says `speaking` (a
+ *   `speech_created` that arrived after the state had already moved on).
  * - A device abort closes the gate: no agent audio reaches the device until the agent
  *   starts a new turn by a signal (or, for a signal-less agent, after it has been quiet for
  *   FALLBACK_SILENCE_MS, i.e. the interrupted reply has stopped).
@@ -39,6 +41,7 @@ export class Turns {
   #voicedInTurn = false;
   #lastVoicedAt = 0;
   #endingSince = 0;
+  #startedAt = 0;
   readonly #lastState = new Map<StateSource, AgentState>();
 
   get speaking(): boolean {
@@ -110,6 +113,8 @@ export class Turns {
     } else if (this.#phase === "speaking" && this.#voicedInTurn) {
       if (quiet >= (this.#signalled ? SIGNALLED_SILENCE_MS : FALLBACK_SILENCE_MS))
         return this.#finish("silence");
+    } else if (this.#phase === "speaking" && !this.#anySpeaking()) {
+      if (now - this.#startedAt >= SIGNALLED_SILENCE_MS) return this.#finish("silence");
     }
     return [];
   }
@@ -121,7 +126,13 @@ export class Turns {
       return Math.min(this.#lastVoicedAt + END_QUIET_MS, this.#endingSince + END_GRACE_MS);
     if (this.#phase === "speaking" && this.#voicedInTurn)
       return this.#lastVoicedAt + (this.#signalled ? SIGNALLED_SILENCE_MS : FALLBACK_SILENCE_MS);
+    if (this.#phase === "speaking" && !this.#anySpeaking()) return this.#startedAt + SIGNALLED_SILENCE_MS;
     return undefined;
+  }
+
+  #anySpeaking(): boolean {
+    for (const state of this.#lastState.values()) if (state === "speaking") return true;
+    return false;
   }
 
   #tickGate(now: number): void {
@@ -138,6 +149,7 @@ export class Turns {
     this.#phase = "speaking";
     this.#voicedInTurn = false;
     this.#lastVoicedAt = now;
+    this.#startedAt = now;
     return [{ kind: "start", text }];
   }
 
