@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -19,6 +23,7 @@ const (
 	rejectGatewayPassword   = "gateway_bad_password"
 	rejectDeviceNotSigned   = "device_not_authorized"
 	rejectDeviceBadClientID = "device_client_id_not_signable"
+	rejectDeviceBadUsername = "device_username_not_ota"
 )
 
 // OnConnect runs every CONNECT check and, on failure, sends the CONNACK with the precise
@@ -38,6 +43,9 @@ func (h *contractHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.refuseConnect(cl, code)
 		return code
 	}
+	// Accepted: the connection leaves the guard's pending count (guard.go); mochi now
+	// keeps the keepalive deadline in place of the CONNECT one.
+	markEstablished(cl.Net.Conn)
 	h.restoreEmptyWill(cl)
 
 	if !isGateway(cl) {
@@ -106,6 +114,9 @@ func (h *contractHook) authenticate(pk packets.Packet) (packets.Code, string) {
 	if !signableDeviceID(id) {
 		return packets.ErrNotAuthorized, rejectDeviceBadClientID
 	}
+	if !otaUsername(string(pk.Connect.Username)) {
+		return packets.ErrNotAuthorized, rejectDeviceBadUsername
+	}
 	want := deviceSignature(h.deviceKey, id, string(pk.Connect.Username))
 	if !secretEqual(pk.Connect.Password, []byte(want)) {
 		return packets.ErrNotAuthorized, rejectDeviceNotSigned
@@ -121,7 +132,11 @@ func validClientID(id string) bool {
 		id != mqtt.InlineClientId
 }
 
-// signableDeviceID: the three-part OTA form GROUP@@@MAC@@@UUID, no part empty.
+// signableDeviceID: the three-part OTA form GROUP@@@MAC@@@UUID, no part empty, the MAC part
+// six lowercase hex pairs joined by "_" (or ":"), exactly as the gateway's verifier reads it
+// (gateway/src/auth/device-credentials.ts, gateway/src/protocol/client-id.ts): a device
+// the broker lets in is one the gateways serve. testdata/device-credentials.json holds the
+// cases both sides are tested against.
 func signableDeviceID(id string) bool {
 	parts := strings.Split(id, "@@@")
 	if len(parts) != 3 {
@@ -132,7 +147,31 @@ func signableDeviceID(id string) bool {
 			return false
 		}
 	}
-	return true
+	return macPart.MatchString(strings.ReplaceAll(parts[1], "_", ":"))
+}
+
+var macPart = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+
+// maxUsernameLen: the OTA's username is base64 of {"ip":"..."}; much longer is not one.
+const maxUsernameLen = 1024
+
+// otaUsername: what the OTA issues as the device username, standard padded canonical
+// base64 of UTF-8 JSON that is an object (the verifier's rule, too).
+func otaUsername(u string) bool {
+	if u == "" || len(u) > maxUsernameLen {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(u)
+	// Re-encoding refuses what Go's decoder tolerates and the verifier does not:
+	// non-zero trailing bits, embedded newlines.
+	if err != nil || base64.StdEncoding.EncodeToString(raw) != u || !utf8.Valid(raw) {
+		return false
+	}
+	// The verifier decodes with TextDecoder, which drops one leading byte order mark, then
+	// JSON.parse; json.Valid checks syntax only (so 1e400 is as valid as in JavaScript).
+	text := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	start := bytes.TrimLeft(text, " \t\r\n") // JSON's own whitespace, nothing else
+	return json.Valid(text) && len(start) > 0 && start[0] == '{'
 }
 
 // deviceSignature is the device password: base64 (standard, padded) of

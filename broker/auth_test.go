@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -57,29 +58,35 @@ func TestBadClientIDsRefused(t *testing.T) {
 }
 
 // Device authentication with a signing key.
+// Usernames as the OTA issues them: base64 of {"ip":"..."}.
+var (
+	otaUser      = base64.StdEncoding.EncodeToString([]byte(`{"ip":"127.0.0.1"}`))
+	otherOTAUser = base64.StdEncoding.EncodeToString([]byte(`{"ip":"10.0.0.1"}`))
+)
+
 func TestDeviceHMACAuth(t *testing.T) {
 	const key = "device-signing-key"
 	b := startBroker(t, key)
-	sig := deviceSignature([]byte(key), deviceID, "device")
+	sig := deviceSignature([]byte(key), deviceID, otaUser)
 
-	if c := dialV3(t, b.addr, deviceID, "device", sig); c.connack.ReasonCode != 0x00 {
+	if c := dialV3(t, b.addr, deviceID, otaUser, sig); c.connack.ReasonCode != 0x00 {
 		t.Fatalf("signed device refused: CONNACK 0x%02x", c.connack.ReasonCode)
 	}
 	refusals := map[string]struct{ id, user, pw string }{
-		"no password":     {deviceID, "device", ""},
-		"wrong password":  {deviceID, "device", "bm90IGl0"},
+		"no password":     {deviceID, otaUser, ""},
+		"wrong password":  {deviceID, otaUser, "bm90IGl0"},
 		"other username":  {deviceID, "someone", sig},
-		"other client id": {"GID_test@@@a0_85_e3_f4_49_35@@@x", "device", sig},
-		"two-part id":     {"GID_test@@@a0_85_e3_f4_49_34", "device", deviceSignature([]byte(key), "GID_test@@@a0_85_e3_f4_49_34", "device")},
-		"empty part":      {"GID_test@@@@@@x", "device", deviceSignature([]byte(key), "GID_test@@@@@@x", "device")},
-		"unpadded":        {deviceID, "device", strings.TrimRight(sig, "=")},
+		"other client id": {"GID_test@@@a0_85_e3_f4_49_35@@@x", otaUser, sig},
+		"two-part id":     {"GID_test@@@a0_85_e3_f4_49_34", otaUser, deviceSignature([]byte(key), "GID_test@@@a0_85_e3_f4_49_34", otaUser)},
+		"empty part":      {"GID_test@@@@@@x", otaUser, deviceSignature([]byte(key), "GID_test@@@@@@x", otaUser)},
+		"unpadded":        {deviceID, otaUser, strings.TrimRight(sig, "=")},
 	}
 	for name, r := range refusals {
 		if code := dialV3Refused(t, b.addr, r.id, r.user, r.pw); code != 0x05 { // v3 "not authorized"
 			t.Errorf("%s: CONNACK %#x, want 0x05", name, code)
 		}
 	}
-	_, ack, err := dialV5(t, b.addr, deviceID, v5Options{username: "device", password: "bad"})
+	_, ack, err := dialV5(t, b.addr, deviceID, v5Options{username: otaUser, password: "bad"})
 	if err == nil || ack == nil || ack.ReasonCode != packets.ErrNotAuthorized.Code {
 		t.Errorf("v5 bad signature: err=%v ack=%+v, want CONNACK 0x87", err, ack)
 	}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,16 +23,31 @@ type Config struct {
 	Addr             string       // listen address, e.g. 127.0.0.1:1883 (port 0 picks a free one)
 	GatewayPassword  string       // password of the `gateway` user (required)
 	DeviceSigningKey string       // HMAC key for device passwords; empty disables device auth
-	Logger           *slog.Logger // where every event goes
+	Logger           *slog.Logger // where every event goes (rate-limited per kind of line)
+	// TLSAddr, with TLSCertFile and TLSKeyFile (PEM), adds an MQTT-over-TLS listener (the
+	// production port is 8883); empty: plain TCP only.
+	TLSAddr     string
+	TLSCertFile string
+	TLSKeyFile  string
+	Limits      Limits // connection limits (guard.go); zero fields take DefaultLimits
 }
+
+// Log lines of one kind (message and event) passed at once, and per second after that.
+const (
+	logBurst     = 20
+	logPerSecond = 5
+)
 
 // Broker is the mochi server wired with the contract's hook.
 type Broker struct {
-	srv      *mqtt.Server
-	hook     *contractHook
-	listener *listeners.TCP
-	log      *slog.Logger
-	stats    *Counters
+	srv   *mqtt.Server
+	hook  *contractHook
+	cfg   Config
+	guard *connGuard
+	log   *slog.Logger
+	stats *Counters
+	tls   *tls.Config // nil without a TLS listener
+	bound []string    // addresses bound by Start: plain TCP, then TLS if any
 }
 
 // New builds a broker; nothing listens until Start.
@@ -37,9 +55,21 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.GatewayPassword == "" {
 		return nil, errors.New("gateway password is required")
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	if (cfg.TLSAddr == "") != (cfg.TLSCertFile == "" || cfg.TLSKeyFile == "") {
+		return nil, errors.New("a TLS listener needs its address, certificate and key together")
+	}
+	base := cfg.Logger
+	if base == nil {
+		base = slog.Default()
+	}
+	log := slog.New(newRateLimitedHandler(base.Handler(), logPerSecond, logBurst, time.Now))
+	var tlsConfig *tls.Config
+	if cfg.TLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -67,28 +97,64 @@ func New(cfg Config) (*Broker, error) {
 	}
 
 	b := &Broker{
-		srv:      srv,
-		hook:     h,
-		listener: listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Addr}),
-		log:      log,
-		stats:    stats,
+		srv:   srv,
+		hook:  h,
+		cfg:   cfg,
+		guard: newConnGuard(cfg.Limits, log, stats),
+		log:   log,
+		stats: stats,
+		tls:   tlsConfig,
 	}
 	return b, nil
 }
 
-// Start binds the listener and starts serving. It returns the address actually bound.
+// Start binds the listeners and starts serving. It returns the plain TCP address actually
+// bound (TLSAddress gives the TLS one).
 func (b *Broker) Start() (string, error) {
 	if b.hook.deviceKey == nil {
 		b.log.Warn("device authentication disabled: local development only",
 			"hint", "set --device-signing-key / BROKER_DEVICE_SIGNING_KEY")
 	}
-	if err := b.srv.AddListener(b.listener); err != nil {
+	if err := b.listen("tcp", b.cfg.Addr, nil); err != nil {
 		return "", err
+	}
+	if b.tls != nil {
+		if err := b.listen("tls", b.cfg.TLSAddr, b.tls); err != nil {
+			return "", err
+		}
 	}
 	if err := b.srv.Serve(); err != nil {
 		return "", err
 	}
-	return b.listener.Address(), nil
+	return b.bound[0], nil
+}
+
+// TLSAddress is the TLS listener's bound address ("" without one).
+func (b *Broker) TLSAddress() string {
+	if len(b.bound) < 2 {
+		return ""
+	}
+	return b.bound[1]
+}
+
+// listen binds one listener behind the connection guard; TLS is layered over the guard, so
+// the CONNECT deadline covers the handshake too.
+func (b *Broker) listen(id, addr string, tlsConfig *tls.Config) error {
+	inner, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	var l net.Listener = &guardedListener{Listener: inner, guard: b.guard, id: id}
+	if tlsConfig != nil {
+		l = tls.NewListener(l, tlsConfig)
+	}
+	l = &firstPacketListener{Listener: l, guard: b.guard}
+	if err := b.srv.AddListener(listeners.NewNet(id, l)); err != nil {
+		_ = inner.Close()
+		return err
+	}
+	b.bound = append(b.bound, inner.Addr().String())
+	return nil
 }
 
 // Close stops the listener, disconnects every client and waits (briefly) for their
@@ -117,6 +183,7 @@ type Counters struct {
 
 	mu       sync.Mutex
 	rejected map[string]int64 // refused CONNECTs by reason
+	refused  map[string]int64 // connections closed by the guard before CONNECT, by reason
 }
 
 // Snapshot is a copy of the counters.
@@ -124,9 +191,18 @@ type Snapshot struct {
 	IngestRepublished int64            `json:"ingest_republished"`
 	ACLDenied         int64            `json:"acl_denied"`
 	ConnectsRejected  map[string]int64 `json:"connects_rejected"`
+	ConnsRefused      map[string]int64 `json:"connections_refused"`
 }
 
-func newCounters() *Counters { return &Counters{rejected: map[string]int64{}} }
+func newCounters() *Counters {
+	return &Counters{rejected: map[string]int64{}, refused: map[string]int64{}}
+}
+
+func (c *Counters) refusedConnection(reason string) {
+	c.mu.Lock()
+	c.refused[reason]++
+	c.mu.Unlock()
+}
 
 func (c *Counters) rejectedConnect(reason string) {
 	c.mu.Lock()
@@ -141,5 +217,6 @@ func (c *Counters) snapshot() Snapshot {
 		IngestRepublished: c.ingest.Load(),
 		ACLDenied:         c.aclDenied.Load(),
 		ConnectsRejected:  maps.Clone(c.rejected),
+		ConnsRefused:      maps.Clone(c.refused),
 	}
 }

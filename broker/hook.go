@@ -21,7 +21,7 @@ type contractHook struct {
 	stats           *Counters
 	gatewayPassword []byte
 	deviceKey       []byte // nil: devices are not authenticated (local development)
-	shared          roundRobin
+	shared          hashTopic
 }
 
 func (h *contractHook) ID() string { return "voicefleet-contract" }

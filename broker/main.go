@@ -3,12 +3,16 @@
 // in the local box.
 //
 //	local-broker --addr 127.0.0.1:0 --gateway-password SECRET [--device-signing-key KEY]
+//	             [--tls-addr 127.0.0.1:8883 --tls-cert cert.pem --tls-key key.pem]
+//	             [--max-connections N] [--connect-timeout 10s]
 //
 // Every flag can also come from the environment (BROKER_ADDR, BROKER_GATEWAY_PASSWORD,
-// BROKER_DEVICE_SIGNING_KEY, BROKER_LOG_LEVEL); a flag wins over its variable. Logs are
-// JSON lines on stderr; stdout gets exactly one line once listening:
+// BROKER_DEVICE_SIGNING_KEY, BROKER_LOG_LEVEL, BROKER_TLS_ADDR, BROKER_TLS_CERT,
+// BROKER_TLS_KEY); a flag wins over its variable. Logs are JSON lines on stderr, at most a
+// few a second of each kind; stdout gets exactly one line once listening (tls_addr only
+// with a TLS listener):
 //
-//	{"event":"listening","addr":"127.0.0.1:<port>"}
+//	{"event":"listening","addr":"127.0.0.1:<port>","tls_addr":"127.0.0.1:<port>"}
 package main
 
 import (
@@ -43,6 +47,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"HMAC-SHA256 key for device passwords; empty disables device auth (env BROKER_DEVICE_SIGNING_KEY)")
 	logLevel := fs.String("log-level", envOr(getenv, "BROKER_LOG_LEVEL", "info"),
 		"debug, info, warn or error (env BROKER_LOG_LEVEL)")
+	tlsAddr := fs.String("tls-addr", envOr(getenv, "BROKER_TLS_ADDR", ""),
+		"MQTT-over-TLS listen address; needs --tls-cert and --tls-key (env BROKER_TLS_ADDR)")
+	tlsCert := fs.String("tls-cert", envOr(getenv, "BROKER_TLS_CERT", ""),
+		"PEM certificate chain for the TLS listener (env BROKER_TLS_CERT)")
+	tlsKey := fs.String("tls-key", envOr(getenv, "BROKER_TLS_KEY", ""),
+		"PEM private key for the TLS listener (env BROKER_TLS_KEY)")
+	maxConns := fs.Int("max-connections", DefaultLimits.MaxConnections, "most connections at once, all listeners")
+	connectTimeout := fs.Duration("connect-timeout", DefaultLimits.ConnectTimeout,
+		"time a new connection has to complete TLS and CONNECT")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -75,6 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		GatewayPassword:  *gatewayPassword,
 		DeviceSigningKey: *deviceKey,
 		Logger:           log,
+		TLSAddr:          *tlsAddr,
+		TLSCertFile:      *tlsCert,
+		TLSKeyFile:       *tlsKey,
+		Limits:           Limits{ConnectTimeout: *connectTimeout, MaxConnections: *maxConns},
 	})
 	if err != nil {
 		log.Error("broker setup failed", "event", "setup_failed", "error", err.Error())
@@ -86,12 +103,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	line, _ := json.Marshal(struct {
-		Event string `json:"event"`
-		Addr  string `json:"addr"`
-	}{"listening", bound})
+		Event   string `json:"event"`
+		Addr    string `json:"addr"`
+		TLSAddr string `json:"tls_addr,omitempty"`
+	}{"listening", bound, b.TLSAddress()})
 	fmt.Fprintf(stdout, "%s\n", line)
-	log.Info("listening", "event", "listening", "addr", bound,
-		"device_auth", *deviceKey != "", "max_packet_size", maxPacketSize)
+	log.Info("listening", "event", "listening", "addr", bound, "tls_addr", b.TLSAddress(),
+		"device_auth", *deviceKey != "", "max_packet_size", maxPacketSize,
+		"max_connections", *maxConns, "connect_timeout", connectTimeout.String())
 
 	<-ctx.Done()
 	log.Info("shutting down", "event", "shutdown")

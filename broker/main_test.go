@@ -134,3 +134,16 @@ func TestCLIWarnsWhenDeviceAuthDisabled(t *testing.T) {
 		t.Fatalf("warning logged %d times; stderr:\n%s", n, stderr.String())
 	}
 }
+
+// A TLS listener without its certificate and key is a setup error, not a plain listener.
+func TestCLITLSNeedsCertificateAndKey(t *testing.T) {
+	cmd := brokerCommand(t, []string{"BROKER_ADDR=127.0.0.1:0"}, "--gateway-password", "pw", "--tls-addr", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1; output:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "certificate and key") {
+		t.Fatalf("message does not say what is missing: %s", out)
+	}
+}

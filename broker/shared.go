@@ -1,36 +1,33 @@
 package main
 
 import (
+	"hash/fnv"
 	"sort"
-	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// roundRobin picks the member of each shared-subscription group in turn, like EMQX's
-// round_robin strategy (broker contract rule 5). mochi's own pick is the first entry of
-// a Go map iteration, which favours one member heavily and so skews how sessions spread
-// over gateway instances.
-type roundRobin struct {
-	mu   sync.Mutex
-	next map[string]int
-}
+// hashTopic picks the member of each shared-subscription group from a hash of the
+// message's topic, like EMQX's hash_topic strategy (broker contract rule 5): EMQX takes
+// `1 + erlang:phash2(SourceTopic) rem Count` over the group's live subscribers
+// (emqx_shared_sub.erl, do_pick_subscriber/6). The gateway's ingest topic is
+// `ingest/<clientid>`, so every message of one device reaches the same gateway instance
+// for as long as the set of instances does not change (affinity), and devices spread over
+// the instances by their client ids, not by the order their messages arrive in. We hash
+// with FNV-1a (phash2 is Erlang's own): a different but equally stable pick; what the
+// gateways rely on is only "same topic, same member set -> same member".
+type hashTopic struct{}
 
 // OnSelectSubscribers selects one member per shared group for this message.
-func (h *contractHook) OnSelectSubscribers(subs *mqtt.Subscribers, _ packets.Packet) *mqtt.Subscribers {
-	subs.SharedSelected = h.shared.selectShared(subs.Shared)
+func (h *contractHook) OnSelectSubscribers(subs *mqtt.Subscribers, pk packets.Packet) *mqtt.Subscribers {
+	subs.SharedSelected = h.shared.selectShared(subs.Shared, pk.TopicName)
 	return subs
 }
 
-func (r *roundRobin) selectShared(groups map[string]map[string]packets.Subscription) map[string]packets.Subscription {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.next == nil {
-		r.next = map[string]int{}
-	}
+func (hashTopic) selectShared(groups map[string]map[string]packets.Subscription, topic string) map[string]packets.Subscription {
 	selected := map[string]packets.Subscription{}
-	for group, members := range groups {
+	for _, members := range groups {
 		if len(members) == 0 {
 			continue
 		}
@@ -38,10 +35,9 @@ func (r *roundRobin) selectShared(groups map[string]map[string]packets.Subscript
 		for id := range members {
 			ids = append(ids, id)
 		}
+		// Sorted: the pick must not depend on Go's random map order.
 		sort.Strings(ids)
-		n := r.next[group]
-		r.next[group] = n + 1
-		id := ids[n%len(ids)]
+		id := ids[topicHash(topic)%uint32(len(ids))]
 		sub := members[id]
 		if prev, ok := selected[id]; ok {
 			sub = prev.Merge(sub)
@@ -49,4 +45,10 @@ func (r *roundRobin) selectShared(groups map[string]map[string]packets.Subscript
 		selected[id] = sub
 	}
 	return selected
+}
+
+func topicHash(topic string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(topic))
+	return h.Sum32()
 }

@@ -1,12 +1,18 @@
 /**
- * The gateway bundle as cloud-init ships it: the files of `dist/` (what `npm run build`
- * produced and the local box runs), each carried in user data gzip+base64 and written by
- * cloud-init under /opt/voice-gateway. `extractBundle` undoes exactly that, so a test can
- * unpack rendered user data and run what a droplet would run.
+ * The gateway bundle as the droplet receives it: the files of `dist/` (what `npm run build`
+ * produced and the local box runs) packed into one deterministic .tar.gz, named by its
+ * SHA-256. `pulumi up` uploads it as an object (infra/bundle-store.ts); user data carries
+ * only its URL and hash, and first boot downloads, checks and unpacks it
+ * (gateway/fetch-bundle.sh). So the bundle no longer counts against DigitalOcean's 64 KiB
+ * of user data, and a binary (the media process) can travel with it.
+ *
+ * Packing is pure (same files, same bytes, same hash on every machine that has the same
+ * zlib); reading dist/ and writing the archive are the two thin I/O functions at the end.
  */
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { parse } from "yaml";
 
 /** Where the gateway droplet installs the bundle (owned by user `gateway`). */
@@ -16,33 +22,139 @@ export interface BundleFile {
   /** Path relative to the bundle root, with forward slashes (`gateway/main.js`). */
   readonly path: string;
   readonly content: Buffer;
+  /** Unix mode; 0o755 for executables (the media binary), 0o644 otherwise. */
+  readonly mode?: number;
 }
 
-/** Files of dist/ that go to the droplet. The ecosystem file is rendered from the stack config. */
-const TOP_LEVEL = [".npmrc", "package.json", "package-lock.json"];
+/** The packed bundle: what is uploaded, and what user data names. */
+export interface BundleArtifact {
+  readonly bytes: Buffer;
+  /** Lowercase hex SHA-256 of `bytes`: the object's name and what first boot checks. */
+  readonly sha256: string;
+  /** Hex MD5 of `bytes`: the ETag Spaces reports for a single-part upload (the object's `etag`). */
+  readonly md5: string;
+  readonly files: number;
+  readonly unpackedBytes: number;
+}
+
+/** The artifact written to disk, for the object upload (`source`). */
+export interface StoredBundle extends BundleArtifact {
+  readonly file: string;
+}
+
+/** Where `pulumi up` and `npm run plan` keep packed bundles, relative to the repository root (git-ignored). */
+export const BUNDLE_CACHE_DIR = ".cache/bundles";
+
+/** Files of dist/ that must be there; everything else in dist/ travels too. */
+const REQUIRED = [".npmrc", "package.json", "package-lock.json", "gateway/main.js"];
+/** Left behind: source maps (debugging only), and the ecosystem file, which user data renders from the stack's instance count. */
+const LEFT_OUT = (rel: string): boolean => rel.endsWith(".map") || rel === "ecosystem.config.cjs";
+
+/** The object key of a bundle: content-addressed, so a new bundle is a new object. */
+export function bundleObjectKey(sha256: string): string {
+  return `gateway/${sha256}.tar.gz`;
+}
+
+/** Packs the files into a deterministic .tar.gz. Pure. */
+export function packBundle(files: readonly BundleFile[]): BundleArtifact {
+  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const blocks: Buffer[] = [];
+  for (const f of sorted) {
+    blocks.push(tarHeader(f.path, f.content.length, f.mode ?? 0o644), f.content, padding(f.content.length));
+  }
+  blocks.push(Buffer.alloc(1024));
+  const bytes = deterministicGzip(Buffer.concat(blocks));
+  return {
+    bytes,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    md5: createHash("md5").update(bytes).digest("hex"),
+    files: sorted.length,
+    unpackedBytes: sorted.reduce((n, f) => n + f.content.length, 0),
+  };
+}
 
 /**
- * Reads the bundle from `distDir`. Source maps stay behind (they only cost user-data
- * bytes); the ecosystem file is left out because infra renders it from the instance count.
+ * gzip with a fixed header: no mtime, OS byte "Unix", so the same input gives the same
+ * bytes on every machine zlib compresses alike (a changed hash replaces the droplet).
+ */
+export function deterministicGzip(data: Buffer): Buffer {
+  const out = gzipSync(data, { level: 9 });
+  out.writeUInt32LE(0, 4);
+  out[9] = 3;
+  return out;
+}
+
+/** A ustar header: owner root, mtime 0, so only names, modes and contents make the hash. */
+function tarHeader(name: string, size: number, mode: number): Buffer {
+  if (Buffer.byteLength(name) > 100 || !/^[A-Za-z0-9._/-]+$/.test(name) || name.split("/").includes("..")) {
+    throw new Error(
+      `bundle: cannot pack ${JSON.stringify(name)} (plain relative names up to 100 bytes only)`,
+    );
+  }
+  const h = Buffer.alloc(512);
+  const put = (text: string, at: number, len: number): void => {
+    h.write(text, at, len, "ascii");
+  };
+  const octal = (n: number, len: number): string => `${n.toString(8).padStart(len - 1, "0")}\0`;
+  put(name, 0, 100);
+  put(octal(mode & 0o7777, 8), 100, 8);
+  put(octal(0, 8), 108, 8);
+  put(octal(0, 8), 116, 8);
+  put(octal(size, 12), 124, 12);
+  put(octal(0, 12), 136, 12);
+  put("        ", 148, 8);
+  put("0", 156, 1);
+  put("ustar\0", 257, 6);
+  put("00", 263, 2);
+  put("root", 265, 32);
+  put("root", 297, 32);
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8);
+  return h;
+}
+
+function padding(size: number): Buffer {
+  return Buffer.alloc((512 - (size % 512)) % 512);
+}
+
+/**
+ * Reads the bundle from `distDir`: every file except source maps and the ecosystem file
+ * (infra renders that one from the instance count), executables keeping their x bit.
  */
 export function readDistBundle(distDir: string): BundleFile[] {
-  const required = [...TOP_LEVEL, "gateway/main.js"];
-  const missing = required.filter((f) => !isFile(path.join(distDir, f)));
+  const missing = REQUIRED.filter((f) => !isFile(path.join(distDir, f)));
   if (missing.length > 0) {
     throw new Error(
       `the gateway bundle is missing from ${distDir} (${missing.join(", ")}): run npm run build first`,
     );
   }
-  const files: BundleFile[] = TOP_LEVEL.map((f) => ({
-    path: f,
-    content: readFileSync(path.join(distDir, f)),
-  }));
-  for (const rel of walk(path.join(distDir, "gateway"))) {
-    if (rel.endsWith(".js")) {
-      files.push({ path: `gateway/${rel}`, content: readFileSync(path.join(distDir, "gateway", rel)) });
-    }
+  return walk(distDir)
+    .filter((rel) => !LEFT_OUT(rel))
+    .map((rel) => {
+      const full = path.join(distDir, rel);
+      return {
+        path: rel,
+        content: readFileSync(full),
+        mode: statSync(full).mode & 0o111 ? 0o755 : 0o644,
+      };
+    });
+}
+
+/**
+ * Packs dist/ and writes the archive as `<outDir>/gateway-<sha256>.tar.gz` (written once:
+ * the name is the content). Returns it with its path, for the object upload.
+ */
+export function storeBundle(distDir: string, outDir: string): StoredBundle {
+  const artifact = packBundle(readDistBundle(distDir));
+  mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `gateway-${artifact.sha256}.tar.gz`);
+  if (!isFile(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, artifact.bytes);
+    renameSync(tmp, file);
   }
-  return files.sort((a, b) => a.path.localeCompare(b.path));
+  return { ...artifact, file };
 }
 
 export interface UserDataFile {
@@ -79,23 +191,6 @@ export function readUserDataFiles(userData: string): Map<string, UserDataFile> {
     });
   }
   return files;
-}
-
-/**
- * Writes the bundle carried by gateway user data into `destDir`, laid out as under
- * /opt/voice-gateway on the droplet. Returns the relative paths written, sorted.
- */
-export function extractBundle(userData: string, destDir: string): string[] {
-  const written: string[] = [];
-  for (const file of readUserDataFiles(userData).values()) {
-    if (!file.path.startsWith(`${INSTALL_DIR}/`)) continue;
-    const rel = file.path.slice(INSTALL_DIR.length + 1);
-    const target = path.join(destDir, rel);
-    mkdirSync(path.dirname(target), { recursive: true });
-    writeFileSync(target, file.content);
-    written.push(rel);
-  }
-  return written.sort();
 }
 
 function decode(content: string, encoding: unknown): Buffer {

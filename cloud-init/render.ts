@@ -5,19 +5,29 @@
  *
  * The static parts (EMQX config and ACL, first-boot scripts, sysctls, the EMQX unit) are
  * files next to this one, shipped byte for byte; this module only adds the values of the
- * stack (secrets, the reserved IP, versions) and the gateway bundle. Files travel in
- * `write_files`, gzip+base64 when that is smaller, so the bundle fits DigitalOcean's
- * 64 KiB user-data limit.
+ * stack (secrets, the reserved IP, versions) and where the gateway bundle is: its URL and
+ * SHA-256 (bundle.ts; first boot downloads and checks it). Files travel in `write_files`,
+ * gzip+base64 when that is smaller; DigitalOcean caps user data at 64 KiB.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { gzipSync } from "node:zlib";
 import { stringify } from "yaml";
 import { type EcosystemOptions, renderEcosystem } from "../deploy/ecosystem.ts";
-import { type BundleFile, INSTALL_DIR } from "./bundle.ts";
+import { deterministicGzip, INSTALL_DIR } from "./bundle.ts";
 
-export { type BundleFile, extractBundle, INSTALL_DIR, readDistBundle, readUserDataFiles } from "./bundle.ts";
+export {
+  BUNDLE_CACHE_DIR,
+  type BundleArtifact,
+  type BundleFile,
+  bundleObjectKey,
+  INSTALL_DIR,
+  packBundle,
+  readDistBundle,
+  readUserDataFiles,
+  type StoredBundle,
+  storeBundle,
+} from "./bundle.ts";
 
 /** DigitalOcean refuses user data over 64 KiB. */
 export const USER_DATA_LIMIT = 64 * 1024;
@@ -43,11 +53,17 @@ export interface GatewaySecrets {
   readonly livekitApiSecret?: string | undefined;
 }
 
+/** Where first boot downloads the gateway bundle from, and the hash it must have. */
+export interface BundleRef {
+  readonly url: string;
+  readonly sha256: string;
+}
+
 export interface GatewayUserDataInput {
   /** The reserved IP: the UDP address the gateways tell devices. */
   readonly publicHost: string;
   readonly ecosystem: EcosystemOptions;
-  readonly bundle: readonly BundleFile[];
+  readonly bundle: BundleRef;
   readonly emqxImage: string;
   readonly nodeMajor: number;
   readonly logLevel: string;
@@ -83,6 +99,7 @@ const LIB = { path: "/usr/local/lib/voice-fleet/lib.sh", content: asset("common/
 
 export function renderGatewayUserData(input: GatewayUserDataInput): string {
   const s = input.secrets;
+  checkBundleRef(input.bundle);
   const gatewayEnv = envFile([
     ["PUBLIC_HOST", input.publicHost],
     ["MQTT_URL", "mqtt://127.0.0.1:1883"],
@@ -101,6 +118,8 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
       ["PM2_VERSION", PINNED.pm2],
       ["PM2_LOGROTATE_VERSION", PINNED.pm2Logrotate],
       ["INSTALL_DIR", INSTALL_DIR],
+      ["BUNDLE_URL", input.bundle.url],
+      ["BUNDLE_SHA256", input.bundle.sha256],
       ["INSTANCES", String(input.ecosystem.instances)],
       ["FIRST_HEALTH_PORT", String(input.ecosystem.firstHealthPort)],
     ],
@@ -112,6 +131,11 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
     {
       path: "/usr/local/sbin/voice-gateway-bootstrap",
       content: asset("gateway/bootstrap.sh"),
+      permissions: "0755",
+    },
+    {
+      path: "/usr/local/sbin/voice-gateway-fetch-bundle",
+      content: asset("gateway/fetch-bundle.sh"),
       permissions: "0755",
     },
     { path: "/etc/voice-gateway/bootstrap.env", content: settings },
@@ -136,8 +160,8 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
       ]),
       permissions: "0600",
     },
+    // The bundle itself is not here: first boot downloads it (voice-gateway-fetch-bundle).
     { path: `${INSTALL_DIR}/ecosystem.config.cjs`, content: renderEcosystem(input.ecosystem), ...gw },
-    ...input.bundle.map((f) => ({ path: `${INSTALL_DIR}/${f.path}`, content: f.content, ...gw })),
   ];
   return cloudConfig({
     users: [
@@ -234,14 +258,23 @@ export function nginxSite(input: Pick<ApiUserDataInput, "apiPort" | "apiProxyPat
   ].join("\n");
 }
 
+/** The URL goes into a single-quoted env file and to curl; the hash is what sha256sum prints. */
+function checkBundleRef(b: BundleRef): void {
+  if (!/^[0-9a-f]{64}$/.test(b.sha256))
+    throw new Error(`bundle: ${JSON.stringify(b.sha256)} is not a SHA-256`);
+  if (!/^https:\/\/[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+$/.test(b.url) || b.url.includes("'")) {
+    throw new Error(`bundle: ${JSON.stringify(b.url)} is not a plain https URL`);
+  }
+}
+
 /** Fails with a clear message when user data is over DigitalOcean's 64 KiB. */
 export function assertUserDataFits(userData: string, what: string): void {
   const size = Buffer.byteLength(userData, "utf8");
   if (size > USER_DATA_LIMIT) {
     throw new Error(
       `${what} user data is ${size} bytes, over DigitalOcean's limit of ${USER_DATA_LIMIT} bytes (64 KiB). ` +
-        "The compressed gateway bundle is most of it: shrink dist/ (minify in scripts/build.ts, drop unused code) " +
-        "or deliver the bundle another way (docs/architecture.md section 5). Nothing was created.",
+        "The gateway bundle is not in user data (first boot downloads it); look for a large setting or file " +
+        "added to cloud-init/render.ts. Nothing was created.",
     );
   }
 }
@@ -285,7 +318,7 @@ function cloudConfig(parts: CloudConfigParts): string {
 
 function writeFileEntry(f: FileSpec): Record<string, unknown> {
   const raw = typeof f.content === "string" ? Buffer.from(f.content, "utf8") : f.content;
-  const packed = gzip(raw).toString("base64");
+  const packed = deterministicGzip(raw).toString("base64");
   const entry: Record<string, unknown> = { path: f.path };
   if (packed.length < raw.length && raw.length > 0) {
     entry.encoding = "gz+b64";
@@ -300,17 +333,6 @@ function writeFileEntry(f: FileSpec): Record<string, unknown> {
   entry.permissions = f.permissions ?? "0644";
   if (f.defer) entry.defer = true;
   return entry;
-}
-
-/**
- * gzip with a fixed header: no mtime, OS byte "Unix", so the same input gives the same
- * user data on every machine zlib compresses alike (a changed user data replaces the droplet).
- */
-function gzip(data: Buffer): Buffer {
-  const out = gzipSync(data, { level: 9 });
-  out.writeUInt32LE(0, 4);
-  out[9] = 3;
-  return out;
 }
 
 function isPlainText(buf: Buffer): boolean {

@@ -20,6 +20,8 @@ export interface ApiBoxArgs {
   readonly mqttHost: pulumi.Input<string>;
   /** A secret. */
   readonly databaseUrl: pulumi.Input<string>;
+  /** What must exist before the droplet is created (the database peering and trusted source). */
+  readonly dependsOn?: readonly pulumi.Resource[];
 }
 
 export class ApiBox extends pulumi.ComponentResource {
@@ -63,7 +65,7 @@ export class ApiBox extends pulumi.ComponentResource {
         tags: args.tags,
         userData: this.userData,
       }),
-      { parent: this, additionalSecretOutputs: SECRET_USER_DATA },
+      { parent: this, additionalSecretOutputs: SECRET_USER_DATA, dependsOn: [...(args.dependsOn ?? [])] },
     );
     this.registerOutputs({ dropletId: this.droplet.id });
   }

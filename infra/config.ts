@@ -7,6 +7,7 @@
  */
 import { DEFAULT_ECOSYSTEM } from "../deploy/ecosystem.ts";
 import { isPlaceholderCidr, parseCidr } from "./cidr.ts";
+import { sizeProblem } from "./droplet-sizes.ts";
 
 export const PROJECT = "voice-fleet";
 
@@ -32,6 +33,10 @@ export interface Settings {
   readonly gatewayActiveSlot: string;
   /** Slots whose droplet keeps the user data it has (ignoreChanges): serving while another slot rolls. */
   readonly gatewayPinnedSlots: readonly string[];
+  /** How long `pulumi up` waits for a new gateway droplet to open its device listener before moving the reserved IP; 0: no wait. */
+  readonly gatewayReadyTimeoutMinutes: number;
+  /** Spaces bucket for the gateway bundle (unique across DigitalOcean); default `voice-fleet-<stack>-bundles`. */
+  readonly bundleBucket: string | undefined;
   readonly adminCidrs: readonly string[];
   readonly sshKeyFingerprints: readonly string[];
   readonly databaseClusterName: string;
@@ -206,6 +211,10 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     "an image with a pinned version tag",
     "emqx/emqx:5.8.9",
   );
+  const bundleBucket = optional("bundleBucket");
+  if (bundleBucket && !/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(bundleBucket)) {
+    fail("bundleBucket", `must be 3-63 of [a-z0-9-], got ${JSON.stringify(bundleBucket)}`);
+  }
   const livekitUrl = optional("livekitUrl");
   if (livekitUrl && !/^wss?:\/\/[^\s]+$/.test(livekitUrl)) fail("livekitUrl", "must be a wss:// URL");
   const databaseTrustedSources = list("databaseTrustedSources", []).map((entry) => {
@@ -225,12 +234,19 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
       fail("apiProxyPaths", `${JSON.stringify(p)} must start and end with /`);
   }
 
+  const size = (key: "gatewaySize" | "apiSize"): string => {
+    const v = matching(key, SLUG, "a droplet size slug");
+    const problem = v ? sizeProblem(v) : undefined;
+    if (problem) fail(key, problem);
+    return v;
+  };
+
   const settings: Settings = {
     region,
     vpcIpRange,
     image: matching("image", SLUG, "an image slug", "ubuntu-24-04-x64"),
-    gatewaySize: matching("gatewaySize", SLUG, "a droplet size slug"),
-    apiSize: matching("apiSize", SLUG, "a droplet size slug"),
+    gatewaySize: size("gatewaySize"),
+    apiSize: size("apiSize"),
     gatewayInstances,
     workersPerInstance: int("workersPerInstance", DEFAULT_ECOSYSTEM.workersPerInstance, 1, 64),
     firstUdpPort,
@@ -238,6 +254,8 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     gatewaySlots,
     gatewayActiveSlot,
     gatewayPinnedSlots,
+    gatewayReadyTimeoutMinutes: int("gatewayReadyTimeoutMinutes", 20, 0, 120),
+    bundleBucket,
     adminCidrs,
     sshKeyFingerprints,
     databaseClusterName: str("databaseClusterName") ?? "",

@@ -1,7 +1,12 @@
 /**
  * The existing managed Postgres: looked up by name (never created or changed here), made
  * reachable from the fleet's VPC through a peering, and told which droplets it trusts.
- * The gateways do not use the database; only the API droplet is a trusted source.
+ * The gateways do not use the database; only the API droplet (by its tag) is a trusted source.
+ *
+ * Both exist before the API droplet is created (stack.ts makes the droplet depend on them):
+ * DigitalOcean adds the peering's routes only to droplets created in an already peered VPC,
+ * and the trusted source is the API's tag rather than its droplet id, so it can be
+ * registered first and keeps covering a replaced API droplet.
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
@@ -77,8 +82,8 @@ export interface DatabaseAccessArgs {
   readonly vpcId: pulumi.Input<string>;
   /** DigitalOcean name of the peering (unique in the account). */
   readonly peeringName: string;
-  /** Droplets that may connect: the API droplet. */
-  readonly trustedDropletIds: readonly pulumi.Input<string>[];
+  /** Tags whose droplets may connect: the API role's tag. */
+  readonly trustedTags: readonly pulumi.Input<string>[];
 }
 
 export class DatabaseAccess extends pulumi.ComponentResource {
@@ -104,7 +109,7 @@ export class DatabaseAccess extends pulumi.ComponentResource {
       {
         clusterId: lookup.clusterId,
         rules: [
-          ...args.trustedDropletIds.map((id) => ({ type: "droplet", value: id })),
+          ...args.trustedTags.map((tag) => ({ type: "tag", value: tag })),
           ...s.databaseTrustedSources.map((r) => ({ type: r.type, value: r.value })),
         ],
       },

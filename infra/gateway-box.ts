@@ -9,7 +9,7 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import {
   assertUserDataFits,
-  type BundleFile,
+  type BundleRef,
   type GatewayUserDataInput,
   renderGatewayUserData,
 } from "../cloud-init/render.ts";
@@ -30,7 +30,8 @@ export interface GatewayBoxArgs {
   readonly tags: readonly pulumi.Input<string>[];
   /** The reserved IP (the address devices use). */
   readonly publicHost: pulumi.Input<string>;
-  readonly bundle: readonly BundleFile[];
+  /** Where first boot downloads the bundle, and its hash (bundle-store.ts). */
+  readonly bundle: pulumi.Input<BundleRef>;
 }
 
 export function ecosystemOptions(s: Settings): EcosystemOptions {
@@ -54,10 +55,14 @@ export class GatewayBox extends pulumi.ComponentResource {
   constructor(name: string, args: GatewayBoxArgs, opts?: pulumi.ComponentResourceOptions) {
     super("voice-fleet:infra:GatewayBox", name, {}, opts);
     const s = args.settings;
-    const input = (publicHost: string, secrets: GatewayUserDataInput["secrets"]): GatewayUserDataInput => ({
+    const input = (
+      publicHost: string,
+      bundle: BundleRef,
+      secrets: GatewayUserDataInput["secrets"],
+    ): GatewayUserDataInput => ({
       publicHost,
       ecosystem: ecosystemOptions(s),
-      bundle: args.bundle,
+      bundle,
       emqxImage: s.emqxImage,
       nodeMajor: s.nodeMajor,
       logLevel: s.logLevel,
@@ -65,10 +70,10 @@ export class GatewayBox extends pulumi.ComponentResource {
       secrets,
     });
 
-    // Checked now, with stand-in secrets longer than real ones, so that even the first
-    // preview (reserved IP not yet known) fails when the bundle is too big.
+    // Checked now, with stand-ins longer than real values, so that even the first
+    // preview (reserved IP and bucket not yet known) fails when user data is too big.
     assertUserDataFits(
-      renderGatewayUserData(input("255.255.255.255", standInSecrets(s))),
+      renderGatewayUserData(input("255.255.255.255", STAND_IN_BUNDLE, standInSecrets(s))),
       `gateway ${args.slot}`,
     );
 
@@ -77,6 +82,7 @@ export class GatewayBox extends pulumi.ComponentResource {
       pulumi
         .all([
           args.publicHost,
+          args.bundle,
           sec.gatewayMqttPassword,
           sec.mqttSigningKey,
           sec.emqxDashboardPassword,
@@ -84,9 +90,17 @@ export class GatewayBox extends pulumi.ComponentResource {
           sec.livekitApiSecret,
         ])
         .apply(
-          ([host, mqttPassword, mqttSigningKey, emqxDashboardPassword, livekitApiKey, livekitApiSecret]) => {
+          ([
+            host,
+            bundle,
+            mqttPassword,
+            mqttSigningKey,
+            emqxDashboardPassword,
+            livekitApiKey,
+            livekitApiSecret,
+          ]) => {
             const userData = renderGatewayUserData(
-              input(host, {
+              input(host, bundle, {
                 mqttPassword,
                 mqttSigningKey,
                 emqxDashboardPassword,
@@ -100,7 +114,7 @@ export class GatewayBox extends pulumi.ComponentResource {
         ),
     );
 
-    // The gateway box. A change of user data (a new bundle, a new secret) replaces it,
+    // The gateway box. A change of user data (a new bundle hash, a new secret) replaces it,
     // unless the slot is pinned: docs/runbook.md rolls a new slot while the pinned one serves.
     this.droplet = new digitalocean.Droplet(
       name,
@@ -127,6 +141,12 @@ export class GatewayBox extends pulumi.ComponentResource {
     this.registerOutputs({ dropletId: this.droplet.id, healthUrls: this.healthUrls });
   }
 }
+
+/** A bundle URL longer than any real bucket's (63-character name, longest region). */
+const STAND_IN_BUNDLE: BundleRef = {
+  url: `https://${"b".repeat(63)}.xxxx.digitaloceanspaces.com/gateway/${"0".repeat(64)}.tar.gz`,
+  sha256: "0".repeat(64),
+};
 
 /** Deterministic, incompressible stand-ins as long as the longest secret config accepts. */
 function standInSecrets(s: Settings): GatewayUserDataInput["secrets"] {

@@ -1,19 +1,32 @@
 /**
- * The Pulumi program (Pulumi.yaml points here): reads the stack config and the gateway
- * bundle from dist/, composes the stack, exports what the on-call needs.
+ * The Pulumi program (Pulumi.yaml points here): reads the stack config, packs the gateway
+ * bundle from dist/ (the object the stack uploads), composes the stack, exports what the
+ * on-call needs.
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { readDistBundle } from "../cloud-init/render.ts";
+import * as pulumi from "@pulumi/pulumi";
+import { BUNDLE_CACHE_DIR, storeBundle } from "../cloud-init/render.ts";
 import { loadStackConfig } from "./load-config.ts";
+import { DEVICE_PORTS, tcpReadiness } from "./readiness.ts";
 import { createStack } from "./stack.ts";
 
-const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "dist");
-const fleet = createStack(loadStackConfig(), readDistBundle(dist));
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const config = loadStackConfig();
+const bundle = storeBundle(path.join(root, "dist"), path.join(root, BUNDLE_CACHE_DIR));
+const fleet = createStack(config, bundle, {
+  gatewayReady: tcpReadiness({
+    ports: DEVICE_PORTS,
+    timeoutMs: config.settings.gatewayReadyTimeoutMinutes * 60_000,
+    log: (line) => pulumi.log.info(line),
+  }),
+});
 
 /** What manager-api's OTA must hand to devices as the MQTT host. */
 export const gatewayReservedIp = fleet.reservedIp.ipAddress;
 export const activeGatewaySlot = fleet.activeSlot;
+/** The bundle first boot installs: its object URL, SHA-256 and size. */
+export const gatewayBundle = fleet.bundleStore.ref.apply((r) => ({ ...r, bytes: bundle.bytes.length }));
 export const gatewayDropletIds = Object.fromEntries(
   [...fleet.gateways].map(([slot, g]) => [slot, g.droplet.id]),
 );

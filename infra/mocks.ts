@@ -63,7 +63,7 @@ export class FleetMocks implements pulumi.runtime.Mocks {
   newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
     const { values: inputs, secrets } = unwrapSecrets(args.inputs as Record<string, unknown>);
     const id = String(this.#nextId++);
-    const state = { ...inputs, ...computed(args.type, id, this.resources.length) };
+    const state = { ...inputs, ...computed(args.type, id, this.resources.length, inputs) };
     const key = `${args.type}::${args.name}`;
     const options = this.#pending.get(key)?.shift() ?? {
       urn: "",
@@ -121,8 +121,20 @@ export class FleetMocks implements pulumi.runtime.Mocks {
 }
 
 /** Values the cloud would compute, shaped like the provider's outputs. */
-function computed(type: string, id: string, n: number): Record<string, unknown> {
+function computed(
+  type: string,
+  id: string,
+  n: number,
+  inputs: Record<string, unknown>,
+): Record<string, unknown> {
   switch (type) {
+    case "digitalocean:index/spacesBucket:SpacesBucket":
+      return {
+        bucketDomainName: `${inputs.name}.${inputs.region}.digitaloceanspaces.com`,
+        urn: `do:space:${inputs.name}`,
+      };
+    case "digitalocean:index/spacesKey:SpacesKey":
+      return { accessKey: `MOCKSPACESKEY${id}`, secretKey: "mock-spaces-secret" };
     case "digitalocean:index/droplet:Droplet":
       return {
         ipv4Address: `198.51.100.${10 + n}`,

@@ -27,7 +27,7 @@ export interface FleetMonitoringArgs {
   readonly settings: Settings;
   /** Role name (gateway, api) -> tag name. */
   readonly roleTags: Readonly<Record<string, pulumi.Input<string>>>;
-  /** URNs of what belongs in the Project (droplets, the reserved IP). */
+  /** URNs of the droplets that belong in the Project (never the reserved IP: stack.ts says why). */
   readonly projectResources: readonly pulumi.Input<string>[];
 }
 
@@ -43,7 +43,7 @@ export class FleetMonitoring extends pulumi.ComponentResource {
       `${name}-project`,
       {
         name: s.projectName,
-        description: "Voice gateway fleet: gateway droplet(s), API droplet, reserved IP",
+        description: "Voice gateway fleet: gateway droplet(s) and the API droplet",
         environment: "Production",
         purpose: "IoT",
         resources: [...args.projectResources],

@@ -6,15 +6,17 @@
  * Secrets are never read here (stand-ins of realistic length are used).
  */
 import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { readDistBundle, USER_DATA_LIMIT } from "../cloud-init/render.ts";
+import { BUNDLE_CACHE_DIR, storeBundle, USER_DATA_LIMIT } from "../cloud-init/render.ts";
 import { instancePorts } from "../deploy/ecosystem.ts";
 import type { Settings } from "./config.ts";
 import { apiInbound, apiOutbound, gatewayInbound, gatewayOutbound } from "./firewall-rules.ts";
 import { ecosystemOptions } from "./gateway-box.ts";
 import { loadStackConfig } from "./load-config.ts";
 import { type FleetMocks, installMocks, MOCK_DATABASE, type RecordedResource, settle } from "./mocks.ts";
+import { DEVICE_PORTS } from "./readiness.ts";
 import { createStack } from "./stack.ts";
 import { readStackFile, standInSecrets } from "./stack-file.ts";
 
@@ -24,6 +26,8 @@ export interface PlanOptions {
   readonly stack: string;
   readonly stackFile: string;
   readonly distDir: string;
+  /** Where the packed bundle is written (the object's source); default .cache/bundles. */
+  readonly bundleDir?: string;
 }
 
 /** Runs the program under mocks and returns the plan as text lines. */
@@ -37,14 +41,15 @@ export async function plan(options: PlanOptions): Promise<string[]> {
     stack: options.stack,
   });
   const config = loadStackConfig({ allowPlaceholders: true });
-  const bundle = readDistBundle(options.distDir);
-  createStack(config, bundle);
+  const bundle = storeBundle(options.distDir, options.bundleDir ?? path.join(root, BUNDLE_CACHE_DIR));
+  // Mocked droplets are "ready" at once; `pulumi up` waits for the real device listener.
+  createStack(config, bundle, { gatewayReady: async () => {} });
   await settle();
   const s = config.settings;
-  const bundleBytes = bundle.reduce((n, f) => n + f.content.length, 0);
   return [
     `voice-fleet plan: stack ${options.stack}, from ${path.relative(root, options.stackFile)} (mocked: no cloud account)`,
-    `bundle: ${path.relative(root, options.distDir)}/ (${bundle.length} files, ${bundleBytes.toLocaleString("en")} bytes)`,
+    `bundle: ${path.relative(root, options.distDir)}/ (${bundle.files} files, ${bundle.unpackedBytes.toLocaleString("en")} bytes) ` +
+      `packed to ${bundle.bytes.length.toLocaleString("en")} bytes, sha256 ${bundle.sha256}`,
     ...notes(s, Object.keys(secrets)),
     "",
     `resources (${mocks.resources.filter((r) => !r.type.startsWith("voice-fleet:")).length}):`,
@@ -80,6 +85,11 @@ function notes(s: Settings, standIns: string[]): string[] {
   out.push(`! secrets not read; stand-ins used for: ${standIns.join(", ")}`);
   out.push(
     `! the database cluster "${s.databaseClusterName}" is looked up at preview time; mocked here (VPC ${MOCK_DATABASE.vpcRange})`,
+  );
+  out.push(
+    s.gatewayReadyTimeoutMinutes > 0
+      ? `! the reserved IP moves to a new gateway droplet only once it accepts devices (TCP ${DEVICE_PORTS.join(" or ")}); pulumi up waits up to ${s.gatewayReadyTimeoutMinutes} min`
+      : "! gatewayReadyTimeoutMinutes is 0: the reserved IP moves as soon as a new gateway droplet exists",
   );
   return out;
 }
@@ -117,6 +127,14 @@ function describe(r: RecordedResource, ref: (v: unknown) => string): string {
       return `cluster=${i.clusterId} trusted=${(i.rules as { type: string; value: unknown }[]).map((x) => `${x.type}:${ref(x.value)}`).join(", ")}`;
     case "Project":
       return `${i.name} (${i.environment}) resources=${(i.resources as unknown[]).length}`;
+    case "SpacesKey":
+      return `${i.name} grants=${(i.grants as { bucket: string; permission: string }[]).map((g) => `${g.permission}:${g.bucket || "*"}`).join(", ")} (secret kept in state)`;
+    case "digitalocean":
+      return "explicit provider: the API token plus the Spaces key above";
+    case "SpacesBucket":
+      return `${i.name} region=${i.region} acl=${i.acl}`;
+    case "SpacesBucketObject":
+      return `${i.key} ${objectSize(i.source)} acl=${i.acl} (from ${path.relative(root, path.dirname(String(i.source)))}/)`;
     case "MonitorAlert":
       return `${i.compare} ${i.value}% over ${i.window} on tag ${list(i.tags)} -> ${list((i.alerts as { emails: string[] }).emails)}`;
     default:
@@ -159,6 +177,14 @@ function firewalls(mocks: FleetMocks, s: Settings): string[] {
     for (const r of fw.inputs.outboundRules as FwRule[]) out.push(line("out", r));
   }
   return out;
+}
+
+function objectSize(source: unknown): string {
+  try {
+    return `${statSync(String(source)).size.toLocaleString("en")} bytes`;
+  } catch {
+    return "(source missing)";
+  }
 }
 
 function shortType(type: string): string {

@@ -1,20 +1,23 @@
 /**
- * Composes the stack: network, the reserved IP, the gateway box of each slot, the API
- * box, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
+ * Composes the stack: network, the reserved IP, the bundle store, the gateway box of each
+ * slot, the API box, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
  * the tests run it under mocks.
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import type { BundleFile } from "../cloud-init/render.ts";
+import type { StoredBundle } from "../cloud-init/render.ts";
 import { ApiBox } from "./api-box.ts";
+import { BundleStore } from "./bundle-store.ts";
 import { DatabaseAccess, lookupDatabase } from "./database.ts";
 import { GatewayBox } from "./gateway-box.ts";
 import type { StackConfig } from "./load-config.ts";
 import { FleetMonitoring } from "./monitoring.ts";
 import { FleetNetwork, fleetPrefix } from "./network.ts";
+import type { GatewayReadiness } from "./readiness.ts";
 
 export interface Fleet {
   readonly network: FleetNetwork;
+  readonly bundleStore: BundleStore;
   readonly reservedIp: digitalocean.ReservedIp;
   readonly reservedIpAssignment: digitalocean.ReservedIpAssignment;
   readonly gateways: ReadonlyMap<string, GatewayBox>;
@@ -25,7 +28,15 @@ export interface Fleet {
   readonly monitoring: FleetMonitoring;
 }
 
-export function createStack(config: StackConfig, bundle: readonly BundleFile[]): Fleet {
+export interface StackOptions {
+  /**
+   * Resolves when a gateway droplet (by its public address) serves devices: the reserved
+   * IP moves only then. `pulumi up` passes the TCP probe of readiness.ts; mocks pass a stand-in.
+   */
+  readonly gatewayReady: GatewayReadiness;
+}
+
+export function createStack(config: StackConfig, bundle: StoredBundle, options: StackOptions): Fleet {
   const { settings: s, secrets } = config;
   const prefix = fleetPrefix();
 
@@ -38,6 +49,13 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
     settings: s,
     databaseRange: db.clusterRange,
     gatewayIp: reservedIp.ipAddress,
+  });
+
+  // The gateway bundle, uploaded once for every slot; user data names its URL and hash.
+  const bundleStore = new BundleStore("bundle", {
+    settings: s,
+    bucketName: s.bundleBucket ?? `${prefix}-bundles`,
+    bundle,
   });
 
   const gateways = new Map<string, GatewayBox>();
@@ -53,7 +71,7 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
         vpcId: network.vpc.id,
         tags: [network.tags.fleet, network.tags.gateway],
         publicHost: reservedIp.ipAddress,
-        bundle,
+        bundle: bundleStore.ref,
       }),
     );
   }
@@ -62,11 +80,29 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
   // The reserved IP points at the active slot's droplet. A new droplet there (replace,
   // or a switch of slot) creates the new assignment first, which moves the address;
   // deleting the old assignment then leaves it alone (it is no longer on that droplet).
+  // The assignment's droplet id is known only once the new droplet is *ready* (its device
+  // listener open, readiness.ts), so the address moves only then: until that moment the
+  // old droplet keeps it and serves, and Pulumi deletes the old droplet only after the move.
+  const readyDropletId = pulumi
+    .all([activeGateway.droplet.id, activeGateway.droplet.ipv4Address])
+    .apply(async ([id, ip]) => {
+      if (!pulumi.runtime.isDryRun() && s.gatewayReadyTimeoutMinutes > 0) await options.gatewayReady(ip);
+      return Number(id);
+    });
   const reservedIpAssignment = new digitalocean.ReservedIpAssignment(
     "gateway-ip-assignment",
-    { ipAddress: reservedIp.ipAddress, dropletId: activeGateway.droplet.id.apply(Number) },
+    { ipAddress: reservedIp.ipAddress, dropletId: readyDropletId },
     { dependsOn: [activeGateway.droplet] },
   );
+
+  // Peering and trusted source first, then the API droplet (database.ts says why).
+  const database = new DatabaseAccess("database", {
+    settings: s,
+    lookup: db,
+    vpcId: network.vpc.id,
+    peeringName: `${prefix}-db`,
+    trustedTags: [network.tags.api],
+  });
 
   const api = new ApiBox("api", {
     settings: s,
@@ -76,24 +112,17 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
     tags: [network.tags.fleet, network.tags.api],
     mqttHost: reservedIp.ipAddress,
     databaseUrl: db.connectionString,
-  });
-
-  const database = new DatabaseAccess("database", {
-    settings: s,
-    lookup: db,
-    vpcId: network.vpc.id,
-    peeringName: `${prefix}-db`,
-    trustedDropletIds: [api.droplet.id],
+    dependsOn: [database.peering, database.firewall],
   });
 
   const monitoring = new FleetMonitoring("monitoring", {
     settings: s,
     roleTags: { gateway: network.tags.gateway, api: network.tags.api },
-    projectResources: [
-      ...[...gateways.values()].map((g) => g.droplet.dropletUrn),
-      api.droplet.dropletUrn,
-      reservedIp.reservedIpUrn,
-    ],
+    // Droplets only. A reserved IP listed here breaks every later `up`: the Projects API
+    // returns it as do:floatingip:<ip>, the provider sees a difference, tries to move it
+    // and fails with 412 "Cannot move a Reserved IP with an associated Droplet"
+    // (terraform-provider-digitalocean #1264, #1031). It stays in the default project.
+    projectResources: [...[...gateways.values()].map((g) => g.droplet.dropletUrn), api.droplet.dropletUrn],
   });
 
   db.clusterRegion.apply((region) => {
@@ -107,6 +136,7 @@ export function createStack(config: StackConfig, bundle: readonly BundleFile[]):
 
   return {
     network,
+    bundleStore,
     reservedIp,
     reservedIpAssignment,
     gateways,

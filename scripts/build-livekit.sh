@@ -3,11 +3,12 @@
 # (tools/sim/livekit-process.ts). Idempotent: skips the build when the binary there
 # already reports the pinned version.
 #
-# Why v1.13.5: it is the newest release that builds from proxy.golang.org alone.
+# Why v1.13.5: it is the newest release that builds from the Go module proxy alone.
 # v1.13.6 and later `replace` pion/webrtc, pion/dtls and pion/ice with LiveKit's
 # forks (github.com/livekit/webrtc-pion/v4 ...-warp.N etc.) and need livekit/protocol
 # pseudo-versions, and the proxy answers 403 "This module version is not available"
 # for all of those. v1.13.5 has no replace directives, so plain `go install` works.
+# The proxy is this machine's own (`go env GOPROXY`); no registry is named here.
 set -euo pipefail
 
 LIVEKIT_VERSION=1.13.5
@@ -41,12 +42,19 @@ mkdir -p "$root/.cache/bin"
 tmp="$(mktemp -d "$root/.cache/livekit-build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
+# The configured proxies without `direct` (or `off`): never fall back to cloning
+# repositories.
+proxy="$(go env GOPROXY | tr ',|' '\n\n' | grep -v -x -e direct -e off -e '' | paste -sd, - || true)"
+if [[ -z "$proxy" ]]; then
+  echo "build-livekit: error: go env GOPROXY names no module proxy (only direct/off)" >&2
+  exit 1
+fi
+
 pkg="github.com/livekit/livekit-server/cmd/server@v$LIVEKIT_VERSION"
-echo "build-livekit: go install $pkg (from proxy.golang.org; takes ~2 min on 2 cores)"
+echo "build-livekit: go install $pkg (from the configured Go module proxy; takes ~2 min on 2 cores)"
 start=$SECONDS
-# GOPROXY without ",direct": never fall back to cloning repositories.
 # CGO_ENABLED=0: a static binary, and no C compiler needed (as upstream's Dockerfile).
-if ! GOBIN="$tmp" GOPROXY=https://proxy.golang.org CGO_ENABLED=0 go install "$pkg"; then
+if ! GOBIN="$tmp" GOPROXY="$proxy" CGO_ENABLED=0 go install "$pkg"; then
   echo "build-livekit: error: go install $pkg failed (go's error is above)" >&2
   exit 1
 fi

@@ -38,7 +38,7 @@ export async function buildBundle(outDir: string = out): Promise<void> {
     format: "esm",
     target: "node20",
     packages: "external",
-    // Minified: the bundle travels compressed inside DigitalOcean user data (64 KiB cap).
+    // Minified: a smaller bundle object to upload and download (cloud-init/bundle.ts).
     minify: true,
     sourcemap: "linked",
     logLevel: "warning",

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The one test command (`npm test`): lint, typecheck, the Go broker's tests, then every
+// The one test command (`npm test`): scripts/prepare.mjs, lint, typecheck, the Go broker's tests, then every
 // `*.test.ts` under the source folders with Node's own test runner (via tsx).
 // Arguments narrow the Node tests: `npm test -- gateway/test/udp` runs the files whose
 // path contains any of the given strings, and skips lint, typecheck and Go.
@@ -37,16 +37,16 @@ function run(label, cmd, args, options = {}) {
   }
 }
 
+// Whatever is missing on this machine (npm packages, Debian packages, Go, the broker and
+// the other binaries, the Python venv) is installed or built first; quick when all is there.
+run("prepare", process.execPath, [path.join(root, "scripts/prepare.mjs"), "test"]);
+
 if (filters.length === 0) {
   run("lint", "npx", ["biome", "check", "."]);
   run("typecheck", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
   run("broker tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "broker") });
   run("media tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "media") });
 }
-// Every Node test needs the broker binary; build it once here (Go caches the work).
-run("broker build", "go", ["build", "-o", "../.cache/bin/local-broker", "."], {
-  cwd: path.join(root, "broker"),
-});
 
 // The LiveKit media process, for the tests of the `process` room transport (cheap when cached).
 run("media build", "bash", [path.join(root, "scripts/build-media.sh")]);

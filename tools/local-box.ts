@@ -1,29 +1,52 @@
 /**
  * The local box: `npm start` brings up, on this machine and with no cloud account,
- *   the local broker (broker/, port 1883) -> 4 gateway instances under PM2 (the very
- *   ecosystem file cloud-init installs, from dist/) -> simulated devices that talk and
- *   hear themselves back (echo agent),
+ *   the local broker (broker/, port 1883, restarted if it exits, device authentication on)
+ *   -> 4 gateway instances under PM2 (the very ecosystem file cloud-init installs, from
+ *   dist/) -> a development OTA endpoint (port 8002) -> simulated devices that provision
+ *   themselves through that OTA like firmware, then talk and hear themselves back (echo
+ *   agent),
  * and prints a one-line summary every second. Ctrl-C (or `npm stop` from another
  * terminal) tears everything down.
  *
  *   npm start                       8 devices, until Ctrl-C
  *   npm start -- --devices 50 --duration 60 --mode realtime
- *   npm start -- --devices 0        broker + gateways only (point a real device here)
+ *   npm start -- --devices 0 --public-host 192.168.1.20
+ *                                   broker, gateways and OTA on that address, for a real
+ *                                   device whose OTA URL is http://192.168.1.20:8002/xiaozhi/ota/
+ *   npm start -- --insecure-no-device-auth
+ *                                   the broker lets any device in (loud warning)
  */
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../deploy/ecosystem.ts";
+import { type OtaServer, startOtaServer } from "../gateway/src/ota/ota-server.ts";
 import { buildBundle } from "../scripts/build.ts";
 import { fetchJson, waitReady } from "./load/health-client.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
-import { startBroker } from "./sim/broker-process.ts";
-import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { type SupervisedBroker, superviseBroker } from "./sim/broker-supervisor.ts";
+import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
+import { loopbackAddress, type SimulatedDevice } from "./sim/device.ts";
+import { provisionDevice } from "./sim/provision.ts";
 
 const RUN = path.join(ROOT, ".run");
 const PID_FILE = path.join(RUN, "local-box.pid");
+const KEY_FILE = path.join(RUN, "device-signing-key");
+const BROKER_LOG = path.join(RUN, "broker.log");
+/** Set once the broker runs, so that a failed start stops it too (it would hold the port). */
+let startedBroker: SupervisedBroker | undefined;
+
+const INSECURE_WARNING = [
+  "",
+  "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+  "!! WARNING: DEVICE AUTHENTICATION IS OFF (--insecure-no-device-auth).            !!",
+  "!! The broker accepts ANY client id with ANY password: anyone who reaches it can !!",
+  "!! pose as any device. Never use this mode where others can reach the broker.    !!",
+  "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+  "",
+].join("\n");
 
 async function up(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -33,15 +56,24 @@ async function up(argv: string[]): Promise<void> {
       duration: { type: "string", default: "0" },
       mode: { type: "string", default: "auto" },
       "broker-port": { type: "string", default: "1883" },
+      "ota-port": { type: "string", default: "8002" },
       "public-host": { type: "string", default: "127.0.0.1" },
+      "insecure-no-device-auth": { type: "boolean", default: false },
     },
   });
   const deviceCount = Number(values.devices);
   const durationS = Number(values.duration);
   const mode = values.mode as "auto" | "realtime" | "manual";
+  const publicHost = values["public-host"];
+  const insecure = values["insecure-no-device-auth"];
   if (!Number.isInteger(deviceCount) || deviceCount < 0) throw new Error("--devices must be a whole number");
   if (!["auto", "realtime", "manual"].includes(mode))
     throw new Error("--mode must be auto, realtime or manual");
+  for (const flag of ["broker-port", "ota-port"] as const) {
+    const port = Number(values[flag]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new Error(`--${flag} must be a port, 1..65535`);
+  }
   if (existsSync(PID_FILE)) {
     const pid = Number(readFileSync(PID_FILE, "utf8"));
     if (isAlive(pid)) throw new Error(`a local box is already running (pid ${pid}); run npm stop first`);
@@ -51,21 +83,40 @@ async function up(argv: string[]): Promise<void> {
 
   console.log("building the gateway bundle (dist/)...");
   await buildBundle();
+  const signing = loadOrCreateSigningKey(KEY_FILE);
+  if (insecure) console.warn(INSECURE_WARNING);
+  else
+    console.log(
+      `device authentication on: ${signing.created ? "generated" : "using"} the development signing key in ${path.relative(ROOT, KEY_FILE)} (0600)`,
+    );
   const password = randomBytes(18).toString("base64url");
-  const broker = await startBroker({ port: Number(values["broker-port"]), gatewayPassword: password });
-  console.log(`broker listening on ${broker.url}`);
+  const broker = await superviseBroker({
+    host: publicHost,
+    port: Number(values["broker-port"]),
+    gatewayPassword: password,
+    ...(insecure ? {} : { deviceSigningKey: signing.key }),
+    stderr: openSync(BROKER_LOG, "a", 0o600),
+    onEvent: (e) => {
+      if (e.kind === "exited")
+        console.log(`broker exited (code ${e.code}, signal ${e.signal}); restarting...`);
+      else if (e.kind === "restarted") console.log(`broker restarted (${e.restarts} restarts so far)`);
+      else console.log(`broker restart failed: ${e.error}; retrying in ${e.retryInMs} ms`);
+    },
+  });
+  startedBroker = broker;
+  console.log(`broker listening on ${broker.url} (log: ${path.relative(ROOT, BROKER_LOG)})`);
   // Host settings and secrets for the instances, as /etc/voice-gateway/gateway.env on the droplet.
   const envFile = path.join(RUN, "gateway.env");
   writeFileSync(
     envFile,
     [
-      `PUBLIC_HOST=${values["public-host"]}`,
+      `PUBLIC_HOST=${publicHost}`,
       `MQTT_URL=${broker.url}`,
       "MQTT_USERNAME=gateway",
       `MQTT_PASSWORD=${password}`,
-      // For the device verifier (PM2 app device-auth), which refuses to start without a
-      // key. The local broker checks devices itself, so nothing here calls the verifier.
-      `MQTT_SIGNING_KEY=${randomBytes(32).toString("hex")}`,
+      // For the device verifier (PM2 app device-auth): the same key the broker checks
+      // devices with here, as EMQX's HTTP authenticator would call it in production.
+      `MQTT_SIGNING_KEY=${signing.key}`,
       "LOG_LEVEL=info",
       "",
     ].join("\n"),
@@ -78,6 +129,22 @@ async function up(argv: string[]): Promise<void> {
   console.log(
     `${ports.length} gateway instances ready under PM2 (PM2_HOME=.run/pm2); health: ${ports.map((p) => `http://127.0.0.1:${p.healthPort}/health`).join(" ")}`,
   );
+  const ota: OtaServer = await startOtaServer({
+    host: publicHost,
+    port: Number(values["ota-port"]),
+    settings: { mqttEndpoint: `${publicHost}:${broker.port}`, signingKey: signing.key },
+    onAnswer: (answer, remote) => {
+      // Real devices are the interesting ones: the simulated ones provision every start.
+      if (deviceCount > 0 && !answer.ok) console.log(`OTA refused ${remote}: ${answer.refusal}`);
+      if (deviceCount === 0)
+        console.log(
+          answer.ok
+            ? `OTA: provisioned ${answer.mac} from ${remote} (client id ${answer.body.mqtt.client_id})`
+            : `OTA: refused ${remote}: ${answer.refusal} (HTTP ${answer.status})`,
+        );
+    },
+  });
+  console.log(`OTA endpoint (development only): ${ota.url}  <- set this as a device's OTA URL`);
 
   const devices: SimulatedDevice[] = [];
   let stopping = false;
@@ -86,8 +153,9 @@ async function up(argv: string[]): Promise<void> {
     stopping = true;
     clearInterval(summary);
     clearInterval(conversation);
-    console.log("\nstopping: devices, gateways (drain), broker...");
+    console.log("\nstopping: devices, OTA, gateways (drain), broker...");
     await Promise.all(devices.map((d) => d.close()));
+    await ota.close();
     await pm2Kill();
     await broker.stop();
     rmSync(PID_FILE, { force: true });
@@ -96,16 +164,20 @@ async function up(argv: string[]): Promise<void> {
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
 
+  const openChannel = async (d: SimulatedDevice) => {
+    await d.hello();
+    d.listen(mode);
+  };
   for (let i = 0; i < deviceCount; i++) {
-    const d = new SimulatedDevice({
-      brokerUrl: broker.url,
+    // Like firmware at boot: ask the OTA for MQTT settings, then connect with them.
+    const d = await provisionDevice({
+      otaUrl: ota.url,
       index: i + 1,
       udpBindAddress: loopbackAddress(i + 1),
     });
     devices.push(d);
     await d.connect();
-    await d.hello();
-    d.listen(mode);
+    await openChannel(d);
   }
   // Each device speaks a sentence, then waits to hear it back, then speaks again.
   const talkOnce = (d: SimulatedDevice) => {
@@ -120,13 +192,21 @@ async function up(argv: string[]): Promise<void> {
       goodbyes.set(reason, (goodbyes.get(reason) ?? 0) + 1);
       // The gateway closed our session (drain, restart): re-hello, as firmware does on
       // its next interaction.
-      if (!stopping)
-        void d
-          .hello()
-          .then(() => d.listen(mode))
-          .catch(() => {});
+      if (!stopping) void openChannel(d).catch(() => {});
     });
+    // The broker went away (it is restarted by its supervisor): reconnect and re-hello,
+    // as firmware does (after 60 s there; 2 s here, to keep the box lively).
+    d.on("mqtt_closed", () => reconnect(d));
   }
+  const reconnect = (d: SimulatedDevice) => {
+    if (stopping) return;
+    setTimeout(() => {
+      if (stopping) return;
+      d.connect()
+        .then(() => openChannel(d))
+        .catch(() => reconnect(d));
+    }, 2000);
+  };
   const started = Date.now();
   let lastRecv = 0;
   const summary = setInterval(async () => {
@@ -140,10 +220,16 @@ async function up(argv: string[]): Promise<void> {
       (n, d) => n + Object.values(d.stats.errors).reduce((a, b) => a + (b ?? 0), 0),
       0,
     );
+    // Which checks failed, e.g. audio that arrived while the broker was down and its
+    // `tts start` was lost: firmware would not have played it either.
+    const byKind: Record<string, number> = {};
+    for (const d of devices)
+      for (const [kind, n] of Object.entries(d.stats.errors)) byKind[kind] = (byKind[kind] ?? 0) + (n ?? 0);
     const live = devices.filter((d) => d.session).length;
     const t = Math.round((Date.now() - started) / 1000);
+    const refused = Object.values(ota.stats.refused).reduce((a, b) => a + (b ?? 0), 0);
     process.stdout.write(
-      `[${t}s] devices ${live}/${devices.length} in session | sessions per instance ${perInstance} | frames up ${sent} down ${recv} (+${recv - lastRecv}/s) | device errors ${errors}${goodbyes.size ? ` | goodbyes ${JSON.stringify(Object.fromEntries(goodbyes))}` : ""}\n`,
+      `[${t}s] devices ${live}/${devices.length} in session | sessions per instance ${perInstance} | frames up ${sent} down ${recv} (+${recv - lastRecv}/s) | device errors ${errors}${errors ? ` ${JSON.stringify(byKind)}` : ""} | ota ${ota.stats.served} served ${refused} refused${broker.restarts ? ` | broker restarts ${broker.restarts}` : ""}${insecure ? " | DEVICE AUTH OFF" : ""}${goodbyes.size ? ` | goodbyes ${JSON.stringify(Object.fromEntries(goodbyes))}` : ""}\n`,
     );
     lastRecv = recv;
     if (durationS > 0 && t >= durationS) void stop(errors > 0 ? 1 : 0);
@@ -178,6 +264,7 @@ const run = command === "down" ? down() : up(rest);
 run.catch(async (err: Error) => {
   console.error(`local box: ${err.message}`);
   await pm2Kill();
+  await startedBroker?.stop();
   rmSync(PID_FILE, { force: true });
   process.exit(1);
 });

@@ -18,7 +18,13 @@
  *     oversized messages, bad hellos, and listen/abort/goodbye carrying other devices'
  *     session ids;
  *   - every 5 s, a CONNECT with a live device's client id and a wrong password (a takeover
- *     attempt; the broker must refuse it).
+ *     attempt; the broker must refuse it);
+ *   - every 5 s, a hello flood: 200 hellos at once from one authenticated hostile device
+ *     (the gateway's hello budget lets a few through and counts the rest);
+ *   - every 10 s, the UDP hijack attempt: from one observed datagram of a live device
+ *     (connection id and sequence), 256 one-byte payloads at sequence + 2000 and 256 at
+ *     sequence + 1, every byte value, from another host's four ports. The hijacker must
+ *     never receive a downstream datagram, and the victim must keep its session.
  *
  * At the end it prints legitimate sessions lost (must be 0), device errors, gateway drops
  * by reason, and each instance's RSS at the start (after a warm-up) and at the end; it
@@ -105,6 +111,8 @@ const lost = new Map<string, string>(); // client id -> how its session was lost
 const hostileSent: Record<string, number> = {};
 let takeoverRefused = 0;
 let takeoverAccepted = 0;
+/** Downstream datagrams that reached the hijacker's sockets (must stay 0). */
+let hijackerHeard = 0;
 
 function countHostile(kind: string, n = 1): void {
   hostileSent[kind] = (hostileSent[kind] ?? 0) + n;
@@ -223,6 +231,8 @@ async function startHostile(): Promise<void> {
     hostileDevices.push(d);
   }
   const silence = upstreamClip(1, 6).silence;
+  const hijackers = await Promise.all([0, 1, 2, 3].map(() => udpFrom("127.1.0.5")));
+  for (const h of hijackers) h.on("message", () => hijackerHeard++);
 
   const kinds: [number, () => void][] = [
     [
@@ -309,6 +319,44 @@ async function startHostile(): Promise<void> {
       owed += perSecond / 10;
       for (; owed >= 1; owed--) sendOne();
     }, 100),
+  );
+
+  // Hello floods from an authenticated hostile device.
+  const hello = JSON.stringify({
+    type: "hello",
+    version: 3,
+    transport: "udp",
+    audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
+  });
+  timers.push(
+    setInterval(() => {
+      const h = pick(hostileDevices);
+      for (let i = 0; i < 200; i++) h.publishRaw(hello);
+      countHostile("mqtt_hello_flood", 200);
+    }, 5000),
+  );
+
+  // The UDP hijack attempt: every byte value as a 1-byte payload, far ahead and just ahead.
+  timers.push(
+    setInterval(() => {
+      const v = victim();
+      const s = v?.session;
+      if (!v || !s) return;
+      const seen = v.stats.framesSent;
+      let n = 0;
+      for (const seq of [seen + 2000, seen + 1]) {
+        for (let b = 0; b < 256; b++) {
+          const d = Buffer.alloc(17);
+          d[0] = 1;
+          d.writeUInt16BE(1, 2);
+          d.writeUInt32BE(s.nonce.readUInt32BE(4), 4);
+          d.writeUInt32BE(seq >>> 0, 12);
+          d[16] = b;
+          (hijackers[n++ % hijackers.length] as Socket).send(d, s.port, s.server);
+        }
+      }
+      countHostile("udp_hijack_attempt", n);
+    }, 10_000),
   );
 
   // Takeover attempts: a live device's client id with a wrong password.
@@ -425,6 +473,7 @@ async function main(): Promise<number> {
     `legitimate frames: ${sent} up, ${recv} echoed back (${sent ? ((1 - recv / sent) * 100).toFixed(2) : "0"}% not echoed); round trip p50 ${percentile(rtt, 50).toFixed(1)} ms p99 ${percentile(rtt, 99).toFixed(1)} ms`,
     `hostile traffic sent: ${JSON.stringify(hostileSent)}`,
     `takeover attempts (live client id, wrong password): ${takeoverRefused} refused, ${takeoverAccepted} accepted`,
+    `downstream datagrams received by the UDP hijacker: ${hijackerHeard}`,
     "gateway drops by reason (whole run):",
     ...Object.entries(end.drops)
       .sort((a, b) => b[1] - a[1])
@@ -439,6 +488,7 @@ async function main(): Promise<number> {
   const failures: string[] = [];
   if (lost.size > 0) failures.push(`${lost.size} legitimate session(s) lost`);
   if (takeoverAccepted > 0) failures.push(`${takeoverAccepted} takeover attempt(s) accepted by the broker`);
+  if (hijackerHeard > 0) failures.push(`the UDP hijacker received ${hijackerHeard} downstream datagram(s)`);
   growth.forEach((g, k) => {
     if (!(g <= maxRssGrowth))
       failures.push(`gateway ${k + 1} RSS grew ${(g * 100).toFixed(1)}% (limit ${maxRssGrowth * 100}%)`);
@@ -459,6 +509,7 @@ async function main(): Promise<number> {
         hostileSent,
         takeoverRefused,
         takeoverAccepted,
+        hijackerHeard,
         drops: end.drops,
         rssStart,
         rssEnd: endRss,

@@ -4,7 +4,7 @@
 #   /etc/voice-gateway/bootstrap.env  non-secret settings (versions, instance count, ports)
 #   /etc/voice-gateway/gateway.env    the gateways' host settings and secrets (0600 gateway)
 #   /etc/emqx/                        EMQX config, ACL, gateway-user bootstrap, env (secret)
-#   /opt/voice-gateway/               the bundle: dist/ of `npm run build`
+#   /opt/voice-gateway/               ecosystem.config.cjs; the bundle (dist/) is downloaded in step 0
 # Output: /var/log/cloud-init-output.log; `cloud-init status --long` says if it failed.
 set -euo pipefail
 # shellcheck source=/dev/null
@@ -13,6 +13,10 @@ source /usr/local/lib/voice-fleet/lib.sh
 source /etc/voice-gateway/bootstrap.env
 trap 'log "FAILED at line $LINENO"; touch /var/lib/voice-fleet/bootstrap.failed' ERR
 install -d -m 0755 /var/lib/voice-fleet
+
+# 0. The bundle, downloaded and checked against its SHA-256 before anything starts: a
+#    failed download or another hash stops first boot here (fetch-bundle.sh).
+/usr/local/sbin/voice-gateway-fetch-bundle
 
 # 1. What depends on this droplet: health and the dashboard listen on the private address.
 #    UDP_BIND is the anchor address, where DigitalOcean delivers reserved-IP traffic: a UDP

@@ -1,28 +1,47 @@
 /**
- * The gateway bundle exactly as the droplet receives it (extracted from rendered user
- * data) starts and serves a simulated device against the local broker.
+ * The gateway bundle exactly as the droplet receives it starts and serves a simulated
+ * device against the local broker: the program runs under mocks, the object it uploads
+ * (its `source` file) is served on loopback at the object's path, and the real
+ * fetch-bundle.sh installs it with the URL's path and the SHA-256 from the rendered user data.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
+import { BUNDLE_OBJECT, DROPLET, runFleet } from "../../infra/test/fleet-harness.ts";
 import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.ts";
 import { SimulatedDevice } from "../../tools/sim/device.ts";
-import { extractBundle } from "../render.ts";
-import { ROOT, sampleGatewayUserData } from "./sample.ts";
+import { readUserDataFiles } from "../render.ts";
+import { type ObjectServer, runFetchBundle, serveObject } from "./bundle-server.ts";
+import { ROOT } from "./sample.ts";
 
-describe("the bundle inside the gateway user data", () => {
+describe("the bundle object that pulumi up uploads", () => {
   let dir: string;
+  let objects: ObjectServer;
   let broker: BrokerProcess;
   let gateway: ChildProcess;
   let device: SimulatedDevice | undefined;
 
   before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "bundle-"));
-    extractBundle(sampleGatewayUserData(), dir);
+    const run = await runFleet({ gatewayReadyTimeoutMinutes: "0" });
+    const object = run.find(BUNDLE_OBJECT, "bundle-object");
+    const settings = readUserDataFiles(String(run.find(DROPLET, "gateway-a").inputs.userData))
+      .get("/etc/voice-gateway/bootstrap.env")
+      ?.content.toString();
+    const value = (key: string) => settings?.match(new RegExp(`^${key}='([^']*)'$`, "m"))?.[1] ?? "";
+    const url = new URL(value("BUNDLE_URL"));
+    assert.equal(url.pathname, `/${object.inputs.key}`);
+    objects = await serveObject(url.pathname, readFileSync(String(object.inputs.source)));
+    const fetched = await runFetchBundle({
+      BUNDLE_URL: objects.url,
+      BUNDLE_SHA256: value("BUNDLE_SHA256"),
+      INSTALL_DIR: dir,
+    });
+    assert.equal(fetched.code, 0, fetched.output);
     // `npm ci --omit=dev` on the droplet installs what the pruned lockfile names; here the
     // project's node_modules holds the same versions.
     symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
@@ -37,6 +56,7 @@ describe("the bundle inside the gateway user data", () => {
       await exited;
     }
     await broker?.stop();
+    await objects?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -75,7 +75,7 @@ const checks: Record<number, () => void> = {
   5: () => {
     const mqtt = block(conf, "mqtt");
     assert.match(mqtt, /shared_subscription = true/);
-    assert.match(mqtt, /shared_subscription_strategy = round_robin/);
+    assert.match(mqtt, /shared_subscription_strategy = hash_topic/);
   },
   6: () => {
     assert.match(gatewayRule("subscribe"), /"lifecycle\/#", "gateway\/#"/);

@@ -1,19 +1,27 @@
 /**
- * The rendered user data, as DigitalOcean would receive it: valid for cloud-init, under
- * 64 KiB, N gateway instances with unique ports, the same ecosystem file and bundle the
- * local box runs, secrets only where they belong.
+ * The rendered user data, as DigitalOcean would receive it: valid for cloud-init, a
+ * fraction of 64 KiB, N gateway instances with unique ports, the same ecosystem file the
+ * local box runs, the bundle named by URL and SHA-256 (and packed byte for byte from dist/),
+ * secrets only where they belong.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { parse } from "yaml";
 import { DEFAULT_ECOSYSTEM } from "../../deploy/ecosystem.ts";
-import { extractBundle, INSTALL_DIR, readUserDataFiles, USER_DATA_LIMIT } from "../render.ts";
-import { DIST, SECRETS, sampleApiUserData, sampleGatewayUserData } from "./sample.ts";
+import { INSTALL_DIR, packBundle, readDistBundle, readUserDataFiles, USER_DATA_LIMIT } from "../render.ts";
+import {
+  DIST,
+  SAMPLE_BUNDLE,
+  SAMPLE_BUNDLE_REF,
+  SECRETS,
+  sampleApiUserData,
+  sampleGatewayUserData,
+} from "./sample.ts";
 
 const work = mkdtempSync(path.join(tmpdir(), "user-data-"));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -45,8 +53,47 @@ describe("gateway user data", () => {
 
   test("passes `cloud-init schema`", () => cloudInitSchema(userData, "gateway"));
 
-  test("stays under DigitalOcean's 64 KiB", () => {
-    assert.ok(Buffer.byteLength(userData) < USER_DATA_LIMIT, `${Buffer.byteLength(userData)} bytes`);
+  test("is a fraction of DigitalOcean's 64 KiB: the bundle is named, not carried", () => {
+    const size = Buffer.byteLength(userData);
+    assert.ok(size < USER_DATA_LIMIT / 4, `${size} bytes`);
+    assert.deepEqual(
+      [...files.keys()].filter((p) => p.startsWith(`${INSTALL_DIR}/`)),
+      [`${INSTALL_DIR}/ecosystem.config.cjs`],
+    );
+    const settings = files.get("/etc/voice-gateway/bootstrap.env")?.content.toString() ?? "";
+    assert.match(
+      settings,
+      new RegExp(`^BUNDLE_URL='${SAMPLE_BUNDLE_REF.url.replace(/[.?/]/g, "\\$&")}'$`, "m"),
+    );
+    assert.match(settings, new RegExp(`^BUNDLE_SHA256='${SAMPLE_BUNDLE.sha256}'$`, "m"));
+  });
+
+  test("a bundle reference that is not an https URL and a SHA-256 is refused", () => {
+    for (const bundle of [
+      { ...SAMPLE_BUNDLE_REF, sha256: "abc" },
+      { ...SAMPLE_BUNDLE_REF, url: "http://plain.example/b.tar.gz" },
+      { ...SAMPLE_BUNDLE_REF, url: "https://x.example/it's.tar.gz" },
+    ]) {
+      assert.throws(() => sampleGatewayUserData({ bundle }), /^Error: bundle: /);
+    }
+  });
+
+  test("first boot fetches and checks the bundle before it starts anything", () => {
+    const bootstrap = files.get("/usr/local/sbin/voice-gateway-bootstrap")?.content.toString() ?? "";
+    const fetch = files.get("/usr/local/sbin/voice-gateway-fetch-bundle");
+    assert.equal(fetch?.permissions, "0755");
+    assert.match(bootstrap, /^set -euo pipefail$/m);
+    const lines = bootstrap.split("\n");
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l) && !l.trimStart().startsWith("#"));
+    const fetchAt = at(/^\/usr\/local\/sbin\/voice-gateway-fetch-bundle$/);
+    assert.ok(
+      fetchAt > 0,
+      "bootstrap calls the fetch script as a command of its own (set -e stops on failure)",
+    );
+    for (const start of [/systemctl enable --now (docker|emqx)/, /pm2 start/, /npm ci/]) {
+      const startAt = at(start);
+      assert.ok(startAt < 0 || fetchAt < startAt, `${start} comes after the bundle check`);
+    }
   });
 
   test("renders the same bytes every time (a changed user data replaces the droplet)", () => {
@@ -54,9 +101,19 @@ describe("gateway user data", () => {
   });
 
   test("holds exactly N gateway instances with unique ports, and the device verifier", () => {
+    assert.ok(
+      readDistBundle(DIST).some((f) => f.path === "gateway/verifier.js"),
+      "the verifier is in the bundle",
+    );
     for (const instances of [1, 4, 6]) {
       const dir = mkdtempSync(path.join(work, `eco-${instances}-`));
-      extractBundle(sampleGatewayUserData({ ecosystem: { ...DEFAULT_ECOSYSTEM, instances } }), dir);
+      const rendered = readUserDataFiles(
+        sampleGatewayUserData({ ecosystem: { ...DEFAULT_ECOSYSTEM, instances } }),
+      );
+      writeFileSync(
+        path.join(dir, "ecosystem.config.cjs"),
+        rendered.get(`${INSTALL_DIR}/ecosystem.config.cjs`)?.content ?? "",
+      );
       const { apps: all } = createRequire(import.meta.url)(path.join(dir, "ecosystem.config.cjs")) as {
         apps: { name: string; script: string; kill_timeout: number; env: Record<string, string> }[];
       };
@@ -66,7 +123,6 @@ describe("gateway user data", () => {
         others.map((a) => [a.name, a.script]),
         [["device-auth", "./gateway/verifier.js"]],
       );
-      assert.ok(existsSync(path.join(dir, "gateway/verifier.js")));
       assert.equal(apps.length, instances);
       assert.deepEqual(
         apps.map((a) => a.name),
@@ -97,19 +153,38 @@ describe("gateway user data", () => {
     assert.ok(shipped.content.equals(readFileSync(path.join(DIST, "ecosystem.config.cjs"))));
   });
 
-  test("the bundle extracts byte for byte as dist/ holds it (source maps left out)", () => {
+  test("the packed bundle unpacks (tar) byte for byte as dist/ holds it, source maps and ecosystem left out", () => {
     const dir = mkdtempSync(path.join(work, "bundle-"));
-    const written = extractBundle(userData, dir);
+    const archive = path.join(work, "bundle.tar.gz");
+    writeFileSync(archive, SAMPLE_BUNDLE.bytes);
+    const res = spawnSync("tar", ["-xzf", archive, "-C", dir], { encoding: "utf8" });
+    assert.equal(res.status, 0, res.stderr);
     const expected = distFiles(DIST)
-      .filter((f) => !f.endsWith(".map"))
+      .filter((f) => !f.endsWith(".map") && f !== "ecosystem.config.cjs")
       .sort();
-    assert.deepEqual(written, expected);
+    assert.deepEqual(distFiles(dir).sort(), expected);
     for (const rel of expected) {
       assert.ok(readFileSync(path.join(dir, rel)).equals(readFileSync(path.join(DIST, rel))), rel);
+      assert.equal(
+        statSync(path.join(dir, rel)).mode & 0o777,
+        statSync(path.join(DIST, rel)).mode & 0o111 ? 0o755 : 0o644,
+        rel,
+      );
     }
-    for (const rel of expected) {
-      assert.equal(files.get(`${INSTALL_DIR}/${rel}`)?.owner, "gateway:gateway", rel);
-    }
+  });
+
+  test("packing is deterministic, and an executable keeps its x bit", () => {
+    assert.equal(packBundle(readDistBundle(DIST)).sha256, SAMPLE_BUNDLE.sha256);
+    const withBinary = [
+      ...readDistBundle(DIST),
+      { path: "bin/voice-media", content: Buffer.from("\x7fELF"), mode: 0o755 },
+    ];
+    const dir = mkdtempSync(path.join(work, "bin-"));
+    const archive = path.join(work, "bin.tar.gz");
+    writeFileSync(archive, packBundle(withBinary).bytes);
+    assert.equal(spawnSync("tar", ["-xzf", archive, "-C", dir]).status, 0);
+    assert.equal(statSync(path.join(dir, "bin/voice-media")).mode & 0o777, 0o755);
+    assert.throws(() => packBundle([{ path: "../etc/passwd", content: Buffer.alloc(1) }]), /cannot pack/);
   });
 
   test("the gateways' env file has every key the gateway reads; HEALTH_BIND and UDP_BIND are set at boot", () => {
@@ -168,7 +243,11 @@ describe("gateway user data", () => {
       /^EMQX_IMAGE='emqx\/emqx:5\.8\.9'$/m,
     );
     assert.match(files.get("/etc/systemd/system/emqx.service")?.content.toString() ?? "", /--network host/);
-    for (const script of ["/usr/local/sbin/voice-gateway-bootstrap", "/usr/local/lib/voice-fleet/lib.sh"]) {
+    for (const script of [
+      "/usr/local/sbin/voice-gateway-bootstrap",
+      "/usr/local/sbin/voice-gateway-fetch-bundle",
+      "/usr/local/lib/voice-fleet/lib.sh",
+    ]) {
       const file = path.join(work, path.basename(script));
       writeFileSync(file, files.get(script)?.content ?? "");
       const res = spawnSync("bash", ["-n", file], { encoding: "utf8" });

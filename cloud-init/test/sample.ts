@@ -2,7 +2,9 @@
 import { DEFAULT_ECOSYSTEM } from "../../deploy/ecosystem.ts";
 import {
   type ApiUserDataInput,
+  bundleObjectKey,
   type GatewayUserDataInput,
+  packBundle,
   readDistBundle,
   renderApiUserData,
   renderGatewayUserData,
@@ -20,11 +22,18 @@ export const SECRETS = {
   livekitApiSecret: "s3cr3tLiveKitValueForTests0123456789abcd",
 };
 
+/** dist/ packed as `pulumi up` packs it, and where a bucket would serve it. */
+export const SAMPLE_BUNDLE = packBundle(readDistBundle(DIST));
+export const SAMPLE_BUNDLE_REF = {
+  url: `https://voice-fleet-test-bundles.fra1.digitaloceanspaces.com/${bundleObjectKey(SAMPLE_BUNDLE.sha256)}`,
+  sha256: SAMPLE_BUNDLE.sha256,
+};
+
 export function gatewayInput(overrides: Partial<GatewayUserDataInput> = {}): GatewayUserDataInput {
   return {
     publicHost: "203.0.113.50",
     ecosystem: DEFAULT_ECOSYSTEM,
-    bundle: readDistBundle(DIST),
+    bundle: SAMPLE_BUNDLE_REF,
     emqxImage: "emqx/emqx:5.8.9",
     nodeMajor: 22,
     logLevel: "info",

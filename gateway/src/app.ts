@@ -11,6 +11,7 @@ import type { GatewayConfig } from "./config.ts";
 import { startHealthServer } from "./ops/health.ts";
 import type { Logger } from "./ops/log.ts";
 import { GatewayMetrics } from "./ops/metrics.ts";
+import { startLoopClock } from "./ops/watchdog.ts";
 import { newBootId } from "./protocol/session-id.ts";
 import { gatewaySubscriptions, INGEST_PREFIX, PRESENCE_PREFIX, SHARE_GROUP } from "./protocol/topics.ts";
 import { Gateway } from "./session/gateway.ts";
@@ -74,7 +75,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     throw new Error(`cannot bind UDP ${config.udpBind}:${config.udpPort}: ${(err as Error).message}`);
   }
   const udpPort = udp.port;
+  const loopClock = startLoopClock();
   const gateway = new Gateway({
+    arrivedAt: () => loopClock.arrivedAt(),
+    balanceSlack: config.helloBalanceSlack,
     me,
     publicHost: config.publicHost,
     udpPort,
@@ -95,6 +99,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   const release = async () => {
     clearInterval(totalsTimer);
     clearInterval(rateTimer);
+    loopClock.stop();
     await udp?.close();
     await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
     health?.closeAllConnections();
@@ -111,6 +116,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         clientId: `gateway-${config.instanceId}-${bootId}`,
         username: config.mqttUsername,
         password: config.mqttPassword,
+        keepaliveS: config.mqttKeepaliveS,
         subscriptions: gatewaySubscriptions(config.instanceId),
         // Not an empty payload: some brokers (mochi) refuse a zero-length will.
         will: { topic: presenceTopic, payload: gateway.presencePayload("gone", udpPort), retain: true },
@@ -123,7 +129,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
             gateway.presencePayload(gateway.draining ? "draining" : "up", udpPort),
             true,
           );
-          log.info({ url: config.mqttUrl }, "broker connected");
+          // Claims published while a peer was not subscribed (a broker restart) were lost.
+          gateway.republishClaims();
+          log.info({ url: config.mqttUrl, sessions: gateway.sessions.size }, "broker connected");
         },
         disconnected: () => log.warn("broker connection lost; reconnecting"),
       },

@@ -5,7 +5,11 @@
  */
 import { readFileSync } from "node:fs";
 import { parseEnv } from "node:util";
-import { DEFAULT_SOURCE_LIMIT, type SourceLimitOptions } from "./session/source-limiter.ts";
+import {
+  DEFAULT_ADDRESS_LIMIT,
+  DEFAULT_SOURCE_LIMIT,
+  type UdpSourceLimits,
+} from "./session/source-limiter.ts";
 
 export type AgentDispatchConfig =
   | { readonly kind: "agent"; readonly agentName: string }
@@ -41,7 +45,7 @@ export interface GatewayConfig {
   readonly udpPort: number;
   readonly udpBind: string;
   /** Per-source-address UDP rate limit (UDP_SOURCE_RATE packets/s, bursts of UDP_SOURCE_BURST). */
-  readonly udpSourceLimit: SourceLimitOptions;
+  readonly udpSourceLimit: UdpSourceLimits;
   /** The address devices are told to send UDP to (`udp.server` in the hello reply). */
   readonly publicHost: string;
   readonly workerCount: number;
@@ -51,6 +55,18 @@ export interface GatewayConfig {
   readonly mqttUrl: string;
   readonly mqttUsername: string;
   readonly mqttPassword: string;
+  /**
+   * MQTT keepalive, s: the broker drops (and fires the will of) an instance silent for
+   * 1.5x this. 5 s: a stopped instance is declared gone within 7.5 s (docs/reliability.md).
+   */
+  readonly mqttKeepaliveS: number;
+  /** Main event loop stalled (or process frozen) this long: exit, PM2 restarts. 0 disables. */
+  readonly watchdogStallMs: number;
+  /**
+   * A hello is passed on to the least loaded instance when this one holds this many more
+   * sessions (the broker's hash alone spreads unevenly); 0 disables.
+   */
+  readonly helloBalanceSlack: number;
   /** libopus encoder complexity for downstream audio, 0..10. */
   readonly opusComplexity: number;
   readonly opusBitrate: number;
@@ -111,9 +127,16 @@ export function parseConfig(env: Env): GatewayConfig {
     udpPort: int(env, "UDP_PORT", 8881, 0, 65535),
     udpBind: str(env, "UDP_BIND", "0.0.0.0"),
     udpSourceLimit: {
-      ratePerSecond: int(env, "UDP_SOURCE_RATE", DEFAULT_SOURCE_LIMIT.ratePerSecond, 1, 1_000_000),
-      burst: int(env, "UDP_SOURCE_BURST", DEFAULT_SOURCE_LIMIT.burst, 1, 10_000_000),
-      maxSources: DEFAULT_SOURCE_LIMIT.maxSources,
+      perSocket: {
+        ratePerSecond: int(env, "UDP_SOURCE_RATE", DEFAULT_SOURCE_LIMIT.ratePerSecond, 1, 1_000_000),
+        burst: int(env, "UDP_SOURCE_BURST", DEFAULT_SOURCE_LIMIT.burst, 1, 10_000_000),
+        maxSources: DEFAULT_SOURCE_LIMIT.maxSources,
+      },
+      perAddress: {
+        ratePerSecond: int(env, "UDP_ADDRESS_RATE", DEFAULT_ADDRESS_LIMIT.ratePerSecond, 1, 1_000_000),
+        burst: int(env, "UDP_ADDRESS_BURST", DEFAULT_ADDRESS_LIMIT.burst, 1, 10_000_000),
+        maxSources: DEFAULT_ADDRESS_LIMIT.maxSources,
+      },
     },
     publicHost: str(env, "PUBLIC_HOST", "127.0.0.1"),
     workerCount: int(env, "WORKER_COUNT", 4, 1, 64),
@@ -122,10 +145,16 @@ export function parseConfig(env: Env): GatewayConfig {
     mqttUrl: mqttUrl(env),
     mqttUsername: str(env, "MQTT_USERNAME", "gateway"),
     mqttPassword: required(env, "MQTT_PASSWORD"),
+    mqttKeepaliveS: int(env, "MQTT_KEEPALIVE_S", 5, 1, 600),
+    watchdogStallMs: int(env, "WATCHDOG_STALL_MS", 5000, 0, 600_000),
+    helloBalanceSlack: int(env, "HELLO_BALANCE_SLACK", 2, 0, 1_000_000),
     opusComplexity: int(env, "OPUS_COMPLEXITY", 5, 0, 10),
     opusBitrate: int(env, "OPUS_BITRATE", 24000, 6000, 510000),
     sessionAlertThreshold: int(env, "SESSION_ALERT_THRESHOLD", 300, 1, 1_000_000),
-    idleTimeoutMs: int(env, "IDLE_TIMEOUT_MS", 180_000, 1000, 86_400_000),
+    // 120 s: the firmware counts its channel as open only while something arrived from us
+    // within the last 120 s (device-protocol.md 6.1); a session silent for longer on both
+    // sides is one the device no longer uses (docs/reliability.md).
+    idleTimeoutMs: int(env, "IDLE_TIMEOUT_MS", 120_000, 1000, 86_400_000),
     maxSessionMs: int(env, "MAX_SESSION_MS", 3_600_000, 1000, 86_400_000),
     drainTimeoutMs: int(env, "DRAIN_TIMEOUT_MS", 8000, 100, 120_000),
     totalsIntervalMs: int(env, "TOTALS_INTERVAL_MS", 30_000, 100, 3_600_000),

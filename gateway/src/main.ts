@@ -5,6 +5,7 @@
 import { startGateway } from "./app.ts";
 import { ConfigError, describeConfig, loadEnv, parseConfig } from "./config.ts";
 import { createLogger } from "./ops/log.ts";
+import { startWatchdog } from "./ops/watchdog.ts";
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof parseConfig>;
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
     log.fatal({ err: (err as Error).message }, "gateway failed to start");
     process.exit(1);
   }
+  // After the start (its synchronous loading is not a stall).
+  startWatchdog(config.watchdogStallMs);
   // PM2 (wait_ready) starts the next instance of a reload only after this.
   process.send?.("ready");
   let stopping = false;

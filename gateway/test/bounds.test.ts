@@ -1,7 +1,7 @@
 /**
- * The older gateway's leaks (design.md Phase 1) must be impossible here: bounded
- * downstream queue, full release on close, and a heap that stays flat across thousands
- * of sessions.
+ * Nothing may grow per session here as it did in the replaced gateway (a worker pool per
+ * session): a bounded downstream queue, full release on close, and a heap that stays flat
+ * across thousands of sessions.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";

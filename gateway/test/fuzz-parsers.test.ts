@@ -387,6 +387,8 @@ const CONFIG_VARS = [
   "UDP_BIND",
   "UDP_SOURCE_RATE",
   "UDP_SOURCE_BURST",
+  "UDP_ADDRESS_RATE",
+  "UDP_ADDRESS_BURST",
   "PUBLIC_HOST",
   "WORKER_COUNT",
   "HEALTH_PORT",
@@ -398,6 +400,9 @@ const CONFIG_VARS = [
   "OPUS_BITRATE",
   "SESSION_ALERT_THRESHOLD",
   "IDLE_TIMEOUT_MS",
+  "MQTT_KEEPALIVE_S",
+  "WATCHDOG_STALL_MS",
+  "HELLO_BALANCE_SLACK",
   "MAX_SESSION_MS",
   "DRAIN_TIMEOUT_MS",
   "TOTALS_INTERVAL_MS",
@@ -450,8 +455,10 @@ function sane(c: GatewayConfig): boolean {
     int(c.opusComplexity, 0, 10) &&
     c.mqttPassword.length > 0 &&
     /^mqtts?:\/\//.test(c.mqttUrl) &&
-    c.udpSourceLimit.ratePerSecond >= 1 &&
-    c.udpSourceLimit.burst >= 1 &&
+    c.udpSourceLimit.perSocket.ratePerSecond >= 1 &&
+    c.udpSourceLimit.perSocket.burst >= 1 &&
+    c.udpSourceLimit.perAddress.ratePerSecond >= 1 &&
+    c.udpSourceLimit.perAddress.burst >= 1 &&
     ["trace", "debug", "info", "warn", "error", "fatal"].includes(c.logLevel) &&
     (c.livekit === undefined ||
       (c.livekit.url.length > 0 && c.livekit.apiKey.length > 0 && c.livekit.apiSecret.length > 0))

@@ -19,7 +19,7 @@ import { sealAudioPacket } from "../src/protocol/audio-packet.ts";
 import { newBootId } from "../src/protocol/session-id.ts";
 import { parseUdpPacket, UDP_HEADER_BYTES } from "../src/protocol/udp-packet.ts";
 import { Gateway } from "../src/session/gateway.ts";
-import type { SourceLimitOptions } from "../src/session/source-limiter.ts";
+import type { UdpSourceLimits } from "../src/session/source-limiter.ts";
 import { eventually } from "./support/stack.ts";
 
 const RUNS = 100_000;
@@ -116,6 +116,8 @@ type Input =
       readonly s: number;
       readonly seq: number;
       readonly seqNear: boolean;
+      /** Sent with the device's own source address and port (a spoofing forger). */
+      readonly spoofed: boolean;
       readonly payload: Uint8Array;
     }
   | { readonly kind: "valid"; readonly s: number; readonly frame: number; readonly mutation: Mutation };
@@ -168,6 +170,7 @@ const input: fc.Arbitrary<Input> = fc.oneof(
       s: fc.nat(SESSIONS - 1),
       seq: fc.oneof(fc.integer({ min: -5, max: 2100 }), fc.integer({ min: 0, max: 0xffffffff })),
       seqNear: fc.boolean(),
+      spoofed: fc.boolean(),
       payload: fc.uint8Array({ maxLength: 120 }),
     }),
   },
@@ -205,7 +208,7 @@ describe("Gateway.handleDatagram on 100,000 random, forged and mutated datagrams
   });
 
   /** A gateway core with real Opus workers and SESSIONS live sessions; always stopped. */
-  async function withGateway(sourceLimit: SourceLimitOptions, body: () => Promise<void>): Promise<void> {
+  async function withGateway(sourceLimit: UdpSourceLimits, body: () => Promise<void>): Promise<void> {
     pool = await OpusPool.start({ size: 2, complexity: 5, bitrate: 24000 });
     metrics = new GatewayMetrics(1);
     const replies = new Map<string, string>();
@@ -267,6 +270,14 @@ describe("Gateway.handleDatagram on 100,000 random, forged and mutated datagrams
     s.lastSeq = parsed.packet.header.sequence;
   }
 
+  /** Session `s`'s device: the source address and port its genuine packets come from. */
+  const home = (s: number): RemoteInfo => ({
+    address: `192.0.2.${100 + s}`,
+    port: 5000 + s,
+    family: "IPv4",
+    size: 0,
+  });
+
   function datagramOf(i: Input): Buffer {
     if (i.kind === "random") return i.bytes;
     const s = sessions[i.s] as LiveSession;
@@ -305,69 +316,96 @@ describe("Gateway.handleDatagram on 100,000 random, forged and mutated datagrams
   }
 
   it("never throws; every datagram is dropped by reason or decoded (drops + accepted == inputs)", () =>
-    withGateway({ ratePerSecond: 1e9, burst: 1e9, maxSources: 4 }, async () => {
-      let inputs = 0;
-      let cleanValid = 0;
-      for (let chunk = 0; chunk < RUNS / CHUNK; chunk++) {
-        fc.assert(
-          fc.property(input, fc.constantFrom(...ADDRESSES), fc.nat(65535), (i, address, port) => {
-            const family = address.includes(":") ? "IPv6" : "IPv4";
-            if (i.kind === "valid" && i.mutation.kind === "none") cleanValid++;
-            inputs++;
-            feed(datagramOf(i), { address, port, family, size: 0 });
-          }),
-          { numRuns: CHUNK },
+    withGateway(
+      {
+        perSocket: { ratePerSecond: 1e9, burst: 1e9, maxSources: 4 },
+        perAddress: { ratePerSecond: 1e9, burst: 1e9, maxSources: 4 },
+      },
+      async () => {
+        let inputs = 0;
+        let cleanValid = 0;
+        // Each device's first packet pins its address (a forger's plausible packet from
+        // elsewhere would otherwise be first, and the device would have to prove its move).
+        for (let s = 0; s < SESSIONS; s++) {
+          inputs++;
+          cleanValid++;
+          feed(datagramOf({ kind: "valid", s, frame: 0, mutation: { kind: "none" } }), home(s));
+        }
+        for (let chunk = 0; chunk < RUNS / CHUNK; chunk++) {
+          fc.assert(
+            fc.property(input, fc.constantFrom(...ADDRESSES), fc.nat(65535), (i, address, port) => {
+              const family = address.includes(":") ? "IPv6" : "IPv4";
+              if (i.kind === "valid" && i.mutation.kind === "none") cleanValid++;
+              inputs++;
+              // Genuine packets (mutated or not) come from the device's address; forged ones
+              // from anywhere, or spoofing the device's.
+              const fromDevice = i.kind === "valid" || (i.kind === "forged" && i.spoofed);
+              feed(datagramOf(i), fromDevice ? home(i.s) : { address, port, family, size: 0 });
+            }),
+            { numRuns: CHUNK },
+          );
+          // Decodes run in the workers; wait until every input has its outcome.
+          await eventually(
+            () => totalDrops() + metrics.framesUpTotal === inputs,
+            20_000,
+            `outcomes of ${inputs} inputs`,
+          );
+        }
+        assert.equal(inputs, RUNS + SESSIONS);
+        assert.equal(totalDrops() + metrics.framesUpTotal, RUNS + SESSIONS);
+        const drops = metrics.drops();
+        for (const r of [
+          "udp_too_short",
+          "udp_not_audio",
+          "udp_length_mismatch",
+          "udp_unknown_connection",
+          "udp_replay",
+          "udp_sequence_jump",
+          "udp_unproven_source",
+          "udp_bad_opus",
+        ]) {
+          assert.ok((drops[r] ?? 0) > 0, `no ${r} drops: ${JSON.stringify(drops)}`);
+        }
+        // Every unmutated valid packet was decoded, whatever came before it.
+        assert.ok(
+          metrics.framesUpTotal >= cleanValid,
+          `${metrics.framesUpTotal} decoded of ${cleanValid} clean`,
         );
-        // Decodes run in the workers; wait until every input has its outcome.
-        await eventually(
-          () => totalDrops() + metrics.framesUpTotal === inputs,
-          20_000,
-          `outcomes of ${inputs} inputs`,
-        );
-      }
-      assert.equal(inputs, RUNS);
-      assert.equal(totalDrops() + metrics.framesUpTotal, RUNS);
-      const drops = metrics.drops();
-      for (const r of [
-        "udp_too_short",
-        "udp_not_audio",
-        "udp_length_mismatch",
-        "udp_unknown_connection",
-        "udp_replay",
-        "udp_sequence_jump",
-        "udp_bad_opus",
-      ]) {
-        assert.ok((drops[r] ?? 0) > 0, `no ${r} drops: ${JSON.stringify(drops)}`);
-      }
-      // Every unmutated valid packet was decoded, whatever came before it.
-      assert.ok(
-        metrics.framesUpTotal >= cleanValid,
-        `${metrics.framesUpTotal} decoded of ${cleanValid} clean`,
-      );
-      assert.equal(drops.udp_rate_limited ?? 0, 0);
-      assert.equal(gateway.sessions.size, SESSIONS);
-      assert.deepEqual(unhandled, []);
-    }));
+        assert.equal(drops.udp_rate_limited ?? 0, 0);
+        assert.equal(gateway.sessions.size, SESSIONS);
+        assert.deepEqual(unhandled, []);
+      },
+    ));
 
   it("under the default rate limit, a flood from one address is mostly refused, and every datagram is counted", () =>
-    withGateway({ ratePerSecond: 200, burst: 400, maxSources: 10_000 }, async () => {
-      const flood = 50_000;
-      const from: RemoteInfo = { address: "198.51.100.66", port: 4000, family: "IPv4", size: 0 };
-      const s = sessions[0] as LiveSession;
-      const frame = clip.speech[0] as Buffer;
-      const t0 = performance.now();
-      for (let i = 1; i <= flood; i++) {
-        const d = sealAudioPacket(s.key, { connectionId: s.connectionId, timestamp: 0, sequence: i }, frame);
-        gateway.handleDatagram(d, from);
-      }
-      const seconds = (performance.now() - t0) / 1000;
-      await eventually(
-        () => totalDrops() + metrics.framesUpTotal === flood,
-        20_000,
-        "every flood datagram counted",
-      );
-      const passed = flood - metrics.dropCount("udp_rate_limited");
-      assert.ok(passed <= 400 + Math.ceil(200 * seconds) + 1, `${passed} passed in ${seconds} s`);
-      assert.deepEqual(unhandled, []);
-    }));
+    withGateway(
+      {
+        perSocket: { ratePerSecond: 200, burst: 400, maxSources: 10_000 },
+        perAddress: { ratePerSecond: 1000, burst: 2000, maxSources: 10_000 },
+      },
+      async () => {
+        const flood = 50_000;
+        const from: RemoteInfo = { address: "198.51.100.66", port: 4000, family: "IPv4", size: 0 };
+        const s = sessions[0] as LiveSession;
+        const frame = clip.speech[0] as Buffer;
+        const t0 = performance.now();
+        for (let i = 1; i <= flood; i++) {
+          const d = sealAudioPacket(
+            s.key,
+            { connectionId: s.connectionId, timestamp: 0, sequence: i },
+            frame,
+          );
+          gateway.handleDatagram(d, from);
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        await eventually(
+          () => totalDrops() + metrics.framesUpTotal === flood,
+          20_000,
+          "every flood datagram counted",
+        );
+        const passed = flood - metrics.dropCount("udp_rate_limited");
+        assert.ok(passed <= 400 + Math.ceil(200 * seconds) + 1, `${passed} passed in ${seconds} s`);
+        assert.deepEqual(unhandled, []);
+      },
+    ));
 });

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { types } from "@pulumi/digitalocean";
 import { contains, isPlaceholderCidr, overlaps, parseCidr } from "../cidr.ts";
 import { ConfigError, parseSettings } from "../config.ts";
+import { sizeCatalog, sizeProblem } from "../droplet-sizes.ts";
 import { checkSecret, checkSecretPresence, SECRET_SPECS, type SecretSpec, type Secrets } from "../secrets.ts";
 import { readStackFile } from "../stack-file.ts";
 import { PROD_FILE } from "./fleet-harness.ts";
@@ -37,7 +39,7 @@ function problemsOf(values: Record<string, string | undefined>): string[] {
 describe("stack settings", () => {
   test("Pulumi.prod.yaml holds every setting of the design, placeholders marked", () => {
     const s = parseSettings(from(prod), { allowPlaceholders: true });
-    assert.equal(s.gatewaySize, "s-8vcpu-32gb");
+    assert.equal(s.gatewaySize, "s-8vcpu-32gb-amd");
     assert.equal(s.apiSize, "s-2vcpu-4gb");
     assert.equal(s.gatewayInstances, 4);
     assert.equal(s.workersPerInstance, 4);
@@ -75,6 +77,30 @@ describe("stack settings", () => {
   test("a missing required key is named with the command that sets it", () => {
     const problems = problemsOf({ ...filledIn, gatewaySize: undefined });
     assert.deepEqual(problems, ["voice-fleet:gatewaySize: missing (pulumi config set gatewaySize <value>)"]);
+  });
+
+  test("a retired droplet size is refused, naming the key; an unknown one too", () => {
+    const problems = problemsOf({ ...filledIn, gatewaySize: "s-8vcpu-32gb", apiSize: "s-2vcpu-5gb" });
+    assert.equal(problems.length, 2, problems.join("\n"));
+    assert.match(problems[0] ?? "", /^voice-fleet:gatewaySize: "s-8vcpu-32gb" is a retired droplet size/);
+    assert.match(problems[0] ?? "", /s-8vcpu-32gb-amd or g-8vcpu-32gb/);
+    assert.match(
+      problems[1] ?? "",
+      /^voice-fleet:apiSize: "s-2vcpu-5gb" is not a droplet size the provider knows/,
+    );
+    for (const size of ["s-8vcpu-32gb-amd", "g-8vcpu-32gb", "s-2vcpu-4gb"]) {
+      assert.equal(parseSettings(from({ ...filledIn, gatewaySize: size })).gatewaySize, size);
+    }
+  });
+
+  test("the SDK's size list splits where the provider's retired block starts", () => {
+    const catalog = sizeCatalog(types.enums.DropletSlug);
+    assert.ok(catalog.retired.has("s-8vcpu-32gb"));
+    assert.ok(catalog.retired.has("512mb"));
+    // Listed in both blocks under two names: on sale.
+    assert.ok(catalog.supported.has("so1_5-2vcpu-16gb") && !catalog.retired.has("so1_5-2vcpu-16gb"));
+    assert.equal(sizeProblem("s-8vcpu-32gb-amd", catalog), undefined);
+    assert.throws(() => sizeCatalog({ A: "s-1vcpu-1gb" }), /no Droplet16GB key/);
   });
 
   test("every invalid value is reported at once, by key", () => {

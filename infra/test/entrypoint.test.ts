@@ -14,6 +14,9 @@ const realValues: Record<string, string> = {
   apiReleaseSha256: "a".repeat(64),
   webReleaseUrl: "https://releases.voice.test/web.tar.gz",
   webReleaseSha256: "b".repeat(64),
+  // index.ts probes the new droplet's public address before moving the reserved IP; the
+  // mocked droplets' addresses are documentation ones that must never be dialled.
+  gatewayReadyTimeoutMinutes: "0",
 };
 
 const value = <T>(o: pulumi.Output<T>): Promise<T> => new Promise((resolve) => o.apply(resolve));
@@ -44,5 +47,13 @@ test("with real settings it exports the reserved IP, droplet ids and private hea
     (out.gatewayHealthUrls as Record<string, pulumi.Output<string[]>>).a as pulumi.Output<string[]>,
   );
   assert.equal(health.length, 4);
+  const bundle = await value(
+    out.gatewayBundle as pulumi.Output<{ url: string; sha256: string; bytes: number }>,
+  );
+  assert.equal(
+    bundle.url,
+    `https://voice-fleet-prod-bundles.fra1.digitaloceanspaces.com/gateway/${bundle.sha256}.tar.gz`,
+  );
+  assert.ok(bundle.bytes > 0);
   for (const url of health) assert.match(url, /^http:\/\/10\.\d+\.\d+\.\d+:900[1-4]\/health$/);
 });

@@ -1,7 +1,6 @@
 /** Runs the whole program under mocks with the prod settings file, plus overrides. */
 import path from "node:path";
-import type { BundleFile } from "../../cloud-init/render.ts";
-import { readDistBundle } from "../../cloud-init/render.ts";
+import { BUNDLE_CACHE_DIR, type StoredBundle, storeBundle } from "../../cloud-init/render.ts";
 import { DIST, ROOT } from "../../cloud-init/test/dist.ts";
 import { loadStackConfig, type StackConfig } from "../load-config.ts";
 import { type FleetMocks, installMocks, type RecordedResource, settle } from "../mocks.ts";
@@ -13,19 +12,31 @@ export const PROD_FILE = path.join(ROOT, "Pulumi.prod.yaml");
 
 export const DROPLET = "digitalocean:index/droplet:Droplet";
 export const FIREWALL = "digitalocean:index/firewall:Firewall";
+export const BUNDLE_OBJECT = "digitalocean:index/spacesBucketObject:SpacesBucketObject";
+
+let packed: StoredBundle | undefined;
+
+/** dist/ packed as `pulumi up` packs it (once per test process: with a binary inside, packing takes a while). */
+export function distBundle(): StoredBundle {
+  packed ??= storeBundle(DIST, path.join(ROOT, BUNDLE_CACHE_DIR));
+  return packed;
+}
 
 export interface FleetRun {
   readonly mocks: FleetMocks;
   readonly fleet: Fleet;
   readonly config: StackConfig;
   readonly secrets: Record<string, string>;
+  /** Addresses the stack asked to be ready before moving the reserved IP, in order. */
+  readonly readinessAsked: readonly string[];
   /** The recorded custom resource of that type and name. */
   find(type: string, name: string): RecordedResource;
 }
 
 export async function runFleet(
   overrides: Record<string, string> = {},
-  bundle: readonly BundleFile[] = readDistBundle(DIST),
+  bundle: StoredBundle = distBundle(),
+  options: { gatewayReady?: (host: string, mocks: FleetMocks) => Promise<void> } = {},
 ): Promise<FleetRun> {
   const file = readStackFile(PROD_FILE);
   const settings = { ...file.config, ...overrides };
@@ -36,13 +47,20 @@ export async function runFleet(
     region: settings.region ?? "",
   });
   const config = loadStackConfig({ allowPlaceholders: true });
-  const fleet = createStack(config, bundle);
+  const readinessAsked: string[] = [];
+  const fleet = createStack(config, bundle, {
+    gatewayReady: async (host) => {
+      readinessAsked.push(host);
+      await options.gatewayReady?.(host, mocks);
+    },
+  });
   await settle();
   return {
     mocks,
     fleet,
     config,
     secrets,
+    readinessAsked,
     find(type, name) {
       const r = mocks.resources.find((x) => x.type === type && x.name === name);
       if (!r) throw new Error(`no ${type} named ${name}`);

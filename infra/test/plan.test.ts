@@ -1,7 +1,10 @@
 /** `npm run plan`: the offline preview the on-call reads. */
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { packBundle, readDistBundle } from "../../cloud-init/render.ts";
 import { plan } from "../plan.ts";
 import { DIST, PROD_FILE, ROOT } from "./fleet-harness.ts";
 
@@ -22,7 +25,7 @@ test("the plan lists every resource, the firewall rules, the instances and the u
   }
   for (const kind of ["DatabaseFirewall", "Project", "MonitorAlert"])
     assert.match(text, new RegExp(`\\+ ${kind} `));
-  assert.match(text, /gateway-a\s+voice-fleet-prod-gateway-a size=s-8vcpu-32gb region=fra1/);
+  assert.match(text, /gateway-a\s+voice-fleet-prod-gateway-a size=s-8vcpu-32gb-amd region=fra1/);
   assert.match(text, /gateway-ip\s+region=fra1 {2}\[protected\]/);
   assert.match(text, /in {2}udp {2}8881-8884 {3}from 0\.0\.0\.0\/0, ::\/0 .* device audio/);
   assert.match(text, /in {2}tcp {2}22 {10}from 203\.0\.113\.10\/32/);
@@ -30,6 +33,35 @@ test("the plan lists every resource, the firewall rules, the instances and the u
   assert.match(text, /^ {2}gateway-a +[\d,]+ +bytes +\d+\.\d%/m);
   assert.match(text, /^ {2}api +[\d,]+ +bytes/m);
   assert.match(text, /placeholders still set .*adminCidrs/);
-  // Secrets never reach the plan, not even the stand-ins.
-  assert.doesNotMatch(text, /[0-9a-f]{40}/);
+  // The bundle: the object, its size, and user data a fraction of the limit.
+  const bundle = packBundle(readDistBundle(DIST));
+  assert.match(
+    text,
+    new RegExp(
+      `\\+ SpacesBucketObject +bundle-object +gateway/${bundle.sha256}\\.tar\\.gz ${bundle.bytes.length.toLocaleString("en")} bytes acl=public-read`,
+    ),
+  );
+  assert.match(text, /\+ SpacesBucket +bundle-bucket +voice-fleet-prod-bundles region=fra1 acl=private/);
+  const gatewayShare = Number(text.match(/^ {2}gateway-a +[\d,]+ +bytes +(\d+\.\d)%/m)?.[1]);
+  assert.ok(gatewayShare < 25, `gateway user data at ${gatewayShare}% of the limit`);
+  assert.match(text, /reserved IP moves to a new gateway droplet only once it accepts devices/);
+  // Secrets never reach the plan, not even the stand-ins (the bundle's hash is no secret).
+  assert.doesNotMatch(text.replaceAll(bundle.sha256, "<bundle>"), /[0-9a-f]{40}/);
+});
+
+test("a retired droplet size fails the plan, naming the key", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "plan-"));
+  try {
+    const file = path.join(dir, "Pulumi.retired.yaml");
+    writeFileSync(
+      file,
+      readFileSync(PROD_FILE, "utf8").replace(/^( {2}voice-fleet:gatewaySize:).*$/m, "$1 s-8vcpu-32gb"),
+    );
+    await assert.rejects(
+      plan({ stack: "retired", stackFile: file, distDir: DIST }),
+      /voice-fleet:gatewaySize: "s-8vcpu-32gb" is a retired droplet size/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,12 +1,15 @@
 /** Settings other than prod's: slots, instance count, database user, and what must fail. */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { readDistBundle, readUserDataFiles } from "../../cloud-init/render.ts";
-import { DIST, DROPLET, FIREWALL, runFleet } from "./fleet-harness.ts";
+import { packBundle, readDistBundle, readUserDataFiles } from "../../cloud-init/render.ts";
+import type { FleetMocks } from "../mocks.ts";
+import { BUNDLE_OBJECT, DIST, DROPLET, FIREWALL, runFleet } from "./fleet-harness.ts";
+
+const ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssignment";
 
 interface Rule {
   protocol: string;
@@ -59,24 +62,68 @@ describe("stack variants under mocks", () => {
     );
   });
 
+  test("the reserved IP moves only once the new gateway droplet is ready", async () => {
+    const assignments = (mocks: FleetMocks) => mocks.ofType(ASSIGNMENT).length;
+    let seenWhileWaiting: { droplets: string[]; assignments: number } | undefined;
+    const run = await runFleet({}, undefined, {
+      gatewayReady: async (_host, mocks) => {
+        // Give the engine every chance to register the assignment early.
+        for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+        seenWhileWaiting = {
+          droplets: mocks.ofType(DROPLET).map((d) => d.name),
+          assignments: assignments(mocks),
+        };
+      },
+    });
+    const gw = run.find(DROPLET, "gateway-a");
+    assert.deepEqual(run.readinessAsked, [gw.state.ipv4Address], "asked about the new droplet's own address");
+    assert.ok(seenWhileWaiting?.droplets.includes("gateway-a"));
+    assert.equal(seenWhileWaiting?.assignments, 0, "no assignment while the droplet is not ready");
+    assert.equal(run.find(ASSIGNMENT, "gateway-ip-assignment").inputs.dropletId, Number(gw.id));
+  });
+
+  test("gatewayReadyTimeoutMinutes 0: no wait", async () => {
+    const run = await runFleet({ gatewayReadyTimeoutMinutes: "0" });
+    assert.deepEqual(run.readinessAsked, []);
+    assert.equal(run.mocks.ofType(ASSIGNMENT).length, 1);
+  });
+
   test("extra trusted sources are kept next to the API droplet", async () => {
     const run = await runFleet({
       databaseTrustedSources: JSON.stringify(["droplet:123456", "ip_addr:81.2.69.160"]),
     });
     const fw = run.find("digitalocean:index/databaseFirewall:DatabaseFirewall", "database-firewall");
     assert.deepEqual(fw.inputs.rules, [
-      { type: "droplet", value: run.find(DROPLET, "api").id },
+      { type: "tag", value: "voice-fleet-prod-api" },
       { type: "droplet", value: "123456" },
       { type: "ip_addr", value: "81.2.69.160" },
     ]);
   });
 
-  test("a bundle that makes user data exceed 64 KiB fails before anything is created", async () => {
-    const bundle = [...readDistBundle(DIST), { path: "gateway/huge.js", content: randomBytes(60_000) }];
-    await assert.rejects(
-      () => runFleet({}, bundle),
-      /gateway a user data is \d+ bytes, over DigitalOcean's limit of 65536 bytes \(64 KiB\)/,
-    );
+  test("a bundle with a binary of megabytes travels as the object; user data does not grow", async () => {
+    const base = await runFleet();
+    const dir = mkdtempSync(path.join(tmpdir(), "big-bundle-"));
+    try {
+      const files = [
+        ...readDistBundle(DIST),
+        { path: "media/voice-media", content: randomBytes(3_000_000), mode: 0o755 },
+      ];
+      const packed = packBundle(files);
+      const file = path.join(dir, `gateway-${packed.sha256}.tar.gz`);
+      writeFileSync(file, packed.bytes);
+      const run = await runFleet({}, { ...packed, file });
+      const object = run.find(BUNDLE_OBJECT, "bundle-object");
+      assert.equal(object.inputs.source, file);
+      assert.equal(object.inputs.key, `gateway/${packed.sha256}.tar.gz`);
+      const size = (r: typeof run) => Buffer.byteLength(String(r.find(DROPLET, "gateway-a").inputs.userData));
+      // A new bundle changes user data (so the droplet is replaced with it, as before)...
+      const userData = (r: typeof run) => String(r.find(DROPLET, "gateway-a").inputs.userData);
+      assert.notEqual(userData(run), userData(base));
+      // ...by its hash only, in the URL and in BUNDLE_SHA256 (compressed: within a few bytes).
+      assert.ok(Math.abs(size(run) - size(base)) < 64, `${size(run)} vs ${size(base)} bytes`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("no dist/: the program says to build first", () => {

@@ -4,11 +4,13 @@
  * that secrets stay secrets.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { before, describe, test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { readUserDataFiles } from "../../cloud-init/render.ts";
 import { MOCK_DATABASE } from "../mocks.ts";
-import { DROPLET, FIREWALL, type FleetRun, runFleet } from "./fleet-harness.ts";
+import { BUNDLE_OBJECT, DROPLET, FIREWALL, type FleetRun, runFleet } from "./fleet-harness.ts";
 
 interface Rule {
   protocol: string;
@@ -59,7 +61,7 @@ describe("the stack under mocks (prod settings)", () => {
     assert.equal(vpc.inputs.ipRange, "10.60.0.0/20");
     const gw = run.find(DROPLET, "gateway-a");
     const api = run.find(DROPLET, "api");
-    assert.equal(gw.inputs.size, "s-8vcpu-32gb");
+    assert.equal(gw.inputs.size, "s-8vcpu-32gb-amd");
     assert.equal(api.inputs.size, "s-2vcpu-4gb");
     for (const d of [gw, api]) {
       assert.equal(d.inputs.region, "fra1");
@@ -154,10 +156,11 @@ describe("the stack under mocks (prod settings)", () => {
     );
   });
 
-  test("Postgres: the API droplet is trusted, the fleet VPC is peered with the cluster's", () => {
+  test("Postgres: the API's tag is trusted, the fleet VPC is peered with the cluster's", () => {
     const fw = run.find("digitalocean:index/databaseFirewall:DatabaseFirewall", "database-firewall");
     assert.equal(fw.inputs.clusterId, MOCK_DATABASE.id);
-    assert.deepEqual(fw.inputs.rules, [{ type: "droplet", value: run.find(DROPLET, "api").id }]);
+    assert.deepEqual(fw.inputs.rules, [{ type: "tag", value: "voice-fleet-prod-api" }]);
+    assert.deepEqual(run.find(DROPLET, "api").inputs.tags, ["voice-fleet-prod", "voice-fleet-prod-api"]);
     const peering = run.find("digitalocean:index/vpcPeering:VpcPeering", "database-peering");
     assert.deepEqual(peering.inputs.vpcIds, [
       run.find("digitalocean:index/vpc:Vpc", "network-vpc").id,
@@ -165,7 +168,19 @@ describe("the stack under mocks (prod settings)", () => {
     ]);
   });
 
-  test("monitoring: CPU, memory and disk alerts per role to the alert address; one Project", () => {
+  test("the API droplet is created only once the peering and its trusted source exist", () => {
+    const api = run.find(DROPLET, "api");
+    const peering = run.find("digitalocean:index/vpcPeering:VpcPeering", "database-peering");
+    const fw = run.find("digitalocean:index/databaseFirewall:DatabaseFirewall", "database-firewall");
+    assert.ok(api.dependencies.includes(peering.urn), `dependencies: ${api.dependencies.join(", ")}`);
+    assert.ok(api.dependencies.includes(fw.urn), `dependencies: ${api.dependencies.join(", ")}`);
+    // Registered in that order too: nothing of the database waits for the droplet.
+    const order = run.mocks.resources.map((r) => r.urn);
+    assert.ok(order.indexOf(peering.urn) < order.indexOf(api.urn));
+    assert.ok(order.indexOf(fw.urn) < order.indexOf(api.urn));
+  });
+
+  test("monitoring: CPU, memory and disk alerts per role to the alert address; one Project of droplets", () => {
     const alerts = run.mocks.ofType("digitalocean:index/monitorAlert:MonitorAlert");
     const seen = alerts.map(
       (a) => `${(a.inputs.tags as string[]).join()} ${String(a.inputs.type).split("/").pop()}`,
@@ -181,11 +196,45 @@ describe("the stack under mocks (prod settings)", () => {
     for (const a of alerts) assert.deepEqual(a.inputs.alerts, { emails: ["oncall@example.com"] });
     const project = run.find("digitalocean:index/project:Project", "monitoring-project");
     const gw = run.find(DROPLET, "gateway-a");
+    // No reserved IP in the Project: the provider would try to move it on every later up (412).
     assert.deepEqual(project.inputs.resources, [
       `do:droplet:${gw.id}`,
       `do:droplet:${run.find(DROPLET, "api").id}`,
-      "do:reservedip:203.0.113.50",
     ]);
+    const ipUrn = run.find("digitalocean:index/reservedIp:ReservedIp", "gateway-ip").state.reservedIpUrn;
+    assert.ok(!(project.inputs.resources as string[]).includes(String(ipUrn)));
+  });
+
+  test("the bundle: one content-addressed object in a private bucket, named in user data by URL and hash", () => {
+    const key = run.find("digitalocean:index/spacesKey:SpacesKey", "bundle-key");
+    assert.deepEqual(key.inputs.grants, [{ bucket: "", permission: "fullaccess" }]);
+    assert.ok(key.additionalSecretOutputs.includes("secretKey"), "the SDK keeps the key's secret a secret");
+    const provider = run.find("pulumi:providers:digitalocean", "bundle-spaces");
+    assert.equal(provider.inputs.spacesAccessId, key.state.accessKey);
+    assert.ok(provider.secretInputs.includes("spacesSecretKey"), "the Spaces secret stays a secret");
+    const bucket = run.find("digitalocean:index/spacesBucket:SpacesBucket", "bundle-bucket");
+    assert.deepEqual(
+      [bucket.inputs.name, bucket.inputs.region, bucket.inputs.acl],
+      ["voice-fleet-prod-bundles", "fra1", "private"],
+    );
+    const object = run.find(BUNDLE_OBJECT, "bundle-object");
+    const bytes = readFileSync(String(object.inputs.source));
+    const sha = createHash("sha256").update(bytes).digest("hex");
+    assert.equal(object.inputs.key, `gateway/${sha}.tar.gz`);
+    assert.equal(object.inputs.acl, "public-read");
+    assert.equal(object.inputs.etag, createHash("md5").update(bytes).digest("hex"));
+    const settings =
+      readUserDataFiles(String(run.find(DROPLET, "gateway-a").inputs.userData))
+        .get("/etc/voice-gateway/bootstrap.env")
+        ?.content.toString() ?? "";
+    assert.match(
+      settings,
+      new RegExp(
+        `^BUNDLE_URL='https://voice-fleet-prod-bundles\\.fra1\\.digitaloceanspaces\\.com/gateway/${sha}\\.tar\\.gz'$`,
+        "m",
+      ),
+    );
+    assert.match(settings, new RegExp(`^BUNDLE_SHA256='${sha}'$`, "m"));
   });
 
   test("outputs: private health URLs, one per instance", async () => {

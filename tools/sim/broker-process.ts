@@ -14,6 +14,8 @@ export const BROKER_BINARY = path.join(root, ".cache/bin/local-broker");
 export interface BrokerProcess {
   readonly url: string;
   readonly port: number;
+  /** `mqtts://127.0.0.1:<port>` when started with `tls`. */
+  readonly tlsUrl: string | undefined;
   readonly gatewayPassword: string;
   readonly process: ChildProcess;
   stop(): Promise<void>;
@@ -22,9 +24,13 @@ export interface BrokerProcess {
 export interface BrokerStartOptions {
   /** Default 0: any free port. */
   readonly port?: number;
+  /** Default 127.0.0.1; the local box passes its --public-host to face the LAN. */
+  readonly host?: string;
   readonly gatewayPassword?: string;
   /** The OTA's HMAC key: with it, devices must present signed credentials. */
   readonly deviceSigningKey?: string;
+  /** PEM files for an MQTT-over-TLS listener on another free loopback port. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Where the broker's stderr (JSON logs) goes; default: discarded. */
   readonly stderr?: "inherit" | "ignore" | number;
 }
@@ -41,16 +47,23 @@ export function ensureBrokerBinary(): void {
 
 export async function startBroker(options: BrokerStartOptions = {}): Promise<BrokerProcess> {
   ensureBrokerBinary();
+  const host = options.host ?? "127.0.0.1";
   const gatewayPassword = options.gatewayPassword ?? "local-gateway-password";
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    BROKER_ADDR: `127.0.0.1:${options.port ?? 0}`,
+    BROKER_ADDR: `${hostPort(host, options.port ?? 0)}`,
     BROKER_GATEWAY_PASSWORD: gatewayPassword,
   };
   if (options.deviceSigningKey) env.BROKER_DEVICE_SIGNING_KEY = options.deviceSigningKey;
   else delete env.BROKER_DEVICE_SIGNING_KEY;
+  for (const name of ["BROKER_TLS_ADDR", "BROKER_TLS_CERT", "BROKER_TLS_KEY"]) delete env[name];
+  if (options.tls) {
+    env.BROKER_TLS_ADDR = "127.0.0.1:0";
+    env.BROKER_TLS_CERT = options.tls.certFile;
+    env.BROKER_TLS_KEY = options.tls.keyFile;
+  }
   const child = spawn(BROKER_BINARY, [], { env, stdio: ["ignore", "pipe", options.stderr ?? "ignore"] });
-  const port = await new Promise<number>((resolve, reject) => {
+  const { port, tlsPort } = await new Promise<{ port: number; tlsPort?: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("broker did not start within 10 s")), 10_000);
     child.once("exit", (code) => {
       clearTimeout(timer);
@@ -59,10 +72,11 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on("line", (line) => {
       try {
-        const ev = JSON.parse(line) as { event?: string; addr?: string };
+        const ev = JSON.parse(line) as { event?: string; addr?: string; tls_addr?: string };
         if (ev.event === "listening" && ev.addr) {
           clearTimeout(timer);
-          resolve(Number(ev.addr.split(":").pop()));
+          const portOf = (addr: string) => Number(addr.split(":").pop());
+          resolve({ port: portOf(ev.addr), ...(ev.tls_addr ? { tlsPort: portOf(ev.tls_addr) } : {}) });
         }
       } catch {
         // not a JSON line: ignore
@@ -70,8 +84,9 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
     });
   });
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `mqtt://${hostPort(host, port)}`,
     port,
+    tlsUrl: tlsPort === undefined ? undefined : `mqtts://127.0.0.1:${tlsPort}`,
     gatewayPassword,
     process: child,
     stop: () =>
@@ -81,4 +96,8 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
         child.kill("SIGTERM");
       }),
   };
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

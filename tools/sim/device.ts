@@ -1,5 +1,5 @@
 /**
- * A simulated xiaozhi device that behaves like current firmware (device-protocol.md):
+ * A simulated xiaozhi device that behaves like current firmware (docs/device-protocol.md):
  * MQTT to the broker, publishes every message to `device-server` at QoS 0 and never
  * subscribes; hello v3, waits at most 10 s for the reply; UDP socket connected to the
  * announced server; 16-byte header from the server's nonce; AES-128-CTR with the header
@@ -42,17 +42,27 @@ export interface DeviceOptions {
   /** Lowercase colon MAC; default derived from `index`. */
   readonly mac?: string;
   readonly index?: number;
-  /** With the OTA signing key, the device presents signed credentials (device-protocol.md 1.3). */
+  /** With the OTA signing key, the device presents signed credentials (docs/device-protocol.md 1.3). */
   readonly signingKey?: string;
+  /** Username and password exactly as an OTA issued them (provision.ts); wins over signingKey. */
+  readonly credentials?: { readonly username: string; readonly password: string };
   /** Decode every downstream frame (default) or only every Nth, to spare the load generator. */
   readonly decodeEvery?: number;
   readonly clip?: UpstreamClip;
+  /** Upstream frame duration announced in the hello and used for every frame: 20, 40 or 60 (default). */
+  readonly frameDurationMs?: number;
   /**
    * Local address for the UDP socket (default: the kernel's choice, 127.0.0.1 on loopback).
    * Many simulated devices on distinct loopback addresses look like real devices, each
    * behind its own public address, to the gateway's per-address rate limit.
    */
   readonly udpBindAddress?: string;
+  /**
+   * For an `mqtts://` broker URL: the CA certificates (PEM) the broker's certificate must
+   * chain to. Firmware verifies against its built-in public CA bundle; tests pass their own
+   * CA. Without it, Node's public roots are used (and a test CA is refused, as firmware would).
+   */
+  readonly ca?: string | Buffer;
 }
 
 /**
@@ -63,6 +73,18 @@ export function loopbackAddress(index: number): string | undefined {
   if (process.platform !== "linux") return undefined;
   const n = 10 + (index % 60_000);
   return `127.0.${(n >> 8) & 255}.${n & 255}`;
+}
+
+/** The MAC a simulated device of this index uses: locally administered, lowercase. */
+export function simulatedMac(index: number): string {
+  return [
+    "02",
+    "00",
+    ((index >> 16) & 0xff).toString(16).padStart(2, "0"),
+    ((index >> 8) & 0xff).toString(16).padStart(2, "0"),
+    (index & 0xff).toString(16).padStart(2, "0"),
+    "01",
+  ].join(":");
 }
 
 export interface DeviceStats {
@@ -89,6 +111,7 @@ export class SimulatedDevice extends EventEmitter {
   };
   readonly #options: DeviceOptions;
   readonly #clip: UpstreamClip;
+  readonly #frameMs: number;
   #mqtt: MqttClient | undefined;
   #udp: Socket | undefined;
   #session: HelloReply | undefined;
@@ -111,18 +134,10 @@ export class SimulatedDevice extends EventEmitter {
     this.setMaxListeners(100);
     this.#options = options;
     const index = options.index ?? Math.floor(Math.random() * 0xffffff);
-    this.mac =
-      options.mac ??
-      [
-        "02",
-        "00",
-        ((index >> 16) & 0xff).toString(16).padStart(2, "0"),
-        ((index >> 8) & 0xff).toString(16).padStart(2, "0"),
-        (index & 0xff).toString(16).padStart(2, "0"),
-        "01",
-      ].join(":");
+    this.mac = options.mac ?? simulatedMac(index);
     this.clientId = options.clientId ?? `GID_test@@@${this.mac.replaceAll(":", "_")}@@@${randomUUID()}`;
-    this.#clip = options.clip ?? upstreamClip(index % 8);
+    this.#frameMs = options.frameDurationMs ?? FRAME_MS;
+    this.#clip = options.clip ?? upstreamClip(index % 8, 6, this.#frameMs);
   }
 
   get session(): HelloReply | undefined {
@@ -135,10 +150,16 @@ export class SimulatedDevice extends EventEmitter {
 
   /** Connects to the broker (no SUBSCRIBE: the broker subscribes us, as for real firmware). */
   async connect(): Promise<void> {
-    const username = Buffer.from(JSON.stringify({ ip: "127.0.0.1" })).toString("base64");
-    const password = this.#options.signingKey
-      ? createHmac("sha256", this.#options.signingKey).update(`${this.clientId}|${username}`).digest("base64")
-      : "unsigned";
+    const username =
+      this.#options.credentials?.username ??
+      Buffer.from(JSON.stringify({ ip: "127.0.0.1" })).toString("base64");
+    const password =
+      this.#options.credentials?.password ??
+      (this.#options.signingKey
+        ? createHmac("sha256", this.#options.signingKey)
+            .update(`${this.clientId}|${username}`)
+            .digest("base64")
+        : "unsigned");
     const client = mqtt.connect(this.#options.brokerUrl, {
       clientId: this.clientId,
       username,
@@ -147,6 +168,8 @@ export class SimulatedDevice extends EventEmitter {
       keepalive: 240,
       reconnectPeriod: 0,
       connectTimeout: 10_000,
+      ...(this.#options.ca !== undefined ? { ca: this.#options.ca } : {}),
+      rejectUnauthorized: true,
     });
     this.#mqtt = client;
     client.on("message", (_topic, payload) => this.#onMessage(payload));
@@ -181,7 +204,7 @@ export class SimulatedDevice extends EventEmitter {
       version: 3,
       features: { mcp: true },
       transport: "udp",
-      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
+      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: this.#frameMs },
     });
     let msg: DeviceMessage;
     try {
@@ -215,11 +238,11 @@ export class SimulatedDevice extends EventEmitter {
    * as the microphone would. Stops on `stopTalking()`, goodbye or close.
    */
   talk(ms: number): void {
-    this.#talkFramesLeft = Math.ceil(ms / FRAME_MS);
+    this.#talkFramesLeft = Math.ceil(ms / this.#frameMs);
     this.#turnSent = [];
     this.#turnReceived = 0;
     if (this.#ticker) return;
-    this.#ticker = setInterval(() => this.#tick(), FRAME_MS);
+    this.#ticker = setInterval(() => this.#tick(), this.#frameMs);
   }
 
   stopTalking(): void {

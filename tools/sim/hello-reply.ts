@@ -1,6 +1,6 @@
 /**
  * What a simulated device accepts as the server's hello reply: exactly what firmware
- * requires (device-protocol.md section 2.3), or nothing.
+ * requires (docs/device-protocol.md section 2.4), or nothing.
  */
 
 export type DeviceMessage = Record<string, unknown> & { type?: string };
@@ -15,7 +15,7 @@ export interface HelloReply {
   readonly frameDurationMs: number;
 }
 
-/** What firmware requires of a hello reply (device-protocol.md section 2.3). */
+/** What firmware requires of a hello reply (docs/device-protocol.md section 2.4). */
 export function parseHelloReply(msg: DeviceMessage): HelloReply | undefined {
   if (msg.type !== "hello" || msg.transport !== "udp") return undefined;
   const udp = msg.udp as Record<string, unknown> | undefined;

@@ -20,20 +20,27 @@ export interface UpstreamClip {
   readonly silence: Buffer;
 }
 
-const cache = new Map<number, UpstreamClip>();
+const cache = new Map<string, UpstreamClip>();
 
-/** `seconds` of speech-like Opus (cached per seed). */
-export function upstreamClip(seed = 1, seconds = 6): UpstreamClip {
-  const key = seed * 1000 + seconds;
+/**
+ * `seconds` of speech-like Opus (cached per seed), in frames of `frameMs` (60 as the
+ * firmware; 20 or 40 as other clients announce in their hello).
+ */
+export function upstreamClip(seed = 1, seconds = 6, frameMs = FRAME_MS): UpstreamClip {
+  const key = `${seed}/${seconds}/${frameMs}`;
   const hit = cache.get(key);
   if (hit) return hit;
   const encoder = new OpusEncoder(UP_RATE, 1);
   // The firmware's encoder settings are not ours to choose; libopus defaults are close.
   const signal = new SpeechSignal({ sampleRate: UP_RATE, seed });
   const speech: Buffer[] = [];
-  for (let i = 0; i < Math.ceil((seconds * 1000) / FRAME_MS); i++)
-    speech.push(encoder.encode(signal.next(UP_FRAME_SAMPLES)));
-  const silence = encoder.encode(Buffer.alloc(UP_FRAME_SAMPLES * 2));
+  const samples = (UP_RATE * frameMs) / 1000;
+  for (let i = 0; i < Math.ceil((seconds * 1000) / frameMs); i++)
+    speech.push(encoder.encode(signal.next(samples)));
+  // From a fresh encoder: a packet encoded right after the speech carries that encoder's
+  // state, and sent over and over it decodes to a steady tone, not silence (measured at
+  // 20 ms: RMS 466, above the echo's voice threshold).
+  const silence = new OpusEncoder(UP_RATE, 1).encode(Buffer.alloc(samples * 2));
   const clip = { speech, silence };
   cache.set(key, clip);
   return clip;

@@ -13,12 +13,18 @@ import type { ListenMode } from "../protocol/messages.ts";
 import type { AgentBridge, AgentFactory, AgentSink, DeviceEvent } from "./agent-bridge.ts";
 
 const OUT_RATE = 24000;
-const FRAME_MS = 60;
 /** RMS above which a frame counts as voice (PCM16 scale). */
 const VOICE_RMS = 300;
-const END_OF_UTTERANCE_FRAMES = 10;
+/**
+ * Times in milliseconds, never in frames: a device may announce 20, 40 or 60 ms frames in
+ * its hello (py-xiaozhi sends 20), and counting frames played a 20 ms device back at a
+ * third of real time.
+ */
+const END_OF_UTTERANCE_MS = 600;
+/** Of the pause that ended an utterance, this much stays at its end when played back. */
+const KEPT_PAUSE_MS = 120;
 /** An utterance longer than this is played back in full up to this length. */
-const MAX_UTTERANCE_FRAMES = 167; // ~10 s
+const MAX_UTTERANCE_MS = 10_000;
 /** Realtime mode: close the turn after this long without device audio. */
 const REALTIME_IDLE_MS = 300;
 
@@ -28,7 +34,8 @@ class EchoAgent implements AgentBridge {
   readonly #sink: AgentSink;
   #mode: ListenMode = "auto";
   #utterance: Buffer[] = [];
-  #silentFrames = 0;
+  #utteranceMs = 0;
+  #silentMs = 0;
   #playback: NodeJS.Timeout | undefined;
   #realtimeIdle: NodeJS.Timeout | undefined;
   #speaking = false;
@@ -51,9 +58,11 @@ class EchoAgent implements AgentBridge {
     if (this.#playback) return; // half duplex: the device should not talk while we play
     const voiced = rmsOf(pcm) >= VOICE_RMS;
     if (this.#utterance.length === 0 && !voiced) return;
+    const ms = durationMs(out);
     this.#utterance.push(out);
-    this.#silentFrames = voiced ? 0 : this.#silentFrames + 1;
-    if (this.#silentFrames >= END_OF_UTTERANCE_FRAMES || this.#utterance.length >= MAX_UTTERANCE_FRAMES) {
+    this.#utteranceMs += ms;
+    this.#silentMs = voiced ? 0 : this.#silentMs + ms;
+    if (this.#silentMs >= END_OF_UTTERANCE_MS || this.#utteranceMs >= MAX_UTTERANCE_MS) {
       this.#playUtterance();
     }
   }
@@ -70,7 +79,7 @@ class EchoAgent implements AgentBridge {
         return;
       case "abort":
         this.#stopPlayback();
-        this.#utterance = [];
+        this.#resetUtterance();
         return;
       default:
         return;
@@ -82,7 +91,13 @@ class EchoAgent implements AgentBridge {
     this.#stopPlayback();
     clearTimeout(this.#realtimeIdle);
     this.#realtimeIdle = undefined;
+    this.#resetUtterance();
+  }
+
+  #resetUtterance(): void {
     this.#utterance = [];
+    this.#utteranceMs = 0;
+    this.#silentMs = 0;
   }
 
   #startSpeaking(): void {
@@ -101,34 +116,43 @@ class EchoAgent implements AgentBridge {
 
   #playUtterance(): void {
     // Trim the trailing pause: it is what ended the utterance, not part of it.
-    const frames = this.#utterance.slice(
-      0,
-      this.#utterance.length - Math.min(this.#silentFrames, END_OF_UTTERANCE_FRAMES - 2),
-    );
-    this.#utterance = [];
-    this.#silentFrames = 0;
+    const frames = [...this.#utterance];
+    let trim = Math.max(0, this.#silentMs - KEPT_PAUSE_MS);
+    while (frames.length > 0 && durationMs(frames.at(-1) as Buffer) <= trim) {
+      trim -= durationMs(frames.pop() as Buffer);
+    }
+    this.#resetUtterance();
     if (frames.length === 0) return;
     this.#startSpeaking();
+    // Real-time pace whatever the frame size: each chunk is due when the audio before it
+    // has played (scheduled from the start, so timer lateness does not accumulate).
+    const started = performance.now();
     let i = 0;
+    let dueMs = 0;
     const tick = () => {
-      if (i < frames.length) {
-        this.#sink.audio(frames[i++] as Buffer);
-        return;
-      }
-      this.#stopPlayback();
+      if (this.#closed) return;
+      if (i >= frames.length) return this.#stopPlayback();
+      const chunk = frames[i++] as Buffer;
+      this.#sink.audio(chunk);
+      dueMs += durationMs(chunk);
+      this.#playback = setTimeout(tick, Math.max(0, started + dueMs - performance.now()));
     };
-    tick();
-    this.#playback = setInterval(tick, FRAME_MS);
+    this.#playback = setTimeout(tick, 0);
   }
 
   #stopPlayback(): void {
-    if (this.#playback) clearInterval(this.#playback);
+    if (this.#playback) clearTimeout(this.#playback);
     this.#playback = undefined;
     if (this.#speaking) {
       this.#speaking = false;
       this.#sink.speechEnd();
     }
   }
+}
+
+/** Duration of PCM16 mono at OUT_RATE, ms. */
+function durationMs(pcm: Buffer): number {
+  return (pcm.length / 2 / OUT_RATE) * 1000;
 }
 
 function rmsOf(pcm: Buffer): number {

@@ -1,5 +1,5 @@
 /**
- * Device MQTT credentials as the OTA issues them (device-protocol.md section 1.3), checked
+ * Device MQTT credentials as the OTA issues them (docs/device-protocol.md section 1.3), checked
  * the way the local broker checks them (broker/auth.go): pure, no I/O.
  *
  *   client id  GROUP@@@mac_underscored@@@uuid   (the three-part form; the legacy two-part

@@ -15,6 +15,7 @@ export type DropReason =
   | "udp_unknown_connection"
   | "udp_replay"
   | "udp_sequence_jump"
+  | "udp_unproven_source"
   | "udp_bad_opus"
   | "udp_opus_decode_failed"
   | "udp_not_streaming"
@@ -25,12 +26,17 @@ export type DropReason =
   | "mqtt_unknown_type"
   | "mqtt_hello_version"
   | "mqtt_bad_hello"
+  | "mqtt_hello_over_budget"
   | "mqtt_bad_field"
   | "mqtt_bad_client_id"
   | "mqtt_bad_topic"
   | "mqtt_no_session"
   | "mqtt_stale_session"
   | "mqtt_bad_internal"
+  /** A hello handled too long after it arrived (a stalled loop): the device has given up on it. */
+  | "mqtt_hello_too_late"
+  /** A hello older than a session another instance opened since for the same device. */
+  | "mqtt_hello_superseded"
   // downstream
   | "down_queue_full"
   | "down_no_remote_address"
@@ -65,6 +71,8 @@ export class GatewayMetrics {
   readonly deviceMessages: Counter<"type">;
   /** Device messages passed to the owning instance (owner routing). */
   readonly forwarded: Counter;
+  /** Goodbyes this instance sent for sessions of a dead instance (one survivor per device). */
+  readonly orphanGoodbyes: Counter;
   readonly sessions: Gauge;
   /** LiveKit rooms joined and not yet closed. */
   readonly agentRooms: Gauge;
@@ -120,6 +128,11 @@ export class GatewayMetrics {
     this.forwarded = new Counter({
       name: "gateway_forwarded_total",
       help: "Device messages forwarded to the owning instance",
+      registers: r,
+    });
+    this.orphanGoodbyes = new Counter({
+      name: "gateway_orphan_goodbyes_total",
+      help: "Goodbyes sent for the sessions of a dead instance",
       registers: r,
     });
     this.agentRooms = new Gauge({ name: "gateway_agent_rooms", help: "LiveKit rooms joined", registers: r });

@@ -1,6 +1,6 @@
 /**
  * The MQTT client id the OTA issues: `GROUP@@@MAC_UNDERSCORED@@@UUID_OR_MAC`, or the legacy
- * two-part `GROUP@@@MAC_UNDERSCORED` (device-protocol.md section 1.5).
+ * two-part `GROUP@@@MAC_UNDERSCORED` (docs/device-protocol.md section 2.2).
  */
 
 export interface DeviceClientId {

@@ -1,5 +1,5 @@
 /**
- * AES-128-CTR as xiaozhi uses it (device-protocol.md section 3.3): the 16-byte packet
+ * AES-128-CTR as xiaozhi uses it (docs/device-protocol.md section 3.3): the 16-byte packet
  * header, exactly as sent, is the initial counter block; the same key both ways; no
  * padding and no authentication tag.
  *

@@ -1,5 +1,5 @@
 /**
- * The MQTT JSON control messages (device-protocol.md section 2). Device messages are
+ * The MQTT JSON control messages (docs/device-protocol.md section 2). Device messages are
  * validated here, once, into typed values; past this file the gateway trusts its types.
  * Server messages are built here, so every field the firmware needs is in one place.
  */

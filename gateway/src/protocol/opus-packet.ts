@@ -11,9 +11,9 @@ export const MAX_OPUS_PACKET_BYTES = 1275 * 6;
 export type OpusRejection = "empty" | "too_long" | "stereo" | "bad_frame_count" | "wrong_duration";
 
 /**
- * `frameDurationMs`: the frame duration the device announced in its hello. Firmware
- * encodes every packet with exactly that duration (60 ms), so a packet of any other length
- * is not from the device. This one check refuses about 19 in 20 of the random packets that
+ * `frameDurationMs`: the frame duration the device announced in its hello (20, 40 or 60
+ * ms; the firmware's is 60, py-xiaozhi's 20). A device encodes every packet with exactly
+ * that duration, so a packet of any other length is not from the device. This one check refuses about 19 in 20 of the random packets that
  * a forger without the session key produces and libopus would otherwise decode (measured:
  * 23% of random payloads decode, 1.2% also carry 60 ms; see docs/security.md).
  */

@@ -2,7 +2,7 @@
  * Session ids name their owner. With a shared subscription any gateway instance may
  * receive a device's follow-up message; the session id it carries says which instance
  * (and which boot of it) holds the session, so the receiver can forward the message or,
- * if that owner is gone, answer `goodbye` at once (architecture.md section 3.2).
+ * if that owner is gone, answer `goodbye` at once (docs/broker-contract.md, coordination topics).
  *
  * Format: `<instanceId>-<bootId>-<random>`, e.g. `3-lk2x9a0c-4f0c9a1b2e3d4c5b`.
  * The firmware treats the value as an opaque string and echoes it.

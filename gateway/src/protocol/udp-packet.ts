@@ -1,6 +1,6 @@
 /**
  * The xiaozhi UDP audio packet: a 16-byte header, then one AES-128-CTR encrypted Opus
- * packet (device-protocol.md section 3.2). Pure: bytes in, typed values out.
+ * packet (docs/device-protocol.md section 3.2). Pure: bytes in, typed values out.
  *
  *   0  type (0x01 audio)   1 flags (0)   2..3 payload_len (BE)
  *   4..7 connection id (BE)   8..11 timestamp (BE, ms)   12..15 sequence (BE)

@@ -18,16 +18,10 @@ import {
   type JsonObject,
   ttsMessage,
 } from "../protocol/messages.ts";
-import { checkOpusPacket } from "../protocol/opus-packet.ts";
+import { checkOpusPacket, MAX_OPUS_PACKET_BYTES } from "../protocol/opus-packet.ts";
 import { headerTemplate, type UdpPacket } from "../protocol/udp-packet.ts";
 import { DOWN_RATE, Downstream, type RemoteAddress } from "./downstream.ts";
-
-/**
- * Largest forward jump of the upstream sequence we accept (~2 minutes of 60 ms frames).
- * Without it one forged packet with sequence 2^32-1 would make every later genuine packet
- * look like a replay.
- */
-export const MAX_SEQUENCE_JUMP = 2000;
+import { UpstreamGuard } from "./upstream-guard.ts";
 
 /** The longest an inactivity close waits for the agent's goodbye (BUNNY: 30 s). */
 export const FAREWELL_CAP_MS = 30_000;
@@ -63,8 +57,7 @@ export class DeviceSession {
   readonly #downstream: Downstream;
   readonly #idleTimer: NodeJS.Timeout;
   readonly #maxTimer: NodeJS.Timeout;
-  #remote: RemoteAddress | undefined;
-  #lastUpstreamSeq = 0;
+  readonly #upstream = new UpstreamGuard();
   #state: SessionState = "open";
   #farewell = false;
 
@@ -89,7 +82,7 @@ export class DeviceSession {
       connectionId,
       startedAt: this.createdAt,
       metrics: deps.metrics,
-      remote: () => this.#remote,
+      remote: () => this.#upstream.remote,
       sendUdp: (d, to) => deps.sendUdp(d, to),
       sendTts: (state, text) => this.#publish(ttsMessage(sessionId, state, text)),
     });
@@ -112,7 +105,7 @@ export class DeviceSession {
   }
 
   get remote(): RemoteAddress | undefined {
-    return this.#remote;
+    return this.#upstream.remote;
   }
 
   get worker(): number {
@@ -143,51 +136,44 @@ export class DeviceSession {
   }
 
   /**
-   * An upstream datagram whose connection id is ours. Nothing a packet says is trusted
-   * until it decrypts to a plausible Opus frame with a newer sequence; only then may it
-   * move the session's remote address (so a forged packet cannot redirect our audio).
+   * An upstream datagram whose connection id is ours. Nothing a packet says is trusted:
+   * its size is checked before any AES, and only UpstreamGuard decides whether it is the
+   * device's (sequence window, pinned address, NAT rebinding). The same rule holds for a
+   * bridge that takes Opus undecoded (pushOpus) and for the decoding path.
    */
   handleDatagram(packet: UdpPacket, from: RemoteInfo, receivedAt: bigint): void {
     if (this.#state === "closed") return;
-    const seq = packet.header.sequence;
-    if (seq <= this.#lastUpstreamSeq) {
-      this.#deps.metrics.drop("udp_replay");
-      return;
-    }
-    // The first packet after a hello too: firmware numbers from 1, so a first sequence far
-    // beyond MAX_SEQUENCE_JUMP is forged (and would make every genuine packet a replay).
-    if (seq - this.#lastUpstreamSeq > MAX_SEQUENCE_JUMP) {
-      this.#deps.metrics.drop("udp_sequence_jump");
-      return;
-    }
-    const opus = openAudioPacket(this.#key, packet);
-    if (checkOpusPacket(opus, this.#audio.frameDurationMs) !== undefined) {
+    // A 64 KB datagram with a live connection id is refused here, before it is decrypted.
+    if (packet.payload.length === 0 || packet.payload.length > MAX_OPUS_PACKET_BYTES) {
       this.#deps.metrics.drop("udp_bad_opus");
       return;
     }
-    this.#lastUpstreamSeq = seq;
-    const moved =
-      this.#remote === undefined || this.#remote.address !== from.address || this.#remote.port !== from.port;
+    let opus: Buffer | undefined;
+    const verdict = this.#upstream.admit(packet.header.sequence, from, () => {
+      opus = openAudioPacket(this.#key, packet);
+      return checkOpusPacket(opus, this.#audio.frameDurationMs) === undefined;
+    });
+    if (verdict.kind === "drop") {
+      this.#deps.metrics.drop(verdict.reason);
+      return;
+    }
+    const frame = opus as Buffer;
     if (this.#agent.pushOpus) {
       // Passed through undecoded: the Opus sanity check above is all the proof we get.
-      if (moved) this.#remote = { address: from.address, port: from.port };
       this.#state = "streaming";
       this.#idleTimer.refresh();
       this.#deps.metrics.frameUp();
       this.#agent.pushOpus({
-        opus,
+        opus: frame,
         durationMs: this.#audio.frameDurationMs,
         sampleRate: this.#audio.sampleRate,
       });
       this.#deps.metrics.upstreamLatency.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
       return;
     }
-    this.#deps.pool.decode(this.#decoder, opus).then(
+    this.#deps.pool.decode(this.#decoder, frame).then(
       (pcm) => {
         if (this.#state === "closed") return;
-        // The address moves only for a packet that libopus accepted and that is still the
-        // newest: a NAT rebinding moves it, a forged packet does not.
-        if (moved && seq === this.#lastUpstreamSeq) this.#remote = { address: from.address, port: from.port };
         this.#state = "streaming";
         this.#idleTimer.refresh();
         this.#deps.metrics.frameUp();
@@ -249,10 +235,13 @@ export class DeviceSession {
     this.#state = "closed";
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#maxTimer);
-    // The firmware acts on goodbye only when session_id matches its current session, so a
-    // goodbye for a replaced session is harmless, and one for the current session spares
-    // the device its 120 s liveness timeout.
-    this.#publish(goodbyeMessage(this.sessionId, reason));
+    // The firmware acts on goodbye only when session_id matches its current session; one
+    // for the current session spares the device its 120 s liveness timeout. None back to
+    // a device that said goodbye itself (an independent client acts on it, and firmware
+    // that re-hellos at once could take it for its new channel), nor for a session its own
+    // newer hello replaced (the device may be between the two replies).
+    if (reason !== "device_goodbye" && reason !== "replaced")
+      this.#publish(goodbyeMessage(this.sessionId, reason));
     this.#downstream.close();
     this.#deps.pool.close(this.#decoder);
     this.#deps.pool.close(this.#encoder);

@@ -9,6 +9,7 @@ import type { Logger } from "../ops/log.ts";
 import { LogLimiter } from "../ops/log.ts";
 import type { CloseReason, DropReason, GatewayMetrics } from "../ops/metrics.ts";
 import { type DeviceClientId, parseDeviceClientId, replyTopic } from "../protocol/client-id.ts";
+import { parseClaim, parseJsonObject } from "../protocol/coordination.ts";
 import {
   type DeviceMessage,
   goodbyeMessage,
@@ -18,12 +19,15 @@ import {
 import { newSessionId, type SessionOwner } from "../protocol/session-id.ts";
 import { CLAIMS_PREFIX, FORWARD_PREFIX, routeTopic } from "../protocol/topics.ts";
 import { parseUdpPacket } from "../protocol/udp-packet.ts";
+import { ClaimBook } from "./claim-book.ts";
 import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
-import { decideOwner, type PeerPresence } from "./owner-routing.ts";
+import { HelloBalancer } from "./hello-balancer.ts";
+import { HelloBudget, type HelloBudgetOptions } from "./hello-budget.ts";
+import { type Claim, decideOwner, newerClaim, type PeerPresence, survivorFor } from "./owner-routing.ts";
 import { RecentForwards } from "./recent-forwards.ts";
 import { SessionRegistry } from "./registry.ts";
-import { SourceLimiter, type SourceLimitOptions } from "./source-limiter.ts";
+import { UdpSourceLimiter, type UdpSourceLimits } from "./source-limiter.ts";
 
 export interface GatewayPorts {
   publish(topic: string, payload: string, retain?: boolean): void;
@@ -41,9 +45,26 @@ export interface GatewayOptions {
   readonly log: Logger;
   readonly agentFactory: AgentFactory;
   readonly ports: GatewayPorts;
-  /** Per-source-address UDP rate limit (source-limiter.ts); its defaults when absent. */
-  readonly sourceLimit?: SourceLimitOptions;
+  /** Per-IP and per-socket UDP rate limits (source-limiter.ts); its defaults when absent. */
+  readonly sourceLimit?: UdpSourceLimits;
+  /** Hellos per client id (hello-budget.ts); its defaults when absent. */
+  readonly helloBudget?: HelloBudgetOptions;
+  /** Wall clock, epoch ms (claims compare hello times across the instances of one host). */
+  readonly now?: () => number;
+  /**
+   * The earliest time the message being handled can have reached this process, epoch ms.
+   * Default `now()`; app.ts passes the last event-loop turn when the loop was stalled,
+   * because a message read after a stall may have waited in the socket all along.
+   */
+  readonly arrivedAt?: () => number;
+  /** A hello handled later than this after it arrived is not answered (default 5000 ms). */
+  readonly helloMaxWaitMs?: number;
+  /** Pass a hello on when holding this many sessions above the least loaded instance; 0 never (default 2). */
+  readonly balanceSlack?: number;
 }
+
+/** The firmware waits 10 s for a hello reply; one that took 5 s to reach our handler is suspect. */
+export const DEFAULT_HELLO_MAX_WAIT_MS = 5000;
 
 export class Gateway {
   readonly sessions = new SessionRegistry();
@@ -52,25 +73,36 @@ export class Gateway {
   readonly #limiter = new LogLimiter();
   readonly #closing = new Set<Promise<void>>();
   readonly #recentForwards = new RecentForwards();
-  readonly #sources: SourceLimiter;
+  readonly #claims = new ClaimBook();
+  /** Each live session's own claim (its hello time orders it against others). */
+  readonly #ownClaims = new WeakMap<DeviceSession, Claim>();
+  readonly #sources: UdpSourceLimiter;
+  readonly #hellos: HelloBudget;
+  readonly #balancer: HelloBalancer;
+  readonly #now: () => number;
+  readonly #arrivedAt: () => number;
   #draining = false;
 
   constructor(options: GatewayOptions) {
     this.#o = options;
-    this.#sources = new SourceLimiter(options.sourceLimit);
+    this.#sources = new UdpSourceLimiter(options.sourceLimit);
+    this.#hellos = new HelloBudget(options.helloBudget);
+    this.#now = options.now ?? Date.now;
+    this.#arrivedAt = options.arrivedAt ?? this.#now;
+    this.#balancer = new HelloBalancer(options.balanceSlack ?? 2);
   }
 
   get draining(): boolean {
     return this.#draining;
   }
 
-  /** Every message from the broker, whatever its topic. */
-  handleBrokerMessage(topic: string, payload: Buffer): void {
+  /** Every message from the broker, whatever its topic; `arrivedAt`: see GatewayOptions. */
+  handleBrokerMessage(topic: string, payload: Buffer, arrivedAt = this.#arrivedAt()): void {
     const route = routeTopic(topic);
     if (!route) return this.#drop("mqtt_bad_topic", { topic: topic.slice(0, 120) });
     switch (route.kind) {
       case "ingest":
-        return this.#handleDevicePayload(route.clientId, payload, false);
+        return this.#handleDevicePayload(route.clientId, payload, false, arrivedAt);
       case "disconnected":
         return this.#handleDisconnected(route.clientId, payload);
       case "presence":
@@ -85,7 +117,7 @@ export class Gateway {
   /** Every datagram on the instance's UDP port. */
   handleDatagram(datagram: Buffer, from: RemoteInfo): void {
     const receivedAt = process.hrtime.bigint();
-    if (!this.#sources.allow(`${from.address}:${from.port}`)) {
+    if (!this.#sources.allow(from.address, from.port)) {
       return this.#drop("udp_rate_limited", { from: from.address });
     }
     const parsed = parseUdpPacket(datagram);
@@ -111,7 +143,16 @@ export class Gateway {
     return JSON.stringify({ bootId: this.#o.me.bootId, state, udpPort });
   }
 
-  #handleDevicePayload(clientIdRaw: string, payload: Buffer, forwarded: boolean): void {
+  /**
+   * Publishes the claim of every live session again. After a broker reconnect: claims
+   * published while a peer was not subscribed were lost, and a peer may hold a newer
+   * session for one of our devices (or we one of its); the claims settle who keeps it.
+   */
+  republishClaims(): void {
+    for (const s of this.sessions.all()) this.#publishClaim(s);
+  }
+
+  #handleDevicePayload(clientIdRaw: string, payload: Buffer, forwarded: boolean, arrivedAt: number): void {
     const parsedId = parseDeviceClientId(clientIdRaw);
     if (!parsedId.ok) return this.#drop("mqtt_bad_client_id", { clientId: clientIdRaw.slice(0, 80) });
     const parsed = parseDeviceMessage(payload);
@@ -120,11 +161,15 @@ export class Gateway {
     }
     const message = parsed.message;
     if (message.type === "hello") {
-      if (this.#draining && !forwarded) {
-        const target = this.#liveIn(this.#o.me.instanceId);
-        if (target !== undefined) return this.#forward(target, clientIdRaw, payload);
+      // Before anything a hello costs; a forwarded hello was charged where it arrived.
+      if (!forwarded && !this.#hellos.take(clientIdRaw)) {
+        return this.#drop("mqtt_hello_over_budget", { clientId: clientIdRaw });
       }
-      return this.#openSession(parsedId.id.raw, parsedId.id, message);
+      if (!forwarded) {
+        const target = this.#draining ? this.#liveIn(this.#o.me.instanceId) : this.#lessLoaded(clientIdRaw);
+        if (target !== undefined) return this.#forward(target, clientIdRaw, payload, arrivedAt);
+      }
+      return this.#openSession(parsedId.id.raw, parsedId.id, message, arrivedAt);
     }
     const decision = forwarded
       ? { kind: "local" as const }
@@ -147,8 +192,21 @@ export class Gateway {
     clientId: string,
     client: DeviceClientId,
     hello: Extract<DeviceMessage, { type: "hello" }>,
+    arrivedAt: number,
   ): void {
     const start = process.hrtime.bigint();
+    // A hello that sat unhandled for seconds (this process was stalled or stopped): the
+    // device has given up on it or sent another one; answering now would only open a
+    // session it ignores, whose claim could end the one it opened meanwhile.
+    const waited = this.#now() - arrivedAt;
+    if (waited > (this.#o.helloMaxWaitMs ?? DEFAULT_HELLO_MAX_WAIT_MS)) {
+      return this.#drop("mqtt_hello_too_late", { clientId, waitedMs: waited });
+    }
+    // Another instance already opened a session for a later hello of this device.
+    const latest = this.#claims.get(clientId);
+    if (latest && latest.helloAt > arrivedAt && latest.instanceId !== this.#o.me.instanceId) {
+      return this.#drop("mqtt_hello_superseded", { clientId });
+    }
     // A second hello replaces the session: new key, new connection id, sequences from 0.
     const previous = this.sessions.byClient(clientId);
     if (previous) this.#track(previous.close("replaced"));
@@ -177,18 +235,34 @@ export class Gateway {
     this.#o.metrics.helloReply.observe(Number(process.hrtime.bigint() - start) / 1e9);
     this.#o.metrics.sessionsOpened.inc();
     this.#o.metrics.sessions.set(this.sessions.size);
-    this.#o.ports.publish(
-      `${CLAIMS_PREFIX}${clientId}`,
-      JSON.stringify({
-        instanceId: this.#o.me.instanceId,
-        bootId: this.#o.me.bootId,
-        sessionId: session.sessionId,
-      }),
-    );
+    const claim: Claim = {
+      instanceId: this.#o.me.instanceId,
+      bootId: this.#o.me.bootId,
+      sessionId: session.sessionId,
+      helloAt: arrivedAt,
+    };
+    this.#ownClaims.set(session, claim);
+    this.#claims.record(clientId, claim);
+    this.#publishClaim(session);
+  }
+
+  #publishClaim(session: DeviceSession): void {
+    const claim = this.#ownClaims.get(session);
+    if (claim) this.#o.ports.publish(`${CLAIMS_PREFIX}${session.client.raw}`, JSON.stringify(claim));
   }
 
   #onClosed(session: DeviceSession, reason: CloseReason): void {
     this.sessions.remove(session);
+    // Tell every instance the session is gone (their load counts and orphan lists), unless
+    // a newer claim already replaced it.
+    const claim = this.#ownClaims.get(session);
+    if (claim && reason !== "replaced" && reason !== "claimed_elsewhere") {
+      this.#claims.release(session.client.raw, session.sessionId);
+      this.#o.ports.publish(
+        `${CLAIMS_PREFIX}${session.client.raw}`,
+        JSON.stringify({ ...claim, released: true }),
+      );
+    }
     this.#o.metrics.closed(reason);
     this.#o.metrics.sessions.set(this.sessions.size);
     this.#o.log.debug(
@@ -198,21 +272,27 @@ export class Gateway {
   }
 
   #handleDisconnected(clientId: string, payload: Buffer): void {
-    const reason = safeJson(payload)?.reason;
+    const reason = parseJsonObject(payload)?.reason;
     // A takeover means the device is already back on a new connection; its session (if
     // the new connection sent hello) must live.
     if (reason === "takenover" || reason === "discarded") return;
+    this.#claims.forget(clientId);
     const session = this.sessions.byClient(clientId);
     if (session) this.#track(session.close("mqtt_disconnected"));
   }
 
   #handlePresence(instanceId: number, payload: Buffer): void {
     if (instanceId === this.#o.me.instanceId) return;
-    const p = payload.length === 0 ? { state: "gone" } : safeJson(payload);
+    const p = payload.length === 0 ? { state: "gone" } : parseJsonObject(payload);
     const known = this.peers.get(instanceId);
+    if (!known || !p || known.bootId !== p.bootId) this.#balancer.forgetPeer(instanceId);
     if (p?.state === "gone") {
       this.peers.delete(instanceId);
       if (known) this.#goodbyeForwardedTo(instanceId);
+      const deadBoot = typeof p.bootId === "string" ? p.bootId : known?.bootId;
+      // A peer that drained said goodbye to its devices itself.
+      if (deadBoot !== undefined && known?.state !== "draining")
+        this.#goodbyeOrphans(instanceId, { deadBoot });
       return;
     }
     if (!p || typeof p.bootId !== "string" || (p.state !== "up" && p.state !== "draining")) {
@@ -221,30 +301,72 @@ export class Gateway {
     // A new boot of a peer we knew: it crashed and restarted, its sessions are gone.
     if (known && known.bootId !== p.bootId) this.#goodbyeForwardedTo(instanceId);
     this.peers.set(instanceId, { bootId: p.bootId, state: p.state });
+    // A peer we did not know (it just started): it has none of the claims made before it
+    // subscribed, and it may be the survivor chosen to say goodbye for some of them.
+    if (!known || known.bootId !== p.bootId) this.republishClaims();
+    // Any claim of an earlier boot of this peer is a session that died with that boot
+    // (also when we never saw the peer's will: it restarted before we heard of it).
+    this.#goodbyeOrphans(instanceId, { liveBoot: p.bootId });
+  }
+
+  /**
+   * The sessions of a dead boot of `instanceId`: its devices are told goodbye now, by
+   * exactly one live instance each (survivorFor), so that a device that only streams UDP
+   * re-hellos at once instead of after its 120 s liveness timeout.
+   */
+  #goodbyeOrphans(instanceId: number, boot: { deadBoot: string } | { liveBoot: string }): void {
+    const orphans = this.#claims.takeOrphans(instanceId, boot);
+    if (orphans.length === 0) return;
+    const live = [...this.peers].filter(([id, p]) => id !== instanceId && p.state === "up").map(([id]) => id);
+    if (!this.#draining) live.push(this.#o.me.instanceId);
+    let sent = 0;
+    for (const o of orphans) {
+      if (survivorFor(o.clientId, live) !== this.#o.me.instanceId) continue;
+      this.#publishToDevice(o.clientId, goodbyeMessage(o.sessionId, "session_unknown"));
+      this.#o.metrics.orphanGoodbyes.inc();
+      sent++;
+    }
+    this.#o.log.info({ instanceId, orphans: orphans.length, goodbyesSent: sent }, "orphaned sessions");
   }
 
   #handleClaim(clientId: string, payload: Buffer): void {
-    const claim = safeJson(payload);
-    if (!claim || typeof claim.instanceId !== "number")
-      return this.#drop("mqtt_bad_internal", { topic: "claim" });
+    const c = parseClaim(payload);
+    if (!c) return this.#drop("mqtt_bad_internal", { topic: "claim" });
+    if (c.released) return this.#claims.release(clientId, c.sessionId);
+    this.#balancer.claimed(c.instanceId, clientId);
+    const claim: Claim = {
+      instanceId: c.instanceId,
+      bootId: c.bootId,
+      sessionId: c.sessionId,
+      helloAt: c.helloAt,
+    };
+    this.#claims.record(clientId, claim);
     if (claim.instanceId === this.#o.me.instanceId && claim.bootId === this.#o.me.bootId) return;
     const session = this.sessions.byClient(clientId);
-    if (session) this.#track(session.close("claimed_elsewhere"));
+    const ours = session && this.#ownClaims.get(session);
+    if (!session || !ours || ours.sessionId === claim.sessionId) return;
+    // The later hello wins on every instance, whatever order the claims are handled in.
+    if (newerClaim(claim, ours)) return this.#track(session.close("claimed_elsewhere"));
+    // Ours is newer: the other instance may not have seen our claim (it was not subscribed
+    // yet, after a broker restart); say it again so it closes its older session.
+    this.#publishClaim(session);
   }
 
   #handleForward(payload: Buffer): void {
-    const f = safeJson(payload);
+    const f = parseJsonObject(payload);
     if (!f || typeof f.clientId !== "string" || typeof f.payload !== "string") {
       return this.#drop("mqtt_bad_internal", { topic: "forward" });
     }
-    this.#handleDevicePayload(f.clientId, Buffer.from(f.payload, "utf8"), true);
+    // A hello forwarded by a draining peer keeps the time it reached that peer.
+    const arrivedAt = typeof f.arrivedAt === "number" ? f.arrivedAt : this.#arrivedAt();
+    this.#handleDevicePayload(f.clientId, Buffer.from(f.payload, "utf8"), true, arrivedAt);
   }
 
-  #forward(instanceId: number, clientId: string, payload: Buffer): void {
+  #forward(instanceId: number, clientId: string, payload: Buffer, arrivedAt?: number): void {
     this.#o.metrics.forwarded.inc();
     this.#o.ports.publish(
       `${FORWARD_PREFIX}${instanceId}`,
-      JSON.stringify({ clientId, payload: payload.toString("utf8") }),
+      JSON.stringify({ clientId, payload: payload.toString("utf8"), arrivedAt }),
     );
   }
 
@@ -260,6 +382,12 @@ export class Gateway {
     this.#drop(sessionId === undefined ? "mqtt_no_session" : "mqtt_stale_session", { clientId });
     if (sessionId !== undefined)
       this.#publishToDevice(clientId, goodbyeMessage(sessionId, "session_unknown"));
+  }
+
+  /** A live peer with enough fewer sessions than this instance to take this hello. */
+  #lessLoaded(clientId: string): number | undefined {
+    const me = { instanceId: this.#o.me.instanceId, sessions: this.sessions.size };
+    return this.#balancer.pick(clientId, me, this.peers, this.#claims, this.#now());
   }
 
   /** A live peer other than `except` that is taking hellos, if any. */
@@ -286,16 +414,5 @@ export class Gateway {
     this.#limiter.run(key, (suppressed) =>
       this.#o.log.warn(suppressed > 0 ? { ...fields, suppressedBefore: suppressed } : fields, message),
     );
-  }
-}
-
-function safeJson(payload: Buffer): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(payload.toString("utf8"));
-    return typeof v === "object" && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -1,12 +1,15 @@
 /**
- * Per-source rate limit for the UDP port: a token bucket per source address and port (one
- * device socket), checked before anything else a datagram costs (parsing, session lookup,
- * AES, Opus).
+ * Per-source rate limits for the UDP port, checked before anything else a datagram costs
+ * (parsing, session lookup, AES, Opus). Two token buckets, both must allow:
  *
- * A device sends about 17 packets a second (60 ms frames) from one socket; the default
- * allows 100 a second with bursts of 200. Keyed by address *and port*, so any number of
- * devices behind one NAT address (a school, an office) each keep their own bucket, while
- * one socket flooding the port is cut to 100 a second. Pure: the clock is injected.
+ * - per source IP address (whatever the port): 1,000 packets a second, bursts of 2,000.
+ *   One host cannot escape its limit by spreading a flood over many source ports; the
+ *   figure leaves room for about 60 talking devices behind one NAT address (a school, an
+ *   office) at 17 packets a second each.
+ * - per source address and port (one device socket): 100 a second, bursts of 200, six
+ *   times what a device sends, so one socket cannot use its whole address's allowance.
+ *
+ * Pure: the clock is injected.
  *
  * Memory is bounded whatever the traffic: at most `maxSources` buckets. The map is kept in
  * least-recently-seen order (a hit moves its entry to the end), and a new address beyond
@@ -24,10 +27,28 @@ export interface SourceLimitOptions {
   readonly maxSources: number;
 }
 
+/** Per source address and port (one device socket). */
 export const DEFAULT_SOURCE_LIMIT: SourceLimitOptions = {
   ratePerSecond: 100,
   burst: 200,
   maxSources: 10_000,
+};
+
+/** Per source IP address, all its ports together. */
+export const DEFAULT_ADDRESS_LIMIT: SourceLimitOptions = {
+  ratePerSecond: 1000,
+  burst: 2000,
+  maxSources: 10_000,
+};
+
+export interface UdpSourceLimits {
+  readonly perSocket: SourceLimitOptions;
+  readonly perAddress: SourceLimitOptions;
+}
+
+export const DEFAULT_UDP_SOURCE_LIMITS: UdpSourceLimits = {
+  perSocket: DEFAULT_SOURCE_LIMIT,
+  perAddress: DEFAULT_ADDRESS_LIMIT,
 };
 
 interface Bucket {
@@ -90,5 +111,24 @@ export class SourceLimiter {
   /** Buckets forgotten to stay within `maxSources`. */
   get evictions(): number {
     return this.#evictions;
+  }
+}
+
+/** Both limits of the UDP port: the source IP's bucket, then its socket's. */
+export class UdpSourceLimiter {
+  readonly #address: SourceLimiter;
+  readonly #socket: SourceLimiter;
+
+  constructor(limits: UdpSourceLimits = DEFAULT_UDP_SOURCE_LIMITS, now?: () => number) {
+    this.#address = new SourceLimiter(limits.perAddress, now);
+    this.#socket = new SourceLimiter(limits.perSocket, now);
+  }
+
+  /**
+   * True if a datagram from `address`:`port` may be processed. A datagram refused by its
+   * address's bucket takes no token from its socket's.
+   */
+  allow(address: string, port: number): boolean {
+    return this.#address.allow(address) && this.#socket.allow(`${address}:${port}`);
   }
 }

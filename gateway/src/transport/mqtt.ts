@@ -12,6 +12,17 @@ export interface BrokerOptions {
   readonly subscriptions: readonly string[];
   /** Published (retained) by the broker if this client vanishes without a clean disconnect. */
   readonly will: { readonly topic: string; readonly payload: string; readonly retain: boolean };
+  /**
+   * MQTT keepalive, seconds. The broker drops a client silent for 1.5x this (EMQX's
+   * keepalive_multiplier and mochi alike), which is what fires the will of a process that
+   * is stopped or hung rather than dead. Default 30.
+   */
+  readonly keepaliveS?: number;
+  /**
+   * Mean delay before each reconnect, ms; each try waits 0.5x..1.5x of it. Default 500: back
+   * before the devices, whose firmware waits 60 s before it reconnects (device-protocol.md).
+   */
+  readonly reconnectMeanMs?: number;
 }
 
 export interface BrokerEvents {
@@ -39,8 +50,8 @@ export class BrokerClient {
       username: options.username,
       password: options.password,
       clean: true,
-      keepalive: 30,
-      reconnectPeriod: 1000,
+      keepalive: options.keepaliveS ?? 30,
+      reconnectPeriod: jittered(options.reconnectMeanMs ?? 500),
       connectTimeout: connectTimeoutMs,
       resubscribe: false,
       will: {
@@ -52,7 +63,12 @@ export class BrokerClient {
     });
     const broker = new BrokerClient(client);
     client.on("message", (topic, payload) => events.message(topic, payload));
-    client.on("close", () => events.disconnected());
+    client.on("close", () => {
+      // A new random delay for each reconnect: after a broker restart the four instances
+      // (and every other client) do not all come back in the same millisecond.
+      client.options.reconnectPeriod = jittered(options.reconnectMeanMs ?? 500);
+      events.disconnected();
+    });
     return new Promise((resolve, reject) => {
       let first = true;
       const fail = (err: Error) => {
@@ -109,4 +125,8 @@ export class BrokerClient {
   destroy(): Promise<void> {
     return new Promise((resolve) => this.#client.end(true, {}, () => resolve()));
   }
+}
+
+function jittered(meanMs: number): number {
+  return Math.round(meanMs * (0.5 + Math.random()));
 }

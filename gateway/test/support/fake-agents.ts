@@ -56,8 +56,8 @@ export interface FakeAgentOptions {
 }
 
 export interface DispatcherOptions {
-  /** Which version goes into a room. */
-  readonly version: (roomName: string) => AgentVersion;
+  /** Which version goes into a room; undefined: none (a room the test keeps agent-free). */
+  readonly version: (roomName: string) => AgentVersion | undefined;
   /** How long its greeting lasts (ms of tone). */
   readonly greetingMs?: number;
 }
@@ -394,10 +394,10 @@ export class FakeAgentDispatcher {
       const names = (await this.#rooms.listRooms().catch(() => [])).map((r) => r.name);
       for (const name of names) {
         if (this.#joins.has(name) || this.#stopped) continue;
-        const agent = FakeAgent.for(name, {
-          version: this.#options.version(name),
-          greetingMs: this.#options.greetingMs,
-        });
+        const version = this.#options.version(name);
+        const agent = version
+          ? FakeAgent.for(name, { version, greetingMs: this.#options.greetingMs })
+          : undefined;
         this.#agents.set(name, agent);
         this.#joins.set(
           name,
@@ -425,8 +425,11 @@ export class FakeAgentDispatcher {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    // Leaving first also ends the joins still waiting for a device that never came.
-    await Promise.all([...this.#agents.values()].map((a) => a?.leave()));
-    await Promise.allSettled(this.#joins.values());
+    // Leaving first also ends the joins still waiting for a device that never came. Bounded:
+    // a join racing its room's deletion may never settle in the SDK.
+    const bounded = (p: Promise<unknown> | undefined) =>
+      Promise.race([p, new Promise((r) => setTimeout(r, 3000).unref())]).catch(() => {});
+    await Promise.all([...this.#agents.values()].map((a) => bounded(a?.leave())));
+    await Promise.all([...this.#joins.values()].map((j) => bounded(j)));
   }
 }

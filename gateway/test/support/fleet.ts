@@ -5,6 +5,10 @@
  * for its current session says hello again at once. The fleet records, per device, each
  * session (owner instance and boot, frames sent and heard back) and each outage: the time
  * from losing a session to the next hello reply.
+ *
+ * Options for the fault scenarios (issue 12): devices may arrive staggered, announce
+ * another frame duration, and reconnect after losing the broker (then say hello again,
+ * as a device does whose MQTT connection dropped).
  */
 import { SimulatedDevice } from "../../../tools/sim/device.ts";
 import { upstreamClip } from "../../../tools/sim/opus-frames.ts";
@@ -17,6 +21,19 @@ export interface SessionLog {
   sent: number;
   received: number;
   goodbye?: string;
+  /** performance.now() of the hello reply and of the first frame heard back. */
+  readonly openedAt: number;
+  firstAudioAt?: number;
+}
+
+export interface FleetOptions {
+  /** Delay between two devices' hellos (staggered arrivals); default 0, all at once. */
+  readonly staggerMs?: number;
+  /** First device index (MAC); default 10,000. Two fleets on one broker need distinct ranges. */
+  readonly indexBase?: number;
+  /** Reconnect (every 1-2 s) when the broker connection drops, and say hello 1-2 s later. */
+  readonly reconnect?: boolean;
+  readonly frameDurationMs?: number;
 }
 
 export interface Member {
@@ -47,19 +64,31 @@ export class Fleet {
   readonly #silence = upstreamClip(1).silence;
 
   /** Connects `count` devices and brings each into a realtime session. */
-  static async start(brokerUrl: string, count: number): Promise<Fleet> {
+  static async start(brokerUrl: string, count: number, options: FleetOptions = {}): Promise<Fleet> {
     const fleet = new Fleet();
     for (let i = 0; i < count; i++) {
       // No decoding of what comes back: the checks on every datagram stay, the CPU is spared.
-      const device = new SimulatedDevice({ brokerUrl, index: 10_000 + i, decodeEvery: 1e9 });
+      const device = new SimulatedDevice({
+        brokerUrl,
+        index: (options.indexBase ?? 10_000) + i,
+        decodeEvery: 1e9,
+        ...(options.frameDurationMs ? { frameDurationMs: options.frameDurationMs } : {}),
+      });
       const m: Member = { device, sessions: [], outages: [], audioGaps: [], helloFailures: 0 };
       fleet.members.push(m);
       device.on("audio", () => fleet.#onAudio(m));
       device.on("server_goodbye", (reason: string) => fleet.#onGoodbye(m, reason));
+      if (options.reconnect) device.on("mqtt_closed", () => fleet.#onBrokerLost(m));
     }
     try {
       await Promise.all(fleet.members.map((m) => m.device.connect()));
-      await Promise.all(fleet.members.map((m) => fleet.#hello(m)));
+      const stagger = options.staggerMs ?? 0;
+      await Promise.all(
+        fleet.members.map(async (m, i) => {
+          if (stagger > 0) await new Promise((r) => setTimeout(r, i * stagger));
+          await fleet.#hello(m);
+        }),
+      );
     } catch (err) {
       await fleet.close();
       throw err;
@@ -137,7 +166,13 @@ export class Fleet {
     for (let attempt = 0; attempt < 3 && !this.#closing; attempt++) {
       try {
         const reply = await m.device.hello();
-        m.sessions.push({ sessionId: reply.sessionId, ...ownerOf(reply.sessionId), sent: 0, received: 0 });
+        m.sessions.push({
+          sessionId: reply.sessionId,
+          ...ownerOf(reply.sessionId),
+          sent: 0,
+          received: 0,
+          openedAt: performance.now(),
+        });
         if (m.lostAt !== undefined) m.outages.push(performance.now() - m.lostAt);
         m.lostAt = undefined;
         m.device.listen("realtime");
@@ -156,16 +191,46 @@ export class Fleet {
     if (!this.#closing) void this.#hello(m);
   }
 
+  /** The broker connection dropped: the session is lost; reconnect, then hello again. */
+  #onBrokerLost(m: Member): void {
+    const s = m.sessions.at(-1);
+    if (s && s.goodbye === undefined) s.goodbye = "mqtt_closed";
+    m.lostAt = performance.now();
+    m.audioBeforeLoss = m.lastAudioAt;
+    const retry = () => {
+      if (this.#closing) return;
+      setTimeout(
+        () =>
+          m.device.connect().then(
+            // The hello comes with the next interaction, not with the reconnect itself (the
+            // gateways are back 250-750 ms after the broker; a hello before any of them has
+            // subscribed again would go nowhere, and the device would retry after 10 s).
+            () => void sleepMs(1000 + Math.random() * 1000).then(() => this.#hello(m)),
+            () => retry(),
+          ),
+        1000 + Math.random() * 1000,
+      );
+    };
+    retry();
+  }
+
   #onAudio(m: Member): void {
     const now = performance.now();
     const s = m.sessions.at(-1);
-    if (s) s.received++;
+    if (s) {
+      s.received++;
+      s.firstAudioAt ??= now;
+    }
     if (m.audioBeforeLoss !== undefined) {
       m.audioGaps.push(now - m.audioBeforeLoss);
       m.audioBeforeLoss = undefined;
     }
     m.lastAudioAt = now;
   }
+}
+
+function sleepMs(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 export function percentiles(values: number[]): { p50: number; p99: number; max: number; n: number } {

@@ -27,6 +27,7 @@ export interface Presence {
 }
 
 export interface Pm2Box {
+  /** The broker now (restartBroker replaces it, on the same port). */
   readonly broker: BrokerProcess;
   readonly ports: ReturnType<typeof instancePorts>;
   /** Every presence message seen, in order; `presence.on("change", p)` too. */
@@ -37,6 +38,12 @@ export interface Pm2Box {
   /** Resolves once `predicate` holds for the latest presences (checked on each change). */
   waitForPresence(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
   pm2(args: string[]): Promise<string>;
+  /**
+   * `kill -9` of the broker, then a new one on the same port after `downMs` (as systemd
+   * restarts EMQX). Resolves once the new broker listens, with when that was
+   * (performance.now()).
+   */
+  restartBroker(downMs: number): Promise<number>;
   list(): Promise<Pm2Process[]>;
   stop(): Promise<void>;
 }
@@ -54,7 +61,7 @@ export async function startPm2Box(name: string): Promise<Pm2Box> {
   mkdirSync(dir, { recursive: true });
   const home = path.join(dir, "pm2");
   await buildBundle(path.join(dir, "dist"));
-  const broker = await startBroker();
+  let broker = await startBroker();
   const envFile = path.join(dir, "gateway.env");
   writeFileSync(
     envFile,
@@ -81,7 +88,13 @@ export async function startPm2Box(name: string): Promise<Pm2Box> {
     clientId: `test-presence-watcher-${process.pid}`,
     username: "gateway",
     password: broker.gatewayPassword,
-    reconnectPeriod: 0,
+    // Back after a broker restart, like the gateways (and subscribed again: clean session).
+    reconnectPeriod: 300,
+  });
+  let connectedBefore = false;
+  watcher.on("connect", () => {
+    if (connectedBefore) watcher.subscribe("gateway/presence/+");
+    connectedBefore = true;
   });
   watcher.on("message", (topic, payload) => {
     const p = JSON.parse(payload.toString()) as { state: Presence["state"]; bootId: string };
@@ -98,7 +111,9 @@ export async function startPm2Box(name: string): Promise<Pm2Box> {
   await watcher.subscribeAsync("gateway/presence/+");
 
   const box: Pm2Box = {
-    broker,
+    get broker() {
+      return broker;
+    },
     ports,
     timeline,
     presence,
@@ -121,6 +136,16 @@ export async function startPm2Box(name: string): Promise<Pm2Box> {
     },
     pm2: (args) => pm2(args, options),
     list: () => pm2List(options),
+    async restartBroker(downMs) {
+      const old = broker;
+      await new Promise<void>((resolve) => {
+        old.process.once("exit", () => resolve());
+        old.process.kill("SIGKILL");
+      });
+      await new Promise((r) => setTimeout(r, downMs));
+      broker = await startBroker({ port: old.port, gatewayPassword: old.gatewayPassword });
+      return performance.now();
+    },
     async stop() {
       const pids = (await pm2List(options).catch(() => [])).map((p) => p.pid);
       await pm2Kill(options);

@@ -4,7 +4,11 @@
  * started here is stopped by `stop()`.
  */
 
-import { type BrokerProcess, startBroker } from "../../../tools/sim/broker-process.ts";
+import {
+  type BrokerProcess,
+  type BrokerStartOptions,
+  startBroker,
+} from "../../../tools/sim/broker-process.ts";
 import { type DeviceOptions, SimulatedDevice } from "../../../tools/sim/device.ts";
 import type { AgentFactory } from "../../src/agent/agent-bridge.ts";
 import { type RunningGateway, startGateway } from "../../src/app.ts";
@@ -52,8 +56,8 @@ export function testConfig(
   });
 }
 
-export async function startStack(): Promise<Stack> {
-  const broker = await startBroker();
+export async function startStack(brokerOptions: BrokerStartOptions = {}): Promise<Stack> {
+  const broker = await startBroker(brokerOptions);
   const gateways: RunningGateway[] = [];
   const devices: SimulatedDevice[] = [];
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? "silent", 0);

@@ -45,6 +45,17 @@ export interface BridgeDeps {
   readonly now?: () => number;
 }
 
+/** A join that has not completed by then fails (the device is told goodbye); close never waits longer. */
+const JOIN_TIMEOUT_MS = 15_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** The agent's `lk.agent.state` attribute (LiveKit Agents 1.x). */
 const STATE_ATTRIBUTE = "lk.agent.state";
 
@@ -217,7 +228,7 @@ export class LiveKitBridge implements AgentBridge {
     const token = await this.#services.token(this.#name, this.#info);
     if (this.#closed) return;
     this.#transport = this.#openTransport(token);
-    await this.#transport.join();
+    await withTimeout(this.#transport.join(), JOIN_TIMEOUT_MS, "joining the room timed out");
     if (this.#closed) return;
     this.#connected = true;
     this.#services.events.roomOpened(this.#name);

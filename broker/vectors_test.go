@@ -1,0 +1,42 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// The broker and the gateway's verifier agree on every case of the shared vector file
+// (gateway/test/credential-vectors.test.ts runs the same cases through the verifier).
+func TestSharedCredentialVectors(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/device-credentials.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Key   string `json:"key"`
+		Cases []struct {
+			Name     string `json:"name"`
+			Valid    bool   `json:"valid"`
+			ClientID string `json:"clientId"`
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Cases) < 20 {
+		t.Fatalf("only %d cases", len(doc.Cases))
+	}
+	h := &contractHook{gatewayPassword: []byte("gw"), deviceKey: []byte(doc.Key)}
+	for _, c := range doc.Cases {
+		pk := connectPacket(c.ClientID, c.Username, c.Password)
+		code, reason := h.authenticate(pk)
+		if got := code == packets.CodeSuccess; got != c.Valid {
+			t.Errorf("%s: accepted=%v (%s), want %v", c.Name, got, reason, c.Valid)
+		}
+	}
+}

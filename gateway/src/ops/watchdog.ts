@@ -1,0 +1,85 @@
+/**
+ * Two views of the main event loop, for a process that stalls or is stopped:
+ *
+ * - `LoopClock` (main thread): when the loop last turned. A message read right after a
+ *   stall may have waited in the socket for the whole stall, so its arrival time is only
+ *   known to be after the last turn; the gateway orders claims and drops late hellos by it.
+ * - `startWatchdog` (a worker thread): if the main loop has not turned for `stallMs`, or
+ *   the whole process was frozen that long (SIGSTOP, a paused VM: the worker's own timer
+ *   ran late too), the process kills itself. PM2 restarts it, and the broker publishes its
+ *   will at once (the TCP connection closes without DISCONNECT), so the surviving instances
+ *   tell its devices goodbye. A hung instance that stayed would keep taking its share of
+ *   hellos and answer none of them.
+ */
+import { Worker } from "node:worker_threads";
+
+export interface LoopClock {
+  /** The earliest time the message being handled can have arrived, epoch ms. */
+  arrivedAt(): number;
+  stop(): void;
+}
+
+export function startLoopClock(beatMs = 100, stalledAfterMs = 1000, now = Date.now): LoopClock {
+  let last = now();
+  const timer = setInterval(() => {
+    last = now();
+  }, beatMs);
+  timer.unref();
+  return {
+    arrivedAt() {
+      const t = now();
+      return t - last > stalledAfterMs ? last : t;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+export interface Watchdog {
+  stop(): Promise<void>;
+}
+
+// Runs in the worker: plain JavaScript, no imports from the bundle.
+const WATCHDOG_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { writeSync } = require("node:fs");
+const beat = new Float64Array(workerData.beat);
+const { stallMs, checkMs } = workerData;
+let lastCheck = Date.now();
+setInterval(() => {
+  const now = Date.now();
+  const frozen = now - lastCheck;
+  lastCheck = now;
+  const stalled = now - beat[0];
+  if (stalled > stallMs || frozen > stallMs) {
+    writeSync(2, JSON.stringify({ level: 60, time: now, msg: "watchdog: event loop stalled; exiting so PM2 restarts this instance", stalledMs: stalled, frozenMs: frozen }) + "\\n");
+    process.kill(process.pid, "SIGKILL");
+  }
+}, checkMs);
+`;
+
+/** `stallMs` 0 disables it. */
+export function startWatchdog(stallMs: number, beatMs = 250): Watchdog | undefined {
+  if (stallMs <= 0) return undefined;
+  const shared = new SharedArrayBuffer(8);
+  const beat = new Float64Array(shared);
+  beat[0] = Date.now();
+  const timer = setInterval(() => {
+    beat[0] = Date.now();
+  }, beatMs);
+  timer.unref();
+  const worker = new Worker(WATCHDOG_SOURCE, {
+    eval: true,
+    // Plain CommonJS, whatever flags started the process (--input-type=module, loaders).
+    execArgv: [],
+    workerData: { beat: shared, stallMs, checkMs: Math.min(500, Math.max(50, stallMs / 4)) },
+  });
+  // A watchdog that fails must not take the gateway down with it.
+  worker.on("error", (err) => process.stderr.write(`watchdog failed: ${err.message}\n`));
+  worker.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await worker.terminate();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * Where the gateway bundle lives outside user data: a DigitalOcean Spaces bucket that
+ * `pulumi up` creates and fills by itself, with no manual step and no extra credential.
+ *
+ * - Spaces speaks the S3 API, which needs Spaces access keys, not the API token. The
+ *   program creates its own key (SpacesKey, with the account's API token) and uses it
+ *   through an explicit provider for the bucket and the object. Its secret is a secret in
+ *   the state. A grant on one bucket cannot exist before the bucket, so the key has
+ *   `fullaccess` (what creating a bucket needs); it lives only in Pulumi state.
+ * - The bucket is private (no listing). The object is `public-read` under a
+ *   content-addressed key, gateway/<sha256>.tar.gz: to fetch it one must know the hash,
+ *   which only the bundle itself (or the secret user data) gives. The bundle holds code
+ *   and the lockfile, no secret (secrets arrive in user data).
+ * - A new bundle is a new key, so the object is replaced (the new one is uploaded before
+ *   the old one is deleted) and the droplet's user data changes, which replaces the droplet
+ *   (pinned slots keep theirs, and their old object: see docs/runbook.md).
+ */
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import { type BundleRef, bundleObjectKey, type StoredBundle } from "../cloud-init/render.ts";
+import type { Settings } from "./config.ts";
+
+export interface BundleStoreArgs {
+  readonly settings: Settings;
+  /** Spaces bucket name: unique across all of DigitalOcean. */
+  readonly bucketName: string;
+  readonly bundle: StoredBundle;
+}
+
+export class BundleStore extends pulumi.ComponentResource {
+  readonly key: digitalocean.SpacesKey;
+  readonly bucket: digitalocean.SpacesBucket;
+  readonly object: digitalocean.SpacesBucketObject;
+  /** URL and hash, for user data. */
+  readonly ref: pulumi.Output<BundleRef>;
+
+  constructor(name: string, args: BundleStoreArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("voice-fleet:infra:BundleStore", name, {}, opts);
+    const { settings: s, bundle } = args;
+
+    this.key = new digitalocean.SpacesKey(
+      `${name}-key`,
+      { name: `${args.bucketName}-pulumi`, grants: [{ bucket: "", permission: "fullaccess" }] },
+      // The SDK marks secretKey a secret output itself (additionalSecretOutputs).
+      { parent: this },
+    );
+    // The API token of the default provider (stack config or DIGITALOCEAN_TOKEN), plus the key.
+    const token = new pulumi.Config("digitalocean").getSecret("token");
+    const spaces = new digitalocean.Provider(
+      `${name}-spaces`,
+      {
+        ...(token ? { token } : {}),
+        spacesAccessId: this.key.accessKey,
+        spacesSecretKey: pulumi.secret(this.key.secretKey),
+      },
+      { parent: this },
+    );
+
+    this.bucket = new digitalocean.SpacesBucket(
+      `${name}-bucket`,
+      { name: args.bucketName, region: s.region, acl: "private", forceDestroy: true },
+      { parent: this, provider: spaces },
+    );
+    const key = bundleObjectKey(bundle.sha256);
+    this.object = new digitalocean.SpacesBucketObject(
+      `${name}-object`,
+      {
+        bucket: this.bucket.name,
+        region: s.region,
+        key,
+        source: bundle.file,
+        etag: bundle.md5,
+        acl: "public-read",
+        contentType: "application/gzip",
+        // The name is the content: it never changes under this key.
+        cacheControl: "public, max-age=31536000, immutable",
+      },
+      { parent: this, provider: spaces },
+    );
+    this.ref = pulumi
+      .all([this.bucket.bucketDomainName, this.object.key])
+      .apply(([domain, objectKey]) => ({ url: `https://${domain}/${objectKey}`, sha256: bundle.sha256 }));
+    this.registerOutputs({ url: this.ref.apply((r) => r.url) });
+  }
+}
