@@ -6,9 +6,11 @@
  *   dist/ecosystem.config.cjs     PM2 apps (deploy/ecosystem.ts)
  *   dist/package.json             runtime dependencies only, for `npm ci --omit=dev`
  *   dist/package-lock.json        the root lockfile, pruned to those dependencies
+ *   dist/bin/voice-media          the LiveKit media process (Go, static linux/amd64; scripts/build-media.sh)
  * The local box runs exactly this; cloud-init installs exactly this.
  */
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -53,6 +55,19 @@ export async function buildBundle(outDir: string = out): Promise<void> {
   await writeFile(path.join(outDir, "ecosystem.config.cjs"), renderEcosystem(DEFAULT_ECOSYSTEM));
   // npm reads allowScripts from package.json and nodedir from .npmrc next to it.
   await writeFile(path.join(outDir, ".npmrc"), "nodedir=/usr\naudit=false\nfund=false\n");
+  // Outside dist/gateway/ on purpose: cloud-init's user data carries only that folder and
+  // the files above; the binary (~21 MB) travels with the bundle delivery instead.
+  await mkdir(path.join(outDir, "bin"), { recursive: true });
+  await copyFile(buildMedia(), path.join(outDir, "bin/voice-media"));
+}
+
+/** Runs scripts/build-media.sh (Go's cache makes it cheap when nothing changed). */
+export function buildMedia(): string {
+  const res = spawnSync("bash", [path.join(root, "scripts/build-media.sh")], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (res.status !== 0) throw new Error("scripts/build-media.sh failed (see the output above)");
+  return path.join(root, ".cache/bin/voice-media");
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

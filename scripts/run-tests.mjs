@@ -45,7 +45,11 @@ if (filters.length === 0) {
   run("lint", "npx", ["biome", "check", "."]);
   run("typecheck", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
   run("broker tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "broker") });
+  run("media tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "media") });
 }
+
+// The LiveKit media process, for the tests of the `process` room transport (cheap when cached).
+run("media build", "bash", [path.join(root, "scripts/build-media.sh")]);
 
 let files = roots.flatMap((r) => findTests(path.join(root, r))).sort();
 if (filters.length > 0) files = files.filter((f) => filters.some((s) => f.includes(s)));

@@ -1,5 +1,24 @@
+/**
+ * `npm run bench:rooms`: what a LiveKit room costs one gateway instance, for each room
+ * transport in one run (LIVEKIT_MEDIA=process, then rtc-node) with the ratio. Per step:
+ * CPU % of one core and RSS of the gateway process plus its media process (the child
+ * `voice-media`, process transport only), frames up per second, event-loop lag.
+ *
+ * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
+ * (media/cmd/load-agent) joins every room as an agent participant, checks that each
+ * device packet it receives is one the devices sent (byte for byte: the media process
+ * forwards them unchanged; rtc-node re-encodes, so its match count is 0 by design), and
+ * talks back `--agent-talk` of the time with pre-encoded 20 ms Opus, nothing between.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { RoomServiceClient } from "livekit-server-sdk";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { waitReady } from "./load/health-client.ts";
@@ -7,81 +26,293 @@ import { cpuSeconds } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { SimulatedDevice } from "./sim/device.ts";
 import { startLiveKit } from "./sim/livekit-process.ts";
+import { upstreamClip } from "./sim/opus-frames.ts";
 
 const { values } = parseArgs({
-  options: { steps: { type: "string", default: "1,10,25,50" }, seconds: { type: "string", default: "10" } },
+  options: {
+    steps: { type: "string", default: "10,25,50,100" },
+    seconds: { type: "string", default: "10" },
+    talk: { type: "string", default: "0.3" },
+    transports: { type: "string", default: "process,rtc-node" },
+    "agent-talk": { type: "string", default: "0.35" },
+  },
 });
 const steps = values.steps.split(",").map(Number);
 const seconds = Number(values.seconds);
+const talk = Number(values.talk);
+const transports = values.transports.split(",");
+const BURST_MS = 3000;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const LOAD_AGENT = path.join(root, ".cache/bin/load-agent");
+
+/** Opus packets, each u16 LE length-prefixed (what load-agent reads). */
+function framesFile(dir: string, name: string, frames: readonly Buffer[]): string {
+  const parts: Buffer[] = [];
+  for (const f of frames) {
+    const len = Buffer.alloc(2);
+    len.writeUInt16LE(f.length);
+    parts.push(len, f);
+  }
+  const file = path.join(dir, name);
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
+function prepareAgent(): { deviceFrames: string; agentFrames: string } {
+  const built = spawnSync("go", ["build", "-o", LOAD_AGENT, "./cmd/load-agent"], {
+    cwd: path.join(root, "media"),
+    stdio: "inherit",
+    env: { ...process.env, CGO_ENABLED: "0" },
+  });
+  if (built.status !== 0) throw new Error("building media/cmd/load-agent failed");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "bench-rooms-"));
+  const device: Buffer[] = [];
+  for (let seed = 0; seed < 8; seed++) {
+    const clip = upstreamClip(seed);
+    device.push(...clip.speech, clip.silence);
+  }
+  const require = createRequire(import.meta.url);
+  const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
+  const enc = new OpusEncoder(24000, 1);
+  const voice: Buffer[] = [];
+  const pcm = Buffer.alloc(480 * 2);
+  for (let k = 0; k < 50; k++) {
+    for (let i = 0; i < 480; i++)
+      pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 300 * (k * 480 + i)) / 24000)), i * 2);
+    voice.push(enc.encode(pcm));
+  }
+  return {
+    deviceFrames: framesFile(dir, "device.opus", device),
+    agentFrames: framesFile(dir, "agent.opus", voice),
+  };
+}
+
+interface AgentTotals {
+  rooms: number;
+  joinFailed: number;
+  received: number;
+  matched: number;
+  sent: number;
+}
+
+/** The gateway's `voice-media` child, if it has one. */
+function mediaChild(pid: number): number | undefined {
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    for (const k of kids) {
+      if (readFileSync(`/proc/${k}/comm`, "utf8").trim() === "voice-media") return Number(k);
+    }
+  }
+  return undefined;
+}
+
+function rssMb(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+interface Row {
+  rooms: number;
+  rss: number;
+  rssPerRoom: number;
+  cpu: number;
+  mediaCpu: number;
+  fpsUp: number;
+  fpsDown: number;
+  lag: number;
+  downP50: number;
+  downP99: number;
+  /** Process transport: agent RTP in -> PCM to the session (reorder + decode), ms. */
+  decodeP50: number;
+  decodeP99: number;
+  agent: AgentTotals;
+  /** In-gateway upstream latency (datagram in -> handed to the transport), ms. */
+  upP50: number;
+  upP99: number;
+}
+
+async function measure(
+  transport: string,
+  files: ReturnType<typeof prepareAgent>,
+): Promise<{ baseRss: number; rows: Row[] }> {
+  const lk = await startLiveKit();
+  const agent = spawn(
+    LOAD_AGENT,
+    [
+      `-url=${lk.url}`,
+      `-key=${lk.apiKey}`,
+      `-device-frames=${files.deviceFrames}`,
+      `-agent-frames=${files.agentFrames}`,
+      `-talk=${values["agent-talk"]}`,
+    ],
+    { env: { LIVEKIT_API_SECRET: lk.apiSecret }, stdio: ["pipe", "pipe", "inherit"] },
+  );
+  let agentTotals: AgentTotals = { rooms: 0, joinFailed: 0, received: 0, matched: 0, sent: 0 };
+  createInterface({ input: agent.stdout }).on("line", (l) => {
+    agentTotals = JSON.parse(l) as AgentTotals;
+  });
+  const roomService = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
+  const seen = new Set<string>();
+  const watch = setInterval(() => {
+    void roomService
+      .listRooms()
+      .then((rs) => {
+        for (const r of rs) {
+          if (seen.has(r.name)) continue;
+          seen.add(r.name);
+          agent.stdin.write(`${r.name}\n`);
+        }
+      })
+      .catch(() => {});
+  }, 500);
+  const broker = await startBroker();
+  const gw = await spawnGateway({
+    id: 1,
+    brokerUrl: broker.url,
+    brokerPassword: broker.gatewayPassword,
+    workers: 2,
+    env: {
+      LIVEKIT_URL: lk.url,
+      LIVEKIT_API_KEY: lk.apiKey,
+      LIVEKIT_API_SECRET: lk.apiSecret,
+      LIVEKIT_MEDIA: transport,
+    },
+  });
+  const base = gw.healthUrl;
+  const devices: SimulatedDevice[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const health = async () => (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
+  const metricValue = async (name: string) => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+    return line ? Number(line.split(" ").pop()) : 0;
+  };
+  const quantile = async (name: string, q: string) => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`quantile="${q}"`));
+    return line ? Number(line.split(" ").pop()) * 1000 : Number.NaN;
+  };
+  try {
+    await waitReady(base);
+    await new Promise((r) => setTimeout(r, 2000));
+    const pid = gw.process.pid as number;
+    const media = mediaChild(pid);
+    if (transport === "process" && media === undefined)
+      throw new Error("no voice-media child of the gateway");
+    const baseRss = rssMb(pid) + rssMb(media);
+    const rows: Row[] = [];
+    for (const n of steps) {
+      while (devices.length < n) {
+        const d = new SimulatedDevice({
+          brokerUrl: broker.url,
+          index: devices.length + 1,
+          decodeEvery: 1000,
+        });
+        devices.push(d);
+        await d.connect();
+        await d.hello();
+        d.listen("auto");
+        // Talk `talk` of the time in bursts, each device at its own phase.
+        const period = BURST_MS / talk;
+        const phase = Math.random() * period;
+        timers.push(
+          setTimeout(() => {
+            d.talk(BURST_MS);
+            timers.push(setInterval(() => d.talk(BURST_MS), period));
+          }, phase),
+        );
+      }
+      const joinDeadline = Date.now() + 90_000;
+      while ((await metricValue("gateway_agent_rooms")) < n) {
+        if (Date.now() > joinDeadline)
+          throw new Error(`only ${await metricValue("gateway_agent_rooms")} of ${n} rooms joined`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      const cpu0 = cpuSeconds(pid) ?? 0;
+      const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
+      const up0 = await metricValue("gateway_frames_up_total");
+      const down0 = await metricValue("gateway_frames_down_total");
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+      const wall = (performance.now() - t0) / 1000;
+      const cpu = (((cpuSeconds(pid) ?? 0) - cpu0) / wall) * 100;
+      const mediaCpu = media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0;
+      const fpsUp = ((await metricValue("gateway_frames_up_total")) - up0) / wall;
+      const fpsDown = ((await metricValue("gateway_frames_down_total")) - down0) / wall;
+      const h = await health();
+      const rss = rssMb(pid) + rssMb(media);
+      const lat = h.gatewayLatencyMs as Record<string, { p50: number; p99: number } | undefined>;
+      const up = lat.upstream;
+      rows.push({
+        decodeP50: await quantile("gateway_agent_decode_seconds", "0.5"),
+        decodeP99: await quantile("gateway_agent_decode_seconds", "0.99"),
+        fpsDown,
+        downP50: lat.downstream?.p50 ?? Number.NaN,
+        downP99: lat.downstream?.p99 ?? Number.NaN,
+        agent: { ...agentTotals },
+        upP50: up?.p50 ?? Number.NaN,
+        upP99: up?.p99 ?? Number.NaN,
+        rooms: n,
+        rss,
+        rssPerRoom: (rss - baseRss) / n,
+        cpu,
+        mediaCpu,
+        fpsUp,
+        lag: Number(h.eventLoopLagP99Ms),
+      });
+      console.error(transport, JSON.stringify(rows.at(-1)));
+    }
+    return { baseRss, rows };
+  } finally {
+    clearInterval(watch);
+    agent.stdin.end();
+    for (const t of timers) clearTimeout(t);
+    await Promise.all(devices.map((d) => d.close()));
+    await stopGateway(gw);
+    await broker.stop();
+    await lk.stop();
+  }
+}
 
 await buildBundle();
-const lk = await startLiveKit();
-const broker = await startBroker();
-const gw = await spawnGateway({
-  id: 1,
-  brokerUrl: broker.url,
-  brokerPassword: broker.gatewayPassword,
-  workers: 2,
-  env: { LIVEKIT_URL: lk.url, LIVEKIT_API_KEY: lk.apiKey, LIVEKIT_API_SECRET: lk.apiSecret },
-});
-const gateway = gw.process;
-const base = gw.healthUrl;
-const devices: SimulatedDevice[] = [];
-const health = async () => (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
-const metricValue = async (name: string) => {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-  return line ? Number(line.split(" ").pop()) : 0;
-};
+const files = prepareAgent();
+const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
+for (const t of transports) results.set(t, await measure(t, files));
 
-try {
-  await waitReady(base);
-  await new Promise((r) => setTimeout(r, 2000));
-  const pid = gateway.pid as number;
-  const idle = await health();
-  const baseRss = ((idle.memory as { rssBytes: number }).rssBytes ?? 0) / 2 ** 20;
-  const rows: string[] = [];
-  for (const n of steps) {
-    while (devices.length < n) {
-      const d = new SimulatedDevice({ brokerUrl: broker.url, index: devices.length + 1, decodeEvery: 1000 });
-      devices.push(d);
-      await d.connect();
-      await d.hello();
-      d.listen("auto");
-    }
-    const joinDeadline = Date.now() + 60_000;
-    while ((await metricValue("gateway_agent_rooms")) < n) {
-      if (Date.now() > joinDeadline)
-        throw new Error(`only ${await metricValue("gateway_agent_rooms")} of ${n} rooms joined`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    for (const d of devices) d.talk(seconds * 1000 + 5000); // continuous voice into every room
-    await new Promise((r) => setTimeout(r, 2000));
-    const cpu0 = cpuSeconds(pid) ?? 0;
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const cpu = (((cpuSeconds(pid) ?? 0) - cpu0) / ((performance.now() - t0) / 1000)) * 100;
-    const h = await health();
-    const rss = ((h.memory as { rssBytes: number }).rssBytes ?? 0) / 2 ** 20;
-    for (const d of devices) d.stopTalking();
-    const fps = (h.framesPerSecond as { up: number }).up;
-    rows.push(
-      `| ${n} | ${rss.toFixed(0)} | ${((rss - baseRss) / n).toFixed(2)} | ${cpu.toFixed(1)} | ${(cpu / n).toFixed(2)} | ${fps} | ${Number(h.eventLoopLagP99Ms).toFixed(1)} |`,
+console.log(
+  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --transports ${values.transports}`,
+);
+console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
+console.log(
+  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | agent: rooms, device packets matched/received, sent |",
+);
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+for (const [t, r] of results) {
+  for (const row of r.rows) {
+    const total = row.cpu + row.mediaCpu;
+    console.log(
+      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received}, ${row.agent.sent} |`,
     );
-    console.error(rows.at(-1));
   }
-  console.log(`# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds}`);
+}
+const a = results.get("process");
+const b = results.get("rtc-node");
+if (a && b) {
   console.log(
-    `machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}; baseline RSS ${baseRss.toFixed(0)} MB (LiveKit loaded, no rooms)\n`,
+    "\n| rooms | CPU per room: rtc-node / process | RSS per room: rtc-node / process |\n|---:|---:|---:|",
   );
-  console.log(
-    "| rooms | gateway RSS MB | RSS per room MB | gateway CPU % | CPU % per room | frames up/s | loop lag p99 ms |",
-  );
-  console.log("|---:|---:|---:|---:|---:|---:|---:|");
-  for (const r of rows) console.log(r);
-} finally {
-  await Promise.all(devices.map((d) => d.close()));
-  await stopGateway(gw);
-  await broker.stop();
-  await lk.stop();
+  for (const ra of a.rows) {
+    const rb = b.rows.find((r) => r.rooms === ra.rooms);
+    if (!rb) continue;
+    const ca = (ra.cpu + ra.mediaCpu) / ra.rooms;
+    const cb = (rb.cpu + rb.mediaCpu) / rb.rooms;
+    console.log(
+      `| ${ra.rooms} | ${(cb / ca).toFixed(1)}x | ${(rb.rssPerRoom / ra.rssPerRoom).toFixed(1)}x |`,
+    );
+  }
 }

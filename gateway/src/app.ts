@@ -59,6 +59,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         me,
         metrics,
         log,
+        pool,
         isLive: (sessionId) => gatewayRef?.sessions.all().some((s) => s.sessionId === sessionId) ?? false,
       })
     : undefined;

@@ -32,6 +32,11 @@ export interface LiveKitConfig {
    * current version, as BUNNY sends it). Never both: the current version would greet twice.
    */
   readonly greeting: "agent_ready" | "start_greeting";
+  /**
+   * How rooms move media (LIVEKIT_MEDIA): `process` (default), the Go media process that
+   * forwards the device's Opus unchanged (docs/media-process.md), or `rtc-node`, in-process.
+   */
+  readonly media: "process" | "rtc-node";
 }
 
 export interface GatewayConfig {
@@ -225,6 +230,13 @@ function mqttUrl(env: Env): string {
   return v;
 }
 
+function liveKitMedia(env: Env): "process" | "rtc-node" {
+  const v = raw(env, "LIVEKIT_MEDIA") ?? "process";
+  if (v !== "process" && v !== "rtc-node")
+    throw new ConfigError("LIVEKIT_MEDIA", "must be process or rtc-node");
+  return v;
+}
+
 function liveKit(env: Env): LiveKitConfig | undefined {
   const url = raw(env, "LIVEKIT_URL");
   const apiKey = raw(env, "LIVEKIT_API_KEY");
@@ -264,6 +276,7 @@ function liveKit(env: Env): LiveKitConfig | undefined {
     emptyTimeoutS: int(env, "LIVEKIT_EMPTY_TIMEOUT_S", 60, 1, 86_400),
     sweepIntervalMs: int(env, "LIVEKIT_SWEEP_INTERVAL_MS", 300_000, 0, 86_400_000),
     greeting: agentGreeting(env),
+    media: liveKitMedia(env),
   };
 }
 

@@ -82,6 +82,8 @@ export class GatewayMetrics {
   readonly helloReply: Summary;
   readonly upstreamLatency: Summary;
   readonly downstreamLatency: Summary;
+  /** LiveKit media process only: agent RTP received from it to PCM handed to the session. */
+  readonly agentDecodeLatency: Summary;
   readonly eventLoopDelay: IntervalHistogram;
   #framesUpTotal = 0;
   #framesDownTotal = 0;
@@ -161,6 +163,10 @@ export class GatewayMetrics {
       "Datagram received to PCM handed to the agent",
     );
     this.downstreamLatency = summary("gateway_downstream_seconds", "Agent PCM frame queued to datagram sent");
+    this.agentDecodeLatency = summary(
+      "gateway_agent_decode_seconds",
+      "Agent RTP from the media process to PCM handed to the session (reorder wait and decode)",
+    );
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.eventLoopDelay.enable();
   }

@@ -2,6 +2,8 @@
  * The LiveKit agent of one gateway instance: the AgentFactory for its sessions, and the
  * periodic ghost-room sweep.
  */
+
+import type { OpusPool } from "../../audio/opus-pool.ts";
 import type { LiveKitConfig } from "../../config.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { GatewayMetrics } from "../../ops/metrics.ts";
@@ -16,6 +18,8 @@ export interface LiveKitAgentDeps {
   readonly me: SessionOwner;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
+  /** The Opus workers (the media-process transport decodes agent voice there). */
+  readonly pool: OpusPool;
   isLive(sessionId: string): boolean;
 }
 
@@ -55,7 +59,7 @@ export function createLiveKitAgent(config: LiveKitConfig, deps: LiveKitAgentDeps
       drop: (reason) => metrics.agentEvents.inc({ event: reason }),
     },
   );
-  const transports = createRoomTransports(config, { metrics, log });
+  const transports = createRoomTransports(config, { metrics, log, pool: deps.pool });
   let timer: NodeJS.Timeout | undefined;
   const sweep = async () => {
     const deleted = await sweepGhostRooms({

@@ -1,29 +1,81 @@
 /**
- * Which room transport a gateway instance uses for its sessions' LiveKit rooms. Today the
- * only one is `rtc-node` (in-process); the media-process transport is added here beside it.
+ * Which room transport a gateway instance uses for its sessions' LiveKit rooms
+ * (LIVEKIT_MEDIA): `process` (default), one Go media process per instance that forwards
+ * the device's Opus unchanged (media/, docs/media-process.md), or `rtc-node`, in-process.
  */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { OpusPool } from "../../audio/opus-pool.ts";
 import type { LiveKitConfig } from "../../config.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { GatewayMetrics } from "../../ops/metrics.ts";
+import { MediaProcess } from "./media/media-process.ts";
+import { processTransportFactory } from "./media/process-transport.ts";
 import type { RoomTransportFactory } from "./room-transport.ts";
 import { rtcNodeTransportFactory } from "./rtc-node-transport.ts";
 
 export interface RoomTransportDeps {
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
+  /** The instance's Opus workers: the process transport decodes the agent's voice there. */
+  readonly pool: OpusPool;
 }
 
 export interface RoomTransports {
   readonly kind: string;
   readonly factory: RoomTransportFactory;
+  /** The media process, when this instance uses one (health, tests). */
+  readonly media?: MediaProcess;
   /** Releases what the transports share (a media process); the rooms are left by then. */
   close(): Promise<void>;
 }
 
-export function createRoomTransports(_config: LiveKitConfig, deps: RoomTransportDeps): RoomTransports {
+/**
+ * Where the media binary is: beside the bundle (dist/bin/voice-media, from
+ * dist/gateway/livekit.js) or, running from source, where scripts/build-media.sh puts it.
+ */
+export function mediaBinaryPath(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith(".ts")) return path.resolve(path.dirname(here), "../../../../.cache/bin/voice-media");
+  return path.resolve(path.dirname(here), "../bin/voice-media");
+}
+
+export function createRoomTransports(config: LiveKitConfig, deps: RoomTransportDeps): RoomTransports {
+  const drop = (reason: string) => deps.metrics.agentEvents.inc({ event: reason });
+  if (config.media === "rtc-node") {
+    return { kind: "rtc-node", factory: rtcNodeTransportFactory({ drop }), async close() {} };
+  }
+  const media = new MediaProcess({
+    binary: mediaBinaryPath(),
+    maxBacklogBytes: 1 << 20,
+    restartDelayMs: 250,
+    maxRestartDelayMs: 5000,
+    readyTimeoutMs: 5000,
+    events: {
+      drop,
+      childCounts: (counts) => {
+        for (const [reason, n] of Object.entries(counts))
+          deps.metrics.agentEvents.inc({ event: `media_${reason}` }, n);
+      },
+      started: (pid) => deps.log.info({ pid }, "media process started"),
+      exited: (code, signal, stderr) => {
+        deps.metrics.agentEvents.inc({ event: "media_process_exited" });
+        deps.log.warn({ code, signal, stderr: stderr.slice(-2000) }, "media process exited");
+      },
+    },
+  });
+  // Started now so that the first session does not wait for it; a failure here shows up
+  // as failed joins (and the process is retried on the restart policy).
+  media.start().catch((err: Error) => deps.log.error({ err: err.message }, "media process failed to start"));
   return {
-    kind: "rtc-node",
-    factory: rtcNodeTransportFactory({ drop: (reason) => deps.metrics.agentEvents.inc({ event: reason }) }),
-    async close() {},
+    kind: "process",
+    factory: processTransportFactory({
+      media,
+      pool: deps.pool,
+      drop,
+      decoded: (s) => deps.metrics.agentDecodeLatency.observe(s),
+    }),
+    media,
+    close: () => media.close(),
   };
 }

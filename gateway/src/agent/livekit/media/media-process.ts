@@ -1,0 +1,203 @@
+/**
+ * Starts, watches and stops the gateway's media process (media/cmd/voice-media): one per
+ * gateway instance, its child. It dies with the gateway (stdin EOF, and PR_SET_PDEATHSIG
+ * for a SIGKILLed gateway).
+ *
+ * Bounded both ways: device audio for the child is dropped (`media_backlog`) once more than
+ * `maxBacklogBytes` wait in its stdin; the child drops agent audio itself when the gateway
+ * reads too slowly and reports the count (`counters` frames). Control frames are never
+ * dropped. If the child exits, every session is told `disconnected` at once (its bridge
+ * ends the session with goodbye, the device re-hellos) and the child is restarted with
+ * backoff; joins while it is down fail at once.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { decodeFromMedia, encodeToMedia, FrameSplitter, type FromMedia, type ToMedia } from "./ipc-codec.ts";
+
+export interface MediaProcessEvents {
+  /** Dropped or refused input, by reason (metrics). */
+  drop(reason: string): void;
+  /** Counts the child reports (its own drops), by reason. */
+  childCounts(counts: Readonly<Record<string, number>>): void;
+  exited(code: number | null, signal: string | null, stderrTail: string): void;
+  started(pid: number): void;
+}
+
+export interface MediaProcessOptions {
+  readonly binary: string;
+  /** Device audio is dropped once this many bytes wait for the child's stdin. */
+  readonly maxBacklogBytes: number;
+  /** First restart delay; doubles per quick failure up to maxRestartDelayMs. */
+  readonly restartDelayMs: number;
+  readonly maxRestartDelayMs: number;
+  /** How long start-up may take before the child counts as failed. */
+  readonly readyTimeoutMs: number;
+  readonly events: MediaProcessEvents;
+}
+
+export type MediaFrameHandler = (frame: FromMedia) => void;
+
+/** A child that ran this long before exiting was healthy: restart at the first delay. */
+const HEALTHY_MS = 30_000;
+
+export class MediaProcess {
+  readonly #options: MediaProcessOptions;
+  readonly #sessions = new Map<number, MediaFrameHandler>();
+  #child: ChildProcess | undefined;
+  #running = false;
+  #closed = false;
+  #nextSession = 1;
+  #delay: number;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #ready: Promise<void> | undefined;
+
+  constructor(options: MediaProcessOptions) {
+    this.#options = options;
+    this.#delay = options.restartDelayMs;
+  }
+
+  /** Starts the child; resolves when it has said ready. */
+  start(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("media process closed"));
+    this.#ready ??= this.#spawn();
+    return this.#ready;
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  get pid(): number | undefined {
+    return this.#running ? this.#child?.pid : undefined;
+  }
+
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Registers a session's frame handler; undefined while the child is not running. */
+  open(handler: MediaFrameHandler): number | undefined {
+    if (!this.#running) return undefined;
+    const id = this.#nextSession;
+    this.#nextSession = this.#nextSession >= 0xfffffffe ? 1 : this.#nextSession + 1;
+    this.#sessions.set(id, handler);
+    return id;
+  }
+
+  /** Forgets a session: frames for it are no longer delivered. */
+  release(id: number): void {
+    this.#sessions.delete(id);
+  }
+
+  /**
+   * Sends one frame. Device audio is refused when the child's stdin is backed up; returns
+   * false (and counts) when the frame was dropped.
+   */
+  send(m: ToMedia): boolean {
+    const stdin = this.#child?.stdin;
+    if (!this.#running || !stdin?.writable) {
+      this.#options.events.drop(m.kind === "opus" ? "media_down_audio" : "media_down_control");
+      return false;
+    }
+    if (m.kind === "opus" && stdin.writableLength > this.#options.maxBacklogBytes) {
+      this.#options.events.drop("media_backlog");
+      return false;
+    }
+    let frame: Buffer;
+    try {
+      frame = encodeToMedia(m);
+    } catch {
+      this.#options.events.drop("media_frame_too_large");
+      return false;
+    }
+    stdin.write(frame);
+    return true;
+  }
+
+  /** Ends the child (stdin EOF: it leaves every room), SIGKILL after `graceMs`. */
+  async close(graceMs = 3000): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#restartTimer);
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.stdin?.end();
+    const kill = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(kill);
+  }
+
+  /** For tests of the failure path: SIGKILL the child as a crash would. */
+  killForTest(): void {
+    this.#child?.kill("SIGKILL");
+  }
+
+  #spawn(): Promise<void> {
+    const child = spawn(this.#options.binary, [], { stdio: ["pipe", "pipe", "pipe"] });
+    this.#child = child;
+    const startedAt = Date.now();
+    const splitter = new FrameSplitter();
+    const stderr: string[] = [];
+    let readyResolve: () => void = () => {};
+    let readyReject: (err: Error) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      readyResolve = resolve;
+      readyReject = reject;
+    });
+    const readyTimer = setTimeout(() => {
+      readyReject(new Error(`media process not ready within ${this.#options.readyTimeoutMs} ms`));
+      child.kill("SIGKILL");
+    }, this.#options.readyTimeoutMs);
+
+    child.stdin?.on("error", () => {}); // EPIPE when it dies: the exit handler deals with it
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr.push(chunk.toString());
+      if (stderr.length > 20) stderr.shift();
+    });
+    child.stdout?.on("data", (chunk: Buffer) => {
+      const { frames, corrupt } = splitter.push(chunk);
+      for (const raw of frames) {
+        const m = decodeFromMedia(raw.type, raw.session, raw.body);
+        if ("error" in m) {
+          this.#options.events.drop(`media_frame_${m.error}`);
+          continue;
+        }
+        if (m.kind === "ready") {
+          clearTimeout(readyTimer);
+          this.#running = true;
+          this.#options.events.started(child.pid ?? 0);
+          readyResolve();
+        } else if (m.kind === "counters") this.#options.events.childCounts(m.counts);
+        else this.#sessions.get(m.session)?.(m);
+      }
+      if (corrupt) {
+        this.#options.events.drop("media_stream_corrupt");
+        child.kill("SIGKILL");
+      }
+    });
+    child.once("error", (err) => {
+      clearTimeout(readyTimer);
+      readyReject(err);
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(readyTimer);
+      readyReject(new Error(`media process exited (${code ?? signal}) before ready`));
+      this.#running = false;
+      this.#options.events.exited(code, signal, stderr.join(""));
+      // Every session's participant went with it.
+      const lost = [...this.#sessions.entries()];
+      this.#sessions.clear();
+      for (const [session, handler] of lost)
+        handler({ kind: "disconnected", session, reason: "media process exited" });
+      if (this.#closed) return;
+      this.#delay = Date.now() - startedAt > HEALTHY_MS ? this.#options.restartDelayMs : this.#delay;
+      const delay = this.#delay;
+      this.#delay = Math.min(this.#delay * 2, this.#options.maxRestartDelayMs);
+      this.#restartTimer = setTimeout(() => {
+        this.#ready = this.#spawn();
+        this.#ready.catch(() => {}); // a failed start ends in another close, and another restart
+      }, delay);
+      this.#restartTimer.unref();
+    });
+    return ready;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * RTP timestamps for the device's Opus packets, following the device's real timing. Opus
+ * RTP runs at 48 kHz whatever the encoder's rate (RFC 7587 section 4.1): a 60 ms packet
+ * advances 2880 ticks, a 20 ms one 960.
+ *
+ * Packets of one utterance are consecutive (each advances exactly one frame, whatever the
+ * network jitter between them); a gap of two frames or more is a pause and advances by the
+ * elapsed time rounded to whole frames, so the subscriber hears a pause as a pause. Pure:
+ * the caller passes the arrival time.
+ */
+const TICKS_PER_MS = 48;
+
+export class UpstreamClock {
+  #last: { at: number; timestamp: number } | undefined;
+  readonly #start: number;
+
+  /** `start` is the first packet's timestamp (random in production, as RTP asks). */
+  constructor(start: number) {
+    this.#start = start >>> 0;
+  }
+
+  /** The timestamp for a packet of `durationMs` that arrived at `nowMs`. */
+  next(nowMs: number, durationMs: number): number {
+    const frame = durationMs * TICKS_PER_MS;
+    let timestamp: number;
+    if (!this.#last) timestamp = this.#start;
+    else {
+      const gap = nowMs - this.#last.at;
+      const frames = gap < 2 * durationMs ? 1 : Math.round(gap / durationMs);
+      timestamp = (this.#last.timestamp + frames * frame) >>> 0;
+    }
+    // 0 would read as "no timestamp" in the Go SDK's WriteSample; one tick off is inaudible.
+    if (timestamp === 0) timestamp = 1;
+    this.#last = { at: nowMs, timestamp };
+    return timestamp;
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * The `process` room transport against a real LiveKit server and the real media process
+ * (built by scripts/build-media.sh): the device's Opus reaches an rtc-node agent decodable
+ * as the signal that was sent, the agent's voice comes back as 24 kHz PCM, data, attributes
+ * and text streams pass both ways, and each failure (server unreachable, token refused,
+ * room deleted, media process killed) is reported within 2 s with nothing left behind.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import {
+  AudioFrame,
+  AudioSource,
+  AudioStream,
+  LocalAudioTrack,
+  type RemoteTrack,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+} from "@livekit/rtc-node";
+import { AccessToken, RoomServiceClient } from "livekit-server-sdk";
+import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
+import { rms } from "../../tools/sim/speech-signal.ts";
+import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
+import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
+import type { RoomTransportHandlers, TextStreamChunk } from "../src/agent/livekit/room-transport.ts";
+import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
+import { OpusPool } from "../src/audio/opus-pool.ts";
+import { eventually } from "./support/stack.ts";
+
+const require = createRequire(import.meta.url);
+const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Zero crossings per second / 2: the frequency of a pure tone. */
+function toneHz(pcm: Int16Array, rate: number): number {
+  let crossings = 0;
+  for (let i = 1; i < pcm.length; i++) if ((pcm[i - 1] as number) < 0 !== (pcm[i] as number) < 0) crossings++;
+  return (crossings * rate) / (2 * pcm.length);
+}
+
+/** What the transport reported, for assertions. */
+class Recorder implements RoomTransportHandlers {
+  joined: string[] = [];
+  left: string[] = [];
+  attributes: Record<string, string>[] = [];
+  received: { payload: string; topic: string | undefined }[] = [];
+  texts: TextStreamChunk[] = [];
+  pcm: Buffer[] = [];
+  lost: { reason: string; at: number }[] = [];
+  participantJoined(p: { identity: string }) {
+    this.joined.push(p.identity);
+  }
+  participantLeft(identity: string) {
+    this.left.push(identity);
+  }
+  attributesChanged(_identity: string, attributes: Readonly<Record<string, string>>) {
+    this.attributes.push({ ...attributes });
+  }
+  data(payload: Uint8Array, topic: string | undefined) {
+    this.received.push({ payload: Buffer.from(payload).toString(), topic });
+  }
+  text(chunk: TextStreamChunk) {
+    this.texts.push(chunk);
+  }
+  agentAudio(pcm: Buffer) {
+    this.pcm.push(pcm);
+  }
+  disconnected(reason: string) {
+    this.lost.push({ reason, at: performance.now() });
+  }
+}
+
+/** An rtc-node participant in the agent's place. */
+class TestAgent {
+  readonly room = new Room();
+  readonly heard: Int16Array[] = [];
+  readonly data: { text: string; topic: string | undefined }[] = [];
+  readonly #source = new AudioSource(24000, 1);
+
+  async join(lk: LiveKitProcess, room: string): Promise<void> {
+    const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity: `agent-${room}` });
+    // canUpdateOwnMetadata: setting attributes (lk.agent.state) needs it.
+    at.addGrant({
+      room,
+      roomJoin: true,
+      canPublish: true,
+      canSubscribe: true,
+      canPublishData: true,
+      canUpdateOwnMetadata: true,
+    });
+    this.room.on(RoomEvent.DataReceived, (payload, _p, _k, topic) =>
+      this.data.push({ text: Buffer.from(payload).toString(), topic }),
+    );
+    this.room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
+      if (track.kind !== TrackKind.KIND_AUDIO) return;
+      void (async () => {
+        for await (const f of new AudioStream(track, { sampleRate: 16000, numChannels: 1 }))
+          this.heard.push(f.data);
+      })().catch(() => {});
+    });
+    await this.room.connect(lk.url, await at.toJwt(), { autoSubscribe: true, dynacast: false });
+    const opts = new TrackPublishOptions();
+    opts.source = TrackSource.SOURCE_MICROPHONE;
+    await this.room.localParticipant?.publishTrack(
+      LocalAudioTrack.createAudioTrack("agent", this.#source),
+      opts,
+    );
+  }
+
+  async speak(ms: number, hz = 300): Promise<void> {
+    for (let t = 0; t < ms; t += 20) {
+      const data = new Int16Array(480);
+      for (let i = 0; i < 480; i++)
+        data[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * (t * 24 + i)) / 24000));
+      await this.#source.captureFrame(new AudioFrame(data, 24000, 1, 480));
+    }
+  }
+
+  async leave(): Promise<void> {
+    await this.#source.close().catch(() => {});
+    await this.room.disconnect().catch(() => {});
+  }
+}
+
+describe("LiveKit through the media process", () => {
+  let lk: LiveKitProcess;
+  let pool: OpusPool;
+  let media: MediaProcess;
+  let rooms: RoomServiceClient;
+  const drops = new Map<string, number>();
+  const agents: TestAgent[] = [];
+  const transports: ProcessTransport[] = [];
+  let n = 0;
+
+  before(async () => {
+    const built = spawnSync("bash", [path.join(root, "scripts/build-media.sh")], { encoding: "utf8" });
+    assert.equal(built.status, 0, built.stderr);
+    lk = await startLiveKit();
+    rooms = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
+    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+    media = new MediaProcess({
+      binary: mediaBinaryPath(),
+      maxBacklogBytes: 1 << 20,
+      restartDelayMs: 100,
+      maxRestartDelayMs: 1000,
+      readyTimeoutMs: 5000,
+      events: {
+        drop: (r) => drops.set(r, (drops.get(r) ?? 0) + 1),
+        childCounts: () => {},
+        exited: () => {},
+        started: () => {},
+      },
+    });
+    await media.start();
+  });
+
+  after(async () => {
+    await Promise.all(transports.map((t) => t.leave()));
+    await Promise.all(agents.map((a) => a.leave()));
+    await media.close();
+    await pool.shutdown();
+    await lk.stop();
+  });
+
+  async function token(room: string, secret = lk.apiSecret): Promise<string> {
+    const at = new AccessToken(lk.apiKey, secret, { identity: `device-${room}` });
+    at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
+    return at.toJwt();
+  }
+
+  async function session(url = lk.url): Promise<{ room: string; t: ProcessTransport; rec: Recorder }> {
+    const room = `media-test-${++n}`;
+    await rooms.createRoom({ name: room, emptyTimeout: 30 });
+    const rec = new Recorder();
+    const t = new ProcessTransport({ url, roomName: room, token: await token(room) }, rec, {
+      media,
+      pool,
+      drop: (r) => drops.set(r, (drops.get(r) ?? 0) + 1),
+    });
+    transports.push(t);
+    return { room, t, rec };
+  }
+
+  async function withAgent(): Promise<{
+    room: string;
+    t: ProcessTransport;
+    rec: Recorder;
+    agent: TestAgent;
+  }> {
+    const s = await session();
+    await s.t.join();
+    const agent = new TestAgent();
+    agents.push(agent);
+    await agent.join(lk, s.room);
+    await eventually(() => s.rec.joined.length > 0, 5000, "the agent seen joining");
+    return { ...s, agent };
+  }
+
+  it("the device's Opus reaches the agent unchanged and decodes to the tone that was sent", async () => {
+    const { t, agent } = await withAgent();
+    const encoder = new OpusEncoder(16000, 1);
+    const pcm = Buffer.alloc(960 * 2);
+    // 60 ms packets at the device's pace: a 440 Hz tone.
+    for (let k = 0; k < 40; k++) {
+      for (let i = 0; i < 960; i++)
+        pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 440 * (k * 960 + i)) / 16000)), i * 2);
+      t.pushOpus({ opus: encoder.encode(pcm), durationMs: 60, sampleRate: 16000 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await eventually(
+      () => agent.heard.some((f) => rms(Buffer.from(f.buffer, f.byteOffset, f.byteLength)) > 1000),
+      5000,
+      "voice at the agent",
+    );
+    const loud = agent.heard.filter((f) => rms(Buffer.from(f.buffer, f.byteOffset, f.byteLength)) > 1000);
+    const all = new Int16Array(loud.reduce((s, f) => s + f.length, 0));
+    let at = 0;
+    for (const f of loud) {
+      all.set(f, at);
+      at += f.length;
+    }
+    const hz = toneHz(all, 16000);
+    assert.ok(Math.abs(hz - 440) < 25, `the agent heard ${hz.toFixed(0)} Hz, sent 440`);
+    assert.ok(loud.length * 10 >= 1500, `the agent heard ${loud.length * 10} ms of the 2400 ms sent`);
+  });
+
+  it("the agent's voice comes back as 24 kHz PCM of the tone it sent", async () => {
+    const { rec, agent } = await withAgent();
+    await agent.speak(1500, 300);
+    await eventually(
+      () => rec.pcm.reduce((s, b) => s + b.length, 0) >= 24000 * 2,
+      5000,
+      "one second of agent voice",
+    );
+    const pcm = Buffer.concat(rec.pcm);
+    const samples = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.length >> 1);
+    const hz = toneHz(samples.subarray(4800, 24000), 24000);
+    assert.ok(Math.abs(hz - 300) < 20, `heard ${hz.toFixed(0)} Hz, sent 300`);
+  });
+
+  it("data with a topic, attributes, text streams and leaving pass through", async () => {
+    const { t, rec, agent } = await withAgent();
+    await t.sendData(Buffer.from('{"type":"hello"}'), "gateway");
+    await eventually(() => agent.data.length > 0, 5000, "data at the agent");
+    assert.deepEqual(agent.data[0], { text: '{"type":"hello"}', topic: "gateway" });
+    const lp = agent.room.localParticipant;
+    assert.ok(lp);
+    await lp.publishData(Buffer.from('{"type":"tts"}'), { reliable: true, topic: "emotion" });
+    await eventually(() => rec.received.length > 0, 5000, "data from the agent");
+    assert.deepEqual(rec.received[0], { payload: '{"type":"tts"}', topic: "emotion" });
+    await lp.setAttributes({ "lk.agent.state": "speaking" });
+    await eventually(
+      () => rec.attributes.some((a) => a["lk.agent.state"] === "speaking"),
+      5000,
+      "attributes",
+    );
+    await lp.sendText("héllo wörld", {
+      topic: "lk.transcription",
+      attributes: { "lk.transcription_final": "true" },
+    });
+    await eventually(() => rec.texts.some((c) => c.done), 5000, "the text stream's end");
+    assert.equal(rec.texts.map((c) => c.text).join(""), "héllo wörld");
+    assert.equal(rec.texts[0]?.attributes["lk.transcription_final"], "true");
+    await agent.leave();
+    await eventually(() => rec.left.length > 0, 5000, "the agent leaving");
+  });
+
+  it("LiveKit unreachable: join fails within 2 s and the session is released", async () => {
+    const { t } = await session("ws://127.0.0.1:9");
+    const sessions = media.sessions;
+    const t0 = performance.now();
+    await assert.rejects(t.join(), /join failed/);
+    assert.ok(performance.now() - t0 < 2000, `took ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.equal(media.sessions, sessions);
+  });
+
+  it("a token the server refuses: join fails within 2 s", async () => {
+    const room = `media-test-${++n}`;
+    const rec = new Recorder();
+    const t = new ProcessTransport(
+      { url: lk.url, roomName: room, token: await token(room, "x".repeat(43)) },
+      rec,
+      { media, pool, drop: () => {} },
+    );
+    transports.push(t);
+    const t0 = performance.now();
+    await assert.rejects(t.join(), /join failed/);
+    assert.ok(performance.now() - t0 < 2000, `took ${(performance.now() - t0).toFixed(0)} ms`);
+  });
+
+  it("the room deleted under the session: disconnected within 2 s", async () => {
+    const { room, rec } = await withAgent();
+    const t0 = performance.now();
+    await rooms.deleteRoom(room);
+    await eventually(() => rec.lost.length > 0, 2000, "disconnected");
+    assert.ok((rec.lost[0]?.at ?? 0) - t0 < 2000);
+  });
+
+  it("the media process killed: every session is told within 2 s, it restarts, nothing leaks", async () => {
+    const live = await Promise.all([withAgent(), withAgent(), withAgent()]);
+    const before = media.pid;
+    const t0 = performance.now();
+    media.killForTest();
+    await eventually(() => live.every((s) => s.rec.lost.length === 1), 2000, "every session disconnected");
+    assert.ok(live.every((s) => (s.rec.lost[0]?.at ?? 0) - t0 < 2000));
+    assert.equal(media.sessions, 0);
+    for (const s of live) await s.t.leave();
+    await eventually(() => media.running && media.pid !== before, 5000, "the media process restarted");
+    const again = await withAgent();
+    await again.agent.speak(400);
+    await eventually(() => again.rec.pcm.length > 0, 5000, "voice through the new process");
+  });
+
+  it("leaving releases the session in the media process and its decoder in the pool", async () => {
+    const { t, rec, agent } = await withAgent();
+    await agent.speak(200);
+    await eventually(() => rec.pcm.length > 0, 5000, "agent voice decoded");
+    const streams = pool.openStreams;
+    const sessions = media.sessions;
+    await t.leave();
+    assert.equal(media.sessions, sessions - 1);
+    assert.equal(pool.openStreams, streams - 1);
+  });
+});

@@ -1,0 +1,309 @@
+/**
+ * The media process's pure parts: the IPC framing (round trips, malformed and random
+ * input), the upstream RTP clock and the agent-audio reorder buffer. The Go end of the
+ * framing has its own tests (media/internal/ipc).
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import {
+  decodeFromMedia,
+  encodeToMedia,
+  FrameSplitter,
+  FromMediaType,
+  MAX_FRAME,
+} from "../src/agent/livekit/media/ipc-codec.ts";
+import { JitterBuffer, type Released } from "../src/agent/livekit/media/jitter-buffer.ts";
+import { UpstreamClock } from "../src/agent/livekit/media/upstream-clock.ts";
+
+/** Builds a media-to-gateway frame the way ipc.go does. */
+function mediaFrame(type: number, session: number, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  const head = Buffer.alloc(9);
+  head.writeUInt32LE(5 + body.length, 0);
+  head.writeUInt8(type, 4);
+  head.writeUInt32LE(session, 5);
+  return Buffer.concat([head, body]);
+}
+const str = (s: string) => {
+  const b = Buffer.from(s);
+  const l = Buffer.alloc(2);
+  l.writeUInt16LE(b.length);
+  return Buffer.concat([l, b]);
+};
+const u16 = (n: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(n);
+  return b;
+};
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+
+function splitOne(frame: Buffer) {
+  const { frames, corrupt } = new FrameSplitter().push(frame);
+  assert.equal(corrupt, false);
+  assert.equal(frames.length, 1);
+  const f = frames[0] as { type: number; session: number; body: Buffer };
+  return decodeFromMedia(f.type, f.session, f.body);
+}
+
+describe("IPC framing", () => {
+  it("an Opus frame for the media process carries timestamp, duration and the packet as raw bytes", () => {
+    const opus = Buffer.from([0x78, 1, 2, 3]);
+    const f = encodeToMedia({ kind: "opus", session: 7, timestamp: 0xfffffff0, durationMs: 60, opus });
+    assert.equal(f.readUInt32LE(0), f.length - 4);
+    assert.equal(f[4], 0x02);
+    assert.equal(f.readUInt32LE(5), 7);
+    assert.equal(f.readUInt32LE(9), 0xfffffff0);
+    assert.equal(f.readUInt16LE(13), 60);
+    assert.deepEqual(f.subarray(15), opus);
+  });
+
+  it("a join frame carries URL and token as length-prefixed strings", () => {
+    const f = encodeToMedia({ kind: "join", session: 1, url: "ws://127.0.0.1:1", token: "t.o.k" });
+    assert.equal(f.readUInt16LE(9), 16);
+    assert.equal(f.subarray(11, 27).toString(), "ws://127.0.0.1:1");
+    assert.equal(f.readUInt16LE(27), 5);
+  });
+
+  it("a frame over the size limit is refused, not sent", () => {
+    assert.throws(
+      () => encodeToMedia({ kind: "data", session: 1, topic: "x", payload: Buffer.alloc(MAX_FRAME) }),
+      RangeError,
+    );
+  });
+
+  it("agent RTP decodes to sequence, timestamp and payload", () => {
+    const m = splitOne(mediaFrame(FromMediaType.agent_rtp, 3, u16(65535), u32(123456), Buffer.from([9, 8])));
+    assert.deepEqual(m, {
+      kind: "agent_rtp",
+      session: 3,
+      sequence: 65535,
+      timestamp: 123456,
+      payload: Buffer.from([9, 8]),
+    });
+  });
+
+  it("a text chunk decodes with its stream, topic, sender, attributes and done flag", () => {
+    const attrs = Buffer.concat([u16(1), str("lk.transcription_final"), str("true")]);
+    const m = splitOne(
+      mediaFrame(
+        FromMediaType.text,
+        2,
+        str("s1"),
+        str("lk.transcription"),
+        str("agent"),
+        attrs,
+        Buffer.from([1]),
+        Buffer.from("héllo"),
+      ),
+    );
+    assert.deepEqual(m, {
+      kind: "text",
+      session: 2,
+      streamId: "s1",
+      topic: "lk.transcription",
+      from: "agent",
+      attributes: { "lk.transcription_final": "true" },
+      done: true,
+      text: "héllo",
+    });
+  });
+
+  it("a participant's kind maps from LiveKit's numbers, unknown ones to other", () => {
+    const agent = splitOne(
+      mediaFrame(FromMediaType.participant_joined, 1, str("a"), Buffer.from([4]), u16(0)),
+    );
+    assert.equal("participantKind" in agent && agent.participantKind, "agent");
+    const odd = splitOne(mediaFrame(FromMediaType.participant_joined, 1, str("b"), Buffer.from([9]), u16(0)));
+    assert.equal("participantKind" in odd && odd.participantKind, "other");
+  });
+
+  it("a body shorter than its fields say is an error, not a record", () => {
+    assert.deepEqual(splitOne(mediaFrame(FromMediaType.joined, 1, u16(10), Buffer.from("abc"))), {
+      error: "short_body",
+    });
+    assert.deepEqual(splitOne(mediaFrame(FromMediaType.agent_rtp, 1, u16(1))), { error: "short_body" });
+  });
+
+  it("an unknown type is an error", () => {
+    assert.deepEqual(splitOne(mediaFrame(0x7f, 1)), { error: "unknown_type" });
+  });
+
+  it("frames split across reads at every byte come out whole and in order", () => {
+    const a = mediaFrame(FromMediaType.joined, 1, str("me"));
+    const b = mediaFrame(FromMediaType.agent_rtp, 1, u16(5), u32(6), Buffer.alloc(100, 1));
+    const all = Buffer.concat([a, b]);
+    for (let cut = 0; cut <= all.length; cut++) {
+      const s = new FrameSplitter();
+      const got = [...s.push(all.subarray(0, cut)).frames, ...s.push(all.subarray(cut)).frames];
+      assert.deepEqual(
+        got.map((f) => f.type),
+        [FromMediaType.joined, FromMediaType.agent_rtp],
+      );
+      assert.equal(s.buffered, 0);
+    }
+  });
+
+  it("a length out of range marks the stream corrupt", () => {
+    const bad = Buffer.alloc(9);
+    bad.writeUInt32LE(MAX_FRAME, 0);
+    assert.equal(new FrameSplitter().push(bad).corrupt, true);
+    const tiny = Buffer.alloc(9);
+    tiny.writeUInt32LE(2, 0);
+    assert.equal(new FrameSplitter().push(tiny).corrupt, true);
+  });
+
+  it("random bytes never throw: frames, errors or corrupt, nothing else (fuzz)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), (chunks) => {
+        const s = new FrameSplitter();
+        for (const c of chunks) {
+          const { frames, corrupt } = s.push(Buffer.from(c));
+          for (const f of frames) {
+            const m = decodeFromMedia(f.type, f.session, f.body);
+            assert.ok("error" in m || typeof m.kind === "string");
+          }
+          if (corrupt) return;
+        }
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it("valid frames with random bodies decode or report an error, never throw (fuzz)", () => {
+    const types = Object.values(FromMediaType);
+    fc.assert(
+      fc.property(fc.constantFrom(...types), fc.uint8Array({ maxLength: 200 }), (type, body) => {
+        const m = splitOne(mediaFrame(type, 1, Buffer.from(body)));
+        assert.ok("error" in m || m.session === 1);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+});
+
+describe("upstream RTP clock", () => {
+  it("consecutive 60 ms packets advance 2880 ticks each, whatever their jitter", () => {
+    const c = new UpstreamClock(1000);
+    assert.deepEqual(
+      [0, 45, 130, 180, 250].map((t) => c.next(t, 60)),
+      [1000, 3880, 6760, 9640, 12520],
+    );
+  });
+
+  it("20 ms packets advance 960 ticks", () => {
+    const c = new UpstreamClock(5);
+    assert.deepEqual(
+      [0, 20, 40].map((t) => c.next(t, 20)),
+      [5, 965, 1925],
+    );
+  });
+
+  it("a pause advances by the time elapsed, in whole frames", () => {
+    const c = new UpstreamClock(0x10000);
+    c.next(0, 60);
+    assert.equal(c.next(1030, 60), 0x10000 + 17 * 2880);
+  });
+
+  it("wraps at 32 bits and never gives 0 (the Go SDK reads 0 as unset)", () => {
+    const c = new UpstreamClock(2 ** 32 - 2880);
+    assert.equal(c.next(0, 60), 2 ** 32 - 2880);
+    assert.equal(c.next(60, 60), 1);
+    assert.equal(c.next(120, 60), 2881);
+  });
+});
+
+describe("reorder buffer", () => {
+  const pkt = (sequence: number) => ({
+    sequence,
+    timestamp: sequence * 960,
+    payload: Buffer.from([sequence & 0xff]),
+  });
+  const seqs = (r: Released[]) => r.map((x) => (x.kind === "packet" ? x.packet.sequence : `lost${x.count}`));
+
+  it("in-order packets are released at once", () => {
+    const j = new JitterBuffer({ maxPackets: 8, waitMs: 30 });
+    j.push(pkt(10), 0);
+    assert.deepEqual(seqs(j.pop(0)), [10]);
+    j.push(pkt(11), 1);
+    assert.deepEqual(seqs(j.pop(1)), [11]);
+    assert.equal(j.deadline, undefined);
+  });
+
+  it("a reordered packet is put back in sequence", () => {
+    const j = new JitterBuffer({ maxPackets: 8, waitMs: 30 });
+    j.push(pkt(1), 0);
+    j.pop(0);
+    j.push(pkt(3), 5);
+    assert.deepEqual(seqs(j.pop(5)), []);
+    assert.equal(j.deadline, 35);
+    j.push(pkt(2), 10);
+    assert.deepEqual(seqs(j.pop(10)), [2, 3]);
+    assert.equal(j.deadline, undefined);
+  });
+
+  it("a missing packet is given up after the wait and reported lost", () => {
+    const j = new JitterBuffer({ maxPackets: 8, waitMs: 30 });
+    j.push(pkt(1), 0);
+    j.pop(0);
+    j.push(pkt(4), 10);
+    assert.deepEqual(seqs(j.pop(39)), []);
+    assert.deepEqual(seqs(j.pop(40)), ["lost2", 4]);
+  });
+
+  it("late and duplicate packets are dropped and counted", () => {
+    const j = new JitterBuffer({ maxPackets: 8, waitMs: 30 });
+    j.push(pkt(5), 0);
+    j.pop(0);
+    assert.equal(j.push(pkt(4), 1), "late");
+    j.push(pkt(7), 2);
+    assert.equal(j.push(pkt(7), 3), "duplicate");
+    assert.deepEqual(j.drops, { late: 1, duplicate: 1, overflow: 0 });
+  });
+
+  it("holds at most maxPackets: beyond, the gap is given up at once", () => {
+    const j = new JitterBuffer({ maxPackets: 3, waitMs: 1000 });
+    j.push(pkt(0), 0);
+    j.pop(0);
+    for (const s of [2, 3, 4, 5]) j.push(pkt(s), 1);
+    assert.deepEqual(seqs(j.pop(1)), ["lost1", 2, 3, 4, 5]);
+    assert.equal(j.drops.overflow, 1);
+    assert.equal(j.size, 0);
+  });
+
+  it("sequence numbers wrap at 16 bits", () => {
+    const j = new JitterBuffer({ maxPackets: 8, waitMs: 30 });
+    j.push(pkt(65534), 0);
+    j.push(pkt(0), 0);
+    j.push(pkt(65535), 0);
+    assert.deepEqual(seqs(j.pop(0)), [65534, 65535, 0]);
+  });
+
+  it("any arrival order releases every packet once, in order, bounded (fuzz)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 60 }), (order) => {
+        const j = new JitterBuffer({ maxPackets: 8, waitMs: 30 });
+        const out: (number | string)[] = [];
+        let now = 0;
+        for (const s of order) {
+          j.push(pkt(s), now);
+          out.push(...seqs(j.pop(now)));
+          assert.ok(j.size <= 9);
+          now += 7;
+        }
+        out.push(...seqs(j.pop(now + 1000)));
+        const released = out.filter((x): x is number => typeof x === "number");
+        assert.deepEqual(
+          released,
+          [...released].sort((a, b) => a - b),
+        );
+        assert.equal(new Set(released).size, released.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -1,0 +1,85 @@
+/**
+ * The media-process supervisor with the real `voice-media` binary, no LiveKit needed:
+ * start-up handshake, a leave answered, sessions told when the process dies, restart with
+ * backoff, and the child gone after close().
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { FromMedia } from "../src/agent/livekit/media/ipc-codec.ts";
+import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
+import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
+import { eventually } from "./support/stack.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("media process supervisor", () => {
+  let media: MediaProcess;
+  const exits: (number | null)[] = [];
+  const drops: string[] = [];
+
+  before(() => {
+    const built = spawnSync("bash", [path.join(root, "scripts/build-media.sh")], { encoding: "utf8" });
+    assert.equal(built.status, 0, built.stderr);
+    media = new MediaProcess({
+      binary: mediaBinaryPath(),
+      maxBacklogBytes: 1 << 20,
+      restartDelayMs: 50,
+      maxRestartDelayMs: 200,
+      readyTimeoutMs: 5000,
+      events: {
+        drop: (r) => drops.push(r),
+        childCounts: () => {},
+        exited: (code) => exits.push(code),
+        started: () => {},
+      },
+    });
+  });
+
+  after(() => media.close());
+
+  it("starts and answers a leave for a session it does not know", async () => {
+    await media.start();
+    assert.ok(media.running && media.pid);
+    const got: FromMedia[] = [];
+    const id = media.open((m) => got.push(m));
+    assert.ok(id !== undefined);
+    assert.ok(media.send({ kind: "leave", session: id }));
+    await eventually(() => got.some((m) => m.kind === "left"), 2000, "left");
+    media.release(id);
+  });
+
+  it("killed: its sessions are told at once, frames for it are refused, and it restarts", async () => {
+    const got: FromMedia[] = [];
+    const id = media.open((m) => got.push(m)) as number;
+    const pid = media.pid as number;
+    media.killForTest();
+    await eventually(() => got.some((m) => m.kind === "disconnected"), 1000, "disconnected");
+    assert.equal(media.sessions, 0);
+    assert.equal(media.send({ kind: "leave", session: id }), false);
+    assert.ok(drops.includes("media_down_control"));
+    await eventually(() => media.running && media.pid !== pid, 3000, "restarted");
+    assert.equal(alive(pid), false);
+  });
+
+  it("close() ends the child through stdin EOF, with exit code 0", async () => {
+    await media.start();
+    const pid = media.pid as number;
+    exits.length = 0;
+    await media.close();
+    assert.deepEqual(exits, [0]);
+    assert.equal(alive(pid), false);
+    assert.equal(media.running, false);
+  });
+});

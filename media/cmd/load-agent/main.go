@@ -1,0 +1,183 @@
+// load-agent plays the AI agent in every room of a benchmark (npm run bench:rooms), cheaply
+// enough that the gateway stays the thing measured. Room names arrive on stdin, one per
+// line; for each it joins as an agent participant, subscribes to the device's track and
+// checks every packet against the device's known frames (the media process forwards them
+// unchanged, so each must match one byte for byte), and talks back `-talk` of the time
+// with pre-encoded Opus (20 ms frames), sending nothing between (DTX). It prints one JSON
+// line of totals a second on stdout, and exits on stdin EOF.
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/livekit"
+	protoLogger "github.com/livekit/protocol/logger"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+)
+
+type totals struct {
+	Rooms      int64 `json:"rooms"`
+	JoinFailed int64 `json:"joinFailed"`
+	Received   int64 `json:"received"`
+	Matched    int64 `json:"matched"`
+	Sent       int64 `json:"sent"`
+}
+
+var stats totals
+
+// readFrames reads a file of u16 LE length-prefixed packets.
+func readFrames(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for len(b) >= 2 {
+		n := int(binary.LittleEndian.Uint16(b))
+		if len(b) < 2+n {
+			return nil, fmt.Errorf("%s: truncated", path)
+		}
+		out = append(out, b[2:2+n])
+		b = b[2+n:]
+	}
+	return out, nil
+}
+
+type talker struct {
+	track *lksdk.LocalTrack
+	phase time.Duration
+	next  int
+}
+
+func main() {
+	url := flag.String("url", "", "LiveKit ws:// URL")
+	key := flag.String("key", "", "API key")
+	secret := flag.String("secret", "", "API secret (or LIVEKIT_API_SECRET)")
+	deviceFrames := flag.String("device-frames", "", "the device's Opus packets")
+	agentFrames := flag.String("agent-frames", "", "20 ms Opus packets to talk with")
+	talk := flag.Float64("talk", 0.35, "share of time talking")
+	flag.Parse()
+	if *secret == "" {
+		*secret = os.Getenv("LIVEKIT_API_SECRET")
+	}
+	lksdk.SetLogger(protoLogger.LogRLogger(logr.Discard()))
+	known := map[string]bool{}
+	dev, err := readFrames(*deviceFrames)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	for _, f := range dev {
+		known[string(f)] = true
+	}
+	voice, err := readFrames(*agentFrames)
+	if err != nil || len(voice) == 0 {
+		fmt.Fprintln(os.Stderr, "agent frames:", err)
+		os.Exit(2)
+	}
+
+	var mu sync.Mutex
+	var talkers []*talker
+	var rooms []*lksdk.Room
+	start := time.Now()
+	period := 10 * time.Second
+	talkFor := time.Duration(float64(period) * *talk)
+
+	// One ticker for every room: 20 ms frames while a room's agent is in its talk phase.
+	go func() {
+		for range time.Tick(20 * time.Millisecond) {
+			now := time.Since(start)
+			mu.Lock()
+			ts := append([]*talker(nil), talkers...)
+			mu.Unlock()
+			for _, t := range ts {
+				if (now+t.phase)%period < talkFor {
+					_ = t.track.WriteSample(media.Sample{Data: voice[t.next%len(voice)], Duration: 20 * time.Millisecond}, nil)
+					t.next++
+					atomic.AddInt64(&stats.Sent, 1)
+				}
+			}
+		}
+	}()
+	go func() {
+		enc := json.NewEncoder(os.Stdout)
+		for range time.Tick(time.Second) {
+			_ = enc.Encode(totals{
+				Rooms: atomic.LoadInt64(&stats.Rooms), JoinFailed: atomic.LoadInt64(&stats.JoinFailed),
+				Received: atomic.LoadInt64(&stats.Received), Matched: atomic.LoadInt64(&stats.Matched),
+				Sent: atomic.LoadInt64(&stats.Sent),
+			})
+		}
+	}()
+
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		name := in.Text()
+		go func() {
+			at := auth.NewAccessToken(*key, *secret).SetIdentity("load-agent-" + name).
+				SetKind(livekit.ParticipantInfo_AGENT).
+				SetVideoGrant(&auth.VideoGrant{RoomJoin: true, Room: name}).SetValidFor(time.Hour)
+			token, err := at.ToJWT()
+			if err != nil {
+				atomic.AddInt64(&stats.JoinFailed, 1)
+				return
+			}
+			cb := lksdk.NewRoomCallback()
+			cb.OnTrackSubscribed = func(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
+				go func() {
+					for {
+						pkt, _, err := track.ReadRTP()
+						if err != nil {
+							return
+						}
+						atomic.AddInt64(&stats.Received, 1)
+						if known[string(pkt.Payload)] {
+							atomic.AddInt64(&stats.Matched, 1)
+						}
+					}
+				}()
+			}
+			r, err := lksdk.ConnectToRoomWithToken(*url, token, cb, lksdk.WithAutoSubscribe(true))
+			if err != nil {
+				atomic.AddInt64(&stats.JoinFailed, 1)
+				return
+			}
+			track, err := lksdk.NewLocalSampleTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2})
+			if err == nil {
+				_, err = r.LocalParticipant.PublishTrack(track, &lksdk.TrackPublicationOptions{Name: "agent", Source: livekit.TrackSource_MICROPHONE})
+			}
+			if err != nil {
+				r.Disconnect()
+				atomic.AddInt64(&stats.JoinFailed, 1)
+				return
+			}
+			atomic.AddInt64(&stats.Rooms, 1)
+			mu.Lock()
+			rooms = append(rooms, r)
+			talkers = append(talkers, &talker{track: track, phase: time.Duration(rand.Int63n(int64(period)))})
+			mu.Unlock()
+		}()
+	}
+	if err := in.Err(); err != nil && err != io.EOF {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	mu.Lock()
+	for _, r := range rooms {
+		r.Disconnect()
+	}
+	mu.Unlock()
+}

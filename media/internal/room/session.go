@@ -1,0 +1,351 @@
+// Package room holds one LiveKit participant per device session: it joins with the token
+// the gateway minted, publishes the device's Opus as it came, and hands back the agent's
+// RTP and the room's events as IPC frames. It decides nothing about what they mean.
+package room
+
+import (
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"voicefleet/media/internal/ipc"
+)
+
+// Out is where a session's frames go. Control frames are never dropped (they wait for the
+// pipe); Audio reports false when the outgoing queue is full and the frame was dropped.
+type Out interface {
+	Control(frame []byte)
+	Audio(frame []byte) bool
+	Count(reason string)
+}
+
+// TextTopics are the text-stream topics passed through (the Go SDK only reads topics it
+// has a handler for).
+var TextTopics = []string{"lk.transcription", "lk.chat"}
+
+const joinTimeout = 10 * time.Second
+
+// leaveDataWait bounds how long a leave waits for queued data packets; leaveFlush is how
+// long after the last one was handed to the data channel the participant stays.
+const (
+	leaveDataWait = time.Second
+	leaveFlush    = 200 * time.Millisecond
+)
+
+// Session is one device session's participant.
+type Session struct {
+	id  uint32
+	out Out
+
+	mu     sync.Mutex
+	room   *lksdk.Room
+	track  *lksdk.LocalTrack
+	left   bool
+	cancel context.CancelFunc
+	// joinDone is closed when the join goroutine has finished, joined or not.
+	joinDone chan struct{}
+	// readers are the goroutines reading remote tracks and text streams.
+	readers sync.WaitGroup
+	reading bool
+	// data keeps the gateway's data packets in order: one sender per session.
+	data chan dataPacket
+	// dataDone is closed when the data sender has sent (or dropped) everything queued.
+	dataDone    chan struct{}
+	lastPublish time.Time
+}
+
+type dataPacket struct {
+	topic   string
+	payload []byte
+}
+
+// dataQueue bounds the data packets waiting for the reliable channel per session.
+const dataQueue = 256
+
+// Join starts joining in the background; the outcome is a Joined or JoinFailed frame.
+func Join(id uint32, out Out, url, token string) *Session {
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
+	s := &Session{id: id, out: out, cancel: cancel, joinDone: make(chan struct{}), data: make(chan dataPacket, dataQueue), dataDone: make(chan struct{})}
+	go s.join(ctx, url, token)
+	go s.sendData()
+	return s
+}
+
+func (s *Session) control(b *ipc.Builder) {
+	f, err := b.Finish()
+	if err != nil {
+		s.out.Count("event_too_large")
+		return
+	}
+	s.out.Control(f)
+}
+
+func (s *Session) join(ctx context.Context, url, token string) {
+	defer close(s.joinDone)
+	defer s.cancel()
+	cb := lksdk.NewRoomCallback()
+	cb.OnParticipantConnected = func(rp *lksdk.RemoteParticipant) { s.participantJoined(rp) }
+	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
+		s.control(ipc.NewFrame(ipc.ParticipantLeft, s.id).String(rp.Identity()))
+	}
+	cb.OnAttributesChanged = func(_ map[string]string, p lksdk.Participant) {
+		if _, remote := p.(*lksdk.RemoteParticipant); remote {
+			s.control(ipc.NewFrame(ipc.Attributes, s.id).String(p.Identity()).Map(p.Attributes()))
+		}
+	}
+	cb.OnDataPacket = func(data lksdk.DataPacket, params lksdk.DataReceiveParams) {
+		if u, ok := data.(*lksdk.UserDataPacket); ok {
+			s.control(ipc.NewFrame(ipc.DataIn, s.id).String(u.Topic).String(params.SenderIdentity).Bytes(u.Payload))
+		}
+	}
+	cb.OnTrackSubscribed = func(track *webrtc.TrackRemote, _ *lksdk.RemoteTrackPublication, _ *lksdk.RemoteParticipant) {
+		s.subscribed(track)
+	}
+	cb.OnDisconnectedWithReason = func(reason lksdk.DisconnectionReason) { s.lost(string(reason)) }
+
+	r := lksdk.NewRoom(cb)
+	for _, topic := range TextTopics {
+		_ = r.RegisterTextStreamHandler(topic, s.textStream)
+	}
+	if err := r.JoinWithContextAndToken(ctx, url, token, lksdk.WithAutoSubscribe(true)); err != nil {
+		if s.isLeft() {
+			return
+		}
+		s.control(ipc.NewFrame(ipc.JoinFailed, s.id).String(err.Error()))
+		return
+	}
+	track, err := lksdk.NewLocalSampleTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2})
+	if err == nil {
+		_, err = r.LocalParticipant.PublishTrack(track, &lksdk.TrackPublicationOptions{
+			Name: "microphone", Source: livekit.TrackSource_MICROPHONE,
+		})
+	}
+	if err != nil {
+		r.Disconnect()
+		s.control(ipc.NewFrame(ipc.JoinFailed, s.id).String("publish: " + err.Error()))
+		return
+	}
+	s.mu.Lock()
+	if s.left {
+		s.mu.Unlock()
+		r.Disconnect()
+		return
+	}
+	s.room, s.track = r, track
+	s.mu.Unlock()
+	s.control(ipc.NewFrame(ipc.Joined, s.id).String(r.LocalParticipant.Identity()))
+	// Participants already in the room at join time get no connected callback.
+	for _, rp := range r.GetRemoteParticipants() {
+		s.participantJoined(rp)
+	}
+}
+
+func (s *Session) participantJoined(rp *lksdk.RemoteParticipant) {
+	s.control(ipc.NewFrame(ipc.ParticipantJoined, s.id).String(rp.Identity()).U8(byte(rp.Kind())).Map(rp.Attributes()))
+}
+
+func (s *Session) isLeft() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.left
+}
+
+// lost reports a disconnect the gateway did not ask for.
+func (s *Session) lost(reason string) {
+	s.mu.Lock()
+	left := s.left
+	s.mu.Unlock()
+	if !left {
+		s.control(ipc.NewFrame(ipc.Disconnected, s.id).String(reason))
+	}
+}
+
+// subscribed forwards the first remote audio track's RTP until it ends.
+func (s *Session) subscribed(track *webrtc.TrackRemote) {
+	if track.Kind() != webrtc.RTPCodecTypeAudio {
+		return
+	}
+	// Only plain Opus is registered (pion's defaults: no RED), so the server sends the
+	// primary encoding; anything else would not decode in the gateway.
+	if !strings.EqualFold(track.Codec().MimeType, webrtc.MimeTypeOpus) {
+		s.out.Count("agent_track_not_opus")
+		return
+	}
+	s.mu.Lock()
+	if s.reading || s.left {
+		s.mu.Unlock()
+		return
+	}
+	s.reading = true
+	s.readers.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.readers.Done()
+		defer func() { s.mu.Lock(); s.reading = false; s.mu.Unlock() }()
+		for {
+			pkt, _, err := track.ReadRTP()
+			if err != nil {
+				return
+			}
+			f, err := ipc.NewFrame(ipc.AgentRTP, s.id).U16(pkt.SequenceNumber).U32(pkt.Timestamp).Bytes(pkt.Payload).Finish()
+			if err != nil {
+				s.out.Count("agent_rtp_too_large")
+				continue
+			}
+			if !s.out.Audio(f) {
+				s.out.Count("agent_rtp_pipe_full")
+			}
+		}
+	}()
+}
+
+// textStream passes a text stream through as chunks of whole UTF-8 characters.
+func (s *Session) textStream(reader *lksdk.TextStreamReader, from string) {
+	info := reader.Info
+	attrs := info.Attributes
+	buf := make([]byte, 4096)
+	var pending []byte
+	for {
+		n, err := reader.Read(buf)
+		pending = append(pending, buf[:n]...)
+		done := err != nil
+		cut := len(pending)
+		if !done {
+			cut = completeRunes(pending)
+		}
+		if cut > 0 || done {
+			s.control(ipc.NewFrame(ipc.Text, s.id).String(info.Id).String(info.Topic).String(from).
+				Map(attrs).U8(boolByte(done)).Bytes(pending[:cut]))
+			pending = append(pending[:0], pending[cut:]...)
+		}
+		if done {
+			if err != io.EOF {
+				s.out.Count("text_stream_error")
+			}
+			return
+		}
+	}
+}
+
+// completeRunes is the length of p without an incomplete UTF-8 character at its end.
+func completeRunes(p []byte) int {
+	for i := 1; i <= 3 && i <= len(p); i++ {
+		if utf8.RuneStart(p[len(p)-i]) {
+			if !utf8.FullRune(p[len(p)-i:]) {
+				return len(p) - i
+			}
+			break
+		}
+	}
+	return len(p)
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// WriteOpus publishes one device packet unchanged, at the RTP timestamp the gateway set.
+func (s *Session) WriteOpus(ts uint32, durationMs uint16, payload []byte) {
+	s.mu.Lock()
+	track := s.track
+	s.mu.Unlock()
+	if track == nil {
+		s.out.Count("opus_before_joined")
+		return
+	}
+	err := track.WriteSample(media.Sample{
+		Data:            payload,
+		Duration:        time.Duration(durationMs) * time.Millisecond,
+		PacketTimestamp: ts,
+	}, nil)
+	if err != nil {
+		s.out.Count("opus_write_failed")
+	}
+}
+
+// SendData queues a reliable data packet; never blocks (a full queue drops and counts).
+func (s *Session) SendData(topic string, payload []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.left {
+		return
+	}
+	select {
+	case s.data <- dataPacket{topic, payload}:
+	default:
+		s.out.Count("data_queue_full")
+	}
+}
+
+func (s *Session) sendData() {
+	defer close(s.dataDone)
+	for p := range s.data {
+		s.publish(p.topic, p.payload)
+	}
+}
+
+func (s *Session) publish(topic string, payload []byte) {
+	s.mu.Lock()
+	r := s.room
+	s.mu.Unlock()
+	if r == nil {
+		s.out.Count("data_before_joined")
+		return
+	}
+	opts := []lksdk.DataPublishOption{lksdk.WithDataPublishReliable(true)}
+	if topic != "" {
+		opts = append(opts, lksdk.WithDataPublishTopic(topic))
+	}
+	if err := r.LocalParticipant.PublishDataPacket(&lksdk.UserDataPacket{Payload: payload, Topic: topic}, opts...); err != nil {
+		s.out.Count("data_send_failed")
+		return
+	}
+	s.mu.Lock()
+	s.lastPublish = time.Now()
+	s.mu.Unlock()
+}
+
+// Leave disconnects (cancelling a join in progress), waits for the readers, then reports
+// Left. Safe to call more than once; blocks, so callers run it in its own goroutine.
+func (s *Session) Leave() {
+	s.mu.Lock()
+	if s.left {
+		s.mu.Unlock()
+		return
+	}
+	s.left = true
+	close(s.data)
+	s.mu.Unlock()
+	s.cancel()
+	<-s.joinDone
+	// The gateway's last data packets (cleanup_request) go out before the participant
+	// leaves: wait for the sender, then give the data channel a moment to flush what
+	// PublishDataPacket has only buffered (the SDK does not expose its buffered amount).
+	select {
+	case <-s.dataDone:
+	case <-time.After(leaveDataWait):
+	}
+	s.mu.Lock()
+	r := s.room
+	since := time.Since(s.lastPublish)
+	s.mu.Unlock()
+	if since < leaveFlush {
+		time.Sleep(leaveFlush - since)
+	}
+	if r != nil {
+		r.Disconnect()
+	}
+	s.readers.Wait()
+	s.control(ipc.NewFrame(ipc.Left, s.id))
+}
