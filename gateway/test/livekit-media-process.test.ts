@@ -15,6 +15,7 @@ import {
   AudioFrame,
   AudioSource,
   AudioStream,
+  dispose,
   LocalAudioTrack,
   type RemoteTrack,
   Room,
@@ -166,6 +167,8 @@ describe("LiveKit through the media process", () => {
     await media.close();
     await pool.shutdown();
     await lk.stop();
+    // rtc-node's native FFI runtime (the test agents) keeps the process alive until disposed.
+    await dispose();
   });
 
   async function token(room: string, secret = lk.apiSecret): Promise<string> {
