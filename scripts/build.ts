@@ -51,8 +51,9 @@ export async function buildBundle(outDir: string = out): Promise<void> {
     `${JSON.stringify(pruneLockfile(lock, manifest), null, 2)}\n`,
   );
   await writeFile(path.join(outDir, "ecosystem.config.cjs"), renderEcosystem(DEFAULT_ECOSYSTEM));
-  // npm reads allowScripts from package.json and nodedir from .npmrc next to it.
-  await writeFile(path.join(outDir, ".npmrc"), "nodedir=/usr\naudit=false\nfund=false\n");
+  // npm reads allowScripts from package.json; the headers to build against come from the
+  // environment of the staging install (deploy/runtime-stage.ts), never from the droplet.
+  await writeFile(path.join(outDir, ".npmrc"), "audit=false\nfund=false\n");
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
