@@ -7,8 +7,8 @@
  * (nothing from this checkout: no npm, no compiler on the droplet).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { BUNDLE_OBJECT, DROPLET, runFleet } from "../../infra/test/fleet-harness.ts";
 import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.ts";
 import { SimulatedDevice } from "../../tools/sim/device.ts";
-import { BUNDLED_NODE } from "../bundle-runtime.ts";
+import { BUNDLED_NODE, BUNDLED_PM2 } from "../bundle-runtime.ts";
 import { readUserDataFiles } from "../render.ts";
 import { type ObjectServer, runFetchBundle, serveObject } from "./bundle-server.ts";
 
@@ -90,5 +90,30 @@ describe("the bundle object that pulumi up uploads", () => {
     device.talk(600);
     await device.waitForAudio(5);
     assert.deepEqual(device.stats.errors, {});
+  });
+
+  it("its PM2 runs, on its own Node, what it starts (as pm2-gateway does on the droplet)", () => {
+    const home = mkdtempSync(path.join(tmpdir(), "bundle-pm2-"));
+    const probe = path.join(home, "probe.cjs");
+    writeFileSync(probe, "setInterval(() => {}, 60_000);\n");
+    // As first boot sets it: the bundle's node/bin first; /usr/bin has another node here.
+    const env = {
+      PATH: `${path.join(dir, "node/bin")}:/usr/bin:/bin`,
+      HOME: home,
+      PM2_HOME: path.join(home, ".pm2"),
+    };
+    const pm2 = (...args: string[]) =>
+      spawnSync(path.join(dir, BUNDLED_PM2), args, { env, encoding: "utf8", timeout: 60_000 });
+    try {
+      const started = pm2("start", probe, "--name", "probe", "--no-autorestart");
+      assert.equal(started.status, 0, `${started.stdout}${started.stderr}`);
+      const list = JSON.parse(pm2("jlist").stdout) as { name: string; pid: number }[];
+      const pid = list.find((p) => p.name === "probe")?.pid ?? 0;
+      assert.ok(pid > 0, JSON.stringify(list));
+      assert.equal(readlinkSync(`/proc/${pid}/exe`), realpathSync(path.join(dir, BUNDLED_NODE)));
+    } finally {
+      pm2("kill");
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
