@@ -111,6 +111,17 @@ const LOGROTATE_HOURLY = {
 };
 
 /**
+ * Login shells (the on-call's ssh) find the node and pm2 of DIR first on PATH: the
+ * droplets have no system Node (docs/runbook.md, "How the gateway gets its code").
+ */
+function nodeOnPath(dir: string): FileSpec {
+  return {
+    path: "/etc/profile.d/voice-fleet-node.sh",
+    content: `# Written by cloud-init (cloud-init/render.ts): node and pm2 come in ${dir}.\nPATH="${dir}/node/bin:${dir}/node_modules/pm2/bin:$PATH"\n`,
+  };
+}
+
+/**
  * PM2's logs of USER, rotated by the system's logrotate (a PM2 module such as
  * pm2-logrotate would be installed from npm on first boot): at 50 MB, 14 kept, gzip;
  * copytruncate because PM2 keeps its log files open.
@@ -216,6 +227,7 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
       : []),
     pm2Logrotate("gateway", "/home/gateway"),
     LOGROTATE_HOURLY,
+    nodeOnPath(INSTALL_DIR),
     // The bundle itself is not here: first boot downloads it (voice-gateway-fetch-bundle).
     { path: `${INSTALL_DIR}/ecosystem.config.cjs`, content: renderEcosystem(input.ecosystem), ...gw },
   ];
@@ -284,6 +296,7 @@ export function renderApiUserData(input: ApiUserDataInput): string {
     },
     pm2Logrotate("api", "/home/api"),
     LOGROTATE_HOURLY,
+    nodeOnPath(RUNTIME_INSTALL_DIR),
     { path: "/etc/voice-fleet/api-bootstrap.env", content: settings },
     { path: "/etc/manager-api/api.env", content: apiEnv, permissions: "0600", ...api },
     { path: "/etc/nginx/sites-available/manager", content: nginxSite(input) },
