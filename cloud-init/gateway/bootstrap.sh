@@ -67,7 +67,9 @@ wait_tcp 127.0.0.1 1884 180
 export PATH="${INSTALL_DIR}/node/bin:${INSTALL_DIR}/node_modules/pm2/bin:${PATH}"
 # (`pm2 --version` would start a PM2 daemon for root: the version comes from its package.json.)
 log "node $(node --version), pm2 $(node -p "require('${INSTALL_DIR}/node_modules/pm2/package.json').version") from the bundle"
-chown -R gateway:gateway "$INSTALL_DIR"
+# The bundle stays root's (unpacked as root; gateway only reads and runs it): root runs
+# this node and pm2 too (here, and in the on-call's login shell), so the user the gateways
+# run as must not be able to replace them. Nothing writes there at run time.
 
 # 5. The gateways under PM2, started at boot by systemd (the unit runs the bundle's PM2 with
 #    the bundle's node first on PATH); logs rotated by logrotate (/etc/logrotate.d/voice-fleet-pm2).
