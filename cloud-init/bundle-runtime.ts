@@ -73,6 +73,15 @@ export function storeGatewayBundle(distDir: string, root: string): StoredBundle 
 }
 
 /**
+ * `bin/npm` of the official layout is a link to npm-cli.js; the packer packs no links,
+ * so the object has this script in its place (npm's own bin/npm script expects to be
+ * reached through that link).
+ */
+const NPM_WRAPPER = `#!/bin/sh
+exec "$(dirname "$0")/node" "$(dirname "$0")/../lib/node_modules/npm/bin/npm-cli.js" "$@"
+`;
+
+/**
  * The Node runtime object of the API droplet (manager-api runs on Node, under PM2): the
  * same Node as the gateway bundle in its official layout under `node/` (bin/node, the
  * headers in include/node for manager-api's native addons, npm in lib/node_modules/npm
@@ -85,6 +94,7 @@ export function storeNodeRuntime(root: string): StoredBundle {
   const tools = stageTools(root, cache);
   const files = [
     { path: BUNDLED_NODE, content: readFileSync(process.execPath), mode: 0o755 },
+    { path: "node/bin/npm", content: Buffer.from(NPM_WRAPPER), mode: 0o755 },
     ...readTree(path.join(prefix, "include/node"), "node/include/node"),
     ...readTree(path.join(prefix, "lib/node_modules/npm"), "node/lib/node_modules/npm"),
     ...readTree(path.join(tools, "node_modules"), "node_modules"),

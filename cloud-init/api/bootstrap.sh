@@ -54,7 +54,7 @@ unpack() {
 #    its SHA-256 like the gateway bundle: a failed download or another hash stops here.
 BOOTSTRAP_ENV=/dev/null BUNDLE_URL="$RUNTIME_URL" BUNDLE_SHA256="$RUNTIME_SHA256" INSTALL_DIR="$RUNTIME_DIR" \
   /usr/local/sbin/voice-fleet-fetch-bundle
-export PATH="${RUNTIME_DIR}/node/bin:${RUNTIME_DIR}/node/lib/node_modules/npm/bin:${RUNTIME_DIR}/node_modules/pm2/bin:${PATH}"
+export PATH="${RUNTIME_DIR}/node/bin:${RUNTIME_DIR}/node_modules/pm2/bin:${PATH}"
 # Native addons of manager-api build against this Node's own headers, never downloaded ones.
 export npm_config_nodedir="${RUNTIME_DIR}/node"
 log "node $(node --version), npm $(npm --version) from the runtime object"
