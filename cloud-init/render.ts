@@ -14,7 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { type EcosystemOptions, renderEcosystem } from "../deploy/ecosystem.ts";
-import { deterministicGzip, INSTALL_DIR } from "./bundle.ts";
+import { deterministicGzip, INSTALL_DIR, RUNTIME_INSTALL_DIR } from "./bundle.ts";
 import {
   DNS_CREDENTIALS_PATH,
   dnsCredentials,
@@ -30,6 +30,7 @@ export {
   BUNDLE_CACHE_DIR,
   type BundleArtifact,
   type BundleFile,
+  type BundleKind,
   bundleObjectKey,
   INSTALL_DIR,
   packBundle,
@@ -45,16 +46,6 @@ export const USER_DATA_LIMIT = 64 * 1024;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const asset = (rel: string): Buffer => readFileSync(path.join(here, rel));
-
-/** Versions installed on both droplets: PM2 as pinned in package.json, so boxes match the local box. */
-export const PINNED = {
-  pm2: (
-    JSON.parse(readFileSync(path.join(here, "..", "package.json"), "utf8")) as {
-      devDependencies: Record<string, string>;
-    }
-  ).devDependencies.pm2 as string,
-  pm2Logrotate: "3.0.0",
-};
 
 export interface GatewaySecrets {
   readonly mqttPassword: string;
@@ -76,7 +67,6 @@ export interface GatewayUserDataInput {
   readonly ecosystem: EcosystemOptions;
   readonly bundle: BundleRef;
   readonly emqxImage: string;
-  readonly nodeMajor: number;
   readonly logLevel: string;
   readonly livekitUrl?: string | undefined;
   readonly secrets: GatewaySecrets;
@@ -96,12 +86,13 @@ export interface ApiUserDataInput {
   readonly apiProxyPaths: readonly string[];
   readonly domain?: string | undefined;
   readonly alertEmail: string;
-  readonly nodeMajor: number;
+  /** Node, npm and PM2 (the runtime object bundle-store.ts uploads): URL and SHA-256. */
+  readonly nodeRuntime: BundleRef;
   /** The gateway's MQTT domain when it serves TLS: the OTA then hands out `<domain>:8883`. */
   readonly mqttTlsDomain?: string | undefined;
 }
 
-interface FileSpec {
+export interface FileSpec {
   readonly path: string;
   readonly content: string | Buffer;
   readonly owner?: string;
@@ -111,6 +102,48 @@ interface FileSpec {
 }
 
 const LIB = { path: "/usr/local/lib/voice-fleet/lib.sh", content: shipped("common/lib.sh") };
+
+/** logrotate every hour instead of daily, so that the 50 MB cap of PM2's logs holds within the day. */
+const LOGROTATE_HOURLY = {
+  path: "/etc/systemd/system/logrotate.timer.d/voice-fleet-hourly.conf",
+  content:
+    "# Written by cloud-init (cloud-init/render.ts): PM2's logs are capped by size.\n[Timer]\nOnCalendar=\nOnCalendar=hourly\n",
+};
+
+/**
+ * Login shells (the on-call's ssh) find the node and pm2 of DIR first on PATH: the
+ * droplets have no system Node (docs/runbook.md, "How the gateway gets its code").
+ */
+function nodeOnPath(dir: string): FileSpec {
+  return {
+    path: "/etc/profile.d/voice-fleet-node.sh",
+    content: `# Written by cloud-init (cloud-init/render.ts): node and pm2 come in ${dir}.\nPATH="${dir}/node/bin:${dir}/node_modules/pm2/bin:$PATH"\n`,
+  };
+}
+
+/**
+ * PM2's logs of USER, rotated by the system's logrotate (a PM2 module such as
+ * pm2-logrotate would be installed from npm on first boot): at 50 MB, 14 kept, gzip;
+ * copytruncate because PM2 keeps its log files open.
+ */
+export function pm2Logrotate(user: string, home: string): FileSpec {
+  return {
+    path: "/etc/logrotate.d/voice-fleet-pm2",
+    content: [
+      "# Written by cloud-init (cloud-init/render.ts). Checked hourly (logrotate.timer drop-in).",
+      `${home}/.pm2/logs/*.log ${home}/.pm2/pm2.log {`,
+      `    su ${user} ${user}`,
+      "    size 50M",
+      "    rotate 14",
+      "    compress",
+      "    missingok",
+      "    notifempty",
+      "    copytruncate",
+      "}",
+      "",
+    ].join("\n"),
+  };
+}
 
 export function renderGatewayUserData(input: GatewayUserDataInput): string {
   const s = input.secrets;
@@ -130,9 +163,6 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
   const settings = envFile(
     [
       ["EMQX_IMAGE", input.emqxImage],
-      ["NODE_MAJOR", String(input.nodeMajor)],
-      ["PM2_VERSION", PINNED.pm2],
-      ["PM2_LOGROTATE_VERSION", PINNED.pm2Logrotate],
       ["INSTALL_DIR", INSTALL_DIR],
       ["BUNDLE_URL", input.bundle.url],
       ["BUNDLE_SHA256", input.bundle.sha256],
@@ -195,6 +225,9 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
           { path: DNS_CREDENTIALS_PATH, content: dnsCredentials(tls), permissions: "0600" },
         ]
       : []),
+    pm2Logrotate("gateway", "/home/gateway"),
+    LOGROTATE_HOURLY,
+    nodeOnPath(INSTALL_DIR),
     // The bundle itself is not here: first boot downloads it (voice-gateway-fetch-bundle).
     { path: `${INSTALL_DIR}/ecosystem.config.cjs`, content: renderEcosystem(input.ecosystem), ...gw },
   ];
@@ -205,14 +238,13 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
       { name: "emqx", uid: 1000, shell: "/usr/sbin/nologin", lock_passwd: true, no_create_home: true },
       { name: "gateway", uid: 1001, shell: "/bin/bash", lock_passwd: true, homedir: "/home/gateway" },
     ],
+    // No compiler, no Node: the bundle carries Node, PM2 and node_modules built elsewhere.
     packages: [
       "docker.io",
-      "build-essential",
-      "python3",
       "curl",
       "ca-certificates",
-      "gnupg",
       "nftables",
+      "logrotate",
       ...(tls ? ["certbot", "python3-certbot-dns-digitalocean"] : []),
     ],
     files,
@@ -222,11 +254,12 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
 
 export function renderApiUserData(input: ApiUserDataInput): string {
   const api = { owner: "api:api", defer: true };
+  checkBundleRef(input.nodeRuntime);
   const settings = envFile(
     [
-      ["NODE_MAJOR", String(input.nodeMajor)],
-      ["PM2_VERSION", PINNED.pm2],
-      ["PM2_LOGROTATE_VERSION", PINNED.pm2Logrotate],
+      ["RUNTIME_URL", input.nodeRuntime.url],
+      ["RUNTIME_SHA256", input.nodeRuntime.sha256],
+      ["RUNTIME_DIR", RUNTIME_INSTALL_DIR],
       ["API_RELEASE_URL", input.apiRelease.url],
       ["API_RELEASE_SHA256", input.apiRelease.sha256],
       ["WEB_RELEASE_URL", input.webRelease.url],
@@ -255,6 +288,15 @@ export function renderApiUserData(input: ApiUserDataInput): string {
   const files: FileSpec[] = [
     LIB,
     { path: "/usr/local/sbin/api-bootstrap", content: asset("api/bootstrap.sh"), permissions: "0755" },
+    // The gateway's downloader, reused for the runtime object (URL, hash, folder from the env).
+    {
+      path: "/usr/local/sbin/voice-fleet-fetch-bundle",
+      content: shipped("gateway/fetch-bundle.sh"),
+      permissions: "0755",
+    },
+    pm2Logrotate("api", "/home/api"),
+    LOGROTATE_HOURLY,
+    nodeOnPath(RUNTIME_INSTALL_DIR),
     { path: "/etc/voice-fleet/api-bootstrap.env", content: settings },
     { path: "/etc/manager-api/api.env", content: apiEnv, permissions: "0600", ...api },
     { path: "/etc/nginx/sites-available/manager", content: nginxSite(input) },
@@ -262,7 +304,17 @@ export function renderApiUserData(input: ApiUserDataInput): string {
   if (input.releaseToken) {
     files.push({ path: "/etc/voice-fleet/release-token", content: input.releaseToken, permissions: "0600" });
   }
-  const packages = ["nginx", "build-essential", "python3", "curl", "ca-certificates", "gnupg", "nftables"];
+  // build-essential and python3: manager-api's own `npm ci` may build native addons (against
+  // the runtime object's headers). Node itself comes from the runtime object.
+  const packages = [
+    "nginx",
+    "build-essential",
+    "python3",
+    "curl",
+    "ca-certificates",
+    "nftables",
+    "logrotate",
+  ];
   if (input.domain) packages.push("certbot", "python3-certbot-nginx");
   return cloudConfig({
     users: [{ name: "api", shell: "/bin/bash", lock_passwd: true, homedir: "/home/api" }],

@@ -1,7 +1,9 @@
 /**
  * The runtime package of the gateway bundle: package.json with only the dependencies the
- * gateway needs at run time, and the root lockfile pruned to exactly those packages, so
- * that `npm ci --omit=dev` on a droplet installs the same versions that the tests ran.
+ * gateway needs at run time (and PM2, the droplet's process manager, at the version the
+ * local box runs), and the root lockfile pruned to exactly those packages. The build
+ * installs them with `npm ci --omit=dev` into a staging folder (deploy/runtime-stage.ts)
+ * and the bundle carries that node_modules: the droplet installs nothing from npm.
  */
 
 interface PackageJson {
@@ -9,6 +11,7 @@ interface PackageJson {
   version?: string;
   engines?: Record<string, string>;
   dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
   allowScripts?: Record<string, boolean>;
 }
 
@@ -40,8 +43,17 @@ export interface RuntimeManifest {
   allowScripts: Record<string, boolean>;
 }
 
+/** Run-time dependencies of the bundle besides the gateway's own: the process manager. */
+const BUNDLED_TOOLS = ["pm2"];
+
 export function runtimeManifest(pkg: PackageJson): RuntimeManifest {
   const dependencies = { ...(pkg.dependencies ?? {}) };
+  for (const tool of BUNDLED_TOOLS) {
+    const version = pkg.devDependencies?.[tool] ?? pkg.dependencies?.[tool];
+    if (!version)
+      throw new Error(`package.json pins no ${tool}: the bundle carries it as its process manager`);
+    dependencies[tool] = version;
+  }
   const allowScripts: Record<string, boolean> = {};
   for (const [name, allowed] of Object.entries(pkg.allowScripts ?? {})) {
     if (allowed && name in dependencies) allowScripts[name] = true;
@@ -54,6 +66,20 @@ export function runtimeManifest(pkg: PackageJson): RuntimeManifest {
     engines: { ...(pkg.engines ?? {}) },
     dependencies,
     allowScripts,
+  };
+}
+
+/**
+ * The manifest of the Node runtime object the API droplet gets (cloud-init/bundle-runtime.ts):
+ * only the bundled tools (PM2), at the versions of the gateway's manifest.
+ */
+export function toolsManifest(pkg: PackageJson): RuntimeManifest {
+  const full = runtimeManifest(pkg);
+  return {
+    ...full,
+    name: `${pkg.name ?? "gateway"}-node-runtime`,
+    dependencies: Object.fromEntries(BUNDLED_TOOLS.map((t) => [t, full.dependencies[t] as string])),
+    allowScripts: {},
   };
 }
 

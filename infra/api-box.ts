@@ -5,7 +5,7 @@
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { assertUserDataFits, renderApiUserData } from "../cloud-init/render.ts";
+import { assertUserDataFits, type BundleRef, renderApiUserData } from "../cloud-init/render.ts";
 import type { Settings } from "./config.ts";
 import { fleetDropletArgs, SECRET_USER_DATA } from "./droplet.ts";
 import type { Secrets } from "./secrets.ts";
@@ -20,6 +20,8 @@ export interface ApiBoxArgs {
   readonly mqttHost: pulumi.Input<string>;
   /** A secret. */
   readonly databaseUrl: pulumi.Input<string>;
+  /** Where first boot downloads Node, npm and PM2 (bundle-store.ts), and their hash. */
+  readonly nodeRuntime: pulumi.Input<BundleRef>;
   /** What must exist before the droplet is created (the database peering and trusted source). */
   readonly dependsOn?: readonly pulumi.Resource[];
 }
@@ -34,13 +36,20 @@ export class ApiBox extends pulumi.ComponentResource {
     const s = args.settings;
     this.userData = pulumi.secret(
       pulumi
-        .all([args.mqttHost, args.databaseUrl, args.secrets.mqttSigningKey, args.secrets.releaseToken])
-        .apply(([mqttHost, databaseUrl, mqttSigningKey, releaseToken]) => {
+        .all([
+          args.mqttHost,
+          args.databaseUrl,
+          args.secrets.mqttSigningKey,
+          args.secrets.releaseToken,
+          args.nodeRuntime,
+        ])
+        .apply(([mqttHost, databaseUrl, mqttSigningKey, releaseToken, nodeRuntime]) => {
           const userData = renderApiUserData({
             mqttHost,
             databaseUrl,
             mqttSigningKey,
             releaseToken,
+            nodeRuntime,
             apiRelease: s.apiRelease,
             webRelease: s.webRelease,
             apiEntry: s.apiEntry,
@@ -48,7 +57,6 @@ export class ApiBox extends pulumi.ComponentResource {
             apiProxyPaths: s.apiProxyPaths,
             domain: s.domain,
             alertEmail: s.alertEmail,
-            nodeMajor: s.nodeMajor,
             mqttTlsDomain: s.mqttDomain,
           });
           assertUserDataFits(userData, "API");

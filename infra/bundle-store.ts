@@ -17,7 +17,7 @@
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
-import { type BundleRef, bundleObjectKey, type StoredBundle } from "../cloud-init/render.ts";
+import { type BundleKind, type BundleRef, bundleObjectKey, type StoredBundle } from "../cloud-init/render.ts";
 import type { Settings } from "./config.ts";
 
 export interface BundleStoreArgs {
@@ -25,6 +25,8 @@ export interface BundleStoreArgs {
   /** Spaces bucket name: unique across all of DigitalOcean. */
   readonly bucketName: string;
   readonly bundle: StoredBundle;
+  /** The Node runtime object of the API droplet: Node, npm and PM2 (cloud-init/bundle-runtime.ts). */
+  readonly runtime: StoredBundle;
 }
 
 export class BundleStore extends pulumi.ComponentResource {
@@ -33,6 +35,9 @@ export class BundleStore extends pulumi.ComponentResource {
   readonly object: digitalocean.SpacesBucketObject;
   /** URL and hash, for user data. */
   readonly ref: pulumi.Output<BundleRef>;
+  readonly runtimeObject: digitalocean.SpacesBucketObject;
+  /** URL and hash of the Node runtime object, for the API droplet's user data. */
+  readonly runtimeRef: pulumi.Output<BundleRef>;
 
   constructor(name: string, args: BundleStoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super("voice-fleet:infra:BundleStore", name, {}, opts);
@@ -61,25 +66,30 @@ export class BundleStore extends pulumi.ComponentResource {
       { name: args.bucketName, region: s.region, acl: "private", forceDestroy: true },
       { parent: this, provider: spaces },
     );
-    const key = bundleObjectKey(bundle.sha256);
-    this.object = new digitalocean.SpacesBucketObject(
-      `${name}-object`,
-      {
-        bucket: this.bucket.name,
-        region: s.region,
-        key,
-        source: bundle.file,
-        etag: bundle.md5,
-        acl: "public-read",
-        contentType: "application/gzip",
-        // The name is the content: it never changes under this key.
-        cacheControl: "public, max-age=31536000, immutable",
-      },
-      { parent: this, provider: spaces },
-    );
-    this.ref = pulumi
-      .all([this.bucket.bucketDomainName, this.object.key])
-      .apply(([domain, objectKey]) => ({ url: `https://${domain}/${objectKey}`, sha256: bundle.sha256 }));
+    const upload = (resName: string, b: StoredBundle, kind: BundleKind): digitalocean.SpacesBucketObject =>
+      new digitalocean.SpacesBucketObject(
+        resName,
+        {
+          bucket: this.bucket.name,
+          region: s.region,
+          key: bundleObjectKey(b.sha256, kind),
+          source: b.file,
+          etag: b.md5,
+          acl: "public-read",
+          contentType: "application/gzip",
+          // The name is the content: it never changes under this key.
+          cacheControl: "public, max-age=31536000, immutable",
+        },
+        { parent: this, provider: spaces },
+      );
+    const refOf = (o: digitalocean.SpacesBucketObject, sha256: string): pulumi.Output<BundleRef> =>
+      pulumi
+        .all([this.bucket.bucketDomainName, o.key])
+        .apply(([domain, objectKey]) => ({ url: `https://${domain}/${objectKey}`, sha256 }));
+    this.object = upload(`${name}-object`, bundle, "gateway");
+    this.ref = refOf(this.object, bundle.sha256);
+    this.runtimeObject = upload(`${name}-runtime-object`, args.runtime, "runtime");
+    this.runtimeRef = refOf(this.runtimeObject, args.runtime.sha256);
     this.registerOutputs({ url: this.ref.apply((r) => r.url) });
   }
 }

@@ -52,7 +52,6 @@ export interface Settings {
   /** Plain MQTT on 1883 stays open (devices not yet told `<mqttDomain>:8883`). */
   readonly mqttPlainPort: boolean;
   readonly emqxImage: string;
-  readonly nodeMajor: number;
   readonly livekitUrl: string | undefined;
   readonly logLevel: string;
   readonly apiRelease: ApiRelease;
@@ -284,7 +283,6 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     mqttDomain,
     mqttPlainPort,
     emqxImage,
-    nodeMajor: int("nodeMajor", 22, 22, 24),
     livekitUrl,
     logLevel: matching("logLevel", new RegExp(`^(${LOG_LEVELS.join("|")})$`), LOG_LEVELS.join(" | "), "info"),
     apiRelease: release("api"),

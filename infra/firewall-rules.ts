@@ -102,7 +102,7 @@ export function gatewayOutbound(s: Settings): OutboundRule[] {
       protocol: "tcp",
       portRange: "443",
       destinations: ANYWHERE,
-      why: "LiveKit signalling, Docker Hub, npm, NodeSource",
+      why: "LiveKit signalling, Docker Hub, the bundle object (Spaces), certbot (ACME, DNS API)",
     },
     { protocol: "tcp", portRange: "80", destinations: ANYWHERE, why: "Ubuntu package mirrors" },
     { protocol: "tcp", portRange: "53", destinations: ANYWHERE, why: "DNS over TCP" },
@@ -128,7 +128,7 @@ export function apiOutbound<T>(s: Settings, database: T, gateway: T): OutboundRu
       protocol: "tcp",
       portRange: "443",
       destinations: ANYWHERE,
-      why: "release artifacts, npm, NodeSource, certbot",
+      why: "release artifacts, the Node runtime object (Spaces), manager-api's npm ci, certbot",
     },
     {
       protocol: "tcp",

@@ -65,7 +65,6 @@ export class GatewayBox extends pulumi.ComponentResource {
       ecosystem: ecosystemOptions(s),
       bundle,
       emqxImage: s.emqxImage,
-      nodeMajor: s.nodeMajor,
       logLevel: s.logLevel,
       livekitUrl: s.livekitUrl,
       secrets,

@@ -6,15 +6,17 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
-import { BUNDLE_CACHE_DIR, storeBundle } from "../cloud-init/render.ts";
+import { storeGatewayBundle, storeNodeRuntime } from "../cloud-init/bundle-runtime.ts";
 import { loadStackConfig } from "./load-config.ts";
 import { DEVICE_PORTS, tcpReadiness } from "./readiness.ts";
 import { createStack } from "./stack.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const config = loadStackConfig();
-const bundle = storeBundle(path.join(root, "dist"), path.join(root, BUNDLE_CACHE_DIR));
+const bundle = storeGatewayBundle(path.join(root, "dist"), root);
+const nodeRuntime = storeNodeRuntime(root);
 const fleet = createStack(config, bundle, {
+  nodeRuntime,
   gatewayReady: tcpReadiness({
     ports: DEVICE_PORTS,
     timeoutMs: config.settings.gatewayReadyTimeoutMinutes * 60_000,

@@ -9,7 +9,8 @@ import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BUNDLE_CACHE_DIR, storeBundle, USER_DATA_LIMIT } from "../cloud-init/render.ts";
+import { storeGatewayBundle, storeNodeRuntime } from "../cloud-init/bundle-runtime.ts";
+import { type StoredBundle, USER_DATA_LIMIT } from "../cloud-init/render.ts";
 import { instancePorts } from "../deploy/ecosystem.ts";
 import type { Settings } from "./config.ts";
 import { apiInbound, apiOutbound, gatewayInbound, gatewayOutbound } from "./firewall-rules.ts";
@@ -25,9 +26,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export interface PlanOptions {
   readonly stack: string;
   readonly stackFile: string;
+  /** dist/ of `npm run build`; the bundle adds the Node runtime and node_modules (cloud-init/bundle-runtime.ts). */
   readonly distDir: string;
-  /** Where the packed bundle is written (the object's source); default .cache/bundles. */
-  readonly bundleDir?: string;
 }
 
 /** Runs the program under mocks and returns the plan as text lines. */
@@ -41,15 +41,19 @@ export async function plan(options: PlanOptions): Promise<string[]> {
     stack: options.stack,
   });
   const config = loadStackConfig({ allowPlaceholders: true });
-  const bundle = storeBundle(options.distDir, options.bundleDir ?? path.join(root, BUNDLE_CACHE_DIR));
+  const bundle = storeGatewayBundle(options.distDir, root);
   // Mocked droplets are "ready" at once; `pulumi up` waits for the real device listener.
-  createStack(config, bundle, { gatewayReady: async () => {} });
+  const nodeRuntime = storeNodeRuntime(root);
+  createStack(config, bundle, { nodeRuntime, gatewayReady: async () => {} });
   await settle();
   const s = config.settings;
   return [
     `voice-fleet plan: stack ${options.stack}, from ${path.relative(root, options.stackFile)} (mocked: no cloud account)`,
-    `bundle: ${path.relative(root, options.distDir)}/ (${bundle.files} files, ${bundle.unpackedBytes.toLocaleString("en")} bytes) ` +
-      `packed to ${bundle.bytes.length.toLocaleString("en")} bytes, sha256 ${bundle.sha256}`,
+    `bundle: ${path.relative(root, options.distDir)}/ + Node ${process.version} + node_modules (${bundle.files} files, ` +
+      `${bundle.unpackedBytes.toLocaleString("en")} bytes) packed to ${bundle.bytes.length.toLocaleString("en")} bytes ` +
+      `${packTime(bundle)}, sha256 ${bundle.sha256}`,
+    `API droplet's Node runtime object: Node, npm, PM2 (${nodeRuntime.files} files) packed to ` +
+      `${nodeRuntime.bytes.length.toLocaleString("en")} bytes ${packTime(nodeRuntime)}, sha256 ${nodeRuntime.sha256}`,
     ...notes(s, Object.keys(secrets)),
     "",
     `resources (${mocks.resources.filter((r) => !r.type.startsWith("voice-fleet:")).length}):`,
@@ -76,6 +80,10 @@ export async function plan(options: PlanOptions): Promise<string[]> {
 }
 
 const DROPLET = "digitalocean:index/droplet:Droplet";
+
+function packTime(b: StoredBundle): string {
+  return b.packMs > 0 ? `in ${(b.packMs / 1000).toFixed(1)} s` : "(packed before: reused)";
+}
 
 function notes(s: Settings, standIns: string[]): string[] {
   const out: string[] = [];

@@ -34,6 +34,8 @@ export interface StackOptions {
    * IP moves only then. `pulumi up` passes the TCP probe of readiness.ts; mocks pass a stand-in.
    */
   readonly gatewayReady: GatewayReadiness;
+  /** The Node runtime object of the API droplet (cloud-init/bundle-runtime.ts storeNodeRuntime). */
+  readonly nodeRuntime: StoredBundle;
 }
 
 export function createStack(config: StackConfig, bundle: StoredBundle, options: StackOptions): Fleet {
@@ -56,6 +58,7 @@ export function createStack(config: StackConfig, bundle: StoredBundle, options: 
     settings: s,
     bucketName: s.bundleBucket ?? `${prefix}-bundles`,
     bundle,
+    runtime: options.nodeRuntime,
   });
 
   const gateways = new Map<string, GatewayBox>();
@@ -112,6 +115,7 @@ export function createStack(config: StackConfig, bundle: StoredBundle, options: 
     tags: [network.tags.fleet, network.tags.api],
     mqttHost: reservedIp.ipAddress,
     databaseUrl: db.connectionString,
+    nodeRuntime: bundleStore.runtimeRef,
     dependsOn: [database.peering, database.firewall],
   });
 

@@ -53,10 +53,10 @@ export async function buildBundle(outDir: string = out): Promise<void> {
     `${JSON.stringify(pruneLockfile(lock, manifest), null, 2)}\n`,
   );
   await writeFile(path.join(outDir, "ecosystem.config.cjs"), renderEcosystem(DEFAULT_ECOSYSTEM));
-  // npm reads allowScripts from package.json and nodedir from .npmrc next to it.
-  await writeFile(path.join(outDir, ".npmrc"), "nodedir=/usr\naudit=false\nfund=false\n");
-  // Outside dist/gateway/ on purpose: cloud-init's user data carries only that folder and
-  // the files above; the binary (~21 MB) travels with the bundle delivery instead.
+  // npm reads allowScripts from package.json; the headers to build against come from the
+  // environment of the staging install (deploy/runtime-stage.ts), never from the droplet.
+  await writeFile(path.join(outDir, ".npmrc"), "audit=false\nfund=false\n");
+  // The media process binary (~21 MB) travels in the bundle object, never in user data.
   await mkdir(path.join(outDir, "bin"), { recursive: true });
   await copyFile(buildMedia(), path.join(outDir, "bin/voice-media"));
 }

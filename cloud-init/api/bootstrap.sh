@@ -49,20 +49,27 @@ unpack() {
   rm -rf "$tmp"
 }
 
-# 1. Node and PM2, nginx.
-install_node_and_pm2 "$NODE_MAJOR" "$PM2_VERSION"
+# 1. Node, npm and PM2 from the runtime object `pulumi up` uploads (the Node the gateway's
+#    tests ran on, in its official layout, and the gateway's pinned PM2), checked against
+#    its SHA-256 like the gateway bundle: a failed download or another hash stops here.
+BOOTSTRAP_ENV=/dev/null BUNDLE_URL="$RUNTIME_URL" BUNDLE_SHA256="$RUNTIME_SHA256" INSTALL_DIR="$RUNTIME_DIR" \
+  /usr/local/sbin/voice-fleet-fetch-bundle
+export PATH="${RUNTIME_DIR}/node/bin:${RUNTIME_DIR}/node_modules/pm2/bin:${PATH}"
+# Native addons of manager-api build against this Node's own headers, never downloaded ones.
+export npm_config_nodedir="${RUNTIME_DIR}/node"
+log "node $(node --version), npm $(npm --version) from the runtime object"
 
 # 2. manager-api from its release artifact, run by user api under PM2.
 fetch "$API_RELEASE_URL" "$API_RELEASE_SHA256" /tmp/manager-api.tar.gz
 unpack /tmp/manager-api.tar.gz /opt/manager-api package.json
 chown -R api:api /opt/manager-api
 cd /opt/manager-api
+# manager-api's own dependencies (not this repository's), from npm's configured registry.
 if [[ -f package-lock.json ]]; then
-  retry 3 10 as_user api /home/api npm ci --omit=dev --no-audit --no-fund
+  retry 3 10 as_user api /home/api npm_config_nodedir="$npm_config_nodedir" npm ci --omit=dev --no-audit --no-fund
 fi
 as_user api /home/api pm2 start "/opt/manager-api/${API_ENTRY}" --name manager-api \
   --node-args="--env-file=/etc/manager-api/api.env" --kill-timeout 10000 --time
-pm2_logrotate api /home/api "$PM2_LOGROTATE_VERSION"
 pm2_hand_to_systemd api /home/api
 
 # 3. manager-web's static build behind nginx, which also proxies the API paths.

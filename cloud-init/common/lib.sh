@@ -32,22 +32,6 @@ set_env() {
   fi
 }
 
-# Node from NodeSource (its nodejs package ships the headers node-gyp builds against,
-# under /usr/include/node: the bundle's .npmrc says nodedir=/usr) and a pinned PM2.
-install_node_and_pm2() {
-  local major=$1 pm2_version=$2
-  install -d -m 0755 /etc/apt/keyrings
-  retry 5 5 bash -c "curl -fsSL https://deb.nodesource.com/gpgkey/nodesource-repo.gpg.key \
-    | gpg --dearmor --yes -o /etc/apt/keyrings/nodesource.gpg"
-  echo "deb [signed-by=/etc/apt/keyrings/nodesource.gpg] https://deb.nodesource.com/node_${major}.x nodistro main" \
-    >/etc/apt/sources.list.d/nodesource.list
-  # First boot: unattended-upgrades may hold the dpkg lock for minutes.
-  retry 5 5 apt-get -o DPkg::Lock::Timeout=600 update -q
-  retry 5 5 apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs
-  node --version | grep -q "^v${major}\." || { log "expected Node ${major}, got $(node --version)"; return 1; }
-  retry 5 5 npm install -g --no-audit --no-fund "pm2@${pm2_version}"
-}
-
 # Waits until something listens on HOST:PORT: wait_tcp HOST PORT TIMEOUT_S
 wait_tcp() {
   local host=$1 port=$2 deadline=$((SECONDS + $3))
@@ -71,18 +55,10 @@ pm2_hand_to_systemd() {
   systemctl start "pm2-${user}"
 }
 
-# Runs a command as USER with HOME and PM2_HOME set: as_user USER HOME CMD...
+# Runs a command as USER with HOME, PM2_HOME and this PATH (where node and pm2 are):
+# as_user USER HOME CMD...
 as_user() {
   local user=$1 home=$2
   shift 2
-  runuser -u "$user" -- env HOME="$home" PM2_HOME="$home/.pm2" "$@"
-}
-
-# pm2-logrotate, pinned: rotate at 50 MB, keep 14, compress.
-pm2_logrotate() {
-  local user=$1 home=$2 version=$3
-  retry 3 5 as_user "$user" "$home" pm2 install "pm2-logrotate@${version}"
-  as_user "$user" "$home" pm2 set pm2-logrotate:max_size 50M
-  as_user "$user" "$home" pm2 set pm2-logrotate:retain 14
-  as_user "$user" "$home" pm2 set pm2-logrotate:compress true
+  runuser -u "$user" -- env HOME="$home" PM2_HOME="$home/.pm2" PATH="$PATH" "$@"
 }

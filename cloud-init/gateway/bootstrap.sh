@@ -61,15 +61,19 @@ systemctl daemon-reload
 systemctl enable --now emqx
 wait_tcp 127.0.0.1 1884 180
 
-# 4. Node and PM2; the bundle's runtime dependencies (@discordjs/opus builds here).
-install_node_and_pm2 "$NODE_MAJOR" "$PM2_VERSION"
-chown -R gateway:gateway "$INSTALL_DIR"
-cd "$INSTALL_DIR"
-retry 3 10 as_user gateway /home/gateway npm ci --omit=dev --no-audit --no-fund
+# 4. Node and PM2 come in the bundle (node/bin/node, node_modules/pm2: the very binaries
+#    the tests ran on, @discordjs/opus built on the build machine): nothing is installed
+#    from npm and nothing is compiled here.
+export PATH="${INSTALL_DIR}/node/bin:${INSTALL_DIR}/node_modules/pm2/bin:${PATH}"
+# (`pm2 --version` would start a PM2 daemon for root: the version comes from its package.json.)
+log "node $(node --version), pm2 $(node -p "require('${INSTALL_DIR}/node_modules/pm2/package.json').version") from the bundle"
+# The bundle stays root's (unpacked as root; gateway only reads and runs it): root runs
+# this node and pm2 too (here, and in the on-call's login shell), so the user the gateways
+# run as must not be able to replace them. Nothing writes there at run time.
 
-# 5. The gateways under PM2, started at boot by systemd, logs rotated.
+# 5. The gateways under PM2, started at boot by systemd (the unit runs the bundle's PM2 with
+#    the bundle's node first on PATH); logs rotated by logrotate (/etc/logrotate.d/voice-fleet-pm2).
 as_user gateway /home/gateway pm2 start "$INSTALL_DIR/ecosystem.config.cjs"
-pm2_logrotate gateway /home/gateway "$PM2_LOGROTATE_VERSION"
 pm2_hand_to_systemd gateway /home/gateway
 
 # 6. Devices in: once EMQX, the verifier and every gateway are ready, the gate opens (this

@@ -3,10 +3,12 @@
  * device against the local broker: the program runs under mocks, the object it uploads
  * (its `source` file) is served on loopback at the object's path, and the real
  * fetch-bundle.sh installs it with the URL's path and the SHA-256 from the rendered user data.
+ * The gateway then runs on the bundle's own Node with the bundle's own node_modules
+ * (nothing from this checkout: no npm, no compiler on the droplet).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -14,9 +16,9 @@ import { after, before, describe, it } from "node:test";
 import { BUNDLE_OBJECT, DROPLET, runFleet } from "../../infra/test/fleet-harness.ts";
 import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.ts";
 import { SimulatedDevice } from "../../tools/sim/device.ts";
+import { BUNDLED_NODE, BUNDLED_PM2 } from "../bundle-runtime.ts";
 import { readUserDataFiles } from "../render.ts";
 import { type ObjectServer, runFetchBundle, serveObject } from "./bundle-server.ts";
-import { ROOT } from "./sample.ts";
 
 describe("the bundle object that pulumi up uploads", () => {
   let dir: string;
@@ -42,9 +44,6 @@ describe("the bundle object that pulumi up uploads", () => {
       INSTALL_DIR: dir,
     });
     assert.equal(fetched.code, 0, fetched.output);
-    // `npm ci --omit=dev` on the droplet installs what the pruned lockfile names; here the
-    // project's node_modules holds the same versions.
-    symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"), "dir");
     broker = await startBroker();
   });
 
@@ -61,10 +60,12 @@ describe("the bundle object that pulumi up uploads", () => {
   });
 
   it("starts from gateway/main.js and echoes a device's voice", async () => {
-    gateway = spawn(process.execPath, [path.join(dir, "gateway/main.js")], {
+    gateway = spawn(path.join(dir, BUNDLED_NODE), [path.join(dir, "gateway/main.js")], {
       cwd: dir,
       env: {
-        PATH: process.env.PATH,
+        // The bundle's node runs it (by path), and packages resolve from the bundle's
+        // node_modules (it lies in a temporary folder: no checkout above it).
+        PATH: "/usr/bin:/bin",
         INSTANCE_ID: "1",
         UDP_PORT: "0",
         UDP_BIND: "127.0.0.1",
@@ -89,5 +90,30 @@ describe("the bundle object that pulumi up uploads", () => {
     device.talk(600);
     await device.waitForAudio(5);
     assert.deepEqual(device.stats.errors, {});
+  });
+
+  it("its PM2 runs, on its own Node, what it starts (as pm2-gateway does on the droplet)", () => {
+    const home = mkdtempSync(path.join(tmpdir(), "bundle-pm2-"));
+    const probe = path.join(home, "probe.cjs");
+    writeFileSync(probe, "setInterval(() => {}, 60_000);\n");
+    // As first boot sets it: the bundle's node/bin first; /usr/bin has another node here.
+    const env = {
+      PATH: `${path.join(dir, "node/bin")}:/usr/bin:/bin`,
+      HOME: home,
+      PM2_HOME: path.join(home, ".pm2"),
+    };
+    const pm2 = (...args: string[]) =>
+      spawnSync(path.join(dir, BUNDLED_PM2), args, { env, encoding: "utf8", timeout: 60_000 });
+    try {
+      const started = pm2("start", probe, "--name", "probe", "--no-autorestart");
+      assert.equal(started.status, 0, `${started.stdout}${started.stderr}`);
+      const list = JSON.parse(pm2("jlist").stdout) as { name: string; pid: number }[];
+      const pid = list.find((p) => p.name === "probe")?.pid ?? 0;
+      assert.ok(pid > 0, JSON.stringify(list));
+      assert.equal(readlinkSync(`/proc/${pid}/exe`), realpathSync(path.join(dir, BUNDLED_NODE)));
+    } finally {
+      pm2("kill");
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });

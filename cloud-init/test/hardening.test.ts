@@ -80,8 +80,8 @@ describe("the guard: cloud-init's bootcmd, every boot, before anything else", ()
       const script = fileText(userData, p);
       const guard = lineOf(script, /^sh \/usr\/local\/lib\/voice-fleet\/guard\.sh$/);
       assert.ok(guard < lineOf(script, /nft list chain inet voice_fleet_guard metadata_out/));
-      assert.ok(guard < lineOf(script, /install_node_and_pm2/), p);
-      assert.ok(guard < lineOf(script, /npm ci/), p);
+      // The download of the bundle (gateway) or of the Node runtime object (API), and PM2.
+      assert.ok(guard < lineOf(script, /^\s*\/usr\/local\/sbin\/voice-(gateway|fleet)-fetch-bundle$/), p);
       assert.ok(guard < lineOf(script, /pm2 start/), p);
     }
   });

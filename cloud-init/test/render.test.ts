@@ -96,6 +96,26 @@ describe("gateway user data", () => {
     }
   });
 
+  test("first boot installs nothing from npm and compiles nothing: Node and PM2 come in the bundle", () => {
+    const bootstrap =
+      readUserDataFiles(userData).get("/usr/local/sbin/voice-gateway-bootstrap")?.content.toString() ?? "";
+    const commands = bootstrap.split("\n").filter((l) => !l.trimStart().startsWith("#"));
+    for (const banned of [/\bnpm\b/, /apt-get/, /pm2 install/, /node-gyp/]) {
+      assert.deepEqual(
+        commands.filter((l) => banned.test(l)),
+        [],
+        `${banned}`,
+      );
+    }
+    assert.ok(
+      commands.some((l) =>
+        /^export PATH="\$\{INSTALL_DIR\}\/node\/bin:\$\{INSTALL_DIR\}\/node_modules\/pm2\/bin:/.test(l),
+      ),
+    );
+    const packages = (parse(userData) as { packages: string[] }).packages;
+    for (const p of ["build-essential", "python3", "gnupg"]) assert.ok(!packages.includes(p), p);
+  });
+
   test("renders the same bytes every time (a changed user data replaces the droplet)", () => {
     assert.equal(sampleGatewayUserData(), userData);
   });

@@ -35,7 +35,6 @@ export function gatewayInput(overrides: Partial<GatewayUserDataInput> = {}): Gat
     ecosystem: DEFAULT_ECOSYSTEM,
     bundle: SAMPLE_BUNDLE_REF,
     emqxImage: "emqx/emqx:5.8.9",
-    nodeMajor: 22,
     logLevel: "info",
     livekitUrl: "wss://voice.livekit.cloud",
     secrets: SECRETS,
@@ -59,7 +58,10 @@ export const API_INPUT: ApiUserDataInput = {
   apiProxyPaths: ["/toy/", "/api/"],
   domain: "api.voice.test",
   alertEmail: "oncall@voice.test",
-  nodeMajor: 22,
+  nodeRuntime: {
+    url: `https://voice-fleet-test-bundles.fra1.digitaloceanspaces.com/runtime/${"c".repeat(64)}.tar.gz`,
+    sha256: "c".repeat(64),
+  },
 };
 
 export function sampleApiUserData(overrides: Partial<ApiUserDataInput> = {}): string {

@@ -1,6 +1,7 @@
 /** Runs the whole program under mocks with the prod settings file, plus overrides. */
 import path from "node:path";
-import { BUNDLE_CACHE_DIR, type StoredBundle, storeBundle } from "../../cloud-init/render.ts";
+import { storeGatewayBundle, storeNodeRuntime } from "../../cloud-init/bundle-runtime.ts";
+import type { StoredBundle } from "../../cloud-init/render.ts";
 import { DIST, ROOT } from "../../cloud-init/test/dist.ts";
 import { loadStackConfig, type StackConfig } from "../load-config.ts";
 import { type FleetMocks, installMocks, type RecordedResource, settle } from "../mocks.ts";
@@ -18,8 +19,16 @@ let packed: StoredBundle | undefined;
 
 /** dist/ packed as `pulumi up` packs it (once per test process: with a binary inside, packing takes a while). */
 export function distBundle(): StoredBundle {
-  packed ??= storeBundle(DIST, path.join(ROOT, BUNDLE_CACHE_DIR));
+  packed ??= storeGatewayBundle(DIST, ROOT);
   return packed;
+}
+
+let runtime: StoredBundle | undefined;
+
+/** The Node runtime object of the API droplet, as `pulumi up` packs it (once per test process). */
+export function nodeRuntime(): StoredBundle {
+  runtime ??= storeNodeRuntime(ROOT);
+  return runtime;
 }
 
 export interface FleetRun {
@@ -49,6 +58,7 @@ export async function runFleet(
   const config = loadStackConfig({ allowPlaceholders: true });
   const readinessAsked: string[] = [];
   const fleet = createStack(config, bundle, {
+    nodeRuntime: nodeRuntime(),
     gatewayReady: async (host) => {
       readinessAsked.push(host);
       await options.gatewayReady?.(host, mocks);

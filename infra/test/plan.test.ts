@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { packBundle, readDistBundle } from "../../cloud-init/render.ts";
+import { storeGatewayBundle, storeNodeRuntime } from "../../cloud-init/bundle-runtime.ts";
 import { plan } from "../plan.ts";
 import { DIST, PROD_FILE, ROOT } from "./fleet-harness.ts";
 
@@ -34,11 +34,18 @@ test("the plan lists every resource, the firewall rules, the instances and the u
   assert.match(text, /^ {2}api +[\d,]+ +bytes/m);
   assert.match(text, /placeholders still set .*adminCidrs/);
   // The bundle: the object, its size, and user data a fraction of the limit.
-  const bundle = packBundle(readDistBundle(DIST));
+  const bundle = storeGatewayBundle(DIST, ROOT);
+  const runtime = storeNodeRuntime(ROOT);
   assert.match(
     text,
     new RegExp(
       `\\+ SpacesBucketObject +bundle-object +gateway/${bundle.sha256}\\.tar\\.gz ${bundle.bytes.length.toLocaleString("en")} bytes acl=public-read`,
+    ),
+  );
+  assert.match(
+    text,
+    new RegExp(
+      `\\+ SpacesBucketObject +bundle-runtime-object +runtime/${runtime.sha256}\\.tar\\.gz ${runtime.bytes.length.toLocaleString("en")} bytes acl=public-read`,
     ),
   );
   assert.match(text, /\+ SpacesBucket +bundle-bucket +voice-fleet-prod-bundles region=fra1 acl=private/);
@@ -46,7 +53,10 @@ test("the plan lists every resource, the firewall rules, the instances and the u
   assert.ok(gatewayShare < 25, `gateway user data at ${gatewayShare}% of the limit`);
   assert.match(text, /reserved IP moves to a new gateway droplet only once it accepts devices/);
   // Secrets never reach the plan, not even the stand-ins (the bundle's hash is no secret).
-  assert.doesNotMatch(text.replaceAll(bundle.sha256, "<bundle>"), /[0-9a-f]{40}/);
+  assert.doesNotMatch(
+    text.replaceAll(bundle.sha256, "<bundle>").replaceAll(runtime.sha256, "<runtime>"),
+    /[0-9a-f]{40}/,
+  );
 });
 
 test("a retired droplet size fails the plan, naming the key", async () => {

@@ -111,7 +111,7 @@ describe("stack variants under mocks", () => {
       const packed = packBundle(files);
       const file = path.join(dir, `gateway-${packed.sha256}.tar.gz`);
       writeFileSync(file, packed.bytes);
-      const run = await runFleet({}, { ...packed, file });
+      const run = await runFleet({}, { ...packed, file, packMs: 0 });
       const object = run.find(BUNDLE_OBJECT, "bundle-object");
       assert.equal(object.inputs.source, file);
       assert.equal(object.inputs.key, `gateway/${packed.sha256}.tar.gz`);
@@ -121,6 +121,26 @@ describe("stack variants under mocks", () => {
       assert.notEqual(userData(run), userData(base));
       // ...by its hash only, in the URL and in BUNDLE_SHA256 (compressed: within a few bytes).
       assert.ok(Math.abs(size(run) - size(base)) < 64, `${size(run)} vs ${size(base)} bytes`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a new gateway bundle leaves the API droplet's user data (its Node runtime object) alone", async () => {
+    const base = await runFleet();
+    const files = [...readDistBundle(DIST), { path: "gateway/extra.js", content: randomBytes(64) }];
+    const dir = mkdtempSync(path.join(tmpdir(), "new-bundle-"));
+    try {
+      const packed = packBundle(files);
+      const file = path.join(dir, `gateway-${packed.sha256}.tar.gz`);
+      writeFileSync(file, packed.bytes);
+      const run = await runFleet({}, { ...packed, file, packMs: 0 });
+      const api = (r: typeof run) => String(r.find(DROPLET, "api").inputs.userData);
+      assert.equal(api(run), api(base));
+      const settings = readUserDataFiles(api(run))
+        .get("/etc/voice-fleet/api-bootstrap.env")
+        ?.content.toString();
+      assert.match(settings ?? "", /^RUNTIME_URL='https:\/\/[^']+\/runtime\/[0-9a-f]{64}\.tar\.gz'$/m);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
