@@ -48,6 +48,7 @@ import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { firmwareHello } from "./sim/firmware-hello.ts";
 import { FRAME_MS, upstreamClip } from "./sim/opus-frames.ts";
 
 const { values } = parseArgs({
@@ -322,12 +323,7 @@ async function startHostile(): Promise<void> {
   );
 
   // Hello floods from an authenticated hostile device.
-  const hello = JSON.stringify({
-    type: "hello",
-    version: 3,
-    transport: "udp",
-    audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
-  });
+  const hello = JSON.stringify(firmwareHello());
   timers.push(
     setInterval(() => {
       const h = pick(hostileDevices);

@@ -17,6 +17,7 @@ import type { OpusEncoder as OpusCodec } from "@discordjs/opus";
 import mqtt, { type MqttClient } from "mqtt";
 import { openAudioPacket, sealAudioPacket } from "../../gateway/src/protocol/audio-packet.ts";
 import { parseUdpPacket } from "../../gateway/src/protocol/udp-packet.ts";
+import { firmwareHello } from "./firmware-hello.ts";
 import { type DeviceMessage, type HelloReply, parseHelloReply } from "./hello-reply.ts";
 import { FRAME_MS, type UpstreamClip, upstreamClip } from "./opus-frames.ts";
 
@@ -199,13 +200,7 @@ export class SimulatedDevice extends EventEmitter {
     this.#speaking = false;
     const started = performance.now();
     const reply = this.waitForMessage((m) => m.type === "hello", timeoutMs);
-    this.send({
-      type: "hello",
-      version: 3,
-      features: { mcp: true },
-      transport: "udp",
-      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: this.#frameMs },
-    });
+    this.send(firmwareHello(this.#frameMs));
     let msg: DeviceMessage;
     try {
       msg = await reply;

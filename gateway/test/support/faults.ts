@@ -8,6 +8,7 @@
  */
 import type { SimulatedDevice } from "../../../tools/sim/device.ts";
 import { SimulatedDevice as Device } from "../../../tools/sim/device.ts";
+import { firmwareHello } from "../../../tools/sim/firmware-hello.ts";
 import { Fleet, type Member } from "./fleet.ts";
 import type { Pm2Box } from "./pm2-box.ts";
 
@@ -274,13 +275,7 @@ export async function restartBroker(box: Pm2Box, fleet: Fleet, downMs: number): 
   };
 }
 
-const HELLO = {
-  type: "hello",
-  version: 3,
-  features: { mcp: true },
-  transport: "udp",
-  audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
-};
+const HELLO = firmwareHello();
 
 /** `trials` devices each send two hellos back to back (a firmware retry under load). */
 export async function doubleHellos(

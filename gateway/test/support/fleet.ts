@@ -156,6 +156,16 @@ export class Fleet {
     }
   }
 
+  /** Resolves once every device heard at least `frames` frames back in its current session. */
+  async allHeardAudio(frames: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const behind = () => this.members.filter((m) => (this.current(m)?.received ?? 0) < frames).length;
+    while (behind() > 0) {
+      if (Date.now() > deadline) throw new Error(`${behind()} devices heard fewer than ${frames} frames`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
     this.stopAudio();
