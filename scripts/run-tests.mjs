@@ -22,6 +22,7 @@ const UNIT_TESTS = [
   "gateway/test/audio-units.test.ts",
   "gateway/test/config.test.ts",
   "gateway/test/credential-vectors.test.ts",
+  "gateway/test/env.test.ts",
   "gateway/test/forward-to-dead-peer.test.ts",
   "gateway/test/hello-budget.test.ts",
   "gateway/test/log-limiter.test.ts",

@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { ConfigError, describeConfig, loadEnv, parseConfig } from "../src/config.ts";
+import { describeConfig, parseConfig } from "../src/config.ts";
+import { ConfigError, loadEnv } from "../src/env.ts";
 
 describe("config", () => {
   const base = { MQTT_PASSWORD: "p" };

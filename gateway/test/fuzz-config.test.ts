@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { ConfigError, type GatewayConfig, loadEnv, parseConfig } from "../src/config.ts";
+import { type GatewayConfig, parseConfig } from "../src/config.ts";
+import { ConfigError, loadEnv } from "../src/env.ts";
 import { RUNS, Tally } from "./support/fuzz.ts";
 
 const CONFIG_VARS = [
