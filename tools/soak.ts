@@ -43,7 +43,7 @@ import mqtt from "mqtt";
 import { sealAudioPacket } from "../gateway/src/protocol/audio-packet.ts";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway } from "./load/gateway-process.ts";
-import { waitReady } from "./load/health-client.ts";
+import { fetchHealth, waitReady } from "./load/health-client.ts";
 import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
@@ -92,14 +92,6 @@ interface Instance {
   udpPort: number;
 }
 
-interface Health {
-  sessions?: number;
-  udpPort?: number;
-  drops?: Record<string, number>;
-  closes?: Record<string, number>;
-  memory?: { rssBytes?: number };
-}
-
 let broker: BrokerProcess | undefined;
 const instances: Instance[] = [];
 const legit: SimulatedDevice[] = [];
@@ -117,15 +109,6 @@ let hijackerHeard = 0;
 
 function countHostile(kind: string, n = 1): void {
   hostileSent[kind] = (hostileSent[kind] ?? 0) + n;
-}
-
-async function fetchHealth(i: Instance): Promise<Health | undefined> {
-  try {
-    const r = await fetch(`${i.healthUrl}/health`, { signal: AbortSignal.timeout(3000) });
-    return (await r.json()) as Health;
-  } catch {
-    return undefined;
-  }
 }
 
 async function startGateways(): Promise<void> {
@@ -150,7 +133,7 @@ async function startGateways(): Promise<void> {
     });
   }
   await Promise.all(instances.map((i) => waitReady(i.healthUrl)));
-  for (const i of instances) i.udpPort = (await fetchHealth(i))?.udpPort ?? 0;
+  for (const i of instances) i.udpPort = (await fetchHealth(i.healthUrl, 3000))?.udpPort ?? 0;
 }
 
 async function startDevices(): Promise<void> {
@@ -381,7 +364,7 @@ async function startHostile(): Promise<void> {
 }
 
 async function snapshot(): Promise<{ rss: number[]; sessions: number; drops: Record<string, number> }> {
-  const healths = await Promise.all(instances.map(fetchHealth));
+  const healths = await Promise.all(instances.map((i) => fetchHealth(i.healthUrl, 3000)));
   const drops: Record<string, number> = {};
   for (const h of healths)
     for (const [k, v] of Object.entries(h?.drops ?? {})) drops[k] = (drops[k] ?? 0) + v;

@@ -9,6 +9,7 @@
 import type { SimulatedDevice } from "../../../tools/sim/device.ts";
 import { SimulatedDevice as Device } from "../../../tools/sim/device.ts";
 import { firmwareHello } from "../../../tools/sim/firmware-hello.ts";
+import type { HealthBody } from "../../src/ops/health-body.ts";
 import { Fleet, type Member } from "./fleet.ts";
 import type { Pm2Box } from "./pm2-box.ts";
 
@@ -49,7 +50,7 @@ export async function liveSessions(box: Pm2Box): Promise<number | undefined> {
         const r = await fetch(`http://127.0.0.1:${p.healthPort}/health`, {
           signal: AbortSignal.timeout(1500),
         });
-        return ((await r.json()) as { sessions: number }).sessions;
+        return ((await r.json()) as HealthBody).sessions;
       }),
     );
     return counts.reduce((a, b) => a + b, 0);
@@ -334,7 +335,7 @@ export async function staggeredSpread(box: Pm2Box, count: number, staggerMs: num
         const r = await fetch(`http://127.0.0.1:${p.healthPort}/health`, {
           signal: AbortSignal.timeout(2000),
         });
-        return ((await r.json()) as { sessions: number }).sessions;
+        return ((await r.json()) as HealthBody).sessions;
       }),
     );
   } finally {
