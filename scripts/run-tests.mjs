@@ -31,6 +31,7 @@ const UNIT_TESTS = [
   "gateway/test/ota.test.ts",
   "gateway/test/owner-decision.test.ts",
   "gateway/test/protocol.test.ts",
+  "gateway/test/session-timers.test.ts",
   "gateway/test/source-limiter.test.ts",
   "gateway/test/upstream-guard.test.ts",
   "tools/test/dev-signing-key.test.ts",

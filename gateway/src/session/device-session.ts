@@ -21,6 +21,7 @@ import {
 import { checkOpusPacket, MAX_OPUS_PACKET_BYTES } from "../protocol/opus-packet.ts";
 import { headerTemplate, type UdpPacket } from "../protocol/udp-packet.ts";
 import { DOWN_RATE, Downstream, type RemoteAddress } from "./downstream.ts";
+import { type SessionTimer, type StartTimer, startNodeTimer } from "./timer.ts";
 import { UpstreamGuard } from "./upstream-guard.ts";
 
 export interface SessionDeps {
@@ -31,6 +32,8 @@ export interface SessionDeps {
   readonly udpPort: number;
   readonly idleTimeoutMs: number;
   readonly maxSessionMs: number;
+  /** The idle and max-duration timers; Node's when absent. */
+  readonly startTimer?: StartTimer;
   sendUdp(datagram: Buffer, to: RemoteAddress): void;
   publishToDevice(clientId: string, message: JsonObject): void;
   /** Called once, when the session closes (before the agent has finished closing). */
@@ -52,8 +55,8 @@ export class DeviceSession {
   readonly #encoder: OpusStream;
   readonly #agent: AgentBridge;
   readonly #downstream: Downstream;
-  readonly #idleTimer: NodeJS.Timeout;
-  readonly #maxTimer: NodeJS.Timeout;
+  readonly #idleTimer: SessionTimer;
+  readonly #maxTimer: SessionTimer;
   readonly #upstream = new UpstreamGuard();
   #state: SessionState = "open";
 
@@ -92,8 +95,9 @@ export class DeviceSession {
         endSession: (reason) => void this.close(reason),
       },
     );
-    this.#idleTimer = setTimeout(() => void this.close("inactivity_timeout"), deps.idleTimeoutMs);
-    this.#maxTimer = setTimeout(() => void this.close("max_duration"), deps.maxSessionMs);
+    const startTimer = deps.startTimer ?? startNodeTimer;
+    this.#idleTimer = startTimer(deps.idleTimeoutMs, () => void this.close("inactivity_timeout"));
+    this.#maxTimer = startTimer(deps.maxSessionMs, () => void this.close("max_duration"));
   }
 
   get state(): SessionState {
@@ -211,8 +215,8 @@ export class DeviceSession {
   async close(reason: CloseReason): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
-    clearTimeout(this.#idleTimer);
-    clearTimeout(this.#maxTimer);
+    this.#idleTimer.cancel();
+    this.#maxTimer.cancel();
     // The firmware acts on goodbye only when session_id matches its current session; one
     // for the current session spares the device its 120 s liveness timeout. None back to
     // a device that said goodbye itself (an independent client acts on it, and firmware
