@@ -2,9 +2,9 @@
 import path from "node:path";
 import { BUNDLE_CACHE_DIR, type StoredBundle, storeBundle } from "../../cloud-init/render.ts";
 import { DIST, ROOT } from "../../cloud-init/test/dist.ts";
+import { createStack, type FleetStack } from "../fleet-stack.ts";
 import { loadStackConfig, type StackConfig } from "../load-config.ts";
 import { type FleetMocks, installMocks, type RecordedResource, settle } from "../mocks.ts";
-import { createStack, type Fleet } from "../stack.ts";
 import { readStackFile, standInSecrets } from "../stack-file.ts";
 
 export { DIST, ROOT };
@@ -24,7 +24,7 @@ export function distBundle(): StoredBundle {
 
 export interface FleetRun {
   readonly mocks: FleetMocks;
-  readonly fleet: Fleet;
+  readonly fleet: FleetStack;
   readonly config: StackConfig;
   readonly secrets: Record<string, string>;
   /** Addresses the stack asked to be ready before moving the reserved IP, in order. */

@@ -18,7 +18,6 @@ export type DropReason =
   | "udp_unproven_source"
   | "udp_bad_opus"
   | "udp_opus_decode_failed"
-  | "udp_not_streaming"
   // MQTT
   | "mqtt_oversized"
   | "mqtt_malformed_json"
@@ -41,8 +40,7 @@ export type DropReason =
   | "down_queue_full"
   | "down_no_remote_address"
   | "down_encode_failed"
-  | "down_send_failed"
-  | "agent_audio_without_session";
+  | "down_send_failed";
 
 export type CloseReason =
   | "device_goodbye"

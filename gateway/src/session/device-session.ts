@@ -108,18 +108,6 @@ export class DeviceSession {
     return this.#upstream.remote;
   }
 
-  get worker(): number {
-    return this.#decoder.worker;
-  }
-
-  get speaking(): boolean {
-    return this.#downstream.speaking;
-  }
-
-  get downstreamSequence(): number {
-    return this.#downstream.sequence;
-  }
-
   /** The reply to the device's hello; the device derives its UDP header from `nonce`. */
   helloReply(): JsonObject {
     return helloReply({
