@@ -188,7 +188,7 @@ async function up(argv: string[]): Promise<void> {
   const conversation = setInterval(() => devices.forEach(talkOnce), 4000);
   const goodbyes = new Map<string, number>();
   for (const d of devices) {
-    d.on("server_goodbye", (reason: string) => {
+    d.on("server_goodbye", (reason) => {
       goodbyes.set(reason, (goodbyes.get(reason) ?? 0) + 1);
       // The gateway closed our session (drain, restart): re-hello, as firmware does on
       // its next interaction.

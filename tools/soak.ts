@@ -41,8 +41,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { sealAudioPacket } from "../gateway/src/protocol/audio-packet.ts";
+import { UDP_HEADER_BYTES, writeUdpHeader } from "../gateway/src/protocol/udp-packet.ts";
 import { buildBundle } from "../scripts/build.ts";
-import { spawnGateway } from "./load/gateway-process.ts";
+import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { fetchHealth, waitReady } from "./load/health-client.ts";
 import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
@@ -154,7 +155,7 @@ async function startDevices(): Promise<void> {
         d.connect().then(async () => {
           await d.hello();
           d.listen("realtime");
-          d.on("server_goodbye", (reason: string) => {
+          d.on("server_goodbye", (reason) => {
             if (!stopping && !lost.has(d.clientId)) lost.set(d.clientId, `server goodbye (${reason})`);
           });
           d.on("mqtt_closed", () => {
@@ -251,12 +252,14 @@ async function startHostile(): Promise<void> {
         if (!v || !s) return;
         // The right connection id and a newer sequence, but no key: a random payload.
         const payload = randomBytes(randomInt(20, 120));
-        const d = Buffer.alloc(16 + payload.length);
-        d[0] = 1;
-        d.writeUInt16BE(payload.length, 2);
-        d.writeUInt32BE(s.nonce.readUInt32BE(4), 4);
-        d.writeUInt32BE(v.stats.framesSent + randomInt(1, 40), 12);
-        payload.copy(d, 16);
+        const d = Buffer.alloc(UDP_HEADER_BYTES + payload.length);
+        writeUdpHeader(d, {
+          payloadLength: payload.length,
+          connectionId: s.nonce.readUInt32BE(4),
+          timestamp: 0,
+          sequence: v.stats.framesSent + randomInt(1, 40),
+        });
+        payload.copy(d, UDP_HEADER_BYTES);
         spoofer.send(d, s.port, s.server);
         countHostile("udp_spoofed_connection_id");
       },
@@ -325,12 +328,14 @@ async function startHostile(): Promise<void> {
       let n = 0;
       for (const seq of [seen + 2000, seen + 1]) {
         for (let b = 0; b < 256; b++) {
-          const d = Buffer.alloc(17);
-          d[0] = 1;
-          d.writeUInt16BE(1, 2);
-          d.writeUInt32BE(s.nonce.readUInt32BE(4), 4);
-          d.writeUInt32BE(seq >>> 0, 12);
-          d[16] = b;
+          const d = Buffer.alloc(UDP_HEADER_BYTES + 1);
+          writeUdpHeader(d, {
+            payloadLength: 1,
+            connectionId: s.nonce.readUInt32BE(4),
+            timestamp: 0,
+            sequence: seq,
+          });
+          d[UDP_HEADER_BYTES] = b;
           (hijackers[n++ % hijackers.length] as Socket).send(d, s.port, s.server);
         }
       }
@@ -508,16 +513,7 @@ async function cleanup(): Promise<void> {
   for (const t of timers) clearInterval(t);
   for (const s of sockets) s.close();
   await Promise.all([...legit, ...hostileDevices].map((d) => d.close()));
-  await Promise.all(
-    instances.map(
-      (i) =>
-        new Promise<void>((resolve) => {
-          if (i.process.exitCode !== null || i.process.signalCode !== null) return resolve();
-          i.process.once("exit", () => resolve());
-          i.process.kill("SIGTERM");
-        }),
-    ),
-  );
+  await Promise.all(instances.map(stopGateway));
   await broker?.stop();
 }
 

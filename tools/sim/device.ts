@@ -99,7 +99,23 @@ export interface DeviceStats {
   roundTripMs: number[];
 }
 
-export class SimulatedDevice extends EventEmitter {
+/** What a simulated device emits, and with what. */
+export type DeviceEvents = {
+  /** Every MQTT message from the server, parsed. */
+  message: [DeviceMessage];
+  /** A downstream frame's PCM, for the frames decoded (sequence a multiple of `decodeEvery`). */
+  pcm: [Buffer];
+  /** A downstream frame accepted and counted in `stats.framesReceived`. */
+  audio: [];
+  /** Something the firmware would reject; counted in `stats.errors` too. */
+  device_error: [DeviceError];
+  /** The server's goodbye for the current session, with its reason ("" if none). */
+  server_goodbye: [string];
+  /** The MQTT connection closed. */
+  mqtt_closed: [];
+};
+
+export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   readonly clientId: string;
   readonly mac: string;
   readonly stats: DeviceStats = {

@@ -77,7 +77,7 @@ export class Fleet {
       const m: Member = { device, sessions: [], outages: [], audioGaps: [], helloFailures: 0 };
       fleet.members.push(m);
       device.on("audio", () => fleet.#onAudio(m));
-      device.on("server_goodbye", (reason: string) => fleet.#onGoodbye(m, reason));
+      device.on("server_goodbye", (reason) => fleet.#onGoodbye(m, reason));
       if (options.reconnect) device.on("mqtt_closed", () => fleet.#onBrokerLost(m));
     }
     try {
