@@ -79,7 +79,7 @@ export class GatewayBox extends pulumi.ComponentResource {
     // preview (reserved IP and bucket not yet known) fails when user data is too big.
     assertUserDataFits(
       renderGatewayUserData(
-        input("255.255.255.255", STAND_IN_BUNDLE, standInSecrets(s), standInFiller("dns-token")),
+        input("255.255.255.255", STAND_IN_BUNDLE, longestStandInSecrets(s), standInFiller("dns-token")),
       ),
       `gateway ${args.slot}`,
     );
@@ -163,7 +163,7 @@ const STAND_IN_BUNDLE: BundleRef = {
 };
 
 /** Deterministic, incompressible stand-ins as long as the longest secret config accepts. */
-function standInSecrets(s: Settings): GatewayUserDataInput["secrets"] {
+function longestStandInSecrets(s: Settings): GatewayUserDataInput["secrets"] {
   return {
     mqttPassword: standInFiller("mqtt"),
     mqttSigningKey: standInFiller("signing"),

@@ -7,9 +7,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { storeGatewayBundle, storeNodeRuntime } from "../cloud-init/bundle-runtime.ts";
+import { createStack } from "./fleet-stack.ts";
 import { loadStackConfig } from "./load-config.ts";
 import { DEVICE_PORTS, tcpReadiness } from "./readiness.ts";
-import { createStack } from "./stack.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const config = loadStackConfig();

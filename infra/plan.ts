@@ -14,11 +14,11 @@ import { type StoredBundle, USER_DATA_LIMIT } from "../cloud-init/render.ts";
 import { instancePorts } from "../deploy/ecosystem.ts";
 import type { Settings } from "./config.ts";
 import { apiInbound, apiOutbound, gatewayInbound, gatewayOutbound } from "./firewall-rules.ts";
+import { createStack } from "./fleet-stack.ts";
 import { ecosystemOptions } from "./gateway-box.ts";
 import { loadStackConfig } from "./load-config.ts";
 import { type FleetMocks, installMocks, MOCK_DATABASE, type RecordedResource, settle } from "./mocks.ts";
 import { DEVICE_PORTS } from "./readiness.ts";
-import { createStack } from "./stack.ts";
 import { readStackFile, standInSecrets } from "./stack-file.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

@@ -3,6 +3,7 @@
 // `*.test.ts` under the source folders with Node's own test runner (via tsx).
 // Arguments narrow the Node tests: `npm test -- gateway/test/udp` runs the files whose
 // path contains any of the given strings, and skips lint, typecheck and Go.
+// `npm test -- --unit` runs only the fast unit tests listed in UNIT_TESTS (seconds).
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
@@ -10,7 +11,31 @@ import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const roots = ["gateway", "tools", "infra", "cloud-init", "deploy", "scripts"];
-const filters = process.argv.slice(2);
+const args = process.argv.slice(2);
+const unitOnly = args.includes("--unit");
+const filters = args.filter((a) => a !== "--unit");
+
+// The fast unit tests: pure code and the in-process core, no PM2, LiveKit, broker or other
+// child process, no fixed port, no 100,000-input fuzzing. A new test file belongs here
+// when it meets all of that; `npm test -- --unit` fails if one listed is gone.
+const UNIT_TESTS = [
+  "gateway/test/audio-units.test.ts",
+  "gateway/test/config.test.ts",
+  "gateway/test/credential-vectors.test.ts",
+  "gateway/test/env.test.ts",
+  "gateway/test/forward-to-dead-peer.test.ts",
+  "gateway/test/hello-budget.test.ts",
+  "gateway/test/log-limiter.test.ts",
+  "gateway/test/messages.test.ts",
+  "gateway/test/opus-pool.test.ts",
+  "gateway/test/ota.test.ts",
+  "gateway/test/owner-decision.test.ts",
+  "gateway/test/protocol.test.ts",
+  "gateway/test/session-timers.test.ts",
+  "gateway/test/source-limiter.test.ts",
+  "gateway/test/upstream-guard.test.ts",
+  "tools/test/dev-signing-key.test.ts",
+];
 
 function findTests(dir, found = []) {
   let names;
@@ -41,7 +66,7 @@ function run(label, cmd, args, options = {}) {
 // the other binaries, the Python venv) is installed or built first; quick when all is there.
 run("prepare", process.execPath, [path.join(root, "scripts/prepare.mjs"), "test"]);
 
-if (filters.length === 0) {
+if (filters.length === 0 && !unitOnly) {
   run("lint", "npx", ["biome", "check", "."]);
   run("typecheck", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
   run("broker tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "broker") });
@@ -52,6 +77,14 @@ if (filters.length === 0) {
 run("media build", "bash", [path.join(root, "scripts/build-media.sh")]);
 
 let files = roots.flatMap((r) => findTests(path.join(root, r))).sort();
+if (unitOnly) {
+  const missing = UNIT_TESTS.filter((f) => !files.includes(f));
+  if (missing.length > 0) {
+    console.error(`unit tests listed in scripts/run-tests.mjs but not found: ${missing.join(", ")}`);
+    process.exit(1);
+  }
+  files = UNIT_TESTS;
+}
 if (filters.length > 0) files = files.filter((f) => filters.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error("no test files matched");

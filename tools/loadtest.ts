@@ -19,9 +19,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import type { HealthBody } from "../gateway/src/ops/health-body.ts";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
-import { fetchJson, waitReady } from "./load/health-client.ts";
+import { fetchHealth, waitReady } from "./load/health-client.ts";
 import { type InstanceFigures, markdownTable, type StepResult, svgChart } from "./load/report.ts";
 import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
@@ -167,20 +168,19 @@ async function holdStep(target: number, helloMs: number[]): Promise<StepResult> 
   // Let echoes of frames already sent arrive before counting loss.
   await new Promise((r) => setTimeout(r, 500));
   const gen = process.cpuUsage(genBefore);
-  const healths = await Promise.all(instances.map((i) => fetchJson(`${i.healthUrl}/health`)));
+  const healths = await Promise.all(instances.map((i) => fetchHealth(i.healthUrl)));
   const figures: InstanceFigures[] = instances.map((inst, k) => {
-    const h = healths[k] ?? {};
+    const h = healths[k];
     const before = cpuBefore[k];
     const after = inst.process?.pid ? cpuSeconds(inst.process.pid) : undefined;
-    const memory = (h.memory ?? {}) as { rssBytes?: number };
     return {
       instanceId: inst.id,
-      sessions: Number(h.sessions ?? 0),
+      sessions: h?.sessions ?? 0,
       cpuPercent:
         before !== undefined && after !== undefined ? ((after - before) / elapsed) * 100 : Number.NaN,
-      rssMb: (memory.rssBytes ?? 0) / 2 ** 20,
-      eventLoopLagP99Ms: Number(h.eventLoopLagP99Ms ?? Number.NaN),
-      workerUtilization: ((h.workers ?? []) as { utilization: number }[]).map((w) => w.utilization),
+      rssMb: (h?.memory.rssBytes ?? 0) / 2 ** 20,
+      eventLoopLagP99Ms: h?.eventLoopLagP99Ms ?? Number.NaN,
+      workerUtilization: (h?.workers ?? []).map((w) => w.utilization),
       upstreamP99Ms: latencyOf(h, "upstream", "p99"),
       downstreamP50Ms: latencyOf(h, "downstream", "p50"),
       downstreamP99Ms: latencyOf(h, "downstream", "p99"),
@@ -216,9 +216,12 @@ async function holdStep(target: number, helloMs: number[]): Promise<StepResult> 
   };
 }
 
-function latencyOf(h: Record<string, unknown>, direction: string, q: "p50" | "p99"): number {
-  const l = (h.gatewayLatencyMs ?? {}) as Record<string, Record<string, number> | undefined>;
-  return l[direction]?.[q] ?? Number.NaN;
+function latencyOf(
+  h: HealthBody | undefined,
+  direction: "upstream" | "downstream",
+  q: "p50" | "p99",
+): number {
+  return h?.gatewayLatencyMs[direction]?.[q] ?? Number.NaN;
 }
 
 function report(results: StepResult[]): void {
@@ -239,9 +242,8 @@ function report(results: StepResult[]): void {
 async function gatewayDrops(): Promise<Record<string, number>> {
   const total: Record<string, number> = {};
   for (const i of instances) {
-    const h = await fetchJson(`${i.healthUrl}/health`);
-    for (const [k, v] of Object.entries((h?.drops ?? {}) as Record<string, number>))
-      total[k] = (total[k] ?? 0) + v;
+    const h = await fetchHealth(i.healthUrl);
+    for (const [k, v] of Object.entries(h?.drops ?? {})) total[k] = (total[k] ?? 0) + v;
   }
   return total;
 }

@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../deploy/ecosystem.ts";
 import { type OtaServer, startOtaServer } from "../gateway/src/ota/ota-server.ts";
 import { buildBundle } from "../scripts/build.ts";
-import { fetchJson, waitReady } from "./load/health-client.ts";
+import { fetchHealth, waitReady } from "./load/health-client.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { type SupervisedBroker, superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
@@ -188,7 +188,7 @@ async function up(argv: string[]): Promise<void> {
   const conversation = setInterval(() => devices.forEach(talkOnce), 4000);
   const goodbyes = new Map<string, number>();
   for (const d of devices) {
-    d.on("server_goodbye", (reason: string) => {
+    d.on("server_goodbye", (reason) => {
       goodbyes.set(reason, (goodbyes.get(reason) ?? 0) + 1);
       // The gateway closed our session (drain, restart): re-hello, as firmware does on
       // its next interaction.
@@ -210,9 +210,7 @@ async function up(argv: string[]): Promise<void> {
   const started = Date.now();
   let lastRecv = 0;
   const summary = setInterval(async () => {
-    const healths = await Promise.all(
-      ports.map((p) => fetchJson(`http://127.0.0.1:${p.healthPort}/health`, 800)),
-    );
+    const healths = await Promise.all(ports.map((p) => fetchHealth(`http://127.0.0.1:${p.healthPort}`, 800)));
     const perInstance = healths.map((h) => (h ? String(h.sessions) : "down")).join("/");
     const recv = devices.reduce((n, d) => n + d.stats.framesReceived, 0);
     const sent = devices.reduce((n, d) => n + d.stats.framesSent, 0);

@@ -33,55 +33,21 @@
  */
 
 import type { ChildProcess } from "node:child_process";
-import { randomBytes, randomInt } from "node:crypto";
-import { createSocket, type Socket } from "node:dgram";
+import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import mqtt from "mqtt";
-import { sealAudioPacket } from "../gateway/src/protocol/audio-packet.ts";
 import { buildBundle } from "../scripts/build.ts";
-import { spawnGateway } from "./load/gateway-process.ts";
-import { waitReady } from "./load/health-client.ts";
+import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
+import { fetchHealth, waitReady } from "./load/health-client.ts";
+import { type HostileTraffic, startHostileTraffic } from "./load/hostile.ts";
+import { parseSoakArgs, type SoakOptions } from "./load/soak-options.ts";
+import { mb, soakReport } from "./load/soak-report.ts";
 import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
 import { FRAME_MS, upstreamClip } from "./sim/opus-frames.ts";
 
-const { values } = parseArgs({
-  options: {
-    devices: { type: "string", default: "200" },
-    minutes: { type: "string", default: "10" },
-    hostile: { type: "string", default: "0.05" },
-    instances: { type: "string", default: "4" },
-    workers: { type: "string", default: "2" },
-    talk: { type: "string", default: "0.3" },
-    "turn-seconds": { type: "string", default: "3" },
-    "warmup-seconds": { type: "string" },
-    "max-rss-growth": { type: "string", default: "0.2" },
-  },
-});
-const deviceCount = Number(values.devices);
-const durationMs = Number(values.minutes) * 60_000;
-const hostileRatio = Number(values.hostile);
-const instanceCount = Number(values.instances);
-const talkRatio = Number(values.talk);
-const turnMs = Number(values["turn-seconds"]) * 1000;
-const warmupMs = values["warmup-seconds"]
-  ? Number(values["warmup-seconds"]) * 1000
-  : Math.min(60_000, durationMs * 0.2);
-const maxRssGrowth = Number(values["max-rss-growth"]);
-if (!Number.isInteger(deviceCount) || deviceCount < 1)
-  throw new Error("--devices must be a whole number >= 1");
-if (!(durationMs > 0) || !(warmupMs >= 0) || warmupMs >= durationMs) {
-  throw new Error("--minutes must be > 0 and longer than the warm-up");
-}
-if (!(hostileRatio >= 0) || !(talkRatio > 0 && talkRatio <= 1))
-  throw new Error("--hostile >= 0, --talk in (0, 1]");
-
-const SIGNING_KEY = randomBytes(32).toString("hex");
 const RUN_DIR = path.join(ROOT, ".run/soak");
 
 interface Instance {
@@ -91,361 +57,169 @@ interface Instance {
   udpPort: number;
 }
 
-interface Health {
-  sessions?: number;
-  udpPort?: number;
-  drops?: Record<string, number>;
-  closes?: Record<string, number>;
-  memory?: { rssBytes?: number };
-}
+/** One soak run: what it started (released by `cleanup`) and what it saw. */
+class Soak {
+  readonly signingKey = randomBytes(32).toString("hex");
+  broker: BrokerProcess | undefined;
+  readonly instances: Instance[] = [];
+  readonly legit: SimulatedDevice[] = [];
+  readonly timers: NodeJS.Timeout[] = [];
+  hostile: HostileTraffic | undefined;
+  stopping = false;
+  /** Client id -> how its session was lost. */
+  readonly lost = new Map<string, string>();
 
-let broker: BrokerProcess | undefined;
-const instances: Instance[] = [];
-const legit: SimulatedDevice[] = [];
-const hostileDevices: SimulatedDevice[] = [];
-const sockets: Socket[] = [];
-const timers: NodeJS.Timeout[] = [];
-let stopping = false;
+  constructor(readonly o: SoakOptions) {}
 
-const lost = new Map<string, string>(); // client id -> how its session was lost
-const hostileSent: Record<string, number> = {};
-let takeoverRefused = 0;
-let takeoverAccepted = 0;
-/** Downstream datagrams that reached the hijacker's sockets (must stay 0). */
-let hijackerHeard = 0;
-
-function countHostile(kind: string, n = 1): void {
-  hostileSent[kind] = (hostileSent[kind] ?? 0) + n;
-}
-
-async function fetchHealth(i: Instance): Promise<Health | undefined> {
-  try {
-    const r = await fetch(`${i.healthUrl}/health`, { signal: AbortSignal.timeout(3000) });
-    return (await r.json()) as Health;
-  } catch {
-    return undefined;
-  }
-}
-
-async function startGateways(): Promise<void> {
-  await buildBundle();
-  mkdirSync(RUN_DIR, { recursive: true });
-  broker = await startBroker({ deviceSigningKey: SIGNING_KEY });
-  for (let id = 1; id <= instanceCount; id++) {
-    const log = openSync(path.join(RUN_DIR, `gateway-${id}.log`), "w");
-    const g = await spawnGateway({
-      id,
-      brokerUrl: broker.url,
-      brokerPassword: broker.gatewayPassword,
-      workers: values.workers,
-      env: { LOG_LEVEL: "info" },
-      stdio: ["ignore", log, log],
-    });
-    const child = g.process;
-    closeSync(log);
-    instances.push({ ...g, udpPort: 0 });
-    child.once("exit", (code, signal) => {
-      if (!stopping) console.error(`gateway ${id} exited (${code ?? signal}) during the soak`);
-    });
-  }
-  await Promise.all(instances.map((i) => waitReady(i.healthUrl)));
-  for (const i of instances) i.udpPort = (await fetchHealth(i))?.udpPort ?? 0;
-}
-
-async function startDevices(): Promise<void> {
-  const clip = upstreamClip(1, 6);
-  for (let start = 0; start < deviceCount; start += 25) {
-    const batch: Promise<void>[] = [];
-    for (let k = start; k < Math.min(deviceCount, start + 25); k++) {
-      const d = new SimulatedDevice({
-        brokerUrl: broker?.url ?? "",
-        index: k + 1,
-        signingKey: SIGNING_KEY,
-        udpBindAddress: loopbackAddress(k + 1),
-        clip,
-        decodeEvery: 10,
+  async startGateways(): Promise<void> {
+    await buildBundle();
+    mkdirSync(RUN_DIR, { recursive: true });
+    const broker = await startBroker({ deviceSigningKey: this.signingKey });
+    this.broker = broker;
+    for (let id = 1; id <= this.o.instances; id++) {
+      const log = openSync(path.join(RUN_DIR, `gateway-${id}.log`), "w");
+      const g = await spawnGateway({
+        id,
+        brokerUrl: broker.url,
+        brokerPassword: broker.gatewayPassword,
+        workers: this.o.workers,
+        env: { LOG_LEVEL: "info" },
+        stdio: ["ignore", log, log],
       });
-      legit.push(d);
-      batch.push(
-        d.connect().then(async () => {
-          await d.hello();
-          d.listen("realtime");
-          d.on("server_goodbye", (reason: string) => {
-            if (!stopping && !lost.has(d.clientId)) lost.set(d.clientId, `server goodbye (${reason})`);
-          });
-          d.on("mqtt_closed", () => {
-            if (!stopping && !lost.has(d.clientId)) lost.set(d.clientId, "MQTT connection closed");
-          });
-        }),
-      );
+      closeSync(log);
+      this.instances.push({ ...g, udpPort: 0 });
+      g.process.once("exit", (code, signal) => {
+        if (!this.stopping) console.error(`gateway ${id} exited (${code ?? signal}) during the soak`);
+      });
     }
-    await Promise.all(batch);
+    await Promise.all(this.instances.map((i) => waitReady(i.healthUrl)));
+    for (const i of this.instances) i.udpPort = (await fetchHealth(i.healthUrl, 3000))?.udpPort ?? 0;
   }
-  // Each device talks turnMs out of every turnMs/talkRatio, at a random phase.
-  const cycleMs = turnMs / talkRatio;
-  for (const d of legit) {
-    const first = setTimeout(() => {
-      d.talk(turnMs);
-      timers.push(setInterval(() => d.talk(turnMs), cycleMs));
-    }, Math.random() * cycleMs);
-    timers.push(first);
-  }
-}
 
-async function udpFrom(address: string): Promise<Socket> {
-  const s = createSocket("udp4");
-  s.on("error", () => {});
-  await new Promise<void>((resolve, reject) => {
-    s.once("error", reject);
-    s.bind(0, process.platform === "linux" ? address : "127.0.0.1", () => resolve());
-  });
-  sockets.push(s);
-  return s;
-}
-
-function pick<T>(list: readonly T[]): T {
-  return list[randomInt(list.length)] as T;
-}
-
-/** A live legitimate device with its audio channel. */
-function victim(): SimulatedDevice | undefined {
-  for (let tries = 0; tries < 5; tries++) {
-    const d = pick(legit);
-    if (d.session) return d;
-  }
-  return undefined;
-}
-
-async function startHostile(): Promise<void> {
-  const garbage = await udpFrom("127.1.0.2");
-  const replayer = await udpFrom("127.1.0.3");
-  const spoofer = await udpFrom("127.1.0.4");
-  for (let k = 0; k < 4; k++) {
-    const d = new SimulatedDevice({
-      brokerUrl: broker?.url ?? "",
-      index: 900_000 + k,
-      signingKey: SIGNING_KEY,
-    });
-    await d.connect();
-    await d.hello().catch(() => {});
-    hostileDevices.push(d);
-  }
-  const silence = upstreamClip(1, 6).silence;
-  const hijackers = await Promise.all([0, 1, 2, 3].map(() => udpFrom("127.1.0.5")));
-  for (const h of hijackers) h.on("message", () => hijackerHeard++);
-
-  const kinds: [number, () => void][] = [
-    [
-      30,
-      () => {
-        const d = randomBytes(randomInt(0, 1500));
-        garbage.send(d, pick(instances).udpPort, "127.0.0.1");
-        countHostile("udp_garbage");
-      },
-    ],
-    [
-      20,
-      () => {
-        const v = victim();
-        const s = v?.session;
-        if (!v || !s) return;
-        const seq = Math.max(1, v.stats.framesSent - randomInt(0, 100));
-        const d = sealAudioPacket(
-          s.key,
-          { connectionId: s.nonce.readUInt32BE(4), timestamp: 0, sequence: seq },
-          silence,
+  async startDevices(): Promise<void> {
+    const clip = upstreamClip(1, 6);
+    const { devices, turnMs, talkRatio } = this.o;
+    for (let start = 0; start < devices; start += 25) {
+      const batch: Promise<void>[] = [];
+      for (let k = start; k < Math.min(devices, start + 25); k++) {
+        const d = new SimulatedDevice({
+          brokerUrl: this.broker?.url ?? "",
+          index: k + 1,
+          signingKey: this.signingKey,
+          udpBindAddress: loopbackAddress(k + 1),
+          clip,
+          decodeEvery: 10,
+        });
+        this.legit.push(d);
+        batch.push(
+          d.connect().then(async () => {
+            await d.hello();
+            d.listen("realtime");
+            d.on("server_goodbye", (reason) => this.#lose(d, `server goodbye (${reason})`));
+            d.on("mqtt_closed", () => this.#lose(d, "MQTT connection closed"));
+          }),
         );
-        replayer.send(d, s.port, s.server);
-        countHostile("udp_replay");
-      },
-    ],
-    [
-      20,
-      () => {
-        const v = victim();
-        const s = v?.session;
-        if (!v || !s) return;
-        // The right connection id and a newer sequence, but no key: a random payload.
-        const payload = randomBytes(randomInt(20, 120));
-        const d = Buffer.alloc(16 + payload.length);
-        d[0] = 1;
-        d.writeUInt16BE(payload.length, 2);
-        d.writeUInt32BE(s.nonce.readUInt32BE(4), 4);
-        d.writeUInt32BE(v.stats.framesSent + randomInt(1, 40), 12);
-        payload.copy(d, 16);
-        spoofer.send(d, s.port, s.server);
-        countHostile("udp_spoofed_connection_id");
-      },
-    ],
-    [
-      30,
-      () => {
-        const h = pick(hostileDevices);
-        const other = victim()?.session?.sessionId ?? "1-abcdef12-0123456789abcdef";
-        const messages: [string, string][] = [
-          ["mqtt_malformed", "{type: listen"],
-          ["mqtt_malformed", randomBytes(randomInt(1, 200)).toString("latin1")],
-          ["mqtt_not_object", pick(["[1,2,3]", "42", "null", '"hello"'])],
-          ["mqtt_unknown_type", JSON.stringify({ type: "iot", session_id: other })],
-          ["mqtt_oversized", JSON.stringify({ type: "listen", state: "detect", text: "x".repeat(9000) })],
-          ["mqtt_bad_hello", JSON.stringify({ type: "hello", version: 2, transport: "udp" })],
-          [
-            "mqtt_other_session",
-            JSON.stringify({ type: "listen", state: "start", mode: "auto", session_id: other }),
-          ],
-          ["mqtt_other_session", JSON.stringify({ type: "abort", session_id: other })],
-          ["mqtt_other_session", JSON.stringify({ type: "goodbye", session_id: other })],
-        ];
-        const [kind, payload] = pick(messages);
-        h.publishRaw(payload);
-        countHostile(kind);
-      },
-    ],
-  ];
-  const totalWeight = kinds.reduce((a, [w]) => a + w, 0);
-  const sendOne = () => {
-    let r = randomInt(totalWeight);
-    for (const [w, send] of kinds) {
-      if (r < w) return send();
-      r -= w;
-    }
-  };
-
-  // The hostile budget: --hostile times the devices' average packet rate.
-  const perSecond = hostileRatio * deviceCount * talkRatio * (1000 / FRAME_MS);
-  let owed = 0;
-  timers.push(
-    setInterval(() => {
-      owed += perSecond / 10;
-      for (; owed >= 1; owed--) sendOne();
-    }, 100),
-  );
-
-  // Hello floods from an authenticated hostile device.
-  const hello = JSON.stringify({
-    type: "hello",
-    version: 3,
-    transport: "udp",
-    audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
-  });
-  timers.push(
-    setInterval(() => {
-      const h = pick(hostileDevices);
-      for (let i = 0; i < 200; i++) h.publishRaw(hello);
-      countHostile("mqtt_hello_flood", 200);
-    }, 5000),
-  );
-
-  // The UDP hijack attempt: every byte value as a 1-byte payload, far ahead and just ahead.
-  timers.push(
-    setInterval(() => {
-      const v = victim();
-      const s = v?.session;
-      if (!v || !s) return;
-      const seen = v.stats.framesSent;
-      let n = 0;
-      for (const seq of [seen + 2000, seen + 1]) {
-        for (let b = 0; b < 256; b++) {
-          const d = Buffer.alloc(17);
-          d[0] = 1;
-          d.writeUInt16BE(1, 2);
-          d.writeUInt32BE(s.nonce.readUInt32BE(4), 4);
-          d.writeUInt32BE(seq >>> 0, 12);
-          d[16] = b;
-          (hijackers[n++ % hijackers.length] as Socket).send(d, s.port, s.server);
-        }
       }
-      countHostile("udp_hijack_attempt", n);
-    }, 10_000),
-  );
-
-  // Takeover attempts: a live device's client id with a wrong password.
-  timers.push(
-    setInterval(() => {
-      const v = victim();
-      if (!v) return;
-      countHostile("mqtt_takeover_attempt");
-      const c = mqtt.connect(broker?.url ?? "", {
-        clientId: v.clientId,
-        username: Buffer.from('{"ip":"203.0.113.66"}').toString("base64"),
-        password: randomBytes(32).toString("base64"),
-        reconnectPeriod: 0,
-        connectTimeout: 5000,
-      });
-      c.once("connect", () => {
-        takeoverAccepted++;
-        c.end(true);
-      });
-      c.once("error", () => {
-        takeoverRefused++;
-        c.end(true);
-      });
-    }, 5000),
-  );
-}
-
-async function snapshot(): Promise<{ rss: number[]; sessions: number; drops: Record<string, number> }> {
-  const healths = await Promise.all(instances.map(fetchHealth));
-  const drops: Record<string, number> = {};
-  for (const h of healths)
-    for (const [k, v] of Object.entries(h?.drops ?? {})) drops[k] = (drops[k] ?? 0) + v;
-  return {
-    rss: healths.map((h) => h?.memory?.rssBytes ?? Number.NaN),
-    sessions: healths.reduce((n, h) => n + (h?.sessions ?? 0), 0),
-    drops,
-  };
-}
-
-/** RSS per instance: the median of three samples 2 s apart (one sample is noisy). */
-async function steadyRss(): Promise<number[]> {
-  const samples: number[][] = [];
-  for (let k = 0; k < 3; k++) {
-    if (k > 0) await new Promise((r) => setTimeout(r, 2000));
-    samples.push((await snapshot()).rss);
+      await Promise.all(batch);
+    }
+    // Each device talks turnMs out of every turnMs/talkRatio, at a random phase.
+    const cycleMs = turnMs / talkRatio;
+    for (const d of this.legit) {
+      const first = setTimeout(() => {
+        d.talk(turnMs);
+        this.timers.push(setInterval(() => d.talk(turnMs), cycleMs));
+      }, Math.random() * cycleMs);
+      this.timers.push(first);
+    }
   }
-  return instances.map((_, i) =>
-    percentile(
-      samples.map((s) => s[i] ?? Number.NaN),
-      50,
-    ),
-  );
+
+  async startHostile(): Promise<void> {
+    this.hostile = await startHostileTraffic({
+      brokerUrl: this.broker?.url ?? "",
+      signingKey: this.signingKey,
+      instances: this.instances,
+      legit: this.legit,
+      // --hostile times the devices' average packet rate.
+      packetsPerSecond: this.o.hostileRatio * this.o.devices * this.o.talkRatio * (1000 / FRAME_MS),
+    });
+  }
+
+  async snapshot(): Promise<{ rss: number[]; sessions: number; drops: Record<string, number> }> {
+    const healths = await Promise.all(this.instances.map((i) => fetchHealth(i.healthUrl, 3000)));
+    const drops: Record<string, number> = {};
+    for (const h of healths)
+      for (const [k, v] of Object.entries(h?.drops ?? {})) drops[k] = (drops[k] ?? 0) + v;
+    return {
+      rss: healths.map((h) => h?.memory?.rssBytes ?? Number.NaN),
+      sessions: healths.reduce((n, h) => n + (h?.sessions ?? 0), 0),
+      drops,
+    };
+  }
+
+  /** RSS per instance: the median of three samples 2 s apart (one sample is noisy). */
+  async steadyRss(): Promise<number[]> {
+    const samples: number[][] = [];
+    for (let k = 0; k < 3; k++) {
+      if (k > 0) await new Promise((r) => setTimeout(r, 2000));
+      samples.push((await this.snapshot()).rss);
+    }
+    return this.instances.map((_, i) =>
+      percentile(
+        samples.map((s) => s[i] ?? Number.NaN),
+        50,
+      ),
+    );
+  }
+
+  async cleanup(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.hostile?.stop();
+    await Promise.all(this.legit.map((d) => d.close()));
+    await Promise.all(this.instances.map(stopGateway));
+    await this.broker?.stop();
+  }
+
+  #lose(d: SimulatedDevice, why: string): void {
+    if (!this.stopping && !this.lost.has(d.clientId)) this.lost.set(d.clientId, why);
+  }
 }
 
-const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
-
-async function main(): Promise<number> {
+async function run(soak: Soak): Promise<number> {
+  const o = soak.o;
   console.log(
-    `soak: ${deviceCount} devices, ${values.minutes} min, ${(hostileRatio * 100).toFixed(1)}% hostile, ${instanceCount} instance(s) x ${values.workers} workers, warm-up ${Math.round(warmupMs / 1000)} s`,
+    `soak: ${o.devices} devices, ${o.durationMs / 60_000} min, ${(o.hostileRatio * 100).toFixed(1)}% hostile, ${o.instances} instance(s) x ${o.workers} workers, warm-up ${Math.round(o.warmupMs / 1000)} s`,
   );
-  await startGateways();
-  await startDevices();
-  console.log(`${legit.length} devices in session`);
-  await startHostile();
+  await soak.startGateways();
+  await soak.startDevices();
+  console.log(`${soak.legit.length} devices in session`);
+  await soak.startHostile();
+  const { instances, legit, lost } = soak;
   const cpuStart = instances.map((i) => (i.process.pid ? cpuSeconds(i.process.pid) : undefined));
   const t0 = performance.now();
   const elapsed = () => performance.now() - t0;
 
   let startRss: number[] | undefined;
-  while (elapsed() < durationMs) {
-    await new Promise((r) => setTimeout(r, Math.min(10_000, Math.max(0, durationMs - elapsed()))));
-    if (!startRss && elapsed() >= warmupMs) startRss = await steadyRss();
-    const snap = await snapshot();
+  while (elapsed() < o.durationMs) {
+    await new Promise((r) => setTimeout(r, Math.min(10_000, Math.max(0, o.durationMs - elapsed()))));
+    if (!startRss && elapsed() >= o.warmupMs) startRss = await soak.steadyRss();
+    const snap = await soak.snapshot();
     const sent = legit.reduce((n, d) => n + d.stats.framesSent, 0);
     const recv = legit.reduce((n, d) => n + d.stats.framesReceived, 0);
     console.log(
-      `[${Math.round(elapsed() / 1000)}s] sessions ${snap.sessions} | lost ${lost.size} | frames up ${sent} echoed ${recv} | hostile ${Object.values(hostileSent).reduce((a, b) => a + b, 0)} | RSS ${snap.rss.map(mb).join(" ")}`,
+      `[${Math.round(elapsed() / 1000)}s] sessions ${snap.sessions} | lost ${lost.size} | frames up ${sent} echoed ${recv} | hostile ${soak.hostile?.tally.total ?? 0} | RSS ${snap.rss.map(mb).join(" ")}`,
     );
   }
-  const endRss = await steadyRss();
-  const end = await snapshot();
+  const endRss = await soak.steadyRss();
+  const end = await soak.snapshot();
   const seconds = elapsed() / 1000;
   const cpu = instances.map((inst, k) => {
     const before = cpuStart[k];
     const after = inst.process.pid ? cpuSeconds(inst.process.pid) : undefined;
     return before !== undefined && after !== undefined ? ((after - before) / seconds) * 100 : Number.NaN;
   });
-  stopping = true;
-  for (const t of timers) clearInterval(t);
+  soak.stopping = true;
+  for (const t of soak.timers) clearInterval(t);
   for (const d of legit) d.stopTalking();
 
   // A device without a session at the end lost it, whether or not it was told.
@@ -454,66 +228,41 @@ async function main(): Promise<number> {
   const deviceErrors: Record<string, number> = {};
   for (const d of legit)
     for (const [k, v] of Object.entries(d.stats.errors)) deviceErrors[k] = (deviceErrors[k] ?? 0) + (v ?? 0);
-  const sent = legit.reduce((n, d) => n + d.stats.framesSent, 0);
-  const recv = legit.reduce((n, d) => n + d.stats.framesReceived, 0);
-  const rtt = legit.flatMap((d) => d.stats.roundTripMs);
-  const rssStart = startRss ?? endRss;
-  const growth = endRss.map((r, k) => r / (rssStart[k] ?? r) - 1);
-  const lostReasons: Record<string, number> = {};
-  for (const why of lost.values()) lostReasons[why] = (lostReasons[why] ?? 0) + 1;
-
-  const lines = [
-    "",
-    `# soak result (${new Date().toISOString()})`,
-    `command: npm run soak -- ${process.argv.slice(2).join(" ")}`.trimEnd(),
-    `machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}`,
-    `duration: ${seconds.toFixed(0)} s; ${deviceCount} devices; ${instanceCount} instances x ${values.workers} workers`,
-    `legitimate sessions lost: ${lost.size}${lost.size ? ` ${JSON.stringify(lostReasons)}` : ""}`,
-    `device errors: ${Object.keys(deviceErrors).length ? JSON.stringify(deviceErrors) : "none"}`,
-    `legitimate frames: ${sent} up, ${recv} echoed back (${sent ? ((1 - recv / sent) * 100).toFixed(2) : "0"}% not echoed); round trip p50 ${percentile(rtt, 50).toFixed(1)} ms p99 ${percentile(rtt, 99).toFixed(1)} ms`,
-    `hostile traffic sent: ${JSON.stringify(hostileSent)}`,
-    `takeover attempts (live client id, wrong password): ${takeoverRefused} refused, ${takeoverAccepted} accepted`,
-    `downstream datagrams received by the UDP hijacker: ${hijackerHeard}`,
-    "gateway drops by reason (whole run):",
-    ...Object.entries(end.drops)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `  ${k.padEnd(26)} ${v}`),
-    `gateway sessions at the end: ${end.sessions} (${legit.length} legitimate devices + hostile ones)`,
-    "RSS per instance (median of 3 samples), after warm-up -> end:",
-    ...instances.map(
-      (inst, k) =>
-        `  gateway ${inst.id}: ${mb(rssStart[k] ?? Number.NaN)} -> ${mb(endRss[k] ?? Number.NaN)} (${((growth[k] ?? 0) * 100).toFixed(1)}%), CPU ${(cpu[k] ?? Number.NaN).toFixed(0)}%`,
-    ),
-  ];
-  const failures: string[] = [];
-  if (lost.size > 0) failures.push(`${lost.size} legitimate session(s) lost`);
-  if (takeoverAccepted > 0) failures.push(`${takeoverAccepted} takeover attempt(s) accepted by the broker`);
-  if (hijackerHeard > 0) failures.push(`the UDP hijacker received ${hijackerHeard} downstream datagram(s)`);
-  growth.forEach((g, k) => {
-    if (!(g <= maxRssGrowth))
-      failures.push(`gateway ${k + 1} RSS grew ${(g * 100).toFixed(1)}% (limit ${maxRssGrowth * 100}%)`);
-  });
-  lines.push(failures.length ? `FAIL: ${failures.join("; ")}` : "PASS");
+  const hostile = soak.hostile;
+  if (!hostile) throw new Error("hostile traffic never started");
+  const figures = {
+    options: o,
+    command: `command: npm run soak -- ${process.argv.slice(2).join(" ")}`.trimEnd(),
+    seconds,
+    lost,
+    deviceErrors,
+    framesUp: legit.reduce((n, d) => n + d.stats.framesSent, 0),
+    framesEchoed: legit.reduce((n, d) => n + d.stats.framesReceived, 0),
+    roundTripMs: legit.flatMap((d) => d.stats.roundTripMs),
+    hostile: hostile.tally,
+    drops: end.drops,
+    sessionsAtEnd: end.sessions,
+    legitDevices: legit.length,
+    instanceIds: instances.map((i) => i.id),
+    rssStart: startRss ?? endRss,
+    rssEnd: endRss,
+    cpuPercent: cpu,
+  };
+  const { lines, failures } = soakReport(figures);
   console.log(lines.join("\n"));
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   writeFileSync(
     path.join(RUN_DIR, `${stamp}.json`),
     `${JSON.stringify(
       {
-        options: values,
-        seconds,
+        ...figures,
         lost: Object.fromEntries(lost),
-        deviceErrors,
-        framesUp: sent,
-        framesEchoed: recv,
-        hostileSent,
-        takeoverRefused,
-        takeoverAccepted,
-        hijackerHeard,
-        drops: end.drops,
-        rssStart,
-        rssEnd: endRss,
-        cpuPercent: cpu,
+        roundTripMs: undefined,
+        hostile: undefined,
+        hostileSent: hostile.tally.sent,
+        takeoverRefused: hostile.tally.takeoverRefused,
+        takeoverAccepted: hostile.tally.takeoverAccepted,
+        hijackerHeard: hostile.tally.hijackerHeard,
         failures,
       },
       null,
@@ -524,32 +273,25 @@ async function main(): Promise<number> {
   return failures.length ? 1 : 0;
 }
 
-async function cleanup(): Promise<void> {
-  stopping = true;
-  for (const t of timers) clearInterval(t);
-  for (const s of sockets) s.close();
-  await Promise.all([...legit, ...hostileDevices].map((d) => d.close()));
-  await Promise.all(
-    instances.map(
-      (i) =>
-        new Promise<void>((resolve) => {
-          if (i.process.exitCode !== null || i.process.signalCode !== null) return resolve();
-          i.process.once("exit", () => resolve());
-          i.process.kill("SIGTERM");
-        }),
-    ),
-  );
-  await broker?.stop();
+async function main(): Promise<void> {
+  let options: SoakOptions;
+  try {
+    options = parseSoakArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error(`soak: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const soak = new Soak(options);
+  process.on("SIGINT", () => void soak.cleanup().then(() => process.exit(130)));
+  let code: number;
+  try {
+    code = await run(soak);
+  } catch (err) {
+    console.error(`soak failed: ${(err as Error).stack ?? (err as Error).message}`);
+    code = 1;
+  }
+  await soak.cleanup();
+  process.exit(code);
 }
 
-process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
-main()
-  .then(async (code) => {
-    await cleanup();
-    process.exit(code);
-  })
-  .catch(async (err: Error) => {
-    console.error(`soak failed: ${err.stack ?? err.message}`);
-    await cleanup();
-    process.exit(1);
-  });
+void main();

@@ -9,8 +9,10 @@ import type { createLiveKitAgent as CreateLiveKitAgent } from "./agent/livekit/f
 import { OpusPool } from "./audio/opus-pool.ts";
 import type { GatewayConfig } from "./config.ts";
 import { startHealthServer } from "./ops/health.ts";
+import { healthSnapshot, RateSampler } from "./ops/health-body.ts";
 import type { Logger } from "./ops/log.ts";
 import { GatewayMetrics } from "./ops/metrics.ts";
+import { startTotals } from "./ops/totals.ts";
 import { startLoopClock } from "./ops/watchdog.ts";
 import { newBootId } from "./protocol/session-id.ts";
 import { gatewaySubscriptions, INGEST_PREFIX, PRESENCE_PREFIX, SHARE_GROUP } from "./protocol/topics.ts";
@@ -50,8 +52,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   let broker: BrokerClient | undefined;
   let udp: UdpTransport | undefined;
   let health: Server | undefined;
-  let totalsTimer: NodeJS.Timeout | undefined;
-  let rateTimer: NodeJS.Timeout | undefined;
+  let stopTotals: (() => void) | undefined;
+  let rates: RateSampler | undefined;
   const presenceTopic = `${PRESENCE_PREFIX}${config.instanceId}`;
 
   const liveKit = config.livekit
@@ -97,8 +99,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   });
 
   const release = async () => {
-    clearInterval(totalsTimer);
-    clearInterval(rateTimer);
+    stopTotals?.();
+    rates?.stop();
     loopClock.stop();
     await udp?.close();
     await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));
@@ -136,80 +138,36 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         disconnected: () => log.warn("broker connection lost; reconnecting"),
       },
     );
-    let lastUp = 0;
-    let lastDown = 0;
-    let fpsUp = 0;
-    let fpsDown = 0;
-    let latency: Record<string, { p50: number; p99: number }> = {};
-    const quantiles = async (summary: GatewayMetrics["upstreamLatency"]) => {
-      const values = (await summary.get()).values;
-      const at = (q: number) => 1000 * (values.find((v) => v.labels.quantile === q)?.value ?? Number.NaN);
-      return { p50: at(0.5), p99: at(0.99) };
-    };
-    rateTimer = setInterval(() => {
-      void Promise.all([quantiles(metrics.upstreamLatency), quantiles(metrics.downstreamLatency)]).then(
-        ([up, down]) => {
-          latency = { upstream: up, downstream: down };
-        },
-      );
-      fpsUp = metrics.framesUpTotal - lastUp;
-      fpsDown = metrics.framesDownTotal - lastDown;
-      lastUp = metrics.framesUpTotal;
-      lastDown = metrics.framesDownTotal;
-    }, 1000);
-    rateTimer.unref();
-    const snapshot = () => {
-      const mem = process.memoryUsage();
-      const byState: Record<string, number> = {};
-      for (const s of gateway.sessions.all()) byState[s.state] = (byState[s.state] ?? 0) + 1;
-      const ready = (broker?.connected ?? false) && !gateway.draining && pool.allAlive;
-      return {
-        ready,
-        body: {
-          instanceId: config.instanceId,
-          bootId,
-          uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-          draining: gateway.draining,
-          brokerConnected: broker?.connected ?? false,
-          udpPort,
-          sessions: gateway.sessions.size,
-          sessionsByState: byState,
-          peers: Object.fromEntries(gateway.peers),
-          workers: pool.stats(),
-          framesPerSecond: { up: fpsUp, down: fpsDown },
-          // Time inside the gateway, last 60 s: datagram in -> PCM to the agent, and agent
-          // PCM frame -> datagram out (the latter includes the tts-start lead of first frames).
-          gatewayLatencyMs: latency,
-          drops: metrics.drops(),
-          closes: metrics.closes(),
-          memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal },
-          eventLoopLagP99Ms: metrics.eventLoopDelay.percentile(99) / 1e6,
-        },
-      };
-    };
+    const sampler = new RateSampler(metrics);
+    rates = sampler;
+    const snapshot = () =>
+      healthSnapshot({
+        instanceId: config.instanceId,
+        bootId,
+        startedAt,
+        udpPort,
+        metrics,
+        rates: sampler,
+        brokerConnected: () => broker?.connected ?? false,
+        draining: () => gateway.draining,
+        workersAlive: () => pool.allAlive,
+        workers: () => pool.stats(),
+        sessionStates: () => Array.from(gateway.sessions.all(), (session) => session.state),
+        sessionCount: () => gateway.sessions.size,
+        peers: () => gateway.peers,
+      });
     health = await startHealthServer({ snapshot, metrics }, config.healthPort, config.healthBind);
     const healthAddress = health.address();
     const healthPort =
       typeof healthAddress === "object" && healthAddress ? healthAddress.port : config.healthPort;
-    totalsTimer = setInterval(() => {
-      pool.sampleUtilization();
-      const n = gateway.sessions.size;
-      const over = n > config.sessionAlertThreshold;
-      metrics.sessionAlert.set(over ? 1 : 0);
-      const totals = {
-        sessions: n,
-        framesUp: metrics.framesUpTotal,
-        framesDown: metrics.framesDownTotal,
-        drops: metrics.drops(),
-      };
-      log.info({ totals }, "totals");
-      if (over)
-        log.error(
-          { sessions: n, threshold: config.sessionAlertThreshold },
-          "ALERT: sessions above threshold",
-        );
-    }, config.totalsIntervalMs);
-    totalsTimer.unref();
+    stopTotals = startTotals({
+      metrics,
+      log,
+      intervalMs: config.totalsIntervalMs,
+      alertThreshold: config.sessionAlertThreshold,
+      sessionCount: () => gateway.sessions.size,
+      sample: () => pool.sampleUtilization(),
+    });
 
     const running: RunningGateway = {
       gateway,

@@ -3,24 +3,17 @@
  * variable named; SIGINT/SIGTERM drain (goodbye to every device) and exit 0.
  */
 import { startGateway } from "./app.ts";
-import { ConfigError, describeConfig, loadEnv, parseConfig } from "./config.ts";
+import { describeConfig, parseConfig } from "./config.ts";
+import { loadEnv } from "./env.ts";
 import { createLogger } from "./ops/log.ts";
+import { configOrExit, logUnhandledRejections, onStopRequest } from "./ops/process.ts";
 import { startWatchdog } from "./ops/watchdog.ts";
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof parseConfig>;
-  try {
-    config = parseConfig(loadEnv());
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`gateway: bad configuration: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = configOrExit("gateway", () => parseConfig(loadEnv()));
   const log = createLogger(config.logLevel, config.instanceId);
   log.info({ config: describeConfig(config) }, "starting");
-  process.on("unhandledRejection", (reason) => log.error({ err: String(reason) }, "unhandled rejection"));
+  logUnhandledRejections(log);
   let running: Awaited<ReturnType<typeof startGateway>>;
   try {
     running = await startGateway(config, { log });
@@ -32,10 +25,7 @@ async function main(): Promise<void> {
   startWatchdog(config.watchdogStallMs);
   // PM2 (wait_ready) starts the next instance of a reload only after this.
   process.send?.("ready");
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  onStopRequest((signal) => {
     log.info({ signal, sessions: running.gateway.sessions.size }, "draining");
     const deadline = setTimeout(() => {
       log.error("drain timed out; exiting anyway");
@@ -52,12 +42,6 @@ async function main(): Promise<void> {
         process.exit(1);
       },
     );
-  };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  // PM2 on some platforms sends a shutdown message instead of a signal.
-  process.on("message", (msg) => {
-    if (msg === "shutdown") stop("shutdown");
   });
 }
 

@@ -9,11 +9,8 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { AgentFactory, AgentSink } from "../src/agent/agent-bridge.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
-import { createLogger } from "../src/ops/log.ts";
-import { GatewayMetrics } from "../src/ops/metrics.ts";
-import { newBootId } from "../src/protocol/session-id.ts";
 import { DOWN_FRAME_BYTES, MAX_QUEUED_FRAMES } from "../src/session/downstream.ts";
-import { Gateway } from "../src/session/gateway.ts";
+import { MINIMAL_HELLO, replyTarget, startCore } from "./support/core.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 setFlagsFromString("--expose-gc");
@@ -105,28 +102,17 @@ describe("closing a session releases everything", () => {
 describe("heap across 5,000 session open/close cycles", () => {
   it("stays flat (the core, real Opus workers, no broker in the loop)", async () => {
     const pool = await OpusPool.start({ size: 2, complexity: 5, bitrate: 24000 });
-    const metrics = new GatewayMetrics(1);
-    const published: number[] = [0];
-    const gateway = new Gateway({
-      me: { instanceId: 1, bootId: newBootId() },
-      publicHost: "127.0.0.1",
-      udpPort: 8881,
-      idleTimeoutMs: 60_000,
-      maxSessionMs: 600_000,
+    const lastReply = new Map<string, string>();
+    const { gateway, metrics } = startCore({
       pool,
-      metrics,
-      log: createLogger("silent", 1),
+      idleTimeoutMs: 60_000,
       agentFactory: (await import("../src/agent/echo.ts")).createEchoAgent,
-      ports: {
-        publish: (topic, payload) => {
-          published[0] = (published[0] ?? 0) + 1;
-          if (topic.startsWith("devices/p2p/")) lastReply.set(topic.slice(12), payload);
-        },
-        sendUdp: () => {},
+      publish: (topic, payload) => {
+        const client = replyTarget(topic);
+        if (client !== undefined) lastReply.set(client, payload);
       },
     });
-    const lastReply = new Map<string, string>();
-    const hello = Buffer.from(JSON.stringify({ type: "hello", version: 3, transport: "udp" }));
+    const hello = MINIMAL_HELLO;
     const cycle = (i: number) => {
       const clientId = `GID_test@@@02_00_00_${((i >> 8) & 0xff).toString(16).padStart(2, "0")}_${(i & 0xff).toString(16).padStart(2, "0")}_01@@@u${i}`;
       gateway.handleBrokerMessage(`ingest/${clientId}`, hello);

@@ -18,7 +18,7 @@ import { SimulatedDevice } from "../../tools/sim/device.ts";
 import { deviceSignature, verifyDeviceCredentials } from "../src/auth/device-credentials.ts";
 import { parseVerifierConfig } from "../src/auth/verifier-config.ts";
 import { createVerifier, type Verifier } from "../src/auth/verifier-server.ts";
-import { ConfigError } from "../src/config.ts";
+import { ConfigError } from "../src/env.ts";
 import { createLogger } from "../src/ops/log.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createEchoAgent } from "../src/agent/echo.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
-import { createLogger } from "../src/ops/log.ts";
-import { GatewayMetrics } from "../src/ops/metrics.ts";
-import { Gateway } from "../src/session/gateway.ts";
+import type { GatewayMetrics } from "../src/ops/metrics.ts";
+import type { Gateway } from "../src/session/gateway.ts";
+import { announcePeer, startCore } from "./support/core.ts";
 
 const CLIENT = "GID_test@@@02_00_00_00_00_01@@@u1";
 const PEER_SESSION = "2-peerboot1-0123456789abcdef";
@@ -29,25 +29,17 @@ describe("messages forwarded to a peer that died", () => {
 
   const fresh = () => {
     metrics?.stop();
-    metrics = new GatewayMetrics(1);
     published = [];
-    gateway = new Gateway({
+    ({ gateway, metrics } = startCore({
+      pool,
       me: { instanceId: 1, bootId: "meboot01" },
-      publicHost: "127.0.0.1",
-      udpPort: 8881,
       idleTimeoutMs: 60_000,
       maxSessionMs: 60_000,
-      pool,
-      metrics,
-      log: createLogger("silent", 1),
       agentFactory: createEchoAgent,
-      ports: { publish: (topic, payload) => published.push({ topic, payload }), sendUdp: () => {} },
-    });
+      publish: (topic, payload) => published.push({ topic, payload }),
+    }));
     const presence = (state: string, bootId = "peerboot1") =>
-      gateway.handleBrokerMessage(
-        "gateway/presence/2",
-        Buffer.from(JSON.stringify({ bootId, state, udpPort: 8882 })),
-      );
+      announcePeer(gateway, { instanceId: 2, bootId }, state);
     presence("up");
     gateway.handleBrokerMessage(
       `ingest/${CLIENT}`,

@@ -11,15 +11,13 @@ import type { RemoteInfo } from "node:dgram";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { upstreamClip } from "../../tools/sim/opus-frames.ts";
-import type { AgentFactory } from "../src/agent/agent-bridge.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
-import { createLogger } from "../src/ops/log.ts";
-import { GatewayMetrics } from "../src/ops/metrics.ts";
+import type { GatewayMetrics } from "../src/ops/metrics.ts";
 import { sealAudioPacket } from "../src/protocol/audio-packet.ts";
-import { newBootId } from "../src/protocol/session-id.ts";
 import { parseUdpPacket, UDP_HEADER_BYTES } from "../src/protocol/udp-packet.ts";
-import { Gateway } from "../src/session/gateway.ts";
+import type { Gateway } from "../src/session/gateway.ts";
 import type { UdpSourceLimits } from "../src/session/source-limiter.ts";
+import { MINIMAL_HELLO, replyTarget, startCore } from "./support/core.ts";
 import { eventually } from "./support/stack.ts";
 
 const RUNS = 100_000;
@@ -185,12 +183,6 @@ const input: fc.Arbitrary<Input> = fc.oneof(
   },
 );
 
-const nullAgent: AgentFactory = () => ({
-  pushAudio: () => {},
-  onDeviceEvent: () => {},
-  close: async () => {},
-});
-
 describe("Gateway.handleDatagram on 100,000 random, forged and mutated datagrams", () => {
   let pool: OpusPool;
   let metrics: GatewayMetrics;
@@ -210,28 +202,17 @@ describe("Gateway.handleDatagram on 100,000 random, forged and mutated datagrams
   /** A gateway core with real Opus workers and SESSIONS live sessions; always stopped. */
   async function withGateway(sourceLimit: UdpSourceLimits, body: () => Promise<void>): Promise<void> {
     pool = await OpusPool.start({ size: 2, complexity: 5, bitrate: 24000 });
-    metrics = new GatewayMetrics(1);
     const replies = new Map<string, string>();
-    gateway = new Gateway({
-      me: { instanceId: 1, bootId: newBootId() },
-      publicHost: "127.0.0.1",
-      udpPort: 8881,
-      idleTimeoutMs: 600_000,
-      maxSessionMs: 600_000,
-      sourceLimit,
+    ({ gateway, metrics } = startCore({
       pool,
-      metrics,
-      log: createLogger("silent", 1),
-      agentFactory: nullAgent,
-      ports: {
-        publish: (topic, payload) => {
-          if (topic.startsWith("devices/p2p/")) replies.set(topic.slice(12), payload);
-        },
-        sendUdp: () => {},
+      sourceLimit,
+      publish: (topic, payload) => {
+        const client = replyTarget(topic);
+        if (client !== undefined) replies.set(client, payload);
       },
-    });
+    }));
     try {
-      const hello = Buffer.from(JSON.stringify({ type: "hello", version: 3, transport: "udp" }));
+      const hello = MINIMAL_HELLO;
       sessions.length = 0;
       for (let i = 0; i < SESSIONS; i++) {
         const clientId = `GID_fuzz@@@02_00_00_00_00_${i.toString(16).padStart(2, "0")}@@@u${i}`;

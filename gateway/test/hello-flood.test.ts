@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { SimulatedDevice } from "../../tools/sim/device.ts";
+import { firmwareHello } from "../../tools/sim/firmware-hello.ts";
 import type { AgentFactory } from "../src/agent/agent-bridge.ts";
 import { createEchoAgent } from "../src/agent/echo.ts";
 import type { RunningGateway } from "../src/app.ts";
@@ -59,12 +60,7 @@ describe("hello flood", () => {
     const flooder = await stack.device();
     const replies = () => flooder.messages.filter((m) => m.type === "hello").length;
     const opened0 = gw.metrics.dropCount("mqtt_hello_over_budget");
-    const hello = JSON.stringify({
-      type: "hello",
-      version: 3,
-      transport: "udp",
-      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
-    });
+    const hello = JSON.stringify(firmwareHello());
     const flooding = (async () => {
       for (let i = 0; i < FLOOD; i += 250) {
         for (let j = 0; j < 250; j++) flooder.publishRaw(hello);

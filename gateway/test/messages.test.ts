@@ -1,19 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { firmwareHello } from "../../tools/sim/firmware-hello.ts";
 import { helloReply, MAX_DEVICE_MESSAGE_BYTES, parseDeviceMessage } from "../src/protocol/messages.ts";
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
-const firmwareHello = {
-  type: "hello",
-  version: 3,
-  features: { mcp: true },
-  transport: "udp",
-  audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
-};
+const HELLO = firmwareHello();
 
 describe("device messages", () => {
   it("accepts the hello current firmware sends", () => {
-    const r = parseDeviceMessage(json(firmwareHello));
+    const r = parseDeviceMessage(json(HELLO));
     assert.ok(r.ok);
     assert.deepEqual(r.message, {
       type: "hello",
@@ -23,15 +18,15 @@ describe("device messages", () => {
   });
 
   it("refuses hello versions other than 3", () => {
-    const r = parseDeviceMessage(json({ ...firmwareHello, version: 2 }));
+    const r = parseDeviceMessage(json({ ...HELLO, version: 2 }));
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.reason, "hello_version");
   });
 
   it("refuses a hello for another transport or codec", () => {
     for (const bad of [
-      { ...firmwareHello, transport: "websocket" },
-      { ...firmwareHello, audio_params: { format: "pcm" } },
+      { ...HELLO, transport: "websocket" },
+      { ...HELLO, audio_params: { format: "pcm" } },
     ]) {
       const r = parseDeviceMessage(json(bad));
       assert.equal(!r.ok && r.reason, "bad_hello");

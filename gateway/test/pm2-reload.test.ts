@@ -39,7 +39,7 @@ describe("pm2 reload of 4 instances under 200 devices", { timeout: 110_000 }, ()
   });
 
   it("restarts every instance, one at a time; each device is without service for one re-hello at most", async () => {
-    await waitForAudio(fleet, 3, 15_000);
+    await fleet.allHeardAudio(3, 15_000);
     const before = await box.list();
     const boots = box.ports.map((p) => box.current(p.instanceId)?.bootId);
     const spreadBefore = fleet.spread(4);
@@ -61,7 +61,7 @@ describe("pm2 reload of 4 instances under 200 devices", { timeout: 110_000 }, ()
     // is on a live instance (none holds on to a session that silently went away) and hears
     // its frames there.
     assertOnLiveInstances(box, fleet);
-    await waitForAudio(fleet, 3, 15_000);
+    await fleet.allHeardAudio(3, 15_000);
 
     // Every instance restarted: new pid, one more restart, a new boot id.
     const afterList = await box.list();
@@ -167,14 +167,4 @@ function assertOnLiveInstances(box: Pm2Box, fleet: FleetT): void {
       live.has(fleet.current(m)?.owner ?? ""),
       `${m.device.clientId} in a session of a live instance`,
     );
-}
-
-/** Resolves once every device heard at least `frames` frames back in its current session. */
-async function waitForAudio(fleet: FleetT, frames: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const behind = () => fleet.members.filter((m) => (fleet.current(m)?.received ?? 0) < frames).length;
-  while (behind() > 0) {
-    if (Date.now() > deadline) throw new Error(`${behind()} devices heard fewer than ${frames} frames`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

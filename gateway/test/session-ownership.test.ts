@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { SimulatedDevice } from "../../tools/sim/device.ts";
+import { firmwareHello } from "../../tools/sim/firmware-hello.ts";
 import type { RunningGateway } from "../src/app.ts";
 import { ClaimBook } from "../src/session/claim-book.ts";
 import { balanceTarget, type Claim, newerClaim, survivorFor } from "../src/session/owner-routing.ts";
@@ -90,14 +91,7 @@ describe("claims and survivors (pure)", () => {
 });
 
 function helloPayload(): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      type: "hello",
-      version: 3,
-      transport: "udp",
-      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
-    }),
-  );
+  return Buffer.from(JSON.stringify(firmwareHello()));
 }
 
 describe("session ownership across instances (in-process, real broker)", () => {

@@ -3,9 +3,9 @@ import path from "node:path";
 import { storeGatewayBundle, storeNodeRuntime } from "../../cloud-init/bundle-runtime.ts";
 import type { StoredBundle } from "../../cloud-init/render.ts";
 import { DIST, ROOT } from "../../cloud-init/test/dist.ts";
+import { createStack, type FleetStack } from "../fleet-stack.ts";
 import { loadStackConfig, type StackConfig } from "../load-config.ts";
 import { type FleetMocks, installMocks, type RecordedResource, settle } from "../mocks.ts";
-import { createStack, type Fleet } from "../stack.ts";
 import { readStackFile, standInSecrets } from "../stack-file.ts";
 
 export { DIST, ROOT };
@@ -33,7 +33,7 @@ export function nodeRuntime(): StoredBundle {
 
 export interface FleetRun {
   readonly mocks: FleetMocks;
-  readonly fleet: Fleet;
+  readonly fleet: FleetStack;
   readonly config: StackConfig;
   readonly secrets: Record<string, string>;
   /** Addresses the stack asked to be ready before moving the reserved IP, in order. */

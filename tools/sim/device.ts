@@ -17,6 +17,7 @@ import type { OpusEncoder as OpusCodec } from "@discordjs/opus";
 import mqtt, { type MqttClient } from "mqtt";
 import { openAudioPacket, sealAudioPacket } from "../../gateway/src/protocol/audio-packet.ts";
 import { parseUdpPacket } from "../../gateway/src/protocol/udp-packet.ts";
+import { firmwareHello } from "./firmware-hello.ts";
 import { type DeviceMessage, type HelloReply, parseHelloReply } from "./hello-reply.ts";
 import { FRAME_MS, type UpstreamClip, upstreamClip } from "./opus-frames.ts";
 
@@ -98,7 +99,23 @@ export interface DeviceStats {
   roundTripMs: number[];
 }
 
-export class SimulatedDevice extends EventEmitter {
+/** What a simulated device emits, and with what. */
+export type DeviceEvents = {
+  /** Every MQTT message from the server, parsed. */
+  message: [DeviceMessage];
+  /** A downstream frame's PCM, for the frames decoded (sequence a multiple of `decodeEvery`). */
+  pcm: [Buffer];
+  /** A downstream frame accepted and counted in `stats.framesReceived`. */
+  audio: [];
+  /** Something the firmware would reject; counted in `stats.errors` too. */
+  device_error: [DeviceError];
+  /** The server's goodbye for the current session, with its reason ("" if none). */
+  server_goodbye: [string];
+  /** The MQTT connection closed. */
+  mqtt_closed: [];
+};
+
+export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   readonly clientId: string;
   readonly mac: string;
   readonly stats: DeviceStats = {
@@ -199,13 +216,7 @@ export class SimulatedDevice extends EventEmitter {
     this.#speaking = false;
     const started = performance.now();
     const reply = this.waitForMessage((m) => m.type === "hello", timeoutMs);
-    this.send({
-      type: "hello",
-      version: 3,
-      features: { mcp: true },
-      transport: "udp",
-      audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: this.#frameMs },
-    });
+    this.send(firmwareHello(this.#frameMs));
     let msg: DeviceMessage;
     try {
       msg = await reply;

@@ -7,7 +7,7 @@
  * verifier that allowed everyone by accident would open the broker to the internet. Only
  * VERIFIER_INSECURE_DEV=1, said explicitly, allows every device without a key.
  */
-import { ConfigError } from "../config.ts";
+import { ConfigError, type Env, envInt, envOneOf, envValue } from "../env.ts";
 
 export interface VerifierConfig {
   readonly port: number;
@@ -22,12 +22,10 @@ export interface VerifierConfig {
   readonly logLevel: "trace" | "debug" | "info" | "warn" | "error" | "fatal";
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 
 export function parseVerifierConfig(env: Env): VerifierConfig {
-  const insecureRaw = value(env, "VERIFIER_INSECURE_DEV");
+  const insecureRaw = envValue(env, "VERIFIER_INSECURE_DEV");
   if (insecureRaw !== undefined && insecureRaw !== "0" && insecureRaw !== "1") {
     throw new ConfigError("VERIFIER_INSECURE_DEV", `must be 1 or unset, got ${JSON.stringify(insecureRaw)}`);
   }
@@ -41,36 +39,18 @@ export function parseVerifierConfig(env: Env): VerifierConfig {
       "is required: the device verifier refuses to start without the key the OTA signs device passwords with (VERIFIER_INSECURE_DEV=1 allows every device, for development only)",
     );
   }
-  const level = value(env, "LOG_LEVEL") ?? "info";
-  if (!(LEVELS as readonly string[]).includes(level)) {
-    throw new ConfigError("LOG_LEVEL", `must be one of ${LEVELS.join(", ")}, got ${JSON.stringify(level)}`);
-  }
   return {
-    port: int(env, "VERIFIER_PORT", 9100, 0, 65535),
-    bind: value(env, "VERIFIER_BIND") ?? "127.0.0.1",
+    port: envInt(env, "VERIFIER_PORT", 9100, 0, 65535),
+    bind: envValue(env, "VERIFIER_BIND") ?? "127.0.0.1",
     signingKey,
     insecureDev,
-    warnIntervalMs: int(env, "VERIFIER_WARN_INTERVAL_MS", 60_000, 100, 3_600_000),
-    totalsIntervalMs: int(env, "VERIFIER_TOTALS_INTERVAL_MS", 60_000, 100, 3_600_000),
-    logLevel: level as VerifierConfig["logLevel"],
+    warnIntervalMs: envInt(env, "VERIFIER_WARN_INTERVAL_MS", 60_000, 100, 3_600_000),
+    totalsIntervalMs: envInt(env, "VERIFIER_TOTALS_INTERVAL_MS", 60_000, 100, 3_600_000),
+    logLevel: envOneOf(env, "LOG_LEVEL", "info", LEVELS),
   };
 }
 
 /** True when VERIFIER_INSECURE_DEV=1 was given although a key is set (the key wins). */
 export function insecureFlagIgnored(env: Env, config: VerifierConfig): boolean {
-  return config.signingKey !== undefined && value(env, "VERIFIER_INSECURE_DEV") === "1";
-}
-
-function value(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v.trim() === "" ? undefined : v.trim();
-}
-
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const v = value(env, name);
-  if (v === undefined) return fallback;
-  if (!/^[0-9]+$/.test(v)) throw new ConfigError(name, `must be an integer, got ${JSON.stringify(v)}`);
-  const n = Number(v);
-  if (n < min || n > max) throw new ConfigError(name, `must be in ${min}..${max}, got ${n}`);
-  return n;
+  return config.signingKey !== undefined && envValue(env, "VERIFIER_INSECURE_DEV") === "1";
 }

@@ -7,8 +7,9 @@
  * value exits 2 naming the variable. VERIFIER_INSECURE_DEV=1 without a key allows every
  * device and says so loudly, at start and periodically.
  */
-import { ConfigError, loadEnv } from "../config.ts";
+import { loadEnv } from "../env.ts";
 import { createLogger } from "../ops/log.ts";
+import { configOrExit, logUnhandledRejections, onStopRequest } from "../ops/process.ts";
 import { insecureFlagIgnored, parseVerifierConfig, type VerifierConfig } from "./verifier-config.ts";
 import { createVerifier } from "./verifier-server.ts";
 
@@ -16,20 +17,10 @@ const INSECURE_WARNING =
   "INSECURE: VERIFIER_INSECURE_DEV=1 and no MQTT_SIGNING_KEY: every device is allowed without checking its credentials. Development only; never in production.";
 
 async function main(): Promise<void> {
-  let config: VerifierConfig;
-  let env: ReturnType<typeof loadEnv>;
-  try {
-    env = loadEnv();
-    config = parseVerifierConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`device-auth: bad configuration: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const env = configOrExit("device-auth", () => loadEnv());
+  const config: VerifierConfig = configOrExit("device-auth", () => parseVerifierConfig(env));
   const log = createLogger(config.logLevel, 0).child({ app: "device-auth" });
-  process.on("unhandledRejection", (reason) => log.error({ err: String(reason) }, "unhandled rejection"));
+  logUnhandledRejections(log);
   const verifier = createVerifier({ signingKey: config.signingKey, log });
   let port: number;
   try {
@@ -57,21 +48,13 @@ async function main(): Promise<void> {
   );
   process.send?.("ready");
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  onStopRequest((signal) => {
     for (const t of timers) clearInterval(t);
     log.info({ signal, totals: verifier.stats.toJSON() }, "stopping");
     verifier.close().then(
       () => process.exit(0),
       () => process.exit(1),
     );
-  };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("message", (msg) => {
-    if (msg === "shutdown") stop("shutdown");
   });
 }
 

@@ -4,11 +4,12 @@
  * `GET /metrics` (Prometheus). Binds to HEALTH_BIND, loopback by default.
  */
 import { createServer, type Server } from "node:http";
+import type { HealthBody } from "./health-body.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
 export interface HealthSnapshot {
   readonly ready: boolean;
-  readonly body: Record<string, unknown>;
+  readonly body: Omit<HealthBody, "ready">;
 }
 
 export interface HealthSource {
@@ -27,7 +28,8 @@ export function startHealthServer(source: HealthSource, port: number, host: stri
     switch (path) {
       case "/health": {
         const snap = source.snapshot();
-        return json(200, { ready: snap.ready, ...snap.body });
+        const body: HealthBody = { ready: snap.ready, ...snap.body };
+        return json(200, body);
       }
       case "/livez":
         return json(200, { live: true });

@@ -18,7 +18,6 @@ export type DropReason =
   | "udp_unproven_source"
   | "udp_bad_opus"
   | "udp_opus_decode_failed"
-  | "udp_not_streaming"
   // MQTT
   | "mqtt_oversized"
   | "mqtt_malformed_json"
@@ -42,8 +41,7 @@ export type DropReason =
   | "down_no_remote_address"
   | "down_encode_failed"
   | "down_send_failed"
-  | "down_outside_turn"
-  | "agent_audio_without_session";
+  | "down_outside_turn";
 
 export type CloseReason =
   | "device_goodbye"

@@ -21,6 +21,7 @@ import {
 import { checkOpusPacket, MAX_OPUS_PACKET_BYTES } from "../protocol/opus-packet.ts";
 import { headerTemplate, type UdpPacket } from "../protocol/udp-packet.ts";
 import { DOWN_RATE, Downstream, type RemoteAddress } from "./downstream.ts";
+import { type SessionTimer, type StartTimer, startNodeTimer } from "./timer.ts";
 import { UpstreamGuard } from "./upstream-guard.ts";
 
 /** The longest an inactivity close waits for the agent's goodbye (BUNNY: 30 s). */
@@ -34,6 +35,8 @@ export interface SessionDeps {
   readonly udpPort: number;
   readonly idleTimeoutMs: number;
   readonly maxSessionMs: number;
+  /** The idle and max-duration timers; Node's when absent. */
+  readonly startTimer?: StartTimer;
   sendUdp(datagram: Buffer, to: RemoteAddress): void;
   publishToDevice(clientId: string, message: JsonObject): void;
   /** Called once, when the session closes (before the agent has finished closing). */
@@ -55,8 +58,8 @@ export class DeviceSession {
   readonly #encoder: OpusStream;
   readonly #agent: AgentBridge;
   readonly #downstream: Downstream;
-  readonly #idleTimer: NodeJS.Timeout;
-  readonly #maxTimer: NodeJS.Timeout;
+  readonly #idleTimer: SessionTimer;
+  readonly #maxTimer: SessionTimer;
   readonly #upstream = new UpstreamGuard();
   #state: SessionState = "open";
   #farewell = false;
@@ -96,8 +99,9 @@ export class DeviceSession {
         endSession: (reason) => void this.close(reason),
       },
     );
-    this.#idleTimer = setTimeout(() => void this.#inactive(), deps.idleTimeoutMs);
-    this.#maxTimer = setTimeout(() => void this.close("max_duration"), deps.maxSessionMs);
+    const startTimer = deps.startTimer ?? startNodeTimer;
+    this.#idleTimer = startTimer(deps.idleTimeoutMs, () => void this.#inactive());
+    this.#maxTimer = startTimer(deps.maxSessionMs, () => void this.close("max_duration"));
   }
 
   get state(): SessionState {
@@ -106,18 +110,6 @@ export class DeviceSession {
 
   get remote(): RemoteAddress | undefined {
     return this.#upstream.remote;
-  }
-
-  get worker(): number {
-    return this.#decoder.worker;
-  }
-
-  get speaking(): boolean {
-    return this.#downstream.speaking;
-  }
-
-  get downstreamSequence(): number {
-    return this.#downstream.sequence;
   }
 
   /** The reply to the device's hello; the device derives its UDP header from `nonce`. */
@@ -233,8 +225,8 @@ export class DeviceSession {
   async close(reason: CloseReason): Promise<void> {
     if (this.#state === "closed") return;
     this.#state = "closed";
-    clearTimeout(this.#idleTimer);
-    clearTimeout(this.#maxTimer);
+    this.#idleTimer.cancel();
+    this.#maxTimer.cancel();
     // The firmware acts on goodbye only when session_id matches its current session; one
     // for the current session spares the device its 120 s liveness timeout. None back to
     // a device that said goodbye itself (an independent client acts on it, and firmware

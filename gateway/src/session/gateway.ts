@@ -28,6 +28,7 @@ import { type Claim, decideOwner, newerClaim, type PeerPresence, survivorFor } f
 import { RecentForwards } from "./recent-forwards.ts";
 import { SessionRegistry } from "./registry.ts";
 import { UdpSourceLimiter, type UdpSourceLimits } from "./source-limiter.ts";
+import type { StartTimer } from "./timer.ts";
 
 export interface GatewayPorts {
   publish(topic: string, payload: string, retain?: boolean): void;
@@ -49,6 +50,8 @@ export interface GatewayOptions {
   readonly sourceLimit?: UdpSourceLimits;
   /** Hellos per client id (hello-budget.ts); its defaults when absent. */
   readonly helloBudget?: HelloBudgetOptions;
+  /** The sessions' idle and max-duration timers (timer.ts); Node's when absent. */
+  readonly startTimer?: StartTimer;
   /** Wall clock, epoch ms (claims compare hello times across the instances of one host). */
   readonly now?: () => number;
   /**
@@ -219,6 +222,7 @@ export class Gateway {
         udpPort: this.#o.udpPort,
         idleTimeoutMs: this.#o.idleTimeoutMs,
         maxSessionMs: this.#o.maxSessionMs,
+        startTimer: this.#o.startTimer,
         sendUdp: (d, to) => this.#o.ports.sendUdp(d, to),
         publishToDevice: (id, message) => this.#publishToDevice(id, message),
         onClosed: (s, reason) => this.#onClosed(s, reason),

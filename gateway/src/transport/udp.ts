@@ -5,7 +5,6 @@ export type DatagramHandler = (datagram: Buffer, from: RemoteInfo) => void;
 
 export class UdpTransport {
   readonly #socket: Socket;
-  #sendErrors = 0;
 
   private constructor(socket: Socket) {
     this.#socket = socket;
@@ -33,16 +32,10 @@ export class UdpTransport {
     return this.#socket.address().port;
   }
 
-  get sendErrors(): number {
-    return this.#sendErrors;
-  }
-
   send(datagram: Buffer, port: number, address: string, onError?: () => void): void {
     this.#socket.send(datagram, port, address, (err) => {
-      if (err) {
-        this.#sendErrors++;
-        onError?.();
-      }
+      // Counted by the caller (down_send_failed), once.
+      if (err) onError?.();
     });
   }
 

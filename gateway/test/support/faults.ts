@@ -8,6 +8,8 @@
  */
 import type { SimulatedDevice } from "../../../tools/sim/device.ts";
 import { SimulatedDevice as Device } from "../../../tools/sim/device.ts";
+import { firmwareHello } from "../../../tools/sim/firmware-hello.ts";
+import type { HealthBody } from "../../src/ops/health-body.ts";
 import { Fleet, type Member } from "./fleet.ts";
 import type { Pm2Box } from "./pm2-box.ts";
 
@@ -48,7 +50,7 @@ export async function liveSessions(box: Pm2Box): Promise<number | undefined> {
         const r = await fetch(`http://127.0.0.1:${p.healthPort}/health`, {
           signal: AbortSignal.timeout(1500),
         });
-        return ((await r.json()) as { sessions: number }).sessions;
+        return ((await r.json()) as HealthBody).sessions;
       }),
     );
     return counts.reduce((a, b) => a + b, 0);
@@ -274,13 +276,7 @@ export async function restartBroker(box: Pm2Box, fleet: Fleet, downMs: number): 
   };
 }
 
-const HELLO = {
-  type: "hello",
-  version: 3,
-  features: { mcp: true },
-  transport: "udp",
-  audio_params: { format: "opus", sample_rate: 16000, channels: 1, frame_duration: 60 },
-};
+const HELLO = firmwareHello();
 
 /** `trials` devices each send two hellos back to back (a firmware retry under load). */
 export async function doubleHellos(
@@ -339,7 +335,7 @@ export async function staggeredSpread(box: Pm2Box, count: number, staggerMs: num
         const r = await fetch(`http://127.0.0.1:${p.healthPort}/health`, {
           signal: AbortSignal.timeout(2000),
         });
-        return ((await r.json()) as { sessions: number }).sessions;
+        return ((await r.json()) as HealthBody).sessions;
       }),
     );
   } finally {

@@ -77,7 +77,7 @@ export class Fleet {
       const m: Member = { device, sessions: [], outages: [], audioGaps: [], helloFailures: 0 };
       fleet.members.push(m);
       device.on("audio", () => fleet.#onAudio(m));
-      device.on("server_goodbye", (reason: string) => fleet.#onGoodbye(m, reason));
+      device.on("server_goodbye", (reason) => fleet.#onGoodbye(m, reason));
       if (options.reconnect) device.on("mqtt_closed", () => fleet.#onBrokerLost(m));
     }
     try {
@@ -153,6 +153,16 @@ export class Fleet {
       if (Date.now() > deadline)
         throw new Error(`${this.members.filter((m) => !this.current(m)).length} devices without a session`);
       await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Resolves once every device heard at least `frames` frames back in its current session. */
+  async allHeardAudio(frames: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const behind = () => this.members.filter((m) => (this.current(m)?.received ?? 0) < frames).length;
+    while (behind() > 0) {
+      if (Date.now() > deadline) throw new Error(`${behind()} devices heard fewer than ${frames} frames`);
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 

@@ -15,7 +15,7 @@ import { FleetMonitoring } from "./monitoring.ts";
 import { FleetNetwork, fleetPrefix } from "./network.ts";
 import type { GatewayReadiness } from "./readiness.ts";
 
-export interface Fleet {
+export interface FleetStack {
   readonly network: FleetNetwork;
   readonly bundleStore: BundleStore;
   readonly reservedIp: digitalocean.ReservedIp;
@@ -38,7 +38,7 @@ export interface StackOptions {
   readonly nodeRuntime: StoredBundle;
 }
 
-export function createStack(config: StackConfig, bundle: StoredBundle, options: StackOptions): Fleet {
+export function createStack(config: StackConfig, bundle: StoredBundle, options: StackOptions): FleetStack {
   const { settings: s, secrets } = config;
   const prefix = fleetPrefix();
 

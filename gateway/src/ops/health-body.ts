@@ -1,0 +1,124 @@
+/**
+ * What `GET /health` answers, and the periodic work behind it: a 1 s sampler of frames per
+ * second and of the latency quantiles. `HealthBody` is the one description of the body:
+ * the tools that read it (soak, load test, local box) import it instead of guessing.
+ */
+import type { WorkerStats } from "../audio/opus-pool.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+
+export interface LatencyQuantiles {
+  readonly p50: number;
+  readonly p99: number;
+}
+
+/** The JSON of `GET /health`, per instance. */
+export interface HealthBody {
+  /** Broker connected, every Opus worker alive, not draining (what /readyz answers). */
+  readonly ready: boolean;
+  readonly instanceId: number;
+  readonly bootId: string;
+  readonly uptimeSeconds: number;
+  readonly draining: boolean;
+  readonly brokerConnected: boolean;
+  readonly udpPort: number;
+  readonly sessions: number;
+  readonly sessionsByState: Record<string, number>;
+  /** Peer instances by instance id, as their presence says. */
+  readonly peers: Record<string, { readonly bootId: string; readonly state: string }>;
+  readonly workers: readonly WorkerStats[];
+  readonly framesPerSecond: { readonly up: number; readonly down: number };
+  /**
+   * Time inside the gateway, last 60 s: datagram in -> PCM to the agent, and agent PCM
+   * frame -> datagram out (the latter includes the tts-start lead of first frames).
+   * Empty until the sampler's first second.
+   */
+  readonly gatewayLatencyMs: { readonly upstream?: LatencyQuantiles; readonly downstream?: LatencyQuantiles };
+  readonly drops: Record<string, number>;
+  readonly closes: Record<string, number>;
+  readonly memory: {
+    readonly rssBytes: number;
+    readonly heapUsedBytes: number;
+    readonly heapTotalBytes: number;
+  };
+  readonly eventLoopLagP99Ms: number;
+}
+
+/** What the body is made of, read at each request. */
+export interface HealthInputs {
+  readonly instanceId: number;
+  readonly bootId: string;
+  readonly startedAt: number;
+  readonly udpPort: number;
+  readonly metrics: GatewayMetrics;
+  readonly rates: RateSampler;
+  brokerConnected(): boolean;
+  draining(): boolean;
+  workersAlive(): boolean;
+  workers(): readonly WorkerStats[];
+  sessionStates(): Iterable<string>;
+  sessionCount(): number;
+  peers(): ReadonlyMap<number, { readonly bootId: string; readonly state: string }>;
+  now?: () => number;
+}
+
+export function healthSnapshot(i: HealthInputs): { ready: boolean; body: Omit<HealthBody, "ready"> } {
+  const mem = process.memoryUsage();
+  const byState: Record<string, number> = {};
+  for (const s of i.sessionStates()) byState[s] = (byState[s] ?? 0) + 1;
+  const brokerConnected = i.brokerConnected();
+  const draining = i.draining();
+  return {
+    ready: brokerConnected && !draining && i.workersAlive(),
+    body: {
+      instanceId: i.instanceId,
+      bootId: i.bootId,
+      uptimeSeconds: Math.round(((i.now ?? Date.now)() - i.startedAt) / 1000),
+      draining,
+      brokerConnected,
+      udpPort: i.udpPort,
+      sessions: i.sessionCount(),
+      sessionsByState: byState,
+      peers: Object.fromEntries(i.peers()),
+      workers: i.workers(),
+      framesPerSecond: i.rates.framesPerSecond,
+      gatewayLatencyMs: i.rates.latency,
+      drops: i.metrics.drops(),
+      closes: i.metrics.closes(),
+      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal },
+      eventLoopLagP99Ms: i.metrics.eventLoopDelay.percentile(99) / 1e6,
+    },
+  };
+}
+
+/** Frames per second over the last second, and the latency quantiles read once a second. */
+export class RateSampler {
+  framesPerSecond = { up: 0, down: 0 };
+  latency: HealthBody["gatewayLatencyMs"] = {};
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(metrics: GatewayMetrics, intervalMs = 1000) {
+    let lastUp = 0;
+    let lastDown = 0;
+    this.#timer = setInterval(() => {
+      void Promise.all([quantiles(metrics.upstreamLatency), quantiles(metrics.downstreamLatency)]).then(
+        ([upstream, downstream]) => {
+          this.latency = { upstream, downstream };
+        },
+      );
+      this.framesPerSecond = { up: metrics.framesUpTotal - lastUp, down: metrics.framesDownTotal - lastDown };
+      lastUp = metrics.framesUpTotal;
+      lastDown = metrics.framesDownTotal;
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+async function quantiles(summary: GatewayMetrics["upstreamLatency"]): Promise<LatencyQuantiles> {
+  const values = (await summary.get()).values;
+  const at = (q: number) => 1000 * (values.find((v) => v.labels.quantile === q)?.value ?? Number.NaN);
+  return { p50: at(0.5), p99: at(0.99) };
+}

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { describeConfig, parseConfig } from "../src/config.ts";
+import { ConfigError, loadEnv } from "../src/env.ts";
+
+describe("config", () => {
+  const base = { MQTT_PASSWORD: "p" };
+
+  it("has the design's defaults: UDP 8881, 4 workers, health 9000 + instance, loopback health", () => {
+    const c = parseConfig({ ...base, INSTANCE_ID: "3" });
+    assert.equal(c.udpPort, 8881);
+    assert.equal(c.workerCount, 4);
+    assert.equal(c.healthPort, 9003);
+    assert.equal(c.healthBind, "127.0.0.1");
+    assert.equal(c.livekit, undefined);
+  });
+
+  it("names the variable in every error", () => {
+    const bad: [Record<string, string>, string][] = [
+      [{}, "MQTT_PASSWORD"],
+      [{ ...base, UDP_PORT: "88a" }, "UDP_PORT"],
+      [{ ...base, WORKER_COUNT: "0" }, "WORKER_COUNT"],
+      [{ ...base, INSTANCE_ID: "1000" }, "INSTANCE_ID"],
+      [{ ...base, MQTT_URL: "http://x" }, "MQTT_URL"],
+      [{ ...base, LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+      [{ ...base, LIVEKIT_URL: "wss://x" }, "LIVEKIT_API_KEY"],
+    ];
+    for (const [env, variable] of bad) {
+      assert.throws(
+        () => parseConfig(env),
+        (err: unknown) =>
+          err instanceof ConfigError && err.variable === variable && err.message.startsWith(variable),
+      );
+    }
+  });
+
+  it("reads the env file, and the process environment wins", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "gw-"));
+    const file = path.join(dir, "gateway.env");
+    writeFileSync(file, "MQTT_PASSWORD=from-file\nPUBLIC_HOST=203.0.113.9\nUDP_PORT=9999\n");
+    const env = loadEnv({ GATEWAY_ENV_FILE: file, UDP_PORT: "8882" });
+    const c = parseConfig(env);
+    assert.equal(c.mqttPassword, "from-file");
+    assert.equal(c.publicHost, "203.0.113.9");
+    assert.equal(c.udpPort, 8882);
+  });
+
+  it("a missing env file is an error naming GATEWAY_ENV_FILE", () => {
+    assert.throws(() => loadEnv({ GATEWAY_ENV_FILE: "/nonexistent/gateway.env" }), /GATEWAY_ENV_FILE/);
+  });
+
+  it("never shows secrets when described", () => {
+    const c = parseConfig({
+      ...base,
+      MQTT_PASSWORD: "s3cret-mqtt",
+      LIVEKIT_URL: "wss://lk",
+      LIVEKIT_API_KEY: "k",
+      LIVEKIT_API_SECRET: "s3cret-lk",
+    });
+    const text = JSON.stringify(describeConfig(c));
+    assert.ok(!text.includes("s3cret"));
+  });
+});

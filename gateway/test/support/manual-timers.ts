@@ -1,0 +1,42 @@
+/** Session timers on a clock the test moves (`advance`), for timeouts without real waiting. */
+import type { SessionTimer, StartTimer } from "../../src/session/timer.ts";
+
+interface Pending {
+  dueAt: number;
+  readonly ms: number;
+  readonly fire: () => void;
+  cancelled: boolean;
+}
+
+export class ManualTimers {
+  #now = 0;
+  readonly #timers: Pending[] = [];
+
+  readonly start: StartTimer = (ms, fire): SessionTimer => {
+    const t: Pending = { dueAt: this.#now + ms, ms, fire, cancelled: false };
+    this.#timers.push(t);
+    return {
+      refresh: () => {
+        t.dueAt = this.#now + t.ms;
+      },
+      cancel: () => {
+        t.cancelled = true;
+      },
+    };
+  };
+
+  /** Moves the clock on, firing (once each) the timers that fall due, in order. */
+  advance(ms: number): void {
+    const end = this.#now + ms;
+    for (;;) {
+      const due = this.#timers
+        .filter((t) => !t.cancelled && t.dueAt <= end)
+        .sort((a, b) => a.dueAt - b.dueAt)[0];
+      if (!due) break;
+      this.#now = due.dueAt;
+      due.cancelled = true;
+      due.fire();
+    }
+    this.#now = end;
+  }
+}
