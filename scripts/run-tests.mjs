@@ -19,6 +19,7 @@ const filters = args.filter((a) => a !== "--unit");
 // child process, no fixed port, no 100,000-input fuzzing. A new test file belongs here
 // when it meets all of that; `npm test -- --unit` fails if one listed is gone.
 const UNIT_TESTS = [
+  "gateway/test/agent-protocol.test.ts",
   "gateway/test/audio-units.test.ts",
   "gateway/test/config.test.ts",
   "gateway/test/credential-vectors.test.ts",
@@ -26,6 +27,7 @@ const UNIT_TESTS = [
   "gateway/test/forward-to-dead-peer.test.ts",
   "gateway/test/hello-budget.test.ts",
   "gateway/test/log-limiter.test.ts",
+  "gateway/test/media-ipc.test.ts",
   "gateway/test/messages.test.ts",
   "gateway/test/opus-pool.test.ts",
   "gateway/test/ota.test.ts",
