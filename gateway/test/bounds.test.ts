@@ -9,7 +9,8 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { AgentFactory, AgentSink } from "../src/agent/agent-bridge.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
-import { DOWN_FRAME_BYTES, MAX_QUEUED_FRAMES } from "../src/session/downstream.ts";
+import { DOWN_FRAME_BYTES } from "../src/protocol/audio-format.ts";
+import { MAX_QUEUED_FRAMES } from "../src/session/downstream.ts";
 import { MINIMAL_HELLO, replyTarget, startCore } from "./support/core.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 

@@ -8,11 +8,12 @@
  *   speaker pauses (0.6 s under the voice threshold) or `listen stop` arrives, plays it
  *   back at real-time pace. The firmware then returns to listening, as with a real agent.
  */
+
 import { resamplePcm16 } from "../audio/resample.ts";
+import { DOWN_RATE as OUT_RATE } from "../protocol/audio-format.ts";
 import type { ListenMode } from "../protocol/messages.ts";
 import type { AgentBridge, AgentFactory, AgentSink, DeviceEvent } from "./agent-bridge.ts";
 
-const OUT_RATE = 24000;
 /** RMS above which a frame counts as voice (PCM16 scale). */
 const VOICE_RMS = 300;
 /**

@@ -3,6 +3,7 @@
  * validated here, once, into typed values; past this file the gateway trusts its types.
  * Server messages are built here, so every field the firmware needs is in one place.
  */
+import { DOWN_FRAME_MS, DOWN_RATE } from "./audio-format.ts";
 
 /** The reference gateway's limit; larger device payloads are dropped and counted. */
 export const MAX_DEVICE_MESSAGE_BYTES = 8192;
@@ -156,9 +157,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** What we tell devices about downstream audio: Opus 24 kHz mono, 60 ms (both references). */
 export const DOWNSTREAM_AUDIO = {
   format: "opus",
-  sample_rate: 24000,
+  sample_rate: DOWN_RATE,
   channels: 1,
-  frame_duration: 60,
+  frame_duration: DOWN_FRAME_MS,
 } as const;
 
 export interface HelloReplyFields {

@@ -3,10 +3,12 @@
  * state, the pinned Opus streams, the agent, and every timer. `close()` releases all of it
  * and says `goodbye` with the session id, whatever the reason.
  */
+
 import type { RemoteInfo } from "node:dgram";
 import type { AgentBridge, AgentFactory } from "../agent/agent-bridge.ts";
 import type { OpusPool, OpusStream } from "../audio/opus-pool.ts";
 import type { CloseReason, GatewayMetrics } from "../ops/metrics.ts";
+import { DOWN_RATE } from "../protocol/audio-format.ts";
 import { openAudioPacket } from "../protocol/audio-packet.ts";
 import type { DeviceClientId } from "../protocol/client-id.ts";
 import { newSessionKey } from "../protocol/crypto.ts";
@@ -20,7 +22,7 @@ import {
 } from "../protocol/messages.ts";
 import { checkOpusPacket, MAX_OPUS_PACKET_BYTES } from "../protocol/opus-packet.ts";
 import { headerTemplate, type UdpPacket } from "../protocol/udp-packet.ts";
-import { DOWN_RATE, Downstream, type RemoteAddress } from "./downstream.ts";
+import { Downstream, type RemoteAddress } from "./downstream.ts";
 import { type SessionTimer, type StartTimer, startNodeTimer } from "./timer.ts";
 import { UpstreamGuard } from "./upstream-guard.ts";
 

@@ -11,11 +11,9 @@
 import { PcmFramer } from "../audio/framer.ts";
 import type { OpusPool, OpusStream } from "../audio/opus-pool.ts";
 import type { GatewayMetrics } from "../ops/metrics.ts";
+import { DOWN_FRAME_BYTES } from "../protocol/audio-format.ts";
 import { sealAudioPacket } from "../protocol/audio-packet.ts";
 
-export const DOWN_RATE = 24000;
-export const DOWN_FRAME_SAMPLES = 1440;
-export const DOWN_FRAME_BYTES = DOWN_FRAME_SAMPLES * 2;
 export const MAX_QUEUED_FRAMES = 10;
 /** Frames handed to the encoder and not yet sent. Keeps order cheap and latency low. */
 const MAX_ENCODING = 3;

@@ -4,6 +4,7 @@
  * read back at 24 kHz mono; data packets, attribute changes and `lk.transcription` text
  * streams are passed up as they come. It moves bytes only (room-transport.ts).
  */
+
 import {
   AudioFrame,
   AudioSource,
@@ -19,6 +20,7 @@ import {
   TrackPublishOptions,
   TrackSource,
 } from "@livekit/rtc-node";
+import { DOWN_RATE } from "../../protocol/audio-format.ts";
 import type {
   ParticipantKind,
   RemoteParticipantInfo,
@@ -29,7 +31,6 @@ import type {
 } from "./room-transport.ts";
 
 const UP_RATE = 16000;
-const DOWN_RATE = 24000;
 /** Device audio waiting in the source beyond this is dropped, not queued without end. */
 const MAX_SOURCE_BACKLOG_MS = 500;
 /** The text-stream topics passed up (LiveKit Agents' transcriptions). */

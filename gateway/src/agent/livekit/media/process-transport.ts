@@ -7,8 +7,10 @@
  * its packet-loss concealment). DTX or no packets: nothing is handed up, and the turn
  * logic above ends the turn on its own deadline.
  */
+
 import { randomInt } from "node:crypto";
 import type { OpusPool, OpusStream } from "../../../audio/opus-pool.ts";
+import { DOWN_RATE } from "../../../protocol/audio-format.ts";
 import type { UpstreamOpus } from "../../agent-bridge.ts";
 import type {
   RoomJoin,
@@ -33,7 +35,6 @@ export interface ProcessTransportDeps {
   readonly leaveTimeoutMs?: number;
 }
 
-const DOWN_RATE = 24000;
 /** A missing agent packet is waited for this long once a later one is here. */
 const REORDER_WAIT_MS = 30;
 const REORDER_MAX_PACKETS = 16;
