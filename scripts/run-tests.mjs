@@ -22,6 +22,7 @@ const UNIT_TESTS = [
   "gateway/test/agent-protocol.test.ts",
   "gateway/test/audio-units.test.ts",
   "gateway/test/config.test.ts",
+  "gateway/test/coordination.test.ts",
   "gateway/test/credential-vectors.test.ts",
   "gateway/test/env.test.ts",
   "gateway/test/forward-to-dead-peer.test.ts",

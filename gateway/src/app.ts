@@ -15,7 +15,7 @@ import { GatewayMetrics } from "./ops/metrics.ts";
 import { startTotals } from "./ops/totals.ts";
 import { startLoopClock } from "./ops/watchdog.ts";
 import { newBootId } from "./protocol/session-id.ts";
-import { gatewaySubscriptions, INGEST_PREFIX, PRESENCE_PREFIX, SHARE_GROUP } from "./protocol/topics.ts";
+import { gatewaySubscriptions, INGEST_SHARE, presenceTopic as presenceTopicOf } from "./protocol/topics.ts";
 import { Gateway } from "./session/gateway.ts";
 import { BrokerClient } from "./transport/mqtt.ts";
 import { UdpTransport } from "./transport/udp.ts";
@@ -54,7 +54,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   let health: Server | undefined;
   let stopTotals: (() => void) | undefined;
   let rates: RateSampler | undefined;
-  const presenceTopic = `${PRESENCE_PREFIX}${config.instanceId}`;
+  const presenceTopic = presenceTopicOf(config.instanceId);
 
   const liveKit = config.livekit
     ? (await loadLiveKit())(config.livekit, {
@@ -180,7 +180,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         const b = broker;
         if (b) {
           // First stop the broker handing us hellos, and tell peers we are leaving.
-          await b.unsubscribe(`$share/${SHARE_GROUP}/${INGEST_PREFIX}+`).catch(() => {});
+          await b.unsubscribe(INGEST_SHARE).catch(() => {});
           b.publish(presenceTopic, gateway.presencePayload("draining", udpPort), true);
         }
         await gateway.drain();

@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { createDecipheriv } from "node:crypto";
 import { describe, it } from "node:test";
 import { openAudioPacket, sealAudioPacket } from "../src/protocol/audio-packet.ts";
-import { parseDeviceClientId, replyTopic } from "../src/protocol/client-id.ts";
+import { parseDeviceClientId } from "../src/protocol/client-id.ts";
 import { aesCtr } from "../src/protocol/crypto.ts";
 import { checkOpusPacket } from "../src/protocol/opus-packet.ts";
 import { newBootId, newSessionId, parseSessionOwner } from "../src/protocol/session-id.ts";
-import { gatewaySubscriptions, routeTopic } from "../src/protocol/topics.ts";
+import { gatewaySubscriptions, replyTopic, routeTopic } from "../src/protocol/topics.ts";
 import { headerTemplate, parseUdpPacket } from "../src/protocol/udp-packet.ts";
 
 describe("UDP packet", () => {

@@ -10,7 +10,7 @@
  * and the local broker check it with, so the three cannot drift apart.
  */
 import { deviceSignature } from "../auth/device-credentials.ts";
-import { replyTopic } from "../protocol/client-id.ts";
+import { replyTopic } from "../protocol/topics.ts";
 
 /** Firmware's system-info body is 1 to 3 KB; anything near this is not firmware. */
 export const MAX_OTA_BODY_BYTES = 16 * 1024;

@@ -29,8 +29,3 @@ export function parseDeviceClientId(
   if (uuid !== undefined && uuid.length === 0) return { ok: false, reason: "bad_format" };
   return { ok: true, id: { raw, group, mac, uuid } };
 }
-
-/** The topic the broker auto-subscribes a device to (broker contract rule 3). */
-export function replyTopic(clientId: string): string {
-  return `devices/p2p/${clientId}`;
-}

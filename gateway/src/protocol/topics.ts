@@ -10,6 +10,27 @@ export const PRESENCE_PREFIX = "gateway/presence/";
 export const CLAIMS_PREFIX = "gateway/claims/";
 export const FORWARD_PREFIX = "gateway/forward/";
 
+/** The shared subscription every gateway instance takes on device messages. */
+export const INGEST_SHARE = `$share/${SHARE_GROUP}/${INGEST_PREFIX}+`;
+
+/** The topic the broker auto-subscribes a device to (broker contract rule 3). */
+export function replyTopic(clientId: string): string {
+  return `devices/p2p/${clientId}`;
+}
+
+/** An instance's retained presence (its will clears it to "gone"). */
+export function presenceTopic(instanceId: number): string {
+  return `${PRESENCE_PREFIX}${instanceId}`;
+}
+
+export function claimTopic(clientId: string): string {
+  return `${CLAIMS_PREFIX}${clientId}`;
+}
+
+export function forwardTopic(instanceId: number): string {
+  return `${FORWARD_PREFIX}${instanceId}`;
+}
+
 export type InboundRoute =
   | { readonly kind: "ingest"; readonly clientId: string }
   | { readonly kind: "disconnected"; readonly clientId: string }
@@ -20,11 +41,11 @@ export type InboundRoute =
 /** What a gateway instance subscribes to; only device messages are shared. */
 export function gatewaySubscriptions(instanceId: number): string[] {
   return [
-    `$share/${SHARE_GROUP}/${INGEST_PREFIX}+`,
+    INGEST_SHARE,
     `${DISCONNECTED_PREFIX}+`,
     `${PRESENCE_PREFIX}+`,
     `${CLAIMS_PREFIX}+`,
-    `${FORWARD_PREFIX}${instanceId}`,
+    forwardTopic(instanceId),
   ];
 }
 

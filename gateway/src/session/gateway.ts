@@ -8,8 +8,17 @@ import type { OpusPool } from "../audio/opus-pool.ts";
 import type { Logger } from "../ops/log.ts";
 import { LogLimiter } from "../ops/log.ts";
 import type { CloseReason, DropReason, GatewayMetrics } from "../ops/metrics.ts";
-import { type DeviceClientId, parseDeviceClientId, replyTopic } from "../protocol/client-id.ts";
-import { parseClaim, parseJsonObject } from "../protocol/coordination.ts";
+import { type DeviceClientId, parseDeviceClientId } from "../protocol/client-id.ts";
+import {
+  claimPayload,
+  forwardPayload,
+  type PresenceState,
+  parseClaim,
+  parseDisconnectReason,
+  parseForward,
+  parsePresence,
+  presencePayload,
+} from "../protocol/coordination.ts";
 import {
   type DeviceMessage,
   goodbyeMessage,
@@ -17,7 +26,7 @@ import {
   parseDeviceMessage,
 } from "../protocol/messages.ts";
 import { newSessionId, type SessionOwner } from "../protocol/session-id.ts";
-import { CLAIMS_PREFIX, FORWARD_PREFIX, routeTopic } from "../protocol/topics.ts";
+import { claimTopic, forwardTopic, replyTopic, routeTopic } from "../protocol/topics.ts";
 import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { ClaimBook } from "./claim-book.ts";
 import { DeviceSession } from "./device-session.ts";
@@ -142,8 +151,8 @@ export class Gateway {
   }
 
   /** The instance's own presence, retained on the broker. */
-  presencePayload(state: "up" | "draining" | "gone", udpPort: number): string {
-    return JSON.stringify({ bootId: this.#o.me.bootId, state, udpPort });
+  presencePayload(state: PresenceState, udpPort: number): string {
+    return presencePayload(this.#o.me.bootId, state, udpPort);
   }
 
   /**
@@ -252,7 +261,7 @@ export class Gateway {
 
   #publishClaim(session: DeviceSession): void {
     const claim = this.#ownClaims.get(session);
-    if (claim) this.#o.ports.publish(`${CLAIMS_PREFIX}${session.client.raw}`, JSON.stringify(claim));
+    if (claim) this.#o.ports.publish(claimTopic(session.client.raw), claimPayload(claim));
   }
 
   #onClosed(session: DeviceSession, reason: CloseReason): void {
@@ -262,10 +271,7 @@ export class Gateway {
     const claim = this.#ownClaims.get(session);
     if (claim && reason !== "replaced" && reason !== "claimed_elsewhere") {
       this.#claims.release(session.client.raw, session.sessionId);
-      this.#o.ports.publish(
-        `${CLAIMS_PREFIX}${session.client.raw}`,
-        JSON.stringify({ ...claim, released: true }),
-      );
+      this.#o.ports.publish(claimTopic(session.client.raw), claimPayload(claim, true));
     }
     this.#o.metrics.closed(reason);
     this.#o.metrics.sessions.set(this.sessions.size);
@@ -276,7 +282,7 @@ export class Gateway {
   }
 
   #handleDisconnected(clientId: string, payload: Buffer): void {
-    const reason = parseJsonObject(payload)?.reason;
+    const reason = parseDisconnectReason(payload);
     // A takeover means the device is already back on a new connection; its session (if
     // the new connection sent hello) must live.
     if (reason === "takenover" || reason === "discarded") return;
@@ -287,21 +293,19 @@ export class Gateway {
 
   #handlePresence(instanceId: number, payload: Buffer): void {
     if (instanceId === this.#o.me.instanceId) return;
-    const p = payload.length === 0 ? { state: "gone" } : parseJsonObject(payload);
+    const p = parsePresence(payload);
     const known = this.peers.get(instanceId);
     if (!known || !p || known.bootId !== p.bootId) this.#balancer.forgetPeer(instanceId);
     if (p?.state === "gone") {
       this.peers.delete(instanceId);
       if (known) this.#goodbyeForwardedTo(instanceId);
-      const deadBoot = typeof p.bootId === "string" ? p.bootId : known?.bootId;
+      const deadBoot = p.bootId ?? known?.bootId;
       // A peer that drained said goodbye to its devices itself.
       if (deadBoot !== undefined && known?.state !== "draining")
         this.#goodbyeOrphans(instanceId, { deadBoot });
       return;
     }
-    if (!p || typeof p.bootId !== "string" || (p.state !== "up" && p.state !== "draining")) {
-      return this.#drop("mqtt_bad_internal", { topic: "presence" });
-    }
+    if (!p || p.bootId === undefined) return this.#drop("mqtt_bad_internal", { topic: "presence" });
     // A new boot of a peer we knew: it crashed and restarted, its sessions are gone.
     if (known && known.bootId !== p.bootId) this.#goodbyeForwardedTo(instanceId);
     this.peers.set(instanceId, { bootId: p.bootId, state: p.state });
@@ -357,21 +361,16 @@ export class Gateway {
   }
 
   #handleForward(payload: Buffer): void {
-    const f = parseJsonObject(payload);
-    if (!f || typeof f.clientId !== "string" || typeof f.payload !== "string") {
-      return this.#drop("mqtt_bad_internal", { topic: "forward" });
-    }
+    const f = parseForward(payload);
+    if (!f) return this.#drop("mqtt_bad_internal", { topic: "forward" });
     // A hello forwarded by a draining peer keeps the time it reached that peer.
-    const arrivedAt = typeof f.arrivedAt === "number" ? f.arrivedAt : this.#arrivedAt();
+    const arrivedAt = f.arrivedAt ?? this.#arrivedAt();
     this.#handleDevicePayload(f.clientId, Buffer.from(f.payload, "utf8"), true, arrivedAt);
   }
 
   #forward(instanceId: number, clientId: string, payload: Buffer, arrivedAt?: number): void {
     this.#o.metrics.forwarded.inc();
-    this.#o.ports.publish(
-      `${FORWARD_PREFIX}${instanceId}`,
-      JSON.stringify({ clientId, payload: payload.toString("utf8"), arrivedAt }),
-    );
+    this.#o.ports.publish(forwardTopic(instanceId), forwardPayload(clientId, payload, arrivedAt));
   }
 
   /** A peer died: the messages we forwarded to it in the last seconds were never handled. */
