@@ -35,8 +35,6 @@ export type DeviceMessage =
   | { readonly type: "mcp"; readonly sessionId: string | undefined; readonly payload: JsonObject }
   | { readonly type: "goodbye"; readonly sessionId: string | undefined };
 
-export type DeviceMessageType = DeviceMessage["type"];
-
 export type MessageRejection =
   | "oversized"
   | "malformed_json"

@@ -68,19 +68,6 @@ export class Downstream {
     this.#deps = deps;
   }
 
-  get speaking(): boolean {
-    return this.#speaking;
-  }
-
-  get queuedFrames(): number {
-    return this.#queue.length;
-  }
-
-  /** The last sequence number sent (0 before the first packet). */
-  get sequence(): number {
-    return this.#sequence;
-  }
-
   speechStart(text?: string): void {
     if (this.#closed) return;
     this.#ending = false;

@@ -7,14 +7,12 @@ import type { AgentDispatchConfig } from "../../config.ts";
 import { parseDeviceClientId } from "../../protocol/client-id.ts";
 import type { AgentSessionInfo } from "../agent-bridge.ts";
 
-/** How the agent gets into a room: by name (LiveKit Agents), by webhook, or by itself. */
-export type AgentDispatch = AgentDispatchConfig;
-
 export interface LiveKitOptions {
   readonly url: string;
   readonly apiKey: string;
   readonly apiSecret: string;
-  readonly dispatch: AgentDispatch;
+  /** How the agent gets into a room: by name (LiveKit Agents), by webhook, or by itself. */
+  readonly dispatch: AgentDispatchConfig;
   readonly emptyTimeoutS: number;
   readonly maxParticipants: number;
   readonly mcpTimeoutMs: number;
