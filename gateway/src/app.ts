@@ -17,6 +17,7 @@ import { startLoopClock } from "./ops/watchdog.ts";
 import { newBootId } from "./protocol/session-id.ts";
 import { gatewaySubscriptions, INGEST_SHARE, presenceTopic as presenceTopicOf } from "./protocol/topics.ts";
 import { Gateway } from "./session/gateway.ts";
+import { SessionRegistry } from "./session/registry.ts";
 import { BrokerClient } from "./transport/mqtt.ts";
 import { UdpTransport } from "./transport/udp.ts";
 
@@ -56,21 +57,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   let rates: RateSampler | undefined;
   const presenceTopic = presenceTopicOf(config.instanceId);
 
+  const sessions = new SessionRegistry();
   const liveKit = config.livekit
     ? (await loadLiveKit())(config.livekit, {
         me,
         metrics,
         log,
         pool,
-        isLive: (sessionId) => gatewayRef?.sessions.all().some((s) => s.sessionId === sessionId) ?? false,
+        isLive: (sessionId) => sessions.all().some((s) => s.sessionId === sessionId),
       })
     : undefined;
   // Bound first: with UDP_PORT=0 (tests) the hello reply must carry the real port.
-  let gatewayRef: Gateway | undefined;
   try {
-    udp = await UdpTransport.bind(config.udpPort, config.udpBind, (d, from) =>
-      gatewayRef?.handleDatagram(d, from),
-    );
+    udp = await UdpTransport.bind(config.udpPort, config.udpBind);
   } catch (err) {
     await pool.shutdown();
     metrics.stop();
@@ -79,6 +78,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   const udpPort = udp.port;
   const loopClock = startLoopClock();
   const gateway = new Gateway({
+    sessions,
     arrivedAt: () => loopClock.arrivedAt(),
     balanceSlack: config.helloBalanceSlack,
     me,
@@ -110,7 +110,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     metrics.stop();
   };
 
-  gatewayRef = gateway;
+  udp.receive((d, from) => gateway.handleDatagram(d, from));
   try {
     broker = await BrokerClient.connect(
       {

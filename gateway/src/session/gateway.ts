@@ -55,6 +55,8 @@ export interface GatewayOptions {
   readonly log: Logger;
   readonly agentFactory: AgentFactory;
   readonly ports: GatewayPorts;
+  /** The live sessions; made here when absent (app.ts shares it with the ghost-room sweep). */
+  readonly sessions?: SessionRegistry;
   /** Per-IP and per-socket UDP rate limits (source-limiter.ts); its defaults when absent. */
   readonly sourceLimit?: UdpSourceLimits;
   /** Hellos per client id (hello-budget.ts); its defaults when absent. */
@@ -79,7 +81,7 @@ export interface GatewayOptions {
 export const DEFAULT_HELLO_MAX_WAIT_MS = 5000;
 
 export class Gateway {
-  readonly sessions = new SessionRegistry();
+  readonly sessions: SessionRegistry;
   readonly peers = new Map<number, PeerPresence>();
   readonly #o: GatewayOptions;
   readonly #limiter = new LogLimiter();
@@ -97,6 +99,7 @@ export class Gateway {
 
   constructor(options: GatewayOptions) {
     this.#o = options;
+    this.sessions = options.sessions ?? new SessionRegistry();
     this.#sources = new UdpSourceLimiter(options.sourceLimit);
     this.#hellos = new HelloBudget(options.helloBudget);
     this.#now = options.now ?? Date.now;

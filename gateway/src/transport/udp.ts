@@ -10,7 +10,11 @@ export class UdpTransport {
     this.#socket = socket;
   }
 
-  static bind(port: number, host: string, onDatagram: DatagramHandler): Promise<UdpTransport> {
+  /**
+   * Binds the socket; datagrams are delivered once receive() names their handler (until
+   * then, as before any session exists, they are simply not read by anyone).
+   */
+  static bind(port: number, host: string): Promise<UdpTransport> {
     const socket = createSocket({
       type: host.includes(":") ? "udp6" : "udp4",
       recvBufferSize: 4 << 20,
@@ -18,7 +22,6 @@ export class UdpTransport {
     });
     return new Promise((resolve, reject) => {
       socket.once("error", reject);
-      socket.on("message", onDatagram);
       socket.bind(port, host, () => {
         socket.off("error", reject);
         // A send or receive error on one datagram must never kill the process.
@@ -26,6 +29,10 @@ export class UdpTransport {
         resolve(new UdpTransport(socket));
       });
     });
+  }
+
+  receive(onDatagram: DatagramHandler): void {
+    this.#socket.on("message", onDatagram);
   }
 
   get port(): number {
