@@ -24,6 +24,7 @@ const UNIT_TESTS = [
   "gateway/test/config.test.ts",
   "gateway/test/coordination.test.ts",
   "gateway/test/credential-vectors.test.ts",
+  "gateway/test/downstream-lead.test.ts",
   "gateway/test/env.test.ts",
   "gateway/test/forward-to-dead-peer.test.ts",
   "gateway/test/hello-budget.test.ts",

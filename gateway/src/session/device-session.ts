@@ -90,6 +90,7 @@ export class DeviceSession {
       remote: () => this.#upstream.remote,
       sendUdp: (d, to) => deps.sendUdp(d, to),
       sendTts: (state, text) => this.#publish(ttsMessage(sessionId, state, text)),
+      startTimer: deps.startTimer,
     });
     this.#agent = deps.agentFactory(
       { sessionId, clientId: client.raw, mac: client.mac },

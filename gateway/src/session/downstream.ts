@@ -13,6 +13,7 @@ import type { OpusPool, OpusStream } from "../audio/opus-pool.ts";
 import type { GatewayMetrics } from "../ops/metrics.ts";
 import { DOWN_FRAME_BYTES } from "../protocol/audio-format.ts";
 import { sealAudioPacket } from "../protocol/audio-packet.ts";
+import { type SessionTimer, type StartTimer, startNodeTimer } from "./timer.ts";
 
 export const MAX_QUEUED_FRAMES = 10;
 /** Frames handed to the encoder and not yet sent. Keeps order cheap and latency low. */
@@ -43,6 +44,10 @@ export interface DownstreamDeps {
   remote(): RemoteAddress | undefined;
   sendUdp(datagram: Buffer, to: RemoteAddress): void;
   sendTts(state: "start" | "stop", text?: string): void;
+  /** Epoch ms; Date.now by default (injected so the tts-start lead is testable). */
+  readonly now?: () => number;
+  /** The lead timer; Node's by default. */
+  readonly startTimer?: StartTimer;
 }
 
 interface QueuedFrame {
@@ -58,7 +63,9 @@ export class Downstream {
   #sequence = 0;
   #speaking = false;
   #speakingSince = 0;
-  #leadTimer: NodeJS.Timeout | undefined;
+  #leadTimer: SessionTimer | undefined;
+  readonly #now: () => number;
+  readonly #startTimer: StartTimer;
   #ending = false;
   #closed = false;
   /** Bumped by abort/close: encodes started before it are discarded. */
@@ -66,6 +73,8 @@ export class Downstream {
 
   constructor(deps: DownstreamDeps) {
     this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#startTimer = deps.startTimer ?? startNodeTimer;
   }
 
   speechStart(text?: string): void {
@@ -73,7 +82,7 @@ export class Downstream {
     this.#ending = false;
     if (this.#speaking) return;
     this.#speaking = true;
-    this.#speakingSince = Date.now();
+    this.#speakingSince = this.#now();
     this.#deps.sendTts("start", text);
   }
 
@@ -108,7 +117,7 @@ export class Downstream {
 
   close(): void {
     this.#closed = true;
-    clearTimeout(this.#leadTimer);
+    this.#leadTimer?.cancel();
     this.#epoch++;
     this.#queue = [];
     this.#framer.clear();
@@ -123,12 +132,12 @@ export class Downstream {
   }
 
   #pump(): void {
-    const lead = this.#speakingSince + TTS_START_LEAD_MS - Date.now();
+    const lead = this.#speakingSince + TTS_START_LEAD_MS - this.#now();
     if (lead > 0 && this.#queue.length > 0) {
-      this.#leadTimer ??= setTimeout(() => {
+      this.#leadTimer ??= this.#startTimer(lead, () => {
         this.#leadTimer = undefined;
         this.#pump();
-      }, lead);
+      });
       return;
     }
     while (this.#encoding < MAX_ENCODING && this.#queue.length > 0) {
@@ -169,7 +178,7 @@ export class Downstream {
       this.#deps.key,
       {
         connectionId: this.#deps.connectionId,
-        timestamp: (Date.now() - this.#deps.startedAt) >>> 0,
+        timestamp: (this.#now() - this.#deps.startedAt) >>> 0,
         sequence: this.#sequence,
       },
       opus,

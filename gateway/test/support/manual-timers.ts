@@ -12,6 +12,9 @@ export class ManualTimers {
   #now = 0;
   readonly #timers: Pending[] = [];
 
+  /** The clock's time, ms (starts at 0). */
+  readonly now = (): number => this.#now;
+
   readonly start: StartTimer = (ms, fire): SessionTimer => {
     const t: Pending = { dueAt: this.#now + ms, ms, fire, cancelled: false };
     this.#timers.push(t);

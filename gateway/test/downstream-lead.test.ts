@@ -1,0 +1,85 @@
+/**
+ * The tts-start lead on an injected clock: the first frame of a turn goes out only
+ * TTS_START_LEAD_MS after `tts start` (firmware plays audio only once Speaking), and an
+ * abort ends the turn so later agent audio is not played (real Opus worker).
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { OpusPool } from "../src/audio/opus-pool.ts";
+import { GatewayMetrics } from "../src/ops/metrics.ts";
+import { DOWN_FRAME_BYTES } from "../src/protocol/audio-format.ts";
+import { newSessionKey } from "../src/protocol/crypto.ts";
+import { Downstream, TTS_START_LEAD_MS } from "../src/session/downstream.ts";
+import { ManualTimers } from "./support/manual-timers.ts";
+import { eventually } from "./support/stack.ts";
+
+describe("downstream on an injected clock", () => {
+  let pool: OpusPool;
+  let metrics: GatewayMetrics;
+  before(async () => {
+    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+    metrics = new GatewayMetrics(1);
+  });
+  after(async () => {
+    metrics.stop();
+    await pool.shutdown();
+  });
+
+  const turn = () => {
+    const timers = new ManualTimers();
+    const sent: Buffer[] = [];
+    const tts: string[] = [];
+    const encoder = pool.openEncoder(24000);
+    const down = new Downstream({
+      pool,
+      encoder,
+      key: newSessionKey(),
+      connectionId: 7,
+      startedAt: 0,
+      metrics,
+      remote: () => ({ address: "127.0.0.1", port: 9 }),
+      sendUdp: (d) => sent.push(d),
+      sendTts: (state) => tts.push(state),
+      now: timers.now,
+      startTimer: timers.start,
+    });
+    const close = () => {
+      down.close();
+      pool.close(encoder);
+    };
+    return { timers, sent, tts, down, close };
+  };
+
+  it("the first frame of a turn waits the tts-start lead, not a millisecond less", async () => {
+    const t = turn();
+    try {
+      t.down.speechStart();
+      t.down.audio(Buffer.alloc(DOWN_FRAME_BYTES, 1));
+      assert.deepEqual(t.tts, ["start"]);
+      t.timers.advance(TTS_START_LEAD_MS - 1);
+      // Absence cannot be awaited: give a would-be encode (~1 ms in the worker) ample time.
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(t.sent.length, 0);
+      t.timers.advance(1);
+      await eventually(() => t.sent.length === 1, 2000, "the first frame after the lead");
+    } finally {
+      t.close();
+    }
+  });
+
+  it("after an abort, agent audio still arriving is not played until a new turn", async () => {
+    const t = turn();
+    try {
+      t.down.speechStart();
+      t.down.abort();
+      assert.deepEqual(t.tts, ["start", "stop"]);
+      t.down.audio(Buffer.alloc(DOWN_FRAME_BYTES, 1));
+      t.timers.advance(TTS_START_LEAD_MS);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(t.sent.length, 0);
+      assert.deepEqual(t.tts, ["start", "stop"]);
+    } finally {
+      t.close();
+    }
+  });
+});
