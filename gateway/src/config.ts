@@ -3,40 +3,13 @@
  * and validated GatewayConfig out. A bad or missing value is an error naming the variable;
  * main.ts prints it and exits non-zero. Secrets are kept out of `describeConfig`.
  */
+import type { AgentDispatchConfig, LiveKitConfig } from "./agent/livekit/options.ts";
 import { ConfigError, type Env, envInt, envOneOf, envRequired, envString, envValue } from "./env.ts";
 import {
   DEFAULT_ADDRESS_LIMIT,
   DEFAULT_SOURCE_LIMIT,
   type UdpSourceLimits,
 } from "./session/source-limiter.ts";
-
-export type AgentDispatchConfig =
-  | { readonly kind: "agent"; readonly agentName: string }
-  | { readonly kind: "webhook"; readonly url: string; readonly bearer: string | undefined }
-  | { readonly kind: "none" };
-
-export interface LiveKitConfig {
-  readonly url: string;
-  readonly apiKey: string;
-  readonly apiSecret: string;
-  /** How the agent gets into a session's room. */
-  readonly dispatch: AgentDispatchConfig;
-  /** LiveKit deletes a room this long after its last participant left. */
-  readonly emptyTimeoutS: number;
-  /** Ghost-room sweep period; 0 disables the periodic sweep (it still runs at start). */
-  readonly sweepIntervalMs: number;
-  /**
-   * The message that makes the agent greet (docs/agent-data-channel.md): `agent_ready`
-   * (default; both deployed agent versions greet on it) or `start_greeting` (only the
-   * current version, as BUNNY sends it). Never both: the current version would greet twice.
-   */
-  readonly greeting: "agent_ready" | "start_greeting";
-  /**
-   * How rooms move media (LIVEKIT_MEDIA): `process` (default), the Go media process that
-   * forwards the device's Opus unchanged (docs/media-process.md), or `rtc-node`, in-process.
-   */
-  readonly media: "process" | "rtc-node";
-}
 
 export interface GatewayConfig {
   /** 1..999; names this instance in session ids, its MQTT client id and its logs. */

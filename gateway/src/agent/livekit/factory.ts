@@ -4,12 +4,12 @@
  */
 
 import type { OpusPool } from "../../audio/opus-pool.ts";
-import type { LiveKitConfig } from "../../config.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { GatewayMetrics } from "../../ops/metrics.ts";
 import type { SessionOwner } from "../../protocol/session-id.ts";
 import type { AgentFactory } from "../agent-bridge.ts";
 import { LiveKitBridge } from "./bridge.ts";
+import type { LiveKitConfig } from "./options.ts";
 import { createLiveKitServices, type LiveKitServices } from "./services.ts";
 import { sweepGhostRooms } from "./sweeper.ts";
 import { createRoomTransports } from "./transports.ts";

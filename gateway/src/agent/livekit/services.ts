@@ -3,9 +3,9 @@
  * minting, agent dispatch, and the instance's counters. Secrets stay in here.
  */
 import { AccessToken, AgentDispatchClient, RoomServiceClient } from "livekit-server-sdk";
-import type { AgentDispatchConfig } from "../../config.ts";
 import { parseDeviceClientId } from "../../protocol/client-id.ts";
 import type { AgentSessionInfo } from "../agent-bridge.ts";
+import type { AgentDispatchConfig } from "./options.ts";
 
 export interface LiveKitOptions {
   readonly url: string;

@@ -6,11 +6,11 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { OpusPool } from "../../audio/opus-pool.ts";
-import type { LiveKitConfig } from "../../config.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { GatewayMetrics } from "../../ops/metrics.ts";
 import { MediaProcess } from "./media/media-process.ts";
 import { processTransportFactory } from "./media/process-transport.ts";
+import type { LiveKitConfig } from "./options.ts";
 import type { RoomTransportFactory } from "./room-transport.ts";
 import { rtcNodeTransportFactory } from "./rtc-node-transport.ts";
 
