@@ -25,7 +25,7 @@ import type { DeviceMessage, SimulatedDevice } from "../../tools/sim/device.ts";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { rms } from "../../tools/sim/speech-signal.ts";
 import { roomName } from "../src/agent/livekit/room-names.ts";
-import { LIVEKIT_TRANSPORTS, type LiveKitTransportName, transportEnv } from "./support/livekit-transports.ts";
+import { LIVEKIT_TRANSPORTS, type LiveKitTransportName, liveKitEnv } from "./support/livekit-transports.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 const SCRIPT: AgentScript = {
@@ -92,10 +92,7 @@ function conversation(transport: LiveKitTransportName, server: () => LiveKitProc
     rooms = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
     stack = await startStack();
     await stack.startGateway({
-      LIVEKIT_URL: lk.url,
-      LIVEKIT_API_KEY: lk.apiKey,
-      LIVEKIT_API_SECRET: lk.apiSecret,
-      ...transportEnv(transport),
+      ...liveKitEnv(lk, transport),
     });
     device = await stack.device();
     const reply = await device.hello();

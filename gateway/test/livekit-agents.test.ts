@@ -12,7 +12,7 @@ import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-proce
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
 import { BATTERY, serveDeviceTools } from "./support/device-tools.ts";
 import { type AgentVersion, type FakeAgent, FakeAgentDispatcher } from "./support/fake-agents.ts";
-import { LIVEKIT_TRANSPORTS, transportEnv } from "./support/livekit-transports.ts";
+import { LIVEKIT_TRANSPORTS, liveKitEnv } from "./support/livekit-transports.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 const IDLE_TIMEOUT_MS = 6000;
@@ -36,11 +36,8 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       lk = await startLiveKit();
       stack = await startStack();
       await stack.startGateway({
-        LIVEKIT_URL: lk.url,
-        LIVEKIT_API_KEY: lk.apiKey,
-        LIVEKIT_API_SECRET: lk.apiSecret,
+        ...liveKitEnv(lk, transport),
         IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS),
-        ...transportEnv(transport),
       });
       dispatcher = new FakeAgentDispatcher(lk, {
         version: (room) => versions.get(parseRoomName(room)?.mac ?? "") ?? "A",
@@ -206,11 +203,8 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       const other = await startStack();
       try {
         await other.startGateway({
-          LIVEKIT_URL: lk.url,
-          LIVEKIT_API_KEY: lk.apiKey,
-          LIVEKIT_API_SECRET: lk.apiSecret,
+          ...liveKitEnv(lk, transport),
           AGENT_GREETING: "start_greeting",
-          ...transportEnv(transport),
         });
         const device = await other.device();
         const reply = await device.hello();

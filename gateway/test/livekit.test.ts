@@ -14,7 +14,7 @@ import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-proce
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
 import { sweepGhostRooms } from "../src/agent/livekit/sweeper.ts";
 import { type FakeAgent, FakeAgentDispatcher } from "./support/fake-agents.ts";
-import { LIVEKIT_TRANSPORTS, transportEnv } from "./support/livekit-transports.ts";
+import { LIVEKIT_TRANSPORTS, liveKitEnv } from "./support/livekit-transports.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 // rtc-node's native runtime is process-wide and keeps the process alive: release it once,
@@ -36,10 +36,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       rooms = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
       stack = await startStack();
       await stack.startGateway({
-        LIVEKIT_URL: lk.url,
-        LIVEKIT_API_KEY: lk.apiKey,
-        LIVEKIT_API_SECRET: lk.apiSecret,
-        ...transportEnv(transport),
+        ...liveKitEnv(lk, transport),
       });
       // Rooms of the load and sweep tests stay agent-free: agents there would only add load
       // (and race the sweep's deletes).
@@ -153,9 +150,7 @@ describe("agent dispatch by name (LiveKit Agents)", () => {
     const stack = await startStack();
     try {
       await stack.startGateway({
-        LIVEKIT_URL: lk.url,
-        LIVEKIT_API_KEY: lk.apiKey,
-        LIVEKIT_API_SECRET: lk.apiSecret,
+        ...liveKitEnv(lk),
         AGENT_NAME: "voice-agent",
       });
       const device = await stack.device();
