@@ -1,5 +1,5 @@
 /**
- * Owner routing (architecture.md 3.2, issues 3 and 12): four gateway instances in-process
+ * Owner routing (docs/broker-contract.md, docs/reliability.md): four gateway instances in-process
  * behind the real local broker, which picks one share-group member per message by a hash
  * of its topic (one device, one instance). When a fifth instance joins, the pick moves for
  * most devices: every follow-up message of 200 devices must still reach the agent exactly

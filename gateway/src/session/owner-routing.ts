@@ -1,5 +1,5 @@
 /**
- * Who handles a device's follow-up message (architecture.md section 3.2). The broker
+ * Who handles a device's follow-up message (docs/broker-contract.md, docs/reliability.md). The broker
  * hands each message to any one instance; the session id names the owner. Pure.
  */
 import { parseSessionOwner, type SessionOwner } from "../protocol/session-id.ts";
