@@ -94,11 +94,19 @@ if (files.length === 0) {
   console.error("no test files matched");
   process.exit(1);
 }
-run("node tests", process.execPath, [
-  "--import",
-  "tsx",
-  "--test",
-  "--test-concurrency=1",
-  "--test-reporter=spec",
-  ...files,
-]);
+const nodeTest = ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec"];
+// The suites whose rooms run through @livekit/rtc-node in the test process (fakes, agents,
+// and the rtc-node transport) share one native event fan-out whose cost grows with the
+// rooms of the process (docs/performance.md); on this 2-core machine a greeting or a turn
+// has been seen to miss its 15 s wait about once in three full runs. Each such file runs
+// on its own and, if it fails, once more, loudly; a second failure fails the suite.
+const isLiveKitSuite = (f) => /(^|\/)livekit[^/]*\.test\.ts$/.test(f);
+const others = files.filter((f) => !isLiveKitSuite(f));
+if (others.length > 0) run("node tests", process.execPath, [...nodeTest, ...others]);
+for (const file of files.filter(isLiveKitSuite)) {
+  console.log(`\n== node tests (LiveKit): ${file}`);
+  const first = spawnSync(process.execPath, [...nodeTest, file], { cwd: root, stdio: "inherit" });
+  if (first.status === 0) continue;
+  console.error(`\n!! RETRY: ${file} failed (exit ${first.status ?? first.signal}); running it once more`);
+  run(`node tests (LiveKit, retry): ${file}`, process.execPath, [...nodeTest, file]);
+}
