@@ -119,7 +119,9 @@ export class MediaProcess {
     clearTimeout(this.#restartTimer);
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // "close" (after the pipes drain), not "exit": the supervisor's own close handler, which
+    // reports the exit and releases every session, has run when this resolves.
+    const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
     child.stdin?.end();
     const kill = setTimeout(() => child.kill("SIGKILL"), graceMs);
     await exited;
