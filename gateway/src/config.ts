@@ -183,6 +183,7 @@ function liveKit(env: Env): LiveKitConfig | undefined {
     sweepIntervalMs: envInt(env, "LIVEKIT_SWEEP_INTERVAL_MS", 300_000, 0, 86_400_000),
     greeting: agentGreeting(env),
     media: liveKitMedia(env),
+    mediaThreads: envInt(env, "MEDIA_THREADS", 1, 1, 64),
   };
 }
 

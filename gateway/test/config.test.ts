@@ -8,6 +8,7 @@ import { ConfigError, loadEnv } from "../src/env.ts";
 
 describe("config", () => {
   const base = { MQTT_PASSWORD: "p" };
+  const liveKit = { LIVEKIT_URL: "ws://127.0.0.1:7880", LIVEKIT_API_KEY: "k", LIVEKIT_API_SECRET: "s" };
 
   it("has the design's defaults: UDP 8881, 4 workers, health 9000 + instance, loopback health", () => {
     const c = parseConfig({ ...base, INSTANCE_ID: "3" });
@@ -16,6 +17,11 @@ describe("config", () => {
     assert.equal(c.healthPort, 9003);
     assert.equal(c.healthBind, "127.0.0.1");
     assert.equal(c.livekit, undefined);
+  });
+
+  it("runs the media process on one thread unless MEDIA_THREADS says otherwise", () => {
+    assert.equal(parseConfig({ ...base, ...liveKit }).livekit?.mediaThreads, 1);
+    assert.equal(parseConfig({ ...base, ...liveKit, MEDIA_THREADS: "4" }).livekit?.mediaThreads, 4);
   });
 
   it("names the variable in every error", () => {
@@ -27,6 +33,7 @@ describe("config", () => {
       [{ ...base, MQTT_URL: "http://x" }, "MQTT_URL"],
       [{ ...base, LOG_LEVEL: "loud" }, "LOG_LEVEL"],
       [{ ...base, LIVEKIT_URL: "wss://x" }, "LIVEKIT_API_KEY"],
+      [{ ...base, ...liveKit, MEDIA_THREADS: "0" }, "MEDIA_THREADS"],
     ];
     for (const [env, variable] of bad) {
       assert.throws(

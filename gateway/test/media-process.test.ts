@@ -34,6 +34,7 @@ describe("media process supervisor", () => {
     assert.equal(built.status, 0, built.stderr);
     media = new MediaProcess({
       binary: mediaBinaryPath(),
+      threads: 1,
       maxBacklogBytes: 1 << 20,
       restartDelayMs: 50,
       maxRestartDelayMs: 200,

@@ -35,12 +35,13 @@ func main() {
 	// The SDK logs every reconnect and ICE detail; the gateway gets what matters as frames.
 	lksdk.SetLogger(protoLogger.LogRLogger(logr.Discard()))
 
-	out := newWriter(os.Stdout, 8192)
+	stdin, stdout := pollable(0, "stdin"), pollable(1, "stdout")
+	out := newWriter(stdout, 8192)
 	h := &handler{out: out, sessions: map[uint32]*room.Session{}}
 	out.control0(ipc.NewFrame(ipc.Ready, 0).String(version))
 	go out.reportCounters(time.Second)
 
-	err := h.readLoop(bufio.NewReaderSize(os.Stdin, 64*1024))
+	err := h.readLoop(bufio.NewReaderSize(stdin, 64*1024))
 	if err != nil && !errors.Is(err, io.EOF) {
 		fmt.Fprintf(os.Stderr, "voice-media: %v\n", err)
 	}
@@ -49,6 +50,18 @@ func main() {
 	if err != nil && !errors.Is(err, io.EOF) {
 		os.Exit(3)
 	}
+}
+
+// pollable returns the pipe at fd in non-blocking mode, so reads and writes wait in Go's
+// network poller. Blocking pipes (what the gateway hands over) park a whole OS thread in
+// read(2)/write(2); the runtime's monitor then hands the thread's P to another thread
+// after every such call and polls every 20 µs while it happens, which cost a fifth of
+// this process's CPU at 50 sessions (perf, docs/performance.md).
+func pollable(fd int, name string) *os.File {
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		fmt.Fprintf(os.Stderr, "voice-media: %s stays blocking: %v\n", name, err)
+	}
+	return os.NewFile(uintptr(fd), name)
 }
 
 type handler struct {

@@ -47,6 +47,7 @@ export function createRoomTransports(config: LiveKitConfig, deps: RoomTransportD
   }
   const media = new MediaProcess({
     binary: mediaBinaryPath(),
+    threads: config.mediaThreads,
     maxBacklogBytes: 1 << 20,
     restartDelayMs: 250,
     maxRestartDelayMs: 5000,
