@@ -147,6 +147,7 @@ describe("LiveKit through the media process", () => {
     pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
     media = new MediaProcess({
       binary: mediaBinaryPath(),
+      threads: 1,
       maxBacklogBytes: 1 << 20,
       restartDelayMs: 100,
       maxRestartDelayMs: 1000,
@@ -171,8 +172,8 @@ describe("LiveKit through the media process", () => {
     await dispose();
   });
 
-  async function token(room: string, secret = lk.apiSecret): Promise<string> {
-    const at = new AccessToken(lk.apiKey, secret, { identity: `device-${room}` });
+  async function token(room: string, secret = lk.apiSecret, identity = `device-${room}`): Promise<string> {
+    const at = new AccessToken(lk.apiKey, secret, { identity });
     at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
     return at.toJwt();
   }
@@ -245,6 +246,24 @@ describe("LiveKit through the media process", () => {
     const samples = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.length >> 1);
     const hz = toneHz(samples.subarray(4800, 24000), 24000);
     assert.ok(Math.abs(hz - 300) < 20, `heard ${hz.toFixed(0)} Hz, sent 300`);
+  });
+
+  it("the server's own silence frames before the agent's first packet are counted, not decoded", async () => {
+    // The server primes a Go SDK subscriber's track with silence frames until the publisher
+    // sends; a second media-process participant publishes a track and never sends.
+    const blanks = () => drops.get("agent_rtp_server_blank") ?? 0;
+    const before = blanks();
+    const { room, t, rec } = await session();
+    await t.join();
+    const silent = new ProcessTransport(
+      { url: lk.url, roomName: room, token: await token(room, lk.apiSecret, `silent-${room}`) },
+      new Recorder(),
+      { media, pool, drop: () => {} },
+    );
+    transports.push(silent);
+    await silent.join();
+    await eventually(() => blanks() - before >= 25, 5000, "half a second of LiveKit's silence frames");
+    assert.equal(rec.pcm.length, 0, "nothing decoded from them");
   });
 
   it("data with a topic, attributes, text streams and leaving pass through", async () => {

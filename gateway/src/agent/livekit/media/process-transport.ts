@@ -21,6 +21,7 @@ import type {
 import type { FromMedia } from "./ipc-codec.ts";
 import { JitterBuffer, type Released } from "./jitter-buffer.ts";
 import type { MediaProcess } from "./media-process.ts";
+import { isServerBlankFrame } from "./server-blank-frame.ts";
 import { UpstreamClock } from "./upstream-clock.ts";
 
 export interface ProcessTransportDeps {
@@ -219,6 +220,9 @@ export class ProcessTransport implements RoomTransport {
   }
 
   #decode(r: Released): void {
+    // Kept in the reorder buffer (they hold sequence numbers), never decoded.
+    if (r.kind === "packet" && isServerBlankFrame(r.packet.payload))
+      return this.#deps.drop("agent_rtp_server_blank");
     this.#decoder ??= this.#deps.pool.openDecoder(DOWN_RATE);
     const decoder = this.#decoder;
     if (r.kind === "packet") {
