@@ -2,7 +2,11 @@
  * `npm run bench:rooms`: what a LiveKit room costs one gateway instance, for each room
  * transport in one run (LIVEKIT_MEDIA=process, then rtc-node) with the ratio. Per step:
  * CPU % of one core and RSS of the gateway process plus its media process (the child
- * `voice-media`, process transport only), frames up per second, event-loop lag.
+ * `voice-media`, process transport only), frames up per second, event-loop lag. The cost
+ * per room is what the step adds above the same processes idle (measured first, with no
+ * device), and the marginal cost is what a room adds from the previous step.
+ * `--media-threads 1,2` runs the process transport once per MEDIA_THREADS value;
+ * `--cpu-prof DIR` writes the gateway's V8 CPU profiles there.
  *
  * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
  * (media/cmd/load-agent) joins every room as an agent participant, checks that each
@@ -35,12 +39,30 @@ const { values } = parseArgs({
     talk: { type: "string", default: "0.3" },
     transports: { type: "string", default: "process,rtc-node" },
     "agent-talk": { type: "string", default: "0.35" },
+    "media-threads": { type: "string", default: "1" },
+    "cpu-prof": { type: "string" },
   },
 });
 const steps = values.steps.split(",").map(Number);
 const seconds = Number(values.seconds);
 const talk = Number(values.talk);
-const transports = values.transports.split(",");
+interface Variant {
+  readonly label: string;
+  readonly transport: string;
+  readonly mediaThreads: string;
+}
+const mediaThreads = values["media-threads"].split(",");
+const variants: Variant[] = values.transports.split(",").flatMap((transport) =>
+  transport === "process"
+    ? mediaThreads.map((n) => ({
+        label: mediaThreads.length > 1 ? `process, ${n} thread${n === "1" ? "" : "s"}` : "process",
+        transport,
+        mediaThreads: n,
+      }))
+    : [{ label: transport, transport, mediaThreads: "1" }],
+);
+/** Talk phases spread evenly over the period for any number of devices (golden ratio). */
+const GOLDEN = 0.6180339887498949;
 const BURST_MS = 3000;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const LOAD_AGENT = path.join(root, ".cache/bin/load-agent");
@@ -92,6 +114,8 @@ interface AgentTotals {
   joinFailed: number;
   received: number;
   matched: number;
+  /** The LiveKit server's own silence frames (docs/media-process.md). */
+  blank: number;
   sent: number;
 }
 
@@ -121,6 +145,10 @@ interface Row {
   rssPerRoom: number;
   cpu: number;
   mediaCpu: number;
+  /** (gateway + media CPU above idle) / rooms. */
+  perRoom: number;
+  /** CPU added per room since the previous step (from idle for the first). */
+  marginal: number;
   fpsUp: number;
   fpsDown: number;
   lag: number;
@@ -136,9 +164,10 @@ interface Row {
 }
 
 async function measure(
-  transport: string,
+  variant: Variant,
   files: ReturnType<typeof prepareAgent>,
-): Promise<{ baseRss: number; rows: Row[] }> {
+): Promise<{ baseRss: number; baseCpu: number; rows: Row[] }> {
+  const { transport } = variant;
   const lk = await startLiveKit();
   const agent = spawn(
     LOAD_AGENT,
@@ -151,7 +180,7 @@ async function measure(
     ],
     { env: { LIVEKIT_API_SECRET: lk.apiSecret }, stdio: ["pipe", "pipe", "inherit"] },
   );
-  let agentTotals: AgentTotals = { rooms: 0, joinFailed: 0, received: 0, matched: 0, sent: 0 };
+  let agentTotals: AgentTotals = { rooms: 0, joinFailed: 0, received: 0, matched: 0, blank: 0, sent: 0 };
   createInterface({ input: agent.stdout }).on("line", (l) => {
     agentTotals = JSON.parse(l) as AgentTotals;
   });
@@ -175,11 +204,13 @@ async function measure(
     brokerUrl: broker.url,
     brokerPassword: broker.gatewayPassword,
     workers: 2,
+    nodeArgs: values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`] : [],
     env: {
       LIVEKIT_URL: lk.url,
       LIVEKIT_API_KEY: lk.apiKey,
       LIVEKIT_API_SECRET: lk.apiSecret,
       LIVEKIT_MEDIA: transport,
+      MEDIA_THREADS: variant.mediaThreads,
     },
   });
   const base = gw.healthUrl;
@@ -204,6 +235,12 @@ async function measure(
     if (transport === "process" && media === undefined)
       throw new Error("no voice-media child of the gateway");
     const baseRss = rssMb(pid) + rssMb(media);
+    const cpuNow = () => (cpuSeconds(pid) ?? 0) + (media ? (cpuSeconds(media) ?? 0) : 0);
+    const idle0 = cpuNow();
+    const idleT0 = performance.now();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const baseCpu = ((cpuNow() - idle0) / ((performance.now() - idleT0) / 1000)) * 100;
+    console.error(transport, `idle: ${baseCpu.toFixed(1)} % CPU, ${baseRss.toFixed(0)} MB`);
     const rows: Row[] = [];
     for (const n of steps) {
       while (devices.length < n) {
@@ -218,7 +255,7 @@ async function measure(
         d.listen("auto");
         // Talk `talk` of the time in bursts, each device at its own phase.
         const period = BURST_MS / talk;
-        const phase = Math.random() * period;
+        const phase = ((devices.length * GOLDEN) % 1) * period;
         timers.push(
           setTimeout(() => {
             d.talk(BURST_MS);
@@ -246,6 +283,11 @@ async function measure(
       const fpsDown = ((await metricValue("gateway_frames_down_total")) - down0) / wall;
       const h = await health();
       const rss = rssMb(pid) + rssMb(media);
+      const previous = rows.at(-1);
+      const total = cpu + mediaCpu;
+      const marginal = previous
+        ? (total - previous.cpu - previous.mediaCpu) / (n - previous.rooms)
+        : (total - baseCpu) / n;
       const lat = h.gatewayLatencyMs as Record<string, { p50: number; p99: number } | undefined>;
       const up = lat.upstream;
       rows.push({
@@ -262,12 +304,14 @@ async function measure(
         rssPerRoom: (rss - baseRss) / n,
         cpu,
         mediaCpu,
+        perRoom: (total - baseCpu) / n,
+        marginal,
         fpsUp,
         lag: Number(h.eventLoopLagP99Ms),
       });
       console.error(transport, JSON.stringify(rows.at(-1)));
     }
-    return { baseRss, rows };
+    return { baseRss, baseCpu, rows };
   } finally {
     clearInterval(watch);
     agent.stdin.end();
@@ -282,37 +326,39 @@ async function measure(
 await buildBundle();
 const files = prepareAgent();
 const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
-for (const t of transports) results.set(t, await measure(t, files));
+for (const v of variants) results.set(v.label, await measure(v, files));
 
 console.log(
-  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --transports ${values.transports}`,
+  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
+console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");
+for (const [label, r] of results)
+  console.log(`| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} |`);
 console.log(
-  "| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | agent: rooms, device packets matched/received, sent |",
+  "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-for (const [t, r] of results) {
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+for (const [label, r] of results) {
   for (const row of r.rows) {
     const total = row.cpu + row.mediaCpu;
     console.log(
-      `| ${t} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${(total / row.rooms).toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received}, ${row.agent.sent} |`,
+      `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
     );
   }
 }
-const a = results.get("process");
+const processLabel = variants.find((v) => v.transport === "process")?.label;
+const a = processLabel === undefined ? undefined : results.get(processLabel);
 const b = results.get("rtc-node");
 if (a && b) {
   console.log(
-    "\n| rooms | CPU per room: rtc-node / process | RSS per room: rtc-node / process |\n|---:|---:|---:|",
+    `\n| rooms | CPU per room above idle: rtc-node / ${processLabel} | RSS per room: rtc-node / ${processLabel} |\n|---:|---:|---:|`,
   );
   for (const ra of a.rows) {
     const rb = b.rows.find((r) => r.rooms === ra.rooms);
     if (!rb) continue;
-    const ca = (ra.cpu + ra.mediaCpu) / ra.rooms;
-    const cb = (rb.cpu + rb.mediaCpu) / rb.rooms;
     console.log(
-      `| ${ra.rooms} | ${(cb / ca).toFixed(1)}x | ${(rb.rssPerRoom / ra.rssPerRoom).toFixed(1)}x |`,
+      `| ${ra.rooms} | ${(rb.perRoom / ra.perRoom).toFixed(1)}x | ${(rb.rssPerRoom / ra.rssPerRoom).toFixed(1)}x |`,
     );
   }
 }

@@ -22,11 +22,13 @@ export interface GatewayProcessOptions {
   /** Extra environment (LIVEKIT_*, LOG_LEVEL, ...). */
   readonly env?: Record<string, string>;
   readonly stdio?: StdioOptions;
+  /** Node options before the script (--cpu-prof, ...): NODE_OPTIONS refuses some. */
+  readonly nodeArgs?: readonly string[];
 }
 
 export async function spawnGateway(o: GatewayProcessOptions): Promise<GatewayProcess> {
   const healthPort = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, "dist/gateway/main.js")], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), path.join(ROOT, "dist/gateway/main.js")], {
     env: {
       PATH: process.env.PATH,
       NODE_ENV: "production",

@@ -2,7 +2,9 @@
 // enough that the gateway stays the thing measured. Room names arrive on stdin, one per
 // line; for each it joins as an agent participant, subscribes to the device's track and
 // checks every packet against the device's known frames (the media process forwards them
-// unchanged, so each must match one byte for byte), and talks back `-talk` of the time
+// unchanged, so each must match one byte for byte; the LiveKit server's own silence frames,
+// which prime a Go subscriber's track until the publisher's first packet, are counted
+// apart), and talks back `-talk` of the time
 // with pre-encoded Opus (20 ms frames), sending nothing between (DTX). It prints one JSON
 // line of totals a second on stdout, and exits on stdin EOF.
 package main
@@ -14,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -34,10 +35,22 @@ type totals struct {
 	JoinFailed int64 `json:"joinFailed"`
 	Received   int64 `json:"received"`
 	Matched    int64 `json:"matched"`
+	Blank      int64 `json:"blank"`
 	Sent       int64 `json:"sent"`
 }
 
 var stats totals
+
+// serverBlank is the Opus frame a LiveKit server writes into a subscriber's track on its
+// own (livekit-server pkg/sfu/downtrack.go, OpusSilenceFrame): f8 ff fe and 77 zeros.
+var serverBlank = string(append([]byte{0xf8, 0xff, 0xfe}, make([]byte, 77)...))
+
+// goldenPhase spreads the k-th room's talk phase over the period: evenly for any count.
+func goldenPhase(k int64, period time.Duration) time.Duration {
+	const golden = 0.6180339887498949
+	f := float64(k) * golden
+	return time.Duration((f - float64(int64(f))) * float64(period))
+}
 
 // readFrames reads a file of u16 LE length-prefixed packets.
 func readFrames(path string) ([][]byte, error) {
@@ -119,6 +132,7 @@ func main() {
 			_ = enc.Encode(totals{
 				Rooms: atomic.LoadInt64(&stats.Rooms), JoinFailed: atomic.LoadInt64(&stats.JoinFailed),
 				Received: atomic.LoadInt64(&stats.Received), Matched: atomic.LoadInt64(&stats.Matched),
+				Blank: atomic.LoadInt64(&stats.Blank),
 				Sent: atomic.LoadInt64(&stats.Sent),
 			})
 		}
@@ -145,8 +159,11 @@ func main() {
 							return
 						}
 						atomic.AddInt64(&stats.Received, 1)
-						if known[string(pkt.Payload)] {
+						switch p := string(pkt.Payload); {
+						case known[p]:
 							atomic.AddInt64(&stats.Matched, 1)
+						case p == serverBlank:
+							atomic.AddInt64(&stats.Blank, 1)
 						}
 					}
 				}()
@@ -165,10 +182,10 @@ func main() {
 				atomic.AddInt64(&stats.JoinFailed, 1)
 				return
 			}
-			atomic.AddInt64(&stats.Rooms, 1)
+			k := atomic.AddInt64(&stats.Rooms, 1)
 			mu.Lock()
 			rooms = append(rooms, r)
-			talkers = append(talkers, &talker{track: track, phase: time.Duration(rand.Int63n(int64(period)))})
+			talkers = append(talkers, &talker{track: track, phase: goldenPhase(k, period)})
 			mu.Unlock()
 		}()
 	}
