@@ -118,12 +118,12 @@ export class WindowedQuantiles {
     this.#count++;
   }
 
-  /** Every value observed since construction, window or not. */
+  /** The sum of every value observed since construction (or `reset`), window or not. */
   get sum(): number {
     return this.#sum;
   }
 
-  /** How many values were observed since construction, window or not. */
+  /** How many values were observed since construction (or `reset`), window or not. */
   get count(): number {
     return this.#count;
   }
