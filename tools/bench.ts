@@ -8,8 +8,10 @@
 import { createRequire } from "node:module";
 import os from "node:os";
 import { parseArgs } from "node:util";
+import { Registry, Summary } from "prom-client";
 import { PcmFramer } from "../gateway/src/audio/framer.ts";
 import { OpusPool } from "../gateway/src/audio/opus-pool.ts";
+import { WindowedSummary } from "../gateway/src/ops/windowed-summary.ts";
 import { openAudioPacket, sealAudioPacket } from "../gateway/src/protocol/audio-packet.ts";
 import { parseDeviceMessage } from "../gateway/src/protocol/messages.ts";
 import { parseUdpPacket } from "../gateway/src/protocol/udp-packet.ts";
@@ -84,6 +86,37 @@ rows.push({
   name: "MQTT JSON message validate (listen)",
   opsPerSec: rate(() => parseDeviceMessage(listen)),
   note: "",
+});
+
+// ---- latency summary: prom-client's t-digests vs the log-bucket window ------------------
+// Latencies spread over 0.1 ms .. 50 ms (log-uniform), as the gateway sees per datagram;
+// one value repeated would flatter a t-digest.
+const latencies = Array.from({ length: 4096 }, (_, i) => 1e-4 * 500 ** (((i * 2654435761) % 4096) / 4096));
+const summaryConfig = { help: "bench", percentiles: [0.5, 0.95, 0.99] };
+const promSummary = new Summary({
+  name: "bench_prom_seconds",
+  ...summaryConfig,
+  maxAgeSeconds: 60,
+  ageBuckets: 5,
+  registers: [new Registry()],
+});
+const windowed = new WindowedSummary({
+  name: "bench_windowed_seconds",
+  ...summaryConfig,
+  registers: [new Registry()],
+});
+let li = 0;
+const promRate = rate(() => promSummary.observe(latencies[li++ & 4095] as number));
+const windowedRate = rate(() => windowed.observe(latencies[li++ & 4095] as number));
+rows.push({
+  name: "latency summary observe: prom-client Summary",
+  opsPerSec: promRate,
+  note: "5 age buckets",
+});
+rows.push({
+  name: "latency summary observe: WindowedSummary",
+  opsPerSec: windowedRate,
+  note: `${(windowedRate / promRate).toFixed(0)}x prom-client`,
 });
 
 // ---- Opus: raw libopus vs the pool --------------------------------------------------------

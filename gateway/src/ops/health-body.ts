@@ -5,6 +5,7 @@
  */
 import type { WorkerStats } from "../audio/opus-pool.ts";
 import type { GatewayMetrics } from "./metrics.ts";
+import type { WindowedSummary } from "./windowed-summary.ts";
 
 export interface LatencyQuantiles {
   readonly p50: number;
@@ -100,11 +101,10 @@ export class RateSampler {
     let lastUp = 0;
     let lastDown = 0;
     this.#timer = setInterval(() => {
-      void Promise.all([quantiles(metrics.upstreamLatency), quantiles(metrics.downstreamLatency)]).then(
-        ([upstream, downstream]) => {
-          this.latency = { upstream, downstream };
-        },
-      );
+      this.latency = {
+        upstream: quantiles(metrics.upstreamLatency),
+        downstream: quantiles(metrics.downstreamLatency),
+      };
       this.framesPerSecond = { up: metrics.framesUpTotal - lastUp, down: metrics.framesDownTotal - lastDown };
       lastUp = metrics.framesUpTotal;
       lastDown = metrics.framesDownTotal;
@@ -117,8 +117,7 @@ export class RateSampler {
   }
 }
 
-async function quantiles(summary: GatewayMetrics["upstreamLatency"]): Promise<LatencyQuantiles> {
-  const values = (await summary.get()).values;
-  const at = (q: number) => 1000 * (values.find((v) => v.labels.quantile === q)?.value ?? Number.NaN);
-  return { p50: at(0.5), p99: at(0.99) };
+/** In ms; 0 while the window is empty, as /metrics shows it (see `WindowedSummary.quantile`). */
+function quantiles(summary: WindowedSummary): LatencyQuantiles {
+  return { p50: 1000 * summary.quantile(0.5), p99: 1000 * summary.quantile(0.99) };
 }

@@ -1,10 +1,12 @@
 /**
  * The gateway's counters and gauges. Every dropped input is counted here by reason; the
- * same figures feed `/health` (JSON) and `/metrics` (Prometheus, prom-client).
+ * same figures feed `/health` (JSON) and `/metrics` (Prometheus, prom-client). The latency
+ * summaries are `WindowedSummary`s: prom-client's `Summary` cost several % of the main thread.
  * One registry per gateway object, so tests can run several in one process.
  */
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
-import { Counter, collectDefaultMetrics, Gauge, Registry, Summary } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { WindowedSummary } from "./windowed-summary.ts";
 
 export type DropReason =
   // UDP
@@ -77,11 +79,11 @@ export class GatewayMetrics {
   /** Agent-side events: room failures, dropped device audio or data, sweep deletions. */
   readonly agentEvents: Counter<"event">;
   readonly sessionAlert: Gauge;
-  readonly helloReply: Summary;
-  readonly upstreamLatency: Summary;
-  readonly downstreamLatency: Summary;
+  readonly helloReply: WindowedSummary;
+  readonly upstreamLatency: WindowedSummary;
+  readonly downstreamLatency: WindowedSummary;
   /** LiveKit media process only: agent RTP received from it to PCM handed to the session. */
-  readonly agentDecodeLatency: Summary;
+  readonly agentDecodeLatency: WindowedSummary;
   readonly eventLoopDelay: IntervalHistogram;
   #framesUpTotal = 0;
   #framesDownTotal = 0;
@@ -147,12 +149,13 @@ export class GatewayMetrics {
       registers: r,
     });
     const summary = (name: string, help: string) =>
-      new Summary({
+      // A 60 s window in 5 age slots, as the prom-client summaries had (maxAgeSeconds 60, ageBuckets 5).
+      new WindowedSummary({
         name,
         help,
         percentiles: LATENCY_PERCENTILES,
-        maxAgeSeconds: 60,
-        ageBuckets: 5,
+        slots: 5,
+        slotMs: 12_000,
         registers: r,
       });
     this.helloReply = summary("gateway_hello_reply_seconds", "Hello received to hello reply published");
