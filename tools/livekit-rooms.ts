@@ -15,7 +15,7 @@
  * talks back `--agent-talk` of the time with pre-encoded 20 ms Opus, nothing between.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -324,6 +324,7 @@ async function measure(
 }
 
 await buildBundle();
+if (values["cpu-prof"]) mkdirSync(values["cpu-prof"], { recursive: true });
 const files = prepareAgent();
 const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
 for (const v of variants) results.set(v.label, await measure(v, files));
