@@ -53,10 +53,10 @@ func main() {
 }
 
 // pollable returns the pipe at fd in non-blocking mode, so reads and writes wait in Go's
-// network poller. Blocking pipes (what the gateway hands over) park a whole OS thread in
-// read(2)/write(2); the runtime's monitor then hands the thread's P to another thread
-// after every such call and polls every 20 µs while it happens, which cost a fifth of
-// this process's CPU at 50 sessions (perf, docs/performance.md).
+// network poller. A blocking pipe (what the gateway hands over) holds an OS thread in
+// read(2)/write(2) while it waits, and the runtime hands that thread's P to another thread
+// meanwhile. No separate gain was measured (docs/performance.md); it is the runtime's
+// cheaper path for a pipe that is mostly waiting.
 func pollable(fd int, name string) *os.File {
 	if err := syscall.SetNonblock(fd, true); err != nil {
 		fmt.Fprintf(os.Stderr, "voice-media: %s stays blocking: %v\n", name, err)

@@ -32,7 +32,7 @@ export interface LiveKitConfig {
   /**
    * OS threads the media process runs Go code on (MEDIA_THREADS, its GOMAXPROCS). One by
    * default: with more, idle processors spin and hand work between threads on every
-   * packet, which cost ~30 % more CPU at 50 rooms (docs/performance.md).
+   * packet, which cost 10-40 % more CPU in that process at 10-100 rooms (docs/performance.md).
    */
   readonly mediaThreads: number;
 }
