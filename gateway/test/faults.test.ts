@@ -18,6 +18,7 @@ import {
 } from "./support/faults.ts";
 import { Fleet } from "./support/fleet.ts";
 import { type Pm2Box, startPm2Box } from "./support/pm2-box.ts";
+import { assertRealTimeEcho, talkAndTimeEcho } from "./support/realtime-echo.ts";
 
 const DEVICES = 100;
 const FRAME_INTERVAL_MS = 200;
@@ -74,15 +75,9 @@ describe("faults under real PM2: 4 instances, 100 devices", { timeout: 240_000 }
       await d.connect();
       await d.hello();
       d.listen("auto");
-      const first = d.waitForAudio(1, 10_000).then(() => performance.now());
-      d.talk(1500);
-      const startedAt = await first;
-      await d.waitForMessage((m) => m.type === "tts" && m.state === "stop", 15_000);
-      const spanMs = performance.now() - startedAt;
-      const audioMs = d.stats.framesReceived * 60;
-      console.log(`# 20 ms frames under PM2: ${audioMs} ms of echo over ${spanMs.toFixed(0)} ms`);
-      assert.ok(audioMs >= 900 && spanMs < audioMs * 1.3);
-      assert.deepEqual(d.stats.errors, {});
+      const pace = await talkAndTimeEcho(d);
+      console.log(`# 20 ms frames under PM2: ${pace.audioMs} ms of echo over ${pace.spanMs.toFixed(0)} ms`);
+      assertRealTimeEcho(d, pace);
     } finally {
       await d.close();
     }
