@@ -12,7 +12,8 @@
  * (media/cmd/load-agent) joins every room as an agent participant, checks that each
  * device packet it receives is one the devices sent (byte for byte: the media process
  * forwards them unchanged; rtc-node re-encodes, so its match count is 0 by design), and
- * talks back `--agent-talk` of the time with pre-encoded 20 ms Opus, nothing between.
+ * talks back `--agent-talk` of the time with pre-encoded Opus (`--agent-frame-ms`, 20 by
+ * default, as LiveKit agents send), nothing between.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     talk: { type: "string", default: "0.3" },
     transports: { type: "string", default: "process,rtc-node" },
     "agent-talk": { type: "string", default: "0.35" },
+    "agent-frame-ms": { type: "string", default: "20" },
     "media-threads": { type: "string", default: "1" },
     "cpu-prof": { type: "string" },
   },
@@ -46,6 +48,8 @@ const { values } = parseArgs({
 const steps = values.steps.split(",").map(Number);
 const seconds = Number(values.seconds);
 const talk = Number(values.talk);
+const agentFrameMs = Number(values["agent-frame-ms"]);
+if (![10, 20, 40, 60].includes(agentFrameMs)) throw new Error("--agent-frame-ms must be 10, 20, 40 or 60");
 interface Variant {
   readonly label: string;
   readonly transport: string;
@@ -97,10 +101,11 @@ function prepareAgent(): { deviceFrames: string; agentFrames: string } {
   const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
   const enc = new OpusEncoder(24000, 1);
   const voice: Buffer[] = [];
-  const pcm = Buffer.alloc(480 * 2);
-  for (let k = 0; k < 50; k++) {
-    for (let i = 0; i < 480; i++)
-      pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 300 * (k * 480 + i)) / 24000)), i * 2);
+  const samples = 24 * agentFrameMs;
+  const pcm = Buffer.alloc(samples * 2);
+  for (let k = 0; k < 1000 / agentFrameMs; k++) {
+    for (let i = 0; i < samples; i++)
+      pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 300 * (k * samples + i)) / 24000)), i * 2);
     voice.push(enc.encode(pcm));
   }
   return {
@@ -177,6 +182,7 @@ async function measure(
       `-device-frames=${files.deviceFrames}`,
       `-agent-frames=${files.agentFrames}`,
       `-talk=${values["agent-talk"]}`,
+      `-frame-ms=${agentFrameMs}`,
     ],
     { env: { LIVEKIT_API_SECRET: lk.apiSecret }, stdio: ["pipe", "pipe", "inherit"] },
   );
@@ -330,7 +336,7 @@ const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
 console.log(
-  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
+  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");

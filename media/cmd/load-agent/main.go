@@ -81,8 +81,9 @@ func main() {
 	key := flag.String("key", "", "API key")
 	secret := flag.String("secret", "", "API secret (or LIVEKIT_API_SECRET)")
 	deviceFrames := flag.String("device-frames", "", "the device's Opus packets")
-	agentFrames := flag.String("agent-frames", "", "20 ms Opus packets to talk with")
+	agentFrames := flag.String("agent-frames", "", "Opus packets (-frame-ms each) to talk with")
 	talk := flag.Float64("talk", 0.35, "share of time talking")
+	frameMs := flag.Int("frame-ms", 20, "duration of each agent-frames packet, ms")
 	flag.Parse()
 	if *secret == "" {
 		*secret = os.Getenv("LIVEKIT_API_SECRET")
@@ -112,14 +113,15 @@ func main() {
 
 	// One ticker for every room: 20 ms frames while a room's agent is in its talk phase.
 	go func() {
-		for range time.Tick(20 * time.Millisecond) {
+		frame := time.Duration(*frameMs) * time.Millisecond
+		for range time.Tick(frame) {
 			now := time.Since(start)
 			mu.Lock()
 			ts := append([]*talker(nil), talkers...)
 			mu.Unlock()
 			for _, t := range ts {
 				if (now+t.phase)%period < talkFor {
-					_ = t.track.WriteSample(media.Sample{Data: voice[t.next%len(voice)], Duration: 20 * time.Millisecond}, nil)
+					_ = t.track.WriteSample(media.Sample{Data: voice[t.next%len(voice)], Duration: frame}, nil)
 					t.next++
 					atomic.AddInt64(&stats.Sent, 1)
 				}
