@@ -6,7 +6,8 @@
  * per room is what the step adds above the same processes idle (measured first, with no
  * device), and the marginal cost is what a room adds from the previous step.
  * `--media-threads 1,2` runs the process transport once per MEDIA_THREADS value;
- * `--cpu-prof DIR` writes the gateway's V8 CPU profiles there.
+ * `--workers N` sets the gateway's Opus worker threads (2 by default); `--cpu-prof DIR` writes
+ * the gateway's V8 CPU profiles there.
  *
  * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
  * (media/cmd/load-agent) joins every room as an agent participant, checks that each
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     transports: { type: "string", default: "process,rtc-node" },
     "agent-talk": { type: "string", default: "0.35" },
     "agent-frame-ms": { type: "string", default: "20" },
+    workers: { type: "string", default: "2" },
     "media-threads": { type: "string", default: "1" },
     "cpu-prof": { type: "string" },
   },
@@ -209,7 +211,7 @@ async function measure(
     id: 1,
     brokerUrl: broker.url,
     brokerPassword: broker.gatewayPassword,
-    workers: 2,
+    workers: values.workers,
     nodeArgs: values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`] : [],
     env: {
       LIVEKIT_URL: lk.url,
@@ -336,7 +338,7 @@ const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
 console.log(
-  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
+  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");
