@@ -6,7 +6,8 @@
  * per room is what the step adds above the same processes idle (measured first, with no
  * device), and the marginal cost is what a room adds from the previous step.
  * `--media-threads 1,2` runs the process transport once per MEDIA_THREADS value;
- * `--workers N` sets the gateway's Opus worker threads (2 by default); `--cpu-prof DIR` writes
+ * `--repeat N` measures N windows back to back at each step and reports the median one with
+ * the range; `--workers N` sets the gateway's Opus worker threads (2 by default); `--cpu-prof DIR` writes
  * the gateway's V8 CPU profiles there.
  *
  * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     "agent-talk": { type: "string", default: "0.35" },
     "agent-frame-ms": { type: "string", default: "20" },
     workers: { type: "string", default: "2" },
+    repeat: { type: "string", default: "1" },
     "media-threads": { type: "string", default: "1" },
     "cpu-prof": { type: "string" },
   },
@@ -51,6 +53,8 @@ const steps = values.steps.split(",").map(Number);
 const seconds = Number(values.seconds);
 const talk = Number(values.talk);
 const agentFrameMs = Number(values["agent-frame-ms"]);
+const repeat = Number(values.repeat);
+if (!Number.isInteger(repeat) || repeat < 1) throw new Error("--repeat must be a whole number >= 1");
 if (![10, 20, 40, 60].includes(agentFrameMs)) throw new Error("--agent-frame-ms must be 10, 20, 40 or 60");
 interface Variant {
   readonly label: string;
@@ -156,6 +160,9 @@ interface Row {
   perRoom: number;
   /** CPU added per room since the previous step (from idle for the first). */
   marginal: number;
+  /** Lowest and highest total CPU of the step's windows. */
+  cpuMin: number;
+  cpuMax: number;
   fpsUp: number;
   fpsDown: number;
   lag: number;
@@ -278,17 +285,28 @@ async function measure(
         await new Promise((r) => setTimeout(r, 250));
       }
       await new Promise((r) => setTimeout(r, 2000));
-      const cpu0 = cpuSeconds(pid) ?? 0;
-      const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
-      const up0 = await metricValue("gateway_frames_up_total");
-      const down0 = await metricValue("gateway_frames_down_total");
-      const t0 = performance.now();
-      await new Promise((r) => setTimeout(r, seconds * 1000));
-      const wall = (performance.now() - t0) / 1000;
-      const cpu = (((cpuSeconds(pid) ?? 0) - cpu0) / wall) * 100;
-      const mediaCpu = media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0;
-      const fpsUp = ((await metricValue("gateway_frames_up_total")) - up0) / wall;
-      const fpsDown = ((await metricValue("gateway_frames_down_total")) - down0) / wall;
+      // `--repeat` windows back to back; the row is the one with the median CPU.
+      const windows: { cpu: number; mediaCpu: number; fpsUp: number; fpsDown: number }[] = [];
+      for (let w = 0; w < repeat; w++) {
+        const cpu0 = cpuSeconds(pid) ?? 0;
+        const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
+        const up0 = await metricValue("gateway_frames_up_total");
+        const down0 = await metricValue("gateway_frames_down_total");
+        const t0 = performance.now();
+        await new Promise((r) => setTimeout(r, seconds * 1000));
+        const wall = (performance.now() - t0) / 1000;
+        windows.push({
+          cpu: (((cpuSeconds(pid) ?? 0) - cpu0) / wall) * 100,
+          mediaCpu: media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0,
+          fpsUp: ((await metricValue("gateway_frames_up_total")) - up0) / wall,
+          fpsDown: ((await metricValue("gateway_frames_down_total")) - down0) / wall,
+        });
+      }
+      windows.sort((a, b) => a.cpu + a.mediaCpu - (b.cpu + b.mediaCpu));
+      const { cpu, mediaCpu, fpsUp, fpsDown } = windows[
+        Math.floor(windows.length / 2)
+      ] as (typeof windows)[0];
+      const spread = windows.map((w) => w.cpu + w.mediaCpu);
       const h = await health();
       const rss = rssMb(pid) + rssMb(media);
       const previous = rows.at(-1);
@@ -313,6 +331,8 @@ async function measure(
         cpu,
         mediaCpu,
         perRoom: (total - baseCpu) / n,
+        cpuMin: spread[0] as number,
+        cpuMax: spread.at(-1) as number,
         marginal,
         fpsUp,
         lag: Number(h.eventLoopLagP99Ms),
@@ -338,21 +358,21 @@ const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
 console.log(
-  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
+  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");
 for (const [label, r] of results)
   console.log(`| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} |`);
 console.log(
-  "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | of which media | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
+  "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+console.log("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const [label, r] of results) {
   for (const row of r.rows) {
     const total = row.cpu + row.mediaCpu;
     console.log(
-      `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
+      `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
     );
   }
 }
