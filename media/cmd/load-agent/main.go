@@ -5,7 +5,7 @@
 // unchanged, so each must match one byte for byte; the LiveKit server's own silence frames,
 // which prime a Go subscriber's track until the publisher's first packet, are counted
 // apart), and talks back `-talk` of the time
-// with pre-encoded Opus (20 ms frames), sending nothing between (DTX). It prints one JSON
+// with pre-encoded Opus (-frame-ms packets, 20 by default), sending nothing between (DTX). It prints one JSON
 // line of totals a second on stdout, and exits on stdin EOF.
 package main
 
@@ -111,7 +111,7 @@ func main() {
 	period := 10 * time.Second
 	talkFor := time.Duration(float64(period) * *talk)
 
-	// One ticker for every room: 20 ms frames while a room's agent is in its talk phase.
+	// One ticker for every room: a packet while a room's agent is in its talk phase.
 	go func() {
 		frame := time.Duration(*frameMs) * time.Millisecond
 		for range time.Tick(frame) {
