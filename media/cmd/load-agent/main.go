@@ -135,7 +135,7 @@ func main() {
 				Rooms: atomic.LoadInt64(&stats.Rooms), JoinFailed: atomic.LoadInt64(&stats.JoinFailed),
 				Received: atomic.LoadInt64(&stats.Received), Matched: atomic.LoadInt64(&stats.Matched),
 				Blank: atomic.LoadInt64(&stats.Blank),
-				Sent: atomic.LoadInt64(&stats.Sent),
+				Sent:  atomic.LoadInt64(&stats.Sent),
 			})
 		}
 	}()
