@@ -74,6 +74,14 @@ run("prepare", process.execPath, [path.join(root, "scripts/prepare.mjs"), "test"
 if (filters.length === 0 && !unitOnly) {
   run("lint", "npx", ["biome", "check", "."]);
   run("typecheck", "npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
+  // gofmt -l prints the files it would change and exits 0: fail on any output.
+  const unformatted = spawnSync("gofmt", ["-l", "broker", "media"], { cwd: root, encoding: "utf8" });
+  if (unformatted.status !== 0 || unformatted.stdout.trim() !== "") {
+    console.error(
+      `\ngofmt: these Go files are not formatted (gofmt -w them):\n${unformatted.stdout}${unformatted.stderr}`,
+    );
+    process.exit(1);
+  }
   run("broker tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "broker") });
   run("media tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "media") });
 }
