@@ -4,8 +4,8 @@
  * 77 zero bytes, 80 bytes in all (livekit-server v1.13.5, pkg/sfu/downtrack.go,
  * `OpusSilenceFrame`). The server sends them at 50 per second for up to 5 s to a Go SDK
  * subscriber, whose track only appears with its first packet, until the publisher's first
- * packet (`sendSilentFrameOnMuteForAudio`, enabled by `FireTrackByRTPPacket`), and for 1 s
- * after a publisher mutes. Our media process is a Go SDK subscriber, so each agent track
+ * packet (`sendSilentFrameOnMuteForAudio`, enabled by `FireTrackByRTPPacket`), and to any
+ * subscriber for 1 s after a publisher mutes. Our media process is a Go SDK subscriber, so each agent track
  * starts with them. They carry no agent audio: decoding them only costs CPU and makes
  * silence that is not the agent's.
  */
