@@ -1,10 +1,11 @@
 /**
  * The media-process supervisor with the real `voice-media` binary, no LiveKit needed:
- * start-up handshake, a leave answered, sessions told when the process dies, restart with
- * backoff, and the child gone after close().
+ * start-up handshake, a leave answered, its environment, sessions told when the process
+ * dies, restart with backoff, and the child gone after close().
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -59,6 +60,12 @@ describe("media process supervisor", () => {
     assert.ok(media.send({ kind: "leave", session: id }));
     await eventually(() => got.some((m) => m.kind === "left"), 2000, "left");
     media.release(id);
+  });
+
+  it("the child's environment is its thread count and nothing of the gateway's (no secret)", async () => {
+    await media.start();
+    const environ = readFileSync(`/proc/${media.pid}/environ`, "utf8").split("\0").filter(Boolean);
+    assert.deepEqual(environ, ["GOMAXPROCS=1"]);
   });
 
   it("killed: its sessions are told at once, frames for it are refused, and it restarts", async () => {
