@@ -232,15 +232,18 @@ async function measure(
   const devices: SimulatedDevice[] = [];
   const timers: NodeJS.Timeout[] = [];
   const health = async () => (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
-  const metricValue = async (name: string) => {
-    const text = await (await fetch(`${base}/metrics`)).text();
-    const line = text.split("\n").find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
-    return line ? Number(line.split(" ").pop()) : 0;
-  };
-  const quantile = async (name: string, q: string) => {
-    const text = await (await fetch(`${base}/metrics`)).text();
-    const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`quantile="${q}"`));
-    return line ? Number(line.split(" ").pop()) * 1000 : Number.NaN;
+  /** One scrape of /metrics: a metric's value, or a summary's quantile in ms. */
+  const scrape = async () => {
+    const lines = (await (await fetch(`${base}/metrics`)).text()).split("\n");
+    const find = (test: (l: string) => boolean) => {
+      const line = lines.find(test);
+      return line === undefined ? undefined : Number(line.split(" ").pop());
+    };
+    return {
+      value: (name: string) => find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)) ?? 0,
+      quantileMs: (name: string, q: string) =>
+        1000 * (find((l) => l.startsWith(`${name}{`) && l.includes(`quantile="${q}"`)) ?? Number.NaN),
+    };
   };
   try {
     await waitReady(base);
@@ -279,27 +282,31 @@ async function measure(
         );
       }
       const joinDeadline = Date.now() + 90_000;
-      while ((await metricValue("gateway_agent_rooms")) < n) {
-        if (Date.now() > joinDeadline)
-          throw new Error(`only ${await metricValue("gateway_agent_rooms")} of ${n} rooms joined`);
+      const joined = async () => (await scrape()).value("gateway_agent_rooms");
+      for (let rooms = await joined(); rooms < n; rooms = await joined()) {
+        if (Date.now() > joinDeadline) throw new Error(`only ${rooms} of ${n} rooms joined`);
         await new Promise((r) => setTimeout(r, 250));
       }
       await new Promise((r) => setTimeout(r, 2000));
       // `--repeat` windows back to back; the row is the one with the median CPU.
       const windows: { cpu: number; mediaCpu: number; fpsUp: number; fpsDown: number }[] = [];
       for (let w = 0; w < repeat; w++) {
+        // Counters scraped outside the CPU window, so their rendering is not counted in it.
+        const before = await scrape();
         const cpu0 = cpuSeconds(pid) ?? 0;
         const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
-        const up0 = await metricValue("gateway_frames_up_total");
-        const down0 = await metricValue("gateway_frames_down_total");
         const t0 = performance.now();
         await new Promise((r) => setTimeout(r, seconds * 1000));
         const wall = (performance.now() - t0) / 1000;
+        const cpu = (((cpuSeconds(pid) ?? 0) - cpu0) / wall) * 100;
+        const mediaCpu = media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0;
+        const after = await scrape();
+        const rate = (name: string) => (after.value(name) - before.value(name)) / wall;
         windows.push({
-          cpu: (((cpuSeconds(pid) ?? 0) - cpu0) / wall) * 100,
-          mediaCpu: media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0,
-          fpsUp: ((await metricValue("gateway_frames_up_total")) - up0) / wall,
-          fpsDown: ((await metricValue("gateway_frames_down_total")) - down0) / wall,
+          cpu,
+          mediaCpu,
+          fpsUp: rate("gateway_frames_up_total"),
+          fpsDown: rate("gateway_frames_down_total"),
         });
       }
       windows.sort((a, b) => a.cpu + a.mediaCpu - (b.cpu + b.mediaCpu));
@@ -308,6 +315,7 @@ async function measure(
       ] as (typeof windows)[0];
       const spread = windows.map((w) => w.cpu + w.mediaCpu);
       const h = await health();
+      const metrics = await scrape();
       const rss = rssMb(pid) + rssMb(media);
       const previous = rows.at(-1);
       const total = cpu + mediaCpu;
@@ -317,8 +325,8 @@ async function measure(
       const lat = h.gatewayLatencyMs as Record<string, { p50: number; p99: number } | undefined>;
       const up = lat.upstream;
       rows.push({
-        decodeP50: await quantile("gateway_agent_decode_seconds", "0.5"),
-        decodeP99: await quantile("gateway_agent_decode_seconds", "0.99"),
+        decodeP50: metrics.quantileMs("gateway_agent_decode_seconds", "0.5"),
+        decodeP99: metrics.quantileMs("gateway_agent_decode_seconds", "0.99"),
         fpsDown,
         downP50: lat.downstream?.p50 ?? Number.NaN,
         downP99: lat.downstream?.p99 ?? Number.NaN,
