@@ -10,7 +10,6 @@ const require = createRequire(import.meta.url);
 const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
 
 export const UP_RATE = 16000;
-export const UP_FRAME_SAMPLES = 960;
 export const FRAME_MS = 60;
 
 export interface UpstreamClip {
