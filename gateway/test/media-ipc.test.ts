@@ -252,7 +252,9 @@ describe("reorder buffer", () => {
     j.pop(0);
     j.push(pkt(4), 10);
     assert.deepEqual(seqs(j.pop(39)), []);
-    assert.deepEqual(seqs(j.pop(40)), ["lost2", 4]);
+    const released = j.pop(40);
+    assert.deepEqual(seqs(released), ["lost2", 4]);
+    assert.deepEqual(released[0], { kind: "lost", count: 2, overflow: false });
   });
 
   it("late and duplicate packets are dropped and counted", () => {
@@ -270,7 +272,9 @@ describe("reorder buffer", () => {
     j.push(pkt(0), 0);
     j.pop(0);
     for (const s of [2, 3, 4, 5]) j.push(pkt(s), 1);
-    assert.deepEqual(seqs(j.pop(1)), ["lost1", 2, 3, 4, 5]);
+    const released = j.pop(1);
+    assert.deepEqual(seqs(released), ["lost1", 2, 3, 4, 5]);
+    assert.deepEqual(released[0], { kind: "lost", count: 1, overflow: true });
     assert.equal(j.drops.overflow, 1);
     assert.equal(j.size, 0);
   });

@@ -18,7 +18,8 @@ export interface RtpPacket {
 
 export type Released =
   | { readonly kind: "packet"; readonly packet: RtpPacket }
-  | { readonly kind: "lost"; readonly count: number };
+  /** `overflow`: given up because the buffer was full, not because the wait ran out. */
+  | { readonly kind: "lost"; readonly count: number; readonly overflow: boolean };
 
 export type JitterDrop = "late" | "duplicate" | "overflow";
 
@@ -92,7 +93,7 @@ export class JitterBuffer {
       // Give up the gap: everything up to the oldest packet held is lost.
       let oldest = Number.POSITIVE_INFINITY;
       for (const seq of this.#held.keys()) oldest = Math.min(oldest, seqDiff(seq, next));
-      out.push({ kind: "lost", count: oldest });
+      out.push({ kind: "lost", count: oldest, overflow });
       this.#next = (next + oldest) & 0xffff;
       this.#gap = undefined;
     }

@@ -239,6 +239,7 @@ export class ProcessTransport implements RoomTransport {
       return;
     }
     this.#deps.drop("agent_rtp_lost");
+    if (r.overflow) this.#deps.drop("agent_rtp_overflow");
     const concealed = Math.min(r.count, MAX_CONCEALED);
     for (let i = 0; i < concealed; i++) {
       // libopus conceals on an empty packet; @discordjs/opus always asks for its maximum
