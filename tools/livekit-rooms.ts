@@ -8,7 +8,12 @@
  * `--media-threads 1,2` runs the process transport once per MEDIA_THREADS value;
  * `--repeat N` measures N windows back to back at each step and reports the median one with
  * the range; `--workers N` sets the gateway's Opus worker threads (2 by default); `--cpu-prof DIR` writes
- * the gateway's V8 CPU profiles there.
+ * the gateway's V8 CPU profiles there; `--node-args=A --node-args=B` runs the process transport once per
+ * set of Node options for the gateway (e.g. GC flags), side by side; `--compare-dist DIR` adds a run of
+ * the process transport from another build's dist/ (its gateway bundle and media binary), to
+ * compare a change with the commit before it in one run:
+ *   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && npm ci && npm run build)
+ *   npm run bench:rooms -- --compare-dist /tmp/base/dist
  *
  * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
  * (media/cmd/load-agent) joins every room as an agent participant, checks that each
@@ -18,7 +23,7 @@
  * default, as LiveKit agents send), nothing between.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -47,6 +52,8 @@ const { values } = parseArgs({
     repeat: { type: "string", default: "1" },
     "media-threads": { type: "string", default: "1" },
     "cpu-prof": { type: "string" },
+    "node-args": { type: "string", multiple: true },
+    "compare-dist": { type: "string", multiple: true },
   },
 });
 const steps = values.steps.split(",").map(Number);
@@ -60,17 +67,32 @@ interface Variant {
   readonly label: string;
   readonly transport: string;
   readonly mediaThreads: string;
+  /** Node options for the gateway process. */
+  readonly nodeArgs: readonly string[];
+  /** Another build's dist/ to run instead of this tree's. */
+  readonly dist?: string;
 }
 const mediaThreads = values["media-threads"].split(",");
+const nodeArgSets = (values["node-args"] ?? [""]).map((a) => a.split(" ").filter(Boolean));
 const variants: Variant[] = values.transports.split(",").flatMap((transport) =>
   transport === "process"
-    ? mediaThreads.map((n) => ({
-        label: mediaThreads.length > 1 ? `process, ${n} thread${n === "1" ? "" : "s"}` : "process",
-        transport,
-        mediaThreads: n,
-      }))
-    : [{ label: transport, transport, mediaThreads: "1" }],
+    ? mediaThreads.flatMap((n) =>
+        nodeArgSets.map((nodeArgs) => {
+          const parts = ["process"];
+          if (mediaThreads.length > 1) parts.push(`${n} thread${n === "1" ? "" : "s"}`);
+          if (nodeArgSets.length > 1) parts.push(nodeArgs.join(" ") || "default Node options");
+          return { label: parts.join(", "), transport, mediaThreads: n, nodeArgs };
+        }),
+      )
+    : [{ label: transport, transport, mediaThreads: "1", nodeArgs: [] }],
 );
+for (const dist of values["compare-dist"] ?? []) {
+  if (!existsSync(path.join(dist, "gateway/main.js")) || !existsSync(path.join(dist, "bin/voice-media")))
+    throw new Error(
+      `--compare-dist ${dist}: no gateway/main.js and bin/voice-media there (run npm run build in that tree)`,
+    );
+  variants.push({ label: `process, ${dist}`, transport: "process", mediaThreads: "1", nodeArgs: [], dist });
+}
 /** Talk phases spread evenly over the period for any number of devices (golden ratio). */
 const GOLDEN = 0.6180339887498949;
 const BURST_MS = 3000;
@@ -219,7 +241,11 @@ async function measure(
     brokerUrl: broker.url,
     brokerPassword: broker.gatewayPassword,
     workers: values.workers,
-    nodeArgs: values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`] : [],
+    ...(variant.dist ? { dist: variant.dist } : {}),
+    nodeArgs: [
+      ...variant.nodeArgs,
+      ...(values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`] : []),
+    ],
     env: {
       LIVEKIT_URL: lk.url,
       LIVEKIT_API_KEY: lk.apiKey,
@@ -258,7 +284,7 @@ async function measure(
     const idleT0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const baseCpu = ((cpuNow() - idle0) / ((performance.now() - idleT0) / 1000)) * 100;
-    console.error(transport, `idle: ${baseCpu.toFixed(1)} % CPU, ${baseRss.toFixed(0)} MB`);
+    console.error(variant.label, `idle: ${baseCpu.toFixed(1)} % CPU, ${baseRss.toFixed(0)} MB`);
     const rows: Row[] = [];
     for (const n of steps) {
       while (devices.length < n) {
@@ -345,7 +371,7 @@ async function measure(
         fpsUp,
         lag: Number(h.eventLoopLagP99Ms),
       });
-      console.error(transport, JSON.stringify(rows.at(-1)));
+      console.error(variant.label, JSON.stringify(rows.at(-1)));
     }
     return { baseRss, baseCpu, rows };
   } finally {
@@ -366,7 +392,7 @@ const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
 console.log(
-  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}`,
+  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`,
 );
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");

@@ -24,11 +24,14 @@ export interface GatewayProcessOptions {
   readonly stdio?: StdioOptions;
   /** Node options before the script (--cpu-prof, ...): NODE_OPTIONS refuses some. */
   readonly nodeArgs?: readonly string[];
+  /** The bundle to run; this tree's dist/ by default (bench:rooms --compare-dist). */
+  readonly dist?: string;
 }
 
 export async function spawnGateway(o: GatewayProcessOptions): Promise<GatewayProcess> {
   const healthPort = await freePort();
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), path.join(ROOT, "dist/gateway/main.js")], {
+  const main = path.join(o.dist ?? path.join(ROOT, "dist"), "gateway/main.js");
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), main], {
     env: {
       PATH: process.env.PATH,
       NODE_ENV: "production",
