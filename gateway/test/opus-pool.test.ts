@@ -48,6 +48,53 @@ describe("OpusPool (real libopus in worker threads)", () => {
     pool.close(enc);
   });
 
+  it("decodes a sequence of packets in one job to the PCM their decodes one by one give", async () => {
+    const enc = pool.openEncoder(24000);
+    const signal = new SpeechSignal({ sampleRate: 24000, seed: 3 });
+    const packets: Buffer[] = [];
+    for (let i = 0; i < 6; i++) packets.push(await pool.encode(enc, signal.next(480)));
+    const oneByOne = pool.openDecoder(24000);
+    const each: Buffer[] = [];
+    for (const p of packets) each.push(await pool.decode(oneByOne, p));
+    const together = pool.openDecoder(24000);
+    const first = await pool.decodeSequence(together, packets.slice(0, 1));
+    const rest = await pool.decodeSequence(together, packets.slice(1));
+    assert.deepEqual(Buffer.concat([first.pcm, rest.pcm]), Buffer.concat(each));
+    assert.equal(first.undecodable + rest.undecodable, 0);
+    for (const s of [enc, oneByOne, together]) pool.close(s);
+  });
+
+  it("conceals an empty packet in a sequence with one packet's worth of audio", async () => {
+    const enc = pool.openEncoder(24000);
+    const dec = pool.openDecoder(24000);
+    const signal = new SpeechSignal({ sampleRate: 24000, seed: 4 });
+    const a = await pool.encode(enc, signal.next(480));
+    const b = await pool.encode(enc, signal.next(480));
+    const out = await pool.decodeSequence(dec, [a, Buffer.alloc(0), b]);
+    assert.equal(out.pcm.length, 3 * 480 * 2);
+    assert.equal(out.undecodable, 0);
+    pool.close(enc);
+    pool.close(dec);
+  });
+
+  it("conceals and counts a packet of a sequence that libopus cannot decode", async () => {
+    const enc = pool.openEncoder(24000);
+    const dec = pool.openDecoder(24000);
+    const signal = new SpeechSignal({ sampleRate: 24000, seed: 5 });
+    const a = await pool.encode(enc, signal.next(480));
+    const out = await pool.decodeSequence(dec, [a, Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])]);
+    assert.equal(out.undecodable, 1);
+    assert.equal(out.pcm.length, 2 * 480 * 2);
+    pool.close(enc);
+    pool.close(dec);
+  });
+
+  it("refuses a sequence for an encoder", async () => {
+    const enc = pool.openEncoder(24000);
+    await assert.rejects(pool.decodeSequence(enc, [Buffer.from([0xf8, 0xff, 0xfe])]), /for decoders/);
+    pool.close(enc);
+  });
+
   it("spreads encoders over the workers, and decoders too (not all encoders on one)", () => {
     const opened = [];
     for (let i = 0; i < 4; i++) opened.push(pool.openDecoder(16000), pool.openEncoder(24000));

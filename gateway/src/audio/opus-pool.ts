@@ -7,7 +7,15 @@
  * codec state (one audible glitch beats a dead session), and its in-flight frames fail.
  */
 import { Worker } from "node:worker_threads";
-import type { CodecBatch, CodecRole, FromWorker, ToWorker } from "./opus-protocol.ts";
+import {
+  type CodecBatch,
+  type CodecRole,
+  FrameOp,
+  type FromWorker,
+  packSequence,
+  SEQUENCE_HEADER_BYTES,
+  type ToWorker,
+} from "./opus-protocol.ts";
 
 // Built: dist/gateway/opus-worker.js beside main.js. From source (tests, tsx): the .ts
 // file, loaded through tsx's API inside the worker (Node 20 does not apply the main
@@ -48,6 +56,13 @@ export interface WorkerStats {
   readonly restarts: number;
 }
 
+export interface DecodedSequence {
+  /** PCM16 LE of every packet, in order (concealment for empty and undecodable ones). */
+  readonly pcm: Buffer;
+  /** Packets that failed to decode and were concealed instead. */
+  readonly undecodable: number;
+}
+
 interface PendingFrame {
   readonly resolve: (out: Buffer) => void;
   readonly reject: (err: Error) => void;
@@ -60,6 +75,7 @@ interface Slot {
   alive: boolean;
   streams: Map<number, OpusStream>;
   queueIds: number[];
+  queueOps: number[];
   queueFrames: Buffer[];
   queuePending: PendingFrame[];
   inFlight: Map<number, PendingFrame[]>;
@@ -116,6 +132,16 @@ export class OpusPool {
   /** Opus packet in, PCM16 LE out. */
   decode(stream: OpusStream, opus: Buffer): Promise<Buffer> {
     return this.#enqueue(stream, opus);
+  }
+
+  /**
+   * Several Opus packets of one decoder in order, one job: their PCM16 LE one after the
+   * other. An empty packet stands for a lost one and is concealed; so is a packet that
+   * fails to decode (counted in `undecodable`), so the sequence keeps its length.
+   */
+  async decodeSequence(stream: OpusStream, packets: readonly Buffer[]): Promise<DecodedSequence> {
+    const out = await this.#enqueue(stream, packSequence(packets), FrameOp.sequence);
+    return { pcm: out.subarray(SEQUENCE_HEADER_BYTES), undecodable: out.readUInt16LE(0) };
   }
 
   /** PCM16 LE (one whole frame) in, Opus packet out. */
@@ -205,7 +231,7 @@ export class OpusPool {
     };
   }
 
-  #enqueue(stream: OpusStream, frame: Buffer): Promise<Buffer> {
+  #enqueue(stream: OpusStream, frame: Buffer, op: number = FrameOp.single): Promise<Buffer> {
     const index = this.#streamSlot.get(stream.id);
     if (index === undefined || this.#closed) return Promise.reject(new Error("opus stream is closed"));
     const slot = this.#slots[index] as Slot;
@@ -213,6 +239,7 @@ export class OpusPool {
       // Held by reference until the flush at the end of this turn packs it (callers hand
       // over fresh buffers and do not reuse them).
       slot.queueIds.push(stream.id);
+      slot.queueOps.push(op);
       slot.queueFrames.push(frame);
       slot.queuePending.push({ resolve, reject });
       this.#scheduleFlush();
@@ -243,12 +270,14 @@ export class OpusPool {
       offsets[i + 1] = (offsets[i] as number) + f.length;
     }
     const streamIds = Int32Array.from(slot.queueIds);
-    const batch: CodecBatch = { kind: "batch", batchId: this.#nextBatchId++, streamIds, offsets, data };
+    const ops = Uint8Array.from(slot.queueOps);
+    const batch: CodecBatch = { kind: "batch", batchId: this.#nextBatchId++, streamIds, ops, offsets, data };
     slot.inFlight.set(batch.batchId, slot.queuePending);
     slot.queueIds = [];
+    slot.queueOps = [];
     slot.queueFrames = [];
     slot.queuePending = [];
-    this.#post(slot, batch, [data, offsets.buffer, streamIds.buffer]);
+    this.#post(slot, batch, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
   }
 
   #post(slot: Slot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {
@@ -265,6 +294,7 @@ export class OpusPool {
       alive: false,
       streams: new Map(),
       queueIds: [],
+      queueOps: [],
       queueFrames: [],
       queuePending: [],
       inFlight: new Map(),
@@ -317,6 +347,7 @@ export class OpusPool {
     slot.inFlight.clear();
     for (const p of slot.queuePending) p.reject(err);
     slot.queueIds = [];
+    slot.queueOps = [];
     slot.queueFrames = [];
     slot.queuePending = [];
   }

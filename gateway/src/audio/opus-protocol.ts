@@ -21,6 +21,18 @@ export interface CloseStream {
   readonly streamId: number;
 }
 
+/** What a worker does with one frame of a batch. */
+export const FrameOp = {
+  /** Decode one Opus packet or encode one PCM frame, as the stream's role says. */
+  single: 0,
+  /**
+   * Decoders only: several Opus packets in order, decoded one after the other into one
+   * PCM buffer (see packSequence). An empty packet is concealed; so is one that fails to
+   * decode, and the output counts those (SEQUENCE_HEADER_BYTES).
+   */
+  sequence: 1,
+} as const;
+
 /**
  * Frames for many streams in one message: a postMessage costs more than a decode. All
  * frames travel packed in one transferred buffer (frame i is data[offsets[i]..offsets[i+1]]),
@@ -30,6 +42,8 @@ export interface CodecBatch {
   readonly kind: "batch";
   readonly batchId: number;
   readonly streamIds: Int32Array;
+  /** FrameOp per frame. */
+  readonly ops: Uint8Array;
   readonly offsets: Uint32Array;
   readonly data: ArrayBuffer;
 }
@@ -53,3 +67,48 @@ export interface WorkerReady {
 }
 
 export type FromWorker = BatchResult | WorkerReady;
+
+/** Packets in one sequence frame at most (its count is one byte). */
+export const MAX_SEQUENCE_PACKETS = 255;
+
+/**
+ * A sequence frame: u8 packet count, u16 LE length per packet, then the packets.
+ * Throws on more than MAX_SEQUENCE_PACKETS packets or one longer than 65,535 bytes.
+ */
+export function packSequence(packets: readonly Buffer[]): Buffer {
+  if (packets.length > MAX_SEQUENCE_PACKETS) throw new RangeError("too many packets in one sequence");
+  let size = 1 + 2 * packets.length;
+  for (const p of packets) {
+    if (p.length > 0xffff) throw new RangeError("opus packet too long for a sequence");
+    size += p.length;
+  }
+  const out = Buffer.allocUnsafe(size);
+  out[0] = packets.length;
+  let at = 1 + 2 * packets.length;
+  for (let i = 0; i < packets.length; i++) {
+    const p = packets[i] as Buffer;
+    out.writeUInt16LE(p.length, 1 + 2 * i);
+    p.copy(out, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The packets of a sequence frame; undefined if its lengths do not add up. */
+export function unpackSequence(frame: Buffer): Buffer[] | undefined {
+  if (frame.length < 1) return undefined;
+  const count = frame[0] as number;
+  let at = 1 + 2 * count;
+  if (frame.length < at) return undefined;
+  const packets: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = frame.readUInt16LE(1 + 2 * i);
+    if (at + length > frame.length) return undefined;
+    packets.push(frame.subarray(at, at + length));
+    at += length;
+  }
+  return at === frame.length ? packets : undefined;
+}
+
+/** Bytes before the PCM in a sequence's output: u16 LE count of undecodable packets. */
+export const SEQUENCE_HEADER_BYTES = 2;

@@ -2,15 +2,17 @@
  * The `process` room transport: the session's participant lives in the media process
  * (media-process.ts). Upstream, the device's Opus goes out unchanged with RTP timestamps
  * that follow the device's timing (upstream-clock.ts). Downstream, the agent's RTP is put
- * back in order (jitter-buffer.ts), decoded in the Opus worker pool straight to 24 kHz mono
- * and handed up as PCM; a lost packet is concealed by libopus (decoding an empty packet is
- * its packet-loss concealment). DTX or no packets: nothing is handed up, and the turn
+ * back in order (jitter-buffer.ts), grouped one downstream frame at a time (decode-groups.ts),
+ * decoded in the Opus worker pool straight to 24 kHz mono, one job per group, and handed
+ * up as PCM; a lost packet is concealed by libopus (decoding an empty packet is its
+ * packet-loss concealment), and so is one that fails to decode. DTX or no packets: nothing is handed up, and the turn
  * logic above ends the turn on its own deadline.
  */
 
 import { randomInt } from "node:crypto";
 import type { OpusPool, OpusStream } from "../../../audio/opus-pool.ts";
-import { DOWN_RATE } from "../../../protocol/audio-format.ts";
+import { DOWN_FRAME_MS, DOWN_RATE } from "../../../protocol/audio-format.ts";
+import { packetDurationTenthsMs } from "../../../protocol/opus-packet.ts";
 import type { UpstreamOpus } from "../../agent-bridge.ts";
 import type {
   RoomJoin,
@@ -18,8 +20,9 @@ import type {
   RoomTransportFactory,
   RoomTransportHandlers,
 } from "../room-transport.ts";
+import { DecodeGroups, type GroupEntry } from "./decode-groups.ts";
 import type { FromMedia } from "./ipc-codec.ts";
-import { JitterBuffer, type Released } from "./jitter-buffer.ts";
+import { JitterBuffer } from "./jitter-buffer.ts";
 import type { MediaProcess } from "./media-process.ts";
 import { isServerBlankFrame } from "./server-blank-frame.ts";
 import { UpstreamClock } from "./upstream-clock.ts";
@@ -41,8 +44,13 @@ const REORDER_WAIT_MS = 30;
 const REORDER_MAX_PACKETS = 16;
 /** Concealment covers at most this many lost packets in a row; longer is silence. */
 const MAX_CONCEALED = 5;
-/** Agents send 20 ms packets; used until the first packet has been decoded. */
-const DEFAULT_PACKET_SAMPLES = DOWN_RATE / 50;
+/**
+ * Decode groups (decode-groups.ts): a packet after this long without one starts a burst;
+ * an open group is decoded this long after its newest packet at the latest (agents send
+ * every 20 ms, so a group that has waited 25 ms for the next packet is not getting it soon).
+ */
+const BURST_GAP_MS = 100;
+const GROUP_LATE_MS = 25;
 const EMPTY = Buffer.alloc(0);
 
 export function processTransportFactory(deps: ProcessTransportDeps): RoomTransportFactory {
@@ -63,8 +71,13 @@ export class ProcessTransport implements RoomTransport {
   #joinWait: JoinWait | undefined;
   #leftWait: (() => void) | undefined;
   #decoder: OpusStream | undefined;
-  #packetSamples = DEFAULT_PACKET_SAMPLES;
-  #gapTimer: NodeJS.Timeout | undefined;
+  readonly #groups = new DecodeGroups({
+    frameMs: DOWN_FRAME_MS,
+    burstGapMs: BURST_GAP_MS,
+    lateMs: GROUP_LATE_MS,
+  });
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = 0;
   #joined = false;
   #gone = false;
 
@@ -129,8 +142,10 @@ export class ProcessTransport implements RoomTransport {
     if (this.#gone) return;
     this.#gone = true;
     this.#joined = false;
-    clearTimeout(this.#gapTimer);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#jitter.reset();
+    this.#groups.reset();
     if (this.#decoder) this.#deps.pool.close(this.#decoder);
     this.#decoder = undefined;
     const session = this.#session;
@@ -209,48 +224,85 @@ export class ProcessTransport implements RoomTransport {
     this.#release(now);
   }
 
+  /** Moves what the reorder buffer lets go into decode groups; hands over those that close. */
   #release(now: number): void {
-    clearTimeout(this.#gapTimer);
-    this.#gapTimer = undefined;
-    for (const r of this.#jitter.pop(now)) this.#decode(r);
-    const deadline = this.#jitter.deadline;
-    if (deadline !== undefined) {
-      this.#gapTimer = setTimeout(() => this.#release(this.#now()), Math.max(0, deadline - now));
+    for (const r of this.#jitter.pop(now)) {
+      if (r.kind === "packet") {
+        const payload = r.packet.payload;
+        // Kept in the reorder buffer (they hold sequence numbers), never decoded.
+        if (isServerBlankFrame(payload)) {
+          this.#deps.drop("agent_rtp_server_blank");
+          continue;
+        }
+        const entry: GroupEntry = { kind: "packet", payload, arrivedMs: r.packet.arrivedMs ?? now };
+        this.#decode(
+          this.#groups.add(entry, payload.length > 0 ? packetDurationTenthsMs(payload) : 0, now),
+          true,
+        );
+        continue;
+      }
+      this.#deps.drop("agent_rtp_lost");
+      if (r.overflow) this.#deps.drop("agent_rtp_overflow");
+      const concealed = Math.min(r.count, MAX_CONCEALED);
+      for (let i = 0; i < concealed; i++) this.#decode(this.#groups.add({ kind: "conceal" }, 0, now), true);
     }
+    this.#decode(this.#groups.due(now), false);
+    this.#arm(now);
   }
 
-  #decode(r: Released): void {
-    // Kept in the reorder buffer (they hold sequence numbers), never decoded.
-    if (r.kind === "packet" && isServerBlankFrame(r.packet.payload))
-      return this.#deps.drop("agent_rtp_server_blank");
-    this.#decoder ??= this.#deps.pool.openDecoder(DOWN_RATE);
-    const decoder = this.#decoder;
-    if (r.kind === "packet") {
-      this.#deps.pool.decode(decoder, r.packet.payload).then(
-        (pcm) => {
-          if (this.#gone) return;
-          this.#packetSamples = pcm.length >> 1;
-          this.#handlers.agentAudio(pcm);
-          const at = r.packet.arrivedMs;
-          if (at !== undefined) this.#deps.decoded?.((this.#now() - at) / 1000);
-        },
-        () => !this.#gone && this.#deps.drop("agent_rtp_undecodable"),
-      );
+  /** One timer for the reorder buffer's gap and the open decode group, whichever is first. */
+  #arm(now: number): void {
+    const gap = this.#jitter.deadline;
+    const group = this.#groups.deadline;
+    const at = gap === undefined ? group : group === undefined ? gap : Math.min(gap, group);
+    if (at === undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
       return;
     }
-    this.#deps.drop("agent_rtp_lost");
-    if (r.overflow) this.#deps.drop("agent_rtp_overflow");
-    const concealed = Math.min(r.count, MAX_CONCEALED);
-    for (let i = 0; i < concealed; i++) {
-      // libopus conceals on an empty packet; @discordjs/opus always asks for its maximum
-      // (5760 samples: 240 ms at 24 kHz), so only one lost packet's worth is kept.
-      this.#deps.pool.decode(decoder, EMPTY).then(
-        (pcm) => {
-          if (this.#gone) return;
-          this.#handlers.agentAudio(pcm.subarray(0, Math.min(pcm.length, this.#packetSamples * 2)));
-        },
-        () => !this.#gone && this.#deps.drop("agent_rtp_conceal_failed"),
-      );
+    // An armed timer that fires no later is kept: #release re-arms for what is left.
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#release(this.#now());
+      },
+      Math.max(0, at - now),
+    );
+  }
+
+  /**
+   * `timed`: whether the group's latency is measured. A group handed over because its
+   * deadline passed completes no frame (the framer keeps its PCM until more audio or the
+   * turn's end), so its wait delays nothing the device hears and is not counted as added
+   * latency.
+   */
+  #decode(group: GroupEntry[] | undefined, timed: boolean): void {
+    if (!group || group.length === 0) return;
+    this.#decoder ??= this.#deps.pool.openDecoder(DOWN_RATE);
+    const packets: Buffer[] = [];
+    let newest: number | undefined;
+    for (const e of group) {
+      if (e.kind === "packet") {
+        packets.push(e.payload);
+        newest = newest === undefined ? e.arrivedMs : Math.max(newest, e.arrivedMs);
+      } else packets.push(EMPTY); // libopus conceals on an empty packet
     }
+    this.#deps.pool.decodeSequence(this.#decoder, packets).then(
+      ({ pcm, undecodable }) => {
+        if (this.#gone) return;
+        for (let i = 0; i < undecodable; i++) this.#deps.drop("agent_rtp_undecodable");
+        this.#handlers.agentAudio(pcm);
+        // From the packet that closed the group: the ones before it would have waited for
+        // it in the downstream framer anyway.
+        if (timed && newest !== undefined) this.#deps.decoded?.((this.#now() - newest) / 1000);
+      },
+      () => {
+        if (this.#gone) return;
+        for (let i = 0; i < group.length; i++) this.#deps.drop("agent_rtp_decode_failed");
+      },
+    );
   }
 }
