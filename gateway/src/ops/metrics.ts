@@ -166,7 +166,7 @@ export class GatewayMetrics {
     this.downstreamLatency = summary("gateway_downstream_seconds", "Agent PCM frame queued to datagram sent");
     this.agentDecodeLatency = summary(
       "gateway_agent_decode_seconds",
-      "Agent RTP from the media process to PCM handed to the session (reorder wait and decode)",
+      "Agent RTP from the media process to PCM handed to the session (reorder wait and decode), from the packet that completes a downstream frame",
     );
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.eventLoopDelay.enable();
