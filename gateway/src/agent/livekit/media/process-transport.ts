@@ -2,11 +2,11 @@
  * The `process` room transport: the session's participant lives in the media process
  * (media-process.ts). Upstream, the device's Opus goes out unchanged with RTP timestamps
  * that follow the device's timing (upstream-clock.ts). Downstream, the agent's RTP is put
- * back in order (jitter-buffer.ts), grouped one downstream frame at a time (decode-groups.ts),
- * decoded in the Opus worker pool straight to 24 kHz mono, one job per group, and handed
- * up as PCM; a lost packet is concealed by libopus (decoding an empty packet is its
- * packet-loss concealment), and so is one that fails to decode. DTX or no packets: nothing is handed up, and the turn
- * logic above ends the turn on its own deadline.
+ * back in order (jitter-buffer.ts), grouped one downstream frame at a time
+ * (decode-groups.ts), decoded in the Opus worker pool straight to 24 kHz mono, one job per
+ * group, and handed up as PCM; a lost packet is concealed by libopus (decoding an empty
+ * packet is its packet-loss concealment), and so is one that fails to decode. DTX or no
+ * packets: nothing is handed up, and the turn logic above ends the turn on its own deadline.
  */
 
 import { randomInt } from "node:crypto";
