@@ -248,6 +248,22 @@ describe("LiveKit through the media process", () => {
     assert.ok(Math.abs(hz - 300) < 20, `heard ${hz.toFixed(0)} Hz, sent 300`);
   });
 
+  it("the agent's 20 ms packets are decoded a 60 ms frame at a time", async () => {
+    const { rec, agent } = await withAgent();
+    // speak returns with up to a second still in the source's queue; the source goes on
+    // sending 20 ms packets after that (of silence once its queue is empty).
+    await agent.speak(3000, 300);
+    // From half a second in: the burst is under way (its first packet is decoded alone).
+    await new Promise((r) => setTimeout(r, 500));
+    const from = rec.pcm.length;
+    await eventually(() => rec.pcm.length - from >= 15, 5000, "15 decoded groups while speaking");
+    const sizes = rec.pcm.slice(from, from + 15).map((b) => b.length);
+    const packet = 480 * 2; // 20 ms at 24 kHz
+    for (const size of sizes) assert.equal(size % packet, 0, `a group of whole packets: ${size}`);
+    const frames = sizes.filter((size) => size === 3 * packet).length;
+    assert.ok(frames >= 0.8 * sizes.length, `groups of 60 ms: ${sizes.join(", ")}`);
+  });
+
   it("the server's own silence frames before the agent's first packet are counted, not decoded", async () => {
     // The server primes a Go SDK subscriber's track with silence frames until the publisher
     // sends; a second media-process participant publishes a track and never sends.
