@@ -309,7 +309,16 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       };
       const timer = setTimeout(() => {
         this.off("message", onMessage);
-        reject(new Error(`${this.clientId}: no matching message within ${timeoutMs} ms`));
+        // What did arrive, so a timeout in a test log says where the exchange stopped.
+        const last = this.messages
+          .slice(-8)
+          .map((m) => (typeof m.state === "string" ? `${m.type} ${m.state}` : m.type))
+          .join(", ");
+        reject(
+          new Error(
+            `${this.clientId}: no matching message within ${timeoutMs} ms (last received: ${last || "none"}; audio frames received: ${this.stats.framesReceived})`,
+          ),
+        );
       }, timeoutMs);
       this.on("message", onMessage);
     });
