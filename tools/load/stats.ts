@@ -11,10 +11,16 @@ export function percentile(values: readonly number[], p: number): number {
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-/** CPU seconds (user + system) a process has used so far, or undefined if it is gone. */
-export function cpuSeconds(pid: number): number | undefined {
+/**
+ * CPU seconds (user + system) a process, or one of its threads (`thread`: its id; a
+ * process's main thread has the process's id), has used so far; undefined if it is gone.
+ */
+export function cpuSeconds(pid: number, thread?: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(
+      thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`,
+      "utf8",
+    );
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
   } catch {
