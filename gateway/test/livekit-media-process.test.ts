@@ -253,8 +253,8 @@ describe("LiveKit through the media process", () => {
     // speak returns with up to a second still in the source's queue; the source goes on
     // sending 20 ms packets after that (of silence once its queue is empty).
     await agent.speak(3000, 300);
-    // From half a second in: the burst is under way (its first packet is decoded alone).
-    await new Promise((r) => setTimeout(r, 500));
+    // Once the burst is under way (its first packet is decoded alone, the next two together).
+    await eventually(() => rec.pcm.length >= 5, 5000, "the agent's first groups");
     const from = rec.pcm.length;
     await eventually(() => rec.pcm.length - from >= 15, 5000, "15 decoded groups while speaking");
     const sizes = rec.pcm.slice(from, from + 15).map((b) => b.length);
