@@ -7,15 +7,17 @@
  * event-loop lag. The cost per room is what the step adds above the same processes idle
  * (measured first, with no device), and the marginal cost is what a room adds from the
  * previous step.
- * `--media-threads 1,2` runs the process transport once per MEDIA_THREADS value;
- * `--repeat N` measures N windows back to back at each step and reports the median one with
- * the range; `--workers N` sets the gateway's Opus worker threads (2 by default); `--cpu-prof DIR` writes
- * the gateway's V8 CPU profiles there; `--node-args=A --node-args=B` runs the process transport once per
- * set of Node options for the gateway (e.g. GC flags), side by side; `--compare-dist DIR` adds a run of
- * the process transport from another build's dist/ (its gateway bundle and media binary), to
- * compare a change with the commit before it in one run:
+ *
+ * Options: `--media-threads 1,2` runs the process transport once per MEDIA_THREADS value;
+ * `--node-args=A --node-args=B` once per set of Node options for the gateway (e.g. GC
+ * flags); `--compare-dist DIR` adds a run of the process transport from another build's
+ * dist/ (its gateway bundle and media binary), to compare a change with the commit before
+ * it in one run:
  *   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && npm ci && npm run build)
  *   npm run bench:rooms -- --compare-dist /tmp/base/dist
+ * `--repeat N` measures N windows back to back at each step and reports the median one
+ * with the range; `--workers N` sets the gateway's Opus worker threads (2 by default);
+ * `--cpu-prof DIR` writes the gateway's V8 CPU profiles there.
  *
  * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
  * (media/cmd/load-agent) joins every room as an agent participant, checks that each
@@ -352,9 +354,7 @@ async function measure(
         });
       }
       windows.sort((a, b) => a.cpu + a.mediaCpu - (b.cpu + b.mediaCpu));
-      const { cpu, mediaCpu, mainCpu, fpsUp, fpsDown } = windows[
-        Math.floor(windows.length / 2)
-      ] as (typeof windows)[0];
+      const { cpu, mediaCpu, mainCpu, fpsUp, fpsDown } = windows[Math.floor(windows.length / 2)] as Window;
       const spread = windows.map((w) => w.cpu + w.mediaCpu);
       const h = await health();
       const metrics = await scrape();

@@ -4,9 +4,9 @@
 // checks every packet against the device's known frames (the media process forwards them
 // unchanged, so each must match one byte for byte; the LiveKit server's own silence frames,
 // which prime a Go subscriber's track until the publisher's first packet, are counted
-// apart), and talks back `-talk` of the time
-// with pre-encoded Opus (-frame-ms packets, 20 by default), sending nothing between (DTX). It prints one JSON
-// line of totals a second on stdout, and exits on stdin EOF.
+// apart), and talks back `-talk` of the time with pre-encoded Opus (-frame-ms packets, 20
+// by default), sending nothing between (DTX). It prints one JSON line of totals a second on
+// stdout, and exits on stdin EOF.
 package main
 
 import (

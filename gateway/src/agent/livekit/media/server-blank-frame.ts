@@ -5,9 +5,9 @@
  * `OpusSilenceFrame`). The server sends them at 50 per second for up to 5 s to a Go SDK
  * subscriber, whose track only appears with its first packet, until the publisher's first
  * packet (`sendSilentFrameOnMuteForAudio`, enabled by `FireTrackByRTPPacket`), and to any
- * subscriber for 1 s after a publisher mutes. Our media process is a Go SDK subscriber, so each agent track
- * starts with them. They carry no agent audio: decoding them only costs CPU and makes
- * silence that is not the agent's.
+ * subscriber for 1 s after a publisher mutes. Our media process is a Go SDK subscriber, so
+ * each agent track starts with them. They carry no agent audio: decoding them only costs
+ * CPU and makes silence that is not the agent's.
  */
 const BLANK = Buffer.concat([Buffer.from([0xf8, 0xff, 0xfe]), Buffer.alloc(77)]);
 
