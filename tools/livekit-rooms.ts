@@ -3,8 +3,8 @@
  * transport in one run (LIVEKIT_MEDIA=process, then rtc-node) with the ratio. Per step:
  * CPU % of one core and RSS of the gateway process plus its media process (the child
  * `voice-media`, process transport only), how much of it the gateway's main thread took (the
- * rest of the gateway's is its Opus workers and V8's helper threads), frames up per second,
- * event-loop lag. The cost per room is what the step adds above the same processes idle
+ * rest of the gateway's is its Opus workers and V8's helper threads) and how often that
+ * thread woke from waiting, frames up per second, event-loop lag. The cost per room is what the step adds above the same processes idle
  * (measured first, with no device), and the marginal cost is what a room adds from the
  * previous step.
  *
@@ -38,7 +38,7 @@ import { RoomServiceClient } from "livekit-server-sdk";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { waitReady } from "./load/health-client.ts";
-import { cpuSeconds } from "./load/stats.ts";
+import { cpuSeconds, voluntarySwitches } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { SimulatedDevice } from "./sim/device.ts";
 import { startLiveKit } from "./sim/livekit-process.ts";
@@ -181,6 +181,8 @@ interface Window {
   cpu: number;
   mediaCpu: number;
   mainCpu: number;
+  /** Times per second the gateway's main thread woke from waiting. */
+  mainWakeups: number;
   fpsUp: number;
   fpsDown: number;
 }
@@ -193,6 +195,8 @@ interface Row {
   mediaCpu: number;
   /** The gateway's main thread (the rest of `cpu` is its Opus workers and V8's helper threads). */
   mainCpu: number;
+  /** Times per second the main thread woke from waiting (its voluntary context switches). */
+  mainWakeups: number;
   /** (gateway + media CPU above idle) / rooms. */
   perRoom: number;
   /** CPU added per room since the previous step (from idle for the first). */
@@ -337,24 +341,28 @@ async function measure(
         const cpu0 = cpuSeconds(pid) ?? 0;
         const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
         const main0 = cpuSeconds(pid, pid) ?? 0;
+        const wake0 = voluntarySwitches(pid, pid) ?? 0;
         const t0 = performance.now();
         await new Promise((r) => setTimeout(r, seconds * 1000));
         const wall = (performance.now() - t0) / 1000;
         const cpu = (((cpuSeconds(pid) ?? 0) - cpu0) / wall) * 100;
         const mediaCpu = media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0;
         const mainCpu = (((cpuSeconds(pid, pid) ?? 0) - main0) / wall) * 100;
+        const mainWakeups = ((voluntarySwitches(pid, pid) ?? 0) - wake0) / wall;
         const after = await scrape();
         const rate = (name: string) => (after.value(name) - before.value(name)) / wall;
         windows.push({
           cpu,
           mediaCpu,
           mainCpu,
+          mainWakeups,
           fpsUp: rate("gateway_frames_up_total"),
           fpsDown: rate("gateway_frames_down_total"),
         });
       }
       windows.sort((a, b) => a.cpu + a.mediaCpu - (b.cpu + b.mediaCpu));
-      const { cpu, mediaCpu, mainCpu, fpsUp, fpsDown } = windows[Math.floor(windows.length / 2)] as Window;
+      const median = windows[Math.floor(windows.length / 2)] as Window;
+      const { cpu, mediaCpu, mainCpu, mainWakeups, fpsUp, fpsDown } = median;
       const spread = windows.map((w) => w.cpu + w.mediaCpu);
       const h = await health();
       const metrics = await scrape();
@@ -381,6 +389,7 @@ async function measure(
         cpu,
         mediaCpu,
         mainCpu,
+        mainWakeups,
         perRoom: (total - baseCpu) / n,
         cpuMin: spread[0] as number,
         cpuMax: spread.at(-1) as number,
@@ -416,14 +425,14 @@ console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|--
 for (const [label, r] of results)
   console.log(`| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} |`);
 console.log(
-  "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
+  "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
 );
-console.log("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+console.log("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 for (const [label, r] of results) {
   for (const row of r.rows) {
     const total = row.cpu + row.mediaCpu;
     console.log(
-      `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
+      `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
     );
   }
 }

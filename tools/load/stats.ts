@@ -28,6 +28,20 @@ export function cpuSeconds(pid: number, thread?: number): number | undefined {
   }
 }
 
+/**
+ * Times a thread has gone to sleep waiting (voluntary context switches) so far: each is one
+ * wakeup later, so the difference over a window is its wakeups. Undefined if it is gone.
+ */
+export function voluntarySwitches(pid: number, thread: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/task/${thread}/status`, "utf8");
+    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(status);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A free TCP port on loopback (for health ports of instances the load test starts). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
