@@ -80,6 +80,8 @@ export class FakeAgent {
   #sentState = "initializing";
   #sentAt = 0;
   #speech: { cancelled: boolean } | undefined;
+  /** The speech playing now and those queued behind it (speak()). */
+  #speechQueue: Promise<void> = Promise.resolve();
   readonly #pending = new Map<string, (payload: unknown) => void>();
   readonly #listeners: ((m: JsonMessage) => void)[] = [];
   #gone = false;
@@ -135,8 +137,24 @@ export class FakeAgent {
     });
   }
 
-  /** One reply: thinking, then speaking (tone for `ms`), then listening. */
-  async speak(ms: number): Promise<"done" | "interrupted"> {
+  /**
+   * One reply: thinking, then speaking (tone for `ms`), then listening. Speeches play one
+   * at a time, as the framework's speech queue plays them: one asked for while another is
+   * still ending starts when that one has ended. (Run side by side, the earlier one's late
+   * `listening` landed in the middle of the next reply, and their frames shared one audio
+   * source, which then refused one: "failed to capture frame". Seen on a loaded machine,
+   * where the gateway's `tts stop` can reach the test before the agent's speak() returns.)
+   */
+  speak(ms: number): Promise<"done" | "interrupted"> {
+    const played = this.#speechQueue.then(() => this.#play(ms));
+    this.#speechQueue = played.then(
+      () => {},
+      () => {},
+    );
+    return played;
+  }
+
+  async #play(ms: number): Promise<"done" | "interrupted"> {
     const speech = { cancelled: false };
     this.#speech = speech;
     await this.#setState("thinking");
