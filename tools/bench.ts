@@ -186,6 +186,36 @@ async function poolRate(kind: "encode" | "decode"): Promise<number> {
   await pool.shutdown();
   return r;
 }
+/**
+ * What a job costs when the worker is asleep, as it mostly is at low load: CPU of the whole
+ * process (every thread) per decode sent to an idle worker and awaited, less the same loop
+ * decoding inline. The difference is the hand-over both ways: serialising the batch, waking
+ * the worker, its reply, waking the main thread.
+ */
+async function idleRoundTripCpuUs(): Promise<{ pool: number; inline: number; wakeup: number }> {
+  const pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+  const stream = pool.openDecoder(16000);
+  const inlineDecoder = new OpusEncoder(16000, 1);
+  const jobs = values.quick ? 100 : 400;
+  const pause = () => new Promise((r) => setTimeout(r, 5));
+  const measure = async (one: (f: Buffer) => Promise<unknown> | unknown): Promise<number> => {
+    for (let i = 0; i < 20; i++) await one(up[i % up.length] as Buffer); // warm-up
+    const before = process.cpuUsage();
+    for (let i = 0; i < jobs; i++) {
+      await pause();
+      await one(up[i % up.length] as Buffer);
+    }
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / jobs;
+  };
+  const viaPool = await measure((f) => pool.decode(stream, f));
+  const inline = await measure((f) => inlineDecoder.decode(f));
+  const wakeup = await measure(() => undefined);
+  await pool.shutdown();
+  return { pool: viaPool, inline, wakeup };
+}
+const roundTrip = await idleRoundTripCpuUs();
+
 const poolEncode = await poolRate("encode");
 const poolDecode = await poolRate("decode");
 rows.push({
@@ -203,6 +233,9 @@ console.log(`# npm run bench${values.quick ? " -- --quick" : ""}`);
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
 console.log("| operation | ops/s | note |\n|---|---:|---|");
 for (const r of rows) console.log(`| ${r.name} | ${fmt(r.opsPerSec)} | ${r.note} |`);
+console.log(
+  `\nOne decode (16 kHz, 60 ms) every 5 ms, CPU of every thread per decode: through the pool to an idle worker ${roundTrip.pool.toFixed(0)} µs, inline ${roundTrip.inline.toFixed(0)} µs (the hand-over both ways: ${(roundTrip.pool - roundTrip.inline).toFixed(0)} µs); the same loop with no decode at all (the main thread's timer wakeup alone): ${roundTrip.wakeup.toFixed(0)} µs.`,
+);
 console.log("\nOpus encoder complexity (24 kHz mono, 60 ms, 24 kbit/s, speech-like signal):\n");
 console.log("| complexity | encodes/s (1 thread) | SNR of decode(encode(x)) |\n|---:|---:|---:|");
 for (const line of complexityRows) console.log(line);
