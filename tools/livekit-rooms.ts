@@ -4,9 +4,9 @@
  * CPU % of one core and RSS of the gateway process plus its media process (the child
  * `voice-media`, process transport only), how much of it the gateway's main thread took (the
  * rest of the gateway's is its Opus workers and V8's helper threads) and how often that
- * thread woke from waiting, frames up per second, event-loop lag. The cost per room is what the step adds above the same processes idle
- * (measured first, with no device), and the marginal cost is what a room adds from the
- * previous step.
+ * thread woke from waiting, frames up per second, event-loop lag. The cost per room is what
+ * the step adds above the same processes idle (measured first, with no device), and the
+ * marginal cost is what a room adds from the previous step.
  *
  * Options: `--media-threads 1,2` runs the process transport once per MEDIA_THREADS value;
  * `--node-args=A --node-args=B` once per set of Node options for the gateway (e.g. GC

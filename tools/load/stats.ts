@@ -35,7 +35,7 @@ export function cpuSeconds(pid: number, thread?: number): number | undefined {
 export function voluntarySwitches(pid: number, thread: number): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/task/${thread}/status`, "utf8");
-    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(status);
+    const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(status);
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
