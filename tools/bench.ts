@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: the hot paths, each in operations per second, and the Opus pool set
- * beside a raw libopus loop on this machine (as a ratio). Prints a Markdown table.
+ * beside a raw libopus loop on this machine (as a ratio). Prints a Markdown table, then
+ * what a job to a sleeping Opus worker costs (the hand-over, and the bare wakeup).
  *
  *   npm run bench                 everything (about a minute)
  *   npm run bench -- --quick      shorter runs
@@ -198,7 +199,7 @@ async function idleRoundTripCpuUs(): Promise<{ pool: number; inline: number; wak
   const inlineDecoder = new OpusEncoder(16000, 1);
   const jobs = values.quick ? 100 : 400;
   const pause = () => new Promise((r) => setTimeout(r, 5));
-  const measure = async (one: (f: Buffer) => Promise<unknown> | unknown): Promise<number> => {
+  const measure = async (one: (f: Buffer) => unknown): Promise<number> => {
     for (let i = 0; i < 20; i++) await one(up[i % up.length] as Buffer); // warm-up
     const before = process.cpuUsage();
     for (let i = 0; i < jobs; i++) {

@@ -180,23 +180,19 @@ function rssMb(pid: number | undefined): number {
 interface Window {
   cpu: number;
   mediaCpu: number;
+  /** The gateway's main thread (the rest of `cpu` is its Opus workers and V8's helper threads). */
   mainCpu: number;
-  /** Times per second the gateway's main thread woke from waiting. */
+  /** Times per second the main thread woke from waiting (its voluntary context switches). */
   mainWakeups: number;
   fpsUp: number;
   fpsDown: number;
 }
 
-interface Row {
+/** A step: its median window, and what the step adds up to. */
+interface Row extends Window {
   rooms: number;
   rss: number;
   rssPerRoom: number;
-  cpu: number;
-  mediaCpu: number;
-  /** The gateway's main thread (the rest of `cpu` is its Opus workers and V8's helper threads). */
-  mainCpu: number;
-  /** Times per second the main thread woke from waiting (its voluntary context switches). */
-  mainWakeups: number;
   /** (gateway + media CPU above idle) / rooms. */
   perRoom: number;
   /** CPU added per room since the previous step (from idle for the first). */
@@ -204,8 +200,6 @@ interface Row {
   /** Lowest and highest total CPU of the step's windows. */
   cpuMin: number;
   cpuMax: number;
-  fpsUp: number;
-  fpsDown: number;
   lag: number;
   downP50: number;
   downP99: number;
@@ -362,22 +356,21 @@ async function measure(
       }
       windows.sort((a, b) => a.cpu + a.mediaCpu - (b.cpu + b.mediaCpu));
       const median = windows[Math.floor(windows.length / 2)] as Window;
-      const { cpu, mediaCpu, mainCpu, mainWakeups, fpsUp, fpsDown } = median;
       const spread = windows.map((w) => w.cpu + w.mediaCpu);
       const h = await health();
       const metrics = await scrape();
       const rss = rssMb(pid) + rssMb(media);
       const previous = rows.at(-1);
-      const total = cpu + mediaCpu;
+      const total = median.cpu + median.mediaCpu;
       const marginal = previous
         ? (total - previous.cpu - previous.mediaCpu) / (n - previous.rooms)
         : (total - baseCpu) / n;
       const lat = h.gatewayLatencyMs as Record<string, { p50: number; p99: number } | undefined>;
       const up = lat.upstream;
       rows.push({
+        ...median,
         decodeP50: metrics.quantileMs("gateway_agent_decode_seconds", "0.5"),
         decodeP99: metrics.quantileMs("gateway_agent_decode_seconds", "0.99"),
-        fpsDown,
         downP50: lat.downstream?.p50 ?? Number.NaN,
         downP99: lat.downstream?.p99 ?? Number.NaN,
         agent: { ...agentTotals },
@@ -386,15 +379,10 @@ async function measure(
         rooms: n,
         rss,
         rssPerRoom: (rss - baseRss) / n,
-        cpu,
-        mediaCpu,
-        mainCpu,
-        mainWakeups,
         perRoom: (total - baseCpu) / n,
         cpuMin: spread[0] as number,
         cpuMax: spread.at(-1) as number,
         marginal,
-        fpsUp,
         lag: Number(h.eventLoopLagP99Ms),
       });
       console.error(variant.label, JSON.stringify(rows.at(-1)));
