@@ -133,8 +133,9 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		}
 		ip := remoteIP(c)
 		if ok, reason := l.guard.admit(ip); !ok {
-			_ = c.Close()
+			// Counted before the close, so a client that sees the close also sees the count.
 			l.guard.stats.refusedConnection(reason)
+			_ = c.Close()
 			// Rate-limited by the broker's log handler (logratelimit.go), like every line.
 			l.guard.log.Warn("connection refused", "event", "connection_refused", "reason", reason,
 				"listener", l.id, "remote", ip)
