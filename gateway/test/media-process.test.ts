@@ -1,11 +1,12 @@
 /**
  * The media-process supervisor with the real `voice-media` binary, no LiveKit needed:
- * start-up handshake, a leave answered, its environment, sessions told when the process
+ * start-up handshake, a binary of another framing version refused, a leave answered, its environment, sessions told when the process
  * dies, restart with backoff, and the child gone after close().
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -89,5 +90,43 @@ describe("media process supervisor", () => {
     assert.deepEqual(exits, [0]);
     assert.equal(alive(pid), false);
     assert.equal(media.running, false);
+  });
+
+  it("a binary that speaks another framing version is refused, with the command that fixes it", async () => {
+    // What a media binary of another framing would say: ready, "voice-media 0".
+    const version = Buffer.from("voice-media 0");
+    const frame = Buffer.alloc(4 + 1 + 4 + 2 + version.length);
+    frame.writeUInt32LE(frame.length - 4, 0);
+    frame[4] = 0x80;
+    frame.writeUInt16LE(version.length, 9);
+    version.copy(frame, 11);
+    const dir = mkdtempSync(path.join(tmpdir(), "stale-media-"));
+    const binary = path.join(dir, "voice-media");
+    writeFileSync(
+      binary,
+      `#!/bin/sh\nprintf '${[...frame].map((b) => `\\${b.toString(8).padStart(3, "0")}`).join("")}'\nexec cat\n`,
+    );
+    chmodSync(binary, 0o755);
+    const staleDrops: string[] = [];
+    const stale = new MediaProcess({
+      binary,
+      threads: 1,
+      maxBacklogBytes: 1 << 20,
+      restartDelayMs: 60_000,
+      maxRestartDelayMs: 60_000,
+      readyTimeoutMs: 5000,
+      events: { drop: (r) => staleDrops.push(r), childCounts: () => {}, exited: () => {}, started: () => {} },
+    });
+    try {
+      await assert.rejects(
+        stale.start(),
+        /speaks "voice-media 0", this gateway "voice-media 1": rebuild it with npm run build/,
+      );
+      assert.deepEqual(staleDrops, ["media_version_mismatch"]);
+      assert.equal(stale.running, false);
+    } finally {
+      await stale.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

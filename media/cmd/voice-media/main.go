@@ -24,6 +24,8 @@ import (
 	"voicefleet/media/internal/room"
 )
 
+// The framing this binary speaks; the gateway checks it (ipc-codec.ts, MEDIA_PROTOCOL_VERSION):
+// change both with any change to the framing.
 const version = "voice-media 1"
 
 func main() {

@@ -93,6 +93,13 @@ export type FromMedia =
       readonly counts: Readonly<Record<string, number>>;
     };
 
+/**
+ * What the media binary says in its `ready` frame: the framing it speaks
+ * (media/cmd/voice-media, `version`). Both change together; the gateway refuses a binary
+ * that says anything else, so it never runs against one left over from an older build.
+ */
+export const MEDIA_PROTOCOL_VERSION = "voice-media 1";
+
 export type DecodeError = { readonly error: "short_body" | "unknown_type" };
 
 const utf8 = new TextEncoder();

@@ -11,7 +11,14 @@
  * backoff; joins while it is down fail at once.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { decodeFromMedia, encodeToMedia, FrameSplitter, type FromMedia, type ToMedia } from "./ipc-codec.ts";
+import {
+  decodeFromMedia,
+  encodeToMedia,
+  FrameSplitter,
+  type FromMedia,
+  MEDIA_PROTOCOL_VERSION,
+  type ToMedia,
+} from "./ipc-codec.ts";
 
 export interface MediaProcessEvents {
   /** Dropped or refused input, by reason (metrics). */
@@ -181,7 +188,16 @@ export class MediaProcess {
           this.#options.events.drop(`media_frame_${m.error}`);
           continue;
         }
-        if (m.kind === "ready") {
+        if (m.kind === "ready" && m.version !== MEDIA_PROTOCOL_VERSION) {
+          clearTimeout(readyTimer);
+          this.#options.events.drop("media_version_mismatch");
+          readyReject(
+            new Error(
+              `${this.#options.binary} speaks "${m.version}", this gateway "${MEDIA_PROTOCOL_VERSION}": rebuild it with npm run build`,
+            ),
+          );
+          child.kill("SIGKILL");
+        } else if (m.kind === "ready") {
           clearTimeout(readyTimer);
           this.#running = true;
           this.#options.events.started(child.pid ?? 0);
