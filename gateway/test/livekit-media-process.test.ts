@@ -1,9 +1,10 @@
 /**
  * The `process` room transport against a real LiveKit server and the real media process
  * (built by scripts/build-media.sh): the device's Opus reaches an rtc-node agent decodable
- * as the signal that was sent, the agent's voice comes back as 24 kHz PCM, data, attributes
- * and text streams pass both ways, and each failure (server unreachable, token refused,
- * room deleted, media process killed) is reported within 2 s with nothing left behind.
+ * as the signal that was sent, the agent's voice comes back as 24 kHz PCM (to its last
+ * packet when the agent falls silent), data, attributes and text streams pass both ways,
+ * and each failure (server unreachable, token refused, room deleted, media process killed)
+ * is reported within 2 s with nothing left behind.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -262,6 +263,40 @@ describe("LiveKit through the media process", () => {
     for (const size of sizes) assert.equal(size % packet, 0, `a group of whole packets: ${size}`);
     const frames = sizes.filter((size) => size === 3 * packet).length;
     assert.ok(frames >= 0.8 * sizes.length, `groups of 60 ms: ${sizes.join(", ")}`);
+  });
+
+  it("an agent that falls silent (DTX: nothing sent): the end of its words is still decoded", async () => {
+    // The gateway holds a frame's packets until the one that completes it comes
+    // (decode-groups.ts); when none comes, what it holds must still be decoded. A second
+    // media-process participant stands in for the agent: it sends 20 ms packets and then
+    // nothing at all, as DTX does (an rtc-node source sends silence instead).
+    const blanks = () => drops.get("agent_rtp_server_blank") ?? 0;
+    const before = blanks();
+    const { room, t, rec } = await session();
+    await t.join();
+    const talker = new ProcessTransport(
+      { url: lk.url, roomName: room, token: await token(room, lk.apiSecret, `dtx-${room}`) },
+      new Recorder(),
+      { media, pool, drop: () => {} },
+    );
+    transports.push(talker);
+    await talker.join();
+    await eventually(() => blanks() > before, 5000, "the talker's track subscribed");
+    const encoder = new OpusEncoder(16000, 1);
+    const pcm = Buffer.alloc(320 * 2);
+    // 8 packets: 1 alone, 2-3 and 4-6 completing frames, and 7-8 that no packet completes.
+    const PACKETS = 8;
+    for (let k = 0; k < PACKETS; k++) {
+      for (let i = 0; i < 320; i++)
+        pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 300 * (k * 320 + i)) / 16000)), i * 2);
+      talker.pushOpus({ opus: encoder.encode(pcm), durationMs: 20, sampleRate: 16000 });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const decodedBytes = () => rec.pcm.reduce((sum, b) => sum + b.length, 0);
+    const packetBytes = 480 * 2; // 20 ms at 24 kHz
+    // Within 25 ms of the last packet, and never if the held packets waited for another.
+    await eventually(() => decodedBytes() >= PACKETS * packetBytes, 2000, "every packet decoded");
+    assert.equal(decodedBytes(), PACKETS * packetBytes);
   });
 
   it("the server's own silence frames before the agent's first packet are counted, not decoded", async () => {
