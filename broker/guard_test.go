@@ -140,7 +140,13 @@ func TestSlowConnectionFloodFromOneHost(t *testing.T) {
 		_, _ = c.Write(slowConnectHeader)
 		held++
 	}
-	time.Sleep(200 * time.Millisecond) // let the accept loop catch up
+	// The dials return once the kernel has queued each connection; wait for the accept
+	// loop to have taken (or refused) them all.
+	refused := func() int64 { return b.Stats().ConnsRefused[refusePendingPerIP] }
+	deadline := time.Now().Add(waitFor)
+	for refused() < int64(held-DefaultLimits.MaxPendingPerIP) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	open, pending := b.guard.counts()
 	runtime.GC()
 	var after runtime.MemStats
@@ -150,7 +156,7 @@ func TestSlowConnectionFloodFromOneHost(t *testing.T) {
 	if pending > DefaultLimits.MaxPendingPerIP {
 		t.Fatalf("%d pending connections, want at most %d", pending, DefaultLimits.MaxPendingPerIP)
 	}
-	if got := b.Stats().ConnsRefused[refusePendingPerIP]; got < int64(held-DefaultLimits.MaxPendingPerIP) {
+	if got := refused(); got < int64(held-DefaultLimits.MaxPendingPerIP) {
 		t.Errorf("%d refused as too_many_pending_from_ip, want %d", got, held-DefaultLimits.MaxPendingPerIP)
 	}
 	connectGateway(t, b, "gw-1", nil)
