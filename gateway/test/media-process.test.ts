@@ -1,7 +1,8 @@
 /**
  * The media-process supervisor with the real `voice-media` binary, no LiveKit needed:
- * start-up handshake, a binary of another framing version refused, a leave answered, its environment, sessions told when the process
- * dies, restart with backoff, and the child gone after close().
+ * start-up handshake, a leave answered, its environment, sessions told when the process
+ * dies, restart with backoff, the child gone after close(), and a binary that speaks
+ * another framing version refused.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
