@@ -207,6 +207,23 @@ describe("LiveKit through the media process", () => {
     return { ...s, agent };
   }
 
+  /** A session joined, and a second media-process participant in its room. */
+  async function withMediaPeer(name: string): Promise<{ rec: Recorder; peer: ProcessTransport }> {
+    const { room, t, rec } = await session();
+    await t.join();
+    const peer = new ProcessTransport(
+      { url: lk.url, roomName: room, token: await token(room, lk.apiSecret, `${name}-${room}`) },
+      new Recorder(),
+      { media, pool, drop: () => {} },
+    );
+    transports.push(peer);
+    await peer.join();
+    return { rec, peer };
+  }
+
+  /** The LiveKit server's own silence frames the gateway has counted (and not decoded). */
+  const serverBlanks = () => drops.get("agent_rtp_server_blank") ?? 0;
+
   it("the device's Opus reaches the agent unchanged and decodes to the tone that was sent", async () => {
     const { t, agent } = await withAgent();
     const encoder = new OpusEncoder(16000, 1);
@@ -270,18 +287,9 @@ describe("LiveKit through the media process", () => {
     // (decode-groups.ts); when none comes, what it holds must still be decoded. A second
     // media-process participant stands in for the agent: it sends 20 ms packets and then
     // nothing at all, as DTX does (an rtc-node source sends silence instead).
-    const blanks = () => drops.get("agent_rtp_server_blank") ?? 0;
-    const before = blanks();
-    const { room, t, rec } = await session();
-    await t.join();
-    const talker = new ProcessTransport(
-      { url: lk.url, roomName: room, token: await token(room, lk.apiSecret, `dtx-${room}`) },
-      new Recorder(),
-      { media, pool, drop: () => {} },
-    );
-    transports.push(talker);
-    await talker.join();
-    await eventually(() => blanks() > before, 5000, "the talker's track subscribed");
+    const before = serverBlanks();
+    const { rec, peer: talker } = await withMediaPeer("dtx");
+    await eventually(() => serverBlanks() > before, 5000, "the talker's track subscribed");
     const encoder = new OpusEncoder(16000, 1);
     const pcm = Buffer.alloc(320 * 2);
     // 8 packets: 1 alone, 2-3 and 4-6 completing frames, and 7-8 that no packet completes.
@@ -302,18 +310,9 @@ describe("LiveKit through the media process", () => {
   it("the server's own silence frames before the agent's first packet are counted, not decoded", async () => {
     // The server primes a Go SDK subscriber's track with silence frames until the publisher
     // sends; a second media-process participant publishes a track and never sends.
-    const blanks = () => drops.get("agent_rtp_server_blank") ?? 0;
-    const before = blanks();
-    const { room, t, rec } = await session();
-    await t.join();
-    const silent = new ProcessTransport(
-      { url: lk.url, roomName: room, token: await token(room, lk.apiSecret, `silent-${room}`) },
-      new Recorder(),
-      { media, pool, drop: () => {} },
-    );
-    transports.push(silent);
-    await silent.join();
-    await eventually(() => blanks() - before >= 25, 5000, "half a second of LiveKit's silence frames");
+    const before = serverBlanks();
+    const { rec } = await withMediaPeer("silent");
+    await eventually(() => serverBlanks() - before >= 25, 5000, "half a second of LiveKit's silence frames");
     assert.equal(rec.pcm.length, 0, "nothing decoded from them");
   });
 
