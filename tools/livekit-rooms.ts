@@ -17,7 +17,9 @@
  *   npm run bench:rooms -- --compare-dist /tmp/base/dist
  * `--repeat N` measures N windows back to back at each step and reports the median one
  * with the range; `--workers N` sets the gateway's Opus worker threads (2 by default);
- * `--cpu-prof DIR` writes the gateway's V8 CPU profiles there.
+ * `--cpu-prof DIR` writes the gateway's V8 CPU profiles there. A step whose rooms are not all
+ * joined within `--join-seconds` (90) ends that variant: the steps before it are printed, the
+ * shortfall is named under the tables, and the exit status is 1.
  *
  * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
  * (media/cmd/load-agent) joins every room as an agent participant, checks that each
@@ -38,6 +40,13 @@ import { RoomServiceClient } from "livekit-server-sdk";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { waitReady } from "./load/health-client.ts";
+import {
+  type AgentTotals,
+  printRoomsReport,
+  type Row,
+  type VariantResult,
+  type Window,
+} from "./load/rooms-report.ts";
 import { cpuSeconds, voluntarySwitches } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { SimulatedDevice } from "./sim/device.ts";
@@ -58,6 +67,7 @@ const { values } = parseArgs({
     "cpu-prof": { type: "string" },
     "node-args": { type: "string", multiple: true },
     "compare-dist": { type: "string", multiple: true },
+    "join-seconds": { type: "string", default: "90" },
   },
 });
 const steps = values.steps.split(",").map(Number);
@@ -66,6 +76,9 @@ const talk = Number(values.talk);
 const agentFrameMs = Number(values["agent-frame-ms"]);
 const repeat = Number(values.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) throw new Error("--repeat must be a whole number >= 1");
+/** How long a step waits for all its rooms to be joined before the variant stops there. */
+const JOIN_WAIT_MS = Number(values["join-seconds"]) * 1000;
+if (!(JOIN_WAIT_MS > 0)) throw new Error("--join-seconds must be a number > 0");
 if (![10, 20, 40, 60].includes(agentFrameMs)) throw new Error("--agent-frame-ms must be 10, 20, 40 or 60");
 interface Variant {
   readonly label: string;
@@ -146,16 +159,6 @@ function prepareAgent(): { deviceFrames: string; agentFrames: string } {
   };
 }
 
-interface AgentTotals {
-  rooms: number;
-  joinFailed: number;
-  received: number;
-  matched: number;
-  /** The LiveKit server's own silence frames (docs/media-process.md). */
-  blank: number;
-  sent: number;
-}
-
 /** The gateway's `voice-media` child, if it has one. */
 function mediaChild(pid: number): number | undefined {
   for (const task of readdirSync(`/proc/${pid}/task`)) {
@@ -176,46 +179,7 @@ function rssMb(pid: number | undefined): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
-/** One measuring window of a step: CPU % of a core, frames per second. */
-interface Window {
-  cpu: number;
-  mediaCpu: number;
-  /** The gateway's main thread (the rest of `cpu` is its Opus workers and V8's helper threads). */
-  mainCpu: number;
-  /** Times per second the main thread woke from waiting (its voluntary context switches). */
-  mainWakeups: number;
-  fpsUp: number;
-  fpsDown: number;
-}
-
-/** A step: its median window, and what the step adds up to. */
-interface Row extends Window {
-  rooms: number;
-  rss: number;
-  rssPerRoom: number;
-  /** (gateway + media CPU above idle) / rooms. */
-  perRoom: number;
-  /** CPU added per room since the previous step (from idle for the first). */
-  marginal: number;
-  /** Lowest and highest total CPU of the step's windows. */
-  cpuMin: number;
-  cpuMax: number;
-  lag: number;
-  downP50: number;
-  downP99: number;
-  /** Process transport: agent RTP in -> PCM to the session (reorder + decode), ms. */
-  decodeP50: number;
-  decodeP99: number;
-  agent: AgentTotals;
-  /** In-gateway upstream latency (datagram in -> handed to the transport), ms. */
-  upP50: number;
-  upP99: number;
-}
-
-async function measure(
-  variant: Variant,
-  files: ReturnType<typeof prepareAgent>,
-): Promise<{ baseRss: number; baseCpu: number; rows: Row[] }> {
+async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>): Promise<VariantResult> {
   const { transport } = variant;
   const lk = await startLiveKit();
   const agent = spawn(
@@ -299,6 +263,7 @@ async function measure(
     const baseCpu = ((cpuNow() - idle0) / ((performance.now() - idleT0) / 1000)) * 100;
     console.error(variant.label, `idle: ${baseCpu.toFixed(1)} % CPU, ${baseRss.toFixed(0)} MB`);
     const rows: Row[] = [];
+    let stopped: string | undefined;
     for (const n of steps) {
       while (devices.length < n) {
         const d = new SimulatedDevice({
@@ -320,11 +285,19 @@ async function measure(
           }, phase),
         );
       }
-      const joinDeadline = Date.now() + 90_000;
+      const joinDeadline = Date.now() + JOIN_WAIT_MS;
       const joined = async () => (await scrape()).value("gateway_agent_rooms");
-      for (let rooms = await joined(); rooms < n; rooms = await joined()) {
-        if (Date.now() > joinDeadline) throw new Error(`only ${rooms} of ${n} rooms joined`);
+      let rooms = await joined();
+      while (rooms < n && Date.now() <= joinDeadline) {
         await new Promise((r) => setTimeout(r, 250));
+        rooms = await joined();
+      }
+      // The steps already measured are kept and printed: a machine too small for the last
+      // step (rooms that never join) must not cost the run everything before it.
+      if (rooms < n) {
+        stopped = `only ${rooms} of ${n} rooms joined within ${JOIN_WAIT_MS / 1000} s; steps from ${n} rooms on not measured`;
+        console.error(variant.label, stopped);
+        break;
       }
       await new Promise((r) => setTimeout(r, 2000));
       // `--repeat` windows back to back; the row is the one with the median CPU.
@@ -387,7 +360,7 @@ async function measure(
       });
       console.error(variant.label, JSON.stringify(rows.at(-1)));
     }
-    return { baseRss, baseCpu, rows };
+    return { baseRss, baseCpu, rows, ...(stopped === undefined ? {} : { stopped }) };
   } finally {
     clearInterval(watch);
     agent.stdin.end();
@@ -402,40 +375,9 @@ async function measure(
 await buildBundle();
 if (values["cpu-prof"]) mkdirSync(values["cpu-prof"], { recursive: true });
 const files = prepareAgent();
-const results = new Map<string, Awaited<ReturnType<typeof measure>>>();
+const results = new Map<string, VariantResult>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
-console.log(
-  `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`,
-);
-console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
-console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");
-for (const [label, r] of results)
-  console.log(`| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} |`);
-console.log(
-  "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
-);
-console.log("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-for (const [label, r] of results) {
-  for (const row of r.rows) {
-    const total = row.cpu + row.mediaCpu;
-    console.log(
-      `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
-    );
-  }
-}
+const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
 const processLabel = variants.find((v) => v.transport === "process")?.label;
-const a = processLabel === undefined ? undefined : results.get(processLabel);
-const b = results.get("rtc-node");
-if (a && b) {
-  console.log(
-    `\n| rooms | CPU per room above idle: rtc-node / ${processLabel} | RSS per room: rtc-node / ${processLabel} |\n|---:|---:|---:|`,
-  );
-  for (const ra of a.rows) {
-    const rb = b.rows.find((r) => r.rooms === ra.rooms);
-    if (!rb) continue;
-    console.log(
-      `| ${ra.rooms} | ${(rb.perRoom / ra.perRoom).toFixed(1)}x | ${(rb.rssPerRoom / ra.rssPerRoom).toFixed(1)}x |`,
-    );
-  }
-}
+if (printRoomsReport(command, results, processLabel).length > 0) process.exitCode = 1;

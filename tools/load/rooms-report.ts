@@ -1,0 +1,103 @@
+/**
+ * bench:rooms' output: the Markdown tables a person pastes into docs/performance.md, one
+ * row per transport and step, and the ratio of the two transports where both ran.
+ */
+import os from "node:os";
+
+/** What the Go load agent reports, summed over its rooms. */
+export interface AgentTotals {
+  rooms: number;
+  joinFailed: number;
+  received: number;
+  matched: number;
+  /** The LiveKit server's own silence frames (docs/media-process.md). */
+  blank: number;
+  sent: number;
+}
+
+/** One measuring window of a step: CPU % of a core, frames per second. */
+export interface Window {
+  cpu: number;
+  mediaCpu: number;
+  /** The gateway's main thread (the rest of `cpu` is its Opus workers and V8's helper threads). */
+  mainCpu: number;
+  /** Times per second the main thread woke from waiting (its voluntary context switches). */
+  mainWakeups: number;
+  fpsUp: number;
+  fpsDown: number;
+}
+
+/** A step: its median window, and what the step adds up to. */
+export interface Row extends Window {
+  rooms: number;
+  rss: number;
+  rssPerRoom: number;
+  /** (gateway + media CPU above idle) / rooms. */
+  perRoom: number;
+  /** CPU added per room since the previous step (from idle for the first). */
+  marginal: number;
+  /** Lowest and highest total CPU of the step's windows. */
+  cpuMin: number;
+  cpuMax: number;
+  lag: number;
+  downP50: number;
+  downP99: number;
+  /** Process transport: agent RTP in -> PCM to the session (reorder + decode), ms. */
+  decodeP50: number;
+  decodeP99: number;
+  agent: AgentTotals;
+  /** In-gateway upstream latency (datagram in -> handed to the transport), ms. */
+  upP50: number;
+  upP99: number;
+}
+
+/** One variant's figures: its idle baseline and a row per step it completed. */
+export interface VariantResult {
+  readonly baseRss: number;
+  readonly baseCpu: number;
+  readonly rows: Row[];
+  /** Why the variant stopped before its last step, if it did (e.g. rooms that never joined). */
+  readonly stopped?: string;
+}
+
+/** Prints the command line, the machine and the tables; returns the variants that stopped short. */
+export function printRoomsReport(
+  command: string,
+  results: ReadonlyMap<string, VariantResult>,
+  processLabel: string | undefined,
+): string[] {
+  console.log(command);
+  console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
+  console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");
+  for (const [label, r] of results)
+    console.log(`| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} |`);
+  console.log(
+    "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
+  );
+  console.log("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  for (const [label, r] of results) {
+    for (const row of r.rows) {
+      const total = row.cpu + row.mediaCpu;
+      console.log(
+        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
+      );
+    }
+  }
+  const a = processLabel === undefined ? undefined : results.get(processLabel);
+  const b = results.get("rtc-node");
+  if (a && b) {
+    console.log(
+      `\n| rooms | CPU per room above idle: rtc-node / ${processLabel} | RSS per room: rtc-node / ${processLabel} |\n|---:|---:|---:|`,
+    );
+    for (const ra of a.rows) {
+      const rb = b.rows.find((r) => r.rooms === ra.rooms);
+      if (!rb) continue;
+      console.log(
+        `| ${ra.rooms} | ${(rb.perRoom / ra.perRoom).toFixed(1)}x | ${(rb.rssPerRoom / ra.rssPerRoom).toFixed(1)}x |`,
+      );
+    }
+  }
+  const stopped = [...results].flatMap(([label, r]) => (r.stopped ? [`${label}: ${r.stopped}`] : []));
+  if (stopped.length > 0) console.log(`\nStopped short:\n${stopped.map((s) => `- ${s}`).join("\n")}`);
+  return stopped;
+}
