@@ -21,7 +21,10 @@
  * joined within `--join-seconds` (90) ends that variant: the steps before it are printed, the
  * shortfall is named under the tables, and the exit status is 1.
  *
- * Devices talk `--talk` of the time (3 s bursts, staggered). A Go load agent
+ * Devices talk `--talk` of the time (3 s bursts, staggered), streaming their microphone's
+ * silence between bursts while listening, as firmware in auto mode does; `--talk 0` is
+ * silence only, `--talk none` never opens the microphone (rooms joined, nothing sent
+ * upstream). A Go load agent
  * (media/cmd/load-agent) joins every room as an agent participant, checks that each
  * device packet it receives is one the devices sent (byte for byte: the media process
  * forwards them unchanged; rtc-node re-encodes, so its match count is 0 by design), and
@@ -72,7 +75,12 @@ const { values } = parseArgs({
 });
 const steps = values.steps.split(",").map(Number);
 const seconds = Number(values.seconds);
-const talk = Number(values.talk);
+/** A share of time from 0 to 1, or null: the devices never open their microphones. */
+const talk = values.talk === "none" ? null : Number(values.talk);
+if (talk !== null && !(talk >= 0 && talk <= 1))
+  throw new Error("--talk must be a share of time from 0 to 1, or none");
+const agentTalk = Number(values["agent-talk"]);
+if (!(agentTalk >= 0 && agentTalk <= 1)) throw new Error("--agent-talk must be a share of time from 0 to 1");
 const agentFrameMs = Number(values["agent-frame-ms"]);
 const repeat = Number(values.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) throw new Error("--repeat must be a whole number >= 1");
@@ -189,7 +197,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       `-key=${lk.apiKey}`,
       `-device-frames=${files.deviceFrames}`,
       `-agent-frames=${files.agentFrames}`,
-      `-talk=${values["agent-talk"]}`,
+      `-talk=${agentTalk}`,
       `-frame-ms=${agentFrameMs}`,
     ],
     { env: { LIVEKIT_API_SECRET: lk.apiSecret }, stdio: ["pipe", "pipe", "inherit"] },
@@ -275,7 +283,13 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         await d.connect();
         await d.hello();
         d.listen("auto");
-        // Talk `talk` of the time in bursts, each device at its own phase.
+        // Talk `talk` of the time in bursts, each device at its own phase. With 0 a device
+        // only opens its microphone and streams silence while listening.
+        if (talk === null) continue;
+        if (talk === 0) {
+          d.talk(0);
+          continue;
+        }
         const period = BURST_MS / talk;
         const phase = ((devices.length * GOLDEN) % 1) * period;
         timers.push(
@@ -378,6 +392,6 @@ const files = prepareAgent();
 const results = new Map<string, VariantResult>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
-const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk} --agent-talk ${values["agent-talk"]} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
+const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk ?? "none"} --agent-talk ${agentTalk} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
 const processLabel = variants.find((v) => v.transport === "process")?.label;
 if (printRoomsReport(command, results, processLabel).length > 0) process.exitCode = 1;
