@@ -43,6 +43,7 @@ import { RoomServiceClient } from "livekit-server-sdk";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { waitReady } from "./load/health-client.ts";
+import { scrapeMetrics, sumOf } from "./load/metrics-scrape.ts";
 import {
   type AgentTotals,
   printRoomsReport,
@@ -52,7 +53,7 @@ import {
 } from "./load/rooms-report.ts";
 import { cpuSeconds, voluntarySwitches } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
-import { SimulatedDevice } from "./sim/device.ts";
+import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
 import { startLiveKit } from "./sim/livekit-process.ts";
 import { upstreamClip } from "./sim/opus-frames.ts";
 
@@ -118,6 +119,8 @@ for (const dist of values["compare-dist"] ?? []) {
     );
   variants.push({ label: `process, ${dist}`, transport: "process", mediaThreads: "1", nodeArgs: [], dist });
 }
+const DROPS = "gateway_dropped_total"; // every input the gateway dropped, by reason
+
 /** Talk phases spread evenly over the period for any number of devices (golden ratio). */
 const GOLDEN = 0.6180339887498949;
 const BURST_MS = 3000;
@@ -243,19 +246,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
   const devices: SimulatedDevice[] = [];
   const timers: NodeJS.Timeout[] = [];
   const health = async () => (await (await fetch(`${base}/health`)).json()) as Record<string, unknown>;
-  /** One scrape of /metrics: a metric's value, or a summary's quantile in ms. */
-  const scrape = async () => {
-    const lines = (await (await fetch(`${base}/metrics`)).text()).split("\n");
-    const find = (test: (l: string) => boolean) => {
-      const line = lines.find(test);
-      return line === undefined ? undefined : Number(line.split(" ").pop());
-    };
-    return {
-      value: (name: string) => find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)) ?? 0,
-      quantileMs: (name: string, q: string) =>
-        1000 * (find((l) => l.startsWith(`${name}{`) && l.includes(`quantile="${q}"`)) ?? Number.NaN),
-    };
-  };
+  const scrape = () => scrapeMetrics(base);
   try {
     await waitReady(base);
     await new Promise((r) => setTimeout(r, 2000));
@@ -274,22 +265,23 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
     let stopped: string | undefined;
     for (const n of steps) {
       while (devices.length < n) {
+        // One loopback address each, as in the field: from one address the per-address
+        // limit (UDP_ADDRESS_RATE, 1,000 packets/s) caps the upstream at ~60 devices.
         const d = new SimulatedDevice({
           brokerUrl: broker.url,
           index: devices.length + 1,
           decodeEvery: 1000,
+          udpBindAddress: loopbackAddress(devices.length + 1),
         });
         devices.push(d);
         await d.connect();
         await d.hello();
         d.listen("auto");
-        // Talk `talk` of the time in bursts, each device at its own phase. With 0 a device
-        // only opens its microphone and streams silence while listening.
+        // Firmware in auto mode opens its microphone at listen and streams silence between
+        // bursts; then `talk` of the time in bursts, each device at its own phase.
         if (talk === null) continue;
-        if (talk === 0) {
-          d.talk(0);
-          continue;
-        }
+        d.talk(0);
+        if (talk === 0) continue;
         const period = BURST_MS / talk;
         const phase = ((devices.length * GOLDEN) % 1) * period;
         timers.push(
@@ -316,6 +308,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       await new Promise((r) => setTimeout(r, 2000));
       // `--repeat` windows back to back; the row is the one with the median CPU.
       const windows: Window[] = [];
+      const stepBefore = (await scrape()).byLabel(DROPS, "reason");
       for (let w = 0; w < repeat; w++) {
         // Counters scraped outside the CPU window, so their rendering is not counted in it.
         const before = await scrape();
@@ -339,6 +332,8 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
           mainWakeups,
           fpsUp: rate("gateway_frames_up_total"),
           fpsDown: rate("gateway_frames_down_total"),
+          dropsPerSecond:
+            (sumOf(after.byLabel(DROPS, "reason")) - sumOf(before.byLabel(DROPS, "reason"))) / wall,
         });
       }
       windows.sort((a, b) => a.cpu + a.mediaCpu - (b.cpu + b.mediaCpu));
@@ -347,6 +342,11 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       const h = await health();
       const metrics = await scrape();
       const rss = rssMb(pid) + rssMb(media);
+      const dropReasons = [...metrics.byLabel(DROPS, "reason")]
+        .map(([reason, count]) => [reason, count - (stepBefore.get(reason) ?? 0)] as const)
+        .filter(([, count]) => count > 0)
+        .map(([reason, count]) => `${reason} ${count}`)
+        .join(", ");
       const previous = rows.at(-1);
       const total = median.cpu + median.mediaCpu;
       const marginal = previous
@@ -364,6 +364,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         upP50: up?.p50 ?? Number.NaN,
         upP99: up?.p99 ?? Number.NaN,
         rooms: n,
+        dropReasons,
         rss,
         rssPerRoom: (rss - baseRss) / n,
         perRoom: (total - baseCpu) / n,

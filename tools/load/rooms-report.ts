@@ -25,11 +25,15 @@ export interface Window {
   mainWakeups: number;
   fpsUp: number;
   fpsDown: number;
+  /** Inputs the gateway dropped (gateway_dropped_total, every reason). */
+  dropsPerSecond: number;
 }
 
 /** A step: its median window, and what the step adds up to. */
 export interface Row extends Window {
   rooms: number;
+  /** What the gateway dropped over the step's windows, by reason ("" if nothing). */
+  dropReasons: string;
   rss: number;
   rssPerRoom: number;
   /** (gateway + media CPU above idle) / rooms. */
@@ -72,14 +76,16 @@ export function printRoomsReport(
   for (const [label, r] of results)
     console.log(`| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} |`);
   console.log(
-    "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
+    "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | inputs dropped/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
   );
-  console.log("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  console.log(
+    "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+  );
   for (const [label, r] of results) {
     for (const row of r.rows) {
       const total = row.cpu + row.mediaCpu;
       console.log(
-        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
+        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.dropsPerSecond.toFixed(1)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
       );
     }
   }
@@ -97,6 +103,14 @@ export function printRoomsReport(
       );
     }
   }
+  // A step whose inputs were dropped measured less traffic than it offered: say what.
+  const dropped = [...results].flatMap(([label, r]) =>
+    r.rows
+      .filter((row) => row.dropReasons !== "")
+      .map((row) => `${label}, ${row.rooms} rooms: ${row.dropReasons}`),
+  );
+  if (dropped.length > 0)
+    console.log(`\nDropped by the gateway during the windows:\n${dropped.map((d) => `- ${d}`).join("\n")}`);
   const stopped = [...results].flatMap(([label, r]) => (r.stopped ? [`${label}: ${r.stopped}`] : []));
   if (stopped.length > 0) console.log(`\nStopped short:\n${stopped.map((s) => `- ${s}`).join("\n")}`);
   return stopped;
