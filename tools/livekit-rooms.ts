@@ -308,10 +308,11 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       await new Promise((r) => setTimeout(r, 2000));
       // `--repeat` windows back to back; the row is the one with the median CPU.
       const windows: Window[] = [];
-      const stepBefore = (await scrape()).byLabel(DROPS, "reason");
+      let stepBefore: Map<string, number> | undefined;
       for (let w = 0; w < repeat; w++) {
         // Counters scraped outside the CPU window, so their rendering is not counted in it.
         const before = await scrape();
+        stepBefore ??= before.byLabel(DROPS, "reason");
         const cpu0 = cpuSeconds(pid) ?? 0;
         const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
         const main0 = cpuSeconds(pid, pid) ?? 0;
@@ -343,7 +344,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       const metrics = await scrape();
       const rss = rssMb(pid) + rssMb(media);
       const dropReasons = [...metrics.byLabel(DROPS, "reason")]
-        .map(([reason, count]) => [reason, count - (stepBefore.get(reason) ?? 0)] as const)
+        .map(([reason, count]) => [reason, count - (stepBefore?.get(reason) ?? 0)] as const)
         .filter(([, count]) => count > 0)
         .map(([reason, count]) => `${reason} ${count}`)
         .join(", ");
