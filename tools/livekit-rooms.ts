@@ -15,17 +15,16 @@
  * it in one run:
  *   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && npm ci && npm run build)
  *   npm run bench:rooms -- --compare-dist /tmp/base/dist
- * `--repeat N` measures N windows back to back at each step and reports the median one
- * with the range; `--workers N` sets the gateway's Opus worker threads (2 by default);
- * `--cpu-prof DIR` writes the gateway's V8 CPU profiles there. A step whose rooms are not all
- * joined within `--join-seconds` (90) ends that variant: the steps before it are printed, the
- * shortfall is named under the tables, and the exit status is 1.
+ * `--repeat N` measures N windows at each step and reports the median with the range;
+ * `--workers N`: the gateway's Opus worker threads (2); `--cpu-prof DIR`: the gateway's V8
+ * CPU profiles. A step whose rooms are not all joined within `--join-seconds` (90) ends that
+ * variant: the steps before it are printed, the shortfall named, and the exit status is 1.
+ * Stopped by a signal, it kills what it started (tools/sim/exit-guard.ts).
  *
  * Devices talk `--talk` of the time (3 s bursts, staggered), streaming their microphone's
  * silence between bursts while listening, as firmware in auto mode does; `--talk 0` is
- * silence only, `--talk none` never opens the microphone (rooms joined, nothing sent
- * upstream). A Go load agent
- * (media/cmd/load-agent) joins every room as an agent participant, checks that each
+ * silence only, `--talk none` never opens the microphone (nothing sent upstream). A Go
+ * load agent (media/cmd/load-agent) joins every room as an agent participant, checks that each
  * device packet it receives is one the devices sent (byte for byte: the media process
  * forwards them unchanged; rtc-node re-encodes, so its match count is 0 by design), and
  * talks back `--agent-talk` of the time with pre-encoded Opus (`--agent-frame-ms`, 20 by
@@ -54,6 +53,7 @@ import {
 import { cpuSeconds, voluntarySwitches } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { exitOnSignals, killOnExit } from "./sim/exit-guard.ts";
 import { startLiveKit } from "./sim/livekit-process.ts";
 import { upstreamClip } from "./sim/opus-frames.ts";
 
@@ -205,6 +205,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
     ],
     { env: { LIVEKIT_API_SECRET: lk.apiSecret }, stdio: ["pipe", "pipe", "inherit"] },
   );
+  killOnExit(agent);
   let agentTotals: AgentTotals = { rooms: 0, joinFailed: 0, received: 0, matched: 0, blank: 0, sent: 0 };
   createInterface({ input: agent.stdout }).on("line", (l) => {
     agentTotals = JSON.parse(l) as AgentTotals;
@@ -388,6 +389,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
   }
 }
 
+exitOnSignals();
 await buildBundle();
 if (values["cpu-prof"]) mkdirSync(values["cpu-prof"], { recursive: true });
 const files = prepareAgent();

@@ -255,6 +255,7 @@ async function cleanup(): Promise<void> {
 }
 
 process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
+process.on("SIGTERM", () => void cleanup().then(() => process.exit(143)));
 main()
   .then(cleanup)
   .catch(async (err: Error) => {

@@ -283,6 +283,7 @@ async function main(): Promise<void> {
   }
   const soak = new Soak(options);
   process.on("SIGINT", () => void soak.cleanup().then(() => process.exit(130)));
+  process.on("SIGTERM", () => void soak.cleanup().then(() => process.exit(143)));
   let code: number;
   try {
     code = await run(soak);

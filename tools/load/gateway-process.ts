@@ -6,6 +6,7 @@
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import path from "node:path";
 import { ROOT } from "../pm2.ts";
+import { killOnExit } from "../sim/exit-guard.ts";
 import { freePort } from "./stats.ts";
 
 export interface GatewayProcess {
@@ -48,6 +49,8 @@ export async function spawnGateway(o: GatewayProcessOptions): Promise<GatewayPro
     },
     stdio: o.stdio ?? ["ignore", "ignore", "inherit"],
   });
+  // Its media process (voice-media) dies with it: PR_SET_PDEATHSIG.
+  killOnExit(child);
   return { id: o.id, healthUrl: `http://127.0.0.1:${healthPort}`, process: child };
 }
 

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { killOnExit } from "./exit-guard.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BROKER_BINARY = path.join(root, ".cache/bin/local-broker");
@@ -63,6 +64,7 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
     env.BROKER_TLS_KEY = options.tls.keyFile;
   }
   const child = spawn(BROKER_BINARY, [], { env, stdio: ["ignore", "pipe", options.stderr ?? "ignore"] });
+  killOnExit(child);
   const { port, tlsPort } = await new Promise<{ port: number; tlsPort?: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("broker did not start within 10 s")), 10_000);
     child.once("exit", (code) => {

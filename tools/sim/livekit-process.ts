@@ -14,6 +14,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { killOnExit } from "./exit-guard.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const LIVEKIT_BINARY = path.join(root, ".cache/bin/livekit-server");
@@ -127,6 +128,7 @@ export async function startLiveKit(options: LiveKitStartOptions = {}): Promise<L
     env: { PATH: process.env.PATH ?? "", LIVEKIT_CONFIG: stringify(config) },
     stdio: ["ignore", options.output ?? "pipe", options.output ?? "pipe"],
   });
+  killOnExit(child);
   // Keep the last lines of output for the error message if it fails to start.
   const tail: string[] = [];
   const keep = (chunk: Buffer): void => {

@@ -1,0 +1,47 @@
+/**
+ * Child processes that must not outlive the tool or test that started them (the broker, the
+ * LiveKit server, a gateway and, through it, its media process, the bench's load agent).
+ *
+ * Why it is needed: a child is not told when its parent dies, and Node's default action on
+ * SIGTERM and SIGINT ends the process without running its `exit` handlers or any `finally`.
+ * A bench stopped with `kill` used to leave its gateway, media process, broker and LiveKit
+ * server running (holding ports and CPU that the next run then measured). Every guarded
+ * child is SIGKILLed from this process's `exit` event, which runs on `process.exit()` and on
+ * a normal end; `exitOnSignals()` turns SIGINT and SIGTERM into `process.exit()` for a
+ * command-line tool. A gateway's media process goes with its gateway (PR_SET_PDEATHSIG).
+ */
+import type { ChildProcess } from "node:child_process";
+
+const guarded = new Set<ChildProcess>();
+let hooked = false;
+
+function killAll(): void {
+  for (const child of guarded) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** SIGKILLs `child` when this process exits, unless it has exited first. */
+export function killOnExit(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  guarded.add(child);
+  child.once("exit", () => guarded.delete(child));
+  if (hooked) return;
+  hooked = true;
+  process.on("exit", killAll);
+}
+
+/**
+ * For a command-line tool: SIGINT and SIGTERM end it through `process.exit` (exit status
+ * 130 and 143, as a shell reports them), so the guarded children are killed with it. A
+ * tool with its own graceful stop registers that instead and calls `process.exit` at its
+ * end.
+ */
+export function exitOnSignals(): void {
+  process.once("SIGINT", () => process.exit(130));
+  process.once("SIGTERM", () => process.exit(143));
+}
