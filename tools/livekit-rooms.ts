@@ -31,7 +31,7 @@
  * default, as LiveKit agents send), nothing between.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -50,7 +50,7 @@ import {
   type VariantResult,
   type Window,
 } from "./load/rooms-report.ts";
-import { cpuSeconds, voluntarySwitches } from "./load/stats.ts";
+import { childNamed, cpuSeconds, rssMb, voluntarySwitches } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
 import { exitOnSignals, killOnExit } from "./sim/exit-guard.ts";
@@ -170,26 +170,6 @@ function prepareAgent(): { deviceFrames: string; agentFrames: string } {
   };
 }
 
-/** The gateway's `voice-media` child, if it has one. */
-function mediaChild(pid: number): number | undefined {
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8")
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean);
-    for (const k of kids) {
-      if (readFileSync(`/proc/${k}/comm`, "utf8").trim() === "voice-media") return Number(k);
-    }
-  }
-  return undefined;
-}
-
-function rssMb(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) / 1024 : 0;
-}
-
 async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>): Promise<VariantResult> {
   const { transport } = variant;
   const lk = await startLiveKit();
@@ -252,7 +232,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
     await waitReady(base);
     await new Promise((r) => setTimeout(r, 2000));
     const pid = gw.process.pid as number;
-    const media = mediaChild(pid);
+    const media = childNamed(pid, "voice-media");
     if (transport === "process" && media === undefined)
       throw new Error("no voice-media child of the gateway");
     const baseRss = rssMb(pid) + rssMb(media);
@@ -302,7 +282,9 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       // The steps already measured are kept and printed: a machine too small for the last
       // step (rooms that never join) must not cost the run everything before it.
       if (rooms < n) {
-        stopped = `only ${rooms} of ${n} rooms joined within ${JOIN_WAIT_MS / 1000} s; steps from ${n} rooms on not measured`;
+        // Why: sessions closed meanwhile (e.g. `idle` with nothing sent for IDLE_TIMEOUT_MS).
+        const closed = [...(await scrape()).byLabel("gateway_sessions_closed_total", "reason")];
+        stopped = `only ${rooms} of ${n} rooms joined within ${JOIN_WAIT_MS / 1000} s (sessions closed so far, by reason: ${closed.map(([r, c]) => `${r} ${c}`).join(", ") || "none"}); steps from ${n} rooms on not measured`;
         console.error(variant.label, stopped);
         break;
       }

@@ -1,5 +1,5 @@
 /** Small measurement helpers for the load test: percentiles and process CPU from /proc. */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 export function percentile(values: readonly number[], p: number): number {
@@ -53,4 +53,25 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** The child of `pid` whose command name is `comm` (e.g. the gateway's `voice-media`), if any. */
+export function childNamed(pid: number, comm: string): number | undefined {
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8")
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    for (const k of kids) {
+      if (readFileSync(`/proc/${k}/comm`, "utf8").trim() === comm) return Number(k);
+    }
+  }
+  return undefined;
+}
+
+/** Resident memory of `pid` in MB; 0 for no process. */
+export function rssMb(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
 }
