@@ -282,7 +282,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       // The steps already measured are kept and printed: a machine too small for the last
       // step (rooms that never join) must not cost the run everything before it.
       if (rooms < n) {
-        // Why: sessions closed meanwhile (e.g. `idle` with nothing sent for IDLE_TIMEOUT_MS).
+        // Why: sessions closed meanwhile (e.g. `inactivity_timeout`: nothing sent for IDLE_TIMEOUT_MS).
         const closed = [...(await scrape()).byLabel("gateway_sessions_closed_total", "reason")];
         stopped = `only ${rooms} of ${n} rooms joined within ${JOIN_WAIT_MS / 1000} s (sessions closed so far, by reason: ${closed.map(([r, c]) => `${r} ${c}`).join(", ") || "none"}); steps from ${n} rooms on not measured`;
         console.error(variant.label, stopped);
