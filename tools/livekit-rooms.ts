@@ -235,7 +235,8 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
     const media = childNamed(pid, "voice-media");
     if (transport === "process" && media === undefined)
       throw new Error("no voice-media child of the gateway");
-    const baseRss = rssMb(pid) + rssMb(media);
+    const baseMediaRss = rssMb(media);
+    const baseRss = rssMb(pid) + baseMediaRss;
     const cpuNow = () => (cpuSeconds(pid) ?? 0) + (media ? (cpuSeconds(media) ?? 0) : 0);
     const idle0 = cpuNow();
     const idleT0 = performance.now();
@@ -325,7 +326,8 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       const spread = windows.map((w) => w.cpu + w.mediaCpu);
       const h = await health();
       const metrics = await scrape();
-      const rss = rssMb(pid) + rssMb(media);
+      const mediaRss = rssMb(media);
+      const rss = rssMb(pid) + mediaRss;
       const dropReasons = [...metrics.byLabel(DROPS, "reason")]
         .map(([reason, count]) => [reason, count - (stepBefore?.get(reason) ?? 0)] as const)
         .filter(([, count]) => count > 0)
@@ -350,6 +352,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         rooms: n,
         dropReasons,
         rss,
+        mediaRss,
         rssPerRoom: (rss - baseRss) / n,
         perRoom: (total - baseCpu) / n,
         cpuMin: spread[0] as number,
@@ -359,7 +362,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       });
       console.error(variant.label, JSON.stringify(rows.at(-1)));
     }
-    return { baseRss, baseCpu, rows, ...(stopped === undefined ? {} : { stopped }) };
+    return { baseRss, baseMediaRss, baseCpu, rows, ...(stopped === undefined ? {} : { stopped }) };
   } finally {
     clearInterval(watch);
     agent.stdin.end();

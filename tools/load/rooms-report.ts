@@ -35,6 +35,8 @@ export interface Row extends Window {
   /** What the gateway dropped over the step's windows, by reason ("" if nothing). */
   dropReasons: string;
   rss: number;
+  /** Of `rss`, the media process's (0 for rtc-node). */
+  mediaRss: number;
   rssPerRoom: number;
   /** (gateway + media CPU above idle) / rooms. */
   perRoom: number;
@@ -58,6 +60,8 @@ export interface Row extends Window {
 /** One variant's figures: its idle baseline and a row per step it completed. */
 export interface VariantResult {
   readonly baseRss: number;
+  /** Of `baseRss`, the media process's. */
+  readonly baseMediaRss: number;
   readonly baseCpu: number;
   readonly rows: Row[];
   /** Why the variant stopped before its last step, if it did (e.g. rooms that never joined). */
@@ -72,20 +76,24 @@ export function printRoomsReport(
 ): string[] {
   console.log(command);
   console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
-  console.log("| transport | idle CPU % (gateway + media) | idle RSS MB |\n|---|---:|---:|");
-  for (const [label, r] of results)
-    console.log(`| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} |`);
   console.log(
-    "\n| transport | rooms | RSS MB (gateway + media) | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | inputs dropped/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
+    "| transport | idle CPU % (gateway + media) | idle RSS MB (gateway + media) | of which media |\n|---|---:|---:|---:|",
+  );
+  for (const [label, r] of results)
+    console.log(
+      `| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} | ${r.baseMediaRss.toFixed(0)} |`,
+    );
+  console.log(
+    "\n| transport | rooms | RSS MB (gateway + media) | of which media | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | inputs dropped/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
   );
   console.log(
-    "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   );
   for (const [label, r] of results) {
     for (const row of r.rows) {
       const total = row.cpu + row.mediaCpu;
       console.log(
-        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.dropsPerSecond.toFixed(1)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
+        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.mediaRss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.dropsPerSecond.toFixed(1)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
       );
     }
   }
