@@ -64,10 +64,10 @@ describe("media process supervisor", () => {
     media.release(id);
   });
 
-  it("the child's environment is its thread count and nothing of the gateway's (no secret)", async () => {
+  it("the child's environment is its Go runtime settings and nothing of the gateway's (no secret)", async () => {
     await media.start();
     const environ = readFileSync(`/proc/${media.pid}/environ`, "utf8").split("\0").filter(Boolean);
-    assert.deepEqual(environ, ["GOMAXPROCS=1"]);
+    assert.deepEqual(environ, ["GOMAXPROCS=1", "GOGC=50"]);
   });
 
   it("killed: its sessions are told at once, frames for it are refused, and it restarts", async () => {
