@@ -24,6 +24,7 @@ import {
 } from "../gateway/test/support/faults.ts";
 import { Fleet } from "../gateway/test/support/fleet.ts";
 import { startPm2Box } from "../gateway/test/support/pm2-box.ts";
+import { exitOnSignals } from "./sim/exit-guard.ts";
 
 const SCENARIOS = ["spread", "double", "kill", "stop", "broker"] as const;
 
@@ -100,7 +101,7 @@ const stop = async () => {
   await fleet?.close();
   await box.stop();
 };
-process.once("SIGINT", () => void stop().then(() => process.exit(130)));
+exitOnSignals(stop);
 try {
   print(`chaos: 4 instances under PM2, ${devices} devices in realtime sessions`);
   if (only.has("spread")) {

@@ -28,6 +28,7 @@ import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { exitOnSignals } from "./sim/exit-guard.ts";
 import { upstreamClip } from "./sim/opus-frames.ts";
 
 const { values } = parseArgs({
@@ -254,8 +255,7 @@ async function cleanup(): Promise<void> {
   await broker?.stop();
 }
 
-process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
-process.on("SIGTERM", () => void cleanup().then(() => process.exit(143)));
+exitOnSignals(cleanup);
 main()
   .then(cleanup)
   .catch(async (err: Error) => {

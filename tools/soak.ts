@@ -46,6 +46,7 @@ import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { exitOnSignals } from "./sim/exit-guard.ts";
 import { FRAME_MS, upstreamClip } from "./sim/opus-frames.ts";
 
 const RUN_DIR = path.join(ROOT, ".run/soak");
@@ -282,8 +283,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const soak = new Soak(options);
-  process.on("SIGINT", () => void soak.cleanup().then(() => process.exit(130)));
-  process.on("SIGTERM", () => void soak.cleanup().then(() => process.exit(143)));
+  exitOnSignals(() => soak.cleanup());
   let code: number;
   try {
     code = await run(soak);

@@ -37,11 +37,20 @@ export function killOnExit(child: ChildProcess): void {
 
 /**
  * For a command-line tool: SIGINT and SIGTERM end it through `process.exit` (exit status
- * 130 and 143, as a shell reports them), so the guarded children are killed with it. A
- * tool with its own graceful stop registers that instead and calls `process.exit` at its
- * end.
+ * 130 and 143, as a shell reports them), so the guarded children are killed with it.
+ * `cleanup`, when given, runs first (a graceful stop: devices closed, gateways drained);
+ * a second signal while it runs exits at once, still killing the guarded children.
  */
-export function exitOnSignals(): void {
-  process.once("SIGINT", () => process.exit(130));
-  process.once("SIGTERM", () => process.exit(143));
+export function exitOnSignals(cleanup?: () => Promise<void>): void {
+  let stopping = false;
+  const stop = (status: number): void => {
+    if (stopping || !cleanup) process.exit(status);
+    stopping = true;
+    cleanup().then(
+      () => process.exit(status),
+      () => process.exit(status),
+    );
+  };
+  process.on("SIGINT", () => stop(130));
+  process.on("SIGTERM", () => stop(143));
 }

@@ -16,12 +16,16 @@ import { ensureBrokerBinary } from "../sim/broker-process.ts";
 
 const SIM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../sim");
 
-/** A tool in miniature: starts the broker, prints its pid, then waits to be stopped. */
-const TOOL = `
+/**
+ * A tool in miniature: starts the broker, prints its pid, then waits to be stopped. With
+ * `graceful`, its cleanup stops the broker itself and says so on stdout.
+ */
+const tool = (graceful: boolean) => `
 import { startBroker } from ${JSON.stringify(path.join(SIM, "broker-process.ts"))};
 import { exitOnSignals } from ${JSON.stringify(path.join(SIM, "exit-guard.ts"))};
-exitOnSignals();
-const broker = await startBroker();
+let broker;
+exitOnSignals(${graceful ? 'async () => { await broker.stop(); console.log("cleaned up"); }' : ""});
+broker = await startBroker();
 console.log(broker.process.pid);
 setInterval(() => {}, 1000);
 `;
@@ -36,23 +40,34 @@ function running(pid: number): boolean {
   }
 }
 
-async function stopToolWith(signal: NodeJS.Signals): Promise<{ code: number | null; brokerPid: number }> {
+interface Stopped {
+  readonly code: number | null;
+  readonly brokerPid: number;
+  /** What the tool printed after the broker's pid. */
+  readonly laterLines: string[];
+}
+
+async function stopToolWith(signal: NodeJS.Signals, graceful = false): Promise<Stopped> {
   ensureBrokerBinary();
-  const tool = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", TOOL], {
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", tool(graceful)], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   try {
-    const [line] = (await new Promise<string[]>((resolve, reject) => {
-      createInterface({ input: tool.stdout }).once("line", (l) => resolve([l]));
-      tool.once("exit", (code) => reject(new Error(`tool exited (${code}) before starting the broker`)));
-    })) as [string];
-    const brokerPid = Number(line);
+    const lines: string[] = [];
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const firstLine = new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout }).on("line", (l) => {
+        lines.push(l);
+        resolve(l);
+      });
+      void exited.then((code) => reject(new Error(`tool exited (${code}) before starting the broker`)));
+    });
+    const brokerPid = Number(await firstLine);
     assert.ok(running(brokerPid), "the broker runs while the tool does");
-    const exited = new Promise<number | null>((resolve) => tool.once("exit", (code) => resolve(code)));
-    tool.kill(signal);
-    return { code: await exited, brokerPid };
+    child.kill(signal);
+    return { code: await exited, brokerPid, laterLines: lines.slice(1) };
   } finally {
-    tool.kill("SIGKILL");
+    child.kill("SIGKILL");
   }
 }
 
@@ -68,4 +83,11 @@ describe("exit guard (tools stopped by a signal)", () => {
       await eventually(() => !running(brokerPid), 2000, `broker ${brokerPid} to be gone after the tool`);
     });
   }
+
+  it("a tool with a graceful stop runs it first, then exits 143", async () => {
+    const { code, brokerPid, laterLines } = await stopToolWith("SIGTERM", true);
+    assert.equal(code, 143);
+    assert.deepEqual(laterLines, ["cleaned up"]);
+    await eventually(() => !running(brokerPid), 2000, `broker ${brokerPid} to be gone after the tool`);
+  });
 });
