@@ -389,7 +389,9 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   }
 
   #tick(): void {
-    if (!this.#session) return this.#stopTicker();
+    // No channel (never opened, closed, or told goodbye): the microphone stops, even if a
+    // caller's own timer asks the device to talk again after close().
+    if (!this.#session || !this.#udp) return this.#stopTicker();
     // Half duplex: while the device plays (Speaking), auto/manual send nothing.
     if (this.#speaking && this.#mode !== "realtime") return;
     if (this.#talkFramesLeft > 0) {
