@@ -42,6 +42,7 @@ const UNIT_TESTS = [
   "gateway/test/upstream-guard.test.ts",
   "gateway/test/windowed-quantiles.test.ts",
   "tools/test/dev-signing-key.test.ts",
+  "tools/test/machine.test.ts",
   "tools/test/metrics-scrape.test.ts",
 ];
 

@@ -7,7 +7,6 @@
  *   npm run bench -- --quick      shorter runs
  */
 import { createRequire } from "node:module";
-import os from "node:os";
 import { parseArgs } from "node:util";
 import { Registry, Summary } from "prom-client";
 import { PcmFramer } from "../gateway/src/audio/framer.ts";
@@ -16,6 +15,7 @@ import { WindowedSummary } from "../gateway/src/ops/windowed-summary.ts";
 import { openAudioPacket, sealAudioPacket } from "../gateway/src/protocol/audio-packet.ts";
 import { parseDeviceMessage } from "../gateway/src/protocol/messages.ts";
 import { parseUdpPacket } from "../gateway/src/protocol/udp-packet.ts";
+import { describeMachine } from "./load/machine.ts";
 import { SpeechSignal } from "./sim/speech-signal.ts";
 
 const require = createRequire(import.meta.url);
@@ -231,7 +231,7 @@ rows.push({
 });
 
 console.log(`# npm run bench${values.quick ? " -- --quick" : ""}`);
-console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
+console.log(`machine: ${describeMachine()}\n`);
 console.log("| operation | ops/s | note |\n|---|---:|---|");
 for (const r of rows) console.log(`| ${r.name} | ${fmt(r.opsPerSec)} | ${r.note} |`);
 console.log(

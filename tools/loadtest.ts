@@ -16,13 +16,13 @@
 
 import type { ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { HealthBody } from "../gateway/src/ops/health-body.ts";
 import { buildBundle } from "../scripts/build.ts";
 import { spawnGateway, stopGateway } from "./load/gateway-process.ts";
 import { fetchHealth, waitReady } from "./load/health-client.ts";
+import { describeMachine } from "./load/machine.ts";
 import { type InstanceFigures, markdownTable, type StepResult, svgChart } from "./load/report.ts";
 import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
@@ -229,7 +229,7 @@ function report(results: StepResult[]): void {
   const dir = path.join(ROOT, ".run/loadtest");
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
-  const machine = `${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+  const machine = describeMachine();
   const command = `npm run loadtest -- ${process.argv.slice(2).join(" ")}`.trim();
   writeFileSync(
     path.join(dir, `${stamp}.json`),

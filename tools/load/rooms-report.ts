@@ -2,7 +2,7 @@
  * bench:rooms' output: the Markdown tables a person pastes into docs/performance.md, one
  * row per transport and step, and the ratio of the two transports where both ran.
  */
-import os from "node:os";
+import { describeMachine } from "./machine.ts";
 
 /** What the Go load agent reports, summed over its rooms. */
 export interface AgentTotals {
@@ -75,7 +75,7 @@ export function printRoomsReport(
   processLabel: string | undefined,
 ): string[] {
   console.log(command);
-  console.log(`machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}\n`);
+  console.log(`machine: ${describeMachine()}\n`);
   console.log(
     "| transport | idle CPU % (gateway + media) | idle RSS MB (gateway + media) | of which media |\n|---|---:|---:|---:|",
   );

@@ -1,6 +1,6 @@
 /** The soak's verdict and its printed report (tools/soak.ts), from the figures of one run. */
-import os from "node:os";
 import type { HostileTally } from "./hostile.ts";
+import { describeMachine } from "./machine.ts";
 import type { SoakOptions } from "./soak-options.ts";
 import { percentile } from "./stats.ts";
 
@@ -38,7 +38,7 @@ export function soakReport(f: SoakFigures): { lines: string[]; failures: string[
     "",
     `# soak result (${new Date().toISOString()})`,
     f.command,
-    `machine: ${os.cpus()[0]?.model ?? "?"} x ${os.cpus().length}, Node ${process.version}`,
+    `machine: ${describeMachine()}`,
     `duration: ${f.seconds.toFixed(0)} s; ${o.devices} devices; ${o.instances} instances x ${o.workers} workers`,
     `legitimate sessions lost: ${f.lost.size}${f.lost.size ? ` ${JSON.stringify(lostReasons)}` : ""}`,
     `device errors: ${Object.keys(f.deviceErrors).length ? JSON.stringify(f.deviceErrors) : "none"}`,
