@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -22,6 +23,9 @@ type contractHook struct {
 	gatewayPassword []byte
 	deviceKey       []byte // nil: devices are not authenticated (local development)
 	shared          hashTopic
+	// departing holds each gateway client (*mqtt.Client) from its will until its
+	// disconnect is handled; shared.go passes it over (connectedMember).
+	departing sync.Map
 }
 
 func (h *contractHook) ID() string { return "voicefleet-contract" }

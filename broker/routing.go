@@ -64,10 +64,17 @@ func (h *contractHook) refusePublish(cl *mqtt.Client, pk packets.Packet, action 
 	return packets.ErrRejectPacket
 }
 
-// OnWill re-routes a device's will (only one on device-server survives checkWill) to
-// ingest/<clientid>, as rule 1 would have routed the same message published normally.
+// OnWill marks a gateway whose will is going out as departing (shared.go passes it over
+// from now on), and re-routes a device's will (only one on device-server survives
+// checkWill) to ingest/<clientid>, as rule 1 would have routed the same message published
+// normally.
 func (h *contractHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	if isGateway(cl) || will.TopicName != topicDeviceServer {
+	if isGateway(cl) {
+		// Its peers will act on this will at once: it must receive nothing from now on.
+		h.departing.Store(cl, struct{}{})
+		return will, nil
+	}
+	if will.TopicName != topicDeviceServer {
 		return will, nil
 	}
 	will.TopicName = prefixIngest + cl.ID
@@ -96,6 +103,8 @@ func (h *contractHook) subscribeReplyTopic(cl *mqtt.Client) {
 
 // OnDisconnect announces a device's disconnect to the gateways (rule 4).
 func (h *contractHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	// Stopped by now (cl.Closed()), so the shared groups pass it over without this entry.
+	h.departing.Delete(cl)
 	reason := disconnectReason(cl, err)
 	if reason == "takenover" {
 		waitTakenOver(cl)

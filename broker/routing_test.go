@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -277,5 +278,54 @@ func TestRepeatedTakeoverKeepsNewestConnectionRouted(t *testing.T) {
 			t.Fatalf("round %d: payload %q", i, got.Payload)
 		}
 		prev = next
+	}
+}
+
+// Rule 5 when a gateway dies: its peers act on its will at once (each tells the dead
+// gateway's devices goodbye, and they say hello again), so from the moment the will goes
+// out the dead gateway must receive nothing of the shared stream. mochi publishes the will
+// before it takes the client out of its groups; a hello hashed to it in that window was
+// lost, and its device waited 10 s to retry. The message here is published from inside
+// the will's own delivery, the earliest any peer could react.
+func TestDeadGatewayGetsNoSharedMessageOnceItsWillIsOut(t *testing.T) {
+	b := startBroker(t, "")
+	const presence = "gateway/presence/gw-1"
+	gw1 := connectGateway(t, b, "gw-1", &paho.WillMessage{Topic: presence, Retain: true})
+	gw2 := connectGateway(t, b, "gw-2", nil)
+	for _, gw := range []*v5Client{gw1, gw2} {
+		gw.subscribe(t, "$share/gateway/ingest/+")
+	}
+	// A device whose messages hash to gw-1 ("gw-1" sorts first of the two members).
+	var topic string
+	for i := 0; topic == ""; i++ {
+		if cand := fmt.Sprintf("%sdevice-%d", prefixIngest, i); topicHash(cand)%2 == 0 {
+			topic = cand
+		}
+	}
+	if err := b.srv.Publish(topic, []byte("before"), false, 0); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	gw1.expect(t, topic)
+
+	published := make(chan error, 1)
+	err := b.srv.Subscribe(presence, 7, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		if len(pk.Payload) == 0 { // the will (it clears the retained presence)
+			published <- b.srv.Publish(topic, []byte("hello after the will"), false, 0)
+		}
+	})
+	if err != nil {
+		t.Fatalf("inline subscribe: %v", err)
+	}
+	_ = gw1.conn.Close() // no DISCONNECT: the will fires
+	select {
+	case err := <-published:
+		if err != nil {
+			t.Fatalf("publish during the will: %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("no will within %v", waitFor)
+	}
+	if got := gw2.expect(t, topic); string(got.Payload) != "hello after the will" {
+		t.Fatalf("gw-2 got %q", got.Payload)
 	}
 }

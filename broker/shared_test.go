@@ -15,7 +15,7 @@ func fourMembers() map[string]map[string]packets.Subscription {
 
 func pickOne(t *testing.T, groups map[string]map[string]packets.Subscription, topic string) string {
 	t.Helper()
-	sel := hashTopic{}.selectShared(groups, topic)
+	sel := hashTopic{}.selectShared(groups, topic, func(string) bool { return true })
 	if len(sel) != 1 {
 		t.Fatalf("%s went to %d members, want exactly 1", topic, len(sel))
 	}
