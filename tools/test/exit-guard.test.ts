@@ -54,7 +54,9 @@ async function stopToolWith(signal: NodeJS.Signals, graceful = false): Promise<S
   });
   try {
     const lines: string[] = [];
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    // "close", not "exit": it comes after the tool's stdout has been read to its end, so a
+    // line printed just before exiting is in `lines` by then.
+    const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
     const firstLine = new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout }).on("line", (l) => {
         lines.push(l);
