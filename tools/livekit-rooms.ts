@@ -17,7 +17,8 @@
  *   npm run bench:rooms -- --compare-dist /tmp/base/dist
  * `--repeat N` measures N windows at each step and reports the median with the range;
  * `--workers N`: the gateway's Opus worker threads (2); `--cpu-prof DIR`: the gateway's V8
- * CPU profiles. A step whose rooms are not all joined within `--join-seconds` (90) ends that
+ * CPU profiles; `--settle-seconds` (60): unmeasured time after a step's rooms have joined,
+ * before its first window. A step whose rooms are not all joined within `--join-seconds` (90) ends that
  * variant: the steps before it are printed, the shortfall named, and the exit status is 1.
  * Stopped by a signal, it kills what it started (tools/sim/exit-guard.ts).
  *
@@ -72,6 +73,7 @@ const { values } = parseArgs({
     "node-args": { type: "string", multiple: true },
     "compare-dist": { type: "string", multiple: true },
     "join-seconds": { type: "string", default: "90" },
+    "settle-seconds": { type: "string", default: "60" },
   },
 });
 const steps = values.steps.split(",").map(Number);
@@ -88,6 +90,15 @@ if (!Number.isInteger(repeat) || repeat < 1) throw new Error("--repeat must be a
 /** How long a step waits for all its rooms to be joined before the variant stops there. */
 const JOIN_WAIT_MS = Number(values["join-seconds"]) * 1000;
 if (!(JOIN_WAIT_MS > 0)) throw new Error("--join-seconds must be a number > 0");
+/**
+ * Unmeasured time between a step's last room joining and its first window. Measured at 10
+ * rooms in 5 s windows (docs/performance.md, "Settling before a step is measured"): with the
+ * same frames and wakeups a second, the gateway's main thread took 7.4 % of a core 5-10 s
+ * after the rooms joined and ~5 % from ~45 s on; the LiveKit server beside it stayed level.
+ * With the 2 s this used to be, the median of three windows kept part of that excess.
+ */
+const SETTLE_MS = Number(values["settle-seconds"]) * 1000;
+if (!(SETTLE_MS >= 0)) throw new Error("--settle-seconds must be a number >= 0");
 if (![10, 20, 40, 60].includes(agentFrameMs)) throw new Error("--agent-frame-ms must be 10, 20, 40 or 60");
 interface Variant {
   readonly label: string;
@@ -230,7 +241,9 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
   const scrape = () => scrapeMetrics(base);
   try {
     await waitReady(base);
-    await new Promise((r) => setTimeout(r, 2000));
+    // The idle baseline settles as long as a step does, so that what a step adds above it is
+    // not the process's own start-up (connections, first garbage collections) in reverse.
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     const pid = gw.process.pid as number;
     const media = childNamed(pid, "voice-media");
     if (transport === "process" && media === undefined)
@@ -289,7 +302,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         console.error(variant.label, stopped);
         break;
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
       // `--repeat` windows back to back; the row is the one with the median CPU.
       const windows: Window[] = [];
       let stepBefore: Map<string, number> | undefined;
@@ -301,6 +314,10 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         const mcpu0 = media ? (cpuSeconds(media) ?? 0) : 0;
         const main0 = cpuSeconds(pid, pid) ?? 0;
         const wake0 = voluntarySwitches(pid, pid) ?? 0;
+        // What shares the machine with it, for the per-window line only.
+        const lkPid = lk.process.pid as number;
+        const agentPid = agent.pid as number;
+        const others0 = [cpuSeconds(lkPid) ?? 0, cpuSeconds(agentPid) ?? 0, process.cpuUsage()] as const;
         const t0 = performance.now();
         await new Promise((r) => setTimeout(r, seconds * 1000));
         const wall = (performance.now() - t0) / 1000;
@@ -308,6 +325,10 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         const mediaCpu = media ? (((cpuSeconds(media) ?? 0) - mcpu0) / wall) * 100 : 0;
         const mainCpu = (((cpuSeconds(pid, pid) ?? 0) - main0) / wall) * 100;
         const mainWakeups = ((voluntarySwitches(pid, pid) ?? 0) - wake0) / wall;
+        const lkCpu = (((cpuSeconds(lkPid) ?? 0) - others0[0]) / wall) * 100;
+        const agentCpu = (((cpuSeconds(agentPid) ?? 0) - others0[1]) / wall) * 100;
+        const used = process.cpuUsage(others0[2]);
+        const benchCpu = ((used.user + used.system) / 1e6 / wall) * 100;
         const after = await scrape();
         const rate = (name: string) => (after.value(name) - before.value(name)) / wall;
         windows.push({
@@ -320,6 +341,13 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
           dropsPerSecond:
             (sumOf(after.byLabel(DROPS, "reason")) - sumOf(before.byLabel(DROPS, "reason"))) / wall,
         });
+        // Each window in the order measured, so a trend within a step (warm-up) shows.
+        const blanks = (m: typeof after) =>
+          m.byLabel("gateway_agent_events_total", "event").get("agent_rtp_server_blank") ?? 0;
+        console.error(
+          variant.label,
+          `${n} rooms, window ${w + 1}/${repeat}: ${(cpu + mediaCpu).toFixed(1)} % CPU (media ${mediaCpu.toFixed(1)}, main thread ${mainCpu.toFixed(1)}, ${mainWakeups.toFixed(0)} wakeups/s); frames ${rate("gateway_frames_up_total").toFixed(0)} up/s, ${rate("gateway_frames_down_total").toFixed(0)} down/s; server silence frames ${((blanks(after) - blanks(before)) / wall).toFixed(0)}/s; beside it: LiveKit server ${lkCpu.toFixed(1)} %, load agent ${agentCpu.toFixed(1)} %, simulated devices (this process) ${benchCpu.toFixed(1)} %`,
+        );
       }
       windows.sort((a, b) => a.cpu + a.mediaCpu - (b.cpu + b.mediaCpu));
       const median = windows[Math.floor(windows.length / 2)] as Window;
@@ -381,6 +409,6 @@ const files = prepareAgent();
 const results = new Map<string, VariantResult>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
-const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk ?? "none"} --agent-talk ${agentTalk} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
+const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk ?? "none"} --agent-talk ${agentTalk} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --settle-seconds ${SETTLE_MS / 1000} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
 const processLabel = variants.find((v) => v.transport === "process")?.label;
 if (printRoomsReport(command, results, processLabel).length > 0) process.exitCode = 1;
