@@ -144,6 +144,32 @@ for (const transport of LIVEKIT_TRANSPORTS) {
   });
 }
 
+describe("a LiveKit server that cannot be reached", () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+    // Nothing listens on port 9 (discard): creating the room is refused at once.
+    await stack.startGateway({ LIVEKIT_URL: "ws://127.0.0.1:9", LIVEKIT_API_KEY: "k", LIVEKIT_API_SECRET: "s" });
+  });
+  after(async () => {
+    await stack.stop();
+  });
+
+  it("the device is told goodbye, the failure is counted, and no room is counted as open", async () => {
+    const gw = stack.gateways[0];
+    assert.ok(gw);
+    const device = await stack.device();
+    await device.hello();
+    // The goodbye may come before hello() resolves: look at everything received.
+    await eventually(() => device.messages.some((m) => m.type === "goodbye"), 10_000, "goodbye");
+    const failed = (await gw.metrics.agentEvents.get()).values.find((v) => v.labels.event === "room_failed");
+    assert.equal(failed?.value, 1);
+    await eventually(() => gw.gateway.sessions.size === 0, 5000, "the session released");
+    // The gauge of joined rooms: a room that never opened must not be taken off it.
+    assert.equal((await gw.metrics.agentRooms.get()).values[0]?.value, 0);
+  });
+});
+
 describe("agent dispatch by name (LiveKit Agents)", () => {
   it("creates a dispatch for the configured agent name in the session's room", async () => {
     const lk = await startLiveKit();

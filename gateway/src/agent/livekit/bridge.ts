@@ -86,6 +86,8 @@ export class LiveKitBridge implements AgentBridge {
   #timerAt = Number.POSITIVE_INFINITY;
   #udpKnown = false;
   #connected = false;
+  /** Counted in the open-rooms gauge: only a room that was joined is taken off it at close. */
+  #counted = false;
   #closed = false;
 
   constructor(info: AgentSessionInfo, sink: AgentSink, deps: BridgeDeps) {
@@ -180,7 +182,7 @@ export class LiveKitBridge implements AgentBridge {
     this.#connected = false;
     await transport?.leave().catch(() => {});
     await this.#services.rooms.deleteRoom(this.#name).catch(() => {});
-    this.#services.events.roomClosed(this.#name);
+    if (this.#counted) this.#services.events.roomClosed(this.#name);
   }
 
   #openTransport(token: string): RoomTransport {
@@ -231,6 +233,7 @@ export class LiveKitBridge implements AgentBridge {
     await withTimeout(this.#transport.join(), JOIN_TIMEOUT_MS, "joining the room timed out");
     if (this.#closed) return;
     this.#connected = true;
+    this.#counted = true;
     this.#services.events.roomOpened(this.#name);
     this.#checkGreeting();
     await this.#services.dispatch(this.#name, this.#info);
