@@ -94,7 +94,8 @@ if (!(JOIN_WAIT_MS > 0)) throw new Error("--join-seconds must be a number > 0");
  * Unmeasured time between a step's last room joining and its first window. Measured at 10
  * rooms in 5 s windows (docs/performance.md, "Settling before a step is measured"): with the
  * same frames and wakeups a second, the gateway's main thread took 7.4 % of a core 5-10 s
- * after the rooms joined and ~5 % from ~45 s on; the LiveKit server beside it stayed level.
+ * after the rooms joined and ~5 % from ~45 s on (V8 optimising the code run per packet: with
+ * --no-opt it stayed at 7.4-8.0 %); the LiveKit server beside it stayed level.
  * With the 2 s this used to be, the median of three windows kept part of that excess.
  */
 const SETTLE_MS = Number(values["settle-seconds"]) * 1000;
