@@ -149,7 +149,11 @@ describe("a LiveKit server that cannot be reached", () => {
   before(async () => {
     stack = await startStack();
     // Nothing listens on port 9 (discard): creating the room is refused at once.
-    await stack.startGateway({ LIVEKIT_URL: "ws://127.0.0.1:9", LIVEKIT_API_KEY: "k", LIVEKIT_API_SECRET: "s" });
+    await stack.startGateway({
+      LIVEKIT_URL: "ws://127.0.0.1:9",
+      LIVEKIT_API_KEY: "k",
+      LIVEKIT_API_SECRET: "s",
+    });
   });
   after(async () => {
     await stack.stop();
