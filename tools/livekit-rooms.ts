@@ -242,8 +242,8 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
   const scrape = () => scrapeMetrics(base);
   try {
     await waitReady(base);
-    // The idle baseline settles as long as a step does, so that what a step adds above it is
-    // not the process's own start-up (connections, first garbage collections) in reverse.
+    // The idle baseline settles as long as a step does: 2 s after start it read 0.6-2.3 % CPU
+    // and 150-166 MB, after 60 s 0.4-0.5 % and 128-129 MB (docs/performance.md).
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const pid = gw.process.pid as number;
     const media = childNamed(pid, "voice-media");
