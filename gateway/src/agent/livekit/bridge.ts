@@ -175,6 +175,8 @@ export class LiveKitBridge implements AgentBridge {
     this.#mcp.rejectAll("session closed");
     this.#texts.clear();
     await this.#ready;
+    // Off the gauge as leaving starts, before any I/O, and only if it was ever on it.
+    if (this.#counted) this.#services.events.roomClosed(this.#name);
     const transport = this.#transport;
     if (this.#connected && transport) {
       await transport.sendData(encodeMessage(cleanupRequest(this.#ref, this.#now()))).catch(() => {});
@@ -182,7 +184,6 @@ export class LiveKitBridge implements AgentBridge {
     this.#connected = false;
     await transport?.leave().catch(() => {});
     await this.#services.rooms.deleteRoom(this.#name).catch(() => {});
-    if (this.#counted) this.#services.events.roomClosed(this.#name);
   }
 
   #openTransport(token: string): RoomTransport {
