@@ -251,6 +251,10 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       throw new Error("no voice-media child of the gateway");
     const baseMediaRss = rssMb(media);
     const baseRss = rssMb(pid) + baseMediaRss;
+    const lkPid = lk.process.pid as number;
+    const agentPid = agent.pid as number;
+    const blanks = (m: Awaited<ReturnType<typeof scrape>>) =>
+      m.byLabel("gateway_agent_events_total", "event").get("agent_rtp_server_blank") ?? 0;
     const cpuNow = () => (cpuSeconds(pid) ?? 0) + (media ? (cpuSeconds(media) ?? 0) : 0);
     const idle0 = cpuNow();
     const idleT0 = performance.now();
@@ -316,8 +320,6 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         const main0 = cpuSeconds(pid, pid) ?? 0;
         const wake0 = voluntarySwitches(pid, pid) ?? 0;
         // What shares the machine with it, for the per-window line only.
-        const lkPid = lk.process.pid as number;
-        const agentPid = agent.pid as number;
         const others0 = [cpuSeconds(lkPid) ?? 0, cpuSeconds(agentPid) ?? 0, process.cpuUsage()] as const;
         const t0 = performance.now();
         await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -343,8 +345,6 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
             (sumOf(after.byLabel(DROPS, "reason")) - sumOf(before.byLabel(DROPS, "reason"))) / wall,
         });
         // Each window in the order measured, so a trend within a step (warm-up) shows.
-        const blanks = (m: typeof after) =>
-          m.byLabel("gateway_agent_events_total", "event").get("agent_rtp_server_blank") ?? 0;
         console.error(
           variant.label,
           `${n} rooms, window ${w + 1}/${repeat}: ${(cpu + mediaCpu).toFixed(1)} % CPU (media ${mediaCpu.toFixed(1)}, main thread ${mainCpu.toFixed(1)}, ${mainWakeups.toFixed(0)} wakeups/s); frames ${rate("gateway_frames_up_total").toFixed(0)} up/s, ${rate("gateway_frames_down_total").toFixed(0)} down/s; server silence frames ${((blanks(after) - blanks(before)) / wall).toFixed(0)}/s; beside it: LiveKit server ${lkCpu.toFixed(1)} %, load agent ${agentCpu.toFixed(1)} %, simulated devices (this process) ${benchCpu.toFixed(1)} %`,
