@@ -49,6 +49,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     size: config.workerCount,
     complexity: config.opusComplexity,
     bitrate: config.opusBitrate,
+    inlineStreams: config.opusInlineStreams,
   });
   let broker: BrokerClient | undefined;
   let udp: UdpTransport | undefined;
@@ -152,6 +153,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         draining: () => gateway.draining,
         workersAlive: () => pool.allAlive,
         workers: () => pool.stats(),
+        inlineCodecStreams: () => pool.inlineStreams,
         sessionStates: () => Array.from(gateway.sessions.all(), (session) => session.state),
         sessionCount: () => gateway.sessions.size,
         peers: () => gateway.peers,
@@ -206,6 +208,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         healthPort,
         bootId,
         workers: config.workerCount,
+        opusInlineStreams: config.opusInlineStreams,
         agent: config.livekit ? "livekit" : "echo",
       },
       "gateway started",

@@ -21,6 +21,12 @@ export interface GatewayConfig {
   /** The address devices are told to send UDP to (`udp.server` in the hello reply). */
   readonly publicHost: string;
   readonly workerCount: number;
+  /**
+   * Codec streams of each role (decoders, encoders) the main thread runs itself before the
+   * rest go to the workers (OPUS_INLINE_STREAMS); 0: every stream in a worker. See
+   * docs/performance.md, "The first sessions' codecs on the main thread".
+   */
+  readonly opusInlineStreams: number;
   readonly healthPort: number;
   /** Health and metrics listen here; loopback unless set (never public by default). */
   readonly healthBind: string;
@@ -78,6 +84,7 @@ export function parseConfig(env: Env): GatewayConfig {
     },
     publicHost: envString(env, "PUBLIC_HOST", "127.0.0.1"),
     workerCount: envInt(env, "WORKER_COUNT", 4, 1, 64),
+    opusInlineStreams: envInt(env, "OPUS_INLINE_STREAMS", 32, 0, 10_000),
     healthPort: envInt(env, "HEALTH_PORT", 9000 + instanceId, 0, 65535),
     healthBind: envString(env, "HEALTH_BIND", "127.0.0.1"),
     mqttUrl: mqttUrl(env),

@@ -24,11 +24,17 @@ describe("config", () => {
     assert.equal(parseConfig({ ...base, ...liveKit, MEDIA_THREADS: "4" }).livekit?.mediaThreads, 4);
   });
 
+  it("runs the first 32 codec streams of each role on the main thread unless OPUS_INLINE_STREAMS says otherwise", () => {
+    assert.equal(parseConfig(base).opusInlineStreams, 32);
+    assert.equal(parseConfig({ ...base, OPUS_INLINE_STREAMS: "0" }).opusInlineStreams, 0);
+  });
+
   it("names the variable in every error", () => {
     const bad: [Record<string, string>, string][] = [
       [{}, "MQTT_PASSWORD"],
       [{ ...base, UDP_PORT: "88a" }, "UDP_PORT"],
       [{ ...base, WORKER_COUNT: "0" }, "WORKER_COUNT"],
+      [{ ...base, OPUS_INLINE_STREAMS: "-1" }, "OPUS_INLINE_STREAMS"],
       [{ ...base, INSTANCE_ID: "1000" }, "INSTANCE_ID"],
       [{ ...base, MQTT_URL: "http://x" }, "MQTT_URL"],
       [{ ...base, LOG_LEVEL: "loud" }, "LOG_LEVEL"],

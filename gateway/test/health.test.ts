@@ -79,7 +79,8 @@ describe("health, metrics and readiness per instance", () => {
     assert.deepEqual(h.sessionsByState, { streaming: 1 });
     const workers = h.workers as { streams: number; restarts: number }[];
     assert.equal(workers.length, 1);
-    assert.equal(workers[0]?.streams, 2, "the session's decoder and encoder");
+    assert.equal(h.inlineCodecStreams, 2, "the session's decoder and encoder, on the main thread");
+    assert.equal(workers[0]?.streams, 0);
     const fps = h.framesPerSecond as { up: number; down: number };
     assert.ok(fps.up > 5 && fps.up < 30, `frames/s up ${fps.up} (one device at 16.7/s)`);
     const memory = h.memory as Record<string, number>;

@@ -5,13 +5,22 @@
  *
  * A worker that dies is replaced; its streams are re-opened on the new worker with fresh
  * codec state (one audible glitch beats a dead session), and its in-flight frames fail.
+ *
+ * The first `inlineStreams` streams of each role are not sent to a worker: their frames are
+ * coded on the calling thread, in the same end-of-turn flush. A frame handed to a sleeping
+ * worker and back costs more CPU than coding it (the two thread wakeups; docs/performance.md,
+ * "The first sessions' codecs on the main thread"), and a worker sleeps between frames
+ * until it has many streams. The cap bounds what the main thread takes on. Isolation is not
+ * lost: a worker shares the process, so a native crash in libopus ends it either way.
  */
 import { Worker } from "node:worker_threads";
+import { CodecTable } from "./opus-codecs.ts";
 import {
   type CodecBatch,
   type CodecRole,
   FrameOp,
   type FromWorker,
+  type OpenStream,
   packSequence,
   SEQUENCE_HEADER_BYTES,
   type ToWorker,
@@ -37,13 +46,18 @@ export interface OpusPoolOptions {
   readonly complexity: number;
   /** Encoder bitrate, bits per second. */
   readonly bitrate: number;
+  /**
+   * Streams of each role (decoders, encoders) coded on the calling thread before further
+   * ones go to the workers (OPUS_INLINE_STREAMS). Default 0: every stream in a worker.
+   */
+  readonly inlineStreams?: number;
 }
 
 export interface OpusStream {
   readonly id: number;
   readonly role: CodecRole;
   readonly sampleRate: number;
-  /** Index of the worker this stream is pinned to. */
+  /** Index of the worker this stream is pinned to; -1: coded on the calling thread. */
   readonly worker: number;
 }
 
@@ -88,6 +102,11 @@ export class OpusPool {
   readonly #options: OpusPoolOptions;
   readonly #slots: Slot[] = [];
   readonly #streamSlot = new Map<number, number>();
+  /** Codecs of the streams coded on this thread, their roles, and their frames of this turn. */
+  readonly #inline = new CodecTable();
+  readonly #inlineRoles = new Map<number, CodecRole>();
+  readonly #inlineCount: Record<CodecRole, number> = { decoder: 0, encoder: 0 };
+  #inlineQueue: { id: number; op: number; frame: Buffer; pending: PendingFrame }[] = [];
   #nextStreamId = 1;
   #nextBatchId = 1;
   #flushScheduled = false;
@@ -121,6 +140,13 @@ export class OpusPool {
 
   /** Releases the stream's codec state in its worker. Frames still queued for it fail. */
   close(stream: OpusStream): void {
+    const inlineRole = this.#inlineRoles.get(stream.id);
+    if (inlineRole !== undefined) {
+      this.#inlineRoles.delete(stream.id);
+      this.#inlineCount[inlineRole]--;
+      this.#inline.close(stream.id);
+      return;
+    }
     const index = this.#streamSlot.get(stream.id);
     if (index === undefined) return;
     this.#streamSlot.delete(stream.id);
@@ -154,8 +180,13 @@ export class OpusPool {
     return !this.#closed && this.#slots.every((s) => s.alive);
   }
 
+  /** Streams coded on the calling thread. */
+  get inlineStreams(): number {
+    return this.#inlineRoles.size;
+  }
+
   get openStreams(): number {
-    return this.#streamSlot.size;
+    return this.#streamSlot.size + this.#inlineRoles.size;
   }
 
   /** Per-worker figures; utilization is measured since the previous call. */
@@ -178,6 +209,8 @@ export class OpusPool {
   /** Stops every worker; pending frames fail. */
   async shutdown(): Promise<void> {
     this.#closed = true;
+    for (const job of this.#inlineQueue) job.pending.reject(new Error("opus pool shut down"));
+    this.#inlineQueue = [];
     await Promise.all(
       this.#slots.map(async (s) => {
         this.#failAll(s, new Error("opus pool shut down"));
@@ -200,6 +233,13 @@ export class OpusPool {
 
   #open(role: CodecRole, sampleRate: number): OpusStream {
     if (this.#closed) throw new Error("opus pool is shut down");
+    if (this.#inlineCount[role] < (this.#options.inlineStreams ?? 0)) {
+      const stream: OpusStream = { id: this.#nextStreamId++, role, sampleRate, worker: -1 };
+      this.#inlineRoles.set(stream.id, role);
+      this.#inlineCount[role]++;
+      this.#inline.open(this.#openMessage(stream));
+      return stream;
+    }
     // Balance each role on its own: an encoder costs ~5 decoders (npm run bench), and
     // counting streams of both roles together put every session's decoder on one worker
     // and every encoder on the next (measured: 8% against 76% busy).
@@ -220,7 +260,7 @@ export class OpusPool {
     return stream;
   }
 
-  #openMessage(stream: OpusStream): ToWorker {
+  #openMessage(stream: OpusStream): OpenStream {
     return {
       kind: "open",
       streamId: stream.id,
@@ -232,6 +272,13 @@ export class OpusPool {
   }
 
   #enqueue(stream: OpusStream, frame: Buffer, op: number = FrameOp.single): Promise<Buffer> {
+    if (this.#inlineRoles.has(stream.id)) {
+      if (this.#closed) return Promise.reject(new Error("opus stream is closed"));
+      return new Promise<Buffer>((resolve, reject) => {
+        this.#inlineQueue.push({ id: stream.id, op, frame, pending: { resolve, reject } });
+        this.#scheduleFlush();
+      });
+    }
     const index = this.#streamSlot.get(stream.id);
     if (index === undefined || this.#closed) return Promise.reject(new Error("opus stream is closed"));
     const slot = this.#slots[index] as Slot;
@@ -252,6 +299,7 @@ export class OpusPool {
     setImmediate(() => {
       this.#flushScheduled = false;
       for (const slot of this.#slots) this.#flush(slot);
+      this.#runInline();
     });
   }
 
@@ -278,6 +326,24 @@ export class OpusPool {
     slot.queueFrames = [];
     slot.queuePending = [];
     this.#post(slot, batch, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
+  }
+
+  /** After the workers' batches are on their way, so their work overlaps this. */
+  #runInline(): void {
+    const jobs = this.#inlineQueue;
+    if (jobs.length === 0) return;
+    this.#inlineQueue = [];
+    for (const job of jobs) {
+      if (!this.#inlineRoles.has(job.id)) {
+        job.pending.reject(new Error("opus stream is closed"));
+        continue;
+      }
+      try {
+        job.pending.resolve(this.#inline.run(job.id, job.op, job.frame));
+      } catch (err) {
+        job.pending.reject(new Error((err as Error).message || "codec error"));
+      }
+    }
   }
 
   #post(slot: Slot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {

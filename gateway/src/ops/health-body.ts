@@ -27,6 +27,8 @@ export interface HealthBody {
   /** Peer instances by instance id, as their presence says. */
   readonly peers: Record<string, { readonly bootId: string; readonly state: string }>;
   readonly workers: readonly WorkerStats[];
+  /** Codec streams (decoders and encoders) the main thread runs itself (OPUS_INLINE_STREAMS). */
+  readonly inlineCodecStreams: number;
   readonly framesPerSecond: { readonly up: number; readonly down: number };
   /**
    * Time inside the gateway, last 60 s: datagram in -> PCM to the agent, and agent PCM
@@ -56,6 +58,7 @@ export interface HealthInputs {
   draining(): boolean;
   workersAlive(): boolean;
   workers(): readonly WorkerStats[];
+  inlineCodecStreams(): number;
   sessionStates(): Iterable<string>;
   sessionCount(): number;
   peers(): ReadonlyMap<number, { readonly bootId: string; readonly state: string }>;
@@ -81,6 +84,7 @@ export function healthSnapshot(i: HealthInputs): { ready: boolean; body: Omit<He
       sessionsByState: byState,
       peers: Object.fromEntries(i.peers()),
       workers: i.workers(),
+      inlineCodecStreams: i.inlineCodecStreams(),
       framesPerSecond: i.rates.framesPerSecond,
       gatewayLatencyMs: i.rates.latency,
       drops: i.metrics.drops(),

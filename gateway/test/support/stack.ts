@@ -50,6 +50,9 @@ export function testConfig(
     PUBLIC_HOST: "127.0.0.1",
     HEALTH_PORT: "0",
     WORKER_COUNT: "2",
+    // The first session's codecs on the main thread, every later one's in a worker: tests
+    // with several devices run both paths.
+    OPUS_INLINE_STREAMS: "1",
     MQTT_URL: brokerUrl,
     MQTT_PASSWORD: password,
     ...overrides,
