@@ -15,6 +15,8 @@
  * it in one run:
  *   git worktree add /tmp/base HEAD~1 && (cd /tmp/base && npm ci && npm run build)
  *   npm run bench:rooms -- --compare-dist /tmp/base/dist
+ * `--opus-inline 0,32` once per OPUS_INLINE_STREAMS value (the gateway's default when not
+ * given: how many sessions' codecs its main thread runs itself instead of a worker);
  * `--repeat N` measures N windows at each step and reports the median with the range;
  * `--workers N`: the gateway's Opus worker threads (2); `--cpu-prof DIR`: the gateway's V8
  * CPU profiles; `--settle-seconds` (60): unmeasured time after a step's rooms have joined,
@@ -69,6 +71,7 @@ const { values } = parseArgs({
     workers: { type: "string", default: "2" },
     repeat: { type: "string", default: "1" },
     "media-threads": { type: "string", default: "1" },
+    "opus-inline": { type: "string" },
     "cpu-prof": { type: "string" },
     "node-args": { type: "string", multiple: true },
     "compare-dist": { type: "string", multiple: true },
@@ -105,6 +108,8 @@ interface Variant {
   readonly label: string;
   readonly transport: string;
   readonly mediaThreads: string;
+  /** OPUS_INLINE_STREAMS for the gateway; the gateway's own default when absent. */
+  readonly opusInline?: string;
   /** Node options for the gateway process. */
   readonly nodeArgs: readonly string[];
   /** Another build's dist/ to run instead of this tree's. */
@@ -112,17 +117,29 @@ interface Variant {
 }
 const mediaThreads = values["media-threads"].split(",");
 const nodeArgSets = (values["node-args"] ?? [""]).map((a) => a.split(" ").filter(Boolean));
+const opusInlineCounts: readonly (string | undefined)[] = values["opus-inline"]?.split(",") ?? [undefined];
+for (const n of opusInlineCounts)
+  if (!/^\d+$/.test(n ?? "0")) throw new Error("--opus-inline must be whole numbers >= 0, comma-separated");
 const variants: Variant[] = values.transports.split(",").flatMap((transport) =>
   transport === "process"
     ? mediaThreads.flatMap((n) =>
-        nodeArgSets.map((nodeArgs) => {
-          const parts = ["process"];
-          if (mediaThreads.length > 1) parts.push(`${n} thread${n === "1" ? "" : "s"}`);
-          if (nodeArgSets.length > 1) parts.push(nodeArgs.join(" ") || "default Node options");
-          return { label: parts.join(", "), transport, mediaThreads: n, nodeArgs };
-        }),
+        nodeArgSets.flatMap((nodeArgs) =>
+          opusInlineCounts.map((opusInline) => {
+            const parts = ["process"];
+            if (mediaThreads.length > 1) parts.push(`${n} thread${n === "1" ? "" : "s"}`);
+            if (nodeArgSets.length > 1) parts.push(nodeArgs.join(" ") || "default Node options");
+            if (opusInline !== undefined) parts.push(`${opusInline} inline`);
+            return { label: parts.join(", "), transport, mediaThreads: n, nodeArgs, opusInline };
+          }),
+        ),
       )
-    : [{ label: transport, transport, mediaThreads: "1", nodeArgs: [] }],
+    : opusInlineCounts.map((opusInline) => ({
+        label: opusInline === undefined ? transport : `${transport}, ${opusInline} inline`,
+        transport,
+        mediaThreads: "1",
+        nodeArgs: [],
+        opusInline,
+      })),
 );
 for (const dist of values["compare-dist"] ?? []) {
   if (!existsSync(path.join(dist, "gateway/main.js")) || !existsSync(path.join(dist, "bin/voice-media")))
@@ -233,6 +250,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
       LIVEKIT_API_SECRET: lk.apiSecret,
       LIVEKIT_MEDIA: transport,
       MEDIA_THREADS: variant.mediaThreads,
+      ...(variant.opusInline === undefined ? {} : { OPUS_INLINE_STREAMS: variant.opusInline }),
     },
   });
   const base = gw.healthUrl;
@@ -410,6 +428,6 @@ const files = prepareAgent();
 const results = new Map<string, VariantResult>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
-const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk ?? "none"} --agent-talk ${agentTalk} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --settle-seconds ${SETTLE_MS / 1000} --transports ${values.transports} --media-threads ${values["media-threads"]}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
+const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk ?? "none"} --agent-talk ${agentTalk} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --settle-seconds ${SETTLE_MS / 1000} --transports ${values.transports} --media-threads ${values["media-threads"]}${values["opus-inline"] ? ` --opus-inline ${values["opus-inline"]}` : ""}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
 const processLabel = variants.find((v) => v.transport === "process")?.label;
 if (printRoomsReport(command, results, processLabel).length > 0) process.exitCode = 1;
