@@ -7,6 +7,18 @@ const WORKERS_ONLY: OpusPoolOptions = { size: 2, complexity: 5, bitrate: 24000 }
 /** Every stream these tests open fits under the cap: all of them coded on the main thread. */
 const ALL_INLINE: OpusPoolOptions = { ...WORKERS_ONLY, inlineStreams: 16 };
 
+/** `count` packets of 24 kHz speech, `samples` each, from the encoder `enc`. */
+async function speechPackets(
+  pool: OpusPool,
+  enc: OpusStream,
+  o: { seed: number; count: number; samples: number },
+): Promise<Buffer[]> {
+  const signal = new SpeechSignal({ sampleRate: 24000, seed: o.seed });
+  const packets: Buffer[] = [];
+  for (let i = 0; i < o.count; i++) packets.push(await pool.encode(enc, signal.next(o.samples)));
+  return packets;
+}
+
 for (const [where, options] of [
   ["in worker threads", WORKERS_ONLY],
   ["on the main thread", ALL_INLINE],
@@ -48,9 +60,7 @@ for (const [where, options] of [
 
     it("decodes a sequence of packets in one job to the PCM their decodes one by one give", async () => {
       const enc = pool.openEncoder(24000);
-      const signal = new SpeechSignal({ sampleRate: 24000, seed: 3 });
-      const packets: Buffer[] = [];
-      for (let i = 0; i < 6; i++) packets.push(await pool.encode(enc, signal.next(480)));
+      const packets = await speechPackets(pool, enc, { seed: 3, count: 6, samples: 480 });
       const oneByOne = pool.openDecoder(24000);
       const each: Buffer[] = [];
       for (const p of packets) each.push(await pool.decode(oneByOne, p));
@@ -132,9 +142,7 @@ describe("OpusPool placing streams", () => {
 
   it("a main-thread stream and a worker stream decode the same packets to the same PCM", async () => {
     const enc = pool.openEncoder(24000);
-    const signal = new SpeechSignal({ sampleRate: 24000, seed: 6 });
-    const packets: Buffer[] = [];
-    for (let i = 0; i < 5; i++) packets.push(await pool.encode(enc, signal.next(1440)));
+    const packets = await speechPackets(pool, enc, { seed: 6, count: 5, samples: 1440 });
     const inline = pool.openDecoder(24000);
     const spare = pool.openDecoder(24000);
     const inWorker = pool.openDecoder(24000);
