@@ -152,6 +152,16 @@ describe("OpusPool placing streams", () => {
     for (const s of [enc, inline, spare, inWorker]) pool.close(s);
   });
 
+  it("refuses at open an encoder libopus cannot make, and keeps its place free", () => {
+    assert.throws(() => pool.openEncoder(44100), /Could not create encoder/);
+    const a = pool.openEncoder(24000);
+    const b = pool.openEncoder(24000);
+    assert.deepEqual([a.worker, b.worker], [-1, -1]);
+    assert.equal(pool.openStreams, 2);
+    pool.close(a);
+    pool.close(b);
+  });
+
   it("fails a main-thread stream's frames still queued when it closes", async () => {
     const dec = pool.openDecoder(16000);
     assert.equal(dec.worker, -1);

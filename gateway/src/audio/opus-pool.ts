@@ -235,9 +235,11 @@ export class OpusPool {
     if (this.#closed) throw new Error("opus pool is shut down");
     if (this.#inlineCount[role] < (this.#options.inlineStreams ?? 0)) {
       const stream: OpusStream = { id: this.#nextStreamId++, role, sampleRate, worker: -1 };
+      // An encoder is made at open and throws for a rate libopus cannot code: count the
+      // stream only once it is open.
+      this.#inline.open(this.#openMessage(stream));
       this.#inlineRoles.set(stream.id, role);
       this.#inlineCount[role]++;
-      this.#inline.open(this.#openMessage(stream));
       return stream;
     }
     // Balance each role on its own: an encoder costs ~5 decoders (npm run bench), and
