@@ -152,8 +152,9 @@ describe("OpusPool placing streams", () => {
     for (const s of [enc, inline, spare, inWorker]) pool.close(s);
   });
 
-  it("refuses at open an encoder libopus cannot make, and keeps its place free", () => {
-    assert.throws(() => pool.openEncoder(44100), /Could not create encoder/);
+  it("refuses at open a stream at a rate Opus does not code, and keeps its place free", () => {
+    assert.throws(() => pool.openEncoder(44100), /44100 Hz is not an Opus rate/);
+    assert.throws(() => pool.openDecoder(22050), /not an Opus rate/);
     const a = pool.openEncoder(24000);
     const b = pool.openEncoder(24000);
     assert.deepEqual([a.worker, b.worker], [-1, -1]);
@@ -178,6 +179,17 @@ describe("OpusPool spreading streams over its workers", () => {
   });
   after(async () => {
     await pool.shutdown();
+  });
+
+  it("refuses at open a stream at a rate Opus does not code, so no worker is made to fail on it", async () => {
+    assert.throws(() => pool.openEncoder(44100), /not an Opus rate/);
+    const enc = pool.openEncoder(24000);
+    await pool.encode(enc, Buffer.alloc(1440 * 2));
+    assert.deepEqual(
+      pool.stats().map((w) => w.restarts),
+      [0, 0],
+    );
+    pool.close(enc);
   });
 
   it("pins streams to the least-loaded worker at open", () => {

@@ -20,6 +20,7 @@ import {
   type CodecRole,
   FrameOp,
   type FromWorker,
+  OPUS_SAMPLE_RATES,
   type OpenStream,
   packSequence,
   SEQUENCE_HEADER_BYTES,
@@ -233,10 +234,13 @@ export class OpusPool {
 
   #open(role: CodecRole, sampleRate: number): OpusStream {
     if (this.#closed) throw new Error("opus pool is shut down");
+    // Refused here, where the caller can handle it: in a worker, a codec that cannot be
+    // made throws in its message handler, and the restarted worker re-opens the stream.
+    if (!OPUS_SAMPLE_RATES.has(sampleRate)) throw new RangeError(`${sampleRate} Hz is not an Opus rate`);
     if (this.#inlineCount[role] < (this.#options.inlineStreams ?? 0)) {
       const stream: OpusStream = { id: this.#nextStreamId++, role, sampleRate, worker: -1 };
-      // An encoder is made at open and throws for a rate libopus cannot code: count the
-      // stream only once it is open.
+      // An encoder is made at open, and libopus may refuse it (it throws): count the stream
+      // only once it is open.
       this.#inline.open(this.#openMessage(stream));
       this.#inlineRoles.set(stream.id, role);
       this.#inlineCount[role]++;

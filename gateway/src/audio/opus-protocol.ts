@@ -5,6 +5,9 @@
 
 export type CodecRole = "decoder" | "encoder";
 
+/** The rates libopus codes at (RFC 6716 section 2); any other fails when its codec is made. */
+export const OPUS_SAMPLE_RATES: ReadonlySet<number> = new Set([8000, 12000, 16000, 24000, 48000]);
+
 export interface OpenStream {
   readonly kind: "open";
   readonly streamId: number;

@@ -3,12 +3,11 @@
  * validated here, once, into typed values; past this file the gateway trusts its types.
  * Server messages are built here, so every field the firmware needs is in one place.
  */
+import { OPUS_SAMPLE_RATES } from "../audio/opus-protocol.ts";
 import { DOWN_FRAME_MS, DOWN_RATE } from "./audio-format.ts";
 
 /** The reference gateway's limit; larger device payloads are dropped and counted. */
 export const MAX_DEVICE_MESSAGE_BYTES = 8192;
-
-const OPUS_RATES = new Set([8000, 12000, 16000, 24000, 48000]);
 
 export interface DeviceAudioParams {
   readonly sampleRate: number;
@@ -115,7 +114,7 @@ function parseHello(value: Record<string, unknown>): ParsedDeviceMessage {
       return reject("bad_hello", "audio_params.format must be opus", undefined);
     }
     const rate = params.sample_rate ?? 16000;
-    if (typeof rate !== "number" || !OPUS_RATES.has(rate)) {
+    if (typeof rate !== "number" || !OPUS_SAMPLE_RATES.has(rate)) {
       return reject("bad_hello", "audio_params.sample_rate is not an Opus rate", undefined);
     }
     const channels = params.channels ?? 1;
