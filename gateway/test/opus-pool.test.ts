@@ -35,6 +35,7 @@ for (const [where, options] of [
     it("encodes a 60 ms 24 kHz frame and decodes it back to 1440 samples", async () => {
       const enc = pool.openEncoder(24000);
       const dec = pool.openDecoder(24000);
+      for (const s of [enc, dec]) assert.equal(s.worker === -1, options === ALL_INLINE, `coded ${where}`);
       const signal = new SpeechSignal({ sampleRate: 24000, seed: 1 });
       let lastPcm: Buffer = Buffer.alloc(0);
       for (let i = 0; i < 10; i++) {
