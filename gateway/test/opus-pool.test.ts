@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { rms, SpeechSignal } from "../../tools/sim/speech-signal.ts";
 import { OpusPool, type OpusPoolOptions, type OpusStream } from "../src/audio/opus-pool.ts";
@@ -211,5 +212,32 @@ describe("OpusPool spreading streams over its workers", () => {
     assert.deepEqual(encoders.sort(), [0, 0, 1, 1]);
     assert.deepEqual(decoders.sort(), [0, 0, 1, 1]);
     for (const s of opened) pool.close(s);
+  });
+});
+
+describe("OpusPool shutting down", () => {
+  it("stops workers still making codecs without aborting the process", async () => {
+    // Terminating a worker half-way through making a libopus encoder threw from native code
+    // during the thread's teardown, a fatal error for the whole process (4 runs of 4 with
+    // this loop, before the workers were asked to stop). In a child, so an abort shows.
+    const pool = new URL("../src/audio/opus-pool.ts", import.meta.url).href;
+    const body = `import { OpusPool } from ${JSON.stringify(pool)};
+for (let round = 0; round < 3; round++) {
+  const pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+  for (let i = 0; i < 200; i++) pool.openEncoder(24000);
+  await pool.shutdown();
+}`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", body], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.once("exit", (c, sig) => resolve([c, sig])),
+    );
+    assert.equal(signal, null, stderr);
+    assert.equal(code, 0, stderr);
   });
 });

@@ -40,6 +40,9 @@ function newWorker(): Worker {
   return new Worker(bootstrap, { eval: true });
 }
 
+/** How long a stopping worker may take to finish its queued messages before it is terminated. */
+const STOP_GRACE_MS = 2000;
+
 export interface OpusPoolOptions {
   /** Worker threads. Default 4 (WORKER_COUNT). */
   readonly size: number;
@@ -215,9 +218,25 @@ export class OpusPool {
     await Promise.all(
       this.#slots.map(async (s) => {
         this.#failAll(s, new Error("opus pool shut down"));
-        await s.worker.terminate();
+        await this.#stopWorker(s.worker);
       }),
     );
+  }
+
+  /**
+   * Asks the worker to exit after the messages already sent (opus-protocol.ts, StopWorker),
+   * and terminates it only if it has not within STOP_GRACE_MS (a worker stuck in libopus).
+   */
+  async #stopWorker(worker: Worker): Promise<void> {
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    worker.postMessage({ kind: "stop" } satisfies ToWorker);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), STOP_GRACE_MS);
+    });
+    const outcome = await Promise.race([exited, late]);
+    clearTimeout(timer);
+    if (outcome === "late") await worker.terminate();
   }
 
   #stats(s: Slot): WorkerStats {

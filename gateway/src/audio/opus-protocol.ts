@@ -51,7 +51,16 @@ export interface CodecBatch {
   readonly data: ArrayBuffer;
 }
 
-export type ToWorker = OpenStream | CloseStream | CodecBatch;
+/**
+ * The worker finishes the messages before this one, then exits. Terminating it instead can
+ * catch libopus half-way through making a codec, and an exception thrown from native code
+ * while the thread is being torn down aborts the whole process (seen in CI).
+ */
+export interface StopWorker {
+  readonly kind: "stop";
+}
+
+export type ToWorker = OpenStream | CloseStream | CodecBatch | StopWorker;
 
 export interface BatchResult {
   readonly kind: "results";

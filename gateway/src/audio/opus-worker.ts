@@ -20,6 +20,10 @@ port.on("message", (msg: ToWorker) => {
     case "close":
       codecs.close(msg.streamId);
       return;
+    case "stop":
+      // Nothing is left to keep the thread alive: it ends once this handler returns.
+      port.close();
+      return;
     case "batch": {
       const started = process.hrtime.bigint();
       const n = msg.streamIds.length;
