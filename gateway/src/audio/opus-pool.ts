@@ -14,7 +14,7 @@
  * lost: a worker shares the process, so a native crash in libopus ends it either way.
  */
 import { Worker } from "node:worker_threads";
-import { CodecTable } from "./opus-codecs.ts";
+import { InlineCodecs } from "./opus-inline.ts";
 import {
   type CodecBatch,
   type CodecRole,
@@ -106,11 +106,7 @@ export class OpusPool {
   readonly #options: OpusPoolOptions;
   readonly #slots: Slot[] = [];
   readonly #streamSlot = new Map<number, number>();
-  /** Codecs of the streams coded on this thread, their roles, and their frames of this turn. */
-  readonly #inline = new CodecTable();
-  readonly #inlineRoles = new Map<number, CodecRole>();
-  readonly #inlineCount: Record<CodecRole, number> = { decoder: 0, encoder: 0 };
-  #inlineQueue: { id: number; op: number; frame: Buffer; pending: PendingFrame }[] = [];
+  readonly #inline: InlineCodecs;
   #nextStreamId = 1;
   #nextBatchId = 1;
   #flushScheduled = false;
@@ -119,6 +115,7 @@ export class OpusPool {
 
   private constructor(options: OpusPoolOptions) {
     this.#options = options;
+    this.#inline = new InlineCodecs(options.inlineStreams ?? 0);
   }
 
   /** Starts the workers and resolves once each has loaded libopus. */
@@ -144,10 +141,7 @@ export class OpusPool {
 
   /** Releases the stream's codec state in its worker. Frames still queued for it fail. */
   close(stream: OpusStream): void {
-    const inlineRole = this.#inlineRoles.get(stream.id);
-    if (inlineRole !== undefined) {
-      this.#inlineRoles.delete(stream.id);
-      this.#inlineCount[inlineRole]--;
+    if (this.#inline.has(stream.id)) {
       this.#inline.close(stream.id);
       return;
     }
@@ -186,11 +180,11 @@ export class OpusPool {
 
   /** Streams coded on the calling thread. */
   get inlineStreams(): number {
-    return this.#inlineRoles.size;
+    return this.#inline.size;
   }
 
   get openStreams(): number {
-    return this.#streamSlot.size + this.#inlineRoles.size;
+    return this.#streamSlot.size + this.#inline.size;
   }
 
   /** Per-worker figures; utilization is measured since the previous call. */
@@ -213,8 +207,7 @@ export class OpusPool {
   /** Stops every worker; pending frames fail. */
   async shutdown(): Promise<void> {
     this.#closed = true;
-    for (const job of this.#inlineQueue) job.pending.reject(new Error("opus pool shut down"));
-    this.#inlineQueue = [];
+    this.#inline.failAll(new Error("opus pool shut down"));
     await Promise.all(
       this.#slots.map(async (s) => {
         this.#failAll(s, new Error("opus pool shut down"));
@@ -256,14 +249,10 @@ export class OpusPool {
     // Refused here, where the caller can handle it: in a worker, a codec that cannot be
     // made throws in its message handler, and the restarted worker re-opens the stream.
     if (!OPUS_SAMPLE_RATES.has(sampleRate)) throw new RangeError(`${sampleRate} Hz is not an Opus rate`);
-    if (this.#inlineCount[role] < (this.#options.inlineStreams ?? 0)) {
-      const stream: OpusStream = { id: this.#nextStreamId++, role, sampleRate, worker: -1 };
-      // An encoder is made at open, and libopus may refuse it (it throws): count the stream
-      // only once it is open.
-      this.#inline.open(this.#openMessage(stream));
-      this.#inlineRoles.set(stream.id, role);
-      this.#inlineCount[role]++;
-      return stream;
+    const inline: OpusStream = { id: this.#nextStreamId, role, sampleRate, worker: -1 };
+    if (this.#inline.tryOpen(this.#openMessage(inline))) {
+      this.#nextStreamId++;
+      return inline;
     }
     // Balance each role on its own: an encoder costs ~5 decoders (npm run bench), and
     // counting streams of both roles together put every session's decoder on one worker
@@ -297,12 +286,11 @@ export class OpusPool {
   }
 
   #enqueue(stream: OpusStream, frame: Buffer, op: number = FrameOp.single): Promise<Buffer> {
-    if (this.#inlineRoles.has(stream.id)) {
+    if (this.#inline.has(stream.id)) {
       if (this.#closed) return Promise.reject(new Error("opus stream is closed"));
-      return new Promise<Buffer>((resolve, reject) => {
-        this.#inlineQueue.push({ id: stream.id, op, frame, pending: { resolve, reject } });
-        this.#scheduleFlush();
-      });
+      const out = this.#inline.enqueue(stream.id, op, frame);
+      this.#scheduleFlush();
+      return out;
     }
     const index = this.#streamSlot.get(stream.id);
     if (index === undefined || this.#closed) return Promise.reject(new Error("opus stream is closed"));
@@ -324,7 +312,8 @@ export class OpusPool {
     setImmediate(() => {
       this.#flushScheduled = false;
       for (const slot of this.#slots) this.#flush(slot);
-      this.#runInline();
+      // After the workers' batches are on their way, so their work overlaps this.
+      this.#inline.run();
     });
   }
 
@@ -351,24 +340,6 @@ export class OpusPool {
     slot.queueFrames = [];
     slot.queuePending = [];
     this.#post(slot, batch, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
-  }
-
-  /** After the workers' batches are on their way, so their work overlaps this. */
-  #runInline(): void {
-    const jobs = this.#inlineQueue;
-    if (jobs.length === 0) return;
-    this.#inlineQueue = [];
-    for (const job of jobs) {
-      if (!this.#inlineRoles.has(job.id)) {
-        job.pending.reject(new Error("opus stream is closed"));
-        continue;
-      }
-      try {
-        job.pending.resolve(this.#inline.run(job.id, job.op, job.frame));
-      } catch (err) {
-        job.pending.reject(new Error((err as Error).message || "codec error"));
-      }
-    }
   }
 
   #post(slot: Slot, msg: ToWorker, transfer: ArrayBuffer[] = []): void {
