@@ -120,27 +120,21 @@ const nodeArgSets = (values["node-args"] ?? [""]).map((a) => a.split(" ").filter
 const opusInlineCounts: readonly (string | undefined)[] = values["opus-inline"]?.split(",") ?? [undefined];
 for (const n of opusInlineCounts)
   if (!/^\d+$/.test(n ?? "0")) throw new Error("--opus-inline must be whole numbers >= 0, comma-separated");
-const variants: Variant[] = values.transports.split(",").flatMap((transport) =>
-  transport === "process"
-    ? mediaThreads.flatMap((n) =>
-        nodeArgSets.flatMap((nodeArgs) =>
-          opusInlineCounts.map((opusInline) => {
-            const parts = ["process"];
-            if (mediaThreads.length > 1) parts.push(`${n} thread${n === "1" ? "" : "s"}`);
-            if (nodeArgSets.length > 1) parts.push(nodeArgs.join(" ") || "default Node options");
-            if (opusInline !== undefined) parts.push(`${opusInline} inline`);
-            return { label: parts.join(", "), transport, mediaThreads: n, nodeArgs, opusInline };
-          }),
-        ),
-      )
-    : opusInlineCounts.map((opusInline) => ({
-        label: opusInline === undefined ? transport : `${transport}, ${opusInline} inline`,
-        transport,
-        mediaThreads: "1",
-        nodeArgs: [],
-        opusInline,
-      })),
-);
+// Media threads and Node options vary the process transport only; the Opus cap, both.
+const variants: Variant[] = values.transports.split(",").flatMap((transport) => {
+  const processOnly = transport === "process";
+  return (processOnly ? mediaThreads : ["1"]).flatMap((n) =>
+    (processOnly ? nodeArgSets : [[]]).flatMap((nodeArgs) =>
+      opusInlineCounts.map((opusInline) => {
+        const parts = [transport];
+        if (processOnly && mediaThreads.length > 1) parts.push(`${n} thread${n === "1" ? "" : "s"}`);
+        if (processOnly && nodeArgSets.length > 1) parts.push(nodeArgs.join(" ") || "default Node options");
+        if (opusInline !== undefined) parts.push(`${opusInline} inline`);
+        return { label: parts.join(", "), transport, mediaThreads: n, nodeArgs, opusInline };
+      }),
+    ),
+  );
+});
 for (const dist of values["compare-dist"] ?? []) {
   if (!existsSync(path.join(dist, "gateway/main.js")) || !existsSync(path.join(dist, "bin/voice-media")))
     throw new Error(

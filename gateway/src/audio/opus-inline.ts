@@ -44,13 +44,17 @@ export class InlineCodecs {
     return this.#roles.size;
   }
 
-  /** Releases the stream; its frames still queued fail when the queue runs. */
-  close(streamId: number): void {
+  /**
+   * Releases the stream; its frames still queued fail when the queue runs. False: the
+   * stream is not one of these.
+   */
+  close(streamId: number): boolean {
     const role = this.#roles.get(streamId);
-    if (role === undefined) return;
+    if (role === undefined) return false;
     this.#roles.delete(streamId);
     this.#count[role]--;
     this.#codecs.close(streamId);
+    return true;
   }
 
   enqueue(streamId: number, op: number, frame: Buffer): Promise<Buffer> {

@@ -141,10 +141,7 @@ export class OpusPool {
 
   /** Releases the stream's codec state in its worker. Frames still queued for it fail. */
   close(stream: OpusStream): void {
-    if (this.#inline.has(stream.id)) {
-      this.#inline.close(stream.id);
-      return;
-    }
+    if (this.#inline.close(stream.id)) return;
     const index = this.#streamSlot.get(stream.id);
     if (index === undefined) return;
     this.#streamSlot.delete(stream.id);
@@ -249,11 +246,9 @@ export class OpusPool {
     // Refused here, where the caller can handle it: in a worker, a codec that cannot be
     // made throws in its message handler, and the restarted worker re-opens the stream.
     if (!OPUS_SAMPLE_RATES.has(sampleRate)) throw new RangeError(`${sampleRate} Hz is not an Opus rate`);
-    const inline: OpusStream = { id: this.#nextStreamId, role, sampleRate, worker: -1 };
-    if (this.#inline.tryOpen(this.#openMessage(inline))) {
-      this.#nextStreamId++;
-      return inline;
-    }
+    const id = this.#nextStreamId++;
+    const inline: OpusStream = { id, role, sampleRate, worker: -1 };
+    if (this.#inline.tryOpen(this.#openMessage(inline))) return inline;
     // Balance each role on its own: an encoder costs ~5 decoders (npm run bench), and
     // counting streams of both roles together put every session's decoder on one worker
     // and every encoder on the next (measured: 8% against 76% busy).
@@ -266,7 +261,7 @@ export class OpusPool {
     for (let i = 1; i < this.#slots.length; i++) {
       if (load(this.#slots[i] as Slot) < load(this.#slots[best] as Slot)) best = i;
     }
-    const stream: OpusStream = { id: this.#nextStreamId++, role, sampleRate, worker: best };
+    const stream: OpusStream = { id, role, sampleRate, worker: best };
     const slot = this.#slots[best] as Slot;
     slot.streams.set(stream.id, stream);
     this.#streamSlot.set(stream.id, best);
