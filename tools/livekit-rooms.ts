@@ -122,13 +122,13 @@ for (const n of opusInlineCounts)
   if (!/^\d+$/.test(n ?? "0")) throw new Error("--opus-inline must be whole numbers >= 0, comma-separated");
 // Media threads and Node options vary the process transport only; the Opus cap, both.
 const variants: Variant[] = values.transports.split(",").flatMap((transport) => {
-  const processOnly = transport === "process";
-  return (processOnly ? mediaThreads : ["1"]).flatMap((n) =>
-    (processOnly ? nodeArgSets : [[]]).flatMap((nodeArgs) =>
+  const isProcess = transport === "process";
+  return (isProcess ? mediaThreads : ["1"]).flatMap((n) =>
+    (isProcess ? nodeArgSets : [[]]).flatMap((nodeArgs) =>
       opusInlineCounts.map((opusInline) => {
         const parts = [transport];
-        if (processOnly && mediaThreads.length > 1) parts.push(`${n} thread${n === "1" ? "" : "s"}`);
-        if (processOnly && nodeArgSets.length > 1) parts.push(nodeArgs.join(" ") || "default Node options");
+        if (isProcess && mediaThreads.length > 1) parts.push(`${n} thread${n === "1" ? "" : "s"}`);
+        if (isProcess && nodeArgSets.length > 1) parts.push(nodeArgs.join(" ") || "default Node options");
         if (opusInline !== undefined) parts.push(`${opusInline} inline`);
         return { label: parts.join(", "), transport, mediaThreads: n, nodeArgs, opusInline };
       }),
