@@ -181,6 +181,7 @@ async function holdStep(target: number, helloMs: number[]): Promise<StepResult> 
         before !== undefined && after !== undefined ? ((after - before) / elapsed) * 100 : Number.NaN,
       rssMb: (h?.memory.rssBytes ?? 0) / 2 ** 20,
       eventLoopLagP99Ms: h?.eventLoopLagP99Ms ?? Number.NaN,
+      inlineCodecUtilization: h?.inlineCodecUtilization ?? Number.NaN,
       workerUtilization: (h?.workers ?? []).map((w) => w.utilization),
       upstreamP99Ms: latencyOf(h, "upstream", "p99"),
       downstreamP50Ms: latencyOf(h, "downstream", "p50"),

@@ -154,6 +154,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         workersAlive: () => pool.allAlive,
         workers: () => pool.stats(),
         inlineCodecStreams: () => pool.inlineStreams,
+        inlineCodecUtilization: () => pool.inlineUtilization,
         sessionStates: () => Array.from(gateway.sessions.all(), (session) => session.state),
         sessionCount: () => gateway.sessions.size,
         peers: () => gateway.peers,

@@ -80,6 +80,11 @@ describe("health, metrics and readiness per instance", () => {
     const workers = h.workers as { streams: number; restarts: number }[];
     assert.equal(workers.length, 1);
     assert.equal(h.inlineCodecStreams, 2, "the session's decoder and encoder, on the main thread");
+    const inlineUtilization = h.inlineCodecUtilization as number;
+    assert.ok(
+      inlineUtilization >= 0 && inlineUtilization <= 1,
+      `inlineCodecUtilization ${inlineUtilization}`,
+    );
     assert.equal(workers[0]?.streams, 0);
     const fps = h.framesPerSecond as { up: number; down: number };
     assert.ok(fps.up > 5 && fps.up < 30, `frames/s up ${fps.up} (one device at 16.7/s)`);

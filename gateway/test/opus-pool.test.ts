@@ -105,6 +105,18 @@ for (const [where, options] of [
       pool.close(enc);
     });
 
+    it("counts the time spent coding as the utilization of the thread that coded it", async () => {
+      pool.sampleUtilization(); // closes the window of the tests before
+      const enc = pool.openEncoder(24000);
+      await speechPackets(pool, enc, { seed: 6, count: 20, samples: 1440 });
+      const workers = pool.sampleUtilization().reduce((sum, w) => sum + w.utilization, 0);
+      const [coder, idle] =
+        options === ALL_INLINE ? [pool.inlineUtilization, workers] : [workers, pool.inlineUtilization];
+      assert.ok(coder > 0 && coder <= 1, `utilization ${where} ${coder}`);
+      assert.equal(idle, 0, "the other place coded nothing");
+      pool.close(enc);
+    });
+
     it("fails frames of a closed stream", async () => {
       const dec = pool.openDecoder(16000);
       pool.close(dec);

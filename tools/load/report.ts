@@ -6,6 +6,8 @@ export interface InstanceFigures {
   readonly cpuPercent: number;
   readonly rssMb: number;
   readonly eventLoopLagP99Ms: number;
+  /** Share of the main thread spent coding its own streams (OPUS_INLINE_STREAMS), 0..1. */
+  readonly inlineCodecUtilization: number;
   readonly workerUtilization: number[];
   /** Time inside the gateway (its own summaries), ms. */
   readonly upstreamP99Ms: number;
@@ -32,16 +34,17 @@ export interface StepResult {
 }
 
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : "–");
+const percent = (share: number) => (Number.isFinite(share) ? (share * 100).toFixed(0) : "–");
 
 export function markdownTable(steps: readonly StepResult[]): string {
   const head =
-    "| devices | talking | hello p50/p99 ms | round trip p50/p95/p99 ms | frames sent/recv | loss % | reordered | device errors | gateway drops | per instance: sessions, CPU %, RSS MB, loop lag p99 ms, worker util %, in-gateway up p99 / down p50, p99 ms | load generator CPU % |\n" +
+    "| devices | talking | hello p50/p99 ms | round trip p50/p95/p99 ms | frames sent/recv | loss % | reordered | device errors | gateway drops | per instance: sessions, CPU %, RSS MB, loop lag p99 ms, codec util % (main thread; each worker), in-gateway up p99 / down p50, p99 ms | load generator CPU % |\n" +
     "|---:|---:|---|---|---|---:|---:|---:|---|---|---:|";
   const lines = steps.map((s) => {
     const inst = s.instances
       .map(
         (i) =>
-          `#${i.instanceId}: ${i.sessions}, ${f1(i.cpuPercent)}, ${f1(i.rssMb)}, ${f1(i.eventLoopLagP99Ms)}, ${i.workerUtilization.map((u) => (u * 100).toFixed(0)).join("/")}, ${f1(i.upstreamP99Ms)} / ${f1(i.downstreamP50Ms)}, ${f1(i.downstreamP99Ms)}`,
+          `#${i.instanceId}: ${i.sessions}, ${f1(i.cpuPercent)}, ${f1(i.rssMb)}, ${f1(i.eventLoopLagP99Ms)}, ${percent(i.inlineCodecUtilization)}; ${i.workerUtilization.map(percent).join("/")}, ${f1(i.upstreamP99Ms)} / ${f1(i.downstreamP50Ms)}, ${f1(i.downstreamP99Ms)}`,
       )
       .join("<br>");
     const drops = Object.entries(s.gatewayDrops)

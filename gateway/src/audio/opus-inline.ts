@@ -20,6 +20,8 @@ export class InlineCodecs {
   readonly #roles = new Map<number, CodecRole>();
   readonly #count: Record<CodecRole, number> = { decoder: 0, encoder: 0 };
   #queue: InlineJob[] = [];
+  /** Time spent in `run` since the last `takeBusyNs` (the main thread's share of codec work). */
+  #busyNs = 0;
 
   constructor(cap: number) {
     this.#cap = cap;
@@ -68,6 +70,7 @@ export class InlineCodecs {
     const jobs = this.#queue;
     if (jobs.length === 0) return;
     this.#queue = [];
+    const started = process.hrtime.bigint();
     for (const job of jobs) {
       if (!this.#roles.has(job.id)) {
         job.reject(new Error("opus stream is closed"));
@@ -79,6 +82,14 @@ export class InlineCodecs {
         job.reject(new Error((err as Error).message || "codec error"));
       }
     }
+    this.#busyNs += Number(process.hrtime.bigint() - started);
+  }
+
+  /** Nanoseconds spent coding since the previous call. */
+  takeBusyNs(): number {
+    const ns = this.#busyNs;
+    this.#busyNs = 0;
+    return ns;
   }
 
   failAll(err: Error): void {

@@ -112,6 +112,7 @@ export class OpusPool {
   #flushScheduled = false;
   #closed = false;
   #lastSample = process.hrtime.bigint();
+  #inlineUtilization = 0;
 
   private constructor(options: OpusPoolOptions) {
     this.#options = options;
@@ -184,11 +185,22 @@ export class OpusPool {
     return this.#streamSlot.size + this.#inline.size;
   }
 
-  /** Per-worker figures; utilization is measured since the previous call. */
+  /**
+   * Share of wall time the calling thread spent coding its own streams, 0..1, over the
+   * window the last `sampleUtilization()` closed. Worker utilization leaves this out, so
+   * with few sessions (all of them here) the workers read idle while the codec work is done.
+   */
+  get inlineUtilization(): number {
+    return this.#inlineUtilization;
+  }
+
+  /** Per-worker figures, and `inlineUtilization`; utilization is measured since the previous call. */
   sampleUtilization(): WorkerStats[] {
     const now = process.hrtime.bigint();
     const elapsed = Number(now - this.#lastSample);
     this.#lastSample = now;
+    const inlineNs = this.#inline.takeBusyNs();
+    if (elapsed > 0) this.#inlineUtilization = Math.min(1, inlineNs / elapsed);
     return this.#slots.map((s) => {
       if (elapsed > 0) s.utilization = Math.min(1, s.busyNs / elapsed);
       s.busyNs = 0;

@@ -29,6 +29,11 @@ export interface HealthBody {
   readonly workers: readonly WorkerStats[];
   /** Codec streams (decoders and encoders) the main thread runs itself (OPUS_INLINE_STREAMS). */
   readonly inlineCodecStreams: number;
+  /**
+   * Share of the main thread's wall time spent coding those streams, 0..1, over the last
+   * totals interval (as each worker's `utilization`).
+   */
+  readonly inlineCodecUtilization: number;
   readonly framesPerSecond: { readonly up: number; readonly down: number };
   /**
    * Time inside the gateway, last 60 s: datagram in -> PCM to the agent, and agent PCM
@@ -59,6 +64,7 @@ export interface HealthInputs {
   workersAlive(): boolean;
   workers(): readonly WorkerStats[];
   inlineCodecStreams(): number;
+  inlineCodecUtilization(): number;
   sessionStates(): Iterable<string>;
   sessionCount(): number;
   peers(): ReadonlyMap<number, { readonly bootId: string; readonly state: string }>;
@@ -85,6 +91,7 @@ export function healthSnapshot(i: HealthInputs): { ready: boolean; body: Omit<He
       peers: Object.fromEntries(i.peers()),
       workers: i.workers(),
       inlineCodecStreams: i.inlineCodecStreams(),
+      inlineCodecUtilization: i.inlineCodecUtilization(),
       framesPerSecond: i.rates.framesPerSecond,
       gatewayLatencyMs: i.rates.latency,
       drops: i.metrics.drops(),
