@@ -187,8 +187,8 @@ export class OpusPool {
 
   /**
    * Share of wall time the calling thread spent coding its own streams, 0..1, over the
-   * window the last `sampleUtilization()` closed. Worker utilization leaves this out, so
-   * with few sessions (all of them here) the workers read idle while the codec work is done.
+   * window the last `sampleUtilization()` closed. The workers' utilization leaves this out:
+   * with few sessions, all coded here, the workers read idle while the codec work goes on.
    */
   get inlineUtilization(): number {
     return this.#inlineUtilization;
