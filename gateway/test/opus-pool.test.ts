@@ -255,3 +255,37 @@ for (let round = 0; round < 3; round++) {
     assert.equal(code, 0, stderr);
   });
 });
+
+describe("OpusPool when a worker dies", () => {
+  const pool = poolFor(WORKERS_ONLY);
+  const silence = Buffer.alloc(1440 * 2);
+
+  it("fails or answers every frame sent to it, none left waiting", async () => {
+    const enc = pool().openEncoder(24000);
+    const sent = [pool().encode(enc, silence), pool().encode(enc, silence)];
+    await pool().killWorkerForTest(enc.worker);
+    for (const outcome of await Promise.allSettled(sent)) {
+      if (outcome.status === "rejected") assert.match(String(outcome.reason), /opus worker exited/);
+    }
+    pool().close(enc);
+  });
+
+  it("is replaced, and the streams pinned to it code again there with fresh state", async () => {
+    const enc = pool().openEncoder(24000);
+    const dec = pool().openDecoder(24000);
+    await pool().decode(dec, await pool().encode(enc, silence));
+    const killed = enc.worker;
+    const before = pool().stats();
+    await pool().killWorkerForTest(killed);
+    const after = pool().stats();
+    for (const [i, w] of after.entries()) {
+      assert.equal(w.restarts, (before[i]?.restarts ?? 0) + (i === killed ? 1 : 0), `worker ${i}'s restarts`);
+      assert.equal(w.streams, before[i]?.streams, `worker ${i} keeps its streams`);
+    }
+    const opus = await pool().encode(enc, silence);
+    assert.equal((await pool().decode(dec, opus)).length, 1440 * 2);
+    assert.equal(pool().allAlive, true, "the replacement said ready before it answered");
+    pool().close(enc);
+    pool().close(dec);
+  });
+});

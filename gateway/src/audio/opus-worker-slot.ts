@@ -1,0 +1,225 @@
+/**
+ * One Opus worker thread of the pool (opus-pool.ts) and what it owes: the streams pinned to
+ * it, the frames queued for its next batch, and the batches it has not answered yet.
+ *
+ * A worker that exits unasked is replaced at once: what it owed fails, and its streams are
+ * re-opened on the new worker with fresh codec state (one audible glitch beats a dead
+ * session).
+ */
+import { Worker } from "node:worker_threads";
+import type { CodecBatch, FromWorker, OpenStream, StopWorker, ToWorker } from "./opus-protocol.ts";
+
+// Built: dist/gateway/opus-worker.js beside main.js. From source (tests, tsx): the .ts
+// file, loaded through tsx's API inside the worker (Node 20 does not apply the main
+// thread's `--import tsx` hooks to a worker's entry module).
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+
+function newWorker(): Worker {
+  if (!FROM_SOURCE) return new Worker(new URL("./opus-worker.js", import.meta.url));
+  const entry = new URL("./opus-worker.ts", import.meta.url).href;
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true });
+}
+
+/** How long a stopping worker may take to finish its queued messages before it is terminated. */
+const STOP_GRACE_MS = 2000;
+
+export interface WorkerStats {
+  readonly streams: number;
+  readonly queuedFrames: number;
+  readonly inFlightFrames: number;
+  /** Share of wall time spent in libopus since the previous `sampleUtilization()`, 0..1. */
+  readonly utilization: number;
+  readonly restarts: number;
+}
+
+interface PendingFrame {
+  readonly resolve: (out: Buffer) => void;
+  readonly reject: (err: Error) => void;
+}
+
+export interface WorkerSlotOptions {
+  /** The pool is shutting down: an exit is expected, not a crash. */
+  stopping(): boolean;
+}
+
+export class WorkerSlot {
+  readonly #options: WorkerSlotOptions;
+  #worker: Worker;
+  #ready: Promise<void> = Promise.resolve();
+  /** The worker has loaded libopus and not exited since. */
+  #alive = false;
+  /** Streams pinned here, by id: their open message, sent again to a replacement worker. */
+  readonly streams = new Map<number, OpenStream>();
+  #queueIds: number[] = [];
+  #queueOps: number[] = [];
+  #queueFrames: Buffer[] = [];
+  #queuePending: PendingFrame[] = [];
+  readonly #inFlight = new Map<number, PendingFrame[]>();
+  #nextBatchId = 1;
+  #busyNs = 0;
+  #utilization = 0;
+  #restarts = 0;
+
+  constructor(options: WorkerSlotOptions) {
+    this.#options = options;
+    this.#worker = this.#spawn();
+  }
+
+  /** Resolves once the current worker has loaded libopus. */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** Pins the stream here and opens its codec in the worker. */
+  open(msg: OpenStream): void {
+    this.streams.set(msg.streamId, msg);
+    this.#worker.postMessage(msg satisfies ToWorker);
+  }
+
+  /** Releases the stream's codec state; `post`: false once the pool is shutting down. */
+  close(streamId: number, post: boolean): void {
+    this.streams.delete(streamId);
+    if (post) this.#worker.postMessage({ kind: "close", streamId } satisfies ToWorker);
+  }
+
+  /**
+   * Queues a frame for the next `flush`. Held by reference until then: callers hand over
+   * fresh buffers and do not reuse them.
+   */
+  enqueue(streamId: number, op: number, frame: Buffer): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      this.#queueIds.push(streamId);
+      this.#queueOps.push(op);
+      this.#queueFrames.push(frame);
+      this.#queuePending.push({ resolve, reject });
+    });
+  }
+
+  /** Sends every queued frame to the worker in one message, its buffers transferred. */
+  flush(): void {
+    const frames = this.#queueFrames;
+    const n = frames.length;
+    if (n === 0) return;
+    let total = 0;
+    for (const f of frames) total += f.length;
+    const data = new ArrayBuffer(total);
+    const packed = new Uint8Array(data);
+    const offsets = new Uint32Array(n + 1);
+    for (let i = 0; i < n; i++) {
+      const f = frames[i] as Buffer;
+      packed.set(f, offsets[i] as number);
+      offsets[i + 1] = (offsets[i] as number) + f.length;
+    }
+    const streamIds = Int32Array.from(this.#queueIds);
+    const ops = Uint8Array.from(this.#queueOps);
+    const batch: CodecBatch = { kind: "batch", batchId: this.#nextBatchId++, streamIds, ops, offsets, data };
+    this.#inFlight.set(batch.batchId, this.#queuePending);
+    this.#queueIds = [];
+    this.#queueOps = [];
+    this.#queueFrames = [];
+    this.#queuePending = [];
+    this.#worker.postMessage(batch satisfies ToWorker, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
+  }
+
+  /** Closes the utilization window of `elapsedNs` and returns the figures. */
+  sample(elapsedNs: number): WorkerStats {
+    if (elapsedNs > 0) this.#utilization = Math.min(1, this.#busyNs / elapsedNs);
+    this.#busyNs = 0;
+    return this.stats();
+  }
+
+  /** The last sampled figures. */
+  stats(): WorkerStats {
+    let inFlight = 0;
+    for (const frames of this.#inFlight.values()) inFlight += frames.length;
+    return {
+      streams: this.streams.size,
+      queuedFrames: this.#queueFrames.length,
+      inFlightFrames: inFlight,
+      utilization: this.#utilization,
+      restarts: this.#restarts,
+    };
+  }
+
+  /** Fails everything queued or in flight. */
+  failAll(err: Error): void {
+    for (const pending of this.#inFlight.values()) for (const p of pending) p.reject(err);
+    this.#inFlight.clear();
+    for (const p of this.#queuePending) p.reject(err);
+    this.#queueIds = [];
+    this.#queueOps = [];
+    this.#queueFrames = [];
+    this.#queuePending = [];
+  }
+
+  /**
+   * Asks the worker to exit after the messages already sent (opus-protocol.ts, StopWorker),
+   * and terminates it only if it has not within STOP_GRACE_MS (a worker stuck in libopus).
+   */
+  async stop(): Promise<void> {
+    const worker = this.#worker;
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    worker.postMessage({ kind: "stop" } satisfies StopWorker);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), STOP_GRACE_MS);
+    });
+    const outcome = await Promise.race([exited, late]);
+    clearTimeout(timer);
+    if (outcome === "late") await worker.terminate();
+  }
+
+  /** For tests of a worker's death: ends it as a crash would; resolves once it is replaced. */
+  async terminateForTest(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
+  #spawn(): Worker {
+    const worker = newWorker();
+    let markReady: () => void = () => {};
+    let failReady: (err: Error) => void = () => {};
+    this.#ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      failReady = reject;
+    });
+    worker.on("message", (msg: FromWorker) => {
+      if (msg.kind === "ready") {
+        this.#alive = true;
+        markReady();
+        return;
+      }
+      this.#busyNs += msg.busyNs;
+      const pending = this.#inFlight.get(msg.batchId);
+      if (!pending) return;
+      this.#inFlight.delete(msg.batchId);
+      for (let i = 0; i < pending.length; i++) {
+        const p = pending[i] as PendingFrame;
+        const error = msg.errors[i];
+        const begin = msg.offsets[i];
+        const end = msg.offsets[i + 1];
+        if (error !== undefined) p.reject(new Error(error));
+        else if (begin === undefined || end === undefined) p.reject(new Error("missing codec output"));
+        else p.resolve(Buffer.from(msg.data, begin, end - begin));
+      }
+    });
+    worker.on("error", (err) => {
+      failReady(err);
+      this.failAll(err);
+    });
+    worker.on("exit", () => {
+      if (this.#options.stopping() || this.#worker !== worker) return;
+      this.failAll(new Error("opus worker exited"));
+      this.#alive = false;
+      this.#restarts++;
+      this.#worker = this.#spawn();
+      for (const open of this.streams.values()) this.#worker.postMessage(open satisfies ToWorker);
+    });
+    return worker;
+  }
+}
