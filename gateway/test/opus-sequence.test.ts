@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MAX_SEQUENCE_PACKETS, packSequence, unpackSequence } from "../src/audio/opus-protocol.ts";
+import {
+  MAX_SEQUENCE_PACKETS,
+  packFrames,
+  packSequence,
+  unpackSequence,
+} from "../src/audio/opus-protocol.ts";
 
 describe("Opus sequence frames (several packets, one decode job)", () => {
   it("unpacks to the packets it was packed from, empty ones included", () => {
@@ -30,5 +35,23 @@ describe("Opus sequence frames (several packets, one decode job)", () => {
   it("refuses to pack more packets than its count byte holds, or a packet over 65,535 bytes", () => {
     assert.throws(() => packSequence(new Array(MAX_SEQUENCE_PACKETS + 1).fill(Buffer.from([1]))), RangeError);
     assert.throws(() => packSequence([Buffer.alloc(0x10000)]), RangeError);
+  });
+});
+
+describe("Packed frames (a batch to a worker, its results back)", () => {
+  it("puts frame i at data[offsets[i]..offsets[i+1]], empty frames included", () => {
+    const frames = [Buffer.from([1, 2, 3]), Buffer.alloc(0), Buffer.from([4])];
+    const { data, offsets } = packFrames(frames);
+    assert.deepEqual([...offsets], [0, 3, 3, 4]);
+    const bytes = new Uint8Array(data);
+    frames.forEach((f, i) => {
+      assert.deepEqual(Buffer.from(bytes.subarray(offsets[i], offsets[i + 1])), f);
+    });
+  });
+
+  it("packs nothing into an empty buffer with the one offset 0", () => {
+    const { data, offsets } = packFrames([]);
+    assert.equal(data.byteLength, 0);
+    assert.deepEqual([...offsets], [0]);
   });
 });

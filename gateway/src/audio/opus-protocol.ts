@@ -80,6 +80,27 @@ export interface WorkerReady {
 
 export type FromWorker = BatchResult | WorkerReady;
 
+/**
+ * Frames packed as a batch and its results travel: one buffer to transfer, frame i at
+ * data[offsets[i]..offsets[i+1]].
+ */
+export function packFrames(frames: readonly Uint8Array[]): {
+  data: ArrayBuffer;
+  offsets: Uint32Array<ArrayBuffer>;
+} {
+  let total = 0;
+  for (const f of frames) total += f.length;
+  const data = new ArrayBuffer(total);
+  const packed = new Uint8Array(data);
+  const offsets = new Uint32Array(frames.length + 1);
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i] as Uint8Array;
+    packed.set(f, offsets[i] as number);
+    offsets[i + 1] = (offsets[i] as number) + f.length;
+  }
+  return { data, offsets };
+}
+
 /** Packets in one sequence frame at most (its count is one byte). */
 export const MAX_SEQUENCE_PACKETS = 255;
 

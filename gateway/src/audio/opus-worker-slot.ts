@@ -7,7 +7,14 @@
  * session).
  */
 import { Worker } from "node:worker_threads";
-import type { CodecBatch, FromWorker, OpenStream, StopWorker, ToWorker } from "./opus-protocol.ts";
+import {
+  type CodecBatch,
+  type FromWorker,
+  type OpenStream,
+  packFrames,
+  type StopWorker,
+  type ToWorker,
+} from "./opus-protocol.ts";
 
 // Built: dist/gateway/opus-worker.js beside main.js. From source (tests, tsx): the .ts
 // file, loaded through tsx's API inside the worker (Node 20 does not apply the main
@@ -103,19 +110,8 @@ export class WorkerSlot {
 
   /** Sends every queued frame to the worker in one message, its buffers transferred. */
   flush(): void {
-    const frames = this.#queueFrames;
-    const n = frames.length;
-    if (n === 0) return;
-    let total = 0;
-    for (const f of frames) total += f.length;
-    const data = new ArrayBuffer(total);
-    const packed = new Uint8Array(data);
-    const offsets = new Uint32Array(n + 1);
-    for (let i = 0; i < n; i++) {
-      const f = frames[i] as Buffer;
-      packed.set(f, offsets[i] as number);
-      offsets[i + 1] = (offsets[i] as number) + f.length;
-    }
+    if (this.#queueFrames.length === 0) return;
+    const { data, offsets } = packFrames(this.#queueFrames);
     const streamIds = Int32Array.from(this.#queueIds);
     const ops = Uint8Array.from(this.#queueOps);
     const batch: CodecBatch = { kind: "batch", batchId: this.#nextBatchId++, streamIds, ops, offsets, data };

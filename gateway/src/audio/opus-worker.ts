@@ -4,7 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { CodecTable } from "./opus-codecs.ts";
-import type { FromWorker, ToWorker } from "./opus-protocol.ts";
+import { type FromWorker, packFrames, type ToWorker } from "./opus-protocol.ts";
 
 const port = parentPort;
 if (!port) throw new Error("opus-worker must run as a worker thread");
@@ -29,7 +29,6 @@ port.on("message", (msg: ToWorker) => {
       const n = msg.streamIds.length;
       const outputs: Buffer[] = [];
       const errors: Record<number, string> = {};
-      let total = 0;
       for (let i = 0; i < n; i++) {
         const begin = msg.offsets[i] as number;
         const frame = Buffer.from(msg.data, begin, (msg.offsets[i + 1] as number) - begin);
@@ -40,16 +39,8 @@ port.on("message", (msg: ToWorker) => {
           errors[i] = (err as Error).message || "codec error";
         }
         outputs.push(out);
-        total += out.length;
       }
-      const data = new ArrayBuffer(total);
-      const packed = new Uint8Array(data);
-      const offsets = new Uint32Array(n + 1);
-      for (let i = 0; i < n; i++) {
-        const out = outputs[i] as Buffer;
-        packed.set(out, offsets[i] as number);
-        offsets[i + 1] = (offsets[i] as number) + out.length;
-      }
+      const { data, offsets } = packFrames(outputs);
       const busyNs = Number(process.hrtime.bigint() - started);
       const reply: FromWorker = { kind: "results", batchId: msg.batchId, offsets, data, errors, busyNs };
       port.postMessage(reply, [data, offsets.buffer]);
