@@ -76,8 +76,14 @@ export class OpusPool {
   static async start(options: OpusPoolOptions): Promise<OpusPool> {
     if (!Number.isInteger(options.size) || options.size < 1) throw new Error("opus pool size must be >= 1");
     const pool = new OpusPool(options);
-    for (let i = 0; i < options.size; i++) pool.#slots.push(new WorkerSlot({ stopping: () => pool.#closed }));
-    await Promise.all(pool.#slots.map((s) => s.ready));
+    for (let i = 0; i < options.size; i++) pool.#slots.push(new WorkerSlot());
+    try {
+      await Promise.all(pool.#slots.map((s) => s.ready));
+    } catch (err) {
+      // No worker is left running or waiting to be replaced behind the failed start.
+      await pool.shutdown();
+      throw err;
+    }
     return pool;
   }
 

@@ -4,7 +4,10 @@
  *
  * A worker that exits unasked is replaced at once: what it owed fails, and its streams are
  * re-opened on the new worker with fresh codec state (one audible glitch beats a dead
- * session).
+ * session). A worker that exits before it has loaded libopus is replaced after a delay
+ * that doubles with each such exit in a row (RESTART_DELAY_MS): one that can never load
+ * would otherwise be started again and again, a thread start-up apart. While the slot
+ * waits, its frames fail at once instead of waiting for a worker.
  */
 import { Worker } from "node:worker_threads";
 import {
@@ -21,7 +24,8 @@ import {
 // thread's `--import tsx` hooks to a worker's entry module).
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
 
-function newWorker(): Worker {
+/** A new Opus worker thread (opus-worker.ts). */
+export function newOpusWorker(): Worker {
   if (!FROM_SOURCE) return new Worker(new URL("./opus-worker.js", import.meta.url));
   const entry = new URL("./opus-worker.ts", import.meta.url).href;
   const tsx = import.meta.resolve("tsx/esm/api");
@@ -31,6 +35,9 @@ function newWorker(): Worker {
 
 /** How long a stopping worker may take to finish its queued messages before it is terminated. */
 const STOP_GRACE_MS = 2000;
+
+/** The delay before replacing a worker that died before it was ready: first, and at most. */
+export const RESTART_DELAY_MS = { first: 100, max: 5000 } as const;
 
 export interface WorkerStats {
   readonly streams: number;
@@ -47,8 +54,16 @@ interface PendingFrame {
 }
 
 export interface WorkerSlotOptions {
-  /** The pool is shutting down: an exit is expected, not a crash. */
-  stopping(): boolean;
+  /** Injected for tests; newOpusWorker by default. */
+  readonly newWorker?: () => Worker;
+  /** Runs `fn` after `ms` (the delayed replacement); injected for tests, an unref'd timer by default. */
+  readonly schedule?: (fn: () => void, ms: number) => () => void;
+}
+
+function unrefTimer(fn: () => void, ms: number): () => void {
+  const timer = setTimeout(fn, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
 
 export class WorkerSlot {
@@ -68,8 +83,14 @@ export class WorkerSlot {
   #busyNs = 0;
   #utilization = 0;
   #restarts = 0;
+  /** Workers in a row that exited before they were ready. */
+  #failedStarts = 0;
+  /** Set while a delayed replacement is pending: cancels it. */
+  #cancelRestart: (() => void) | undefined;
+  /** `stop` was called: an exit is expected, not a crash, and nothing is replaced. */
+  #stopped = false;
 
-  constructor(options: WorkerSlotOptions) {
+  constructor(options: WorkerSlotOptions = {}) {
     this.#options = options;
     this.#worker = this.#spawn();
   }
@@ -86,13 +107,15 @@ export class WorkerSlot {
   /** Pins the stream here and opens its codec in the worker. */
   open(msg: OpenStream): void {
     this.streams.set(msg.streamId, msg);
-    this.#worker.postMessage(msg satisfies ToWorker);
+    // While a replacement is pending, the new worker gets it with the others.
+    if (!this.#cancelRestart) this.#worker.postMessage(msg satisfies ToWorker);
   }
 
   /** Releases the stream's codec state; `post`: false once the pool is shutting down. */
   close(streamId: number, post: boolean): void {
     this.streams.delete(streamId);
-    if (post) this.#worker.postMessage({ kind: "close", streamId } satisfies ToWorker);
+    if (post && !this.#cancelRestart)
+      this.#worker.postMessage({ kind: "close", streamId } satisfies ToWorker);
   }
 
   /**
@@ -111,6 +134,7 @@ export class WorkerSlot {
   /** Sends every queued frame to the worker in one message, its buffers transferred. */
   flush(): void {
     if (this.#queueFrames.length === 0) return;
+    if (this.#cancelRestart) return this.failAll(new Error("opus worker restarting"));
     const { data, offsets } = packFrames(this.#queueFrames);
     const streamIds = Int32Array.from(this.#queueIds);
     const ops = Uint8Array.from(this.#queueOps);
@@ -159,6 +183,13 @@ export class WorkerSlot {
    * and terminates it only if it has not within STOP_GRACE_MS (a worker stuck in libopus).
    */
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#cancelRestart) {
+      // The last worker has exited already; no other is started.
+      this.#cancelRestart();
+      this.#cancelRestart = undefined;
+      return;
+    }
     const worker = this.#worker;
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
     worker.postMessage({ kind: "stop" } satisfies StopWorker);
@@ -177,16 +208,20 @@ export class WorkerSlot {
   }
 
   #spawn(): Worker {
-    const worker = newWorker();
+    const worker = (this.#options.newWorker ?? newOpusWorker)();
     let markReady: () => void = () => {};
     let failReady: (err: Error) => void = () => {};
     this.#ready = new Promise<void>((resolve, reject) => {
       markReady = resolve;
       failReady = reject;
     });
+    // Only the first worker's start is awaited (OpusPool.start); a replacement that fails
+    // is handled by the exit below, not by an unhandled rejection ending the process.
+    this.#ready.catch(() => {});
     worker.on("message", (msg: FromWorker) => {
       if (msg.kind === "ready") {
         this.#alive = true;
+        this.#failedStarts = 0;
         markReady();
         return;
       }
@@ -209,13 +244,25 @@ export class WorkerSlot {
       this.failAll(err);
     });
     worker.on("exit", () => {
-      if (this.#options.stopping() || this.#worker !== worker) return;
+      if (this.#stopped || this.#worker !== worker) return;
       this.failAll(new Error("opus worker exited"));
+      const wasReady = this.#alive;
       this.#alive = false;
       this.#restarts++;
-      this.#worker = this.#spawn();
-      for (const open of this.streams.values()) this.#worker.postMessage(open satisfies ToWorker);
+      if (wasReady) return this.#replace();
+      const delay = Math.min(RESTART_DELAY_MS.first * 2 ** this.#failedStarts, RESTART_DELAY_MS.max);
+      this.#failedStarts++;
+      this.#cancelRestart = (this.#options.schedule ?? unrefTimer)(() => {
+        this.#cancelRestart = undefined;
+        if (!this.#stopped) this.#replace();
+      }, delay);
     });
     return worker;
+  }
+
+  /** A new worker in place of the last, with every stream pinned here opened on it. */
+  #replace(): void {
+    this.#worker = this.#spawn();
+    for (const open of this.streams.values()) this.#worker.postMessage(open satisfies ToWorker);
   }
 }

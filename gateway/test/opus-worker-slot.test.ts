@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
+import { FrameOp, type OpenStream } from "../src/audio/opus-protocol.ts";
+import { newOpusWorker, RESTART_DELAY_MS, WorkerSlot } from "../src/audio/opus-worker-slot.ts";
+
+/** A real worker thread that fails as one that cannot load libopus would: before it is ready. */
+const unloadable = () => new Worker("throw new Error('cannot load libopus')", { eval: true });
+
+const ENCODER: OpenStream = {
+  kind: "open",
+  streamId: 1,
+  role: "encoder",
+  sampleRate: 24000,
+  complexity: 5,
+  bitrate: 24000,
+};
+const SILENCE = Buffer.alloc(1440 * 2);
+
+/** The slot's delayed replacements, run when the test says (no waiting in real time). */
+class ManualRestarts {
+  readonly delays: number[] = [];
+  #due: (() => void) | undefined;
+  #scheduled: (() => void) | undefined;
+
+  readonly schedule = (fn: () => void, ms: number): (() => void) => {
+    this.delays.push(ms);
+    this.#due = fn;
+    this.#scheduled?.();
+    return () => {
+      this.#due = undefined;
+    };
+  };
+
+  /** Resolves when the slot next schedules a replacement. */
+  next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#scheduled = resolve;
+    });
+  }
+
+  /** The delay has passed: the slot starts its replacement. */
+  runDue(): void {
+    const fn = this.#due;
+    this.#due = undefined;
+    assert.ok(fn, "a replacement is scheduled");
+    fn();
+  }
+}
+
+function encode(slot: WorkerSlot): Promise<Buffer> {
+  const out = slot.enqueue(ENCODER.streamId, FrameOp.single, SILENCE);
+  slot.flush();
+  return out;
+}
+
+// Bounded: a slot that replaced its worker at once, or never, would leave a test waiting for
+// a replacement that is never scheduled.
+describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, () => {
+  it("reports the first worker's failure through `ready`, as OpusPool.start awaits it", async () => {
+    const restarts = new ManualRestarts();
+    const slot = new WorkerSlot({
+      newWorker: unloadable,
+      schedule: restarts.schedule,
+    });
+    const scheduled = restarts.next();
+    await assert.rejects(slot.ready, /cannot load libopus/);
+    await scheduled;
+    await slot.stop();
+    assert.equal(slot.alive, false);
+  });
+
+  it("waits longer before each new worker, failing frames at once meanwhile, until one loads", async () => {
+    let loads = false;
+    const restarts = new ManualRestarts();
+    const slot = new WorkerSlot({
+      newWorker: () => (loads ? newOpusWorker() : unloadable()),
+      schedule: restarts.schedule,
+    });
+    let scheduled = restarts.next();
+    await assert.rejects(slot.ready);
+    await scheduled;
+    slot.open(ENCODER);
+    await assert.rejects(encode(slot), /opus worker restarting/);
+    for (let i = 0; i < 2; i++) {
+      scheduled = restarts.next();
+      restarts.runDue();
+      await scheduled;
+    }
+    const first = RESTART_DELAY_MS.first;
+    assert.deepEqual(restarts.delays, [first, 2 * first, 4 * first]);
+    assert.equal(slot.stats().restarts, 3);
+
+    loads = true;
+    restarts.runDue();
+    await slot.ready;
+    assert.equal(slot.alive, true);
+    assert.ok((await encode(slot)).length > 0, "the stream opened while waiting codes on the new worker");
+    await slot.stop();
+  });
+
+  it("replaces a worker that had loaded at once, without a delay", async () => {
+    const restarts = new ManualRestarts();
+    const slot = new WorkerSlot({ schedule: restarts.schedule });
+    await slot.ready;
+    slot.open(ENCODER);
+    await slot.terminateForTest();
+    assert.deepEqual(restarts.delays, []);
+    await slot.ready;
+    assert.ok((await encode(slot)).length > 0);
+    await slot.stop();
+  });
+
+  it("never waits more than the longest delay", async () => {
+    const restarts = new ManualRestarts();
+    const slot = new WorkerSlot({
+      newWorker: unloadable,
+      schedule: restarts.schedule,
+    });
+    let scheduled = restarts.next();
+    await assert.rejects(slot.ready);
+    await scheduled;
+    while ((restarts.delays.at(-1) ?? 0) < RESTART_DELAY_MS.max) {
+      scheduled = restarts.next();
+      restarts.runDue();
+      await scheduled;
+    }
+    scheduled = restarts.next();
+    restarts.runDue();
+    await scheduled;
+    assert.deepEqual(restarts.delays.slice(-2), [RESTART_DELAY_MS.max, RESTART_DELAY_MS.max]);
+    await slot.stop();
+  });
+});
