@@ -48,6 +48,28 @@ class ManualRestarts {
   }
 }
 
+/**
+ * A slot whose first worker failed to load: its start reported through `ready`, as
+ * OpusPool.start awaits it, and its first replacement scheduled.
+ */
+async function failedSlot(
+  restarts: ManualRestarts,
+  newWorker: () => Worker = unloadable,
+): Promise<WorkerSlot> {
+  const scheduled = restarts.next();
+  const slot = new WorkerSlot({ newWorker, schedule: restarts.schedule });
+  await assert.rejects(slot.ready, /cannot load libopus/);
+  await scheduled;
+  return slot;
+}
+
+/** The slot's next replacement runs and fails to load again; resolves once it is rescheduled. */
+async function failAgain(restarts: ManualRestarts): Promise<void> {
+  const scheduled = restarts.next();
+  restarts.runDue();
+  await scheduled;
+}
+
 function encode(slot: WorkerSlot): Promise<Buffer> {
   const out = slot.enqueue(ENCODER.streamId, FrameOp.single, SILENCE);
   slot.flush();
@@ -58,14 +80,7 @@ function encode(slot: WorkerSlot): Promise<Buffer> {
 // a replacement that is never scheduled.
 describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, () => {
   it("reports the first worker's failure through `ready`, as OpusPool.start awaits it", async () => {
-    const restarts = new ManualRestarts();
-    const slot = new WorkerSlot({
-      newWorker: unloadable,
-      schedule: restarts.schedule,
-    });
-    const scheduled = restarts.next();
-    await assert.rejects(slot.ready, /cannot load libopus/);
-    await scheduled;
+    const slot = await failedSlot(new ManualRestarts());
     await slot.stop();
     assert.equal(slot.alive, false);
   });
@@ -73,20 +88,11 @@ describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, ()
   it("waits longer before each new worker, failing frames at once meanwhile, until one loads", async () => {
     let loads = false;
     const restarts = new ManualRestarts();
-    const slot = new WorkerSlot({
-      newWorker: () => (loads ? newOpusWorker() : unloadable()),
-      schedule: restarts.schedule,
-    });
-    let scheduled = restarts.next();
-    await assert.rejects(slot.ready);
-    await scheduled;
+    const slot = await failedSlot(restarts, () => (loads ? newOpusWorker() : unloadable()));
     slot.open(ENCODER);
     await assert.rejects(encode(slot), /opus worker restarting/);
-    for (let i = 0; i < 2; i++) {
-      scheduled = restarts.next();
-      restarts.runDue();
-      await scheduled;
-    }
+    await failAgain(restarts);
+    await failAgain(restarts);
     const first = RESTART_DELAY_MS.first;
     assert.deepEqual(restarts.delays, [first, 2 * first, 4 * first]);
     assert.equal(slot.stats().restarts, 3);
@@ -113,21 +119,9 @@ describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, ()
 
   it("never waits more than the longest delay", async () => {
     const restarts = new ManualRestarts();
-    const slot = new WorkerSlot({
-      newWorker: unloadable,
-      schedule: restarts.schedule,
-    });
-    let scheduled = restarts.next();
-    await assert.rejects(slot.ready);
-    await scheduled;
-    while ((restarts.delays.at(-1) ?? 0) < RESTART_DELAY_MS.max) {
-      scheduled = restarts.next();
-      restarts.runDue();
-      await scheduled;
-    }
-    scheduled = restarts.next();
-    restarts.runDue();
-    await scheduled;
+    const slot = await failedSlot(restarts);
+    while ((restarts.delays.at(-1) ?? 0) < RESTART_DELAY_MS.max) await failAgain(restarts);
+    await failAgain(restarts);
     assert.deepEqual(restarts.delays.slice(-2), [RESTART_DELAY_MS.max, RESTART_DELAY_MS.max]);
     await slot.stop();
   });
