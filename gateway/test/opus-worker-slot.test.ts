@@ -20,6 +20,8 @@ const SILENCE = Buffer.alloc(1440 * 2);
 /** The slot's delayed replacements, run when the test says (no waiting in real time). */
 class ManualRestarts {
   readonly delays: number[] = [];
+  /** Replacements the slot called off. */
+  cancelled = 0;
   #due: (() => void) | undefined;
   #scheduled: (() => void) | undefined;
 
@@ -29,6 +31,7 @@ class ManualRestarts {
     this.#scheduled?.();
     return () => {
       this.#due = undefined;
+      this.cancelled++;
     };
   };
 
@@ -79,9 +82,11 @@ function encode(slot: WorkerSlot): Promise<Buffer> {
 // Bounded: a slot that replaced its worker at once, or never, would leave a test waiting for
 // a replacement that is never scheduled.
 describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, () => {
-  it("reports the first worker's failure through `ready`, as OpusPool.start awaits it", async () => {
-    const slot = await failedSlot(new ManualRestarts());
+  it("reports the first worker's failure through `ready`, as OpusPool.start awaits it; stop calls off the replacement", async () => {
+    const restarts = new ManualRestarts();
+    const slot = await failedSlot(restarts);
     await slot.stop();
+    assert.equal(restarts.cancelled, 1);
     assert.equal(slot.alive, false);
   });
 
