@@ -256,7 +256,8 @@ for (let round = 0; round < 3; round++) {
   });
 });
 
-describe("OpusPool when a worker dies", () => {
+// Bounded: frames left waiting on a dead worker would otherwise hang the run, not fail it.
+describe("OpusPool when a worker dies", { timeout: 10_000 }, () => {
   const pool = poolFor(WORKERS_ONLY);
   const silence = Buffer.alloc(1440 * 2);
 

@@ -105,7 +105,7 @@ export class OpusPool {
     const index = this.#streamSlot.get(stream.id);
     if (index === undefined) return;
     this.#streamSlot.delete(stream.id);
-    (this.#slots[index] as WorkerSlot).close(stream.id, !this.#closed);
+    (this.#slots[index] as WorkerSlot).close(stream.id);
   }
 
   /** Opus packet in, PCM16 LE out. */

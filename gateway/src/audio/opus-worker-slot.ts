@@ -111,10 +111,10 @@ export class WorkerSlot {
     if (!this.#cancelRestart) this.#worker.postMessage(msg satisfies ToWorker);
   }
 
-  /** Releases the stream's codec state; `post`: false once the pool is shutting down. */
-  close(streamId: number, post: boolean): void {
+  /** Releases the stream's codec state (nothing to tell a worker that is stopping or gone). */
+  close(streamId: number): void {
     this.streams.delete(streamId);
-    if (post && !this.#cancelRestart)
+    if (!this.#stopped && !this.#cancelRestart)
       this.#worker.postMessage({ kind: "close", streamId } satisfies ToWorker);
   }
 
