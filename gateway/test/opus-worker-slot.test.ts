@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
+import { OpusPool } from "../src/audio/opus-pool.ts";
 import { FrameOp, type OpenStream } from "../src/audio/opus-protocol.ts";
 import { newOpusWorker, RESTART_DELAY_MS, WorkerSlot } from "../src/audio/opus-worker-slot.ts";
 
@@ -129,5 +130,31 @@ describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, ()
     await failAgain(restarts);
     assert.deepEqual(restarts.delays.slice(-2), [RESTART_DELAY_MS.max, RESTART_DELAY_MS.max]);
     await slot.stop();
+  });
+});
+
+describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000 }, () => {
+  it("fails, and leaves no worker running and no replacement pending", async () => {
+    const restarts = new ManualRestarts();
+    const exits: Promise<void>[] = [];
+    const newWorker = (): Worker => {
+      // The first worker loads libopus; the second cannot.
+      const worker = exits.length === 0 ? newOpusWorker() : unloadable();
+      exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
+      return worker;
+    };
+    await assert.rejects(
+      OpusPool.start({
+        size: 2,
+        complexity: 5,
+        bitrate: 24000,
+        slot: { newWorker, schedule: restarts.schedule },
+      }),
+      /cannot load libopus/,
+    );
+    // Bounded by the describe: a worker left running never exits.
+    await Promise.all(exits);
+    assert.equal(exits.length, 2, "no worker was started after the failure");
+    assert.equal(restarts.cancelled, restarts.delays.length, "every scheduled replacement was called off");
   });
 });

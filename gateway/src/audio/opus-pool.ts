@@ -23,7 +23,7 @@ import {
   packSequence,
   SEQUENCE_HEADER_BYTES,
 } from "./opus-protocol.ts";
-import { WorkerSlot, type WorkerStats } from "./opus-worker-slot.ts";
+import { WorkerSlot, type WorkerSlotOptions, type WorkerStats } from "./opus-worker-slot.ts";
 
 export type { WorkerStats } from "./opus-worker-slot.ts";
 
@@ -39,6 +39,8 @@ export interface OpusPoolOptions {
    * ones go to the workers (OPUS_INLINE_STREAMS). Default 0: every stream in a worker.
    */
   readonly inlineStreams?: number;
+  /** How each worker slot makes its workers and schedules a delayed replacement; injected for tests. */
+  readonly slot?: WorkerSlotOptions;
 }
 
 export interface OpusStream {
@@ -76,7 +78,7 @@ export class OpusPool {
   static async start(options: OpusPoolOptions): Promise<OpusPool> {
     if (!Number.isInteger(options.size) || options.size < 1) throw new Error("opus pool size must be >= 1");
     const pool = new OpusPool(options);
-    for (let i = 0; i < options.size; i++) pool.#slots.push(new WorkerSlot());
+    for (let i = 0; i < options.size; i++) pool.#slots.push(new WorkerSlot(options.slot));
     try {
       await Promise.all(pool.#slots.map((s) => s.ready));
     } catch (err) {
