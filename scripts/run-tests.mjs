@@ -28,6 +28,7 @@ const UNIT_TESTS = [
   "gateway/test/downstream-lead.test.ts",
   "gateway/test/env.test.ts",
   "gateway/test/forward-to-dead-peer.test.ts",
+  "gateway/test/peer-watch.test.ts",
   "gateway/test/hello-budget.test.ts",
   "gateway/test/log-limiter.test.ts",
   "gateway/test/media-ipc.test.ts",

@@ -16,7 +16,6 @@ import {
   parseClaim,
   parseDisconnectReason,
   parseForward,
-  parsePresence,
   presencePayload,
 } from "../protocol/coordination.ts";
 import {
@@ -33,8 +32,8 @@ import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
 import { HelloBalancer } from "./hello-balancer.ts";
 import { HelloBudget, type HelloBudgetOptions } from "./hello-budget.ts";
-import { type Claim, decideOwner, newerClaim, type PeerPresence, survivorFor } from "./owner-routing.ts";
-import { RecentForwards } from "./recent-forwards.ts";
+import { type Claim, decideOwner, newerClaim, type PeerPresence } from "./owner-routing.ts";
+import { PeerWatch } from "./peer-watch.ts";
 import { SessionRegistry } from "./registry.ts";
 import { UdpSourceLimiter, type UdpSourceLimits } from "./source-limiter.ts";
 import type { StartTimer } from "./timer.ts";
@@ -82,17 +81,16 @@ export const DEFAULT_HELLO_MAX_WAIT_MS = 5000;
 
 export class Gateway {
   readonly sessions: SessionRegistry;
-  readonly peers = new Map<number, PeerPresence>();
   readonly #o: GatewayOptions;
   readonly #limiter = new LogLimiter();
   readonly #closing = new Set<Promise<void>>();
-  readonly #recentForwards = new RecentForwards();
   readonly #claims = new ClaimBook();
   /** Each live session's own claim (its hello time orders it against others). */
   readonly #ownClaims = new WeakMap<DeviceSession, Claim>();
   readonly #sources: UdpSourceLimiter;
   readonly #hellos: HelloBudget;
   readonly #balancer: HelloBalancer;
+  readonly #peers: PeerWatch;
   readonly #now: () => number;
   readonly #arrivedAt: () => number;
   #draining = false;
@@ -105,6 +103,22 @@ export class Gateway {
     this.#now = options.now ?? Date.now;
     this.#arrivedAt = options.arrivedAt ?? this.#now;
     this.#balancer = new HelloBalancer(options.balanceSlack ?? 2);
+    this.#peers = new PeerWatch({
+      me: options.me,
+      claims: this.#claims,
+      balancer: this.#balancer,
+      metrics: options.metrics,
+      log: options.log,
+      draining: () => this.#draining,
+      publishToDevice: (clientId, message) => this.#publishToDevice(clientId, message),
+      republishClaims: () => this.republishClaims(),
+      drop: (reason, fields) => this.#drop(reason, fields),
+    });
+  }
+
+  /** The live peer instances, as their presence said. */
+  get peers(): ReadonlyMap<number, PeerPresence> {
+    return this.#peers.peers;
   }
 
   get draining(): boolean {
@@ -121,7 +135,7 @@ export class Gateway {
       case "disconnected":
         return this.#handleDisconnected(route.clientId, payload);
       case "presence":
-        return this.#handlePresence(route.instanceId, payload);
+        return this.#peers.handlePresence(route.instanceId, payload);
       case "claim":
         return this.#handleClaim(route.clientId, payload);
       case "forward":
@@ -181,17 +195,19 @@ export class Gateway {
         return this.#drop("mqtt_hello_over_budget", { clientId: clientIdRaw });
       }
       if (!forwarded) {
-        const target = this.#draining ? this.#liveIn(this.#o.me.instanceId) : this.#lessLoaded(clientIdRaw);
+        const target = this.#draining
+          ? this.#peers.liveExcept(this.#o.me.instanceId)
+          : this.#lessLoaded(clientIdRaw);
         if (target !== undefined) return this.#forward(target, clientIdRaw, payload, arrivedAt);
       }
       return this.#openSession(parsedId.id.raw, parsedId.id, message, arrivedAt);
     }
     const decision = forwarded
       ? { kind: "local" as const }
-      : decideOwner(message.sessionId, this.#o.me, this.peers);
+      : decideOwner(message.sessionId, this.#o.me, this.#peers.peers);
     if (decision.kind === "forward") {
       if (message.sessionId !== undefined)
-        this.#recentForwards.add(decision.instanceId, clientIdRaw, message.sessionId);
+        this.#peers.forwarded(decision.instanceId, clientIdRaw, message.sessionId);
       return this.#forward(decision.instanceId, clientIdRaw, payload);
     }
     if (decision.kind === "stale") return this.#stale(clientIdRaw, message.sessionId);
@@ -294,52 +310,6 @@ export class Gateway {
     if (session) this.#track(session.close("mqtt_disconnected"));
   }
 
-  #handlePresence(instanceId: number, payload: Buffer): void {
-    if (instanceId === this.#o.me.instanceId) return;
-    const p = parsePresence(payload);
-    const known = this.peers.get(instanceId);
-    if (!known || !p || known.bootId !== p.bootId) this.#balancer.forgetPeer(instanceId);
-    if (p?.state === "gone") {
-      this.peers.delete(instanceId);
-      if (known) this.#goodbyeForwardedTo(instanceId);
-      const deadBoot = p.bootId ?? known?.bootId;
-      // A peer that drained said goodbye to its devices itself.
-      if (deadBoot !== undefined && known?.state !== "draining")
-        this.#goodbyeOrphans(instanceId, { deadBoot });
-      return;
-    }
-    if (!p || p.bootId === undefined) return this.#drop("mqtt_bad_internal", { topic: "presence" });
-    // A new boot of a peer we knew: it crashed and restarted, its sessions are gone.
-    if (known && known.bootId !== p.bootId) this.#goodbyeForwardedTo(instanceId);
-    this.peers.set(instanceId, { bootId: p.bootId, state: p.state });
-    // A peer we did not know (it just started): it has none of the claims made before it
-    // subscribed, and it may be the survivor chosen to say goodbye for some of them.
-    if (!known || known.bootId !== p.bootId) this.republishClaims();
-    // Any claim of an earlier boot of this peer is a session that died with that boot
-    // (also when we never saw the peer's will: it restarted before we heard of it).
-    this.#goodbyeOrphans(instanceId, { liveBoot: p.bootId });
-  }
-
-  /**
-   * The sessions of a dead boot of `instanceId`: its devices are told goodbye now, by
-   * exactly one live instance each (survivorFor), so that a device that only streams UDP
-   * re-hellos at once instead of after its 120 s liveness timeout.
-   */
-  #goodbyeOrphans(instanceId: number, boot: { deadBoot: string } | { liveBoot: string }): void {
-    const orphans = this.#claims.takeOrphans(instanceId, boot);
-    if (orphans.length === 0) return;
-    const live = [...this.peers].filter(([id, p]) => id !== instanceId && p.state === "up").map(([id]) => id);
-    if (!this.#draining) live.push(this.#o.me.instanceId);
-    let sent = 0;
-    for (const o of orphans) {
-      if (survivorFor(o.clientId, live) !== this.#o.me.instanceId) continue;
-      this.#publishToDevice(o.clientId, goodbyeMessage(o.sessionId, "session_unknown"));
-      this.#o.metrics.orphanGoodbyes.inc();
-      sent++;
-    }
-    this.#o.log.info({ instanceId, orphans: orphans.length, goodbyesSent: sent }, "orphaned sessions");
-  }
-
   #handleClaim(clientId: string, payload: Buffer): void {
     const c = parseClaim(payload);
     if (!c) return this.#drop("mqtt_bad_internal", { topic: "claim" });
@@ -376,13 +346,6 @@ export class Gateway {
     this.#o.ports.publish(forwardTopic(instanceId), forwardPayload(clientId, payload, arrivedAt));
   }
 
-  /** A peer died: the messages we forwarded to it in the last seconds were never handled. */
-  #goodbyeForwardedTo(instanceId: number): void {
-    for (const f of this.#recentForwards.takeRecent(instanceId)) {
-      this.#publishToDevice(f.clientId, goodbyeMessage(f.sessionId, "session_unknown"));
-    }
-  }
-
   /** No live session for this message: goodbye now, so the device re-hellos at once. */
   #stale(clientId: string, sessionId: string | undefined): void {
     this.#drop(sessionId === undefined ? "mqtt_no_session" : "mqtt_stale_session", { clientId });
@@ -393,13 +356,7 @@ export class Gateway {
   /** A live peer with enough fewer sessions than this instance to take this hello. */
   #lessLoaded(clientId: string): number | undefined {
     const me = { instanceId: this.#o.me.instanceId, sessions: this.sessions.size };
-    return this.#balancer.pick(clientId, me, this.peers, this.#claims, this.#now());
-  }
-
-  /** A live peer other than `except` that is taking hellos, if any. */
-  #liveIn(except: number): number | undefined {
-    for (const [id, p] of this.peers) if (id !== except && p.state === "up") return id;
-    return undefined;
+    return this.#balancer.pick(clientId, me, this.#peers.peers, this.#claims, this.#now());
   }
 
   #publishToDevice(clientId: string, message: JsonObject): void {
