@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,22 +30,30 @@ func brokerCommand(t *testing.T, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// startCLI starts cmd, killed when the test ends, with its stdout to read and its stderr
+// collected.
+func startCLI(t *testing.T, cmd *exec.Cmd) (io.Reader, *bytes.Buffer) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return stdout, stderr
+}
+
 // The test harness contract: one stdout line with the real port, clean exit on SIGTERM,
 // and the secrets never printed.
 func TestCLIListeningLineAndSIGTERM(t *testing.T) {
 	const password, key = "cli-gw-password-123", "cli-device-key-456"
 	cmd := brokerCommand(t, []string{"BROKER_GATEWAY_PASSWORD=" + password, "BROKER_DEVICE_SIGNING_KEY=" + key},
 		"--addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	stdout, stderr := startCLI(t, cmd)
 
 	lines := make(chan string, 1)
 	go func() {
@@ -109,16 +118,7 @@ func TestCLIRequiresGatewayPassword(t *testing.T) {
 
 func TestCLIWarnsWhenDeviceAuthDisabled(t *testing.T) {
 	cmd := brokerCommand(t, []string{"BROKER_ADDR=127.0.0.1:0"}, "--gateway-password", "pw")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	stdout, stderr := startCLI(t, cmd)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		t.Fatalf("no listening line: %v; stderr:\n%s", err, stderr.String())

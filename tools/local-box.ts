@@ -29,6 +29,7 @@ import { pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { type SupervisedBroker, superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
 import { loopbackAddress, type SimulatedDevice } from "./sim/device.ts";
+import { processAlive } from "./sim/process-alive.ts";
 import { provisionDevice } from "./sim/provision.ts";
 
 const RUN = path.join(ROOT, ".run");
@@ -76,7 +77,7 @@ async function up(argv: string[]): Promise<void> {
   }
   if (existsSync(PID_FILE)) {
     const pid = Number(readFileSync(PID_FILE, "utf8"));
-    if (isAlive(pid)) throw new Error(`a local box is already running (pid ${pid}); run npm stop first`);
+    if (processAlive(pid)) throw new Error(`a local box is already running (pid ${pid}); run npm stop first`);
   }
   mkdirSync(RUN, { recursive: true });
   writeFileSync(PID_FILE, String(process.pid));
@@ -237,7 +238,7 @@ async function up(argv: string[]): Promise<void> {
 async function down(): Promise<void> {
   if (existsSync(PID_FILE)) {
     const pid = Number(readFileSync(PID_FILE, "utf8"));
-    if (isAlive(pid)) {
+    if (processAlive(pid)) {
       process.kill(pid, "SIGTERM");
       console.log(`asked the local box (pid ${pid}) to stop`);
       return;
@@ -246,15 +247,6 @@ async function down(): Promise<void> {
   }
   await pm2Kill();
   console.log("local box stopped (PM2 daemon in .run/pm2 killed)");
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const [command, ...rest] = process.argv.slice(2);

@@ -11,21 +11,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { processAlive } from "../../tools/sim/process-alive.ts";
 import type { FromMedia } from "../src/agent/livekit/media/ipc-codec.ts";
 import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
 import { eventually } from "./support/stack.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("media process supervisor", () => {
   let media: MediaProcess;
@@ -80,7 +72,7 @@ describe("media process supervisor", () => {
     assert.equal(media.send({ kind: "leave", session: id }), false);
     assert.ok(drops.includes("media_down_control"));
     await eventually(() => media.running && media.pid !== pid, 3000, "restarted");
-    assert.equal(alive(pid), false);
+    assert.equal(processAlive(pid), false);
   });
 
   it("close() ends the child through stdin EOF, with exit code 0", async () => {
@@ -89,7 +81,7 @@ describe("media process supervisor", () => {
     exits.length = 0;
     await media.close();
     assert.deepEqual(exits, [0]);
-    assert.equal(alive(pid), false);
+    assert.equal(processAlive(pid), false);
     assert.equal(media.running, false);
   });
 

@@ -18,6 +18,7 @@ import { DEFAULT_ECOSYSTEM, instancePorts } from "../../../deploy/ecosystem.ts";
 import { buildBundle } from "../../../scripts/build.ts";
 import { type Pm2Process, pm2, pm2Kill, pm2List, ROOT } from "../../../tools/pm2.ts";
 import { type BrokerProcess, startBroker } from "../../../tools/sim/broker-process.ts";
+import { processAlive } from "../../../tools/sim/process-alive.ts";
 
 export interface Presence {
   readonly at: number;
@@ -149,7 +150,7 @@ export async function startPm2Box(name: string): Promise<Pm2Box> {
     async stop() {
       const pids = (await pm2List(options).catch(() => [])).map((p) => p.pid);
       await pm2Kill(options);
-      for (const pid of pids) if (pid > 0 && isAlive(pid)) process.kill(pid, "SIGKILL");
+      for (const pid of pids) if (pid > 0 && processAlive(pid)) process.kill(pid, "SIGKILL");
       await watcher.endAsync(true);
       await broker.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -201,13 +202,4 @@ async function assertFree(kind: "udp" | "tcp", port: number): Promise<void> {
     server.once("error", (err) => reject(taken(err)));
     server.listen(port, "127.0.0.1", () => server.close(() => resolve()));
   });
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
