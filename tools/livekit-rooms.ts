@@ -53,6 +53,7 @@ import {
   type VariantResult,
   type Window,
 } from "./load/rooms-report.ts";
+import { formatRoomTargets, judgeRoomTargets } from "./load/rooms-targets.ts";
 import { childNamed, cpuSeconds, rssMb, voluntarySwitches } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
 import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
@@ -425,3 +426,10 @@ for (const v of variants) results.set(v.label, await measure(v, files));
 const command = `# npm run bench:rooms -- --steps ${values.steps} --seconds ${seconds} --talk ${talk ?? "none"} --agent-talk ${agentTalk} --agent-frame-ms ${agentFrameMs} --workers ${values.workers} --repeat ${repeat} --settle-seconds ${SETTLE_MS / 1000} --transports ${values.transports} --media-threads ${values["media-threads"]}${values["opus-inline"] ? ` --opus-inline ${values["opus-inline"]}` : ""}${(values["node-args"] ?? []).map((a) => ` --node-args="${a}"`).join("")}${(values["compare-dist"] ?? []).map((d) => ` --compare-dist ${d}`).join("")}`;
 const processLabel = variants.find((v) => v.transport === "process")?.label;
 if (printRoomsReport(command, results, processLabel).length > 0) process.exitCode = 1;
+const processResult = processLabel === undefined ? undefined : results.get(processLabel);
+if (processLabel !== undefined && processResult) {
+  const verdicts = judgeRoomTargets(processResult, results.get("rtc-node"));
+  console.log(
+    `\n${formatRoomTargets(processLabel, verdicts, { deviceTalk: talk, agentTalk, agentFrameMs })}`,
+  );
+}
