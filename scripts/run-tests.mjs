@@ -46,6 +46,7 @@ const UNIT_TESTS = [
   "tools/test/dev-signing-key.test.ts",
   "tools/test/machine.test.ts",
   "tools/test/metrics-scrape.test.ts",
+  "tools/test/rooms-options.test.ts",
   "tools/test/rooms-targets.test.ts",
 ];
 
