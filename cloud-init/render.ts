@@ -6,19 +6,18 @@
  * The static parts (EMQX config and ACL, first-boot scripts, sysctls, the EMQX unit) are
  * files next to this one, shipped byte for byte; this module only adds the values of the
  * stack (secrets, the reserved IP, versions) and where the gateway bundle is: its URL and
- * SHA-256 (bundle.ts; first boot downloads and checks it). Files travel in `write_files`,
- * gzip+base64 when that is smaller; DigitalOcean caps user data at 64 KiB.
+ * SHA-256 (bundle.ts; first boot downloads and checks it). How the document and its files
+ * are written, and the 64 KiB cap on user data, are in cloud-config.ts.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { stringify } from "yaml";
 import { type EcosystemOptions, renderEcosystem } from "../deploy/ecosystem.ts";
-import { deterministicGzip, INSTALL_DIR, RUNTIME_INSTALL_DIR } from "./bundle.ts";
+import { INSTALL_DIR, RUNTIME_INSTALL_DIR } from "./bundle.ts";
+import { cloudConfig, envFile, type FileSpec } from "./cloud-config.ts";
 import {
   DNS_CREDENTIALS_PATH,
   dnsCredentials,
-  guardBootcmd,
   hoconString,
   MQTT_CERT_SCRIPT,
   type MqttTls,
@@ -39,10 +38,8 @@ export {
   type StoredBundle,
   storeBundle,
 } from "./bundle.ts";
+export { assertUserDataFits, envFile, type FileSpec, USER_DATA_LIMIT } from "./cloud-config.ts";
 export type { MqttTls } from "./hardening.ts";
-
-/** DigitalOcean refuses user data over 64 KiB. */
-export const USER_DATA_LIMIT = 64 * 1024;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const asset = (rel: string): Buffer => readFileSync(path.join(here, rel));
@@ -90,15 +87,6 @@ export interface ApiUserDataInput {
   readonly nodeRuntime: BundleRef;
   /** The gateway's MQTT domain when it serves TLS: the OTA then hands out `<domain>:8883`. */
   readonly mqttTlsDomain?: string | undefined;
-}
-
-export interface FileSpec {
-  readonly path: string;
-  readonly content: string | Buffer;
-  readonly owner?: string;
-  readonly permissions?: string;
-  /** Written after users exist (cloud-init's final stage), for files owned by our users. */
-  readonly defer?: boolean;
 }
 
 const LIB = { path: "/usr/local/lib/voice-fleet/lib.sh", content: shipped("common/lib.sh") };
@@ -366,80 +354,4 @@ function checkBundleRef(b: BundleRef): void {
   if (!/^https:\/\/[A-Za-z0-9._~:/?#@!$&()*+,;=%-]+$/.test(b.url) || b.url.includes("'")) {
     throw new Error(`bundle: ${JSON.stringify(b.url)} is not a plain https URL`);
   }
-}
-
-/** Fails with a clear message when user data is over DigitalOcean's 64 KiB. */
-export function assertUserDataFits(userData: string, what: string): void {
-  const size = Buffer.byteLength(userData, "utf8");
-  if (size > USER_DATA_LIMIT) {
-    throw new Error(
-      `${what} user data is ${size} bytes, over DigitalOcean's limit of ${USER_DATA_LIMIT} bytes (64 KiB). ` +
-        "The gateway bundle is not in user data (first boot downloads it); look for a large setting or file " +
-        "added to cloud-init/render.ts. Nothing was created.",
-    );
-  }
-}
-
-/** `KEY=VALUE` lines; `quote` for files bash sources and systemd reads (values in single quotes). */
-export function envFile(
-  entries: readonly (readonly [string, string | undefined])[],
-  opts = { quote: false },
-): string {
-  const lines: string[] = [];
-  for (const [key, value] of entries) {
-    if (value === undefined) continue;
-    if (/[\r\n\0]/.test(value) || (opts.quote && value.includes("'"))) {
-      throw new Error(`env file: the value of ${key} holds a character it may not`);
-    }
-    lines.push(opts.quote ? `${key}='${value}'` : `${key}=${value}`);
-  }
-  return `${lines.join("\n")}\n`;
-}
-
-interface CloudConfigParts {
-  readonly bootcmd?: readonly (readonly string[])[];
-  readonly users: readonly Record<string, unknown>[];
-  readonly packages: readonly string[];
-  readonly files: readonly FileSpec[];
-  readonly runcmd: readonly (readonly string[])[];
-}
-
-function cloudConfig(parts: CloudConfigParts): string {
-  const doc = {
-    // Root keeps the SSH keys DigitalOcean injects (the firewall admits SSH from admin CIDRs only).
-    disable_root: false,
-    ssh_pwauth: false,
-    // Every boot, first thing (before write_files and packages): the guard (hardening.ts).
-    bootcmd: parts.bootcmd ?? guardBootcmd(),
-    users: parts.users,
-    package_update: true,
-    packages: parts.packages,
-    write_files: parts.files.map(writeFileEntry),
-    runcmd: parts.runcmd,
-  };
-  return `#cloud-config\n${stringify(doc, { lineWidth: 0 })}`;
-}
-
-function writeFileEntry(f: FileSpec): Record<string, unknown> {
-  const raw = typeof f.content === "string" ? Buffer.from(f.content, "utf8") : f.content;
-  const packed = deterministicGzip(raw).toString("base64");
-  const entry: Record<string, unknown> = { path: f.path };
-  if (packed.length < raw.length && raw.length > 0) {
-    entry.encoding = "gz+b64";
-    entry.content = packed;
-  } else if (isPlainText(raw)) {
-    entry.content = raw.toString("utf8");
-  } else {
-    entry.encoding = "b64";
-    entry.content = raw.toString("base64");
-  }
-  entry.owner = f.owner ?? "root:root";
-  entry.permissions = f.permissions ?? "0644";
-  if (f.defer) entry.defer = true;
-  return entry;
-}
-
-function isPlainText(buf: Buffer): boolean {
-  const text = buf.toString("utf8");
-  return Buffer.from(text, "utf8").equals(buf) && !/[\0\r]/.test(text);
 }
