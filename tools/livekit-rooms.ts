@@ -56,7 +56,8 @@ import {
 import { formatRoomTargets, judgeRoomTargets } from "./load/rooms-targets.ts";
 import { childNamed, cpuSeconds, rssMb, voluntarySwitches } from "./load/stats.ts";
 import { startBroker } from "./sim/broker-process.ts";
-import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { SimulatedDevice } from "./sim/device.ts";
+import { loopbackAddress } from "./sim/device-identity.ts";
 import { exitOnSignals, killOnExit } from "./sim/exit-guard.ts";
 import { startLiveKit } from "./sim/livekit-process.ts";
 import { upstreamClip } from "./sim/opus-frames.ts";

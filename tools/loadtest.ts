@@ -27,7 +27,8 @@ import { type InstanceFigures, markdownTable, type StepResult, svgChart } from "
 import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
-import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { SimulatedDevice } from "./sim/device.ts";
+import { loopbackAddress } from "./sim/device-identity.ts";
 import { exitOnSignals } from "./sim/exit-guard.ts";
 import { upstreamClip } from "./sim/opus-frames.ts";
 

@@ -28,7 +28,8 @@ import { fetchHealth, waitReady } from "./load/health-client.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { type SupervisedBroker, superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
-import { loopbackAddress, type SimulatedDevice } from "./sim/device.ts";
+import type { SimulatedDevice } from "./sim/device.ts";
+import { loopbackAddress } from "./sim/device-identity.ts";
 import { processAlive } from "./sim/process-alive.ts";
 import { provisionDevice } from "./sim/provision.ts";
 

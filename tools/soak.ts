@@ -45,7 +45,8 @@ import { mb, soakReport } from "./load/soak-report.ts";
 import { cpuSeconds, percentile } from "./load/stats.ts";
 import { ROOT } from "./pm2.ts";
 import { type BrokerProcess, startBroker } from "./sim/broker-process.ts";
-import { loopbackAddress, SimulatedDevice } from "./sim/device.ts";
+import { SimulatedDevice } from "./sim/device.ts";
+import { loopbackAddress } from "./sim/device-identity.ts";
 import { exitOnSignals } from "./sim/exit-guard.ts";
 import { FRAME_MS, upstreamClip } from "./sim/opus-frames.ts";
 

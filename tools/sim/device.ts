@@ -7,34 +7,21 @@
  *
  * And it checks everything it receives, as firmware would and stricter: exact datagram
  * length, decryption, strictly increasing sequence, audio only while `tts start` is in
- * force, every frame a valid Opus packet of 60 ms at the announced rate.
+ * force, every frame a valid Opus packet of 60 ms at the announced rate (the UDP side is
+ * audio-channel.ts).
  */
 import { createHmac, randomUUID } from "node:crypto";
-import { createSocket, type Socket } from "node:dgram";
 import { EventEmitter } from "node:events";
-import { createRequire } from "node:module";
-import type { OpusEncoder as OpusCodec } from "@discordjs/opus";
 import mqtt, { type MqttClient } from "mqtt";
-import { openAudioPacket, sealAudioPacket } from "../../gateway/src/protocol/audio-packet.ts";
-import { parseUdpPacket } from "../../gateway/src/protocol/udp-packet.ts";
+import { AudioChannel, type ChannelError } from "./audio-channel.ts";
+import { simulatedMac } from "./device-identity.ts";
 import { firmwareHello } from "./firmware-hello.ts";
 import { type DeviceMessage, type HelloReply, parseHelloReply } from "./hello-reply.ts";
 import { FRAME_MS, type UpstreamClip, upstreamClip } from "./opus-frames.ts";
 
 export { type DeviceMessage, type HelloReply, parseHelloReply };
 
-const require = createRequire(import.meta.url);
-const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
-
-export type DeviceError =
-  | "hello_timeout"
-  | "bad_hello_reply"
-  | "udp_bad_length"
-  | "udp_wrong_connection"
-  | "udp_old_sequence"
-  | "audio_before_tts_start"
-  | "opus_decode_failed"
-  | "wrong_frame_size";
+export type DeviceError = "hello_timeout" | "bad_hello_reply" | ChannelError;
 
 export interface DeviceOptions {
   readonly brokerUrl: string;
@@ -64,28 +51,6 @@ export interface DeviceOptions {
    * CA. Without it, Node's public roots are used (and a test CA is refused, as firmware would).
    */
   readonly ca?: string | Buffer;
-}
-
-/**
- * A distinct loopback address per device index (127.0.x.y) on Linux, where all of
- * 127.0.0.0/8 is local; undefined elsewhere (the kernel's choice, 127.0.0.1).
- */
-export function loopbackAddress(index: number): string | undefined {
-  if (process.platform !== "linux") return undefined;
-  const n = 10 + (index % 60_000);
-  return `127.0.${(n >> 8) & 255}.${n & 255}`;
-}
-
-/** The MAC a simulated device of this index uses: locally administered, lowercase. */
-export function simulatedMac(index: number): string {
-  return [
-    "02",
-    "00",
-    ((index >> 16) & 0xff).toString(16).padStart(2, "0"),
-    ((index >> 8) & 0xff).toString(16).padStart(2, "0"),
-    (index & 0xff).toString(16).padStart(2, "0"),
-    "01",
-  ].join(":");
 }
 
 export interface DeviceStats {
@@ -130,12 +95,9 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   readonly #clip: UpstreamClip;
   readonly #frameMs: number;
   #mqtt: MqttClient | undefined;
-  #udp: Socket | undefined;
+  #channel: AudioChannel | undefined;
   #session: HelloReply | undefined;
-  #upSeq = 0;
-  #downSeq = 0;
   #speaking = false;
-  #decoder: OpusCodec | undefined;
   #clipPos = 0;
   #ticker: NodeJS.Timeout | undefined;
   #talkFramesLeft = 0;
@@ -230,12 +192,18 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
       throw new Error(`bad hello reply: ${JSON.stringify(msg)}`);
     }
     this.stats.helloLatencyMs.push(performance.now() - started);
-    // Firmware resets both sequences whenever it accepts a server hello.
+    // Firmware resets both sequences whenever it accepts a server hello: a new channel.
     this.#session = parsed;
-    this.#upSeq = 0;
-    this.#downSeq = 0;
-    this.#decoder = new OpusEncoder(parsed.sampleRate, 1);
-    await this.#openUdp(parsed);
+    await this.#closeUdp();
+    this.#channel = await AudioChannel.open(parsed, {
+      ...(this.#options.udpBindAddress ? { bindAddress: this.#options.udpBindAddress } : {}),
+      decodeEvery: this.#options.decodeEvery ?? 1,
+      inSession: () => this.#session !== undefined,
+      speaking: () => this.#speaking,
+      onSequenceGap: () => this.stats.sequenceGaps++,
+      onFrame: (pcm) => this.#onFrame(pcm),
+      onError: (error) => this.#count(error),
+    });
     return parsed;
   }
 
@@ -262,15 +230,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /** Sends one upstream audio frame now (tests use it to step through sequences). */
   sendFrame(opus: Buffer = this.#nextFrame(true)): Buffer {
-    const s = this.#session;
-    if (!s || !this.#udp) throw new Error("no audio channel: call hello() first");
-    this.#upSeq++;
-    const datagram = sealAudioPacket(
-      s.key,
-      { connectionId: s.nonce.readUInt32BE(4), timestamp: 0, sequence: this.#upSeq },
-      opus,
-    );
-    this.#udp.send(datagram);
+    if (!this.#session || !this.#channel) throw new Error("no audio channel: call hello() first");
+    const datagram = this.#channel.send(opus);
     this.stats.framesSent++;
     if (this.#mode === "realtime") this.#turnSent.push(performance.now());
     return datagram;
@@ -281,14 +242,13 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
    * the session, key and sequences unchanged, as when a router drops its UDP mapping.
    */
   async rebind(): Promise<void> {
-    const s = this.#session;
-    if (!s) throw new Error("no audio channel: call hello() first");
-    await this.#openUdp(s);
+    if (!this.#session || !this.#channel) throw new Error("no audio channel: call hello() first");
+    await this.#channel.rebind();
   }
 
   /** The UDP socket's own port (to forge packets from elsewhere in tests). */
   get udpLocalPort(): number | undefined {
-    return this.#udp?.address().port;
+    return this.#channel?.localPort;
   }
 
   /** Closes the audio channel as the user would: UDP first, then goodbye (firmware order). */
@@ -391,7 +351,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   #tick(): void {
     // No channel (never opened, closed, or told goodbye): the microphone stops, even if a
     // caller's own timer asks the device to talk again after close().
-    if (!this.#session || !this.#udp) return this.#stopTicker();
+    if (!this.#session || !this.#channel) return this.#stopTicker();
     // Half duplex: while the device plays (Speaking), auto/manual send nothing.
     if (this.#speaking && this.#mode !== "realtime") return;
     if (this.#talkFramesLeft > 0) {
@@ -411,55 +371,9 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     return frame;
   }
 
-  async #openUdp(reply: HelloReply): Promise<void> {
-    await this.#closeUdp();
-    const socket = createSocket("udp4");
-    socket.on("message", (d) => this.#onDatagram(d));
-    socket.on("error", () => {});
-    const bindAddress = this.#options.udpBindAddress;
-    if (bindAddress) {
-      await new Promise<void>((resolve, reject) => {
-        socket.once("error", reject);
-        socket.bind(0, bindAddress, () => {
-          socket.off("error", reject);
-          resolve();
-        });
-      });
-    }
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.connect(reply.port, reply.server, () => {
-        socket.off("error", reject);
-        resolve();
-      });
-    });
-    this.#udp = socket;
-  }
-
-  #onDatagram(datagram: Buffer): void {
-    const s = this.#session;
-    if (!s) return;
-    const parsed = parseUdpPacket(datagram);
-    if (!parsed.ok) return this.#count("udp_bad_length");
-    const { header } = parsed.packet;
-    if (header.connectionId !== s.nonce.readUInt32BE(4)) return this.#count("udp_wrong_connection");
-    if (header.sequence <= this.#downSeq) return this.#count("udp_old_sequence");
-    if (header.sequence !== this.#downSeq + 1) this.stats.sequenceGaps++;
-    this.#downSeq = header.sequence;
-    if (!this.#speaking) return this.#count("audio_before_tts_start");
-    const opus = openAudioPacket(s.key, parsed.packet);
-    const every = this.#options.decodeEvery ?? 1;
-    if (this.#decoder && header.sequence % every === 0) {
-      let pcm: Buffer;
-      try {
-        pcm = this.#decoder.decode(opus);
-      } catch {
-        return this.#count("opus_decode_failed");
-      }
-      const expected = (s.sampleRate * s.frameDurationMs) / 1000;
-      if (pcm.length !== expected * 2) return this.#count("wrong_frame_size");
-      this.emit("pcm", pcm);
-    }
+  /** A downstream frame the channel accepted. */
+  #onFrame(pcm: Buffer | undefined): void {
+    if (pcm) this.emit("pcm", pcm);
     this.stats.framesReceived++;
     if (this.#mode === "realtime") {
       const sentAt = this.#turnSent[this.#turnReceived++];
@@ -479,8 +393,8 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   }
 
   async #closeUdp(): Promise<void> {
-    const socket = this.#udp;
-    this.#udp = undefined;
-    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    const channel = this.#channel;
+    this.#channel = undefined;
+    await channel?.close();
   }
 }

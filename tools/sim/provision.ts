@@ -6,7 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { endpointToUrl } from "../../gateway/src/ota/ota-response.ts";
-import { type DeviceOptions, SimulatedDevice, simulatedMac } from "./device.ts";
+import { type DeviceOptions, SimulatedDevice } from "./device.ts";
+import { simulatedMac } from "./device-identity.ts";
 
 export interface ProvisionRequest {
   readonly otaUrl: string;
