@@ -20,6 +20,8 @@ const filters = args.filter((a) => a !== "--unit");
 // when it meets all of that; `npm test -- --unit` fails if one listed is gone.
 const UNIT_TESTS = [
   "gateway/test/agent-protocol.test.ts",
+  "gateway/test/agent-tools.test.ts",
+  "gateway/test/agent-turns.test.ts",
   "gateway/test/audio-units.test.ts",
   "gateway/test/config.test.ts",
   "gateway/test/coordination.test.ts",

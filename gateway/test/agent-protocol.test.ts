@@ -1,7 +1,8 @@
 /**
  * The deployed agent's protocol, as pure code: message parsing (both agent versions),
- * what the gateway sends, tool-name mapping, turn framing, greeting and farewell timing,
- * LiveKit Agents' transcriptions, room names. No I/O, time injected.
+ * what the gateway sends, greeting and farewell timing, LiveKit Agents' transcriptions,
+ * room names. Turn framing is in agent-turns.test.ts, tool calls in agent-tools.test.ts.
+ * No I/O, time injected.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -22,19 +23,8 @@ import {
 } from "../src/agent/livekit/agent-protocol/gateway-messages.ts";
 import { GREETING_WAIT_MS, Greeting } from "../src/agent/livekit/agent-protocol/greeting.ts";
 import { isAgentParticipant, isVoiced, repeatsRecent } from "../src/agent/livekit/agent-protocol/signals.ts";
-import { planTool, VolumeSteps, volumeFromStatus } from "../src/agent/livekit/agent-protocol/tools.ts";
 import { MAX_OPEN_STREAMS, Transcriptions } from "../src/agent/livekit/agent-protocol/transcription.ts";
-import {
-  END_GRACE_MS,
-  END_QUIET_MS,
-  FALLBACK_SILENCE_MS,
-  SIGNALLED_SILENCE_MS,
-  Turns,
-} from "../src/agent/livekit/agent-protocol/turns.ts";
-import { McpCalls } from "../src/agent/livekit/mcp-calls.ts";
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
-import { ToolCalls } from "../src/agent/livekit/tool-calls.ts";
-import type { JsonObject } from "../src/protocol/messages.ts";
 
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
@@ -151,176 +141,6 @@ describe("gateway messages", () => {
       { ...mcpAnswer(ref, payload, "req_9", 0), timestamp: undefined },
       { type: "mcp", payload, session_id: ref.sessionId, request_id: "req_9", timestamp: undefined },
     );
-  });
-});
-
-describe("tool names (device-protocol.md 5.3)", () => {
-  it("maps the agent's names to the device's MCP tools", () => {
-    const cases: [string, string][] = [
-      ["self_set_volume", "self.audio_speaker.set_volume"],
-      ["self_get_volume", "self.get_device_status"],
-      ["self_mute", "self.audio_speaker.mute"],
-      ["self_unmute", "self.audio_speaker.unmute"],
-      ["self_set_light_color", "self.led.set_color"],
-      ["self_get_battery_status", "self.battery.get_status"],
-      ["self_set_light_mode", "self.led.set_mode"],
-      ["self_set_rainbow_speed", "self.led.set_rainbow_speed"],
-    ];
-    for (const [name, tool] of cases)
-      assert.deepEqual(planTool(name, {}), { kind: "call", tool, arguments: {} });
-  });
-
-  it("passes unknown names through unchanged", () => {
-    assert.deepEqual(planTool("set_rainbow_speed", { speed_ms: 100 }), {
-      kind: "call",
-      tool: "set_rainbow_speed",
-      arguments: { speed_ms: 100 },
-    });
-  });
-
-  it("clamps set_volume to 0..100", () => {
-    assert.deepEqual(planTool("self_set_volume", { volume: 140 }), {
-      kind: "call",
-      tool: "self.audio_speaker.set_volume",
-      arguments: { volume: 100 },
-    });
-  });
-
-  it("turns volume up/down into signed steps, 10 by default", () => {
-    assert.deepEqual(planTool("self_volume_up", {}), { kind: "volume_step", delta: 10 });
-    assert.deepEqual(planTool("self_volume_down", { step: 5 }), { kind: "volume_step", delta: -5 });
-  });
-
-  it("sums debounced steps and keeps every request id", () => {
-    const steps = new VolumeSteps();
-    steps.add(10, "a");
-    steps.add(10, "b");
-    steps.add(-5, undefined);
-    assert.deepEqual(steps.take(), { delta: 15, requestIds: ["a", "b", undefined] });
-    assert.equal(steps.pending, false);
-  });
-
-  it("reads the volume from a get_device_status answer", () => {
-    const text = JSON.stringify({ audio_speaker: { volume: 60 } });
-    assert.equal(
-      volumeFromStatus({ jsonrpc: "2.0", id: 1, result: { content: [{ type: "text", text }] } }),
-      60,
-    );
-    assert.equal(volumeFromStatus({ jsonrpc: "2.0", id: 1, error: { code: 1 } }), undefined);
-  });
-});
-
-describe("turn framing", () => {
-  it("speech_created starts a turn, with its text", () => {
-    const t = new Turns();
-    assert.deepEqual(t.speechCreated("hi", 0), [{ kind: "start", text: "hi" }]);
-  });
-
-  it("speech_created and a speaking state (message and attribute) frame one turn once", () => {
-    const t = new Turns();
-    const all = [
-      ...t.speechCreated("", 0),
-      ...t.agentState("attribute", "speaking", 10),
-      ...t.agentState("message", "speaking", 20),
-      ...t.audio(true, 30).actions,
-    ];
-    assert.deepEqual(all, [{ kind: "start", text: undefined }]);
-  });
-
-  it("leaving speaking ends the turn once the audio has gone quiet", () => {
-    const t = new Turns();
-    t.agentState("attribute", "speaking", 0);
-    t.audio(true, 100);
-    assert.deepEqual(t.agentState("attribute", "listening", 110), []);
-    assert.equal(t.audio(true, 150).forward, true, "the tail still plays");
-    assert.deepEqual(t.tick(150 + END_QUIET_MS), [{ kind: "end", by: "signal" }]);
-  });
-
-  it("the end comes END_GRACE_MS after the signal even if audio goes on", () => {
-    const t = new Turns();
-    t.speechCreated("", 0);
-    t.agentState("message", "listening", 100);
-    let ended = false;
-    for (let now = 100; now <= 100 + END_GRACE_MS; now += 10) {
-      if (t.audio(true, now).actions.length > 0) ended = true;
-    }
-    assert.ok(ended);
-  });
-
-  it("an agent_state_changed to thinking ends the turn too (A's debounce may drop speaking→listening)", () => {
-    const t = new Turns();
-    t.speechCreated("", 0);
-    // Quiet already for longer than END_QUIET_MS: the turn ends with the signal.
-    assert.deepEqual(t.agentState("message", "thinking", 500), [{ kind: "end", by: "signal" }]);
-  });
-
-  it("music_playback_stopped ends the turn", () => {
-    const t = new Turns();
-    t.speechCreated("", 0);
-    t.musicStopped(10);
-    assert.deepEqual(t.tick(10 + END_QUIET_MS), [{ kind: "end", by: "signal" }]);
-  });
-
-  it("a signal-less agent gets the silence guess: voice starts, 400 ms of silence ends", () => {
-    const t = new Turns();
-    assert.deepEqual(t.audio(true, 0).actions, [{ kind: "start", text: undefined }]);
-    assert.deepEqual(t.audio(false, FALLBACK_SILENCE_MS - 1).actions, []);
-    assert.deepEqual(t.audio(false, FALLBACK_SILENCE_MS).actions, [{ kind: "end", by: "silence" }]);
-  });
-
-  it("an agent with signals whose end signal is lost ends after the longer silence", () => {
-    const t = new Turns();
-    t.speechCreated("", 0);
-    t.audio(true, 100);
-    assert.deepEqual(t.tick(100 + FALLBACK_SILENCE_MS), []);
-    assert.deepEqual(t.tick(100 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
-  });
-
-  it("after an abort, audio in flight is dropped and starts nothing", () => {
-    const t = new Turns();
-    t.speechCreated("", 0);
-    t.audio(true, 10);
-    t.abort(20);
-    for (let now = 30; now < 5000; now += 10) {
-      const r = t.audio(true, now);
-      assert.equal(r.forward, false);
-      assert.deepEqual(r.actions, []);
-    }
-  });
-
-  it("after an abort, a repeated speaking state does not reopen the gate", () => {
-    const t = new Turns();
-    t.agentState("attribute", "speaking", 0);
-    t.abort(10);
-    assert.deepEqual(t.agentState("attribute", "speaking", 20), []);
-    assert.equal(t.gated, true);
-  });
-
-  it("after an abort, the agent's next turn (speech_created or a new speaking) plays", () => {
-    const t = new Turns();
-    t.agentState("attribute", "speaking", 0);
-    t.abort(10);
-    t.agentState("attribute", "listening", 20);
-    assert.deepEqual(t.agentState("attribute", "speaking", 30), [{ kind: "start", text: undefined }]);
-    assert.equal(t.audio(true, 40).forward, true);
-    const u = new Turns();
-    u.speechCreated("", 0);
-    u.abort(10);
-    assert.deepEqual(u.speechCreated("", 20), [{ kind: "start", text: undefined }]);
-  });
-
-  it("a signal-less agent's audio plays again once it has been quiet after the abort", () => {
-    const t = new Turns();
-    t.audio(true, 0);
-    t.abort(10);
-    assert.equal(t.audio(true, 50).forward, false);
-    t.audio(false, 50 + FALLBACK_SILENCE_MS);
-    assert.deepEqual(t.audio(true, 60 + FALLBACK_SILENCE_MS).actions, [{ kind: "start", text: undefined }]);
-  });
-
-  it("silence outside a turn is neither forwarded nor a turn", () => {
-    const t = new Turns();
-    assert.deepEqual(t.audio(false, 0), { forward: false, actions: [] });
   });
 });
 
@@ -457,89 +277,5 @@ describe("room names", () => {
   it("the sweep does not recognise rooms it did not name", () => {
     assert.equal(parseRoomName("someone_0200000000ab_conversation"), undefined);
     assert.equal(parseRoomName("1-abcd1234-0123456789abcdef_0200000000ab_music"), undefined);
-  });
-});
-
-describe("MCP calls", () => {
-  it("resolve with the device's own answer, matched by id", async () => {
-    const calls = new McpCalls(4, 1000);
-    let sent: Record<string, unknown> = {};
-    const p = calls.call("self.battery.get_status", {}, (payload) => {
-      sent = payload;
-    });
-    const answer = {
-      jsonrpc: "2.0",
-      id: sent.id as number,
-      result: { content: [{ type: "text", text: "{}" }] },
-    };
-    assert.equal(calls.answer(answer), true);
-    assert.deepEqual(await p, answer);
-  });
-
-  it("resolve with an error payload on close", async () => {
-    const calls = new McpCalls(4, 1000);
-    const p = calls.call("x", {}, () => {});
-    calls.rejectAll("session closed");
-    const r = await p;
-    assert.equal((r.error as { message: string }).message, "session closed");
-  });
-});
-
-describe("tool calls on the device", () => {
-  /** A device that answers status with `volume` and accepts set_volume. */
-  function device(calls: JsonObject[], volume: number) {
-    return (mcp: McpCalls) => (payload: JsonObject) => {
-      calls.push(payload);
-      const params = payload.params as { name: string; arguments: { volume?: number } };
-      const text =
-        params.name === "self.get_device_status" ? JSON.stringify({ audio_speaker: { volume } }) : "true";
-      if (params.arguments.volume !== undefined) volume = params.arguments.volume;
-      setImmediate(() =>
-        mcp.answer({ jsonrpc: "2.0", id: payload.id ?? 0, result: { content: [{ type: "text", text }] } }),
-      );
-    };
-  }
-
-  it("sums quick volume steps into one change and answers every request id", async () => {
-    const mcp = new McpCalls(4, 1000);
-    const sent: JsonObject[] = [];
-    const answered: string[] = [];
-    const answeredAll = new Promise<void>((resolve) => {
-      const tools = new ToolCalls(mcp, {
-        toDevice: device(sent, 40)(mcp),
-        answer: (_payload, id) => {
-          answered.push(id);
-          if (answered.length === 2) resolve();
-        },
-      });
-      tools.call("self_volume_up", {}, "req_1");
-      tools.call("self_volume_up", { step: 5 }, "req_2");
-    });
-    await answeredAll;
-    assert.deepEqual(
-      sent.map((p) => (p.params as { name: string; arguments: JsonObject }).arguments),
-      [{}, { volume: 55 }],
-    );
-    assert.deepEqual(answered, ["req_1", "req_2"]);
-  });
-});
-
-describe("turn framing, late signals", () => {
-  it("a speech_created that arrives after the state moved on, with no voice, ends after the long silence", () => {
-    const t = new Turns();
-    t.agentState("attribute", "speaking", 0);
-    t.audio(true, 10);
-    t.agentState("attribute", "listening", 20);
-    t.tick(20 + END_GRACE_MS);
-    assert.deepEqual(t.speechCreated("", 1500), [{ kind: "start", text: undefined }]);
-    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS - 1), []);
-    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
-  });
-
-  it("a speech_created before any voice waits while the agent still says speaking", () => {
-    const t = new Turns();
-    t.agentState("attribute", "speaking", 0);
-    t.speechCreated("", 0);
-    assert.deepEqual(t.tick(10_000), []);
   });
 });

@@ -1,0 +1,148 @@
+/**
+ * Turn framing of the deployed agent's speech (turns.ts, docs/agent-data-channel.md "Turn
+ * framing"): which signals start and end a device's `tts` turn, and the silences that end
+ * one whose signal was lost. Pure code, time injected.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  END_GRACE_MS,
+  END_QUIET_MS,
+  FALLBACK_SILENCE_MS,
+  SIGNALLED_SILENCE_MS,
+  Turns,
+} from "../src/agent/livekit/agent-protocol/turns.ts";
+
+describe("turn framing", () => {
+  it("speech_created starts a turn, with its text", () => {
+    const t = new Turns();
+    assert.deepEqual(t.speechCreated("hi", 0), [{ kind: "start", text: "hi" }]);
+  });
+
+  it("speech_created and a speaking state (message and attribute) frame one turn once", () => {
+    const t = new Turns();
+    const all = [
+      ...t.speechCreated("", 0),
+      ...t.agentState("attribute", "speaking", 10),
+      ...t.agentState("message", "speaking", 20),
+      ...t.audio(true, 30).actions,
+    ];
+    assert.deepEqual(all, [{ kind: "start", text: undefined }]);
+  });
+
+  it("leaving speaking ends the turn once the audio has gone quiet", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.audio(true, 100);
+    assert.deepEqual(t.agentState("attribute", "listening", 110), []);
+    assert.equal(t.audio(true, 150).forward, true, "the tail still plays");
+    assert.deepEqual(t.tick(150 + END_QUIET_MS), [{ kind: "end", by: "signal" }]);
+  });
+
+  it("the end comes END_GRACE_MS after the signal even if audio goes on", () => {
+    const t = new Turns();
+    t.speechCreated("", 0);
+    t.agentState("message", "listening", 100);
+    let ended = false;
+    for (let now = 100; now <= 100 + END_GRACE_MS; now += 10) {
+      if (t.audio(true, now).actions.length > 0) ended = true;
+    }
+    assert.ok(ended);
+  });
+
+  it("an agent_state_changed to thinking ends the turn too (A's debounce may drop speaking→listening)", () => {
+    const t = new Turns();
+    t.speechCreated("", 0);
+    // Quiet already for longer than END_QUIET_MS: the turn ends with the signal.
+    assert.deepEqual(t.agentState("message", "thinking", 500), [{ kind: "end", by: "signal" }]);
+  });
+
+  it("music_playback_stopped ends the turn", () => {
+    const t = new Turns();
+    t.speechCreated("", 0);
+    t.musicStopped(10);
+    assert.deepEqual(t.tick(10 + END_QUIET_MS), [{ kind: "end", by: "signal" }]);
+  });
+
+  it("a signal-less agent gets the silence guess: voice starts, 400 ms of silence ends", () => {
+    const t = new Turns();
+    assert.deepEqual(t.audio(true, 0).actions, [{ kind: "start", text: undefined }]);
+    assert.deepEqual(t.audio(false, FALLBACK_SILENCE_MS - 1).actions, []);
+    assert.deepEqual(t.audio(false, FALLBACK_SILENCE_MS).actions, [{ kind: "end", by: "silence" }]);
+  });
+
+  it("an agent with signals whose end signal is lost ends after the longer silence", () => {
+    const t = new Turns();
+    t.speechCreated("", 0);
+    t.audio(true, 100);
+    assert.deepEqual(t.tick(100 + FALLBACK_SILENCE_MS), []);
+    assert.deepEqual(t.tick(100 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
+  });
+
+  it("after an abort, audio in flight is dropped and starts nothing", () => {
+    const t = new Turns();
+    t.speechCreated("", 0);
+    t.audio(true, 10);
+    t.abort(20);
+    for (let now = 30; now < 5000; now += 10) {
+      const r = t.audio(true, now);
+      assert.equal(r.forward, false);
+      assert.deepEqual(r.actions, []);
+    }
+  });
+
+  it("after an abort, a repeated speaking state does not reopen the gate", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.abort(10);
+    assert.deepEqual(t.agentState("attribute", "speaking", 20), []);
+    assert.equal(t.gated, true);
+  });
+
+  it("after an abort, the agent's next turn (speech_created or a new speaking) plays", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.abort(10);
+    t.agentState("attribute", "listening", 20);
+    assert.deepEqual(t.agentState("attribute", "speaking", 30), [{ kind: "start", text: undefined }]);
+    assert.equal(t.audio(true, 40).forward, true);
+    const u = new Turns();
+    u.speechCreated("", 0);
+    u.abort(10);
+    assert.deepEqual(u.speechCreated("", 20), [{ kind: "start", text: undefined }]);
+  });
+
+  it("a signal-less agent's audio plays again once it has been quiet after the abort", () => {
+    const t = new Turns();
+    t.audio(true, 0);
+    t.abort(10);
+    assert.equal(t.audio(true, 50).forward, false);
+    t.audio(false, 50 + FALLBACK_SILENCE_MS);
+    assert.deepEqual(t.audio(true, 60 + FALLBACK_SILENCE_MS).actions, [{ kind: "start", text: undefined }]);
+  });
+
+  it("silence outside a turn is neither forwarded nor a turn", () => {
+    const t = new Turns();
+    assert.deepEqual(t.audio(false, 0), { forward: false, actions: [] });
+  });
+});
+
+describe("turn framing, late signals", () => {
+  it("a speech_created that arrives after the state moved on, with no voice, ends after the long silence", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.audio(true, 10);
+    t.agentState("attribute", "listening", 20);
+    t.tick(20 + END_GRACE_MS);
+    assert.deepEqual(t.speechCreated("", 1500), [{ kind: "start", text: undefined }]);
+    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS - 1), []);
+    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
+  });
+
+  it("a speech_created before any voice waits while the agent still says speaking", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.speechCreated("", 0);
+    assert.deepEqual(t.tick(10_000), []);
+  });
+});
