@@ -11,7 +11,8 @@ import type { DeviceMessage, SimulatedDevice } from "../../tools/sim/device.ts";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
 import { BATTERY, serveDeviceTools } from "./support/device-tools.ts";
-import { type AgentVersion, type FakeAgent, FakeAgentDispatcher } from "./support/fake-agents.ts";
+import { FakeAgentDispatcher } from "./support/fake-agent-dispatcher.ts";
+import type { AgentVersion, FakeAgent } from "./support/fake-agents.ts";
 import { LIVEKIT_TRANSPORTS, liveKitEnv } from "./support/livekit-transports.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 

@@ -13,7 +13,8 @@ import type { SimulatedDevice } from "../../tools/sim/device.ts";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
 import { sweepGhostRooms } from "../src/agent/livekit/sweeper.ts";
-import { type FakeAgent, FakeAgentDispatcher } from "./support/fake-agents.ts";
+import { FakeAgentDispatcher } from "./support/fake-agent-dispatcher.ts";
+import type { FakeAgent } from "./support/fake-agents.ts";
 import { LIVEKIT_TRANSPORTS, liveKitEnv } from "./support/livekit-transports.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
