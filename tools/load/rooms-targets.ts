@@ -91,6 +91,13 @@ function flatness(rows: readonly Row[]): TargetVerdict {
   if (inRange.length < 2)
     return { target, figures: "-", met: undefined, note: "needs two steps from 10 to 100 rooms" };
   const costs = inRange.map((r) => r.perRoom);
+  if (costs.some((c) => c <= 0))
+    return {
+      target,
+      figures: "-",
+      met: undefined,
+      note: "a cost per room at or below zero (too short a run)",
+    };
   const ratio = Math.max(...costs) / Math.min(...costs);
   const first = inRange[0] as Row;
   const last = inRange.at(-1) as Row;
@@ -106,7 +113,7 @@ function againstRtcNode(rows: readonly Row[], rtcNode: VariantResult | undefined
   const ratios: number[] = [];
   for (const p of rows) {
     const r = rtcNode.rows.find((x) => x.rooms === p.rooms);
-    if (!r) continue;
+    if (!r || p.perRoom <= 0 || r.perRoom <= 0) continue;
     if (r.fpsUp < SATURATED_BELOW * p.fpsUp) {
       saturated.push(p.rooms);
       continue;

@@ -123,6 +123,13 @@ describe("bench:rooms judged against the issue's targets", () => {
   it("a figure above idle that is below zero (the baseline read high) cannot be judged", () => {
     const unsettled = result([{ rooms: 10, perRoom: 0.4, rssPerRoom: -0.59 }]);
     assert.equal(verdict(judgeRoomTargets(unsettled), "RSS per room").met, undefined);
+    const unsettledCpu = result([
+      { rooms: 10, perRoom: -0.1 },
+      { rooms: 100, perRoom: 0.4 },
+    ]);
+    assert.equal(verdict(judgeRoomTargets(unsettledCpu), "flat within").met, undefined);
+    const rtc = result([{ rooms: 10, perRoom: 4 }]);
+    assert.equal(verdict(judgeRoomTargets(unsettledCpu, rtc), "at least 8x").met, undefined);
   });
 
   it("a run within every target is met on each", () => {
