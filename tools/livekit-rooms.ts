@@ -357,7 +357,12 @@ const processLabel = variants.find((v) => v.transport === "process")?.label;
 if (printRoomsReport(command, results, processLabel).length > 0) process.exitCode = 1;
 const processResult = processLabel === undefined ? undefined : results.get(processLabel);
 if (processLabel !== undefined && processResult) {
-  const verdicts = judgeRoomTargets(processResult, results.get("rtc-node"));
+  // The first rtc-node variant, whatever its label (`--opus-inline` adds to it).
+  const rtcNodeLabel = variants.find((v) => v.transport === "rtc-node")?.label;
+  const verdicts = judgeRoomTargets(
+    processResult,
+    rtcNodeLabel === undefined ? undefined : results.get(rtcNodeLabel),
+  );
   console.log(
     `\n${formatRoomTargets(processLabel, verdicts, { deviceTalk: talk, agentTalk, agentFrameMs })}`,
   );
