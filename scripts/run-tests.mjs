@@ -49,6 +49,7 @@ const UNIT_TESTS = [
   "tools/test/machine.test.ts",
   "tools/test/metrics-scrape.test.ts",
   "tools/test/rooms-options.test.ts",
+  "tools/test/rooms-report.test.ts",
   "tools/test/rooms-targets.test.ts",
 ];
 

@@ -353,12 +353,13 @@ const files = prepareAgent();
 const results = new Map<string, VariantResult>();
 for (const v of variants) results.set(v.label, await measure(v, files));
 
+// The first variant of each transport, whatever its label (`--opus-inline` adds to it).
 const processLabel = variants.find((v) => v.transport === "process")?.label;
-if (printRoomsReport(command, results, processLabel).length > 0) process.exitCode = 1;
+const rtcNodeLabel = variants.find((v) => v.transport === "rtc-node")?.label;
+if (printRoomsReport(command, results, { process: processLabel, rtcNode: rtcNodeLabel }).length > 0)
+  process.exitCode = 1;
 const processResult = processLabel === undefined ? undefined : results.get(processLabel);
 if (processLabel !== undefined && processResult) {
-  // The first rtc-node variant, whatever its label (`--opus-inline` adds to it).
-  const rtcNodeLabel = variants.find((v) => v.transport === "rtc-node")?.label;
   const verdicts = judgeRoomTargets(
     processResult,
     rtcNodeLabel === undefined ? undefined : results.get(rtcNodeLabel),

@@ -68,11 +68,47 @@ export interface VariantResult {
   readonly stopped?: string;
 }
 
+/** `a / b` as "4.4x"; "-" where b is at or below zero (noise above idle), which no ratio describes. */
+function ratio(a: number, b: number): string {
+  return b > 0 ? `${(a / b).toFixed(1)}x` : "-";
+}
+
+/** The labels of the variants compared side by side (each the first of its transport). */
+export interface ComparedLabels {
+  readonly process?: string;
+  readonly rtcNode?: string;
+}
+
+/**
+ * rtc-node's cost per room against the process transport's at each step both reached, or
+ * undefined where either did not run.
+ */
+export function formatRatioTable(
+  results: ReadonlyMap<string, VariantResult>,
+  compared: ComparedLabels,
+): string | undefined {
+  const a = compared.process === undefined ? undefined : results.get(compared.process);
+  const b = compared.rtcNode === undefined ? undefined : results.get(compared.rtcNode);
+  if (!a || !b) return undefined;
+  const lines = [
+    `| rooms | CPU per room above idle: ${compared.rtcNode} / ${compared.process} | RSS per room: ${compared.rtcNode} / ${compared.process} |`,
+    "|---:|---:|---:|",
+  ];
+  for (const ra of a.rows) {
+    const rb = b.rows.find((r) => r.rooms === ra.rooms);
+    if (rb)
+      lines.push(
+        `| ${ra.rooms} | ${ratio(rb.perRoom, ra.perRoom)} | ${ratio(rb.rssPerRoom, ra.rssPerRoom)} |`,
+      );
+  }
+  return lines.join("\n");
+}
+
 /** Prints the command line, the machine and the tables; returns the variants that stopped short. */
 export function printRoomsReport(
   command: string,
   results: ReadonlyMap<string, VariantResult>,
-  processLabel: string | undefined,
+  compared: ComparedLabels,
 ): string[] {
   console.log(command);
   console.log(`machine: ${describeMachine()}\n`);
@@ -97,20 +133,8 @@ export function printRoomsReport(
       );
     }
   }
-  const a = processLabel === undefined ? undefined : results.get(processLabel);
-  const b = results.get("rtc-node");
-  if (a && b) {
-    console.log(
-      `\n| rooms | CPU per room above idle: rtc-node / ${processLabel} | RSS per room: rtc-node / ${processLabel} |\n|---:|---:|---:|`,
-    );
-    for (const ra of a.rows) {
-      const rb = b.rows.find((r) => r.rooms === ra.rooms);
-      if (!rb) continue;
-      console.log(
-        `| ${ra.rooms} | ${(rb.perRoom / ra.perRoom).toFixed(1)}x | ${(rb.rssPerRoom / ra.rssPerRoom).toFixed(1)}x |`,
-      );
-    }
-  }
+  const ratios = formatRatioTable(results, compared);
+  if (ratios !== undefined) console.log(`\n${ratios}`);
   // A step whose inputs were dropped measured less traffic than it offered: say what.
   const dropped = [...results].flatMap(([label, r]) =>
     r.rows

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { formatRatioTable, type VariantResult } from "../load/rooms-report.ts";
+import { result } from "./support/room-rows.ts";
+
+const processRun = result([
+  { rooms: 10, perRoom: 0.86, rssPerRoom: 3.44 },
+  { rooms: 25, perRoom: 0.672, rssPerRoom: 2.72 },
+  { rooms: 100, perRoom: 0.484, rssPerRoom: 1.79 },
+]);
+const rtcNodeRun = result([
+  { rooms: 10, perRoom: 4.31, rssPerRoom: 9.18 },
+  { rooms: 25, perRoom: 3.994, rssPerRoom: 7.77 },
+]);
+
+function runs(entries: [string, VariantResult][]): Map<string, VariantResult> {
+  return new Map(entries);
+}
+
+describe("bench:rooms' ratio of the two transports", () => {
+  it("divides rtc-node's cost per room by the process transport's at each step both reached", () => {
+    const table = formatRatioTable(
+      runs([
+        ["process", processRun],
+        ["rtc-node", rtcNodeRun],
+      ]),
+      {
+        process: "process",
+        rtcNode: "rtc-node",
+      },
+    );
+    assert.equal(
+      table,
+      [
+        "| rooms | CPU per room above idle: rtc-node / process | RSS per room: rtc-node / process |",
+        "|---:|---:|---:|",
+        "| 10 | 5.0x | 2.7x |",
+        "| 25 | 5.9x | 2.9x |",
+      ].join("\n"),
+    );
+  });
+
+  it("compares the variants it is given, whatever their labels", () => {
+    const table = formatRatioTable(
+      runs([
+        ["process, 32 inline", processRun],
+        ["rtc-node, 32 inline", rtcNodeRun],
+      ]),
+      { process: "process, 32 inline", rtcNode: "rtc-node, 32 inline" },
+    );
+    assert.match(table ?? "", /\| 10 \| 5\.0x \| 2\.7x \|/);
+  });
+
+  it("prints no ratio where the process transport's figure is at or below zero", () => {
+    const noise = result([{ rooms: 10, perRoom: -0.01, rssPerRoom: 0 }]);
+    const table = formatRatioTable(
+      runs([
+        ["process", noise],
+        ["rtc-node", rtcNodeRun],
+      ]),
+      {
+        process: "process",
+        rtcNode: "rtc-node",
+      },
+    );
+    assert.match(table ?? "", /\| 10 \| - \| - \|/);
+  });
+
+  it("has no table where either transport did not run", () => {
+    assert.equal(formatRatioTable(runs([["process", processRun]]), { process: "process" }), undefined);
+    assert.equal(formatRatioTable(runs([["rtc-node", rtcNodeRun]]), { rtcNode: "rtc-node" }), undefined);
+  });
+});
