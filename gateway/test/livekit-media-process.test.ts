@@ -12,123 +12,20 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import {
-  AudioFrame,
-  AudioSource,
-  AudioStream,
-  dispose,
-  LocalAudioTrack,
-  type RemoteTrack,
-  Room,
-  RoomEvent,
-  TrackKind,
-  TrackPublishOptions,
-  TrackSource,
-} from "@livekit/rtc-node";
+import { dispose } from "@livekit/rtc-node";
 import { AccessToken, RoomServiceClient } from "livekit-server-sdk";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { rms } from "../../tools/sim/speech-signal.ts";
 import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
-import type { RoomTransportHandlers, TextStreamChunk } from "../src/agent/livekit/room-transport.ts";
 import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
+import { RoomEventsRecorder, TestAgent, toneHz } from "./support/room-participants.ts";
 import { eventually } from "./support/stack.ts";
 
 const require = createRequire(import.meta.url);
 const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-/** Zero crossings per second / 2: the frequency of a pure tone. */
-function toneHz(pcm: Int16Array, rate: number): number {
-  let crossings = 0;
-  for (let i = 1; i < pcm.length; i++) if ((pcm[i - 1] as number) < 0 !== (pcm[i] as number) < 0) crossings++;
-  return (crossings * rate) / (2 * pcm.length);
-}
-
-/** What the transport reported, for assertions. */
-class Recorder implements RoomTransportHandlers {
-  joined: string[] = [];
-  left: string[] = [];
-  attributes: Record<string, string>[] = [];
-  received: { payload: string; topic: string | undefined }[] = [];
-  texts: TextStreamChunk[] = [];
-  pcm: Buffer[] = [];
-  lost: { reason: string; at: number }[] = [];
-  participantJoined(p: { identity: string }) {
-    this.joined.push(p.identity);
-  }
-  participantLeft(identity: string) {
-    this.left.push(identity);
-  }
-  attributesChanged(_identity: string, attributes: Readonly<Record<string, string>>) {
-    this.attributes.push({ ...attributes });
-  }
-  data(payload: Uint8Array, topic: string | undefined) {
-    this.received.push({ payload: Buffer.from(payload).toString(), topic });
-  }
-  text(chunk: TextStreamChunk) {
-    this.texts.push(chunk);
-  }
-  agentAudio(pcm: Buffer) {
-    this.pcm.push(pcm);
-  }
-  disconnected(reason: string) {
-    this.lost.push({ reason, at: performance.now() });
-  }
-}
-
-/** An rtc-node participant in the agent's place. */
-class TestAgent {
-  readonly room = new Room();
-  readonly heard: Int16Array[] = [];
-  readonly data: { text: string; topic: string | undefined }[] = [];
-  readonly #source = new AudioSource(24000, 1);
-
-  async join(lk: LiveKitProcess, room: string): Promise<void> {
-    const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity: `agent-${room}` });
-    // canUpdateOwnMetadata: setting attributes (lk.agent.state) needs it.
-    at.addGrant({
-      room,
-      roomJoin: true,
-      canPublish: true,
-      canSubscribe: true,
-      canPublishData: true,
-      canUpdateOwnMetadata: true,
-    });
-    this.room.on(RoomEvent.DataReceived, (payload, _p, _k, topic) =>
-      this.data.push({ text: Buffer.from(payload).toString(), topic }),
-    );
-    this.room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
-      if (track.kind !== TrackKind.KIND_AUDIO) return;
-      void (async () => {
-        for await (const f of new AudioStream(track, { sampleRate: 16000, numChannels: 1 }))
-          this.heard.push(f.data);
-      })().catch(() => {});
-    });
-    await this.room.connect(lk.url, await at.toJwt(), { autoSubscribe: true, dynacast: false });
-    const opts = new TrackPublishOptions();
-    opts.source = TrackSource.SOURCE_MICROPHONE;
-    await this.room.localParticipant?.publishTrack(
-      LocalAudioTrack.createAudioTrack("agent", this.#source),
-      opts,
-    );
-  }
-
-  async speak(ms: number, hz = 300): Promise<void> {
-    for (let t = 0; t < ms; t += 20) {
-      const data = new Int16Array(480);
-      for (let i = 0; i < 480; i++)
-        data[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * (t * 24 + i)) / 24000));
-      await this.#source.captureFrame(new AudioFrame(data, 24000, 1, 480));
-    }
-  }
-
-  async leave(): Promise<void> {
-    await this.#source.close().catch(() => {});
-    await this.room.disconnect().catch(() => {});
-  }
-}
 
 describe("LiveKit through the media process", () => {
   let lk: LiveKitProcess;
@@ -179,10 +76,12 @@ describe("LiveKit through the media process", () => {
     return at.toJwt();
   }
 
-  async function session(url = lk.url): Promise<{ room: string; t: ProcessTransport; rec: Recorder }> {
+  async function session(
+    url = lk.url,
+  ): Promise<{ room: string; t: ProcessTransport; rec: RoomEventsRecorder }> {
     const room = `media-test-${++n}`;
     await rooms.createRoom({ name: room, emptyTimeout: 30 });
-    const rec = new Recorder();
+    const rec = new RoomEventsRecorder();
     const t = new ProcessTransport({ url, roomName: room, token: await token(room) }, rec, {
       media,
       pool,
@@ -195,7 +94,7 @@ describe("LiveKit through the media process", () => {
   async function withAgent(): Promise<{
     room: string;
     t: ProcessTransport;
-    rec: Recorder;
+    rec: RoomEventsRecorder;
     agent: TestAgent;
   }> {
     const s = await session();
@@ -208,12 +107,12 @@ describe("LiveKit through the media process", () => {
   }
 
   /** A session joined, and a second media-process participant in its room. */
-  async function withMediaPeer(name: string): Promise<{ rec: Recorder; peer: ProcessTransport }> {
+  async function withMediaPeer(name: string): Promise<{ rec: RoomEventsRecorder; peer: ProcessTransport }> {
     const { room, t, rec } = await session();
     await t.join();
     const peer = new ProcessTransport(
       { url: lk.url, roomName: room, token: await token(room, lk.apiSecret, `${name}-${room}`) },
-      new Recorder(),
+      new RoomEventsRecorder(),
       { media, pool, drop: () => {} },
     );
     transports.push(peer);
@@ -354,7 +253,7 @@ describe("LiveKit through the media process", () => {
 
   it("a token the server refuses: join fails within 2 s", async () => {
     const room = `media-test-${++n}`;
-    const rec = new Recorder();
+    const rec = new RoomEventsRecorder();
     const t = new ProcessTransport(
       { url: lk.url, roomName: room, token: await token(room, "x".repeat(43)) },
       rec,
