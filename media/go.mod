@@ -84,3 +84,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+// The SDK with media/patches/server-sdk-go applied, a folder scripts/prepare-livekit-sdk.sh
+// makes (scripts/build-media.sh runs it first); why: docs/media-process.md, "The patched SDK".
+replace github.com/livekit/server-sdk-go/v2 => ../.cache/livekit-sdk/server-sdk-go

@@ -13,6 +13,9 @@ if ! command -v go >/dev/null; then
   exit 1
 fi
 
+# media/go.mod builds against a patched copy of LiveKit's Go SDK that this makes first.
+bash "$root/scripts/prepare-livekit-sdk.sh"
+
 mkdir -p "$root/.cache/bin"
 tmp="$(mktemp "$root/.cache/bin/.voice-media.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT

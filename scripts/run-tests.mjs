@@ -94,7 +94,7 @@ if (filters.length === 0 && !unitOnly) {
     process.exit(1);
   }
   run("broker tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "broker") });
-  run("media tests", "go", ["test", "-count=1", "./..."], { cwd: path.join(root, "media") });
+  run("media tests", "go", ["test", "-race", "-count=1", "./..."], { cwd: path.join(root, "media") });
 }
 
 // The LiveKit media process, for the tests of the `process` room transport (cheap when cached).

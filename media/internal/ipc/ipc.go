@@ -160,6 +160,13 @@ func (c *Cursor) take(n int) []byte {
 	return p
 }
 
+func (c *Cursor) U8() byte {
+	if p := c.take(1); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
 func (c *Cursor) U16() uint16 {
 	if p := c.take(2); p != nil {
 		return binary.LittleEndian.Uint16(p)

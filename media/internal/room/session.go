@@ -207,8 +207,19 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 	}()
 }
 
-// textStream passes a text stream through as chunks of whole UTF-8 characters.
+// textStream passes a text stream through as chunks of whole UTF-8 characters. It counts
+// as a reader, so Left follows its last frame; the room's disconnect closes the SDK's
+// readers, which ends it. It reads only the header's attributes: the patched SDK never
+// writes that map after the header (docs/media-process.md, "The patched SDK").
 func (s *Session) textStream(reader *lksdk.TextStreamReader, from string) {
+	s.mu.Lock()
+	if s.left {
+		s.mu.Unlock()
+		return
+	}
+	s.readers.Add(1)
+	s.mu.Unlock()
+	defer s.readers.Done()
 	info := reader.Info
 	attrs := info.Attributes
 	buf := make([]byte, 4096)

@@ -1,0 +1,131 @@
+package room
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/livekit"
+	lksdk "github.com/livekit/server-sdk-go/v2"
+
+	"voicefleet/media/internal/ipc"
+)
+
+// recordingOut keeps a session's control frames for the test to read.
+type recordingOut struct{ frames chan []byte }
+
+func newRecordingOut() *recordingOut { return &recordingOut{frames: make(chan []byte, 1024)} }
+
+func (o *recordingOut) Control(frame []byte)    { o.frames <- frame }
+func (o *recordingOut) Audio(frame []byte) bool { return true }
+func (o *recordingOut) Count(reason string)     {}
+
+// textFrame is a decoded Text frame.
+type textFrame struct {
+	streamID, topic, from string
+	attributes            map[string]string
+	done                  bool
+	text                  string
+}
+
+func decodeText(t *testing.T, frame []byte) textFrame {
+	t.Helper()
+	if len(frame) < 9 || frame[4] != ipc.Text {
+		t.Fatalf("not a Text frame: % x", frame)
+	}
+	c := ipc.NewCursor(frame[9:])
+	f := textFrame{streamID: c.String(), topic: c.String(), from: c.String(), attributes: map[string]string{}}
+	for n := c.U16(); n > 0; n-- {
+		k := c.String()
+		f.attributes[k] = c.String()
+	}
+	f.done = c.U8() == 1
+	f.text = string(c.Rest())
+	if c.Err != nil {
+		t.Fatalf("Text frame cut short: %v", c.Err)
+	}
+	return f
+}
+
+// streamOf reads the session's Text frames up to the stream's last one.
+func streamOf(t *testing.T, out *recordingOut) []textFrame {
+	t.Helper()
+	var got []textFrame
+	for {
+		select {
+		case frame := <-out.frames:
+			f := decodeText(t, frame)
+			got = append(got, f)
+			if f.done {
+				return got
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the stream's last frame never came (%d frames)", len(got))
+		}
+	}
+}
+
+// A room that is never connected: the SDK's data-stream entry points are called as its
+// data channel would call them, on one goroutine, in the order the packets arrived.
+func roomWithTextHandler(s *Session) *lksdk.Room {
+	r := lksdk.NewRoom(lksdk.NewRoomCallback())
+	for _, topic := range TextTopics {
+		_ = r.RegisterTextStreamHandler(topic, s.textStream)
+	}
+	return r
+}
+
+func textHeader(id string, attributes map[string]string) *livekit.DataStream_Header {
+	return &livekit.DataStream_Header{
+		StreamId:      id,
+		Topic:         "lk.transcription",
+		Attributes:    attributes,
+		ContentHeader: &livekit.DataStream_Header_TextHeader{TextHeader: &livekit.DataStream_TextHeader{}},
+	}
+}
+
+// LiveKit Agents closes each segment with a trailer carrying lk.transcription_final; a
+// header without attributes made the upstream SDK write into a nil map and panic on the
+// data channel's goroutine, taking the whole media process down.
+func TestATrailerWithAttributesAfterAHeaderWithoutIsPassedThrough(t *testing.T) {
+	out := newRecordingOut()
+	s := &Session{id: 7, out: out}
+	r := roomWithTextHandler(s)
+
+	r.OnStreamHeader(textHeader("s1", nil), "agent-1")
+	r.OnStreamChunk(&livekit.DataStream_Chunk{StreamId: "s1", Content: []byte("hello")})
+	r.OnStreamTrailer(&livekit.DataStream_Trailer{StreamId: "s1", Attributes: map[string]string{"lk.transcription_final": "true"}})
+
+	text := ""
+	for _, f := range streamOf(t, out) {
+		if f.streamID != "s1" || f.topic != "lk.transcription" || f.from != "agent-1" {
+			t.Fatalf("frame of another stream: %+v", f)
+		}
+		text += f.text
+	}
+	if text != "hello" {
+		t.Fatalf("text %q, want %q", text, "hello")
+	}
+}
+
+// The handler sends the header's attributes with every chunk while the data channel's
+// goroutine goes on to the trailer; upstream wrote the trailer's attributes into that same
+// map (under -race: a data race; without it, at worst a fatal concurrent map write).
+func TestEveryChunkCarriesTheHeadersAttributesWhileTheTrailerArrives(t *testing.T) {
+	out := newRecordingOut()
+	s := &Session{id: 7, out: out}
+	r := roomWithTextHandler(s)
+	header := map[string]string{"lk.segment_id": "SG_1", "lk.transcription_final": "false"}
+
+	r.OnStreamHeader(textHeader("s2", header), "agent-1")
+	for i := range 50 {
+		r.OnStreamChunk(&livekit.DataStream_Chunk{StreamId: "s2", ChunkIndex: uint64(i), Content: fmt.Appendf(nil, "w%d ", i)})
+	}
+	r.OnStreamTrailer(&livekit.DataStream_Trailer{StreamId: "s2", Attributes: map[string]string{"lk.transcription_final": "true"}})
+
+	for _, f := range streamOf(t, out) {
+		if f.attributes["lk.segment_id"] != "SG_1" || f.attributes["lk.transcription_final"] != "false" {
+			t.Fatalf("a chunk's attributes are not the header's: %v", f.attributes)
+		}
+	}
+}
