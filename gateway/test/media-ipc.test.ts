@@ -157,6 +157,14 @@ describe("IPC framing", () => {
     assert.equal(new FrameSplitter().push(tiny).corrupt, true);
   });
 
+  it("the largest 32-bit lengths are corrupt too (in Go, length + 4 wrapped past the bound)", () => {
+    for (const n of [0xfffffffc, 0xffffffff]) {
+      const bad = Buffer.alloc(9);
+      bad.writeUInt32LE(n, 0);
+      assert.equal(new FrameSplitter().push(bad).corrupt, true, n.toString(16));
+    }
+  });
+
   it("random bytes never throw: frames, errors or corrupt, nothing else (fuzz)", () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), (chunks) => {

@@ -64,7 +64,9 @@ func ReadFrame(r *bufio.Reader) (Frame, error) {
 		return Frame{}, err
 	}
 	n := binary.LittleEndian.Uint32(head[0:4])
-	if n < headerLen-4 || n+4 > MaxFrame {
+	// n > MaxFrame-4, not n+4 > MaxFrame: n is a uint32, and n+4 wraps to 0..3 for the
+	// four largest lengths, which would pass and allocate ~4 GiB.
+	if n < headerLen-4 || n > MaxFrame-4 {
 		return Frame{}, fmt.Errorf("%w: %d", ErrFrameSize, n)
 	}
 	body := make([]byte, int(n)-(headerLen-4))

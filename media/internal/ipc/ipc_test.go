@@ -3,6 +3,7 @@ package ipc
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -35,6 +36,34 @@ func TestOversizedLengthIsAnError(t *testing.T) {
 	_, err := ReadFrame(bufio.NewReader(bytes.NewReader(bad)))
 	if !errors.Is(err, ErrFrameSize) {
 		t.Fatalf("want ErrFrameSize, got %v", err)
+	}
+}
+
+// The four largest lengths once wrapped n+4 to 0..3, passed the bound and allocated ~4 GiB.
+func TestLengthNearUint32MaxIsAnError(t *testing.T) {
+	for _, n := range []uint32{0xfffffffc, 0xfffffffd, 0xfffffffe, 0xffffffff} {
+		bad := binary.LittleEndian.AppendUint32(nil, n)
+		bad = append(bad, Opus, 0, 0, 0, 0)
+		_, err := ReadFrame(bufio.NewReader(bytes.NewReader(bad)))
+		if !errors.Is(err, ErrFrameSize) {
+			t.Fatalf("length %#x: want ErrFrameSize, got %v", n, err)
+		}
+	}
+}
+
+func TestLengthAtTheBounds(t *testing.T) {
+	frame := func(n uint32) []byte {
+		f := binary.LittleEndian.AppendUint32(nil, n)
+		f = append(f, Opus, 0, 0, 0, 0)
+		return append(f, make([]byte, int(n)-5)...)
+	}
+	if _, err := ReadFrame(bufio.NewReader(bytes.NewReader(frame(MaxFrame - 4)))); err != nil {
+		t.Fatalf("a frame of MaxFrame bytes: %v", err)
+	}
+	bad := binary.LittleEndian.AppendUint32(nil, MaxFrame-3)
+	bad = append(bad, Opus, 0, 0, 0, 0)
+	if _, err := ReadFrame(bufio.NewReader(bytes.NewReader(bad))); !errors.Is(err, ErrFrameSize) {
+		t.Fatalf("a frame of MaxFrame+1 bytes: want ErrFrameSize, got %v", err)
 	}
 }
 
