@@ -7,6 +7,13 @@
  * it. Sequence numbers are consecutive across DTX pauses (RTP counts packets, not time),
  * so a sequence gap is always loss. Late, duplicate and overflow packets are dropped and
  * counted by reason.
+ *
+ * A packet far from where the stream is (`isFar`) starts a new stream when the next packet
+ * confirms it (`resync`): the media process forwards the agent's next track when the first
+ * one ends (the agent republished, or another agent joined), and a new track starts at an
+ * unrelated sequence number. Without that, a new track behind the old one was dropped as
+ * late for up to 32,768 packets, and a single stray far-ahead packet, once the wait for it
+ * ran out, left every later packet behind.
  */
 export interface RtpPacket {
   readonly sequence: number;
@@ -21,7 +28,14 @@ export type Released =
   /** `overflow`: given up because the buffer was full, not because the wait ran out. */
   | { readonly kind: "lost"; readonly count: number; readonly overflow: boolean };
 
-export type JitterDrop = "late" | "duplicate" | "overflow";
+/**
+ * Why a packet was dropped. `far`: far from the stream (`isFar`) and not followed by a
+ * packet of the same new stream: a stray, or the first packet of a new track (for a LiveKit
+ * track usually one of the server's silence frames).
+ */
+export type JitterDrop = "late" | "duplicate" | "overflow" | "far";
+/** What `push` reports: a drop, or `resync`: the packet was kept and the buffer restarted at it. */
+export type JitterCount = JitterDrop | "resync";
 
 export interface JitterOptions {
   /** Packets held at most; beyond it the gap is given up and counted `overflow`. */
@@ -30,9 +44,25 @@ export interface JitterOptions {
   readonly waitMs: number;
 }
 
+/**
+ * How far from the next expected sequence number a packet is "far": RFC 3550's own bounds
+ * for this question (appendix A.1, MAX_MISORDER and MAX_DROPOUT). A reordered, duplicated
+ * or retransmitted packet (the Go SDK NACKs losses, and a retransmission comes an RTT or
+ * more later) is at most a few dozen packets behind; 100 is 2 s of 20 ms packets. A real
+ * gap of 3000 packets is a minute of 20 ms packets lost. The first far packet is dropped;
+ * the buffer restarts only when the next packet is far too and within `maxPackets` of it
+ * (RFC 3550's "two sequential packets"), so a single stray costs that packet alone.
+ */
+export const FAR_BEHIND = 100;
+export const FAR_AHEAD = 3000;
+
 /** a - b on the 16-bit sequence circle, in -32768..32767. */
 function seqDiff(a: number, b: number): number {
   return ((a - b + 0x8000) & 0xffff) - 0x8000;
+}
+
+function isFar(ahead: number): boolean {
+  return ahead < -FAR_BEHIND || ahead > FAR_AHEAD;
 }
 
 export class JitterBuffer {
@@ -41,14 +71,19 @@ export class JitterBuffer {
   #next: number | undefined;
   /** The missing sequence number being waited for, and since when. */
   #gap: { readonly seq: number; readonly since: number } | undefined;
-  readonly #drops: Record<JitterDrop, number> = { late: 0, duplicate: 0, overflow: 0 };
+  /** The sequence number of the previous packet when it was far (a new stream's first). */
+  #far: number | undefined;
+  /** The old stream's held packets at a resync, handed out by the next pop. */
+  #flushed: Released[] = [];
+  readonly #counts: Record<JitterCount, number> = { late: 0, duplicate: 0, overflow: 0, far: 0, resync: 0 };
 
   constructor(options: JitterOptions) {
     this.#options = options;
   }
 
-  get drops(): Readonly<Record<JitterDrop, number>> {
-    return this.#drops;
+  /** Packets dropped by reason, and resyncs. */
+  get counts(): Readonly<Record<JitterCount, number>> {
+    return this.#counts;
   }
 
   get size(): number {
@@ -60,24 +95,37 @@ export class JitterBuffer {
     return this.#gap === undefined ? undefined : this.#gap.since + this.#options.waitMs;
   }
 
-  push(packet: RtpPacket, nowMs: number): JitterDrop | undefined {
+  push(packet: RtpPacket, nowMs: number): JitterCount | undefined {
     if (this.#next === undefined) this.#next = packet.sequence;
-    const ahead = seqDiff(packet.sequence, this.#next);
-    let drop: JitterDrop | undefined;
-    if (ahead < 0) drop = "late";
-    else if (this.#held.has(packet.sequence)) drop = "duplicate";
-    if (drop) {
-      this.#drops[drop]++;
-      return drop;
+    let ahead = seqDiff(packet.sequence, this.#next);
+    let resynced = false;
+    if (isFar(ahead)) {
+      const sincePrevious = this.#far === undefined ? 0 : seqDiff(packet.sequence, this.#far);
+      if (sincePrevious === 0 || Math.abs(sincePrevious) > this.#options.maxPackets) {
+        this.#far = packet.sequence;
+        return this.#count("far");
+      }
+      this.#resync(packet.sequence);
+      ahead = 0;
+      resynced = true;
     }
+    this.#far = undefined;
+    if (ahead < 0) return this.#count("late");
+    if (this.#held.has(packet.sequence)) return this.#count("duplicate");
     this.#held.set(packet.sequence, packet);
     if (ahead > 0 && this.#gap?.seq !== this.#next) this.#gap = { seq: this.#next, since: nowMs };
-    return undefined;
+    return resynced ? this.#count("resync") : undefined;
+  }
+
+  #count<C extends JitterCount>(c: C): C {
+    this.#counts[c]++;
+    return c;
   }
 
   /** Everything that can be released now, in order. */
   pop(nowMs: number): Released[] {
-    const out: Released[] = [];
+    const out = this.#flushed;
+    this.#flushed = [];
     for (;;) {
       this.#releaseInOrder(out);
       const next = this.#next as number;
@@ -89,14 +137,33 @@ export class JitterBuffer {
       const overflow = this.#held.size > this.#options.maxPackets;
       const expired = nowMs >= this.#gap.since + this.#options.waitMs;
       if (!overflow && !expired) return out;
-      if (overflow) this.#drops.overflow++;
-      // Give up the gap: everything up to the oldest packet held is lost.
-      let oldest = Number.POSITIVE_INFINITY;
-      for (const seq of this.#held.keys()) oldest = Math.min(oldest, seqDiff(seq, next));
-      out.push({ kind: "lost", count: oldest, overflow });
-      this.#next = (next + oldest) & 0xffff;
-      this.#gap = undefined;
+      if (overflow) this.#counts.overflow++;
+      this.#giveUpGap(out, overflow);
     }
+  }
+
+  /** Everything up to the oldest packet held is lost. */
+  #giveUpGap(out: Released[], overflow: boolean): void {
+    const next = this.#next as number;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const seq of this.#held.keys()) oldest = Math.min(oldest, seqDiff(seq, next));
+    out.push({ kind: "lost", count: oldest, overflow });
+    this.#next = (next + oldest) & 0xffff;
+    this.#gap = undefined;
+  }
+
+  /**
+   * Restarts at `sequence`. What the old stream still holds is released first, as if its
+   * wait had run out: it is audio the agent sent.
+   */
+  #resync(sequence: number): void {
+    for (;;) {
+      this.#releaseInOrder(this.#flushed);
+      if (this.#held.size === 0) break;
+      this.#giveUpGap(this.#flushed, false);
+    }
+    this.#next = sequence;
+    this.#gap = undefined;
   }
 
   #releaseInOrder(out: Released[]): void {
@@ -111,10 +178,12 @@ export class JitterBuffer {
     }
   }
 
-  /** Forgets everything (a new track, or the session leaves). */
+  /** Forgets everything (the session leaves). */
   reset(): void {
     this.#held.clear();
     this.#next = undefined;
     this.#gap = undefined;
+    this.#far = undefined;
+    this.#flushed = [];
   }
 }

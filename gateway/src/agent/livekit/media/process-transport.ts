@@ -219,8 +219,9 @@ export class ProcessTransport implements RoomTransport {
 
   #onRtp(sequence: number, timestamp: number, payload: Buffer): void {
     const now = this.#now();
-    const drop = this.#jitter.push({ sequence, timestamp, payload, arrivedMs: now }, now);
-    if (drop) this.#deps.drop(`agent_rtp_${drop}`);
+    // A drop (late, duplicate, far) or a resync: agent_rtp_<reason>.
+    const counted = this.#jitter.push({ sequence, timestamp, payload, arrivedMs: now }, now);
+    if (counted) this.#deps.drop(`agent_rtp_${counted}`);
     this.#release(now);
   }
 
