@@ -91,7 +91,15 @@ func (h *handler) handle(f ipc.Frame) {
 	case ipc.Join:
 		url, token := c.String(), c.String()
 		if c.Err != nil || s != nil {
+			// Refused at once, so the gateway does not wait out its join timeout. A duplicate
+			// leaves the session that holds the number alone: a gateway that already has its
+			// answer ignores this one.
+			reason := "malformed join"
+			if s != nil {
+				reason = "duplicate join"
+			}
 			h.out.Count("bad_join")
+			h.out.control0(ipc.NewFrame(ipc.JoinFailed, f.Session).String(reason))
 			return
 		}
 		h.mu.Lock()
