@@ -40,6 +40,7 @@ const UNIT_TESTS = [
   "gateway/test/opus-worker-slot.test.ts",
   "gateway/test/ota.test.ts",
   "gateway/test/owner-decision.test.ts",
+  "gateway/test/process-transport.test.ts",
   "gateway/test/protocol.test.ts",
   "gateway/test/session-timers.test.ts",
   "gateway/test/source-limiter.test.ts",

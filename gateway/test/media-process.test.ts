@@ -1,8 +1,8 @@
 /**
  * The media-process supervisor with the real `voice-media` binary, no LiveKit needed:
- * start-up handshake, a leave answered, its environment, sessions told when the process
- * dies, restart with backoff, the child gone after close(), and a binary that speaks
- * another framing version refused.
+ * start-up handshake, a leave answered, a frame for a released session counted, its
+ * environment, sessions told when the process dies, restart with backoff, the child gone
+ * after close(), and a binary that speaks another framing version refused.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -54,6 +54,17 @@ describe("media process supervisor", () => {
     assert.ok(media.send({ kind: "leave", session: id }));
     await eventually(() => got.some((m) => m.kind === "left"), 2000, "left");
     media.release(id);
+  });
+
+  it("a frame for a session already released is counted, not delivered", async () => {
+    await media.start();
+    const got: FromMedia[] = [];
+    const id = media.open((m) => got.push(m)) as number;
+    media.release(id);
+    // The child confirms a leave even for a session it does not know: the answer comes late.
+    assert.ok(media.send({ kind: "leave", session: id }));
+    await eventually(() => drops.includes("media_frame_unknown_session"), 2000, "counted");
+    assert.deepEqual(got, []);
   });
 
   it("the child's environment is its Go runtime settings and nothing of the gateway's (no secret)", async () => {

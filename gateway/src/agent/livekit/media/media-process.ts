@@ -112,21 +112,21 @@ export class MediaProcess {
    * false (and counts) when the frame was dropped.
    */
   send(m: ToMedia): boolean {
+    return this.deliver(m) === undefined;
+  }
+
+  /** As `send`; returns why the frame was dropped (the reason counted), undefined when sent. */
+  deliver(m: ToMedia): string | undefined {
     const stdin = this.#child?.stdin;
-    if (!this.#running || !stdin?.writable) {
-      this.#options.events.drop(m.kind === "opus" ? "media_down_audio" : "media_down_control");
-      return false;
-    }
-    if (m.kind === "opus" && stdin.writableLength > this.#options.maxBacklogBytes) {
-      this.#options.events.drop("media_backlog");
-      return false;
-    }
+    if (!this.#running || !stdin?.writable)
+      return this.#refuse(m.kind === "opus" ? "media_down_audio" : "media_down_control");
+    if (m.kind === "opus" && stdin.writableLength > this.#options.maxBacklogBytes)
+      return this.#refuse("media_backlog");
     let frame: Buffer;
     try {
       frame = encodeToMedia(m);
     } catch {
-      this.#options.events.drop("media_frame_too_large");
-      return false;
+      return this.#refuse("media_frame_too_large");
     }
     // Frames written in one event-loop turn (a burst of datagrams, a data packet and its
     // audio) leave in one writev instead of one write(2) each.
@@ -139,7 +139,12 @@ export class MediaProcess {
       });
     }
     stdin.write(frame);
-    return true;
+    return undefined;
+  }
+
+  #refuse(reason: string): string {
+    this.#options.events.drop(reason);
+    return reason;
   }
 
   /** Ends the child (stdin EOF: it leaves every room), SIGKILL after `graceMs`. */
@@ -212,7 +217,12 @@ export class MediaProcess {
           this.#options.events.started(child.pid ?? 0);
           readyResolve();
         } else if (m.kind === "counters") this.#options.events.childCounts(m.counts);
-        else this.#sessions.get(m.session)?.(m);
+        else {
+          const handler = this.#sessions.get(m.session);
+          // Released (a leave or join that timed out, answered late) or never opened.
+          if (handler) handler(m);
+          else this.#options.events.drop("media_frame_unknown_session");
+        }
       }
       if (corrupt) {
         this.#options.events.drop("media_stream_corrupt");

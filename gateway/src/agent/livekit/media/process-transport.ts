@@ -107,7 +107,15 @@ export class ProcessTransport implements RoomTransport {
           reject(err);
         },
       };
-      this.#deps.media.send({ kind: "join", session, url: this.#join.url, token: this.#join.token });
+      // Not sent (the process is going down, or the frame is over MAX_FRAME): fail now, not
+      // after the join timeout.
+      const refused = this.#deps.media.deliver({
+        kind: "join",
+        session,
+        url: this.#join.url,
+        token: this.#join.token,
+      });
+      if (refused) this.#joinWait.reject(new Error(`join not sent to the media process: ${refused}`));
     }).catch(async (err: Error) => {
       this.#joinWait = undefined;
       await this.leave();
