@@ -44,6 +44,7 @@ const UNIT_TESTS = [
   "gateway/test/protocol.test.ts",
   "gateway/test/session-timers.test.ts",
   "gateway/test/source-limiter.test.ts",
+  "gateway/test/udp-transport.test.ts",
   "gateway/test/upstream-guard.test.ts",
   "gateway/test/windowed-quantiles.test.ts",
   "tools/test/dev-signing-key.test.ts",

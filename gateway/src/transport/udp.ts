@@ -39,11 +39,20 @@ export class UdpTransport {
     return this.#socket.address().port;
   }
 
+  /** `onError` is called once if the datagram cannot be sent, however send fails. */
   send(datagram: Buffer, port: number, address: string, onError?: () => void): void {
-    this.#socket.send(datagram, port, address, (err) => {
-      // Counted by the caller (down_send_failed), once.
-      if (err) onError?.();
-    });
+    try {
+      this.#socket.send(datagram, port, address, (err) => {
+        // Counted by the caller (down_send_failed), once.
+        if (err) onError?.();
+      });
+    } catch {
+      // dgram throws synchronously for some failures (a bad port such as 0, a socket
+      // already closed while encodes were in flight); the callback then never runs. The
+      // caller sends from inside a promise callback, so an escaped throw would lose the
+      // frame uncounted, as an unhandled rejection.
+      onError?.();
+    }
   }
 
   close(): Promise<void> {
