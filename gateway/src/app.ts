@@ -10,7 +10,7 @@ import { OpusPool } from "./audio/opus-pool.ts";
 import type { GatewayConfig } from "./config.ts";
 import { startHealthServer } from "./ops/health.ts";
 import { healthSnapshot, RateSampler } from "./ops/health-body.ts";
-import type { Logger } from "./ops/log.ts";
+import { type Logger, LogLimiter } from "./ops/log.ts";
 import { GatewayMetrics } from "./ops/metrics.ts";
 import { startTotals } from "./ops/totals.ts";
 import { startLoopClock } from "./ops/watchdog.ts";
@@ -111,7 +111,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     metrics.stop();
   };
 
-  udp.receive((d, from) => gateway.handleDatagram(d, from));
+  // Warnings raised here, rate-limited as the core's drop warnings are: a flood of bad
+  // input must not flood the log (the counters still count every one).
+  const limiter = new LogLimiter();
+  const warn = (key: string, fields: Record<string, unknown>, message: string) =>
+    limiter.run(key, (suppressed) =>
+      log.warn(suppressed > 0 ? { ...fields, suppressedBefore: suppressed } : fields, message),
+    );
+  udp.receive(
+    (d, from) => gateway.handleDatagram(d, from),
+    (reason, from) => {
+      metrics.drop(reason);
+      warn(reason, { reason, from: from.address }, "input dropped");
+    },
+  );
   try {
     broker = await BrokerClient.connect(
       {

@@ -12,7 +12,8 @@ import type { AgentFactory } from "../src/agent/agent-bridge.ts";
 import type { RunningGateway } from "../src/app.ts";
 import type { DropReason } from "../src/ops/metrics.ts";
 import { sealAudioPacket } from "../src/protocol/audio-packet.ts";
-import { MAX_SEQUENCE_JUMP } from "../src/session/upstream-guard.ts";
+import { MAX_SEQUENCE_JUMP, MOVE_AFTER } from "../src/session/upstream-guard.ts";
+import { rawUdpUnavailable, sendRawUdp } from "./support/raw-udp.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 /** Sends one datagram per byte value: header copied from `observed`, sequence `seq`, 1-byte payload. */
@@ -208,6 +209,26 @@ describe("UDP hardening", () => {
     // TOC 0x08: SILK narrowband, 20 ms, code 0: valid Opus, but not what this device sends.
     toGateway(forged(device, device.stats.framesSent + 3, Buffer.from([0x08, 0x11, 0x22, 0x33])));
     await eventually(() => drops("udp_bad_opus") === before + 1, 5000, "a bad-opus drop");
+    await stillServed(device);
+    await device.close();
+  });
+
+  it("genuine frames from source port 0 are dropped before parsing and counted; the address stays", {
+    skip: rawUdpUnavailable,
+  }, async () => {
+    const device = await echoingDevice();
+    device.stopTalking();
+    const before = drops("udp_source_port_zero");
+    // Valid newer frames from the device's own host: from any other port, MOVE_AFTER of
+    // them would move the session there, and no reply can be sent to port 0.
+    const next = device.stats.framesSent + 1;
+    const frames = Array.from({ length: MOVE_AFTER }, (_, i) => forged(device, next + i, speech));
+    sendRawUdp(frames, 0, { address: "127.0.0.1", port: gw.udpPort });
+    await eventually(
+      () => drops("udp_source_port_zero") === before + MOVE_AFTER,
+      5000,
+      "the port-0 datagrams counted",
+    );
     await stillServed(device);
     await device.close();
   });

@@ -10,6 +10,8 @@ import { WindowedSummary } from "./windowed-summary.ts";
 
 export type DropReason =
   // UDP
+  /** Source port 0: no reply can reach it (dropped by the transport, before the rate limit). */
+  | "udp_source_port_zero"
   | "udp_rate_limited"
   | "udp_too_short"
   | "udp_not_audio"
