@@ -5,6 +5,7 @@
  */
 import type { AgentDispatchConfig, LiveKitConfig } from "./agent/livekit/options.ts";
 import { ConfigError, type Env, envInt, envOneOf, envRequired, envString, envValue } from "./env.ts";
+import { MIN_WATCHDOG_STALL_MS, WATCHDOG_BEAT_MS } from "./ops/watchdog.ts";
 import {
   DEFAULT_ADDRESS_LIMIT,
   DEFAULT_SOURCE_LIMIT,
@@ -91,7 +92,7 @@ export function parseConfig(env: Env): GatewayConfig {
     mqttUsername: envString(env, "MQTT_USERNAME", "gateway"),
     mqttPassword: envRequired(env, "MQTT_PASSWORD"),
     mqttKeepaliveS: envInt(env, "MQTT_KEEPALIVE_S", 5, 1, 600),
-    watchdogStallMs: envInt(env, "WATCHDOG_STALL_MS", 5000, 0, 600_000),
+    watchdogStallMs: watchdogStallMs(env),
     helloBalanceSlack: envInt(env, "HELLO_BALANCE_SLACK", 2, 0, 1_000_000),
     opusComplexity: envInt(env, "OPUS_COMPLEXITY", 5, 0, 10),
     opusBitrate: envInt(env, "OPUS_BITRATE", 24000, 6000, 510000),
@@ -141,6 +142,24 @@ function mqttUrl(env: Env): string {
     throw new ConfigError("MQTT_URL", "must not carry credentials; use MQTT_USERNAME and MQTT_PASSWORD");
   }
   return v;
+}
+
+const MAX_WATCHDOG_STALL_MS = 600_000;
+
+/**
+ * 0 (off), or long enough that an idle loop never looks stalled: a shorter stall makes a
+ * healthy instance kill itself over and over under PM2 (MIN_WATCHDOG_STALL_MS says why).
+ */
+function watchdogStallMs(env: Env): number {
+  const range = `0 (off) or ${MIN_WATCHDOG_STALL_MS}..${MAX_WATCHDOG_STALL_MS}`;
+  const v = envValue(env, "WATCHDOG_STALL_MS");
+  if (v === undefined) return 5000;
+  const n = /^[0-9]+$/.test(v) ? Number(v) : Number.NaN;
+  if (n === 0 || (n >= MIN_WATCHDOG_STALL_MS && n <= MAX_WATCHDOG_STALL_MS)) return n;
+  throw new ConfigError(
+    "WATCHDOG_STALL_MS",
+    `must be ${range} (the main loop marks each turn only every ${WATCHDOG_BEAT_MS} ms), got ${JSON.stringify(v)}`,
+  );
 }
 
 function liveKitMedia(env: Env): "process" | "rtc-node" {

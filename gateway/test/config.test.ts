@@ -5,6 +5,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { describeConfig, parseConfig } from "../src/config.ts";
 import { ConfigError, loadEnv } from "../src/env.ts";
+import { MIN_WATCHDOG_STALL_MS, WATCHDOG_BEAT_MS } from "../src/ops/watchdog.ts";
 
 describe("config", () => {
   const base = { MQTT_PASSWORD: "p" };
@@ -46,6 +47,26 @@ describe("config", () => {
         () => parseConfig(env),
         (err: unknown) =>
           err instanceof ConfigError && err.variable === variable && err.message.startsWith(variable),
+      );
+    }
+  });
+
+  it("takes WATCHDOG_STALL_MS 0 (off) or at least 4 heartbeats, and names the range for anything between", () => {
+    assert.equal(parseConfig(base).watchdogStallMs, 5000);
+    assert.equal(parseConfig({ ...base, WATCHDOG_STALL_MS: "0" }).watchdogStallMs, 0);
+    assert.equal(
+      parseConfig({ ...base, WATCHDOG_STALL_MS: String(MIN_WATCHDOG_STALL_MS) }).watchdogStallMs,
+      MIN_WATCHDOG_STALL_MS,
+    );
+    assert.equal(MIN_WATCHDOG_STALL_MS, 4 * WATCHDOG_BEAT_MS);
+    for (const v of ["1", "250", String(MIN_WATCHDOG_STALL_MS - 1), "600001", "-1", "5s"]) {
+      assert.throws(
+        () => parseConfig({ ...base, WATCHDOG_STALL_MS: v }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.variable === "WATCHDOG_STALL_MS" &&
+          err.message.includes(`0 (off) or ${MIN_WATCHDOG_STALL_MS}..600000`),
+        v,
       );
     }
   });

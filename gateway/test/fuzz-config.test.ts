@@ -10,6 +10,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { type GatewayConfig, parseConfig } from "../src/config.ts";
 import { ConfigError, loadEnv } from "../src/env.ts";
+import { MIN_WATCHDOG_STALL_MS } from "../src/ops/watchdog.ts";
 import { RUNS, Tally } from "./support/fuzz.ts";
 
 const CONFIG_VARS = [
@@ -85,6 +86,7 @@ function sane(c: GatewayConfig): boolean {
     int(c.healthPort, 0, 65535) &&
     int(c.workerCount, 1, 64) &&
     int(c.opusComplexity, 0, 10) &&
+    (c.watchdogStallMs === 0 || int(c.watchdogStallMs, MIN_WATCHDOG_STALL_MS, 600_000)) &&
     c.mqttPassword.length > 0 &&
     /^mqtts?:\/\//.test(c.mqttUrl) &&
     c.udpSourceLimit.perSocket.ratePerSecond >= 1 &&

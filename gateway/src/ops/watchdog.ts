@@ -57,8 +57,18 @@ setInterval(() => {
 }, checkMs);
 `;
 
+/** How often the main thread marks that its loop turned, ms. */
+export const WATCHDOG_BEAT_MS = 250;
+/**
+ * The shortest stall the watchdog may be set to, ms. An idle loop's mark is up to one beat
+ * old, and the worker looks at it only every check (and its own timer can be late), so a
+ * stall of about one beat kills a healthy process, PM2 restarts it, and it kills itself again.
+ * Four beats leave room for that and for the ordinary jitter of a busy loop.
+ */
+export const MIN_WATCHDOG_STALL_MS = 4 * WATCHDOG_BEAT_MS;
+
 /** `stallMs` 0 disables it. */
-export function startWatchdog(stallMs: number, beatMs = 250): Watchdog | undefined {
+export function startWatchdog(stallMs: number, beatMs = WATCHDOG_BEAT_MS): Watchdog | undefined {
   if (stallMs <= 0) return undefined;
   const shared = new SharedArrayBuffer(8);
   const beat = new Float64Array(shared);
