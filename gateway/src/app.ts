@@ -150,6 +150,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
           log.info({ url: config.mqttUrl, sessions: gateway.sessions.size }, "broker connected");
         },
         disconnected: () => log.warn("broker connection lost; reconnecting"),
+        subscribeFailed: (err) => {
+          metrics.brokerSubscribeFailures.inc();
+          warn(
+            "broker_subscribe_failed",
+            { err: err.message },
+            "broker subscription failed after a reconnect; subscribing again",
+          );
+        },
       },
     );
     const sampler = new RateSampler(metrics);

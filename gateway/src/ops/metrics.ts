@@ -75,6 +75,8 @@ export class GatewayMetrics {
   readonly forwarded: Counter;
   /** Goodbyes this instance sent for sessions of a dead instance (one survivor per device). */
   readonly orphanGoodbyes: Counter;
+  /** Subscribes after a broker reconnect that failed or were refused (each is retried). */
+  readonly brokerSubscribeFailures: Counter;
   readonly sessions: Gauge;
   /** LiveKit rooms joined and not yet closed. */
   readonly agentRooms: Gauge;
@@ -135,6 +137,11 @@ export class GatewayMetrics {
     this.orphanGoodbyes = new Counter({
       name: "gateway_orphan_goodbyes_total",
       help: "Goodbyes sent for the sessions of a dead instance",
+      registers: r,
+    });
+    this.brokerSubscribeFailures = new Counter({
+      name: "gateway_broker_subscribe_failures_total",
+      help: "Subscribes after a broker reconnect that failed or were refused (the instance hears nothing on those filters until a retry succeeds)",
       registers: r,
     });
     this.agentRooms = new Gauge({ name: "gateway_agent_rooms", help: "LiveKit rooms joined", registers: r });

@@ -30,6 +30,12 @@ export interface BrokerEvents {
   /** Every (re)connect, after the subscriptions are in place (also the first, before `connect` resolves). */
   connected(client: BrokerClient): void;
   disconnected(): void;
+  /**
+   * After a reconnect, the subscribe failed or the broker refused a filter: the client is
+   * connected but hears nothing on the refused filters. It subscribes again after a
+   * reconnect delay, for as long as it takes; `connected` follows the one that succeeds.
+   */
+  subscribeFailed(err: Error): void;
 }
 
 export class BrokerClient {
@@ -39,7 +45,10 @@ export class BrokerClient {
     this.#client = client;
   }
 
-  /** Resolves once connected and subscribed; rejects on the first connection error or a refused subscription. */
+  /**
+   * Resolves once connected and subscribed; rejects on the first connection error or a
+   * refused subscription. After a reconnect, a failed subscription is `subscribeFailed`.
+   */
   static connect(
     options: BrokerOptions,
     events: BrokerEvents,
@@ -71,26 +80,62 @@ export class BrokerClient {
     });
     return new Promise((resolve, reject) => {
       let first = true;
+      /** Bumped on every connect and close: a subscribe answer of an older connection is moot. */
+      let connection = 0;
+      let retry: NodeJS.Timeout | undefined;
+      const cancelRetry = () => {
+        clearTimeout(retry);
+        retry = undefined;
+      };
       const fail = (err: Error) => {
         if (!first) return;
         first = false;
         client.end(true);
         reject(err);
       };
-      client.on("error", fail);
-      client.on("connect", () => {
-        // Subscribe on every connect: clean sessions forget subscriptions.
-        client.subscribe([...options.subscriptions], { qos: 0 }, (err, granted) => {
-          if (err) return fail(err);
-          const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
-          if (refused.length > 0)
-            return fail(new Error(`broker refused subscriptions: ${refused.join(", ")}`));
-          if (first) {
-            first = false;
-            resolve(broker);
+      const subscribe = () => {
+        const mine = connection;
+        const filters = [...options.subscriptions];
+        client.subscribe(filters, { qos: 0 }, (err, _granted, suback) => {
+          const problem = subscribeProblem(filters, err, suback);
+          if (!problem) {
+            if (first) {
+              first = false;
+              resolve(broker);
+            }
+            return events.connected(broker);
           }
-          events.connected(broker);
+          if (first) return fail(problem);
+          // mqtt.js fails a pending SUBSCRIBE ("Connection closed") just before it emits
+          // close, in the same turn: after that turn, an answer whose connection is gone is
+          // moot (the next connect subscribes anew) and only a live one is reported.
+          queueMicrotask(() => {
+            if (mine !== connection) return;
+            events.subscribeFailed(problem);
+            // Subscribing again on this connection, rather than dropping it: a dropped
+            // connection fires our will, and every peer would tell this instance's devices
+            // goodbye although their sessions are fine. A SUBSCRIBE of a filter already held
+            // only replaces it, so the whole list goes again. Cancelled by close and connect.
+            retry = setTimeout(
+              () => {
+                retry = undefined;
+                subscribe();
+              },
+              jittered(options.reconnectMeanMs ?? 500),
+            );
+          });
         });
+      };
+      client.on("error", fail);
+      client.on("close", () => {
+        connection++;
+        cancelRetry();
+      });
+      client.on("connect", () => {
+        connection++;
+        cancelRetry();
+        // Subscribe on every connect: clean sessions forget subscriptions.
+        subscribe();
       });
     });
   }
@@ -125,6 +170,23 @@ export class BrokerClient {
   destroy(): Promise<void> {
     return new Promise((resolve) => this.#client.end(true, {}, () => resolve()));
   }
+}
+
+/**
+ * Why a SUBSCRIBE did not take, or undefined. mqtt.js reports a filter the broker refused
+ * (a SUBACK code of 0x80 or more) as an error whose SUBACK has a code per filter: name them.
+ */
+function subscribeProblem(
+  filters: readonly string[],
+  err: Error | null,
+  suback: { readonly granted: readonly unknown[] } | undefined,
+): Error | undefined {
+  if (!err) return undefined;
+  const refused = filters.filter((_, i) => {
+    const code = suback?.granted[i];
+    return typeof code === "number" && code >= 0x80;
+  });
+  return refused.length > 0 ? new Error(`broker refused subscriptions: ${refused.join(", ")}`) : err;
 }
 
 function jittered(meanMs: number): number {
