@@ -40,9 +40,12 @@ export interface BrokerEvents {
 
 export class BrokerClient {
   readonly #client: MqttClient;
+  /** What every (re)connect subscribes to: the options' list less what was unsubscribed since. */
+  readonly #subscriptions: Set<string>;
 
-  private constructor(client: MqttClient) {
+  private constructor(client: MqttClient, subscriptions: readonly string[]) {
     this.#client = client;
+    this.#subscriptions = new Set(subscriptions);
   }
 
   /**
@@ -70,7 +73,7 @@ export class BrokerClient {
         retain: options.will.retain,
       },
     });
-    const broker = new BrokerClient(client);
+    const broker = new BrokerClient(client, options.subscriptions);
     client.on("message", (topic, payload) => events.message(topic, payload));
     client.on("close", () => {
       // A new random delay for each reconnect: after a broker restart the four instances
@@ -95,7 +98,8 @@ export class BrokerClient {
       };
       const subscribe = () => {
         const mine = connection;
-        const filters = [...options.subscriptions];
+        // What was unsubscribed since (the drain) stays unsubscribed across reconnects.
+        const filters = [...broker.#subscriptions];
         client.subscribe(filters, { qos: 0 }, (err, _granted, suback) => {
           const problem = subscribeProblem(filters, err, suback);
           if (!problem) {
@@ -155,8 +159,12 @@ export class BrokerClient {
     );
   }
 
-  /** Stops a subscription (the drain stops taking new hellos this way). */
+  /**
+   * Stops a subscription (the drain stops taking new hellos this way), also for every later
+   * reconnect: a broker that restarts during a drain must not hand us hellos again.
+   */
   unsubscribe(topic: string): Promise<void> {
+    this.#subscriptions.delete(topic);
     return new Promise((resolve, reject) =>
       this.#client.unsubscribe(topic, (err) => (err ? reject(err) : resolve())),
     );
