@@ -52,9 +52,23 @@ describe("gateway coordination messages", () => {
       clientId: CLIENT,
       payload: payload.toString("utf8"),
       arrivedAt: 42,
+      hops: 1,
     });
     assert.equal(parseForward(Buffer.from(forwardPayload(CLIENT, payload)))?.arrivedAt, undefined);
     assert.equal(parseForward(Buffer.from('{"clientId":1,"payload":"x"}')), undefined);
+  });
+
+  it("a hello passed on by a second instance says so; a forward that does not is its first hop", () => {
+    const hello = Buffer.from('{"type":"hello","version":3,"transport":"udp"}');
+    assert.equal(parseForward(Buffer.from(forwardPayload(CLIENT, hello, 42, 2)))?.hops, 2);
+    assert.equal(
+      JSON.parse(forwardPayload(CLIENT, hello, 42)).hops,
+      undefined,
+      "not on the wire for one hop",
+    );
+    assert.equal(parseForward(Buffer.from('{"clientId":"c","payload":"x"}'))?.hops, 1);
+    for (const bad of ['"2"', "0", "1.5", "null"])
+      assert.equal(parseForward(Buffer.from(`{"clientId":"c","payload":"x","hops":${bad}}`)), undefined, bad);
   });
 
   it("the broker's disconnect reason, when it gives one", () => {

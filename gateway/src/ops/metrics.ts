@@ -40,6 +40,11 @@ export type DropReason =
   | "mqtt_hello_too_late"
   /** A hello older than a session another instance opened since for the same device. */
   | "mqtt_hello_superseded"
+  /**
+   * A hello reaching a draining instance that could pass it to no live peer (none is up, or
+   * it was passed on twice already): a draining instance opens no session.
+   */
+  | "mqtt_hello_draining"
   // downstream
   | "down_queue_full"
   | "down_no_remote_address"

@@ -82,20 +82,33 @@ export interface ForwardMessage {
   readonly payload: string;
   /** Epoch ms the message reached the forwarding instance, when it said. */
   readonly arrivedAt: number | undefined;
+  /**
+   * How many instances have passed the message on, counting the sender: 1 unless a draining
+   * instance passed on a hello that had been forwarded to it (the field is then present).
+   */
+  readonly hops: number;
 }
 
 /** `gateway/forward/<instanceId>`: a device message handed to the instance that owns it. */
-export function forwardPayload(clientId: string, payload: Buffer, arrivedAt?: number): string {
-  return JSON.stringify({ clientId, payload: payload.toString("utf8"), arrivedAt });
+export function forwardPayload(clientId: string, payload: Buffer, arrivedAt?: number, hops = 1): string {
+  return JSON.stringify({
+    clientId,
+    payload: payload.toString("utf8"),
+    arrivedAt,
+    hops: hops > 1 ? hops : undefined,
+  });
 }
 
 export function parseForward(payload: Buffer): ForwardMessage | undefined {
   const f = parseJsonObject(payload);
   if (!f || typeof f.clientId !== "string" || typeof f.payload !== "string") return undefined;
+  const hops = f.hops === undefined ? 1 : f.hops;
+  if (typeof hops !== "number" || !Number.isInteger(hops) || hops < 1) return undefined;
   return {
     clientId: f.clientId,
     payload: f.payload,
     arrivedAt: typeof f.arrivedAt === "number" ? f.arrivedAt : undefined,
+    hops,
   };
 }
 

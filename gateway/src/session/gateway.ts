@@ -32,6 +32,7 @@ import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
 import { HelloBalancer } from "./hello-balancer.ts";
 import { HelloBudget, type HelloBudgetOptions } from "./hello-budget.ts";
+import { routeHello } from "./hello-route.ts";
 import { type Claim, decideOwner, newerClaim, type PeerPresence } from "./owner-routing.ts";
 import { PeerWatch } from "./peer-watch.ts";
 import { SessionRegistry } from "./registry.ts";
@@ -131,7 +132,7 @@ export class Gateway {
     if (!route) return this.#drop("mqtt_bad_topic", { topic: topic.slice(0, 120) });
     switch (route.kind) {
       case "ingest":
-        return this.#handleDevicePayload(route.clientId, payload, false, arrivedAt);
+        return this.#handleDevicePayload(route.clientId, payload, 0, arrivedAt);
       case "disconnected":
         return this.#handleDisconnected(route.clientId, payload);
       case "presence":
@@ -159,7 +160,8 @@ export class Gateway {
   /**
    * Stop taking hellos (the caller unsubscribes from the shared ingest first), say goodbye
    * to every device so it re-hellos on another instance, and wait for the sessions to
-   * release their resources.
+   * release their resources. A hello that reaches us from now on (one in flight, or one a
+   * peer passes on before it sees our "draining") opens no session (hello-route.ts).
    */
   async drain(): Promise<void> {
     this.#draining = true;
@@ -181,7 +183,8 @@ export class Gateway {
     for (const s of this.sessions.all()) this.#publishClaim(s);
   }
 
-  #handleDevicePayload(clientIdRaw: string, payload: Buffer, forwarded: boolean, arrivedAt: number): void {
+  /** `hops`: how many instances passed the message on to us (0: straight from the broker). */
+  #handleDevicePayload(clientIdRaw: string, payload: Buffer, hops: number, arrivedAt: number): void {
     const parsedId = parseDeviceClientId(clientIdRaw);
     if (!parsedId.ok) return this.#drop("mqtt_bad_client_id", { clientId: clientIdRaw.slice(0, 80) });
     const parsed = parseDeviceMessage(payload);
@@ -191,20 +194,22 @@ export class Gateway {
     const message = parsed.message;
     if (message.type === "hello") {
       // Before anything a hello costs; a forwarded hello was charged where it arrived.
-      if (!forwarded && !this.#hellos.take(clientIdRaw)) {
+      if (hops === 0 && !this.#hellos.take(clientIdRaw)) {
         return this.#drop("mqtt_hello_over_budget", { clientId: clientIdRaw });
       }
-      if (!forwarded) {
-        const target = this.#draining
-          ? this.#peers.liveExcept(this.#o.me.instanceId)
-          : this.#lessLoaded(clientIdRaw);
-        if (target !== undefined) return this.#forward(target, clientIdRaw, payload, arrivedAt);
-      }
+      const route = routeHello({
+        hops,
+        draining: this.#draining,
+        livePeer: () => this.#peers.liveExcept(this.#o.me.instanceId),
+        lessLoaded: () => this.#lessLoaded(clientIdRaw),
+      });
+      if (route.kind === "drop") return this.#drop(route.reason, { clientId: clientIdRaw, hops });
+      if (route.kind === "forward")
+        return this.#forward(route.instanceId, clientIdRaw, payload, arrivedAt, route.hops);
       return this.#openSession(parsedId.id.raw, parsedId.id, message, arrivedAt);
     }
-    const decision = forwarded
-      ? { kind: "local" as const }
-      : decideOwner(message.sessionId, this.#o.me, this.#peers.peers);
+    const decision =
+      hops > 0 ? { kind: "local" as const } : decideOwner(message.sessionId, this.#o.me, this.#peers.peers);
     if (decision.kind === "forward") {
       if (message.sessionId !== undefined)
         this.#peers.forwarded(decision.instanceId, clientIdRaw, message.sessionId);
@@ -336,14 +341,14 @@ export class Gateway {
   #handleForward(payload: Buffer): void {
     const f = parseForward(payload);
     if (!f) return this.#drop("mqtt_bad_internal", { topic: "forward" });
-    // A hello forwarded by a draining peer keeps the time it reached that peer.
+    // A hello passed on by a draining or busier peer keeps the time it reached the first instance.
     const arrivedAt = f.arrivedAt ?? this.#arrivedAt();
-    this.#handleDevicePayload(f.clientId, Buffer.from(f.payload, "utf8"), true, arrivedAt);
+    this.#handleDevicePayload(f.clientId, Buffer.from(f.payload, "utf8"), f.hops, arrivedAt);
   }
 
-  #forward(instanceId: number, clientId: string, payload: Buffer, arrivedAt?: number): void {
+  #forward(instanceId: number, clientId: string, payload: Buffer, arrivedAt?: number, hops = 1): void {
     this.#o.metrics.forwarded.inc();
-    this.#o.ports.publish(forwardTopic(instanceId), forwardPayload(clientId, payload, arrivedAt));
+    this.#o.ports.publish(forwardTopic(instanceId), forwardPayload(clientId, payload, arrivedAt, hops));
   }
 
   /** No live session for this message: goodbye now, so the device re-hellos at once. */

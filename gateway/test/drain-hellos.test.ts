@@ -1,0 +1,161 @@
+/**
+ * A draining instance opens no session (hello-route.ts). A peer that chose it for
+ * balancing before it saw "draining" may still forward it a hello; answering would claim
+ * the device away from its good session elsewhere, and nothing would close the new one
+ * before the process exits (peers send no goodbye for a peer that drained). The hello goes
+ * on to a live peer with its first arrival time, or is dropped and counted.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { OpusPool } from "../src/audio/opus-pool.ts";
+import type { GatewayMetrics } from "../src/ops/metrics.ts";
+import { forwardPayload, parseForward } from "../src/protocol/coordination.ts";
+import { forwardTopic } from "../src/protocol/topics.ts";
+import type { Gateway } from "../src/session/gateway.ts";
+import { announcePeer, MINIMAL_HELLO, replyTarget, startCore } from "./support/core.ts";
+
+const DEVICE = "GID_test@@@02_00_00_00_00_31@@@u31";
+const NOW = 1_796_000_000_000;
+/** When the hello reached the instance that first forwarded it. */
+const FIRST_ARRIVAL = NOW - 1200;
+
+describe("a hello that reaches a draining instance", () => {
+  let pool: OpusPool;
+  let core: { gateway: Gateway; metrics: GatewayMetrics } | undefined;
+  let published: { topic: string; payload: string }[];
+
+  before(async () => {
+    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+  });
+  after(async () => {
+    await core?.gateway.drain();
+    core?.metrics.stop();
+    await pool.shutdown();
+  });
+
+  /** Instance 1, draining, with peer 2 in the given state (or none). */
+  const draining = async (peer2?: "up" | "draining"): Promise<Gateway> => {
+    await core?.gateway.drain();
+    core?.metrics.stop();
+    published = [];
+    core = startCore({
+      pool,
+      now: () => NOW,
+      publish: (topic, payload) => published.push({ topic, payload }),
+    });
+    if (peer2) announcePeer(core.gateway, { instanceId: 2, bootId: "peerboot2" }, peer2);
+    await core.gateway.drain();
+    return core.gateway;
+  };
+  /** A hello a peer forwarded to instance 1 (`hops`: how many instances passed it on). */
+  const forwardedHello = (gateway: Gateway, hops = 1) =>
+    gateway.handleBrokerMessage(
+      forwardTopic(1),
+      Buffer.from(forwardPayload(DEVICE, MINIMAL_HELLO, FIRST_ARRIVAL, hops)),
+    );
+  const repliesToDevice = () => published.filter((p) => replyTarget(p.topic) === DEVICE);
+  const claims = () => published.filter((p) => p.topic.startsWith("gateway/claims/"));
+  const forwardsTo = (instanceId: number) =>
+    published
+      .filter((p) => p.topic === forwardTopic(instanceId))
+      .map((p) => parseForward(Buffer.from(p.payload)));
+  const drainingDrops = () => (core as { metrics: GatewayMetrics }).metrics.dropCount("mqtt_hello_draining");
+
+  it("forwarded by a peer: passed on to a live peer with its first arrival time, not answered", async () => {
+    const gateway = await draining("up");
+    forwardedHello(gateway);
+    assert.equal(gateway.sessions.size, 0);
+    assert.deepEqual(repliesToDevice(), [], "no hello reply");
+    assert.deepEqual(claims(), [], "no claim");
+    assert.deepEqual(forwardsTo(2), [
+      { clientId: DEVICE, payload: MINIMAL_HELLO.toString("utf8"), arrivedAt: FIRST_ARRIVAL, hops: 2 },
+    ]);
+  });
+
+  it("forwarded by a peer, no other peer taking hellos: dropped and counted, not answered", async () => {
+    const gateway = await draining("draining");
+    forwardedHello(gateway);
+    assert.equal(gateway.sessions.size, 0);
+    assert.deepEqual(repliesToDevice(), []);
+    assert.deepEqual(claims(), []);
+    assert.deepEqual(forwardsTo(2), []);
+    assert.equal(drainingDrops(), 1);
+  });
+
+  it("passed on by two instances already: dropped, not passed on a third time", async () => {
+    // Two draining peers that each still see the other up would otherwise bounce it.
+    const gateway = await draining("up");
+    forwardedHello(gateway, 2);
+    assert.deepEqual(forwardsTo(2), []);
+    assert.deepEqual(repliesToDevice(), []);
+    assert.equal(drainingDrops(), 1);
+  });
+
+  it("straight from the broker (in flight as we unsubscribed), no live peer: dropped, no session", async () => {
+    const gateway = await draining();
+    gateway.handleBrokerMessage(`ingest/${DEVICE}`, MINIMAL_HELLO);
+    assert.equal(gateway.sessions.size, 0);
+    assert.deepEqual(repliesToDevice(), []);
+    assert.equal(drainingDrops(), 1);
+  });
+
+  it("straight from the broker, a live peer: passed on once, with its arrival time", async () => {
+    const gateway = await draining("up");
+    gateway.handleBrokerMessage(`ingest/${DEVICE}`, MINIMAL_HELLO, FIRST_ARRIVAL);
+    assert.deepEqual(
+      forwardsTo(2).map((f) => [f?.arrivedAt, f?.hops]),
+      [[FIRST_ARRIVAL, 1]],
+    );
+    assert.deepEqual(repliesToDevice(), []);
+  });
+});
+
+describe("a hello a draining peer passed on, at a live instance", () => {
+  let pool: OpusPool;
+  let core: { gateway: Gateway; metrics: GatewayMetrics } | undefined;
+  let published: { topic: string; payload: string }[];
+
+  before(async () => {
+    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+  });
+  after(async () => {
+    await core?.gateway.drain();
+    core?.metrics.stop();
+    await pool.shutdown();
+  });
+
+  const fresh = async (): Promise<Gateway> => {
+    await core?.gateway.drain();
+    core?.metrics.stop();
+    published = [];
+    core = startCore({
+      pool,
+      now: () => NOW,
+      publish: (topic, payload) => published.push({ topic, payload }),
+    });
+    return core.gateway;
+  };
+  const hello = (gateway: Gateway, arrivedAt: number) =>
+    gateway.handleBrokerMessage(
+      forwardTopic(1),
+      Buffer.from(forwardPayload(DEVICE, MINIMAL_HELLO, arrivedAt, 2)),
+    );
+  const repliesToDevice = () => published.filter((p) => replyTarget(p.topic) === DEVICE);
+
+  it("is answered: a session opens with the hello's first arrival time in its claim", async () => {
+    const gateway = await fresh();
+    hello(gateway, FIRST_ARRIVAL);
+    assert.equal(gateway.sessions.size, 1);
+    assert.equal(repliesToDevice().length, 1);
+    const claim = published.find((p) => p.topic === `gateway/claims/${DEVICE}`);
+    assert.equal(JSON.parse(claim?.payload ?? "{}").helloAt, FIRST_ARRIVAL);
+  });
+
+  it("is not answered when its first arrival is too long ago (the device gave up on it)", async () => {
+    const gateway = await fresh();
+    hello(gateway, NOW - 6000);
+    assert.equal(gateway.sessions.size, 0);
+    assert.deepEqual(repliesToDevice(), []);
+    assert.equal((core as { metrics: GatewayMetrics }).metrics.dropCount("mqtt_hello_too_late"), 1);
+  });
+});
