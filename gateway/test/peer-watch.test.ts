@@ -2,7 +2,8 @@
  * What an instance does when a peer's presence says its sessions died (peer-watch.ts): the
  * devices of the dead boot's claims are told goodbye, so they re-hello at once. The will
  * ("gone") is covered with a real broker in session-ownership.test.ts; these cover a peer
- * back with a new boot whose will never reached us, and a peer that drained.
+ * back with a new boot whose will never reached us, a will of an old boot that arrives
+ * after the new boot's presence, and a peer that drained.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -14,8 +15,11 @@ import type { Gateway } from "../src/session/gateway.ts";
 import { announcePeer, replyTarget, startCore } from "./support/core.ts";
 
 const DEVICE = "GID_test@@@02_00_00_00_00_07@@@u7";
+const OTHER_DEVICE = "GID_test@@@02_00_00_00_00_08@@@u8";
 const OLD_BOOT = "peerboot1";
 const OLD_SESSION = `2-${OLD_BOOT}-0123456789abcdef`;
+const NEW_BOOT = "peerboot2";
+const NEW_SESSION = `2-${NEW_BOOT}-fedcba9876543210`;
 
 describe("a peer whose sessions died", () => {
   let pool: OpusPool;
@@ -35,13 +39,17 @@ describe("a peer whose sessions died", () => {
     core?.metrics.stop();
     published = [];
     core = startCore({ pool, publish: (topic, payload) => published.push({ topic, payload }) });
-    const claim = { instanceId: 2, bootId: OLD_BOOT, sessionId: OLD_SESSION, helloAt: Date.now() };
-    core.gateway.handleBrokerMessage(claimTopic(DEVICE), Buffer.from(claimPayload(claim)));
+    claimOf(core.gateway, DEVICE, OLD_SESSION);
     return core.gateway;
   };
-  const goodbyes = () =>
+  const claimOf = (gateway: Gateway, device: string, sessionId: string) => {
+    const [, bootId = ""] = sessionId.split("-");
+    const claim = { instanceId: 2, bootId, sessionId, helloAt: Date.now() };
+    gateway.handleBrokerMessage(claimTopic(device), Buffer.from(claimPayload(claim)));
+  };
+  const goodbyes = (device = DEVICE) =>
     published
-      .filter((p) => replyTarget(p.topic) === DEVICE)
+      .filter((p) => replyTarget(p.topic) === device)
       .map((p) => JSON.parse(p.payload) as { type?: string; session_id?: string })
       .filter((m) => m.type === "goodbye");
   const orphanGoodbyesSent = async () =>
@@ -94,5 +102,35 @@ describe("a peer whose sessions died", () => {
       goodbyes().map((m) => m.session_id),
       [OLD_SESSION],
     );
+  });
+
+  it("a will of its old boot that arrives after its new boot's presence: the new boot stays live and reached", () => {
+    const gateway = fresh();
+    announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "up");
+    announcePeer(gateway, { instanceId: 2, bootId: NEW_BOOT }, "up");
+    announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "gone");
+    assert.deepEqual(gateway.peers.get(2), { bootId: NEW_BOOT, state: "up" });
+    const listen = { session_id: NEW_SESSION, type: "listen", state: "start", mode: "auto" };
+    gateway.handleBrokerMessage(`ingest/${OTHER_DEVICE}`, Buffer.from(JSON.stringify(listen)));
+    assert.equal(
+      published.at(-1)?.topic,
+      "gateway/forward/2",
+      "forwarded to the new boot, not answered stale",
+    );
+    assert.deepEqual(goodbyes(OTHER_DEVICE), []);
+  });
+
+  it("that late will still names the old boot's sessions we had not yet told goodbye", () => {
+    const gateway = fresh();
+    announcePeer(gateway, { instanceId: 2, bootId: NEW_BOOT }, "up");
+    // The old boot's last claim, published just before it died, reaches us after the new
+    // boot's presence (they come from two processes, in no set order).
+    claimOf(gateway, OTHER_DEVICE, `2-${OLD_BOOT}-00000000000000aa`);
+    announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "gone");
+    assert.deepEqual(
+      goodbyes(OTHER_DEVICE).map((m) => m.session_id),
+      [`2-${OLD_BOOT}-00000000000000aa`],
+    );
+    assert.equal(gateway.peers.get(2)?.bootId, NEW_BOOT);
   });
 });

@@ -64,6 +64,13 @@ export class PeerWatch {
     if (instanceId === this.#o.me.instanceId) return;
     const p = parsePresence(payload);
     const known = this.#peers.get(instanceId);
+    // The will of a boot other than the one we know (the previous boot, whose death the
+    // broker noticed after its successor came up): only that boot died. Its sessions'
+    // devices are told goodbye; the live boot stays, with what we know of its load. Each
+    // boot has its own will, so the known boot is removed by its own "gone".
+    if (p?.state === "gone" && known && p.bootId !== undefined && p.bootId !== known.bootId) {
+      return this.#goodbyeOrphans(instanceId, { deadBoot: p.bootId });
+    }
     if (!known || !p || known.bootId !== p.bootId) this.#o.balancer.forgetPeer(instanceId);
     if (p?.state === "gone") {
       this.#peers.delete(instanceId);
