@@ -20,6 +20,7 @@ const OLD_BOOT = "peerboot1";
 const OLD_SESSION = `2-${OLD_BOOT}-0123456789abcdef`;
 const NEW_BOOT = "peerboot2";
 const NEW_SESSION = `2-${NEW_BOOT}-fedcba9876543210`;
+const MY_BOOT = "myboot01";
 
 describe("a peer whose sessions died", () => {
   let pool: OpusPool;
@@ -132,5 +133,54 @@ describe("a peer whose sessions died", () => {
       [`2-${OLD_BOOT}-00000000000000aa`],
     );
     assert.equal(gateway.peers.get(2)?.bootId, NEW_BOOT);
+  });
+});
+
+describe("our own presence topic", () => {
+  let pool: OpusPool;
+  let core: { gateway: Gateway; metrics: GatewayMetrics } | undefined;
+  let published: { topic: string; payload: string; retain?: boolean }[];
+
+  before(async () => {
+    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+  });
+  after(async () => {
+    core?.metrics.stop();
+    await pool.shutdown();
+  });
+
+  /** Instance 1, boot MY_BOOT, UDP port 8881. */
+  const fresh = (): Gateway => {
+    core?.metrics.stop();
+    published = [];
+    core = startCore({
+      pool,
+      me: { instanceId: 1, bootId: MY_BOOT },
+      udpPort: 8881,
+      publish: (topic, payload, retain) => published.push({ topic, payload, retain }),
+    });
+    return core.gateway;
+  };
+  const ourPresence = () => published.filter((p) => p.topic === "gateway/presence/1");
+
+  it("reads gone for an earlier boot (its will, late): we say up again, retained", () => {
+    const gateway = fresh();
+    announcePeer(gateway, { instanceId: 1, bootId: "earlierboot" }, "gone");
+    assert.deepEqual(ourPresence(), [
+      { topic: "gateway/presence/1", payload: gateway.presencePayload("up", 8881), retain: true },
+    ]);
+  });
+
+  it("reads gone for our own boot (our clean shutdown): nothing", () => {
+    const gateway = fresh();
+    announcePeer(gateway, { instanceId: 1, bootId: MY_BOOT }, "gone");
+    assert.deepEqual(ourPresence(), []);
+  });
+
+  it("reads gone for an earlier boot while we drain: nothing (we are leaving)", async () => {
+    const gateway = fresh();
+    await gateway.drain();
+    announcePeer(gateway, { instanceId: 1, bootId: "earlierboot" }, "gone");
+    assert.deepEqual(ourPresence(), []);
   });
 });

@@ -25,7 +25,7 @@ import {
   parseDeviceMessage,
 } from "../protocol/messages.ts";
 import { newSessionId, type SessionOwner } from "../protocol/session-id.ts";
-import { claimTopic, forwardTopic, replyTopic, routeTopic } from "../protocol/topics.ts";
+import { claimTopic, forwardTopic, presenceTopic, replyTopic, routeTopic } from "../protocol/topics.ts";
 import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { ClaimBook } from "./claim-book.ts";
 import { DeviceSession } from "./device-session.ts";
@@ -113,6 +113,12 @@ export class Gateway {
       draining: () => this.#draining,
       publishToDevice: (clientId, message) => this.#publishToDevice(clientId, message),
       republishClaims: () => this.republishClaims(),
+      republishPresence: () =>
+        options.ports.publish(
+          presenceTopic(options.me.instanceId),
+          this.presencePayload("up", options.udpPort),
+          true,
+        ),
       drop: (reason, fields) => this.#drop(reason, fields),
     });
   }

@@ -10,7 +10,7 @@
  */
 import type { Logger } from "../ops/log.ts";
 import type { DropReason, GatewayMetrics } from "../ops/metrics.ts";
-import { parsePresence } from "../protocol/coordination.ts";
+import { type PresenceMessage, parsePresence } from "../protocol/coordination.ts";
 import { goodbyeMessage, type JsonObject } from "../protocol/messages.ts";
 import type { SessionOwner } from "../protocol/session-id.ts";
 import type { ClaimBook } from "./claim-book.ts";
@@ -31,6 +31,8 @@ export interface PeerWatchOptions {
   readonly publishToDevice: (clientId: string, message: JsonObject) => void;
   /** Publishes the claim of every live session of this instance again. */
   readonly republishClaims: () => void;
+  /** Publishes this instance's presence ("up", retained) again. */
+  readonly republishPresence: () => void;
   readonly drop: (reason: DropReason, fields: Record<string, unknown>) => void;
 }
 
@@ -61,8 +63,8 @@ export class PeerWatch {
 
   /** A peer's retained presence, or its will ("gone"). */
   handlePresence(instanceId: number, payload: Buffer): void {
-    if (instanceId === this.#o.me.instanceId) return;
     const p = parsePresence(payload);
+    if (instanceId === this.#o.me.instanceId) return this.#ownPresence(p);
     const known = this.#peers.get(instanceId);
     // The will of a boot other than the one we know (the previous boot, whose death the
     // broker noticed after its successor came up): only that boot died. Its sessions'
@@ -91,6 +93,17 @@ export class PeerWatch {
     // Any claim of an earlier boot of this peer is a session that died with that boot
     // (also when we never saw the peer's will: it restarted before we heard of it).
     this.#goodbyeOrphans(instanceId, { liveBoot: p.bootId });
+  }
+
+  /**
+   * Our own presence topic. A will of an earlier boot of this instance, published after we
+   * came up, leaves the retained presence saying "gone" while we live: instances that start
+   * later would not know us (no forwards to our sessions, no balancing to us). Say "up" again.
+   * Not while draining: we are leaving, and the drain ends by publishing our own "gone".
+   */
+  #ownPresence(p: PresenceMessage | undefined): void {
+    if (p?.state === "gone" && p.bootId !== this.#o.me.bootId && !this.#o.draining())
+      this.#o.republishPresence();
   }
 
   /** The sessions of a dead boot of `instanceId`, each told goodbye by exactly one live instance (survivorFor). */

@@ -24,7 +24,7 @@ export const MINIMAL_HELLO = Buffer.from(JSON.stringify({ type: "hello", version
 export type CoreOptions = Partial<Omit<GatewayOptions, "pool" | "metrics" | "log" | "ports">> & {
   readonly pool: OpusPool;
   /** Every publish of the core (replies to devices, peer messages), in order. */
-  readonly publish?: (topic: string, payload: string) => void;
+  readonly publish?: (topic: string, payload: string, retain?: boolean) => void;
 };
 
 export interface Core {
