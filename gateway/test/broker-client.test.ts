@@ -3,10 +3,13 @@
  * local broker stopped and started again on the same port. Every reconnect subscribes
  * again (clean sessions forget subscriptions), but not to what was unsubscribed: a drain
  * unsubscribes from the shared ingest, and a broker that restarts during the drain must
- * not hand the draining instance hellos again.
+ * not hand the draining instance hellos again. A subscription refused after a reconnect is
+ * reported and subscribed again until it holds: it used to be ignored, leaving the instance
+ * connected but deaf.
  */
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { EventEmitter, once } from "node:events";
+import { afterEach, describe, it } from "node:test";
 import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.ts";
 import { BrokerClient, type BrokerEvents } from "../src/transport/mqtt.ts";
 
@@ -14,14 +17,18 @@ import { BrokerClient, type BrokerEvents } from "../src/transport/mqtt.ts";
 const STOPPED = "gateway/test-stopped/+";
 /** Stands for the coordination topics a draining instance keeps. */
 const KEPT = "gateway/test-kept/+";
+/** A filter the broker's own ACL never lets a gateway read. */
+const DENIED = "devices/p2p/not-for-gateways";
 
 describe("the gateway's broker client across a broker restart", () => {
   let broker: BrokerProcess | undefined;
   const clients: BrokerClient[] = [];
 
-  after(async () => {
-    await Promise.all(clients.map((c) => c.destroy()));
+  // Each test starts its own broker; its clients and broker go with it.
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.destroy()));
     await broker?.stop();
+    broker = undefined;
   });
 
   const connect = async (name: string, subscriptions: string[], events: Partial<BrokerEvents> = {}) => {
@@ -78,5 +85,39 @@ describe("the gateway's broker client across a broker restart", () => {
     sender.publish("gateway/test-kept/marker", "x");
     await marker;
     assert.deepEqual(received, ["gateway/test-kept/marker"]);
+  });
+
+  // A gateway's real list is always granted, so to be refused only after the reconnect the
+  // test adds the denied filter to the client's list (read at every connect) between the
+  // two connects, and takes it out again to let a retry succeed. A client that stayed
+  // silent about the refusal would leave the awaits below pending until the time bound.
+  it("a subscription refused after the reconnect is reported and retried until it holds", {
+    timeout: 15_000,
+  }, async () => {
+    broker = await startBroker();
+    const seen = new EventEmitter();
+    const subscriptions = ["gateway/test-heard/+"];
+    const client = await connect("3", subscriptions, {
+      message: (topic) => seen.emit("message", topic),
+      connected: () => seen.emit("connected"),
+      subscribeFailed: (err) => seen.emit("subscribeFailed", err),
+    });
+    subscriptions.push(DENIED);
+    const { port, gatewayPassword } = broker;
+    await broker.stop();
+    broker = await startBroker({ port, gatewayPassword });
+    let connected = 0;
+    seen.on("connected", () => connected++);
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const [err] = (await once(seen, "subscribeFailed")) as [Error];
+      assert.match(err.message, new RegExp(`refused subscriptions: ${DENIED}`));
+    }
+    assert.equal(connected, 0, "connected reported while a filter was refused");
+    // The next retry (a timer away) asks only for what the broker grants.
+    subscriptions.pop();
+    await once(seen, "connected");
+    const heard = once(seen, "message");
+    client.publish("gateway/test-heard/ping", "ping");
+    assert.deepEqual(await heard, ["gateway/test-heard/ping"]);
   });
 });

@@ -40,12 +40,17 @@ export interface BrokerEvents {
 
 export class BrokerClient {
   readonly #client: MqttClient;
-  /** What every (re)connect subscribes to: the options' list less what was unsubscribed since. */
-  readonly #subscriptions: Set<string>;
+  readonly #listed: readonly string[];
+  readonly #unsubscribed = new Set<string>();
 
   private constructor(client: MqttClient, subscriptions: readonly string[]) {
     this.#client = client;
-    this.#subscriptions = new Set(subscriptions);
+    this.#listed = subscriptions;
+  }
+
+  /** What every (re)connect subscribes to: the options' list less what was unsubscribed since. */
+  get #subscriptions(): string[] {
+    return this.#listed.filter((t) => !this.#unsubscribed.has(t));
   }
 
   /**
@@ -99,7 +104,7 @@ export class BrokerClient {
       const subscribe = () => {
         const mine = connection;
         // What was unsubscribed since (the drain) stays unsubscribed across reconnects.
-        const filters = [...broker.#subscriptions];
+        const filters = broker.#subscriptions;
         client.subscribe(filters, { qos: 0 }, (err, _granted, suback) => {
           const problem = subscribeProblem(filters, err, suback);
           if (!problem) {
@@ -164,7 +169,7 @@ export class BrokerClient {
    * reconnect: a broker that restarts during a drain must not hand us hellos again.
    */
   unsubscribe(topic: string): Promise<void> {
-    this.#subscriptions.delete(topic);
+    this.#unsubscribed.add(topic);
     return new Promise((resolve, reject) =>
       this.#client.unsubscribe(topic, (err) => (err ? reject(err) : resolve())),
     );
