@@ -1,7 +1,8 @@
 /**
  * The API droplet: manager-api-node (from its release artifact, under PM2) and
  * manager-web's static build behind nginx. Its environment points the OTA at the
- * gateway's reserved IP and holds the database URL; both arrive in user data.
+ * gateway's reserved IP (or at `<mqttDomain>:8883` once `otaMqttTls` is set) and holds the
+ * database URL; both arrive in user data.
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
@@ -57,7 +58,9 @@ export class ApiBox extends pulumi.ComponentResource {
             apiProxyPaths: s.apiProxyPaths,
             domain: s.domain,
             alertEmail: s.alertEmail,
-            mqttTlsDomain: s.mqttDomain,
+            // Only once the operator checked the gateway's certificate (otaMqttTls, config.ts):
+            // the `up` that creates the TLS listener keeps handing out the reserved IP's 1883.
+            mqttTlsDomain: s.otaMqttTls ? s.mqttDomain : undefined,
           });
           assertUserDataFits(userData, "API");
           return userData;

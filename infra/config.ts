@@ -51,6 +51,12 @@ export interface Settings {
   readonly mqttDomain: string | undefined;
   /** Plain MQTT on 1883 stays open (devices not yet told `<mqttDomain>:8883`). */
   readonly mqttPlainPort: boolean;
+  /**
+   * The API's OTA hands devices `<mqttDomain>:8883` instead of `<reserved IP>:1883`. Off by
+   * default: the operator turns it on in a later `up`, once `openssl s_client` showed the
+   * gateway's certificate (docs/droplet.md section 5), never in the `up` that creates it.
+   */
+  readonly otaMqttTls: boolean;
   readonly emqxImage: string;
   readonly livekitUrl: string | undefined;
   readonly logLevel: string;
@@ -221,6 +227,23 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
   if (!mqttPlainPort && !mqttDomain) {
     fail("mqttPlainPort", "false closes plain MQTT: set mqttDomain first, so devices have TLS on 8883");
   }
+  const otaTlsText = optional("otaMqttTls");
+  if (otaTlsText !== undefined && otaTlsText !== "true" && otaTlsText !== "false") {
+    fail("otaMqttTls", `must be true or false, got ${JSON.stringify(otaTlsText)}`);
+  }
+  const otaMqttTls = otaTlsText === "true";
+  if (otaMqttTls && !mqttDomain) {
+    fail(
+      "otaMqttTls",
+      "true hands devices <mqttDomain>:8883: set mqttDomain first (and check its certificate)",
+    );
+  }
+  if (!mqttPlainPort && mqttDomain && !otaMqttTls) {
+    fail(
+      "mqttPlainPort",
+      "false closes 1883, which the OTA still hands out: set otaMqttTls true first (after the openssl s_client check)",
+    );
+  }
   const emqxImage = matching(
     "emqxImage",
     /^[a-z0-9./-]+:[0-9][A-Za-z0-9._-]*$/,
@@ -282,6 +305,7 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     domain,
     mqttDomain,
     mqttPlainPort,
+    otaMqttTls,
     emqxImage,
     livekitUrl,
     logLevel: matching("logLevel", new RegExp(`^(${LOG_LEVELS.join("|")})$`), LOG_LEVELS.join(" | "), "info"),

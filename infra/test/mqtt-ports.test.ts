@@ -30,11 +30,14 @@ describe("MQTT ports on the gateway's firewall", () => {
 
   test("an MQTT domain opens 8883; 1883 stays while mqttPlainPort is not false", () => {
     assert.deepEqual(open(settings({ mqttDomain: "mqtt.voice.test" })), ["1883", "8883"]);
-    assert.deepEqual(open(settings({ mqttDomain: "mqtt.voice.test", mqttPlainPort: "false" })), ["8883"]);
+    assert.deepEqual(
+      open(settings({ mqttDomain: "mqtt.voice.test", mqttPlainPort: "false", otaMqttTls: "true" })),
+      ["8883"],
+    );
   });
 
   test("the API droplet may reach the same MQTT ports of the reserved IP", () => {
-    const s = settings({ mqttDomain: "mqtt.voice.test", mqttPlainPort: "false" });
+    const s = settings({ mqttDomain: "mqtt.voice.test", mqttPlainPort: "false", otaMqttTls: "true" });
     const mqtt = apiOutbound(s, "db", "gw")
       .filter((r) => r.destinations.includes("gw"))
       .map((r) => r.portRange);
@@ -53,6 +56,13 @@ describe("MQTT ports on the gateway's firewall", () => {
         e instanceof ConfigError && e.problems.some((p) => /mqttPlainPort: must be true or false/.test(p)),
     );
     assert.throws(
+      () => settings({ mqttDomain: "mqtt.voice.test", mqttPlainPort: "false" }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.some((p) => /^voice-fleet:mqttPlainPort: .*otaMqttTls/.test(p)),
+      "closing 1883 while the OTA still hands it out",
+    );
+    assert.throws(
       () => settings({ mqttDomain: "not a host" }),
       (e: unknown) =>
         e instanceof ConfigError && e.problems.some((p) => p.startsWith("voice-fleet:mqttDomain:")),
@@ -60,9 +70,41 @@ describe("MQTT ports on the gateway's firewall", () => {
   });
 });
 
+describe("otaMqttTls: the OTA hands out <mqttDomain>:8883 only when the operator says so", () => {
+  test("off by default; true without mqttDomain or a bad value is refused naming the key", () => {
+    assert.equal(settings({ mqttDomain: "mqtt.voice.test" }).otaMqttTls, false);
+    assert.equal(settings({ mqttDomain: "mqtt.voice.test", otaMqttTls: "true" }).otaMqttTls, true);
+    assert.throws(
+      () => settings({ otaMqttTls: "true" }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.problems.some((p) => /^voice-fleet:otaMqttTls: .*mqttDomain/.test(p)),
+    );
+    assert.throws(
+      () => settings({ mqttDomain: "mqtt.voice.test", otaMqttTls: "yes" }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.problems.some((p) => /^voice-fleet:otaMqttTls: must be true or false/.test(p)),
+    );
+  });
+
+  test("the up that creates the TLS gateway keeps the OTA on the reserved IP's 1883 (mocks)", async () => {
+    const run = await runFleet({ mqttDomain: "mqtt.voice.test" });
+    const gw = readUserDataFiles(String(run.find(DROPLET, "gateway-a").inputs.userData));
+    assert.match(
+      gw.get("/etc/emqx/emqx.env")?.content.toString() ?? "",
+      /^EMQX_LISTENERS__SSL__DEFAULT__ENABLE=true$/m,
+    );
+    const ip = String(run.find("digitalocean:index/reservedIp:ReservedIp", "gateway-ip").state.ipAddress);
+    const api = readUserDataFiles(String(run.find(DROPLET, "api").inputs.userData));
+    const env = api.get("/etc/manager-api/api.env")?.content.toString() ?? "";
+    assert.match(env, new RegExp(`^MQTT_ENDPOINT=${ip.replaceAll(".", "\\.")}:1883$`, "m"));
+    assert.doesNotMatch(env, /8883/);
+  });
+});
+
 describe("an MQTT domain through the stack (mocks)", () => {
-  test("the gateway's user data gets the TLS listener and the token; the OTA endpoint becomes <domain>:8883", async () => {
-    const run = await runFleet({ mqttDomain: "mqtt.voice.test", mqttPlainPort: "false" });
+  test("the gateway's user data gets the TLS listener and the token; with otaMqttTls the OTA endpoint becomes <domain>:8883", async () => {
+    const run = await runFleet({ mqttDomain: "mqtt.voice.test", mqttPlainPort: "false", otaMqttTls: "true" });
     const gw = readUserDataFiles(String(run.find(DROPLET, "gateway-a").inputs.userData));
     const token = run.secrets.mqttDnsToken ?? assert.fail("no stand-in DNS token");
     const ini = gw.get("/etc/letsencrypt/digitalocean.ini");
