@@ -89,6 +89,9 @@ export interface ApiUserDataInput {
   readonly mqttTlsDomain?: string | undefined;
 }
 
+/** Root's, 0600, deleted at the end of the API's first boot (api/bootstrap.sh). */
+export const RELEASE_AUTH_HEADER = "/etc/voice-fleet/release-auth-header";
+
 const LIB = { path: "/usr/local/lib/voice-fleet/lib.sh", content: shipped("common/lib.sh") };
 
 /** logrotate every hour instead of daily, so that the 50 MB cap of PM2's logs holds within the day. */
@@ -290,7 +293,14 @@ export function renderApiUserData(input: ApiUserDataInput): string {
     { path: "/etc/nginx/sites-available/manager", content: nginxSite(input) },
   ];
   if (input.releaseToken) {
-    files.push({ path: "/etc/voice-fleet/release-token", content: input.releaseToken, permissions: "0600" });
+    // A whole header line, read by `curl -H @file`: the token never is on a command line
+    // (/proc/<pid>/cmdline is readable by every user) nor in a log line.
+    if (/[\s\0]/.test(input.releaseToken)) throw new Error("releaseToken: holds whitespace");
+    files.push({
+      path: RELEASE_AUTH_HEADER,
+      content: `Authorization: Bearer ${input.releaseToken}\n`,
+      permissions: "0600",
+    });
   }
   // build-essential and python3: manager-api's own `npm ci` may build native addons (against
   // the runtime object's headers). Node itself comes from the runtime object.

@@ -4,7 +4,8 @@
 #   /etc/voice-fleet/api-bootstrap.env   release URLs and checksums, versions, port, domain
 #   /etc/manager-api/api.env             manager-api's environment (0600 api): DATABASE_URL,
 #                                        MQTT endpoint (the gateway's reserved IP), signing key
-#   /etc/voice-fleet/release-token       optional bearer token for private artifacts
+#   /etc/voice-fleet/release-auth-header optional `Authorization: Bearer ...` line for private
+#                                        artifacts (root 0600; curl reads it, never argv)
 #   /etc/nginx/sites-available/manager   nginx: manager-web static build + the API proxy
 # Output: /var/log/cloud-init-output.log; `cloud-init status --long` says if it failed.
 set -euo pipefail
@@ -23,13 +24,15 @@ nft list chain inet voice_fleet_guard metadata_out >/dev/null
 if [[ -d /var/lib/cloud/instances ]]; then chmod -R go-rwx /var/lib/cloud/instances; fi
 
 # Downloads a release artifact and checks its SHA-256: fetch URL SHA256 OUT
+# The token stays in its root-only file: curl reads the header from there (-H @file), so it
+# is on no command line (/proc/<pid>/cmdline) and in no log line (retry logs no arguments).
 fetch() {
   local url=$1 sha=$2 out=$3 auth=()
-  if [[ -s /etc/voice-fleet/release-token ]]; then
-    auth=(-H "Authorization: Bearer $(cat /etc/voice-fleet/release-token)")
+  if [[ -s /etc/voice-fleet/release-auth-header ]]; then
+    auth=(-H @/etc/voice-fleet/release-auth-header)
   fi
-  retry 5 5 curl -fsSL "${auth[@]}" -o "$out" "$url"
-  echo "${sha}  ${out}" | sha256sum -c - >/dev/null || { log "checksum mismatch for ${url}"; return 1; }
+  retry 5 5 curl -fsSL "${auth[@]}" -o "$out" "$url" || { log "download failed: ${url%%\?*}"; return 1; }
+  echo "${sha}  ${out}" | sha256sum -c - >/dev/null || { log "checksum mismatch for ${url%%\?*}"; return 1; }
 }
 
 # Unpacks a .tar.gz into DEST; if it holds one folder that has MARKER, that folder's
@@ -77,7 +80,7 @@ fetch "$WEB_RELEASE_URL" "$WEB_RELEASE_SHA256" /tmp/manager-web.tar.gz
 unpack /tmp/manager-web.tar.gz /var/www/manager-web index.html
 chown -R root:root /var/www/manager-web
 chmod -R a+rX /var/www/manager-web
-rm -f /etc/voice-fleet/release-token /tmp/manager-api.tar.gz /tmp/manager-web.tar.gz
+rm -f /etc/voice-fleet/release-auth-header /tmp/manager-api.tar.gz /tmp/manager-web.tar.gz
 ln -sf /etc/nginx/sites-available/manager /etc/nginx/sites-enabled/manager
 rm -f /etc/nginx/sites-enabled/default
 nginx -t

@@ -6,12 +6,14 @@ export DEBIAN_FRONTEND=noninteractive
 log() { echo "[$(basename "$0") $(date -u +%FT%TZ)] $*"; }
 
 # Runs a command until it succeeds: retry ATTEMPTS DELAY_S CMD...
+# Logs only the command's name, never its arguments: they may hold a secret (a header, a
+# URL with a signature), and this log is /var/log/cloud-init-output.log.
 retry() {
   local attempts=$1 delay=$2 n=1
   shift 2
   until "$@"; do
     if ((n >= attempts)); then
-      log "giving up after $n attempts: $*"
+      log "giving up after $n attempts: ${1##*/} (arguments not logged)"
       return 1
     fi
     n=$((n + 1))

@@ -13,8 +13,16 @@ import path from "node:path";
 import { after, describe, test } from "node:test";
 import { parse } from "yaml";
 import { DEFAULT_ECOSYSTEM } from "../../deploy/ecosystem.ts";
-import { INSTALL_DIR, packBundle, readDistBundle, readUserDataFiles, USER_DATA_LIMIT } from "../render.ts";
 import {
+  INSTALL_DIR,
+  packBundle,
+  RELEASE_AUTH_HEADER,
+  readDistBundle,
+  readUserDataFiles,
+  USER_DATA_LIMIT,
+} from "../render.ts";
+import {
+  API_INPUT,
   DIST,
   SAMPLE_BUNDLE,
   SAMPLE_BUNDLE_REF,
@@ -319,6 +327,49 @@ describe("API user data", () => {
     const script = path.join(work, "api-bootstrap");
     writeFileSync(script, files.get("/usr/local/sbin/api-bootstrap")?.content ?? "");
     assert.equal(spawnSync("bash", ["-n", script]).status, 0);
+  });
+
+  test("the release token: only in a root-only header file, never on curl's command line or in the log", () => {
+    const token = API_INPUT.releaseToken ?? assert.fail("the sample has a release token");
+    const header = files.get(RELEASE_AUTH_HEADER);
+    assert.equal(header?.permissions, "0600");
+    assert.equal(header?.owner, "root:root");
+    assert.equal(header?.content.toString(), `Authorization: Bearer ${token}\n`);
+    for (const [p, f] of files) {
+      if (p !== RELEASE_AUTH_HEADER) assert.ok(!f.content.toString().includes(token), `token in ${p}`);
+    }
+    // The shipped fetch() and retry, against a curl that records its arguments and fails.
+    const dir = mkdtempSync(path.join(work, "fetch-"));
+    const headerFile = path.join(dir, "release-auth-header");
+    writeFileSync(headerFile, header?.content ?? "", { mode: 0o600 });
+    writeFileSync(path.join(dir, "lib.sh"), files.get("/usr/local/lib/voice-fleet/lib.sh")?.content ?? "");
+    const bootstrap = files.get("/usr/local/sbin/api-bootstrap")?.content.toString() ?? "";
+    const fetchFn =
+      /^fetch\(\) \{\n[\s\S]*?\n\}\n/m.exec(bootstrap)?.[0] ?? assert.fail("no fetch() in bootstrap");
+    assert.ok(fetchFn.includes(RELEASE_AUTH_HEADER));
+    writeFileSync(path.join(dir, "fetch.sh"), fetchFn.replaceAll(RELEASE_AUTH_HEADER, headerFile));
+    writeFileSync(
+      path.join(dir, "curl"),
+      `#!/bin/sh\nprintf '%s\\n' "$@" >>"${dir}/argv"\necho "curl: (22) The requested URL returned error: 403" >&2\nexit 22\n`,
+      { mode: 0o755 },
+    );
+    const res = spawnSync(
+      "bash",
+      [
+        "-c",
+        `set -euo pipefail; source ${dir}/lib.sh; source ${dir}/fetch.sh; sleep() { :; }; ` +
+          `fetch 'https://releases.voice.test/api.tar.gz?X-Amz-Signature=sig' ${"0".repeat(64)} ${dir}/out`,
+      ],
+      { encoding: "utf8", env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } },
+    );
+    assert.notEqual(res.status, 0, "a failed download fails fetch");
+    const argv = readFileSync(path.join(dir, "argv"), "utf8");
+    assert.equal(argv.split("\n").filter((a) => a === `@${headerFile}`).length, 5, argv);
+    assert.ok(!argv.includes(token), "token on curl's command line");
+    const log = res.stdout + res.stderr;
+    assert.match(log, /giving up after 5 attempts: curl \(arguments not logged\)/);
+    assert.match(log, /download failed: https:\/\/releases\.voice\.test\/api\.tar\.gz$/m);
+    assert.ok(!log.includes(token) && !log.includes("Bearer") && !log.includes("sig"), log);
   });
 
   test("without a domain: no certbot, nginx answers any host name", () => {
