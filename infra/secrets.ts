@@ -21,7 +21,11 @@ export interface SecretSpec {
   readonly key: keyof Secrets;
   readonly required: boolean;
   readonly minLength: number;
-  /** Characters allowed; every secret also lands in env files and one in a CSV line. */
+  /**
+   * Characters allowed; every secret also lands in env files and one in a CSV line. Those
+   * in gateway.env (unquoted, read by Node's util.parseEnv) are TOKEN: `#` would start a
+   * comment there and a leading quote would make the rest a quoted value, cutting it short.
+   */
   readonly pattern: RegExp;
   readonly describe: string;
   /** What the README suggests to generate it. */
@@ -63,7 +67,7 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
     key: "livekitApiKey",
     required: false,
     minLength: 4,
-    pattern: PRINTABLE,
+    pattern: TOKEN,
     describe: "LiveKit Cloud API key (optional: without it the gateways run the echo agent)",
     generate: "from the LiveKit Cloud project settings",
   },
@@ -71,7 +75,7 @@ export const SECRET_SPECS: readonly SecretSpec[] = [
     key: "livekitApiSecret",
     required: false,
     minLength: 8,
-    pattern: PRINTABLE,
+    pattern: TOKEN,
     describe: "LiveKit Cloud API secret (with livekitApiKey)",
     generate: "from the LiveKit Cloud project settings",
   },

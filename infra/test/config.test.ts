@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { parseEnv } from "node:util";
 import { types } from "@pulumi/digitalocean";
+import { envFile } from "../../cloud-init/render.ts";
 import { contains, isPlaceholderCidr, overlaps, parseCidr } from "../cidr.ts";
 import { ConfigError, parseSettings } from "../config.ts";
 import { sizeCatalog, sizeProblem } from "../droplet-sizes.ts";
@@ -143,6 +145,41 @@ describe("stack settings", () => {
         () => checkSecret(spec, bad),
         (err: Error) => err.message.includes("voice-fleet:gatewayMqttPassword") && !err.message.includes(bad),
       );
+    }
+  });
+
+  test("LiveKit key and secret: what passes reaches the gateways whole through gateway.env", () => {
+    // gateway.env is written unquoted and read by Node's util.parseEnv: `#` starts a comment,
+    // a leading quote makes a quoted value. Such values are refused, naming the key.
+    for (const key of ["livekitApiKey", "livekitApiSecret"] as const) {
+      const spec = SECRET_SPECS.find((x) => x.key === key) as SecretSpec;
+      for (const bad of [
+        "abcd#efgh1234",
+        '"abcdefgh1234',
+        "'abcdefgh1234",
+        "abcd efgh1234",
+        "abcd`efgh1234",
+      ]) {
+        assert.throws(
+          () => checkSecret(spec, bad),
+          (err: Error) => err.message.includes(`voice-fleet:${key}:`) && !err.message.includes(bad),
+          `${key} ${bad}`,
+        );
+      }
+      const good = [
+        "APIk3yExample",
+        "s3cr3tLiveKitValueForTests0123456789abcd",
+        "a.b_c~d+e/f=g-h",
+        "=leading-equals",
+      ];
+      for (const value of good) {
+        assert.equal(checkSecret(spec, value), value);
+        const env = envFile([
+          ["LIVEKIT_API_SECRET", value],
+          ["NEXT", "1"],
+        ]);
+        assert.deepEqual({ ...parseEnv(env) }, { LIVEKIT_API_SECRET: value, NEXT: "1" }, value);
+      }
     }
   });
 
