@@ -255,7 +255,10 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     fail("bundleBucket", `must be 3-63 of [a-z0-9-], got ${JSON.stringify(bundleBucket)}`);
   }
   const livekitUrl = optional("livekitUrl");
-  if (livekitUrl && !/^wss?:\/\/[^\s]+$/.test(livekitUrl)) fail("livekitUrl", "must be a wss:// URL");
+  if (livekitUrl) {
+    const problem = livekitUrlProblem(livekitUrl);
+    if (problem) fail("livekitUrl", `${problem}, got ${JSON.stringify(livekitUrl)}`);
+  }
   const databaseTrustedSources = list("databaseTrustedSources", []).map((entry) => {
     const [type, ...rest] = entry.split(":");
     const value = rest.join(":");
@@ -327,4 +330,25 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return settings;
+}
+
+/**
+ * livekitUrl: TLS signalling (the LiveKit token travels in it) on port 443, the only port the
+ * gateway's outbound firewall opens for it (firewall-rules.ts), and nothing that gateway.env
+ * (unquoted, read by util.parseEnv) would cut short: no `#`, quotes or whitespace.
+ */
+export function livekitUrlProblem(v: string): string | undefined {
+  if (/[\s#"'`\\]/.test(v)) return "must be a wss:// URL without spaces, quotes, backslashes or #";
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return "must be a wss:// URL";
+  }
+  if (u.protocol !== "wss:") return "must be a wss:// URL (TLS: the LiveKit token travels in it)";
+  if (u.port !== "") {
+    return "must use port 443 (leave the port out): the gateway's firewall lets LiveKit signalling out on TCP 443 only";
+  }
+  if (u.username || u.password) return "must not hold a user name or password";
+  return undefined;
 }

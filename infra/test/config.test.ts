@@ -6,6 +6,7 @@ import { envFile } from "../../cloud-init/render.ts";
 import { contains, isPlaceholderCidr, overlaps, parseCidr } from "../cidr.ts";
 import { ConfigError, parseSettings } from "../config.ts";
 import { sizeCatalog, sizeProblem } from "../droplet-sizes.ts";
+import { gatewayOutbound } from "../firewall-rules.ts";
 import { checkSecret, checkSecretPresence, SECRET_SPECS, type SecretSpec, type Secrets } from "../secrets.ts";
 import { readStackFile } from "../stack-file.ts";
 import { PROD_FILE } from "./fleet-harness.ts";
@@ -135,6 +136,34 @@ describe("stack settings", () => {
       "region",
       "vpcIpRange",
     ]);
+  });
+
+  test("livekitUrl: wss:// on port 443 only (the gateway's outbound firewall), refused naming the key", () => {
+    const tcpOut = gatewayOutbound(parseSettings(from(filledIn)))
+      .filter((r) => r.protocol === "tcp" && r.destinations.includes("0.0.0.0/0"))
+      .map((r) => r.portRange);
+    assert.ok(tcpOut.includes("443"), "signalling leaves on 443");
+    for (const good of [
+      "wss://proj.livekit.cloud",
+      "wss://proj.livekit.cloud:443",
+      "wss://lk.voice.test/rtc",
+    ]) {
+      assert.equal(parseSettings(from({ ...filledIn, livekitUrl: good })).livekitUrl, good);
+    }
+    for (const [bad, why] of [
+      ["ws://proj.livekit.cloud", /wss:\/\//],
+      ["https://proj.livekit.cloud", /wss:\/\//],
+      ["wss://lk.voice.test:7880", /port 443/],
+      ["wss://lk.voice.test#x", /#/],
+      ["wss://user:pw@lk.voice.test", /user name or password/],
+      ["wss:// lk", /spaces/],
+    ] as const) {
+      const problems = problemsOf({ ...filledIn, livekitUrl: bad });
+      assert.ok(
+        problems.some((p) => p.startsWith("voice-fleet:livekitUrl: ") && why.test(p)),
+        `${bad}: ${problems.join("; ")}`,
+      );
+    }
   });
 
   test("secrets are checked without ever echoing them", () => {
