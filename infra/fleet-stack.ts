@@ -1,6 +1,6 @@
 /**
  * Composes the stack: network, the reserved IP, the bundle store, the gateway box of each
- * slot, the API box, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
+ * slot, the API box and its reserved IP, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
  * the tests run it under mocks.
  */
 import * as digitalocean from "@pulumi/digitalocean";
@@ -24,6 +24,9 @@ export interface FleetStack {
   readonly activeSlot: string;
   readonly activeGateway: GatewayBox;
   readonly api: ApiBox;
+  /** The API's public address (DNS of `domain`, the OTA URL): it outlives API droplets. */
+  readonly apiReservedIp: digitalocean.ReservedIp;
+  readonly apiReservedIpAssignment: digitalocean.ReservedIpAssignment;
   readonly database: DatabaseAccess;
   readonly monitoring: FleetMonitoring;
 }
@@ -119,6 +122,18 @@ export function createStack(config: StackConfig, bundle: StoredBundle, options: 
     dependsOn: [database.peering, database.firewall],
   });
 
+  // The API's address. Any change of its user data (a release, a rotated key, otaMqttTls)
+  // replaces the API droplet, and a new droplet has a new public IP: DNS (`domain`, the
+  // OTA host name) and certbot point at this reserved IP instead, which the new droplet
+  // takes over as soon as it exists (create-before-delete, as for the gateway's). No
+  // readiness wait here: the old API droplet is deleted in the same `up` either way.
+  const apiReservedIp = new digitalocean.ReservedIp("api-ip", { region: s.region }, { protect: true });
+  const apiReservedIpAssignment = new digitalocean.ReservedIpAssignment(
+    "api-ip-assignment",
+    { ipAddress: apiReservedIp.ipAddress, dropletId: api.droplet.id.apply(Number) },
+    { dependsOn: [api.droplet] },
+  );
+
   const monitoring = new FleetMonitoring("monitoring", {
     settings: s,
     roleTags: { gateway: network.tags.gateway, api: network.tags.api },
@@ -147,6 +162,8 @@ export function createStack(config: StackConfig, bundle: StoredBundle, options: 
     activeSlot: s.gatewayActiveSlot,
     activeGateway,
     api,
+    apiReservedIp,
+    apiReservedIpAssignment,
     database,
     monitoring,
   };

@@ -39,5 +39,8 @@ export const emqxDashboardUrls = Object.fromEntries(
   [...fleet.gateways].map(([slot, g]) => [slot, g.dashboardUrl]),
 );
 export const apiDropletId = fleet.api.droplet.id;
+/** The API droplet's own address (SSH); changes whenever the droplet is replaced. */
 export const apiPublicIp = fleet.api.droplet.ipv4Address;
+/** Where DNS of `domain` (and the OTA host name) must point: stays across API droplet replacements. */
+export const apiReservedIp = fleet.apiReservedIp.ipAddress;
 export const vpcId = fleet.network.vpc.id;

@@ -63,7 +63,7 @@ export class FleetMocks implements pulumi.runtime.Mocks {
   newResource(args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult {
     const { values: inputs, secrets } = unwrapSecrets(args.inputs as Record<string, unknown>);
     const id = String(this.#nextId++);
-    const state = { ...inputs, ...computed(args.type, id, this.resources.length, inputs) };
+    const state = { ...inputs, ...computed(args.type, id, this.resources.length, inputs, args.name) };
     const key = `${args.type}::${args.name}`;
     const options = this.#pending.get(key)?.shift() ?? {
       urn: "",
@@ -126,6 +126,7 @@ function computed(
   id: string,
   n: number,
   inputs: Record<string, unknown>,
+  name = "",
 ): Record<string, unknown> {
   switch (type) {
     case "digitalocean:index/spacesBucket:SpacesBucket":
@@ -142,8 +143,11 @@ function computed(
         dropletUrn: `do:droplet:${id}`,
         status: "active",
       };
-    case "digitalocean:index/reservedIp:ReservedIp":
-      return { ipAddress: "203.0.113.50", reservedIpUrn: "do:reservedip:203.0.113.50" };
+    case "digitalocean:index/reservedIp:ReservedIp": {
+      // The gateway's keeps the address the tests know; any other (the API's) gets its own.
+      const ip = name === "gateway-ip" ? "203.0.113.50" : "203.0.113.60";
+      return { ipAddress: ip, reservedIpUrn: `do:reservedip:${ip}` };
+    }
     case "digitalocean:index/vpc:Vpc":
       return { urn: `do:vpc:${id}` };
     default:

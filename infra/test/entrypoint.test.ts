@@ -43,6 +43,7 @@ test("with real settings it exports the reserved IP, droplet ids and private hea
   const ids = out.gatewayDropletIds as Record<string, pulumi.Output<string>>;
   assert.match(await value(ids.a as pulumi.Output<string>), /^\d+$/);
   assert.match(await value(out.apiDropletId as pulumi.Output<string>), /^\d+$/);
+  assert.equal(await value(out.apiReservedIp as pulumi.Output<string>), "203.0.113.60");
   const health = await value(
     (out.gatewayHealthUrls as Record<string, pulumi.Output<string[]>>).a as pulumi.Output<string[]>,
   );

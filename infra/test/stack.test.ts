@@ -131,6 +131,27 @@ describe("the stack under mocks (prod settings)", () => {
     );
   });
 
+  test("the API droplet has its own protected reserved IP, assigned to it (DNS survives a replacement)", () => {
+    const ip = run.find("digitalocean:index/reservedIp:ReservedIp", "api-ip");
+    assert.equal(ip.protect, true);
+    assert.equal(ip.inputs.region, "fra1");
+    const api = run.find(DROPLET, "api");
+    const assignment = run.find(
+      "digitalocean:index/reservedIpAssignment:ReservedIpAssignment",
+      "api-ip-assignment",
+    );
+    assert.equal(assignment.inputs.dropletId, Number(api.id));
+    assert.equal(assignment.inputs.ipAddress, ip.state.ipAddress);
+    assert.notEqual(
+      ip.state.ipAddress,
+      run.find("digitalocean:index/reservedIp:ReservedIp", "gateway-ip").state.ipAddress,
+    );
+    assert.ok(
+      assignment.dependencies.includes(api.urn),
+      `dependencies: ${assignment.dependencies.join(", ")}`,
+    );
+  });
+
   test("user data is a secret: input, output, and the component's value", async () => {
     for (const name of ["gateway-a", "api"]) {
       const d = run.find(DROPLET, name);
