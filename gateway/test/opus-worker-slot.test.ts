@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { OpusPool } from "../src/audio/opus-pool.ts";
 import { FrameOp, type OpenStream } from "../src/audio/opus-protocol.ts";
-import { newOpusWorker, RESTART_DELAY_MS, WorkerSlot } from "../src/audio/opus-worker-slot.ts";
+import {
+  newOpusWorker,
+  RESTART_DELAY_MS,
+  WORKER_STALL_MS,
+  WorkerSlot,
+  type WorkerSlotOptions,
+} from "../src/audio/opus-worker-slot.ts";
+import { ManualTimers } from "./support/manual-timers.ts";
 
 /** A real worker thread that fails as one that cannot load libopus would: before it is ready. */
 const unloadable = () => new Worker("throw new Error('cannot load libopus')", { eval: true });
@@ -156,5 +164,113 @@ describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000
     await Promise.all(exits);
     assert.equal(exits.length, 2, "no worker was started after the failure");
     assert.equal(restarts.cancelled, restarts.delays.length, "every scheduled replacement was called off");
+  });
+});
+
+/** The slot's clock and timers (replacements and stall checks) on a clock the test moves. */
+function manualClock(timers: ManualTimers): Pick<WorkerSlotOptions, "now" | "schedule"> {
+  return {
+    now: timers.now,
+    schedule: (fn, ms) => {
+      const t = timers.start(ms, fn);
+      return () => t.cancel();
+    },
+  };
+}
+
+/** A worker that loads, then loops for good on its first batch, as one stuck in libopus would. */
+const hanging = () =>
+  new Worker(
+    `const { parentPort } = require("node:worker_threads");
+     parentPort.on("message", (m) => { if (m.kind === "batch") for (;;); });
+     parentPort.postMessage({ kind: "ready" });`,
+    { eval: true },
+  );
+
+/**
+ * A worker that answers each batch (empty outputs) only once `go` is set, then sets
+ * `answered`: the test decides when the answer is sent, and knows when it has been.
+ */
+const answeringOnCue = (signals: SharedArrayBuffer) =>
+  new Worker(
+    `const { parentPort, workerData } = require("node:worker_threads");
+     const [go, answered] = [new Int32Array(workerData, 0, 1), new Int32Array(workerData, 4, 1)];
+     parentPort.on("message", (m) => {
+       if (m.kind === "stop") parentPort.close();
+       if (m.kind !== "batch") return;
+       Atomics.wait(go, 0, 0);
+       const offsets = new Uint32Array(m.streamIds.length + 1);
+       parentPort.postMessage({ kind: "results", batchId: m.batchId, offsets, data: new ArrayBuffer(0), errors: {}, busyNs: 0 });
+       Atomics.store(answered, 0, 1);
+       Atomics.notify(answered, 0);
+     });
+     parentPort.postMessage({ kind: "ready" });`,
+    { eval: true, workerData: signals },
+  );
+
+describe("an Opus worker slot whose worker stops answering", { timeout: 10_000 }, () => {
+  it("takes a worker silent for WORKER_STALL_MS as hung: its frames fail, it is ended, a new one codes its streams", async () => {
+    const timers = new ManualTimers();
+    const workers: Worker[] = [];
+    const newWorker = () => {
+      const worker = workers.length === 0 ? hanging() : newOpusWorker();
+      workers.push(worker);
+      return worker;
+    };
+    const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
+    try {
+      await slot.ready;
+      slot.open(ENCODER);
+      const owed = encode(slot);
+      const hungExit = once(workers[0] as Worker, "exit");
+      timers.advance(WORKER_STALL_MS);
+      await assert.rejects(owed, /opus worker stalled/);
+      await hungExit;
+      assert.deepEqual(
+        { restarts: slot.stats().restarts, stalls: slot.stats().stalls, workers: workers.length },
+        { restarts: 1, stalls: 1, workers: 2 },
+      );
+      await slot.ready;
+      assert.equal(slot.alive, true);
+      assert.ok((await encode(slot)).length > 0, "the stream is open on the new worker");
+    } finally {
+      await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
+  });
+
+  it("does not take a stall of the main thread for one of the worker: an answer read late counts", async () => {
+    const timers = new ManualTimers();
+    const signals = new SharedArrayBuffer(8);
+    const [go, answered] = [new Int32Array(signals, 0, 1), new Int32Array(signals, 4, 1)];
+    const workers: Worker[] = [];
+    const newWorker = () => {
+      const worker = answeringOnCue(signals);
+      workers.push(worker);
+      return worker;
+    };
+    const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
+    try {
+      await slot.ready;
+      slot.open(ENCODER);
+      const owed = encode(slot);
+      // In a timer, where the slot's own check runs: the main thread blocks until the worker
+      // has answered, and the check then finds the batch older than the bound, its answer unread.
+      await new Promise<void>((resolve) =>
+        setTimeout(() => {
+          Atomics.store(go, 0, 1);
+          Atomics.notify(go, 0);
+          Atomics.wait(answered, 0, 0, 5000);
+          timers.advance(WORKER_STALL_MS);
+          resolve();
+        }, 0),
+      );
+      await owed;
+      assert.equal(slot.stats().stalls, 0);
+      assert.equal(slot.alive, true);
+    } finally {
+      await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
   });
 });

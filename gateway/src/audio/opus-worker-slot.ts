@@ -8,6 +8,12 @@
  * that doubles with each such exit in a row (RESTART_DELAY_MS): one that can never load
  * would otherwise be started again and again, a thread start-up apart. While the slot
  * waits, its frames fail at once instead of waiting for a worker.
+ *
+ * A worker that stops answering (stuck in a loop, in libopus or in our code) would hold
+ * its frames and its streams for good, and never exit: a worker that owes a batch and has
+ * answered nothing for `stallMs` is taken as crashed. Its frames fail, it is terminated
+ * without waiting (native code may never come back to be stopped), and a new worker takes
+ * its streams at once; its exit, whenever it comes, is ignored like any old worker's.
  */
 import { Worker } from "node:worker_threads";
 import {
@@ -39,13 +45,28 @@ const STOP_GRACE_MS = 2000;
 /** The delay before replacing a worker that died before it was ready: first, and at most. */
 export const RESTART_DELAY_MS = { first: 100, max: 5000 } as const;
 
+/**
+ * How long a ready worker that owes a batch may go without answering one before it is taken
+ * as hung, ms. The longest batch a healthy worker gets is one event-loop turn's frames for
+ * it: at most 3 encodes per session in flight (downstream.ts) and a decode or a sequence per
+ * upstream datagram. 250 sessions' encodes on one worker at complexity 10 (~0.7 ms each,
+ * docs/performance.md) take ~0.5 s; at the default complexity 5, ~0.12 s. Time is counted
+ * from the worker's last answer, not from each batch's send, so a backlog of batches does
+ * not add up. 2 s leaves four times the worst batch, and is still well under the 5 s
+ * watchdog and the device's patience.
+ */
+export const WORKER_STALL_MS = 2000;
+
 export interface WorkerStats {
   readonly streams: number;
   readonly queuedFrames: number;
   readonly inFlightFrames: number;
   /** Share of wall time spent in libopus since the previous `sampleUtilization()`, 0..1. */
   readonly utilization: number;
+  /** Workers started in place of one that died, hung or failed to load. */
   readonly restarts: number;
+  /** Of those, workers replaced because they answered nothing for `stallMs` (a hang). */
+  readonly stalls: number;
 }
 
 interface PendingFrame {
@@ -58,6 +79,10 @@ export interface WorkerSlotOptions {
   readonly newWorker?: () => Worker;
   /** Runs `fn` after `ms` (the delayed replacement); injected for tests, an unref'd timer by default. */
   readonly schedule?: (fn: () => void, ms: number) => () => void;
+  /** A worker owing a batch and silent this long is taken as hung, ms; WORKER_STALL_MS by default, 0: never. */
+  readonly stallMs?: number;
+  /** A monotonic clock, ms (a wall-clock step must not look like a hang); performance.now by default. */
+  readonly now?: () => number;
 }
 
 function unrefTimer(fn: () => void, ms: number): () => void {
@@ -89,9 +114,21 @@ export class WorkerSlot {
   #cancelRestart: (() => void) | undefined;
   /** `stop` was called: an exit is expected, not a crash, and nothing is replaced. */
   #stopped = false;
+  readonly #stallMs: number;
+  readonly #now: () => number;
+  #stalls = 0;
+  /**
+   * When the worker last showed it was working: its last answer, its ready, or a batch sent
+   * while it owed none (it was idle until then).
+   */
+  #progressAt = 0;
+  /** Set while a stall check is scheduled: cancels it. */
+  #cancelStallCheck: (() => void) | undefined;
 
   constructor(options: WorkerSlotOptions = {}) {
     this.#options = options;
+    this.#stallMs = options.stallMs ?? WORKER_STALL_MS;
+    this.#now = options.now ?? performance.now.bind(performance);
     this.#worker = this.#spawn();
   }
 
@@ -139,12 +176,14 @@ export class WorkerSlot {
     const streamIds = Int32Array.from(this.#queueIds);
     const ops = Uint8Array.from(this.#queueOps);
     const batch: CodecBatch = { kind: "batch", batchId: this.#nextBatchId++, streamIds, ops, offsets, data };
+    if (this.#inFlight.size === 0) this.#progressAt = this.#now();
     this.#inFlight.set(batch.batchId, this.#queuePending);
     this.#queueIds = [];
     this.#queueOps = [];
     this.#queueFrames = [];
     this.#queuePending = [];
     this.#worker.postMessage(batch satisfies ToWorker, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
+    this.#armStallCheck(this.#stallMs);
   }
 
   /** Closes the utilization window of `elapsedNs` and returns the figures. */
@@ -164,6 +203,7 @@ export class WorkerSlot {
       inFlightFrames: inFlight,
       utilization: this.#utilization,
       restarts: this.#restarts,
+      stalls: this.#stalls,
     };
   }
 
@@ -184,6 +224,8 @@ export class WorkerSlot {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#cancelStallCheck?.();
+    this.#cancelStallCheck = undefined;
     if (this.#cancelRestart) {
       // The last worker has exited already; no other is started.
       this.#cancelRestart();
@@ -219,6 +261,10 @@ export class WorkerSlot {
     // is handled by the exit below, not by an unhandled rejection ending the process.
     this.#ready.catch(() => {});
     worker.on("message", (msg: FromWorker) => {
+      // A worker replaced as hung may still answer before its termination takes: what it
+      // owed has failed already, and its ready must not mark the new worker alive.
+      if (this.#worker !== worker) return;
+      this.#progressAt = this.#now();
       if (msg.kind === "ready") {
         this.#alive = true;
         this.#failedStarts = 0;
@@ -241,7 +287,8 @@ export class WorkerSlot {
     });
     worker.on("error", (err) => {
       failReady(err);
-      this.failAll(err);
+      // Not the frames of the worker that replaced it.
+      if (this.#worker === worker) this.failAll(err);
     });
     worker.on("exit", () => {
       if (this.#stopped || this.#worker !== worker) return;
@@ -258,6 +305,46 @@ export class WorkerSlot {
       }, delay);
     });
     return worker;
+  }
+
+  /**
+   * Schedules a look at whether the worker still answers, unless one is scheduled. Checks
+   * run only while batches are owed: the slot of an idle worker keeps no timer.
+   */
+  #armStallCheck(ms: number): void {
+    if (this.#cancelStallCheck || this.#stallMs <= 0 || this.#stopped) return;
+    this.#cancelStallCheck = (this.#options.schedule ?? unrefTimer)(() => {
+      this.#cancelStallCheck = undefined;
+      this.#checkStall();
+    }, ms);
+  }
+
+  #checkStall(): void {
+    if (this.#stopped || this.#inFlight.size === 0) return;
+    // A worker still loading is not judged: its batches wait in its port until it is ready.
+    if (!this.#alive) return this.#armStallCheck(this.#stallMs);
+    const silent = this.#now() - this.#progressAt;
+    if (silent < this.#stallMs) return this.#armStallCheck(this.#stallMs - silent);
+    // Decided after the poll phase, not here in the timers phase: after a stall of the main
+    // thread, the worker's answer may be waiting unread, and the poll phase reads it first.
+    const worker = this.#worker;
+    setImmediate(() => {
+      if (this.#stopped || this.#worker !== worker || this.#inFlight.size === 0) return;
+      const since = this.#now() - this.#progressAt;
+      if (since < this.#stallMs) return this.#armStallCheck(this.#stallMs - since);
+      this.#replaceHung(worker);
+    });
+  }
+
+  /** The worker answers nothing: handled as a crash, without waiting for it to exit. */
+  #replaceHung(worker: Worker): void {
+    this.#alive = false;
+    this.#restarts++;
+    this.#stalls++;
+    this.failAll(new Error("opus worker stalled"));
+    this.#replace();
+    // Not awaited: a thread stuck in native code may never come back to be terminated.
+    worker.terminate().catch(() => {});
   }
 
   /** A new worker in place of the last, with every stream pinned here opened on it. */
