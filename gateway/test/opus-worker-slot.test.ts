@@ -165,6 +165,27 @@ describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000
     assert.equal(exits.length, 2, "no worker was started after the failure");
     assert.equal(restarts.cancelled, restarts.delays.length, "every scheduled replacement was called off");
   });
+
+  it("fails when a worker exits before it is ready without an error", async () => {
+    const restarts = new ManualRestarts();
+    const exits: Promise<void>[] = [];
+    const newWorker = (): Worker => {
+      const worker = new Worker("process.exit(3)", { eval: true });
+      exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
+      return worker;
+    };
+    await assert.rejects(
+      OpusPool.start({
+        size: 1,
+        complexity: 5,
+        bitrate: 24000,
+        slot: { newWorker, schedule: restarts.schedule },
+      }),
+      /opus worker exited \(code 3\) before it was ready/,
+    );
+    await Promise.all(exits);
+    assert.equal(restarts.cancelled, restarts.delays.length, "every scheduled replacement was called off");
+  });
 });
 
 /** The slot's clock and timers (replacements and stall checks) on a clock the test moves. */

@@ -290,7 +290,11 @@ export class WorkerSlot {
       // Not the frames of the worker that replaced it.
       if (this.#worker === worker) this.failAll(err);
     });
-    worker.on("exit", () => {
+    worker.on("exit", (code) => {
+      // A worker can exit before it is ready without an `error` (process.exit in a module it
+      // loads): its start must still fail, or OpusPool.start would wait for good. After the
+      // worker was ready, or after an `error`, this rejects nothing.
+      failReady(new Error(`opus worker exited (code ${code}) before it was ready`));
       if (this.#stopped || this.#worker !== worker) return;
       this.failAll(new Error("opus worker exited"));
       const wasReady = this.#alive;
