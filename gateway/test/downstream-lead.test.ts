@@ -1,7 +1,8 @@
 /**
  * The tts-start lead on an injected clock: the first frame of a turn goes out only
- * TTS_START_LEAD_MS after `tts start` (firmware plays audio only once Speaking), and an
- * abort ends the turn so later agent audio is not played (real Opus worker).
+ * TTS_START_LEAD_MS after `tts start` (firmware plays audio only once Speaking), an
+ * abort ends the turn so later agent audio is not played, and a closed downstream sends
+ * nothing more (real Opus worker).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -30,8 +31,21 @@ describe("downstream on an injected clock", () => {
     const sent: Buffer[] = [];
     const tts: string[] = [];
     const encoder = pool.openEncoder(24000);
+    /** Each encode handed to the pool, settled either way, so a test can await it. */
+    const encodes: Promise<unknown>[] = [];
     const down = new Downstream({
-      pool,
+      pool: {
+        encode: (stream, pcm) => {
+          const out = pool.encode(stream, pcm);
+          encodes.push(
+            out.then(
+              () => {},
+              () => {},
+            ),
+          );
+          return out;
+        },
+      },
       encoder,
       key: newSessionKey(),
       connectionId: 7,
@@ -47,7 +61,7 @@ describe("downstream on an injected clock", () => {
       down.close();
       pool.close(encoder);
     };
-    return { timers, sent, tts, down, close };
+    return { timers, sent, tts, down, close, encodes };
   };
 
   it("the first frame of a turn waits the tts-start lead, not a millisecond less", async () => {
@@ -78,6 +92,24 @@ describe("downstream on an injected clock", () => {
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(t.sent.length, 0);
       assert.deepEqual(t.tts, ["start", "stop"]);
+    } finally {
+      t.close();
+    }
+  });
+
+  it("a close while the turn's last frame is encoding sends no tts stop when the encode settles", async () => {
+    const t = turn();
+    try {
+      t.down.speechStart();
+      t.timers.advance(TTS_START_LEAD_MS);
+      t.down.audio(Buffer.alloc(DOWN_FRAME_BYTES, 1));
+      t.down.speechEnd();
+      assert.equal(t.encodes.length, 1, "the frame is encoding");
+      t.down.close();
+      // Resumes a step after the downstream's own handler of the encode has run.
+      await Promise.all(t.encodes);
+      assert.deepEqual(t.tts, ["start"]);
+      assert.equal(t.sent.length, 0);
     } finally {
       t.close();
     }

@@ -34,7 +34,7 @@ export interface RemoteAddress {
 }
 
 export interface DownstreamDeps {
-  readonly pool: OpusPool;
+  readonly pool: Pick<OpusPool, "encode">;
   readonly encoder: OpusStream;
   readonly key: Buffer;
   readonly connectionId: number;
@@ -115,12 +115,19 @@ export class Downstream {
     }
   }
 
+  /**
+   * Nothing is sent after this: not the frames still encoding, and no `tts stop` when they
+   * settle. That stop would carry this session's id, and after a `replaced` close it reaches
+   * the device in its new session, which it could take out of Speaking.
+   */
   close(): void {
     this.#closed = true;
     this.#leadTimer?.cancel();
     this.#epoch++;
     this.#queue = [];
     this.#framer.clear();
+    this.#speaking = false;
+    this.#ending = false;
   }
 
   #enqueue(pcm: Buffer): void {
@@ -132,6 +139,7 @@ export class Downstream {
   }
 
   #pump(): void {
+    if (this.#closed) return;
     const lead = this.#speakingSince + TTS_START_LEAD_MS - this.#now();
     if (lead > 0 && this.#queue.length > 0) {
       this.#leadTimer ??= this.#startTimer(lead, () => {
