@@ -34,6 +34,7 @@ const UNIT_TESTS = [
   "gateway/test/peer-watch.test.ts",
   "gateway/test/hello-budget.test.ts",
   "gateway/test/log-limiter.test.ts",
+  "gateway/test/loop-clock.test.ts",
   "gateway/test/media-ipc.test.ts",
   "gateway/test/messages.test.ts",
   "gateway/test/opus-pool.test.ts",

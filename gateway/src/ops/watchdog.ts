@@ -10,6 +10,11 @@
  *   will at once (the TCP connection closes without DISCONNECT), so the surviving instances
  *   tell its devices goodbye. A hung instance that stayed would keep taking its share of
  *   hellos and answer none of them.
+ *
+ * Both judge a stall on a monotonic clock: a wall-clock step (NTP, `date -s`) forward by the
+ * stall would otherwise kill every instance at once, and one backward would hide a real hang.
+ * The watchdog's two threads compare their readings, so both read `process.hrtime`:
+ * libuv's monotonic clock, one for the whole process whichever thread reads it.
  */
 import { Worker } from "node:worker_threads";
 
@@ -19,16 +24,31 @@ export interface LoopClock {
   stop(): void;
 }
 
-export function startLoopClock(beatMs = 100, stalledAfterMs = 1000, now = Date.now): LoopClock {
+/** Milliseconds on the process's monotonic clock, the same in every thread. */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/**
+ * `now`: the wall clock, what arrival times are given in (instances compare them: claims).
+ * `mono`: the clock a stall is measured on.
+ */
+export function startLoopClock(
+  beatMs = 100,
+  stalledAfterMs = 1000,
+  now = Date.now,
+  mono = monotonicMs,
+): LoopClock {
   let last = now();
+  let lastMono = mono();
   const timer = setInterval(() => {
     last = now();
+    lastMono = mono();
   }, beatMs);
   timer.unref();
   return {
     arrivedAt() {
-      const t = now();
-      return t - last > stalledAfterMs ? last : t;
+      return mono() - lastMono > stalledAfterMs ? last : now();
     },
     stop: () => clearInterval(timer),
   };
@@ -44,14 +64,16 @@ const { workerData } = require("node:worker_threads");
 const { writeSync } = require("node:fs");
 const beat = new Float64Array(workerData.beat);
 const { stallMs, checkMs } = workerData;
-let lastCheck = Date.now();
+// The clock the main thread marks its turns on (monotonicMs): shared by both threads.
+const mono = () => Number(process.hrtime.bigint()) / 1e6;
+let lastCheck = mono();
 setInterval(() => {
-  const now = Date.now();
+  const now = mono();
   const frozen = now - lastCheck;
   lastCheck = now;
   const stalled = now - beat[0];
   if (stalled > stallMs || frozen > stallMs) {
-    writeSync(2, JSON.stringify({ level: 60, time: now, msg: "watchdog: event loop stalled; exiting so PM2 restarts this instance", stalledMs: stalled, frozenMs: frozen }) + "\\n");
+    writeSync(2, JSON.stringify({ level: 60, time: Date.now(), msg: "watchdog: event loop stalled; exiting so PM2 restarts this instance", stalledMs: stalled, frozenMs: frozen }) + "\\n");
     process.kill(process.pid, "SIGKILL");
   }
 }, checkMs);
@@ -72,9 +94,9 @@ export function startWatchdog(stallMs: number, beatMs = WATCHDOG_BEAT_MS): Watch
   if (stallMs <= 0) return undefined;
   const shared = new SharedArrayBuffer(8);
   const beat = new Float64Array(shared);
-  beat[0] = Date.now();
+  beat[0] = monotonicMs();
   const timer = setInterval(() => {
-    beat[0] = Date.now();
+    beat[0] = monotonicMs();
   }, beatMs);
   timer.unref();
   const worker = new Worker(WATCHDOG_SOURCE, {
