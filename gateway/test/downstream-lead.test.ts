@@ -26,8 +26,10 @@ describe("downstream on an injected clock", () => {
     await pool.shutdown();
   });
 
-  const turn = () => {
+  /** `startAt`: where the clock stands when the downstream starts. */
+  const turn = (startAt = 0) => {
     const timers = new ManualTimers();
+    timers.advance(startAt);
     const sent: Buffer[] = [];
     const tts: string[] = [];
     const encoder = pool.openEncoder(24000);
@@ -49,7 +51,6 @@ describe("downstream on an injected clock", () => {
       encoder,
       key: newSessionKey(),
       connectionId: 7,
-      startedAt: 0,
       metrics,
       remote: () => ({ address: "127.0.0.1", port: 9 }),
       sendUdp: (d) => sent.push(d),
@@ -92,6 +93,20 @@ describe("downstream on an injected clock", () => {
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(t.sent.length, 0);
       assert.deepEqual(t.tts, ["start", "stop"]);
+    } finally {
+      t.close();
+    }
+  });
+
+  it("stamps each packet with the milliseconds since the downstream started, on its clock", async () => {
+    const t = turn(5000);
+    try {
+      t.down.speechStart();
+      t.timers.advance(TTS_START_LEAD_MS);
+      t.down.audio(Buffer.alloc(DOWN_FRAME_BYTES, 1));
+      await eventually(() => t.sent.length === 1, 2000, "the first frame");
+      // The header (device-protocol.md 3.2) travels in the clear: timestamp at bytes 8..11.
+      assert.equal((t.sent[0] as Buffer).readUInt32BE(8), TTS_START_LEAD_MS);
     } finally {
       t.close();
     }

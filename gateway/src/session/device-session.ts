@@ -52,7 +52,6 @@ export class DeviceSession {
   readonly client: DeviceClientId;
   readonly sessionId: string;
   readonly connectionId: number;
-  readonly createdAt = Date.now();
   readonly #deps: SessionDeps;
   readonly #key = newSessionKey();
   readonly #audio: DeviceAudioParams;
@@ -85,7 +84,6 @@ export class DeviceSession {
       encoder: this.#encoder,
       key: this.#key,
       connectionId,
-      startedAt: this.createdAt,
       metrics: deps.metrics,
       remote: () => this.#upstream.remote,
       sendUdp: (d, to) => deps.sendUdp(d, to),

@@ -38,13 +38,16 @@ export interface DownstreamDeps {
   readonly encoder: OpusStream;
   readonly key: Buffer;
   readonly connectionId: number;
-  readonly startedAt: number;
   readonly metrics: GatewayMetrics;
   /** The device's address, once an upstream packet has proven it. */
   remote(): RemoteAddress | undefined;
   sendUdp(datagram: Buffer, to: RemoteAddress): void;
   sendTts(state: "start" | "stop", text?: string): void;
-  /** Epoch ms; Date.now by default (injected so the tts-start lead is testable). */
+  /**
+   * Monotonic ms; performance.now by default (injected so the tts-start lead is testable).
+   * Not the wall clock: a step of it would hold the turn's first frame (a step back) or
+   * skip the lead, and jump the packets' timestamps.
+   */
   readonly now?: () => number;
   /** The lead timer; Node's by default. */
   readonly startTimer?: StartTimer;
@@ -68,13 +71,16 @@ export class Downstream {
   readonly #startTimer: StartTimer;
   #ending = false;
   #closed = false;
+  /** On `#now`: packet timestamps count from here. */
+  readonly #startedAt: number;
   /** Bumped by abort/close: encodes started before it are discarded. */
   #epoch = 0;
 
   constructor(deps: DownstreamDeps) {
     this.#deps = deps;
-    this.#now = deps.now ?? Date.now;
+    this.#now = deps.now ?? performance.now.bind(performance);
     this.#startTimer = deps.startTimer ?? startNodeTimer;
+    this.#startedAt = this.#now();
   }
 
   speechStart(text?: string): void {
@@ -186,7 +192,10 @@ export class Downstream {
       this.#deps.key,
       {
         connectionId: this.#deps.connectionId,
-        timestamp: (this.#now() - this.#deps.startedAt) >>> 0,
+        // Milliseconds since the session's downstream began: firmware uses downstream
+        // timestamps only to match played audio for echo cancellation, not as a wall time
+        // (device-protocol.md 3.4).
+        timestamp: Math.round(this.#now() - this.#startedAt) >>> 0,
         sequence: this.#sequence,
       },
       opus,
