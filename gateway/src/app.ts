@@ -8,6 +8,7 @@ import { createEchoAgent } from "./agent/echo.ts";
 import type { createLiveKitAgent as CreateLiveKitAgent } from "./agent/livekit/factory.ts";
 import { OpusPool } from "./audio/opus-pool.ts";
 import type { GatewayConfig } from "./config.ts";
+import { drainInstance } from "./ops/drain.ts";
 import { startHealthServer } from "./ops/health.ts";
 import { healthSnapshot, RateSampler } from "./ops/health-body.ts";
 import { type Logger, LogLimiter } from "./ops/log.ts";
@@ -201,17 +202,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
       udpPort,
       healthPort,
       async drain() {
-        const b = broker;
-        if (b) {
-          // First stop the broker handing us hellos, and tell peers we are leaving.
-          await b.unsubscribe(INGEST_SHARE).catch(() => {});
-          b.publish(presenceTopic, gateway.presencePayload("draining", udpPort), true);
-        }
-        await gateway.drain();
-        if (b) {
-          await b.publishAndFlush(presenceTopic, gateway.presencePayload("gone", udpPort), true);
-          await b.end();
-        }
+        await drainInstance({ gateway, broker, ingest: INGEST_SHARE, presenceTopic, udpPort });
         await release();
       },
       async kill() {

@@ -164,13 +164,21 @@ export class Gateway {
   }
 
   /**
+   * From now on open no session, and report draining (/readyz answers 503). The drain's
+   * first step, taken before it waits on anything (ops/drain.ts).
+   */
+  markDraining(): void {
+    this.#draining = true;
+  }
+
+  /**
    * Stop taking hellos (the caller unsubscribes from the shared ingest first), say goodbye
    * to every device so it re-hellos on another instance, and wait for the sessions to
    * release their resources. A hello that reaches us from now on (one in flight, or one a
    * peer passes on before it sees our "draining") opens no session (hello-route.ts).
    */
   async drain(): Promise<void> {
-    this.#draining = true;
+    this.markDraining();
     await Promise.all(this.sessions.all().map((s) => s.close("drain")));
     await Promise.all(this.#closing);
   }
