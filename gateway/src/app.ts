@@ -60,15 +60,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
   const presenceTopic = presenceTopicOf(config.instanceId);
 
   const sessions = new SessionRegistry();
-  const liveKit = config.livekit
-    ? (await loadLiveKit())(config.livekit, {
-        me,
-        metrics,
-        log,
-        pool,
-        isLive: (sessionId) => sessions.all().some((s) => s.sessionId === sessionId),
-      })
-    : undefined;
+  let liveKit: ReturnType<typeof CreateLiveKitAgent> | undefined;
+  try {
+    liveKit = config.livekit
+      ? (await loadLiveKit())(config.livekit, {
+          me,
+          metrics,
+          log,
+          pool,
+          isLive: (sessionId) => sessions.all().some((s) => s.sessionId === sessionId),
+        })
+      : undefined;
+  } catch (err) {
+    // As after a failed UDP bind below: the workers started above must not outlive the start.
+    await pool.shutdown();
+    metrics.stop();
+    throw err;
+  }
   // Bound first: with UDP_PORT=0 (tests) the hello reply must carry the real port.
   try {
     udp = await UdpTransport.bind(config.udpPort, config.udpBind);
