@@ -32,6 +32,7 @@ const UNIT_TESTS = [
   "gateway/test/drain-hellos.test.ts",
   "gateway/test/env.test.ts",
   "gateway/test/forward-to-dead-peer.test.ts",
+  "gateway/test/health-body.test.ts",
   "gateway/test/peer-watch.test.ts",
   "gateway/test/hello-budget.test.ts",
   "gateway/test/log-limiter.test.ts",

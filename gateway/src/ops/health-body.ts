@@ -1,8 +1,9 @@
 /**
  * What `GET /health` answers, and the periodic work behind it: a 1 s sampler of frames per
- * second and of the latency quantiles. `HealthBody` is the one description of the body:
+ * second, of the latency quantiles and of the event-loop lag. `HealthBody` is the one description of the body:
  * the tools that read it (soak, load test, local box) import it instead of guessing.
  */
+import type { IntervalHistogram } from "node:perf_hooks";
 import type { WorkerStats } from "../audio/opus-pool.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { WindowedSummary } from "./windowed-summary.ts";
@@ -48,6 +49,11 @@ export interface HealthBody {
     readonly heapUsedBytes: number;
     readonly heapTotalBytes: number;
   };
+  /**
+   * p99 of the main event loop's delay over the last complete LAG_PERIOD_TICKS-second period
+   * (until the first has ended, since the start): a recent figure, as the latencies are,
+   * where it used to be cumulative since the start.
+   */
   readonly eventLoopLagP99Ms: number;
 }
 
@@ -58,7 +64,7 @@ export interface HealthInputs {
   readonly startedAt: number;
   readonly udpPort: number;
   readonly metrics: GatewayMetrics;
-  readonly rates: RateSampler;
+  readonly rates: RateFigures;
   brokerConnected(): boolean;
   draining(): boolean;
   workersAlive(): boolean;
@@ -97,21 +103,67 @@ export function healthSnapshot(i: HealthInputs): { ready: boolean; body: Omit<He
       drops: i.metrics.drops(),
       closes: i.metrics.closes(),
       memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapTotalBytes: mem.heapTotal },
-      eventLoopLagP99Ms: i.metrics.eventLoopDelay.percentile(99) / 1e6,
+      eventLoopLagP99Ms: i.rates.eventLoopLagP99Ms,
     },
   };
 }
 
-/** Frames per second over the last second, and the latency quantiles read once a second. */
-export class RateSampler {
+/** What the sampler keeps for the body. */
+export interface RateFigures {
+  readonly framesPerSecond: HealthBody["framesPerSecond"];
+  readonly latency: HealthBody["gatewayLatencyMs"];
+  readonly eventLoopLagP99Ms: number;
+}
+
+/** Sampler ticks (seconds) in one period of the event-loop lag figure. */
+export const LAG_PERIOD_TICKS = 10;
+
+/**
+ * The event-loop lag p99 of the last complete period. Node's delay histogram cannot be
+ * windowed or merged (an ELD histogram cannot be added to another), so it is read and
+ * reset at the end of each period; no timer of its own.
+ */
+export class LagPeriods {
+  readonly #histogram: Pick<IntervalHistogram, "percentile" | "reset">;
+  readonly #periodTicks: number;
+  #ticks = 0;
+  #last: number | undefined;
+
+  constructor(histogram: Pick<IntervalHistogram, "percentile" | "reset">, periodTicks = LAG_PERIOD_TICKS) {
+    this.#histogram = histogram;
+    this.#periodTicks = periodTicks;
+  }
+
+  /** One sampler tick; the period ends every `periodTicks`. */
+  tick(): void {
+    if (++this.#ticks < this.#periodTicks) return;
+    this.#ticks = 0;
+    this.#last = this.#histogram.percentile(99) / 1e6;
+    this.#histogram.reset();
+  }
+
+  /** ms; before the first period has ended, what the histogram holds so far. */
+  get p99Ms(): number {
+    return this.#last ?? this.#histogram.percentile(99) / 1e6;
+  }
+}
+
+/**
+ * Frames per second over the last second, the latency quantiles read once a second, and
+ * the event-loop lag of the last complete period (LagPeriods).
+ */
+export class RateSampler implements RateFigures {
   framesPerSecond = { up: 0, down: 0 };
   latency: HealthBody["gatewayLatencyMs"] = {};
+  readonly #lag: LagPeriods;
   readonly #timer: NodeJS.Timeout;
 
   constructor(metrics: GatewayMetrics, intervalMs = 1000) {
     let lastUp = 0;
     let lastDown = 0;
+    this.#lag = new LagPeriods(metrics.eventLoopDelay);
     this.#timer = setInterval(() => {
+      this.#lag.tick();
       this.latency = {
         upstream: quantiles(metrics.upstreamLatency),
         downstream: quantiles(metrics.downstreamLatency),
@@ -121,6 +173,10 @@ export class RateSampler {
       lastDown = metrics.framesDownTotal;
     }, intervalMs);
     this.#timer.unref();
+  }
+
+  get eventLoopLagP99Ms(): number {
+    return this.#lag.p99Ms;
   }
 
   stop(): void {
