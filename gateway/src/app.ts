@@ -180,6 +180,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         metrics,
         rates: sampler,
         brokerConnected: () => broker?.connected ?? false,
+        brokerSubscribed: () => broker?.subscribed ?? false,
         draining: () => gateway.draining,
         workersAlive: () => pool.allAlive,
         workers: () => pool.stats(),

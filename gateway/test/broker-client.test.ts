@@ -113,9 +113,15 @@ describe("the gateway's broker client across a broker restart", () => {
       assert.match(err.message, new RegExp(`refused subscriptions: ${DENIED}`));
     }
     assert.equal(connected, 0, "connected reported while a filter was refused");
+    assert.deepEqual(
+      { connected: client.connected, subscribed: client.subscribed },
+      { connected: true, subscribed: false },
+      "connected but deaf: what /readyz answers 503 for",
+    );
     // The next retry (a timer away) asks only for what the broker grants.
     subscriptions.pop();
     await once(seen, "connected");
+    assert.equal(client.subscribed, true);
     const heard = once(seen, "message");
     client.publish("gateway/test-heard/ping", "ping");
     assert.deepEqual(await heard, ["gateway/test-heard/ping"]);

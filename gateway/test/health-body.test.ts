@@ -3,8 +3,9 @@
  * injected inputs.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { LAG_PERIOD_TICKS, LagPeriods } from "../src/ops/health-body.ts";
+import { after, describe, it } from "node:test";
+import { type HealthInputs, healthSnapshot, LAG_PERIOD_TICKS, LagPeriods } from "../src/ops/health-body.ts";
+import { GatewayMetrics } from "../src/ops/metrics.ts";
 
 /** Node's delay histogram as LagPeriods reads it: a p99 the test sets, in ns. */
 class FakeHistogram {
@@ -32,5 +33,44 @@ describe("the health body's event-loop lag", () => {
     assert.equal(lag.p99Ms, 40, "the period under way does not count yet");
     lag.tick();
     assert.deepEqual({ p99Ms: lag.p99Ms, resets: h.resets }, { p99Ms: 2, resets: 2 });
+  });
+});
+
+describe("the health body's readiness", () => {
+  const metrics = new GatewayMetrics(1);
+  after(() => metrics.stop());
+
+  /** A serving instance, but for what `o` says. */
+  const inputs = (o: { subscribed: boolean }): HealthInputs => ({
+    instanceId: 1,
+    bootId: "boot",
+    startedAt: 0,
+    udpPort: 1,
+    metrics,
+    rates: { framesPerSecond: { up: 0, down: 0 }, latency: {}, eventLoopLagP99Ms: 0 },
+    brokerConnected: () => true,
+    brokerSubscribed: () => o.subscribed,
+    draining: () => false,
+    workersAlive: () => true,
+    workers: () => [],
+    inlineCodecStreams: () => 0,
+    inlineCodecUtilization: () => 0,
+    sessionStates: () => [],
+    sessionCount: () => 0,
+    peers: () => new Map(),
+    now: () => 0,
+  });
+
+  it("is not ready while the broker is connected but refuses its subscriptions", () => {
+    const refused = healthSnapshot(inputs({ subscribed: false }));
+    assert.deepEqual(
+      {
+        ready: refused.ready,
+        connected: refused.body.brokerConnected,
+        subscribed: refused.body.brokerSubscribed,
+      },
+      { ready: false, connected: true, subscribed: false },
+    );
+    assert.equal(healthSnapshot(inputs({ subscribed: true })).ready, true, "ready once they hold");
   });
 });

@@ -15,13 +15,22 @@ export interface LatencyQuantiles {
 
 /** The JSON of `GET /health`, per instance. */
 export interface HealthBody {
-  /** Broker connected, every Opus worker alive, not draining (what /readyz answers). */
+  /**
+   * Broker connected with its subscriptions in place, every Opus worker alive, not draining
+   * (what /readyz answers).
+   */
   readonly ready: boolean;
   readonly instanceId: number;
   readonly bootId: string;
   readonly uptimeSeconds: number;
   readonly draining: boolean;
   readonly brokerConnected: boolean;
+  /**
+   * The subscriptions of the current broker connection are granted. False while connected
+   * means a subscribe refused after a reconnect, retried until it holds (mqtt.ts): the
+   * instance hears nothing on those filters meanwhile.
+   */
+  readonly brokerSubscribed: boolean;
   readonly udpPort: number;
   readonly sessions: number;
   readonly sessionsByState: Record<string, number>;
@@ -66,6 +75,7 @@ export interface HealthInputs {
   readonly metrics: GatewayMetrics;
   readonly rates: RateFigures;
   brokerConnected(): boolean;
+  brokerSubscribed(): boolean;
   draining(): boolean;
   workersAlive(): boolean;
   workers(): readonly WorkerStats[];
@@ -82,15 +92,17 @@ export function healthSnapshot(i: HealthInputs): { ready: boolean; body: Omit<He
   const byState: Record<string, number> = {};
   for (const s of i.sessionStates()) byState[s] = (byState[s] ?? 0) + 1;
   const brokerConnected = i.brokerConnected();
+  const brokerSubscribed = i.brokerSubscribed();
   const draining = i.draining();
   return {
-    ready: brokerConnected && !draining && i.workersAlive(),
+    ready: brokerConnected && brokerSubscribed && !draining && i.workersAlive(),
     body: {
       instanceId: i.instanceId,
       bootId: i.bootId,
       uptimeSeconds: Math.round(((i.now ?? Date.now)() - i.startedAt) / 1000),
       draining,
       brokerConnected,
+      brokerSubscribed,
       udpPort: i.udpPort,
       sessions: i.sessionCount(),
       sessionsByState: byState,

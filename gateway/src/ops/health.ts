@@ -1,7 +1,7 @@
 /**
  * Health and metrics over HTTP, per instance: `GET /health` (JSON for people and
- * scripts), `GET /livez`, `GET /readyz` (broker connected, workers alive, not draining),
- * `GET /metrics` (Prometheus). Binds to HEALTH_BIND, loopback by default.
+ * scripts), `GET /livez`, `GET /readyz` (broker connected and subscribed, workers alive,
+ * not draining), `GET /metrics` (Prometheus). Binds to HEALTH_BIND, loopback by default.
  */
 import { createServer, type Server } from "node:http";
 import type { HealthBody } from "./health-body.ts";

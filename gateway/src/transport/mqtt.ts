@@ -42,6 +42,8 @@ export class BrokerClient {
   readonly #client: MqttClient;
   readonly #listed: readonly string[];
   readonly #unsubscribed = new Set<string>();
+  /** The current connection's subscriptions are in place (see `subscribed`). */
+  #subscribed = false;
 
   private constructor(client: MqttClient, subscriptions: readonly string[]) {
     this.#client = client;
@@ -108,6 +110,7 @@ export class BrokerClient {
         client.subscribe(filters, { qos: 0 }, (err, _granted, suback) => {
           const problem = subscribeProblem(filters, err, suback);
           if (!problem) {
+            broker.#subscribed = true;
             if (first) {
               first = false;
               resolve(broker);
@@ -138,10 +141,12 @@ export class BrokerClient {
       client.on("error", fail);
       client.on("close", () => {
         connection++;
+        broker.#subscribed = false;
         cancelRetry();
       });
       client.on("connect", () => {
         connection++;
+        broker.#subscribed = false;
         cancelRetry();
         // Subscribe on every connect: clean sessions forget subscriptions.
         subscribe();
@@ -151,6 +156,14 @@ export class BrokerClient {
 
   get connected(): boolean {
     return this.#client.connected;
+  }
+
+  /**
+   * Connected, and this connection's SUBSCRIBE granted. False from each (re)connect until
+   * then, and for as long as the broker refuses it: connected but deaf (`subscribeFailed`).
+   */
+  get subscribed(): boolean {
+    return this.#subscribed && this.#client.connected;
   }
 
   publish(topic: string, payload: string | Buffer, retain = false): void {
