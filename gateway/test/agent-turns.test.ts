@@ -146,3 +146,27 @@ describe("turn framing, late signals", () => {
     assert.deepEqual(t.tick(10_000), []);
   });
 });
+
+describe("turn framing, the agent leaving", () => {
+  it("its open turn ends at once, voice or none", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    assert.deepEqual(t.agentLeft(10), [{ kind: "end", by: "agent_left" }]);
+    assert.equal(t.speaking, false);
+  });
+
+  it("its stored speaking is forgotten: the next agent's turn starts on its own signal", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.agentLeft(10);
+    assert.deepEqual(t.agentState("attribute", "speaking", 20), [{ kind: "start", text: undefined }]);
+  });
+
+  it("its voice still in flight starts no turn", () => {
+    const t = new Turns();
+    t.speechCreated("", 0);
+    t.audio(true, 10);
+    t.agentLeft(20);
+    assert.deepEqual(t.audio(true, 30), { forward: false, actions: [] });
+  });
+});

@@ -7,8 +7,13 @@
  *
  * close() sends `cleanup_request`, leaves the room (every listener, reader and source
  * released), deletes the room and settles every pending MCP call.
+ *
+ * When the last agent leaves, its open turn ends at once and, unless an agent joins again
+ * within AGENT_GONE_GRACE_MS, the session ends (`agent_ended`): nothing else would ever
+ * answer the device in this room.
  */
 import { type JsonObject, llmMessage, mcpMessage, sttMessage, ttsMessage } from "../../protocol/messages.ts";
+import type { StartTimer } from "../../session/timer.ts";
 import type { AgentBridge, AgentSessionInfo, AgentSink, DeviceEvent, UpstreamOpus } from "../agent-bridge.ts";
 import { type AgentMessage, isAgentState, parseAgentMessage } from "./agent-protocol/agent-messages.ts";
 import { Farewell } from "./agent-protocol/farewell.ts";
@@ -43,7 +48,27 @@ export interface BridgeDeps {
   readonly greeting: GreetingTrigger;
   /** Injected for tests; Date.now by default. */
   readonly now?: () => number;
+  /** Injected for tests (with `now`); Node's timers, unref'd, by default. */
+  readonly startTimer?: StartTimer;
 }
+
+/** Node's timers, unref'd: a bridge's deadlines never keep the process alive by themselves. */
+const startUnrefTimer: StartTimer = (ms, fire) => {
+  const t = setTimeout(fire, ms);
+  t.unref();
+  return { refresh: () => void t.refresh(), cancel: () => clearTimeout(t) };
+};
+
+/**
+ * How long a room may stay without an agent before the session ends. What can bring one
+ * back is the same agent rejoining after a full reconnect of its connection: the server
+ * removes the old participant when the new one joins under the same identity, so the join
+ * follows the leave at once (livekit-server roommanager.go). Nothing dispatches a new
+ * agent into a room later: auto-dispatch acts when the room is created, our explicit
+ * dispatch once at open, and the server does not dispatch a job again once it has ended.
+ * So the grace covers a slow reconnect and no more: meanwhile the device hears nothing.
+ */
+export const AGENT_GONE_GRACE_MS = 3000;
 
 /** A join that has not completed by then fails (the device is told goodbye); close never waits longer. */
 const JOIN_TIMEOUT_MS = 15_000;
@@ -67,6 +92,7 @@ export class LiveKitBridge implements AgentBridge {
   readonly #services: LiveKitServices;
   readonly #trigger: GreetingTrigger;
   readonly #now: () => number;
+  readonly #startTimer: StartTimer;
   readonly #ref: SessionRef;
   readonly #name: string;
   readonly #self: string;
@@ -82,8 +108,10 @@ export class LiveKitBridge implements AgentBridge {
   #lastStt: RecentText | undefined;
   #lastSentence: RecentText | undefined;
   #farewell: { state: Farewell; resolve: () => void; done: Promise<void> } | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: { cancel(): void } | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
+  /** When the last agent left the room; undefined while one is in it (or none came yet). */
+  #agentGoneAt: number | undefined;
   #udpKnown = false;
   #connected = false;
   /** Counted in the open-rooms gauge: only a room that was joined is taken off it at close. */
@@ -97,6 +125,7 @@ export class LiveKitBridge implements AgentBridge {
     this.#trigger = deps.greeting;
     this.#transports = deps.transports;
     this.#now = deps.now ?? Date.now;
+    this.#startTimer = deps.startTimer ?? startUnrefTimer;
     this.#mcp = new McpCalls(16, deps.services.options.mcpTimeoutMs);
     this.#tools = new ToolCalls(this.#mcp, {
       toDevice: (payload) => this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
@@ -169,7 +198,7 @@ export class LiveKitBridge implements AgentBridge {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#tools.close();
     this.#farewell?.resolve();
     this.#mcp.rejectAll("session closed");
@@ -192,11 +221,7 @@ export class LiveKitBridge implements AgentBridge {
       { url: this.#services.options.url, roomName: this.#name, token },
       {
         participantJoined: (p) => !this.#closed && this.#onJoined(p),
-        participantLeft: (identity) => {
-          if (this.#closed) return;
-          this.#agents.delete(identity);
-          this.#greeting.agentLeft(identity);
-        },
+        participantLeft: (identity) => !this.#closed && this.#onLeft(identity),
         attributesChanged: (identity, attributes) =>
           !this.#closed && this.#onAttributes(identity, attributes),
         data: (payload, topic) => !this.#closed && this.#onData(payload, topic),
@@ -204,6 +229,9 @@ export class LiveKitBridge implements AgentBridge {
         agentAudio: (pcm) => !this.#closed && this.#onAgentAudio(pcm),
         disconnected: (reason) => {
           if (this.#closed) return;
+          // The deployed agent deletes the room once its job has ended, after leaving it
+          // (Agent B's cleanup): the agent's end, not a failure of the room.
+          if (this.#agentGoneAt !== undefined) return this.#sink.endSession("agent_ended");
           this.#services.events.failed(this.#name, new Error(reason));
           this.#sink.endSession("agent_failed");
         },
@@ -250,9 +278,23 @@ export class LiveKitBridge implements AgentBridge {
   #onJoined(p: RemoteParticipantInfo): void {
     if (!isAgentParticipant(p)) return;
     this.#agents.add(p.identity);
+    this.#agentGoneAt = undefined;
     this.#greeting.agentJoined(p.identity);
     this.#checkGreeting();
     this.#onAttributes(p.identity, p.attributes);
+  }
+
+  #onLeft(identity: string): void {
+    this.#greeting.agentLeft(identity);
+    if (!this.#agents.delete(identity) || this.#agents.size > 0) return;
+    const now = this.#now();
+    this.#agentGoneAt = now;
+    this.#apply(this.#turns.agentLeft(now));
+    // No agent is left to say goodbye: the inactivity close need not wait for one.
+    const f = this.#farewell;
+    this.#farewell = undefined;
+    f?.resolve();
+    this.#arm();
   }
 
   #onAttributes(identity: string, attributes: Readonly<Record<string, string>>): void {
@@ -339,20 +381,20 @@ export class LiveKitBridge implements AgentBridge {
     this.#arm();
   }
 
-  /** One timer for every deadline (turn end, greeting wait, farewell). */
+  /** One timer for every deadline (turn end, greeting wait, farewell, agent gone). */
   #arm(): void {
     if (this.#closed) return;
     const deadlines = [
       this.#turns.nextDeadline(),
       this.#greeting.nextDeadline(),
       this.#farewell?.state.nextDeadline(),
+      this.#agentGoneAt === undefined ? undefined : this.#agentGoneAt + AGENT_GONE_GRACE_MS,
     ];
     const next = Math.min(...deadlines.filter((d): d is number => d !== undefined));
     if (!Number.isFinite(next) || next >= this.#timerAt) return;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timerAt = next;
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, next - this.#now()));
-    this.#timer.unref();
+    this.#timer = this.#startTimer(Math.max(0, next - this.#now()), () => this.#onTimer());
   }
 
   #onTimer(): void {
@@ -360,6 +402,11 @@ export class LiveKitBridge implements AgentBridge {
     this.#timerAt = Number.POSITIVE_INFINITY;
     if (this.#closed) return;
     const now = this.#now();
+    if (this.#agentGoneAt !== undefined && now >= this.#agentGoneAt + AGENT_GONE_GRACE_MS) {
+      this.#agentGoneAt = undefined;
+      this.#sink.endSession("agent_ended");
+      return;
+    }
     this.#apply(this.#turns.tick(now));
     this.#checkGreeting();
     const f = this.#farewell;

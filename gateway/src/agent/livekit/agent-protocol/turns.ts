@@ -18,6 +18,8 @@
  * - A device abort closes the gate: no agent audio reaches the device until the agent
  *   starts a new turn by a signal (or, for a signal-less agent, after it has been quiet for
  *   FALLBACK_SILENCE_MS, i.e. the interrupted reply has stopped).
+ * - The agent leaving the room ends its open turn at once and forgets what it said about
+ *   its state: the next agent starts as one that has sent no signal.
  */
 import type { AgentState } from "./agent-messages.ts";
 
@@ -30,7 +32,7 @@ export type StateSource = "message" | "attribute";
 
 export type TurnAction =
   | { readonly kind: "start"; readonly text: string | undefined }
-  | { readonly kind: "end"; readonly by: "signal" | "silence" };
+  | { readonly kind: "end"; readonly by: "signal" | "silence" | "agent_left" };
 
 type Phase = "idle" | "speaking" | "ending";
 
@@ -81,6 +83,22 @@ export class Turns {
     this.#phase = "idle";
     this.#gated = true;
     this.#lastVoicedAt = now;
+  }
+
+  /**
+   * The last agent left the room. Its stored state goes: a `speaking` kept here would hold
+   * a turn without voice open for good, since only that agent could have said otherwise. A
+   * turn it had open ends now, as its voice went with it; what of that voice is still in
+   * flight is dropped as after an abort, until it has been quiet for FALLBACK_SILENCE_MS or
+   * the next agent signals a turn.
+   */
+  agentLeft(now: number): TurnAction[] {
+    this.#lastState.clear();
+    this.#signalled = false;
+    if (this.#phase === "idle") return [];
+    this.#gated = true;
+    this.#lastVoicedAt = now;
+    return this.#finish("agent_left");
   }
 
   /** One frame of agent audio; returns whether it goes to the device, and any framing. */
@@ -160,7 +178,7 @@ export class Turns {
     return this.tick(now);
   }
 
-  #finish(by: "signal" | "silence"): TurnAction[] {
+  #finish(by: "signal" | "silence" | "agent_left"): TurnAction[] {
     this.#phase = "idle";
     return [{ kind: "end", by }];
   }

@@ -1,0 +1,129 @@
+/**
+ * The LiveKit bridge's glue (bridge.ts) in process: a room transport that records what the
+ * bridge sends and lets the test play the room's events, fake server APIs, a recording
+ * session sink, and time on a clock the test moves. The agent protocol's pure parts are
+ * tested in agent-protocol.test.ts, agent-turns.test.ts and agent-tools.test.ts; the real
+ * server and agents in the livekit-*.test.ts files.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { RoomServiceClient } from "livekit-server-sdk";
+import type { AgentSink } from "../src/agent/agent-bridge.ts";
+import { AGENT_GONE_GRACE_MS, LiveKitBridge } from "../src/agent/livekit/bridge.ts";
+import type {
+  RemoteParticipantInfo,
+  RoomTransport,
+  RoomTransportHandlers,
+} from "../src/agent/livekit/room-transport.ts";
+import type { LiveKitServices } from "../src/agent/livekit/services.ts";
+import type { JsonObject } from "../src/protocol/messages.ts";
+import { ManualTimers } from "./support/manual-timers.ts";
+
+const AGENT = "agent-AJ_test";
+
+/** One bridge in a fake room; `sink` lists what the device side was asked to do, in order. */
+async function openBridge() {
+  const timers = new ManualTimers();
+  const sink: string[] = [];
+  /** The data messages the bridge sent the agent, parsed. */
+  const sent: JsonObject[] = [];
+  const drops: string[] = [];
+  let handlers: RoomTransportHandlers | undefined;
+  const transport: RoomTransport = {
+    join: async () => {},
+    pushPcm: () => {},
+    sendData: async (payload) => {
+      sent.push(JSON.parse(Buffer.from(payload).toString("utf8")) as JsonObject);
+    },
+    leave: async () => {},
+  };
+  const services: LiveKitServices = {
+    options: {
+      url: "ws://livekit.invalid",
+      apiKey: "key",
+      apiSecret: "secret",
+      dispatch: { kind: "none" },
+      emptyTimeoutS: 60,
+      maxParticipants: 4,
+      mcpTimeoutMs: 5000,
+      tokenTtlS: 600,
+    },
+    rooms: { createRoom: async () => ({}), deleteRoom: async () => {} } as unknown as RoomServiceClient,
+    events: { roomOpened() {}, roomClosed() {}, failed() {}, drop: (reason) => drops.push(reason) },
+    token: async () => "token",
+    dispatch: async () => {},
+  };
+  let bridge: LiveKitBridge | undefined;
+  const agentSink: AgentSink = {
+    speechStart: () => sink.push("tts start"),
+    audio: () => sink.push("audio"),
+    speechEnd: () => sink.push("tts stop"),
+    sendToDevice: (m) => sink.push(`device ${String(m.type)}`),
+    // As the session does: its close closes the bridge.
+    endSession: (reason) => {
+      sink.push(`end ${reason}`);
+      void bridge?.close();
+    },
+  };
+  bridge = new LiveKitBridge(
+    { sessionId: "i1-b1-abc", clientId: "GID_test@@@a0_85_e3_f4_49_34@@@uuid-1", mac: "a0:85:e3:f4:49:34" },
+    agentSink,
+    {
+      services,
+      greeting: "agent_ready",
+      transports: (_join, h) => {
+        handlers = h;
+        return transport;
+      },
+      now: timers.now,
+      startTimer: timers.start,
+    },
+  );
+  await bridge.ready;
+  assert.ok(handlers, "the bridge opened its transport");
+  const room = handlers;
+  const agent = (attributes: Record<string, string> = {}): RemoteParticipantInfo => ({
+    identity: AGENT,
+    kind: "agent",
+    attributes,
+  });
+  return { bridge, room, agent, timers, sink, sent, drops };
+}
+
+describe("the agent leaving the room", () => {
+  it("ends a turn it had open, even one with no voice yet", async () => {
+    const { room, agent, sink } = await openBridge();
+    room.participantJoined(agent({ "lk.agent.state": "speaking" }));
+    assert.deepEqual(sink, ["tts start"]);
+    room.participantLeft(AGENT);
+    assert.deepEqual(sink, ["tts start", "tts stop"]);
+  });
+
+  it("ends the session (agent_ended) AGENT_GONE_GRACE_MS after the last agent left", async () => {
+    const { room, agent, timers, sink } = await openBridge();
+    room.participantJoined(agent({ "lk.agent.state": "listening" }));
+    room.participantLeft(AGENT);
+    timers.advance(AGENT_GONE_GRACE_MS - 1);
+    assert.deepEqual(sink, []);
+    timers.advance(1);
+    assert.deepEqual(sink, ["end agent_ended"]);
+  });
+
+  it("keeps the session when the agent joins again within the grace", async () => {
+    const { room, agent, timers, sink } = await openBridge();
+    room.participantJoined(agent({ "lk.agent.state": "listening" }));
+    room.participantLeft(AGENT);
+    timers.advance(AGENT_GONE_GRACE_MS / 2);
+    room.participantJoined(agent({ "lk.agent.state": "listening" }));
+    timers.advance(AGENT_GONE_GRACE_MS * 10);
+    assert.deepEqual(sink, []);
+  });
+
+  it("a room deleted after the agent left ends the session as agent_ended, not as a failure", async () => {
+    const { room, agent, sink } = await openBridge();
+    room.participantJoined(agent());
+    room.participantLeft(AGENT);
+    room.disconnected("room deleted");
+    assert.deepEqual(sink, ["end agent_ended"]);
+  });
+});
