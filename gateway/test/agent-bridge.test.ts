@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { RoomServiceClient } from "livekit-server-sdk";
 import type { AgentSink } from "../src/agent/agent-bridge.ts";
+import { AFTER_GOODBYE_MS } from "../src/agent/livekit/agent-protocol/farewell.ts";
 import { AGENT_GONE_GRACE_MS, LiveKitBridge } from "../src/agent/livekit/bridge.ts";
 import type {
   RemoteParticipantInfo,
@@ -20,6 +21,9 @@ import type { JsonObject } from "../src/protocol/messages.ts";
 import { ManualTimers } from "./support/manual-timers.ts";
 
 const AGENT = "agent-AJ_test";
+
+/** Lets the promise callbacks queued so far run. */
+const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** One bridge in a fake room; `sink` lists what the device side was asked to do, in order. */
 async function openBridge() {
@@ -125,5 +129,25 @@ describe("the agent leaving the room", () => {
     room.participantLeft(AGENT);
     room.disconnected("room deleted");
     assert.deepEqual(sink, ["end agent_ended"]);
+  });
+});
+
+describe("the goodbye before an inactivity close", () => {
+  it("a device abort during the goodbye closes AFTER_GOODBYE_MS later, not at the cap", async () => {
+    const { bridge, room, agent, timers } = await openBridge();
+    room.participantJoined(agent({ "lk.agent.state": "listening" }));
+    let done = false;
+    const farewell = bridge.farewell().then(() => {
+      done = true;
+    });
+    room.attributesChanged(AGENT, { "lk.agent.state": "speaking" });
+    bridge.onDeviceEvent({ kind: "abort", reason: undefined });
+    timers.advance(AFTER_GOODBYE_MS - 1);
+    await settled();
+    assert.equal(done, false);
+    timers.advance(1);
+    await settled();
+    assert.equal(done, true);
+    await farewell;
   });
 });

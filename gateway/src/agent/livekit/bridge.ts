@@ -163,13 +163,19 @@ export class LiveKitBridge implements AgentBridge {
   onDeviceEvent(event: DeviceEvent): void {
     if (this.#closed) return;
     switch (event.kind) {
-      case "abort":
+      case "abort": {
         // The session has already stopped the device's playback (tts stop); from here no
         // agent audio reaches it until the agent starts a new turn.
-        this.#turns.abort(this.#now());
+        const now = this.#now();
+        const wasSpeaking = this.#turns.speaking;
+        this.#turns.abort(now);
+        // An abort ends the turn without a turn action (the session sent tts stop itself):
+        // a goodbye cut short is over, so the farewell need not wait for its cap.
+        if (wasSpeaking) this.#farewell?.state.turnEnded(now);
         this.#arm();
-        this.#send(abortPlayback(this.#ref, this.#now()));
+        this.#send(abortPlayback(this.#ref, now));
         return;
+      }
       case "mcp":
         if (!this.#mcp.answer(event.payload)) this.#services.events.drop("device_mcp_unclaimed");
         return;
