@@ -151,3 +151,23 @@ describe("the goodbye before an inactivity close", () => {
     await farewell;
   });
 });
+
+describe("tool calls at close", () => {
+  it("a call the device has not answered gets a -32000 error answer before cleanup_request", async () => {
+    const { bridge, room, agent, sink, sent } = await openBridge();
+    room.participantJoined(agent());
+    const call = {
+      type: "function_call",
+      function_call: { name: "self_get_battery_status", arguments: {} },
+      request_id: "req_1",
+    };
+    room.data(Buffer.from(JSON.stringify(call)), "mcp_function_call", AGENT);
+    assert.deepEqual(sink, ["device mcp"]);
+    await bridge.close();
+    const types = sent.map((m) => m.type).filter((t) => t === "mcp" || t === "cleanup_request");
+    assert.deepEqual(types, ["mcp", "cleanup_request"]);
+    const answer = sent.find((m) => m.type === "mcp") as { request_id: string; payload: JsonObject };
+    assert.equal(answer.request_id, "req_1");
+    assert.equal((answer.payload.error as { code: number }).code, -32000);
+  });
+});

@@ -4,10 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { planTool, VolumeSteps, volumeFromStatus } from "../src/agent/livekit/agent-protocol/tools.ts";
-import { McpCalls } from "../src/agent/livekit/mcp-calls.ts";
+import {
+  planTool,
+  VOLUME_DEBOUNCE_MS,
+  VolumeSteps,
+  volumeFromStatus,
+} from "../src/agent/livekit/agent-protocol/tools.ts";
+import { errorPayload, McpCalls } from "../src/agent/livekit/mcp-calls.ts";
 import { ToolCalls } from "../src/agent/livekit/tool-calls.ts";
 import type { JsonObject } from "../src/protocol/messages.ts";
+import { ManualTimers } from "./support/manual-timers.ts";
 
 describe("tool names (device-protocol.md 5.3)", () => {
   it("maps the agent's names to the device's MCP tools", () => {
@@ -126,5 +132,41 @@ describe("tool calls on the device", () => {
       [{}, { volume: 55 }],
     );
     assert.deepEqual(answered, ["req_1", "req_2"]);
+  });
+
+  it("close answers steps still in their debounce window with an error, and sends the device nothing", async () => {
+    const mcp = new McpCalls(4, 1000);
+    const sent: JsonObject[] = [];
+    const answers: [string, JsonObject][] = [];
+    const tools = new ToolCalls(mcp, {
+      toDevice: (p) => sent.push(p),
+      answer: (payload, id) => answers.push([id, payload]),
+    });
+    tools.call("self_volume_up", {}, "req_1");
+    await tools.close("session closed");
+    assert.deepEqual(answers, [["req_1", errorPayload(null, "session closed")]]);
+    assert.deepEqual(sent, []);
+  });
+
+  it("close answers a volume change waiting on the device with an error, and makes no further call", async () => {
+    const mcp = new McpCalls(4, 1000);
+    const timers = new ManualTimers();
+    const sent: JsonObject[] = [];
+    const answers: string[] = [];
+    const tools = new ToolCalls(
+      mcp,
+      {
+        toDevice: (p) => sent.push(p),
+        answer: (payload, id) => answers.push(`${id} ${(payload.error as { message: string }).message}`),
+      },
+      timers.start,
+    );
+    tools.call("self_volume_up", {}, "req_1");
+    timers.advance(VOLUME_DEBOUNCE_MS);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(sent.length, 1, "the volume read went to the device");
+    await tools.close("session closed");
+    assert.deepEqual(answers, ["req_1 session closed"]);
+    assert.equal(sent.length, 1, "no set_volume after close");
   });
 });

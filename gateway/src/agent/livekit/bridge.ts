@@ -127,10 +127,15 @@ export class LiveKitBridge implements AgentBridge {
     this.#now = deps.now ?? Date.now;
     this.#startTimer = deps.startTimer ?? startUnrefTimer;
     this.#mcp = new McpCalls(16, deps.services.options.mcpTimeoutMs);
-    this.#tools = new ToolCalls(this.#mcp, {
-      toDevice: (payload) => this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
-      answer: (payload, requestId) => this.#send(mcpAnswer(this.#ref, payload, requestId, this.#now())),
-    });
+    this.#tools = new ToolCalls(
+      this.#mcp,
+      {
+        toDevice: (payload) => this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
+        // #post, not #send: the error answers to calls pending at close go out during close().
+        answer: (payload, requestId) => this.#post(mcpAnswer(this.#ref, payload, requestId, this.#now())),
+      },
+      this.#startTimer,
+    );
     this.#name = roomName(info.mac, info.sessionId);
     this.#self = participantIdentity(info.mac);
     this.#texts = new Transcriptions(this.#self);
@@ -205,11 +210,14 @@ export class LiveKitBridge implements AgentBridge {
     if (this.#closed) return;
     this.#closed = true;
     this.#timer?.cancel();
-    this.#tools.close();
+    // Every tool call still pending is answered with an error, so the agent stops waiting
+    // for it; the answers are sent as they settle, and close waits for all of them before
+    // it sends cleanup_request.
+    const answered = this.#tools.close("session closed");
     this.#farewell?.resolve();
-    this.#mcp.rejectAll("session closed");
     this.#texts.clear();
     await this.#ready;
+    await answered;
     // Off the gauge as leaving starts, before any I/O, and only if it was ever on it.
     if (this.#counted) this.#services.events.roomClosed(this.#name);
     const transport = this.#transport;
@@ -424,7 +432,12 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #send(m: JsonObject): void {
-    if (!this.#connected || this.#closed || !this.#transport) return;
+    if (!this.#closed) this.#post(m);
+  }
+
+  /** Sends even while closing, until the room is left (cleanup_request is sent last). */
+  #post(m: JsonObject): void {
+    if (!this.#connected || !this.#transport) return;
     this.#transport
       .sendData(encodeMessage(m))
       .catch(() => this.#services.events.drop("agent_data_send_failed"));

@@ -2,9 +2,11 @@
  * The agent's tool calls carried out on the device (names mapped in
  * agent-protocol/tools.ts): plain calls go straight to the device's MCP server; volume
  * up/down steps are debounced, summed and applied to the last known volume, serialised so
- * changes apply in order. Every call that carried a request id gets one answer.
+ * changes apply in order. Every call that carried a request id gets one answer, also when
+ * the session closes with it pending (an error, before close() resolves).
  */
 import type { JsonObject } from "../../protocol/messages.ts";
+import { type SessionTimer, type StartTimer, startNodeTimer } from "../../session/timer.ts";
 import {
   clampVolume,
   GET_STATUS_TOOL,
@@ -14,7 +16,7 @@ import {
   VolumeSteps,
   volumeFromStatus,
 } from "./agent-protocol/tools.ts";
-import type { McpCalls } from "./mcp-calls.ts";
+import { errorPayload, type McpCalls } from "./mcp-calls.ts";
 
 /** The volume assumed when the device does not report one (xiaozhi's default is 70). */
 const UNKNOWN_VOLUME = 70;
@@ -31,43 +33,77 @@ export class ToolCalls {
   readonly #ports: ToolCallPorts;
   readonly #steps = new VolumeSteps();
   #lastVolume: number | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #startTimer: StartTimer;
+  #timer: SessionTimer | undefined;
   #chain: Promise<void> = Promise.resolve();
+  /** Calls whose answer has not gone to ports.answer yet; close() waits for them. */
+  readonly #unanswered = new Set<Promise<void>>();
+  /** Set by close(): no new call is taken, and steps not yet at the device are not sent. */
+  #closeReason: string | undefined;
   #closed = false;
 
-  constructor(mcp: McpCalls, ports: ToolCallPorts) {
+  /** `startTimer`: injected for tests, as the bridge's own timers. */
+  constructor(mcp: McpCalls, ports: ToolCallPorts, startTimer: StartTimer = startNodeTimer) {
     this.#mcp = mcp;
     this.#ports = ports;
+    this.#startTimer = startTimer;
   }
 
   call(name: string, args: JsonObject, requestId: string | undefined): void {
-    if (this.#closed) return;
+    if (this.#closeReason !== undefined) return;
     const plan = planTool(name, args);
     if (plan.kind === "call") {
-      void this.#device(plan.tool, plan.arguments).then((payload) => this.#answer(payload, requestId));
+      this.#track(
+        this.#device(plan.tool, plan.arguments).then((payload) => this.#answer(payload, requestId)),
+      );
       return;
     }
     this.#steps.add(plan.delta, requestId);
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
+    this.#timer?.cancel();
+    this.#timer = this.#startTimer(VOLUME_DEBOUNCE_MS, () => {
       const { delta, requestIds } = this.#steps.take();
       this.#chain = this.#chain.then(() => this.#step(delta, requestIds));
-    }, VOLUME_DEBOUNCE_MS);
+      this.#track(this.#chain);
+    });
   }
 
-  /** Pending device calls are settled by McpCalls.rejectAll; this stops the debounce. */
-  close(): void {
+  /**
+   * Stops taking calls and answers every call still pending with an error: the device
+   * calls through McpCalls.rejectAll, the volume steps here. Resolves once every answer
+   * has gone to ports.answer, so the caller can send them before it leaves the room;
+   * nothing is answered after that.
+   */
+  async close(reason: string): Promise<void> {
+    if (this.#closeReason !== undefined) return;
+    this.#closeReason = reason;
+    this.#timer?.cancel();
+    const { requestIds } = this.#steps.take();
+    for (const id of requestIds) this.#answer(errorPayload(null, reason), id);
+    this.#mcp.rejectAll(reason);
+    await Promise.allSettled(this.#unanswered);
     this.#closed = true;
-    clearTimeout(this.#timer);
   }
 
   /** BUNNY's volume up/down: read the volume (once, then cached), set it moved by the sum. */
   async #step(delta: number, requestIds: readonly (string | undefined)[]): Promise<void> {
-    if (this.#closed) return;
-    const current =
-      this.#lastVolume ?? volumeFromStatus(await this.#device(GET_STATUS_TOOL, {})) ?? UNKNOWN_VOLUME;
-    const payload = await this.#device(SET_VOLUME_TOOL, { volume: clampVolume(current + delta) });
-    for (const id of requestIds) this.#answer(payload, id);
+    const answerAll = (payload: JsonObject) => {
+      for (const id of requestIds) this.#answer(payload, id);
+    };
+    // Closing: the answer is the error, and the device gets no further call.
+    if (this.#closeReason !== undefined) return answerAll(errorPayload(null, this.#closeReason));
+    let current = this.#lastVolume;
+    if (current === undefined) {
+      const status = await this.#device(GET_STATUS_TOOL, {});
+      if (this.#closeReason !== undefined) return answerAll(errorPayload(null, this.#closeReason));
+      current = volumeFromStatus(status) ?? UNKNOWN_VOLUME;
+    }
+    answerAll(await this.#device(SET_VOLUME_TOOL, { volume: clampVolume(current + delta) }));
+  }
+
+  #track(answered: Promise<void>): void {
+    this.#unanswered.add(answered);
+    const done = () => void this.#unanswered.delete(answered);
+    answered.then(done, done);
   }
 
   /** One device call; the volume cache follows what the device confirmed. */
