@@ -1,10 +1,13 @@
 /**
  * The deployed agent's tool calls on the device (docs/device-protocol.md 5.3): tool-name
- * mapping, MCP requests and their answers back to the agent. Pure code, time injected.
+ * mapping, MCP requests and their answers back to the agent, volume steps batched and
+ * bounded. Pure code, time injected.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  MAX_VOLUME_BATCH,
+  MAX_VOLUME_STEPS_PENDING,
   planTool,
   VOLUME_DEBOUNCE_MS,
   VolumeSteps,
@@ -111,62 +114,90 @@ describe("tool calls on the device", () => {
     };
   }
 
-  it("sums quick volume steps into one change and answers every request id", async () => {
-    const mcp = new McpCalls(4, 1000);
-    const sent: JsonObject[] = [];
-    const answered: string[] = [];
-    const answeredAll = new Promise<void>((resolve) => {
-      const tools = new ToolCalls(mcp, {
-        toDevice: device(sent, 40)(mcp),
-        answer: (_payload, id) => {
-          answered.push(id);
-          if (answered.length === 2) resolve();
-        },
-      });
-      tools.call("self_volume_up", {}, "req_1");
-      tools.call("self_volume_up", { step: 5 }, "req_2");
-    });
-    await answeredAll;
-    assert.deepEqual(
-      sent.map((p) => (p.params as { name: string; arguments: JsonObject }).arguments),
-      [{}, { volume: 55 }],
-    );
-    assert.deepEqual(answered, ["req_1", "req_2"]);
-  });
+  /** Lets the promise callbacks queued so far run. */
+  const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-  it("close answers steps still in their debounce window with an error, and sends the device nothing", async () => {
-    const mcp = new McpCalls(4, 1000);
-    const sent: JsonObject[] = [];
-    const answers: [string, JsonObject][] = [];
-    const tools = new ToolCalls(mcp, {
-      toDevice: (p) => sent.push(p),
-      answer: (payload, id) => answers.push([id, payload]),
-    });
-    tools.call("self_volume_up", {}, "req_1");
-    await tools.close("session closed");
-    assert.deepEqual(answers, [["req_1", errorPayload(null, "session closed")]]);
-    assert.deepEqual(sent, []);
-  });
-
-  it("close answers a volume change waiting on the device with an error, and makes no further call", async () => {
+  /** Tool calls on a clock the test moves; `sent` is what reached the device. */
+  function tools(toDevice?: (mcp: McpCalls, sent: JsonObject[]) => (payload: JsonObject) => void) {
     const mcp = new McpCalls(4, 1000);
     const timers = new ManualTimers();
     const sent: JsonObject[] = [];
-    const answers: string[] = [];
-    const tools = new ToolCalls(
+    const answers: [string, JsonObject][] = [];
+    const drops: string[] = [];
+    const calls = new ToolCalls(
       mcp,
       {
-        toDevice: (p) => sent.push(p),
-        answer: (payload, id) => answers.push(`${id} ${(payload.error as { message: string }).message}`),
+        toDevice: toDevice ? toDevice(mcp, sent) : (p) => sent.push(p),
+        answer: (payload, id) => answers.push([id, payload]),
+        drop: (reason) => drops.push(reason),
       },
       timers.start,
     );
-    tools.call("self_volume_up", {}, "req_1");
-    timers.advance(VOLUME_DEBOUNCE_MS);
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    assert.equal(sent.length, 1, "the volume read went to the device");
-    await tools.close("session closed");
-    assert.deepEqual(answers, ["req_1 session closed"]);
-    assert.equal(sent.length, 1, "no set_volume after close");
+    return { calls, timers, sent, answers, drops };
+  }
+
+  it("sums quick volume steps into one change and answers every request id", async () => {
+    const t = tools((mcp, sent) => device(sent, 40)(mcp));
+    t.calls.call("self_volume_up", {}, "req_1");
+    t.calls.call("self_volume_up", { step: 5 }, "req_2");
+    t.timers.advance(VOLUME_DEBOUNCE_MS);
+    for (let i = 0; i < 50 && t.answers.length < 2; i++) await settled();
+    assert.deepEqual(
+      t.sent.map((p) => (p.params as { name: string; arguments: JsonObject }).arguments),
+      [{}, { volume: 55 }],
+    );
+    assert.deepEqual(
+      t.answers.map(([id]) => id),
+      ["req_1", "req_2"],
+    );
+  });
+
+  it("a batch goes VOLUME_DEBOUNCE_MS after its first step: later steps do not push it back", async () => {
+    const t = tools();
+    t.calls.call("self_volume_up", {}, "req_1");
+    t.timers.advance(VOLUME_DEBOUNCE_MS - 100);
+    t.calls.call("self_volume_up", {}, "req_2");
+    t.timers.advance(100);
+    await settled();
+    assert.equal(t.sent.length, 1, "the batch's volume read went to the device");
+    await t.calls.close("done");
+  });
+
+  it("a batch of MAX_VOLUME_BATCH steps goes at once", async () => {
+    const t = tools();
+    for (let i = 0; i < MAX_VOLUME_BATCH; i++) t.calls.call("self_volume_down", {}, `req_${i}`);
+    await settled();
+    assert.equal(t.sent.length, 1, "the batch's volume read went to the device");
+    await t.calls.close("done");
+  });
+
+  it("a step beyond MAX_VOLUME_STEPS_PENDING is answered at once with an error, and counted", async () => {
+    const t = tools(); // a device that never answers
+    for (let i = 0; i < MAX_VOLUME_STEPS_PENDING; i++) t.calls.call("self_volume_up", {}, `req_${i}`);
+    await settled();
+    assert.deepEqual(t.answers, []);
+    t.calls.call("self_volume_up", {}, "req_over");
+    assert.deepEqual(t.answers, [["req_over", errorPayload(null, "too many volume changes pending")]]);
+    assert.deepEqual(t.drops, ["agent_volume_steps_overflow"]);
+    await t.calls.close("done");
+  });
+
+  it("close answers steps still in their debounce window with an error, and sends the device nothing", async () => {
+    const t = tools();
+    t.calls.call("self_volume_up", {}, "req_1");
+    await t.calls.close("session closed");
+    assert.deepEqual(t.answers, [["req_1", errorPayload(null, "session closed")]]);
+    assert.deepEqual(t.sent, []);
+  });
+
+  it("close answers a volume change waiting on the device with an error, and makes no further call", async () => {
+    const t = tools();
+    t.calls.call("self_volume_up", {}, "req_1");
+    t.timers.advance(VOLUME_DEBOUNCE_MS);
+    await settled();
+    assert.equal(t.sent.length, 1, "the volume read went to the device");
+    await t.calls.close("session closed");
+    assert.deepEqual(t.answers, [["req_1", errorPayload(null, "session closed")]]);
+    assert.equal(t.sent.length, 1, "no set_volume after close");
   });
 });

@@ -133,6 +133,7 @@ export class LiveKitBridge implements AgentBridge {
         toDevice: (payload) => this.#sink.sendToDevice(mcpMessage(this.#info.sessionId, payload)),
         // #post, not #send: the error answers to calls pending at close go out during close().
         answer: (payload, requestId) => this.#post(mcpAnswer(this.#ref, payload, requestId, this.#now())),
+        drop: (reason) => this.#services.events.drop(reason),
       },
       this.#startTimer,
     );

@@ -1,8 +1,9 @@
 /**
  * The agent's tool calls carried out on the device (names mapped in
  * agent-protocol/tools.ts): plain calls go straight to the device's MCP server; volume
- * up/down steps are debounced, summed and applied to the last known volume, serialised so
- * changes apply in order. Every call that carried a request id gets one answer, also when
+ * up/down steps are batched (VOLUME_DEBOUNCE_MS from a batch's first step, or at once when
+ * it is full), summed and applied to the last known volume, serialised so changes apply in
+ * order; steps beyond MAX_VOLUME_STEPS_PENDING are refused with an error answer, counted. Every call that carried a request id gets one answer, also when
  * the session closes with it pending (an error, before close() resolves).
  */
 import type { JsonObject } from "../../protocol/messages.ts";
@@ -26,6 +27,8 @@ export interface ToolCallPorts {
   toDevice(payload: JsonObject): void;
   /** The device's answer (or our error) for the agent's request id. */
   answer(payload: JsonObject, requestId: string): void;
+  /** Counts a call refused here (`agent_volume_steps_overflow`). */
+  drop(reason: string): void;
 }
 
 export class ToolCalls {
@@ -58,13 +61,18 @@ export class ToolCalls {
       );
       return;
     }
-    this.#steps.add(plan.delta, requestId);
-    this.#timer?.cancel();
-    this.#timer = this.#startTimer(VOLUME_DEBOUNCE_MS, () => {
-      const { delta, requestIds } = this.#steps.take();
-      this.#chain = this.#chain.then(() => this.#step(delta, requestIds));
-      this.#track(this.#chain);
-    });
+    switch (this.#steps.add(plan.delta, requestId)) {
+      case "refused":
+        this.#ports.drop("agent_volume_steps_overflow");
+        return this.#answer(errorPayload(null, "too many volume changes pending"), requestId);
+      case "first":
+        this.#timer = this.#startTimer(VOLUME_DEBOUNCE_MS, () => this.#flush());
+        return;
+      case "full":
+        return this.#flush();
+      case "added":
+        return;
+    }
   }
 
   /**
@@ -82,6 +90,21 @@ export class ToolCalls {
     this.#mcp.rejectAll(reason);
     await Promise.allSettled(this.#unanswered);
     this.#closed = true;
+  }
+
+  /** The batch goes to the device, after the batches before it. */
+  #flush(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    const { delta, requestIds } = this.#steps.take();
+    this.#chain = this.#chain.then(async () => {
+      try {
+        await this.#step(delta, requestIds);
+      } finally {
+        this.#steps.answered(requestIds.length);
+      }
+    });
+    this.#track(this.#chain);
   }
 
   /** BUNNY's volume up/down: read the volume (once, then cached), set it moved by the sum. */

@@ -21,8 +21,20 @@ const NAMES: Readonly<Record<string, string>> = {
 };
 
 export const DEFAULT_VOLUME_STEP = 10;
-/** Volume steps that arrive within this window are summed into one change (as BUNNY). */
+/**
+ * Volume steps that arrive within this window from a batch's first step are summed into one
+ * change (as BUNNY). The window is not restarted by later steps: steps that keep coming
+ * less than 300 ms apart would otherwise never reach the device.
+ */
 export const VOLUME_DEBOUNCE_MS = 300;
+/** A batch holding this many steps goes to the device at once. */
+export const MAX_VOLUME_BATCH = 16;
+/**
+ * Steps not answered yet, batched or at the device (one batch there, one waiting behind it):
+ * a step beyond this is answered at once with an error (McpCalls' cap does not see steps,
+ * which become device calls only when their batch goes).
+ */
+export const MAX_VOLUME_STEPS_PENDING = 2 * MAX_VOLUME_BATCH;
 export const GET_STATUS_TOOL = "self.get_device_status";
 export const SET_VOLUME_TOOL = "self.audio_speaker.set_volume";
 
@@ -68,26 +80,46 @@ export function volumeFromStatus(payload: JsonObject): number | undefined {
 }
 
 /**
- * Volume steps waiting for their debounce window: summed, with the request ids of every
- * call they came from, so each call gets the one answer.
+ * What `VolumeSteps.add` made of a step: the first of a new batch (its window starts now),
+ * one more in the open batch, the one that filled the batch (it goes now), or refused
+ * (MAX_VOLUME_STEPS_PENDING reached: to be answered at once with an error).
+ */
+export type StepAdded = "first" | "added" | "full" | "refused";
+
+/**
+ * Volume steps in their batch: summed, with the request ids of every call they came from,
+ * so each call gets the one answer; bounded by MAX_VOLUME_BATCH per batch and
+ * MAX_VOLUME_STEPS_PENDING until answered.
  */
 export class VolumeSteps {
   #delta = 0;
   #requestIds: (string | undefined)[] = [];
+  /** Steps taken in batches whose answer has not been given yet. */
+  #taken = 0;
 
   get pending(): boolean {
     return this.#requestIds.length > 0;
   }
 
-  add(delta: number, requestId: string | undefined): void {
+  add(delta: number, requestId: string | undefined): StepAdded {
+    if (this.#requestIds.length + this.#taken >= MAX_VOLUME_STEPS_PENDING) return "refused";
     this.#delta += delta;
     this.#requestIds.push(requestId);
+    if (this.#requestIds.length >= MAX_VOLUME_BATCH) return "full";
+    return this.#requestIds.length === 1 ? "first" : "added";
   }
 
+  /** The batch, to go to the device; its steps count as pending until `answered`. */
   take(): { readonly delta: number; readonly requestIds: readonly (string | undefined)[] } {
     const out = { delta: this.#delta, requestIds: this.#requestIds };
+    this.#taken += out.requestIds.length;
     this.#delta = 0;
     this.#requestIds = [];
     return out;
+  }
+
+  /** A taken batch of `count` steps has been answered. */
+  answered(count: number): void {
+    this.#taken = Math.max(0, this.#taken - count);
   }
 }
