@@ -171,3 +171,19 @@ describe("tool calls at close", () => {
     assert.equal((answer.payload.error as { code: number }).code, -32000);
   });
 });
+
+describe("agent audio held back", () => {
+  const voice = () => Buffer.from(new Int16Array(480).fill(3000).buffer);
+  const silence = () => Buffer.alloc(960);
+
+  it("voice after an abort is dropped and counted agent_audio_gated; silence is not counted", async () => {
+    const { bridge, room, agent, sink, drops } = await openBridge();
+    room.participantJoined(agent());
+    room.data(Buffer.from(JSON.stringify({ type: "speech_created", data: { text: "" } })), undefined, AGENT);
+    bridge.onDeviceEvent({ kind: "abort", reason: undefined });
+    room.agentAudio(voice());
+    room.agentAudio(silence());
+    assert.deepEqual(sink, ["tts start"]);
+    assert.deepEqual(drops, ["agent_audio_gated"]);
+  });
+});

@@ -367,9 +367,14 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #onAgentAudio(pcm: Buffer): void {
-    const { forward, actions } = this.#turns.audio(isVoiced(pcm), this.#now());
+    const voiced = isVoiced(pcm);
+    const { forward, actions } = this.#turns.audio(voiced, this.#now());
     this.#apply(actions);
-    if (forward) this.#sink.audio(pcm);
+    if (forward) return this.#sink.audio(pcm);
+    // Silence outside a turn loses nothing; voice held back is counted: behind a closed
+    // gate (after an abort, or the agent's tail after it left), or the frame whose arrival
+    // ended the turn (END_GRACE_MS after the end signal, the agent still voiced).
+    if (voiced) this.#services.events.drop(actions.length > 0 ? "agent_audio_turn_end" : "agent_audio_gated");
   }
 
   #apply(actions: readonly TurnAction[]): void {
