@@ -240,6 +240,30 @@ describe("lk.transcription", () => {
       reason: "too_many_streams",
     });
   });
+
+  it("a stream that failed (done, aborted) gives no output", () => {
+    const t = new Transcriptions("me");
+    t.chunk({ ...base, streamId: "a", from: "agent-x", text: "Hello th", done: false });
+    assert.deepEqual(
+      t.chunk({ ...base, streamId: "a", from: "agent-x", text: "", done: true, aborted: true }),
+      {
+        ok: true,
+        out: undefined,
+      },
+    );
+  });
+
+  it("failed streams free their places: MAX_OPEN_STREAMS failures refuse nothing later", () => {
+    const t = new Transcriptions("me");
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++) {
+      t.chunk({ ...base, streamId: `s${i}`, from: "agent-x", text: "x", done: false });
+      t.chunk({ ...base, streamId: `s${i}`, from: "agent-x", text: "", done: true, aborted: true });
+    }
+    assert.deepEqual(t.chunk({ ...base, streamId: "next", from: "agent-x", text: "Hi.", done: true }), {
+      ok: true,
+      out: { kind: "sentence", text: "Hi." },
+    });
+  });
 });
 
 describe("signals", () => {

@@ -35,6 +35,12 @@ export interface TextStreamChunk {
   readonly text: string;
   /** True once the stream is closed: no chunk of this stream follows. */
   readonly done: boolean;
+  /**
+   * With `done`: the stream failed before its end, so its text is incomplete. Set by the
+   * rtc-node transport when reading the stream fails. The media process reports a failed
+   * stream as closed (with the text it had), counted there as `text_stream_error`.
+   */
+  readonly aborted?: boolean;
 }
 
 /** What a transport reports. Every callback is called on the gateway's event loop. */

@@ -112,6 +112,9 @@ class RtcNodeTransport implements RoomTransport {
             if (!this.#left) this.#h.text({ ...base, text: "", done: true });
           } catch {
             this.#events.drop("agent_text_stream_failed");
+            // Closes the stream above too: without this its id stayed open there, and
+            // MAX_OPEN_STREAMS failures refused every later transcription of the session.
+            if (!this.#left) this.#h.text({ ...base, text: "", done: true, aborted: true });
             await reader.close().catch(() => {});
           }
         })();

@@ -4,6 +4,7 @@
  * and transcriptions"): the device's own identity for what the user said, the agent's for
  * what it says. A user segment goes to the device as `stt` when final
  * (`lk.transcription_final`); an agent segment as `tts sentence_start` once complete.
+ * A stream that failed (closed `aborted`) is dropped without output: its text is not whole.
  * Pure and bounded: at most MAX_OPEN_STREAMS streams and MAX_TEXT_CHARS per stream.
  */
 import type { TextStreamChunk } from "../room-transport.ts";
@@ -28,6 +29,10 @@ export class Transcriptions {
   }
 
   chunk(c: TextStreamChunk): TranscriptionResult {
+    if (c.aborted) {
+      this.#open.delete(c.streamId);
+      return { ok: true, out: undefined };
+    }
     let text = this.#open.get(c.streamId);
     if (text === undefined) {
       if (this.#open.size >= MAX_OPEN_STREAMS) return { ok: false, reason: "too_many_streams" };
