@@ -121,11 +121,18 @@ class RtcNodeTransport implements RoomTransport {
       });
     }
     await room.connect(this.#join.url, this.#join.token, { autoSubscribe: true, dynacast: false });
-    if (this.#left) return;
+    if (this.#left) {
+      // leave() came while connecting (the bridge's join timeout): its disconnect returned
+      // at once, rtc-node's Room not being connected yet, so this connection is ended here
+      // or it would stay in the room for good.
+      await room.disconnect().catch(() => {});
+      return;
+    }
     const track = LocalAudioTrack.createAudioTrack("microphone", this.#source);
     const publish = new TrackPublishOptions();
     publish.source = TrackSource.SOURCE_MICROPHONE;
     await room.localParticipant?.publishTrack(track, publish);
+    if (this.#left) return; // leave() came while publishing: it disconnected the room itself
     this.#connected = true;
     // Participants already in the room (the agent may have joined first).
     for (const p of room.remoteParticipants.values()) this.#h.participantJoined(info(p));

@@ -1,0 +1,59 @@
+/**
+ * The `rtc-node` room transport (rtc-node-transport.ts) against a real LiveKit server, for
+ * what only a real connection shows: a leave while the join is still connecting (as the
+ * bridge's join timeout does) leaves no participant behind once the connection completes.
+ * The rest of this transport is covered through the gateway in livekit.test.ts and
+ * livekit-agents*.test.ts, which run once per transport.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { dispose } from "@livekit/rtc-node";
+import { AccessToken, RoomServiceClient } from "livekit-server-sdk";
+import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
+import { rtcNodeTransportFactory } from "../src/agent/livekit/rtc-node-transport.ts";
+import { RoomEventsRecorder } from "./support/room-participants.ts";
+
+describe("the rtc-node room transport", () => {
+  let lk: LiveKitProcess;
+  let rooms: RoomServiceClient;
+
+  before(async () => {
+    lk = await startLiveKit();
+    rooms = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
+  });
+
+  async function identities(room: string): Promise<string[]> {
+    return (await rooms.listParticipants(room)).map((p) => p.identity);
+  }
+
+  after(async () => {
+    await lk.stop();
+    // rtc-node's native FFI runtime keeps the process alive until disposed.
+    await dispose();
+  });
+
+  it("a leave while connecting disconnects the connection once it completes", async () => {
+    const room = "rtc-node-leave-while-connecting";
+    const identity = "device-leave-while-connecting";
+    await rooms.createRoom({ name: room });
+    const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity });
+    at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
+    const transport = rtcNodeTransportFactory({ drop: () => {} })(
+      { url: lk.url, roomName: room, token: await at.toJwt() },
+      new RoomEventsRecorder(),
+    );
+    const join = transport.join();
+    // In the same tick: the connection cannot have completed, so leave() finds it unconnected.
+    await transport.leave();
+    await join; // the connection completed after the leave
+    // Left behind, it would stay in the room for as long as the process lives. The server's
+    // participant list shows it; it is read until the participant is gone, 5 s at most.
+    const deadline = Date.now() + 5000;
+    let inRoom = await identities(room);
+    while (inRoom.includes(identity) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      inRoom = await identities(room);
+    }
+    assert.ok(!inRoom.includes(identity), `still in the room: ${inRoom.join(", ")}`);
+  });
+});
