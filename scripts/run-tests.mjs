@@ -28,6 +28,7 @@ const UNIT_TESTS = [
   "gateway/test/coordination.test.ts",
   "gateway/test/credential-vectors.test.ts",
   "gateway/test/decode-groups.test.ts",
+  "gateway/test/device-texts.test.ts",
   "gateway/test/downstream-lead.test.ts",
   "gateway/test/drain-steps.test.ts",
   "gateway/test/drain-hellos.test.ts",

@@ -1,8 +1,8 @@
 /**
  * A device session's LiveKit room, speaking the deployed agent's protocol
- * (docs/agent-data-channel.md). This file is the glue: the room transport moves bytes
- * (room-transport.ts), the pure modules in agent-protocol/ decide what they mean, and the
- * session's AgentSink reaches the device. Created after the hello reply has gone out;
+ * (docs/agent-data-channel.md). This file is the glue: room-link.ts opens and closes the
+ * room, its transport moves bytes (room-transport.ts), the pure modules in agent-protocol/
+ * decide what they mean, and the session's AgentSink reaches the device. Created after the hello reply has gone out;
  * everything here is asynchronous and never delays it.
  *
  * close() sends `cleanup_request`, leaves the room (every listener, reader and source
@@ -16,6 +16,7 @@ import { type JsonObject, llmMessage, mcpMessage, sttMessage, ttsMessage } from 
 import type { StartTimer } from "../../session/timer.ts";
 import type { AgentBridge, AgentSessionInfo, AgentSink, DeviceEvent, UpstreamOpus } from "../agent-bridge.ts";
 import { type AgentMessage, isAgentState, parseAgentMessage } from "./agent-protocol/agent-messages.ts";
+import { type DeviceTextResult, DeviceTexts } from "./agent-protocol/device-texts.ts";
 import { Farewell } from "./agent-protocol/farewell.ts";
 import {
   abortPlayback,
@@ -28,15 +29,15 @@ import {
   type SessionRef,
 } from "./agent-protocol/gateway-messages.ts";
 import { Greeting } from "./agent-protocol/greeting.ts";
-import { isAgentParticipant, isVoiced, type RecentText, repeatsRecent } from "./agent-protocol/signals.ts";
-import { TRANSCRIPTION_TOPIC, Transcriptions } from "./agent-protocol/transcription.ts";
+import { isAgentParticipant, isVoiced } from "./agent-protocol/signals.ts";
 import { type TurnAction, Turns } from "./agent-protocol/turns.ts";
 import { McpCalls } from "./mcp-calls.ts";
-import { roomName } from "./room-names.ts";
+import { RoomLink } from "./room-link.ts";
 import type {
   RemoteParticipantInfo,
   RoomTransport,
   RoomTransportFactory,
+  RoomTransportHandlers,
   TextStreamChunk,
 } from "./room-transport.ts";
 import { type LiveKitServices, participantIdentity } from "./services.ts";
@@ -70,17 +71,6 @@ const startUnrefTimer: StartTimer = (ms, fire) => {
  */
 export const AGENT_GONE_GRACE_MS = 3000;
 
-/** A join that has not completed by then fails (the device is told goodbye); close never waits longer. */
-const JOIN_TIMEOUT_MS = 15_000;
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** The agent's `lk.agent.state` attribute (LiveKit Agents 1.x). */
 const STATE_ATTRIBUTE = "lk.agent.state";
 
@@ -94,28 +84,21 @@ export class LiveKitBridge implements AgentBridge {
   readonly #now: () => number;
   readonly #startTimer: StartTimer;
   readonly #ref: SessionRef;
-  readonly #name: string;
   readonly #self: string;
-  readonly #transports: RoomTransportFactory;
-  #transport: RoomTransport | undefined;
+  readonly #room: RoomLink;
   readonly #mcp: McpCalls;
   readonly #turns = new Turns();
   readonly #greeting: Greeting;
-  readonly #texts: Transcriptions;
+  readonly #texts: DeviceTexts;
   readonly #agents = new Set<string>();
   readonly #tools: ToolCalls;
   readonly #ready: Promise<void>;
-  #lastStt: RecentText | undefined;
-  #lastSentence: RecentText | undefined;
   #farewell: { state: Farewell; resolve: () => void; done: Promise<void> } | undefined;
   #timer: { cancel(): void } | undefined;
   #timerAt = Number.POSITIVE_INFINITY;
   /** When the last agent left the room; undefined while one is in it (or none came yet). */
   #agentGoneAt: number | undefined;
   #udpKnown = false;
-  #connected = false;
-  /** Counted in the open-rooms gauge: only a room that was joined is taken off it at close. */
-  #counted = false;
   #closed = false;
 
   constructor(info: AgentSessionInfo, sink: AgentSink, deps: BridgeDeps) {
@@ -123,7 +106,7 @@ export class LiveKitBridge implements AgentBridge {
     this.#sink = sink;
     this.#services = deps.services;
     this.#trigger = deps.greeting;
-    this.#transports = deps.transports;
+    this.#room = new RoomLink(info, deps.services, deps.transports);
     this.#now = deps.now ?? Date.now;
     this.#startTimer = deps.startTimer ?? startUnrefTimer;
     this.#mcp = new McpCalls(16, deps.services.options.mcpTimeoutMs);
@@ -137,21 +120,26 @@ export class LiveKitBridge implements AgentBridge {
       },
       this.#startTimer,
     );
-    this.#name = roomName(info.mac, info.sessionId);
     this.#self = participantIdentity(info.mac);
-    this.#texts = new Transcriptions(this.#self);
+    this.#texts = new DeviceTexts(this.#self);
     this.#greeting = new Greeting(this.#now());
     const uuid = info.clientId.split("@@@")[2];
     this.#ref = { sessionId: info.sessionId, mac: info.mac, uuid };
-    this.#ready = this.#open().catch((err: Error) => {
-      if (this.#closed) return;
-      deps.services.events.failed(this.#name, err);
-      sink.endSession("agent_failed");
-    });
+    this.#ready = this.#room
+      .open(
+        this.#handlers(),
+        (transport) => this.#usePushOpus(transport),
+        () => this.#checkGreeting(),
+      )
+      .catch((err: Error) => {
+        if (this.#closed) return;
+        deps.services.events.failed(this.#room.name, err);
+        sink.endSession("agent_failed");
+      });
   }
 
   get roomName(): string {
-    return this.#name;
+    return this.#room.name;
   }
 
   /** Resolves when the room is joined and the agent dispatched (or failed). */
@@ -162,8 +150,9 @@ export class LiveKitBridge implements AgentBridge {
   pushAudio(pcm: Buffer, sampleRate: number): void {
     if (this.#closed) return;
     this.#deviceHeard();
-    if (!this.#transport) return this.#services.events.drop("agent_not_connected");
-    this.#transport.pushPcm(pcm, sampleRate);
+    const transport = this.#room.transport;
+    if (!transport) return this.#services.events.drop("agent_not_connected");
+    transport.pushPcm(pcm, sampleRate);
   }
 
   onDeviceEvent(event: DeviceEvent): void {
@@ -195,7 +184,7 @@ export class LiveKitBridge implements AgentBridge {
    * Resolves when it has (farewell.ts), at once without a connected agent. Never rejects.
    */
   farewell(): Promise<void> {
-    if (this.#closed || !this.#connected || this.#agents.size === 0) return Promise.resolve();
+    if (this.#closed || !this.#room.connected || this.#agents.size === 0) return Promise.resolve();
     if (this.#farewell) return this.#farewell.done;
     let resolve = () => {};
     const done = new Promise<void>((r) => {
@@ -217,70 +206,40 @@ export class LiveKitBridge implements AgentBridge {
     const answered = this.#tools.close("session closed");
     this.#farewell?.resolve();
     this.#texts.clear();
-    await this.#ready;
-    await answered;
-    // Off the gauge as leaving starts, before any I/O, and only if it was ever on it.
-    if (this.#counted) this.#services.events.roomClosed(this.#name);
-    const transport = this.#transport;
-    if (this.#connected && transport) {
-      await transport.sendData(encodeMessage(cleanupRequest(this.#ref, this.#now()))).catch(() => {});
-    }
-    this.#connected = false;
-    await transport?.leave().catch(() => {});
-    await this.#services.rooms.deleteRoom(this.#name).catch(() => {});
-  }
-
-  #openTransport(token: string): RoomTransport {
-    // Handlers ignore everything after close: a transport may still be delivering.
-    const transport = this.#transports(
-      { url: this.#services.options.url, roomName: this.#name, token },
-      {
-        participantJoined: (p) => !this.#closed && this.#onJoined(p),
-        participantLeft: (identity) => !this.#closed && this.#onLeft(identity),
-        attributesChanged: (identity, attributes) =>
-          !this.#closed && this.#onAttributes(identity, attributes),
-        data: (payload, topic) => !this.#closed && this.#onData(payload, topic),
-        text: (chunk) => !this.#closed && this.#onText(chunk),
-        agentAudio: (pcm) => !this.#closed && this.#onAgentAudio(pcm),
-        disconnected: (reason) => {
-          if (this.#closed) return;
-          // The deployed agent deletes the room once its job has ended, after leaving it
-          // (Agent B's cleanup): the agent's end, not a failure of the room.
-          if (this.#agentGoneAt !== undefined) return this.#sink.endSession("agent_ended");
-          this.#services.events.failed(this.#name, new Error(reason));
-          this.#sink.endSession("agent_failed");
-        },
-      },
+    await this.#room.close(Promise.all([this.#ready, answered]), () =>
+      encodeMessage(cleanupRequest(this.#ref, this.#now())),
     );
-    if (transport.pushOpus) {
-      const push = transport.pushOpus.bind(transport);
-      this.pushOpus = (frame) => {
-        if (this.#closed) return;
-        this.#deviceHeard();
-        push(frame);
-      };
-    }
-    return transport;
   }
 
-  async #open(): Promise<void> {
-    const { rooms, options } = this.#services;
-    await rooms.createRoom({
-      name: this.#name,
-      emptyTimeout: options.emptyTimeoutS,
-      maxParticipants: options.maxParticipants,
-    });
-    if (this.#closed) return;
-    const token = await this.#services.token(this.#name, this.#info);
-    if (this.#closed) return;
-    this.#transport = this.#openTransport(token);
-    await withTimeout(this.#transport.join(), JOIN_TIMEOUT_MS, "joining the room timed out");
-    if (this.#closed) return;
-    this.#connected = true;
-    this.#counted = true;
-    this.#services.events.roomOpened(this.#name);
-    this.#checkGreeting();
-    await this.#services.dispatch(this.#name, this.#info);
+  /** The room's events; ignored after close (a transport may still be delivering). */
+  #handlers(): RoomTransportHandlers {
+    return {
+      participantJoined: (p) => !this.#closed && this.#onJoined(p),
+      participantLeft: (identity) => !this.#closed && this.#onLeft(identity),
+      attributesChanged: (identity, attributes) => !this.#closed && this.#onAttributes(identity, attributes),
+      data: (payload, topic) => !this.#closed && this.#onData(payload, topic),
+      text: (chunk) => !this.#closed && this.#onText(chunk),
+      agentAudio: (pcm) => !this.#closed && this.#onAgentAudio(pcm),
+      disconnected: (reason) => {
+        if (this.#closed) return;
+        // The deployed agent deletes the room once its job has ended, after leaving it
+        // (Agent B's cleanup): the agent's end, not a failure of the room.
+        if (this.#agentGoneAt !== undefined) return this.#sink.endSession("agent_ended");
+        this.#services.events.failed(this.#room.name, new Error(reason));
+        this.#sink.endSession("agent_failed");
+      },
+    };
+  }
+
+  /** A transport that forwards the device's Opus as it came (the session checks per packet). */
+  #usePushOpus(transport: RoomTransport): void {
+    if (!transport.pushOpus) return;
+    const push = transport.pushOpus.bind(transport);
+    this.pushOpus = (frame) => {
+      if (this.#closed) return;
+      this.#deviceHeard();
+      push(frame);
+    };
   }
 
   #deviceHeard(): void {
@@ -337,7 +296,7 @@ export class LiveKitBridge implements AgentBridge {
       case "music_playback_stopped":
         return this.#apply(this.#turns.musicStopped(now));
       case "user_input_transcribed":
-        if (m.isFinal) this.#stt(m.transcript);
+        if (m.isFinal) this.#show(this.#texts.stt(m.transcript, now));
         return;
       case "llm":
         return this.#sink.sendToDevice(llmMessage(sid, m.emotion, m.text));
@@ -347,23 +306,15 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #onText(chunk: TextStreamChunk): void {
-    if (chunk.topic !== TRANSCRIPTION_TOPIC) return;
-    const r = this.#texts.chunk(chunk);
-    if (!r.ok) return this.#services.events.drop(`agent_text_${r.reason}`);
-    if (!r.out) return;
-    if (r.out.kind === "stt") return this.#stt(r.out.text);
-    const now = this.#now();
-    if (repeatsRecent(this.#lastSentence, r.out.text, now)) return;
-    this.#lastSentence = { text: r.out.text, at: now };
-    this.#sink.sendToDevice(ttsMessage(this.#info.sessionId, "sentence_start", r.out.text));
+    this.#show(this.#texts.chunk(chunk, this.#now()));
   }
 
-  /** One transcript may come twice (Agent A's message and the framework's text stream). */
-  #stt(text: string): void {
-    const now = this.#now();
-    if (repeatsRecent(this.#lastStt, text, now)) return;
-    this.#lastStt = { text, at: now };
-    this.#sink.sendToDevice(sttMessage(this.#info.sessionId, text));
+  #show(r: DeviceTextResult): void {
+    if (r.drop) return this.#services.events.drop(r.drop);
+    if (!r.show) return;
+    const sid = this.#info.sessionId;
+    const { kind, text } = r.show;
+    this.#sink.sendToDevice(kind === "stt" ? sttMessage(sid, text) : ttsMessage(sid, "sentence_start", text));
   }
 
   #onAgentAudio(pcm: Buffer): void {
@@ -393,7 +344,7 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #checkGreeting(): void {
-    if (!this.#connected) return;
+    if (!this.#room.connected) return;
     for (const _agent of this.#greeting.due(this.#now())) {
       for (const m of greetingMessages(this.#trigger, this.#ref, this.#now())) this.#send(m);
       this.#services.events.drop(`greeting_${this.#trigger}`);
@@ -443,9 +394,6 @@ export class LiveKitBridge implements AgentBridge {
 
   /** Sends even while closing, until the room is left (cleanup_request is sent last). */
   #post(m: JsonObject): void {
-    if (!this.#connected || !this.#transport) return;
-    this.#transport
-      .sendData(encodeMessage(m))
-      .catch(() => this.#services.events.drop("agent_data_send_failed"));
+    this.#room.send(encodeMessage(m));
   }
 }

@@ -1,0 +1,48 @@
+/**
+ * What the device is shown of the conversation: the user's final transcripts (`stt`) and
+ * the agent's sentences (`tts sentence_start`), from LiveKit Agents' transcription text
+ * streams and from the agent's own messages. One text may come by both paths within a few
+ * seconds (Agent A's `user_input_transcribed` and the framework's text stream): the second
+ * is not shown again. Pure.
+ */
+import type { TextStreamChunk } from "../room-transport.ts";
+import { type RecentText, repeatsRecent } from "./signals.ts";
+import { type DeviceText, TRANSCRIPTION_TOPIC, Transcriptions } from "./transcription.ts";
+
+/** A text to show the device, or why a chunk was dropped (a counter's reason), or neither. */
+export type DeviceTextResult = { readonly show?: DeviceText; readonly drop?: string };
+
+export class DeviceTexts {
+  readonly #streams: Transcriptions;
+  #lastStt: RecentText | undefined;
+  #lastSentence: RecentText | undefined;
+
+  /** `self`: the gateway's own participant identity in the room (the device). */
+  constructor(self: string) {
+    this.#streams = new Transcriptions(self);
+  }
+
+  /** A chunk of a text stream; only `lk.transcription` is shown. */
+  chunk(c: TextStreamChunk, now: number): DeviceTextResult {
+    if (c.topic !== TRANSCRIPTION_TOPIC) return {};
+    const r = this.#streams.chunk(c);
+    if (!r.ok) return { drop: `agent_text_${r.reason}` };
+    if (!r.out) return {};
+    if (r.out.kind === "stt") return this.stt(r.out.text, now);
+    if (repeatsRecent(this.#lastSentence, r.out.text, now)) return {};
+    this.#lastSentence = { text: r.out.text, at: now };
+    return { show: r.out };
+  }
+
+  /** A final transcript of what the user said. */
+  stt(text: string, now: number): DeviceTextResult {
+    if (repeatsRecent(this.#lastStt, text, now)) return {};
+    this.#lastStt = { text, at: now };
+    return { show: { kind: "stt", text } };
+  }
+
+  /** Forgets the open streams (the session closes). */
+  clear(): void {
+    this.#streams.clear();
+  }
+}
