@@ -6,13 +6,11 @@
  * on to a live peer with its first arrival time, or is dropped and counted.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { OpusPool } from "../src/audio/opus-pool.ts";
-import type { GatewayMetrics } from "../src/ops/metrics.ts";
+import { describe, it } from "node:test";
 import { forwardPayload, parseForward } from "../src/protocol/coordination.ts";
 import { forwardTopic } from "../src/protocol/topics.ts";
 import type { Gateway } from "../src/session/gateway.ts";
-import { announcePeer, MINIMAL_HELLO, replyTarget, startCore } from "./support/core.ts";
+import { announcePeer, type Core, freshCores, MINIMAL_HELLO, replyTarget } from "./support/core.ts";
 
 const DEVICE = "GID_test@@@02_00_00_00_00_31@@@u31";
 const NOW = 1_796_000_000_000;
@@ -20,29 +18,12 @@ const NOW = 1_796_000_000_000;
 const FIRST_ARRIVAL = NOW - 1200;
 
 describe("a hello that reaches a draining instance", () => {
-  let pool: OpusPool;
-  let core: { gateway: Gateway; metrics: GatewayMetrics } | undefined;
-  let published: { topic: string; payload: string }[];
-
-  before(async () => {
-    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
-  });
-  after(async () => {
-    await core?.gateway.drain();
-    core?.metrics.stop();
-    await pool.shutdown();
-  });
+  const { fresh, published } = freshCores();
+  let core: Core | undefined;
 
   /** Instance 1, draining, with peer 2 in the given state (or none). */
   const draining = async (peer2?: "up" | "draining"): Promise<Gateway> => {
-    await core?.gateway.drain();
-    core?.metrics.stop();
-    published = [];
-    core = startCore({
-      pool,
-      now: () => NOW,
-      publish: (topic, payload) => published.push({ topic, payload }),
-    });
+    core = await fresh({ now: () => NOW });
     if (peer2) announcePeer(core.gateway, { instanceId: 2, bootId: "peerboot2" }, peer2);
     await core.gateway.drain();
     return core.gateway;
@@ -59,7 +40,7 @@ describe("a hello that reaches a draining instance", () => {
     published
       .filter((p) => p.topic === forwardTopic(instanceId))
       .map((p) => parseForward(Buffer.from(p.payload)));
-  const drainingDrops = () => (core as { metrics: GatewayMetrics }).metrics.dropCount("mqtt_hello_draining");
+  const drainingDrops = () => (core as Core).metrics.dropCount("mqtt_hello_draining");
 
   it("forwarded by a peer: passed on to a live peer with its first arrival time, not answered", async () => {
     const gateway = await draining("up");
@@ -111,28 +92,11 @@ describe("a hello that reaches a draining instance", () => {
 });
 
 describe("a hello a draining peer passed on, at a live instance", () => {
-  let pool: OpusPool;
-  let core: { gateway: Gateway; metrics: GatewayMetrics } | undefined;
-  let published: { topic: string; payload: string }[];
-
-  before(async () => {
-    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
-  });
-  after(async () => {
-    await core?.gateway.drain();
-    core?.metrics.stop();
-    await pool.shutdown();
-  });
-
+  const cores = freshCores();
+  const { published } = cores;
+  let core: Core | undefined;
   const fresh = async (): Promise<Gateway> => {
-    await core?.gateway.drain();
-    core?.metrics.stop();
-    published = [];
-    core = startCore({
-      pool,
-      now: () => NOW,
-      publish: (topic, payload) => published.push({ topic, payload }),
-    });
+    core = await cores.fresh({ now: () => NOW });
     return core.gateway;
   };
   const hello = (gateway: Gateway, arrivedAt: number) =>
@@ -156,6 +120,6 @@ describe("a hello a draining peer passed on, at a live instance", () => {
     hello(gateway, NOW - 6000);
     assert.equal(gateway.sessions.size, 0);
     assert.deepEqual(repliesToDevice(), []);
-    assert.equal((core as { metrics: GatewayMetrics }).metrics.dropCount("mqtt_hello_too_late"), 1);
+    assert.equal((core as Core).metrics.dropCount("mqtt_hello_too_late"), 1);
   });
 });

@@ -6,13 +6,11 @@
  * after the new boot's presence, and a peer that drained.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { OpusPool } from "../src/audio/opus-pool.ts";
-import type { GatewayMetrics } from "../src/ops/metrics.ts";
+import { describe, it } from "node:test";
 import { claimPayload } from "../src/protocol/coordination.ts";
 import { claimTopic } from "../src/protocol/topics.ts";
 import type { Gateway } from "../src/session/gateway.ts";
-import { announcePeer, replyTarget, startCore } from "./support/core.ts";
+import { announcePeer, type Core, freshCores, replyTarget } from "./support/core.ts";
 
 const DEVICE = "GID_test@@@02_00_00_00_00_07@@@u7";
 const OTHER_DEVICE = "GID_test@@@02_00_00_00_00_08@@@u8";
@@ -23,23 +21,13 @@ const NEW_SESSION = `2-${NEW_BOOT}-fedcba9876543210`;
 const MY_BOOT = "myboot01";
 
 describe("a peer whose sessions died", () => {
-  let pool: OpusPool;
-  let core: { gateway: Gateway; metrics: GatewayMetrics } | undefined;
-  let published: { topic: string; payload: string }[];
-
-  before(async () => {
-    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
-  });
-  after(async () => {
-    core?.metrics.stop();
-    await pool.shutdown();
-  });
+  const cores = freshCores();
+  const { published } = cores;
+  let core: Core | undefined;
 
   /** Instance 1, alone with peer 2, having seen peer 2's claim on DEVICE from its old boot. */
-  const fresh = (): Gateway => {
-    core?.metrics.stop();
-    published = [];
-    core = startCore({ pool, publish: (topic, payload) => published.push({ topic, payload }) });
+  const fresh = async (): Promise<Gateway> => {
+    core = await cores.fresh();
     claimOf(core.gateway, DEVICE, OLD_SESSION);
     return core.gateway;
   };
@@ -54,13 +42,10 @@ describe("a peer whose sessions died", () => {
       .map((p) => JSON.parse(p.payload) as { type?: string; session_id?: string })
       .filter((m) => m.type === "goodbye");
   const orphanGoodbyesSent = async () =>
-    (await (core as { metrics: GatewayMetrics }).metrics.orphanGoodbyes.get()).values.reduce(
-      (n, v) => n + v.value,
-      0,
-    );
+    (await (core as Core).metrics.orphanGoodbyes.get()).values.reduce((n, v) => n + v.value, 0);
 
   it("back with a new boot before its will reached us: its old session's device is told goodbye", async () => {
-    const gateway = fresh();
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "up");
     assert.deepEqual(goodbyes(), [], "the claim's boot is alive");
     announcePeer(gateway, { instanceId: 2, bootId: "peerboot2" }, "up");
@@ -72,7 +57,7 @@ describe("a peer whose sessions died", () => {
   });
 
   it("first heard of with a boot other than its claims': the claims are a dead boot's, told goodbye", async () => {
-    const gateway = fresh();
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 2, bootId: "peerboot2" }, "up");
     assert.deepEqual(
       goodbyes().map((m) => m.session_id),
@@ -81,14 +66,14 @@ describe("a peer whose sessions died", () => {
   });
 
   it("each orphan is told once: the same presence again sends nothing more", async () => {
-    const gateway = fresh();
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 2, bootId: "peerboot2" }, "up");
     announcePeer(gateway, { instanceId: 2, bootId: "peerboot2" }, "up");
     assert.equal(goodbyes().length, 1);
   });
 
   it("a peer that drained said goodbye to its devices itself: its will sends nothing here", async () => {
-    const gateway = fresh();
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "up");
     announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "draining");
     announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "gone");
@@ -97,7 +82,7 @@ describe("a peer whose sessions died", () => {
   });
 
   it("a will that arrives without an earlier presence still names the dead boot: goodbye", async () => {
-    const gateway = fresh();
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "gone");
     assert.deepEqual(
       goodbyes().map((m) => m.session_id),
@@ -105,8 +90,8 @@ describe("a peer whose sessions died", () => {
     );
   });
 
-  it("a will of its old boot that arrives after its new boot's presence: the new boot stays live and reached", () => {
-    const gateway = fresh();
+  it("a will of its old boot that arrives after its new boot's presence: the new boot stays live and reached", async () => {
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "up");
     announcePeer(gateway, { instanceId: 2, bootId: NEW_BOOT }, "up");
     announcePeer(gateway, { instanceId: 2, bootId: OLD_BOOT }, "gone");
@@ -121,8 +106,8 @@ describe("a peer whose sessions died", () => {
     assert.deepEqual(goodbyes(OTHER_DEVICE), []);
   });
 
-  it("that late will still names the old boot's sessions we had not yet told goodbye", () => {
-    const gateway = fresh();
+  it("that late will still names the old boot's sessions we had not yet told goodbye", async () => {
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 2, bootId: NEW_BOOT }, "up");
     // The old boot's last claim, published just before it died, reaches us after the new
     // boot's presence (they come from two processes, in no set order).
@@ -137,48 +122,30 @@ describe("a peer whose sessions died", () => {
 });
 
 describe("our own presence topic", () => {
-  let pool: OpusPool;
-  let core: { gateway: Gateway; metrics: GatewayMetrics } | undefined;
-  let published: { topic: string; payload: string; retain?: boolean }[];
-
-  before(async () => {
-    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
-  });
-  after(async () => {
-    core?.metrics.stop();
-    await pool.shutdown();
-  });
+  const cores = freshCores();
+  const { published } = cores;
 
   /** Instance 1, boot MY_BOOT, UDP port 8881. */
-  const fresh = (): Gateway => {
-    core?.metrics.stop();
-    published = [];
-    core = startCore({
-      pool,
-      me: { instanceId: 1, bootId: MY_BOOT },
-      udpPort: 8881,
-      publish: (topic, payload, retain) => published.push({ topic, payload, retain }),
-    });
-    return core.gateway;
-  };
+  const fresh = async (): Promise<Gateway> =>
+    (await cores.fresh({ me: { instanceId: 1, bootId: MY_BOOT }, udpPort: 8881 })).gateway;
   const ourPresence = () => published.filter((p) => p.topic === "gateway/presence/1");
 
-  it("reads gone for an earlier boot (its will, late): we say up again, retained", () => {
-    const gateway = fresh();
+  it("reads gone for an earlier boot (its will, late): we say up again, retained", async () => {
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 1, bootId: "earlierboot" }, "gone");
     assert.deepEqual(ourPresence(), [
       { topic: "gateway/presence/1", payload: gateway.presencePayload("up", 8881), retain: true },
     ]);
   });
 
-  it("reads gone for our own boot (our clean shutdown): nothing", () => {
-    const gateway = fresh();
+  it("reads gone for our own boot (our clean shutdown): nothing", async () => {
+    const gateway = await fresh();
     announcePeer(gateway, { instanceId: 1, bootId: MY_BOOT }, "gone");
     assert.deepEqual(ourPresence(), []);
   });
 
   it("reads gone for an earlier boot while we drain: nothing (we are leaving)", async () => {
-    const gateway = fresh();
+    const gateway = await fresh();
     await gateway.drain();
     announcePeer(gateway, { instanceId: 1, bootId: "earlierboot" }, "gone");
     assert.deepEqual(ourPresence(), []);

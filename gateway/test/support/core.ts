@@ -4,8 +4,9 @@
  * For tests that drive `handleBrokerMessage` / `handleDatagram` directly (fuzzing, heap
  * bounds, peer coordination), with the caller's real Opus pool.
  */
+import { after, before } from "node:test";
 import type { AgentFactory } from "../../src/agent/agent-bridge.ts";
-import type { OpusPool } from "../../src/audio/opus-pool.ts";
+import { OpusPool } from "../../src/audio/opus-pool.ts";
 import { createLogger } from "../../src/ops/log.ts";
 import { GatewayMetrics } from "../../src/ops/metrics.ts";
 import { newBootId } from "../../src/protocol/session-id.ts";
@@ -69,4 +70,51 @@ export function announcePeer(
     `gateway/presence/${peer.instanceId}`,
     Buffer.from(JSON.stringify({ bootId: peer.bootId, state, udpPort })),
   );
+}
+
+/** One publish of a core. */
+export interface Published {
+  readonly topic: string;
+  readonly payload: string;
+  readonly retain?: boolean;
+}
+
+/**
+ * For a describe whose tests each start from a new core: one Opus pool for them all, and
+ * `fresh(options)`, which drains the previous core and starts another whose publishes land
+ * in `published` (emptied for each). Registers its own before and after hooks.
+ */
+export function freshCores(): {
+  fresh(options?: Omit<CoreOptions, "pool" | "publish">): Promise<Core>;
+  readonly published: Published[];
+} {
+  let pool: OpusPool | undefined;
+  let core: Core | undefined;
+  const published: Published[] = [];
+  const retire = async () => {
+    await core?.gateway.drain();
+    core?.metrics.stop();
+    core = undefined;
+  };
+  before(async () => {
+    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+  });
+  after(async () => {
+    await retire();
+    await pool?.shutdown();
+  });
+  return {
+    published,
+    async fresh(options = {}) {
+      await retire();
+      published.length = 0;
+      if (!pool) throw new Error("freshCores: fresh() before the describe's before hook ran");
+      core = startCore({
+        ...options,
+        pool,
+        publish: (topic, payload, retain) => published.push({ topic, payload, retain }),
+      });
+      return core;
+    },
+  };
 }
