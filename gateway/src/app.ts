@@ -120,20 +120,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     metrics.stop();
   };
 
-  // Warnings raised here, rate-limited as the core's drop warnings are: a flood of bad
-  // input must not flood the log (the counters still count every one).
+  udp.receive((d, from) => gateway.handleDatagram(d, from));
+  // A subscription the broker refuses is retried every ~0.5 s: rate-limited as the core's
+  // drop warnings are (the counter still counts every one).
   const limiter = new LogLimiter();
   const warn = (key: string, fields: Record<string, unknown>, message: string) =>
     limiter.run(key, (suppressed) =>
       log.warn(suppressed > 0 ? { ...fields, suppressedBefore: suppressed } : fields, message),
     );
-  udp.receive(
-    (d, from) => gateway.handleDatagram(d, from),
-    (reason, from) => {
-      metrics.drop(reason);
-      warn(reason, { reason, from: from.address }, "input dropped");
-    },
-  );
   try {
     broker = await BrokerClient.connect(
       {

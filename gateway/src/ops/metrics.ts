@@ -10,7 +10,7 @@ import { WindowedSummary } from "./windowed-summary.ts";
 
 export type DropReason =
   // UDP
-  /** Source port 0: no reply can reach it (dropped by the transport, before the rate limit). */
+  /** Source port 0: no reply can reach it (dropped before the rate limit and any parsing). */
   | "udp_source_port_zero"
   | "udp_rate_limited"
   | "udp_too_short"

@@ -153,6 +153,8 @@ export class Gateway {
   /** Every datagram on the instance's UDP port. */
   handleDatagram(datagram: Buffer, from: RemoteInfo): void {
     const receivedAt = process.hrtime.bigint();
+    // No reply reaches source port 0 (send() refuses it): such a source is never pinned.
+    if (from.port === 0) return this.#drop("udp_source_port_zero", { from: from.address });
     if (!this.#sources.allow(from.address, from.port)) {
       return this.#drop("udp_rate_limited", { from: from.address });
     }
@@ -163,10 +165,7 @@ export class Gateway {
     session.handleDatagram(parsed.packet, from, receivedAt);
   }
 
-  /**
-   * From now on open no session, and report draining (/readyz answers 503). The drain's
-   * first step, taken before it waits on anything (ops/drain.ts).
-   */
+  /** From now on open no session; /readyz answers 503 (the drain's first step: ops/drain.ts). */
   markDraining(): void {
     this.#draining = true;
   }

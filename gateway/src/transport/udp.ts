@@ -3,10 +3,6 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 
 export type DatagramHandler = (datagram: Buffer, from: RemoteInfo) => void;
 
-/** Why the transport refused a datagram before anyone parsed it. */
-export type TransportDrop = "udp_source_port_zero";
-export type DropHandler = (reason: TransportDrop, from: RemoteInfo) => void;
-
 export class UdpTransport {
   readonly #socket: Socket;
 
@@ -35,15 +31,8 @@ export class UdpTransport {
     });
   }
 
-  /** `onDrop` hears each datagram refused here, to be counted; `onDatagram` gets the rest. */
-  receive(onDatagram: DatagramHandler, onDrop: DropHandler): void {
-    this.#socket.on("message", (datagram, from) => {
-      // Linux delivers a datagram from source port 0 (a raw socket can forge one), but no
-      // reply can reach port 0: send() refuses it. Were such a source pinned to a session,
-      // every downstream frame of that session would fail.
-      if (from.port === 0) return onDrop("udp_source_port_zero", from);
-      onDatagram(datagram, from);
-    });
+  receive(onDatagram: DatagramHandler): void {
+    this.#socket.on("message", onDatagram);
   }
 
   get port(): number {
