@@ -144,13 +144,8 @@ describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, ()
 describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000 }, () => {
   it("fails, and leaves no worker running and no replacement pending", async () => {
     const restarts = new ManualRestarts();
-    const exits: Promise<void>[] = [];
-    const newWorker = (): Worker => {
-      // The first worker loads libopus; the second cannot.
-      const worker = exits.length === 0 ? newOpusWorker() : unloadable();
-      exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
-      return worker;
-    };
+    // The first worker loads libopus; the second cannot.
+    const { newWorker, exits } = withExits((started) => (started === 0 ? newOpusWorker() : unloadable()));
     await assert.rejects(
       OpusPool.start({
         size: 2,
@@ -168,12 +163,7 @@ describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000
 
   it("fails when a worker exits before it is ready without an error", async () => {
     const restarts = new ManualRestarts();
-    const exits: Promise<void>[] = [];
-    const newWorker = (): Worker => {
-      const worker = new Worker("process.exit(3)", { eval: true });
-      exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
-      return worker;
-    };
+    const { newWorker, exits } = withExits(() => new Worker("process.exit(3)", { eval: true }));
     await assert.rejects(
       OpusPool.start({
         size: 1,
@@ -187,6 +177,17 @@ describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000
     assert.equal(restarts.cancelled, restarts.delays.length, "every scheduled replacement was called off");
   });
 });
+
+/** A worker factory that keeps, for each worker it starts, a promise of that worker's exit. */
+function withExits(start: (started: number) => Worker): { newWorker: () => Worker; exits: Promise<void>[] } {
+  const exits: Promise<void>[] = [];
+  const newWorker = (): Worker => {
+    const worker = start(exits.length);
+    exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
+    return worker;
+  };
+  return { newWorker, exits };
+}
 
 /** The slot's clock and timers (replacements and stall checks) on a clock the test moves. */
 function manualClock(timers: ManualTimers): Pick<WorkerSlotOptions, "now" | "schedule"> {

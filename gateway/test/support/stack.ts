@@ -112,12 +112,12 @@ export async function startStack(brokerOptions: BrokerStartOptions = {}): Promis
 
 /** Resolves when `predicate` holds, checking after each event-loop turn that `emitter`-free code can use. */
 export async function eventually(
-  predicate: () => boolean,
+  predicate: () => boolean | Promise<boolean>,
   timeoutMs = 5000,
   what = "condition",
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

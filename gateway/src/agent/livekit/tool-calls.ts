@@ -3,8 +3,9 @@
  * agent-protocol/tools.ts): plain calls go straight to the device's MCP server; volume
  * up/down steps are batched (VOLUME_DEBOUNCE_MS from a batch's first step, or at once when
  * it is full), summed and applied to the last known volume, serialised so changes apply in
- * order; steps beyond MAX_VOLUME_STEPS_PENDING are refused with an error answer, counted. Every call that carried a request id gets one answer, also when
- * the session closes with it pending (an error, before close() resolves).
+ * order; steps beyond MAX_VOLUME_STEPS_PENDING are refused with an error answer, counted.
+ * Every call that carried a request id gets one answer, also when the session closes with
+ * it pending (an error, before close() resolves).
  */
 import type { JsonObject } from "../../protocol/messages.ts";
 import { type SessionTimer, type StartTimer, startNodeTimer } from "../../session/timer.ts";
