@@ -1,7 +1,7 @@
 /**
  * Composes the stack: network, the reserved IP, the bundle store, the gateway box of each
- * slot, the API box and its reserved IP, database access, monitoring. index.ts runs it under Pulumi; `npm run plan` and
- * the tests run it under mocks.
+ * slot, the API box and its reserved IP, database access, monitoring. index.ts runs it
+ * under Pulumi; `npm run plan` and the tests run it under mocks.
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";

@@ -2,8 +2,8 @@
  * A device session's LiveKit room, speaking the deployed agent's protocol
  * (docs/agent-data-channel.md). This file is the glue: room-link.ts opens and closes the
  * room, its transport moves bytes (room-transport.ts), the pure modules in agent-protocol/
- * decide what they mean, and the session's AgentSink reaches the device. Created after the hello reply has gone out;
- * everything here is asynchronous and never delays it.
+ * decide what they mean, and the session's AgentSink reaches the device. Created after
+ * the hello reply has gone out; everything here is asynchronous and never delays it.
  *
  * close() sends `cleanup_request`, leaves the room (every listener, reader and source
  * released), deletes the room and settles every pending MCP call.
