@@ -178,15 +178,21 @@ describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000
   });
 });
 
-/** A worker factory that keeps, for each worker it starts, a promise of that worker's exit. */
-function withExits(start: (started: number) => Worker): { newWorker: () => Worker; exits: Promise<void>[] } {
+/** A worker factory that keeps each worker it starts, and a promise of that worker's exit. */
+function withExits(start: (started: number) => Worker): {
+  newWorker: () => Worker;
+  workers: Worker[];
+  exits: Promise<void>[];
+} {
+  const workers: Worker[] = [];
   const exits: Promise<void>[] = [];
   const newWorker = (): Worker => {
-    const worker = start(exits.length);
+    const worker = start(workers.length);
+    workers.push(worker);
     exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
     return worker;
   };
-  return { newWorker, exits };
+  return { newWorker, workers, exits };
 }
 
 /** The slot's clock and timers (replacements and stall checks) on a clock the test moves. */
@@ -233,12 +239,7 @@ const answeringOnCue = (signals: SharedArrayBuffer) =>
 describe("an Opus worker slot whose worker stops answering", { timeout: 10_000 }, () => {
   it("takes a worker silent for WORKER_STALL_MS as hung: its frames fail, it is ended, a new one codes its streams", async () => {
     const timers = new ManualTimers();
-    const workers: Worker[] = [];
-    const newWorker = () => {
-      const worker = workers.length === 0 ? hanging() : newOpusWorker();
-      workers.push(worker);
-      return worker;
-    };
+    const { newWorker, workers } = withExits((started) => (started === 0 ? hanging() : newOpusWorker()));
     const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
     try {
       await slot.ready;
@@ -265,12 +266,7 @@ describe("an Opus worker slot whose worker stops answering", { timeout: 10_000 }
     const timers = new ManualTimers();
     const signals = new SharedArrayBuffer(8);
     const [go, answered] = [new Int32Array(signals, 0, 1), new Int32Array(signals, 4, 1)];
-    const workers: Worker[] = [];
-    const newWorker = () => {
-      const worker = answeringOnCue(signals);
-      workers.push(worker);
-      return worker;
-    };
+    const { newWorker, workers } = withExits(() => answeringOnCue(signals));
     const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
     try {
       await slot.ready;
