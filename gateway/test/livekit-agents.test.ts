@@ -205,6 +205,15 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       assert.equal(device.messages.filter((m) => m.type === "tts" && m.text === "tell me a story").length, 0);
     });
 
+    it("a transcription stream that fails shows the device nothing; the next one shows", async () => {
+      const { device, agent } = await session("A");
+      await agent.saidThenFailed("Half a sen", "interrupted");
+      const sentence = device.waitForMessage((m) => m.type === "tts" && m.state === "sentence_start");
+      await agent.said("A whole sentence.");
+      assert.equal((await sentence).text, "A whole sentence.");
+      assert.equal(device.messages.filter((m) => m.text === "Half a sen").length, 0);
+    });
+
     it("with AGENT_GREETING=start_greeting, Agent A greets on start_greeting and is sent no agent_ready", async () => {
       const other = await startStack();
       try {

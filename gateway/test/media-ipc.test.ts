@@ -85,30 +85,48 @@ describe("IPC framing", () => {
     });
   });
 
-  it("a text chunk decodes with its stream, topic, sender, attributes and done flag", () => {
+  const textFrame = (end: number, text: string) => {
     const attrs = Buffer.concat([u16(1), str("lk.transcription_final"), str("true")]);
-    const m = splitOne(
-      mediaFrame(
-        FromMediaType.text,
-        2,
-        str("s1"),
-        str("lk.transcription"),
-        str("agent"),
-        attrs,
-        Buffer.from([1]),
-        Buffer.from("héllo"),
-      ),
-    );
-    assert.deepEqual(m, {
+    const parts = [
+      str("s1"),
+      str("lk.transcription"),
+      str("agent"),
+      attrs,
+      Buffer.from([end]),
+      Buffer.from(text),
+    ];
+    return mediaFrame(FromMediaType.text, 2, ...parts);
+  };
+
+  it("a text chunk decodes with its stream, topic, sender, attributes and text", () => {
+    assert.deepEqual(splitOne(textFrame(0, "héllo")), {
       kind: "text",
       session: 2,
       streamId: "s1",
       topic: "lk.transcription",
       from: "agent",
       attributes: { "lk.transcription_final": "true" },
-      done: true,
+      done: false,
+      aborted: false,
       text: "héllo",
     });
+  });
+
+  it("a text stream's last frame says whether it ended whole or failed", () => {
+    assert.deepEqual(
+      [1, 2].map((end) => {
+        const m = splitOne(textFrame(end, ""));
+        return "kind" in m && m.kind === "text" ? { done: m.done, aborted: m.aborted } : m;
+      }),
+      [
+        { done: true, aborted: false },
+        { done: true, aborted: true },
+      ],
+    );
+  });
+
+  it("a text frame's end of any other value is a bad field, not a record", () => {
+    assert.deepEqual(splitOne(textFrame(3, "x")), { error: "bad_field" });
   });
 
   it("a participant's kind maps from LiveKit's numbers, unknown ones to other", () => {

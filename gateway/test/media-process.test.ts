@@ -124,7 +124,7 @@ describe("media process supervisor", () => {
     try {
       await assert.rejects(
         stale.start(),
-        /speaks "voice-media 0", this gateway "voice-media 1": rebuild it with npm run build/,
+        /speaks "voice-media 0", this gateway "voice-media 2": rebuild it with npm run build/,
       );
       assert.deepEqual(staleDrops, ["media_version_mismatch"]);
       assert.equal(stale.running, false);

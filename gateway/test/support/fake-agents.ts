@@ -199,6 +199,22 @@ export class FakeAgent {
     await writer?.close();
   }
 
+  /**
+   * The agent's words in a stream that fails: its writer is aborted with `reason`, which
+   * rtc-node sends as the stream's trailer reason, so the receiving SDK fails the stream.
+   */
+  async saidThenFailed(text: string, reason: string): Promise<void> {
+    const writer = await this.room.localParticipant?.streamText({
+      topic: "lk.transcription",
+      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_3" },
+    });
+    await writer?.write(text);
+    // rtc-node 1.x's TextStreamWriter offers no abort; the web stream under it does, and
+    // its sink closes the stream with the error's message as the reason.
+    const sink = writer as unknown as { defaultWriter: WritableStreamDefaultWriter<string> } | undefined;
+    await sink?.defaultWriter.abort(new Error(reason));
+  }
+
   /** Agent B: the face, on topic `emotion`. */
   emotion(emotion: string, emoji: string): Promise<void> {
     return this.#publish({ type: "llm", text: emoji, emotion }, "emotion");

@@ -41,10 +41,17 @@ const (
 	ParticipantLeft   byte = 0x85 // identity
 	Attributes        byte = 0x86 // identity, attributes map
 	DataIn            byte = 0x87 // topic, from, payload
-	Text              byte = 0x88 // stream id, topic, from, attributes map, u8 done, text
+	Text              byte = 0x88 // stream id, topic, from, attributes map, u8 end (TextOpen...), text
 	AgentRTP          byte = 0x89 // u16 sequence, u32 timestamp, payload
 	Left              byte = 0x8a // (empty): everything of the session is released
 	Counters          byte = 0x8b // u16 count, then (name string, u32 delta) pairs (session 0)
+)
+
+// How a Text frame stands in its stream (its u8 after the attributes).
+const (
+	TextOpen    byte = 0 // more of the stream follows
+	TextDone    byte = 1 // the stream ended normally: its text is whole
+	TextAborted byte = 2 // the stream failed before its end: its text is not whole
 )
 
 // Frame is one decoded record.

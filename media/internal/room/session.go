@@ -207,10 +207,14 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 	}()
 }
 
-// textStream passes a text stream through as chunks of whole UTF-8 characters. It counts
-// as a reader, so Left follows its last frame; the room's disconnect closes the SDK's
-// readers, which ends it. It reads only the header's attributes: the patched SDK never
-// writes that map after the header (docs/media-process.md, "The patched SDK").
+// textStream passes a text stream through as chunks of whole UTF-8 characters, then one
+// frame that ends it: TextDone, or TextAborted without the text still held when the stream
+// failed (the patched SDK fails it as LiveKit's Rust SDK does: a missed chunk, a length
+// off the header's, a trailer with a reason), since the gateway drops a failed stream's
+// text as the rtc-node transport does. It counts as a reader, so Left follows its last
+// frame; the room's disconnect closes the SDK's readers, which ends it. It reads only the
+// header's attributes: the patched SDK never writes that map after the header
+// (docs/media-process.md, "The patched SDK").
 func (s *Session) textStream(reader *lksdk.TextStreamReader, from string) {
 	s.mu.Lock()
 	if s.left {
@@ -222,25 +226,27 @@ func (s *Session) textStream(reader *lksdk.TextStreamReader, from string) {
 	defer s.readers.Done()
 	info := reader.Info
 	attrs := info.Attributes
+	send := func(end byte, text []byte) {
+		s.control(ipc.NewFrame(ipc.Text, s.id).String(info.Id).String(info.Topic).String(from).
+			Map(attrs).U8(end).Bytes(text))
+	}
 	buf := make([]byte, 4096)
 	var pending []byte
 	for {
 		n, err := reader.Read(buf)
 		pending = append(pending, buf[:n]...)
-		done := err != nil
-		cut := len(pending)
-		if !done {
-			cut = completeRunes(pending)
-		}
-		if cut > 0 || done {
-			s.control(ipc.NewFrame(ipc.Text, s.id).String(info.Id).String(info.Topic).String(from).
-				Map(attrs).U8(boolByte(done)).Bytes(pending[:cut]))
-			pending = append(pending[:0], pending[cut:]...)
-		}
-		if done {
-			if err != io.EOF {
-				s.out.Count("text_stream_error")
+		switch {
+		case err == nil:
+			if cut := completeRunes(pending); cut > 0 {
+				send(ipc.TextOpen, pending[:cut])
+				pending = append(pending[:0], pending[cut:]...)
 			}
+		case err == io.EOF:
+			send(ipc.TextDone, pending)
+			return
+		default:
+			s.out.Count("text_stream_error")
+			send(ipc.TextAborted, nil)
 			return
 		}
 	}
@@ -257,13 +263,6 @@ func completeRunes(p []byte) int {
 		}
 	}
 	return len(p)
-}
-
-func boolByte(b bool) byte {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // WriteOpus publishes one device packet unchanged, at the RTP timestamp the gateway set.

@@ -24,9 +24,11 @@ func (o *recordingOut) Count(reason string)     {}
 type textFrame struct {
 	streamID, topic, from string
 	attributes            map[string]string
-	done                  bool
+	end                   byte
 	text                  string
 }
+
+func (f textFrame) last() bool { return f.end != ipc.TextOpen }
 
 func decodeText(t *testing.T, frame []byte) textFrame {
 	t.Helper()
@@ -39,7 +41,7 @@ func decodeText(t *testing.T, frame []byte) textFrame {
 		k := c.String()
 		f.attributes[k] = c.String()
 	}
-	f.done = c.U8() == 1
+	f.end = c.U8()
 	f.text = string(c.Rest())
 	if c.Err != nil {
 		t.Fatalf("Text frame cut short: %v", c.Err)
@@ -56,7 +58,7 @@ func streamOf(t *testing.T, out *recordingOut) []textFrame {
 		case frame := <-out.frames:
 			f := decodeText(t, frame)
 			got = append(got, f)
-			if f.done {
+			if f.last() {
 				return got
 			}
 		case <-time.After(5 * time.Second):
@@ -127,5 +129,104 @@ func TestEveryChunkCarriesTheHeadersAttributesWhileTheTrailerArrives(t *testing.
 		if f.attributes["lk.segment_id"] != "SG_1" || f.attributes["lk.transcription_final"] != "false" {
 			t.Fatalf("a chunk's attributes are not the header's: %v", f.attributes)
 		}
+	}
+}
+
+// textOf is the text of a stream's frames and how its last frame ended it.
+func textOf(frames []textFrame) (string, byte) {
+	text := ""
+	for _, f := range frames {
+		text += f.text
+	}
+	return text, frames[len(frames)-1].end
+}
+
+func chunk(id string, index uint64, content string) *livekit.DataStream_Chunk {
+	return &livekit.DataStream_Chunk{StreamId: id, ChunkIndex: index, Content: []byte(content)}
+}
+
+func TestAStreamThatEndsNormallyIsDoneWithAllItsText(t *testing.T) {
+	out := newRecordingOut()
+	r := roomWithTextHandler(&Session{id: 7, out: out})
+
+	r.OnStreamHeader(textHeader("ok", nil), "agent-1")
+	r.OnStreamChunk(chunk("ok", 0, "good "))
+	r.OnStreamChunk(chunk("ok", 1, "morning"))
+	r.OnStreamTrailer(&livekit.DataStream_Trailer{StreamId: "ok"})
+
+	if text, end := textOf(streamOf(t, out)); text != "good morning" || end != ipc.TextDone {
+		t.Fatalf("text %q end %d, want %q and TextDone", text, end, "good morning")
+	}
+}
+
+// LiveKit's Rust SDK, under rtc-node and the agents' Python SDK, fails a stream whose
+// sender ended it with a reason; the gateway then drops its text rather than show half a
+// sentence as a whole one.
+func TestAStreamEndedWithAReasonIsAbortedWithoutItsHeldText(t *testing.T) {
+	out := newRecordingOut()
+	r := roomWithTextHandler(&Session{id: 7, out: out})
+
+	r.OnStreamHeader(textHeader("cut", nil), "agent-1")
+	r.OnStreamChunk(chunk("cut", 0, "half a sent"))
+	r.OnStreamTrailer(&livekit.DataStream_Trailer{StreamId: "cut", Reason: "interrupted"})
+
+	frames := streamOf(t, out)
+	if _, end := textOf(frames); end != ipc.TextAborted {
+		t.Fatalf("end %d, want TextAborted", end)
+	}
+	if last := frames[len(frames)-1]; last.text != "" {
+		t.Fatalf("the aborting frame carries text %q", last.text)
+	}
+}
+
+func TestAStreamWithAMissedChunkIsAbortedAndItsLaterPacketsIgnored(t *testing.T) {
+	out := newRecordingOut()
+	r := roomWithTextHandler(&Session{id: 7, out: out})
+
+	r.OnStreamHeader(textHeader("gap", nil), "agent-1")
+	r.OnStreamChunk(chunk("gap", 0, "one "))
+	r.OnStreamChunk(chunk("gap", 2, "three"))
+	r.OnStreamChunk(chunk("gap", 3, "four"))
+	r.OnStreamTrailer(&livekit.DataStream_Trailer{StreamId: "gap"})
+
+	if _, end := textOf(streamOf(t, out)); end != ipc.TextAborted {
+		t.Fatalf("end %d, want TextAborted", end)
+	}
+	select {
+	case frame := <-out.frames:
+		t.Fatalf("a frame after the stream was aborted: %+v", decodeText(t, frame))
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestAStreamLongerThanItsHeaderSaysIsAborted(t *testing.T) {
+	out := newRecordingOut()
+	r := roomWithTextHandler(&Session{id: 7, out: out})
+	header := textHeader("long", nil)
+	total := uint64(4)
+	header.TotalLength = &total
+
+	r.OnStreamHeader(header, "agent-1")
+	r.OnStreamChunk(chunk("long", 0, "four"))
+	r.OnStreamChunk(chunk("long", 1, "five!"))
+
+	if _, end := textOf(streamOf(t, out)); end != ipc.TextAborted {
+		t.Fatalf("end %d, want TextAborted", end)
+	}
+}
+
+func TestAStreamShorterThanItsHeaderSaysIsAborted(t *testing.T) {
+	out := newRecordingOut()
+	r := roomWithTextHandler(&Session{id: 7, out: out})
+	header := textHeader("short", nil)
+	total := uint64(10)
+	header.TotalLength = &total
+
+	r.OnStreamHeader(header, "agent-1")
+	r.OnStreamChunk(chunk("short", 0, "four"))
+	r.OnStreamTrailer(&livekit.DataStream_Trailer{StreamId: "short"})
+
+	if _, end := textOf(streamOf(t, out)); end != ipc.TextAborted {
+		t.Fatalf("end %d, want TextAborted", end)
 	}
 }

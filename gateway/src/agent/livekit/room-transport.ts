@@ -36,9 +36,9 @@ export interface TextStreamChunk {
   /** True once the stream is closed: no chunk of this stream follows. */
   readonly done: boolean;
   /**
-   * With `done`: the stream failed before its end, so its text is incomplete. Set by the
-   * rtc-node transport when reading the stream fails. The media process reports a failed
-   * stream as closed (with the text it had), counted there as `text_stream_error`.
+   * With `done`: the stream failed before its end (a missed chunk, a length off its
+   * header's, a trailer with a reason: LiveKit's Rust SDK's checks, which the media
+   * process's patched Go SDK makes too), so its text is incomplete.
    */
   readonly aborted?: boolean;
 }

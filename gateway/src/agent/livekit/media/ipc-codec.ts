@@ -76,7 +76,10 @@ export type FromMedia =
       readonly topic: string;
       readonly from: string;
       readonly attributes: Attrs;
+      /** The stream ended: nothing of it follows. */
       readonly done: boolean;
+      /** With `done`: it failed before its end, so its text is not whole. */
+      readonly aborted: boolean;
       readonly text: string;
     }
   | {
@@ -98,9 +101,9 @@ export type FromMedia =
  * (media/cmd/voice-media, `version`). Both change together; the gateway refuses a binary
  * that says anything else, so it never runs against one left over from an older build.
  */
-export const MEDIA_PROTOCOL_VERSION = "voice-media 1";
+export const MEDIA_PROTOCOL_VERSION = "voice-media 2";
 
-export type DecodeError = { readonly error: "short_body" | "unknown_type" };
+export type DecodeError = { readonly error: "short_body" | "unknown_type" | "bad_field" };
 
 const utf8 = new TextEncoder();
 
@@ -215,7 +218,14 @@ export function decodeFromMedia(type: number, session: number, body: Buffer): Fr
   return c.failed ? { error: "short_body" } : m;
 }
 
-function decodeBody(type: number, session: number, c: Cursor): FromMedia | undefined {
+/** How a text frame stands in its stream (ipc.go, TextOpen, TextDone, TextAborted). */
+const TEXT_ENDS: Record<number, { readonly done: boolean; readonly aborted: boolean }> = {
+  0: { done: false, aborted: false },
+  1: { done: true, aborted: false },
+  2: { done: true, aborted: true },
+};
+
+function decodeBody(type: number, session: number, c: Cursor): FromMedia | DecodeError | undefined {
   switch (type) {
     case FromMediaType.ready:
       return { kind: "ready", session, version: c.str() };
@@ -241,7 +251,8 @@ function decodeBody(type: number, session: number, c: Cursor): FromMedia | undef
       const topic = c.str();
       const from = c.str();
       const attributes = c.map();
-      const done = c.u8() === 1;
+      const end = TEXT_ENDS[c.u8()];
+      if (end === undefined) return { error: "bad_field" };
       return {
         kind: "text",
         session,
@@ -249,7 +260,7 @@ function decodeBody(type: number, session: number, c: Cursor): FromMedia | undef
         topic,
         from,
         attributes,
-        done,
+        ...end,
         text: c.rest().toString("utf8"),
       };
     }

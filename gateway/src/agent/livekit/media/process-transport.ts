@@ -216,6 +216,7 @@ export class ProcessTransport implements RoomTransport {
           attributes: m.attributes,
           text: m.text,
           done: m.done,
+          aborted: m.aborted,
         });
       case "agent_rtp":
         if (this.#gone) return;
