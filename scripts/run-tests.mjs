@@ -40,6 +40,7 @@ const UNIT_TESTS = [
   "gateway/test/log-limiter.test.ts",
   "gateway/test/loop-clock.test.ts",
   "gateway/test/media-ipc.test.ts",
+  "gateway/test/media-liveness.test.ts",
   "gateway/test/media-rtp.test.ts",
   "gateway/test/messages.test.ts",
   "gateway/test/opus-pool.test.ts",

@@ -316,6 +316,7 @@ async function measure(variant: Variant, files: ReturnType<typeof prepareAgent>)
         ...median,
         decodeP50: metrics.quantileMs("gateway_agent_decode_seconds", "0.5"),
         decodeP99: metrics.quantileMs("gateway_agent_decode_seconds", "0.99"),
+        pingP99: metrics.quantileMs("gateway_media_ping_seconds", "0.99"),
         downP50: lat.downstream?.p50 ?? Number.NaN,
         downP99: lat.downstream?.p99 ?? Number.NaN,
         agent: { ...agentTotals },

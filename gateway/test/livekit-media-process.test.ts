@@ -18,7 +18,11 @@ import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-proce
 import { rms } from "../../tools/sim/speech-signal.ts";
 import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
-import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
+import {
+  MEDIA_HANG_TIMEOUT_MS,
+  MEDIA_PING_INTERVAL_MS,
+  mediaBinaryPath,
+} from "../src/agent/livekit/transports.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
 import { RoomEventsRecorder, TestAgent, toneHz } from "./support/room-participants.ts";
 import { eventually } from "./support/stack.ts";
@@ -50,11 +54,16 @@ describe("LiveKit through the media process", () => {
       restartDelayMs: 100,
       maxRestartDelayMs: 1000,
       readyTimeoutMs: 5000,
+      // The gateway's own: the frozen-process test measures what they give.
+      pingIntervalMs: MEDIA_PING_INTERVAL_MS,
+      hangTimeoutMs: MEDIA_HANG_TIMEOUT_MS,
       events: {
         drop: (r) => drops.set(r, (drops.get(r) ?? 0) + 1),
         childCounts: () => {},
         exited: () => {},
         started: () => {},
+        answered: () => {},
+        hung: () => {},
       },
     });
     await media.start();
@@ -281,6 +290,33 @@ describe("LiveKit through the media process", () => {
     await eventually(() => live.every((s) => s.rec.lost.length === 1), 2000, "every session disconnected");
     assert.ok(live.every((s) => (s.rec.lost[0]?.at ?? 0) - t0 < 2000));
     assert.equal(media.sessions, 0);
+    for (const s of live) await s.t.leave();
+    await eventually(() => media.running && media.pid !== before, 5000, "the media process restarted");
+    const again = await withAgent();
+    await again.agent.speak(400);
+    await eventually(() => again.rec.pcm.length > 0, 5000, "voice through the new process");
+  });
+
+  it("the media process frozen (SIGSTOP): every session is told within 4.5 s, it restarts", async (t) => {
+    const live = await Promise.all([withAgent(), withAgent()]);
+    const before = media.pid as number;
+    const t0 = performance.now();
+    process.kill(before, "SIGSTOP");
+    // Up to one interval to the first ping it cannot answer, then the hang timeout.
+    const bound = MEDIA_HANG_TIMEOUT_MS + MEDIA_PING_INTERVAL_MS;
+    await eventually(
+      () => live.every((s) => s.rec.lost.length === 1),
+      bound + 2000,
+      "every session disconnected",
+    );
+    const told = live.map((s) => Math.round((s.rec.lost[0]?.at ?? 0) - t0));
+    t.diagnostic(`sessions told ${told.join(", ")} ms after the SIGSTOP`);
+    // 500 ms for the timer's own lateness on a loaded machine.
+    assert.ok(
+      told.every((ms) => ms <= bound + 500),
+      `told after ${told.join(", ")} ms`,
+    );
+    assert.equal(drops.get("media_hung"), 1);
     for (const s of live) await s.t.leave();
     await eventually(() => media.running && media.pid !== before, 5000, "the media process restarted");
     const again = await withAgent();

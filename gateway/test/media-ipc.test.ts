@@ -12,6 +12,7 @@ import {
   FrameSplitter,
   FromMediaType,
   MAX_FRAME,
+  ToMediaType,
 } from "../src/agent/livekit/media/ipc-codec.ts";
 
 /** Builds a media-to-gateway frame the way ipc.go does. */
@@ -65,6 +66,18 @@ describe("IPC framing", () => {
     assert.equal(f.readUInt16LE(9), 16);
     assert.equal(f.subarray(11, 27).toString(), "ws://127.0.0.1:1");
     assert.equal(f.readUInt16LE(27), 5);
+  });
+
+  it("a ping carries its number on session 0, and the pong that answers decodes to it", () => {
+    const ping = encodeToMedia({ kind: "ping", session: 0, seq: 0xfffffffe });
+    assert.equal(ping[4], ToMediaType.ping);
+    assert.equal(ping.readUInt32LE(5), 0);
+    assert.equal(ping.readUInt32LE(9), 0xfffffffe);
+    assert.deepEqual(splitOne(mediaFrame(FromMediaType.pong, 0, u32(0xfffffffe))), {
+      kind: "pong",
+      session: 0,
+      seq: 0xfffffffe,
+    });
   });
 
   it("a frame over the size limit is refused, not sent", () => {

@@ -1,8 +1,9 @@
 /**
  * The media-process supervisor with the real `voice-media` binary, no LiveKit needed:
  * start-up handshake, a leave answered, a frame for a released session counted, its
- * environment, sessions told when the process dies, restart with backoff, the child gone
- * after close(), and a binary that speaks another framing version refused.
+ * environment, sessions told when the process dies or stops answering its pings, restart
+ * with backoff, the child gone after close(), and a binary that speaks another framing
+ * version refused.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -23,6 +24,10 @@ describe("media process supervisor", () => {
   let media: MediaProcess;
   const exits: (number | null)[] = [];
   const drops: string[] = [];
+  const roundTrips: number[] = [];
+  const hangs: number[] = [];
+  const PING_INTERVAL_MS = 100;
+  const HANG_TIMEOUT_MS = 400;
 
   before(() => {
     const built = spawnSync("bash", [path.join(root, "scripts/build-media.sh")], { encoding: "utf8" });
@@ -34,11 +39,15 @@ describe("media process supervisor", () => {
       restartDelayMs: 50,
       maxRestartDelayMs: 200,
       readyTimeoutMs: 5000,
+      pingIntervalMs: PING_INTERVAL_MS,
+      hangTimeoutMs: HANG_TIMEOUT_MS,
       events: {
         drop: (r) => drops.push(r),
         childCounts: () => {},
         exited: (code) => exits.push(code),
         started: () => {},
+        answered: (ms) => roundTrips.push(ms),
+        hung: (ms) => hangs.push(ms),
       },
     });
   });
@@ -86,6 +95,27 @@ describe("media process supervisor", () => {
     assert.equal(processAlive(pid), false);
   });
 
+  it("a running child answers its pings, and is not taken as hung", async () => {
+    await media.start();
+    const before = roundTrips.length;
+    await eventually(() => roundTrips.length >= before + 5, 3000, "five answered pings");
+    assert.deepEqual(hangs, []);
+  });
+
+  it("frozen (SIGSTOP): killed as hung after the hang timeout, its sessions told, and it restarts", async () => {
+    await media.start();
+    const got: FromMedia[] = [];
+    media.open((m) => got.push(m));
+    const pid = media.pid as number;
+    process.kill(pid, "SIGSTOP");
+    await eventually(() => got.some((m) => m.kind === "disconnected"), 5000, "disconnected");
+    assert.equal(hangs.length, 1);
+    assert.ok((hangs[0] as number) >= HANG_TIMEOUT_MS);
+    assert.ok(drops.includes("media_hung"));
+    await eventually(() => media.running && media.pid !== pid, 3000, "restarted");
+    assert.equal(processAlive(pid), false);
+  });
+
   it("close() ends the child through stdin EOF, with exit code 0", async () => {
     await media.start();
     const pid = media.pid as number;
@@ -119,12 +149,21 @@ describe("media process supervisor", () => {
       restartDelayMs: 60_000,
       maxRestartDelayMs: 60_000,
       readyTimeoutMs: 5000,
-      events: { drop: (r) => staleDrops.push(r), childCounts: () => {}, exited: () => {}, started: () => {} },
+      pingIntervalMs: 1000,
+      hangTimeoutMs: 3000,
+      events: {
+        drop: (r) => staleDrops.push(r),
+        childCounts: () => {},
+        exited: () => {},
+        started: () => {},
+        answered: () => {},
+        hung: () => {},
+      },
     });
     try {
       await assert.rejects(
         stale.start(),
-        /speaks "voice-media 0", this gateway "voice-media 2": rebuild it with npm run build/,
+        /speaks "voice-media 0", this gateway "voice-media 3": rebuild it with npm run build/,
       );
       assert.deepEqual(staleDrops, ["media_version_mismatch"]);
       assert.equal(stale.running, false);

@@ -51,6 +51,8 @@ export interface Row extends Window {
   /** Process transport: agent RTP in -> PCM to the session (reorder + decode), ms. */
   decodeP50: number;
   decodeP99: number;
+  /** Process transport: the media process's liveness ping round trip p99, ms. */
+  pingP99: number;
   agent: AgentTotals;
   /** In-gateway upstream latency (datagram in -> handed to the transport), ms. */
   upP50: number;
@@ -120,16 +122,16 @@ export function printRoomsReport(
       `| ${label} | ${r.baseCpu.toFixed(1)} | ${r.baseRss.toFixed(0)} | ${r.baseMediaRss.toFixed(0)} |`,
     );
   console.log(
-    "\n| transport | rooms | RSS MB (gateway + media) | of which media | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | inputs dropped/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
+    "\n| transport | rooms | RSS MB (gateway + media) | of which media | RSS per room MB | CPU % (gateway + media) | windows' range | of which media | of which gateway main thread | main thread wakeups/s | CPU % per room (above idle) | marginal CPU % per room | frames up/s | frames down/s | inputs dropped/s | up latency p50/p99 ms | down latency p50/p99 ms | agent RTP decode p50/p99 ms | media ping p99 ms | loop lag p99 ms | load agent: rooms, device packets matched/received (server silence frames), sent |",
   );
   console.log(
-    "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   );
   for (const [label, r] of results) {
     for (const row of r.rows) {
       const total = row.cpu + row.mediaCpu;
       console.log(
-        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.mediaRss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.dropsPerSecond.toFixed(1)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
+        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.mediaRss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.dropsPerSecond.toFixed(1)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.pingP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
       );
     }
   }

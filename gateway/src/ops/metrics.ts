@@ -93,6 +93,8 @@ export class GatewayMetrics {
   readonly downstreamLatency: WindowedSummary;
   /** LiveKit media process only: agent RTP received from it to PCM handed to the session. */
   readonly agentDecodeLatency: WindowedSummary;
+  /** LiveKit media process only: a liveness ping written to it, to its answer read. */
+  readonly mediaPing: WindowedSummary;
   readonly eventLoopDelay: IntervalHistogram;
   #framesUpTotal = 0;
   #framesDownTotal = 0;
@@ -181,6 +183,10 @@ export class GatewayMetrics {
     this.agentDecodeLatency = summary(
       "gateway_agent_decode_seconds",
       "Agent RTP from the media process to PCM handed to the session (reorder wait and decode), from the packet that completes a downstream frame",
+    );
+    this.mediaPing = summary(
+      "gateway_media_ping_seconds",
+      "Liveness ping written to the media process to its answer read: both pipes and the child's frame loop",
     );
     this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 });
     this.eventLoopDelay.enable();

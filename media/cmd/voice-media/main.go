@@ -26,7 +26,7 @@ import (
 
 // The framing this binary speaks; the gateway checks it (ipc-codec.ts, MEDIA_PROTOCOL_VERSION):
 // change both with any change to the framing.
-const version = "voice-media 2"
+const version = "voice-media 3"
 
 func main() {
 	// Die with the gateway even if it is killed with SIGKILL (stdin EOF covers the rest).
@@ -135,6 +135,16 @@ func (h *handler) handle(f ipc.Frame) {
 		delete(h.sessions, f.Session)
 		h.mu.Unlock()
 		go s.Leave()
+	case ipc.Ping:
+		// Answered here, by the loop that handles every frame, so that a pong shows this
+		// loop and both pipes alive: the gateway kills a child that stops answering
+		// (media-liveness.ts).
+		seq := c.U32()
+		if c.Err != nil {
+			h.out.Count("bad_ping")
+			return
+		}
+		h.out.control0(ipc.NewFrame(ipc.Pong, 0).U32(seq))
 	default:
 		h.out.Count("unknown_type")
 	}

@@ -80,6 +80,30 @@ func TestDuplicateJoinIsRefusedAndLeavesTheSessionAlone(t *testing.T) {
 	}
 }
 
+func TestPingIsAnsweredWithItsNumber(t *testing.T) {
+	h, r := newTestHandler(t)
+	h.handle(ipc.Frame{Type: ipc.Ping, Session: 0, Body: binary.LittleEndian.AppendUint32(nil, 0xdeadbeef)})
+	f := readFrame(t, r)
+	if f.Type != ipc.Pong || f.Session != 0 {
+		t.Fatalf("got %+v", f)
+	}
+	if seq := ipc.NewCursor(f.Body).U32(); seq != 0xdeadbeef {
+		t.Fatalf("pong %#x, want 0xdeadbeef", seq)
+	}
+}
+
+func TestShortPingIsCountedNotAnswered(t *testing.T) {
+	h, r := newTestHandler(t)
+	h.handle(ipc.Frame{Type: ipc.Ping, Session: 0, Body: []byte{1, 2}})
+	h.handle(ipc.Frame{Type: ipc.Leave, Session: 5})
+	if f := readFrame(t, r); f.Type != ipc.Left {
+		t.Fatalf("the short ping was answered: %+v", f)
+	}
+	if h.out.counts["bad_ping"] != 1 {
+		t.Fatalf("counts %v", h.out.counts)
+	}
+}
+
 // A length of 0xffffffff wrapped past the bound (ipc.ReadFrame) and the process waited for
 // ~4 GiB of body instead of exiting with code 3.
 func TestCorruptLengthExitsWithCode3(t *testing.T) {

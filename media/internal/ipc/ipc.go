@@ -29,6 +29,7 @@ const (
 	Opus  byte = 0x02 // u32 RTP timestamp, u16 duration ms, payload
 	Data  byte = 0x03 // topic string, payload
 	Leave byte = 0x04 // (empty)
+	Ping  byte = 0x05 // u32 number (session 0): answered with Pong from the frame loop
 )
 
 // Media process to gateway.
@@ -45,6 +46,7 @@ const (
 	AgentRTP          byte = 0x89 // u16 sequence, u32 timestamp, payload
 	Left              byte = 0x8a // (empty): everything of the session is released
 	Counters          byte = 0x8b // u16 count, then (name string, u32 delta) pairs (session 0)
+	Pong              byte = 0x8c // u32 number of the Ping answered (session 0)
 )
 
 // How a Text frame stands in its stream (its u8 after the attributes).

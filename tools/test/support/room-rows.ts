@@ -34,6 +34,7 @@ function row(f: StepFigures): Row {
     downP50: 0,
     downP99: 0,
     decodeP50: 0,
+    pingP99: 0,
     upP50: 0,
     agent: { rooms: f.rooms, joinFailed: 0, received: 0, matched: 0, blank: 0, sent: 0 },
   };

@@ -30,6 +30,16 @@ export interface RoomTransports {
   close(): Promise<void>;
 }
 
+/** How often the media process is pinged (media-liveness.ts). */
+export const MEDIA_PING_INTERVAL_MS = 1000;
+/**
+ * A media process silent to pings this long is killed as hung: a hang is noticed 3-4 s
+ * after it began (up to one interval to the next ping, then this; measured in
+ * livekit-media-process.test.ts), where a crash is noticed at once. Far above what a
+ * healthy child takes to answer, which bench:rooms reports (`media ping p99`).
+ */
+export const MEDIA_HANG_TIMEOUT_MS = 3000;
+
 /**
  * Where the media binary is: beside the bundle (dist/bin/voice-media, from
  * dist/gateway/livekit.js) or, running from source, where scripts/build-media.sh puts it.
@@ -52,6 +62,8 @@ export function createRoomTransports(config: LiveKitConfig, deps: RoomTransportD
     restartDelayMs: 250,
     maxRestartDelayMs: 5000,
     readyTimeoutMs: 5000,
+    pingIntervalMs: MEDIA_PING_INTERVAL_MS,
+    hangTimeoutMs: MEDIA_HANG_TIMEOUT_MS,
     events: {
       drop,
       childCounts: (counts) => {
@@ -63,6 +75,9 @@ export function createRoomTransports(config: LiveKitConfig, deps: RoomTransportD
         deps.metrics.agentEvents.inc({ event: "media_process_exited" });
         deps.log.warn({ code, signal, stderr: stderr.slice(-2000) }, "media process exited");
       },
+      answered: (ms) => deps.metrics.mediaPing.observe(ms / 1000),
+      hung: (silentMs) =>
+        deps.log.error({ silentMs }, "media process answered no ping: killed as hung, its sessions end"),
     },
   });
   // Started now so that the first session does not wait for it; a failure here shows up

@@ -13,7 +13,7 @@ import type { ParticipantKind } from "../room-transport.ts";
 export const MAX_FRAME = 64 * 1024;
 const HEADER = 9;
 
-export const ToMediaType = { join: 0x01, opus: 0x02, data: 0x03, leave: 0x04 } as const;
+export const ToMediaType = { join: 0x01, opus: 0x02, data: 0x03, leave: 0x04, ping: 0x05 } as const;
 export const FromMediaType = {
   ready: 0x80,
   joined: 0x81,
@@ -27,6 +27,7 @@ export const FromMediaType = {
   agent_rtp: 0x89,
   left: 0x8a,
   counters: 0x8b,
+  pong: 0x8c,
 } as const;
 
 export type ToMedia =
@@ -39,7 +40,9 @@ export type ToMedia =
       readonly opus: Uint8Array;
     }
   | { readonly kind: "data"; readonly session: number; readonly topic: string; readonly payload: Uint8Array }
-  | { readonly kind: "leave"; readonly session: number };
+  | { readonly kind: "leave"; readonly session: number }
+  /** Session 0: the child answers `pong` with the same number from its read loop. */
+  | { readonly kind: "ping"; readonly session: 0; readonly seq: number };
 
 type Attrs = Readonly<Record<string, string>>;
 
@@ -94,14 +97,15 @@ export type FromMedia =
       readonly kind: "counters";
       readonly session: number;
       readonly counts: Readonly<Record<string, number>>;
-    };
+    }
+  | { readonly kind: "pong"; readonly session: number; readonly seq: number };
 
 /**
  * What the media binary says in its `ready` frame: the framing it speaks
  * (media/cmd/voice-media, `version`). Both change together; the gateway refuses a binary
  * that says anything else, so it never runs against one left over from an older build.
  */
-export const MEDIA_PROTOCOL_VERSION = "voice-media 2";
+export const MEDIA_PROTOCOL_VERSION = "voice-media 3";
 
 export type DecodeError = { readonly error: "short_body" | "unknown_type" | "bad_field" };
 
@@ -140,6 +144,12 @@ export function encodeToMedia(m: ToMedia): Buffer {
       break;
     case "leave":
       break;
+    case "ping": {
+      const b = Buffer.allocUnsafe(4);
+      b.writeUInt32LE(m.seq >>> 0, 0);
+      parts.push(b);
+      break;
+    }
   }
   let body = 0;
   for (const p of parts) body += p.length;
@@ -284,6 +294,8 @@ function decodeBody(type: number, session: number, c: Cursor): FromMedia | Decod
       }
       return { kind: "counters", session, counts };
     }
+    case FromMediaType.pong:
+      return { kind: "pong", session, seq: c.u32() };
     default:
       return undefined;
   }

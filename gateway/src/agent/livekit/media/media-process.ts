@@ -8,7 +8,8 @@
  * reads too slowly and reports the count (`counters` frames). Control frames are never
  * dropped. If the child exits, every session is told `disconnected` at once (its bridge
  * ends the session with goodbye, the device re-hellos) and the child is restarted with
- * backoff; joins while it is down fail at once.
+ * backoff; joins while it is down fail at once. A child that stops answering pings
+ * (hung, or stopped) is killed, which takes that same path (media-liveness.ts).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import {
@@ -19,6 +20,7 @@ import {
   MEDIA_PROTOCOL_VERSION,
   type ToMedia,
 } from "./ipc-codec.ts";
+import { MediaLiveness } from "./media-liveness.ts";
 
 export interface MediaProcessEvents {
   /** Dropped or refused input, by reason (metrics). */
@@ -26,6 +28,10 @@ export interface MediaProcessEvents {
   /** Counts the child reports (its own drops), by reason. */
   childCounts(counts: Readonly<Record<string, number>>): void;
   exited(code: number | null, signal: string | null, stderrTail: string): void;
+  /** A ping's round trip, ms. */
+  answered(roundTripMs: number): void;
+  /** The child answered no ping for `silentMs` and is being killed. */
+  hung(silentMs: number): void;
   started(pid: number): void;
 }
 
@@ -49,6 +55,10 @@ export interface MediaProcessOptions {
   readonly maxRestartDelayMs: number;
   /** How long start-up may take before the child counts as failed. */
   readonly readyTimeoutMs: number;
+  /** How often the running child is pinged. */
+  readonly pingIntervalMs: number;
+  /** A child that has answered no ping for this long is killed as hung. */
+  readonly hangTimeoutMs: number;
   readonly events: MediaProcessEvents;
 }
 
@@ -167,6 +177,24 @@ export class MediaProcess {
     this.#child?.kill("SIGKILL");
   }
 
+  /** Pings the running child on a timer; kills it when it stops answering. */
+  #watch(child: ChildProcess, liveness: MediaLiveness): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      const step = liveness.tick(performance.now());
+      if (step?.kind === "ping") {
+        // A control frame: written even when device audio is being refused for backlog.
+        child.stdin?.write(encodeToMedia({ kind: "ping", session: 0, seq: step.seq }));
+      } else if (step?.kind === "hung") {
+        clearInterval(timer);
+        this.#options.events.drop("media_hung");
+        this.#options.events.hung(Math.round(step.silentMs));
+        child.kill("SIGKILL");
+      }
+    }, this.#options.pingIntervalMs);
+    timer.unref();
+    return timer;
+  }
+
   #spawn(): Promise<void> {
     // Only what the Go runtime reads: the child gets its token per join and needs none of
     // the gateway's secrets.
@@ -184,6 +212,8 @@ export class MediaProcess {
       readyResolve = resolve;
       readyReject = reject;
     });
+    const liveness = new MediaLiveness(this.#options.pingIntervalMs, this.#options.hangTimeoutMs);
+    let probe: NodeJS.Timeout | undefined;
     const readyTimer = setTimeout(() => {
       readyReject(new Error(`media process not ready within ${this.#options.readyTimeoutMs} ms`));
       child.kill("SIGKILL");
@@ -215,7 +245,11 @@ export class MediaProcess {
           clearTimeout(readyTimer);
           this.#running = true;
           this.#options.events.started(child.pid ?? 0);
+          probe = this.#watch(child, liveness);
           readyResolve();
+        } else if (m.kind === "pong") {
+          const roundTripMs = liveness.pong(m.seq, performance.now());
+          if (roundTripMs !== undefined) this.#options.events.answered(roundTripMs);
         } else if (m.kind === "counters") this.#options.events.childCounts(m.counts);
         else {
           const handler = this.#sessions.get(m.session);
@@ -235,6 +269,7 @@ export class MediaProcess {
     });
     child.once("close", (code, signal) => {
       clearTimeout(readyTimer);
+      clearInterval(probe);
       readyReject(new Error(`media process exited (${code ?? signal}) before ready`));
       this.#running = false;
       this.#options.events.exited(code, signal, stderr.join(""));
