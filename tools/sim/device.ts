@@ -8,12 +8,12 @@
  * And it checks everything it receives, as firmware would and stricter: exact datagram
  * length, decryption, strictly increasing sequence, audio only while `tts start` is in
  * force, every frame a valid Opus packet of 60 ms at the announced rate (the UDP side is
- * audio-channel.ts).
+ * audio-channel.ts; the MQTT side is control-channel.ts).
  */
-import { createHmac, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import mqtt, { type MqttClient } from "mqtt";
 import { AudioChannel, type ChannelError } from "./audio-channel.ts";
+import { ControlChannel, type ControlChannelOptions } from "./control-channel.ts";
 import { simulatedMac } from "./device-identity.ts";
 import { firmwareHello } from "./firmware-hello.ts";
 import { type DeviceMessage, type HelloReply, parseHelloReply } from "./hello-reply.ts";
@@ -23,17 +23,14 @@ export { type DeviceMessage, type HelloReply, parseHelloReply };
 
 export type DeviceError = "hello_timeout" | "bad_hello_reply" | ChannelError;
 
-export interface DeviceOptions {
-  readonly brokerUrl: string;
+/** How it reaches the broker (brokerUrl, signingKey, credentials, ca): control-channel.ts. */
+export interface DeviceOptions
+  extends Pick<ControlChannelOptions, "brokerUrl" | "signingKey" | "credentials" | "ca"> {
   /** Default: `GID_test@@@<mac_underscored>@@@<uuid>` from `mac`. */
   readonly clientId?: string;
   /** Lowercase colon MAC; default derived from `index`. */
   readonly mac?: string;
   readonly index?: number;
-  /** With the OTA signing key, the device presents signed credentials (docs/device-protocol.md 1.3). */
-  readonly signingKey?: string;
-  /** Username and password exactly as an OTA issued them (provision.ts); wins over signingKey. */
-  readonly credentials?: { readonly username: string; readonly password: string };
   /** Decode every downstream frame (default) or only every Nth, to spare the load generator. */
   readonly decodeEvery?: number;
   readonly clip?: UpstreamClip;
@@ -45,12 +42,6 @@ export interface DeviceOptions {
    * behind its own public address, to the gateway's per-address rate limit.
    */
   readonly udpBindAddress?: string;
-  /**
-   * For an `mqtts://` broker URL: the CA certificates (PEM) the broker's certificate must
-   * chain to. Firmware verifies against its built-in public CA bundle; tests pass their own
-   * CA. Without it, Node's public roots are used (and a test CA is refused, as firmware would).
-   */
-  readonly ca?: string | Buffer;
 }
 
 export interface DeviceStats {
@@ -94,7 +85,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   readonly #options: DeviceOptions;
   readonly #clip: UpstreamClip;
   readonly #frameMs: number;
-  #mqtt: MqttClient | undefined;
+  #mqtt: ControlChannel | undefined;
   #channel: AudioChannel | undefined;
   #session: HelloReply | undefined;
   #speaking = false;
@@ -129,42 +120,23 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /** Connects to the broker (no SUBSCRIBE: the broker subscribes us, as for real firmware). */
   async connect(): Promise<void> {
-    const username =
-      this.#options.credentials?.username ??
-      Buffer.from(JSON.stringify({ ip: "127.0.0.1" })).toString("base64");
-    const password =
-      this.#options.credentials?.password ??
-      (this.#options.signingKey
-        ? createHmac("sha256", this.#options.signingKey)
-            .update(`${this.clientId}|${username}`)
-            .digest("base64")
-        : "unsigned");
-    const client = mqtt.connect(this.#options.brokerUrl, {
+    const channel = new ControlChannel({
+      brokerUrl: this.#options.brokerUrl,
       clientId: this.clientId,
-      username,
-      password,
-      clean: true,
-      keepalive: 240,
-      reconnectPeriod: 0,
-      connectTimeout: 10_000,
-      ...(this.#options.ca !== undefined ? { ca: this.#options.ca } : {}),
-      rejectUnauthorized: true,
+      signingKey: this.#options.signingKey,
+      credentials: this.#options.credentials,
+      ca: this.#options.ca,
+      onMessage: (message) => this.#onMessage(message),
+      onClosed: () => this.emit("mqtt_closed"),
     });
-    this.#mqtt = client;
-    client.on("message", (_topic, payload) => this.#onMessage(payload));
-    await new Promise<void>((resolve, reject) => {
-      client.once("connect", () => resolve());
-      client.once("error", reject);
-      client.once("close", () => reject(new Error("connection closed before CONNACK")));
-    });
-    client.removeAllListeners("error");
-    client.on("error", () => {});
-    client.on("close", () => this.emit("mqtt_closed"));
+    // Held before the CONNACK, so that close() ends a connection still being made.
+    this.#mqtt = channel;
+    await channel.connected();
   }
 
   /** Publishes any payload to `device-server`, as the firmware does. */
   publishRaw(payload: string | Buffer): void {
-    this.#mqtt?.publish("device-server", payload, { qos: 0 });
+    this.#mqtt?.publish(payload);
   }
 
   send(message: DeviceMessage): void {
@@ -307,29 +279,21 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   async close(): Promise<void> {
     this.#stopTicker();
     await this.#closeUdp();
-    const client = this.#mqtt;
+    const channel = this.#mqtt;
     this.#mqtt = undefined;
-    if (client) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+    await channel?.close();
   }
 
   /** Drops the MQTT connection without DISCONNECT (power loss, network gone). */
   async vanish(): Promise<void> {
     this.#stopTicker();
     await this.#closeUdp();
-    (this.#mqtt as unknown as { stream?: { destroy(): void } } | undefined)?.stream?.destroy();
-    const client = this.#mqtt;
+    const channel = this.#mqtt;
     this.#mqtt = undefined;
-    if (client) await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+    await channel?.vanish();
   }
 
-  #onMessage(payload: Buffer): void {
-    let msg: DeviceMessage;
-    try {
-      msg = JSON.parse(payload.toString("utf8")) as DeviceMessage;
-    } catch {
-      return; // firmware drops non-JSON
-    }
-    if (typeof msg.type !== "string") return; // and messages without a string type
+  #onMessage(msg: DeviceMessage): void {
     this.messages.push(msg);
     if (msg.type === "tts" && msg.state === "start") this.#speaking = true;
     if (msg.type === "tts" && msg.state === "stop") {
