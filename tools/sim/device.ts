@@ -17,6 +17,7 @@ import { ControlChannel, type ControlChannelOptions } from "./control-channel.ts
 import { simulatedMac } from "./device-identity.ts";
 import { firmwareHello } from "./firmware-hello.ts";
 import { type DeviceMessage, type HelloReply, parseHelloReply } from "./hello-reply.ts";
+import { type ListenMode, Microphone } from "./microphone.ts";
 import { FRAME_MS, type UpstreamClip, upstreamClip } from "./opus-frames.ts";
 
 export { type DeviceMessage, type HelloReply, parseHelloReply };
@@ -83,16 +84,13 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     roundTripMs: [],
   };
   readonly #options: DeviceOptions;
-  readonly #clip: UpstreamClip;
   readonly #frameMs: number;
+  readonly #microphone: Microphone;
   #mqtt: ControlChannel | undefined;
   #channel: AudioChannel | undefined;
   #session: HelloReply | undefined;
   #speaking = false;
-  #clipPos = 0;
-  #ticker: NodeJS.Timeout | undefined;
-  #talkFramesLeft = 0;
-  #mode: "auto" | "manual" | "realtime" = "auto";
+  #mode: ListenMode = "auto";
   /** Send times of realtime-mode frames of the current turn, for round trips. */
   #turnSent: number[] = [];
   #turnReceived = 0;
@@ -107,7 +105,16 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     this.mac = options.mac ?? simulatedMac(index);
     this.clientId = options.clientId ?? `GID_test@@@${this.mac.replaceAll(":", "_")}@@@${randomUUID()}`;
     this.#frameMs = options.frameDurationMs ?? FRAME_MS;
-    this.#clip = options.clip ?? upstreamClip(index % 8, 6, this.#frameMs);
+    this.#microphone = new Microphone(
+      options.clip ?? upstreamClip(index % 8, 6, this.#frameMs),
+      this.#frameMs,
+      {
+        channelOpen: () => this.#session !== undefined && this.#channel !== undefined,
+        mode: () => this.#mode,
+        speaking: () => this.#speaking,
+        send: (frame) => this.sendFrame(frame),
+      },
+    );
   }
 
   get session(): HelloReply | undefined {
@@ -145,7 +152,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /** hello v3 as current firmware sends it; resolves with the validated reply. */
   async hello(timeoutMs = 10_000): Promise<HelloReply> {
-    this.#stopTicker();
+    this.#microphone.stop();
     this.#session = undefined;
     this.#speaking = false;
     const started = performance.now();
@@ -179,29 +186,27 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     return parsed;
   }
 
-  listen(mode: "auto" | "manual" | "realtime"): void {
+  listen(mode: ListenMode): void {
     this.#mode = mode;
     this.send({ session_id: this.#session?.sessionId ?? "", type: "listen", state: "start", mode });
   }
 
   /**
    * Streams `ms` of speech at real-time pace, then (auto/manual) silence while listening,
-   * as the microphone would. Stops on `stopTalking()`, goodbye or close.
+   * as the microphone would (microphone.ts). Stops on `stopTalking()`, goodbye or close.
    */
   talk(ms: number): void {
-    this.#talkFramesLeft = Math.ceil(ms / this.#frameMs);
     this.#turnSent = [];
     this.#turnReceived = 0;
-    if (this.#ticker) return;
-    this.#ticker = setInterval(() => this.#tick(), this.#frameMs);
+    this.#microphone.talk(ms);
   }
 
   stopTalking(): void {
-    this.#stopTicker();
+    this.#microphone.stop();
   }
 
   /** Sends one upstream audio frame now (tests use it to step through sequences). */
-  sendFrame(opus: Buffer = this.#nextFrame(true)): Buffer {
+  sendFrame(opus: Buffer = this.#microphone.nextSpeech()): Buffer {
     if (!this.#session || !this.#channel) throw new Error("no audio channel: call hello() first");
     const datagram = this.#channel.send(opus);
     this.stats.framesSent++;
@@ -225,7 +230,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /** Closes the audio channel as the user would: UDP first, then goodbye (firmware order). */
   async goodbye(): Promise<void> {
-    this.#stopTicker();
+    this.#microphone.stop();
     await this.#closeUdp();
     if (this.#session) this.send({ session_id: this.#session.sessionId, type: "goodbye" });
     this.#session = undefined;
@@ -277,7 +282,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   }
 
   async close(): Promise<void> {
-    this.#stopTicker();
+    this.#microphone.stop();
     await this.#closeUdp();
     const channel = this.#mqtt;
     this.#mqtt = undefined;
@@ -286,7 +291,7 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
 
   /** Drops the MQTT connection without DISCONNECT (power loss, network gone). */
   async vanish(): Promise<void> {
-    this.#stopTicker();
+    this.#microphone.stop();
     await this.#closeUdp();
     const channel = this.#mqtt;
     this.#mqtt = undefined;
@@ -303,36 +308,13 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     }
     if (msg.type === "goodbye" && this.#session && msg.session_id === this.#session.sessionId) {
       // Firmware closes its channel without a goodbye of its own.
-      this.#stopTicker();
+      this.#microphone.stop();
       void this.#closeUdp();
       this.#session = undefined;
       this.#speaking = false;
       this.emit("server_goodbye", typeof msg.reason === "string" ? msg.reason : "");
     }
     this.emit("message", msg);
-  }
-
-  #tick(): void {
-    // No channel (never opened, closed, or told goodbye): the microphone stops, even if a
-    // caller's own timer asks the device to talk again after close().
-    if (!this.#session || !this.#channel) return this.#stopTicker();
-    // Half duplex: while the device plays (Speaking), auto/manual send nothing.
-    if (this.#speaking && this.#mode !== "realtime") return;
-    if (this.#talkFramesLeft > 0) {
-      this.#talkFramesLeft--;
-      this.sendFrame(this.#nextFrame(true));
-    } else if (this.#mode === "realtime") {
-      this.#stopTicker();
-    } else {
-      this.sendFrame(this.#clip.silence);
-    }
-  }
-
-  #nextFrame(speech: boolean): Buffer {
-    if (!speech) return this.#clip.silence;
-    const frame = this.#clip.speech[this.#clipPos % this.#clip.speech.length] as Buffer;
-    this.#clipPos++;
-    return frame;
   }
 
   /** A downstream frame the channel accepted. */
@@ -349,11 +331,6 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
   #count(error: DeviceError): void {
     this.stats.errors[error] = (this.stats.errors[error] ?? 0) + 1;
     this.emit("device_error", error);
-  }
-
-  #stopTicker(): void {
-    if (this.#ticker) clearInterval(this.#ticker);
-    this.#ticker = undefined;
   }
 
   async #closeUdp(): Promise<void> {
