@@ -10,10 +10,8 @@ import { LogLimiter } from "../ops/log.ts";
 import type { CloseReason, DropReason, GatewayMetrics } from "../ops/metrics.ts";
 import { type DeviceClientId, parseDeviceClientId } from "../protocol/client-id.ts";
 import {
-  claimPayload,
   forwardPayload,
   type PresenceState,
-  parseClaim,
   parseDisconnectReason,
   parseForward,
   presencePayload,
@@ -25,7 +23,7 @@ import {
   parseDeviceMessage,
 } from "../protocol/messages.ts";
 import { newSessionId, type SessionOwner } from "../protocol/session-id.ts";
-import { claimTopic, forwardTopic, presenceTopic, replyTopic, routeTopic } from "../protocol/topics.ts";
+import { forwardTopic, presenceTopic, replyTopic, routeTopic } from "../protocol/topics.ts";
 import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { ClaimBook } from "./claim-book.ts";
 import { DeviceSession } from "./device-session.ts";
@@ -33,9 +31,10 @@ import type { RemoteAddress } from "./downstream.ts";
 import { HelloBalancer } from "./hello-balancer.ts";
 import { HelloBudget, type HelloBudgetOptions } from "./hello-budget.ts";
 import { routeHello } from "./hello-route.ts";
-import { type Claim, decideOwner, newerClaim, type PeerPresence } from "./owner-routing.ts";
+import { decideOwner, type PeerPresence } from "./owner-routing.ts";
 import { PeerWatch } from "./peer-watch.ts";
 import { SessionRegistry } from "./registry.ts";
+import { SessionClaims } from "./session-claims.ts";
 import { UdpSourceLimiter, type UdpSourceLimits } from "./source-limiter.ts";
 import type { StartTimer } from "./timer.ts";
 
@@ -86,8 +85,7 @@ export class Gateway {
   readonly #limiter = new LogLimiter();
   readonly #closing = new Set<Promise<void>>();
   readonly #claims = new ClaimBook();
-  /** Each live session's own claim (its hello time orders it against others). */
-  readonly #ownClaims = new WeakMap<DeviceSession, Claim>();
+  readonly #sessionClaims: SessionClaims;
   readonly #sources: UdpSourceLimiter;
   readonly #hellos: HelloBudget;
   readonly #balancer: HelloBalancer;
@@ -104,6 +102,15 @@ export class Gateway {
     this.#now = options.now ?? Date.now;
     this.#arrivedAt = options.arrivedAt ?? this.#now;
     this.#balancer = new HelloBalancer(options.balanceSlack ?? 2);
+    this.#sessionClaims = new SessionClaims({
+      me: options.me,
+      claims: this.#claims,
+      balancer: this.#balancer,
+      sessions: this.sessions,
+      publish: (topic, payload) => options.ports.publish(topic, payload),
+      closeClaimedElsewhere: (session) => this.#track(session.close("claimed_elsewhere")),
+      drop: (reason, fields) => this.#drop(reason, fields),
+    });
     this.#peers = new PeerWatch({
       me: options.me,
       claims: this.#claims,
@@ -144,7 +151,7 @@ export class Gateway {
       case "presence":
         return this.#peers.handlePresence(route.instanceId, payload);
       case "claim":
-        return this.#handleClaim(route.clientId, payload);
+        return this.#sessionClaims.handleClaim(route.clientId, payload);
       case "forward":
         return this.#handleForward(payload);
     }
@@ -193,7 +200,7 @@ export class Gateway {
    * session for one of our devices (or we one of its); the claims settle who keeps it.
    */
   republishClaims(): void {
-    for (const s of this.sessions.all()) this.#publishClaim(s);
+    this.#sessionClaims.republish();
   }
 
   /** `hops`: how many instances passed the message on to us (0: straight from the broker). */
@@ -285,31 +292,12 @@ export class Gateway {
     this.#o.metrics.helloReply.observe(Number(process.hrtime.bigint() - start) / 1e9);
     this.#o.metrics.sessionsOpened.inc();
     this.#o.metrics.sessions.set(this.sessions.size);
-    const claim: Claim = {
-      instanceId: this.#o.me.instanceId,
-      bootId: this.#o.me.bootId,
-      sessionId: session.sessionId,
-      helloAt: arrivedAt,
-    };
-    this.#ownClaims.set(session, claim);
-    this.#claims.record(clientId, claim);
-    this.#publishClaim(session);
-  }
-
-  #publishClaim(session: DeviceSession): void {
-    const claim = this.#ownClaims.get(session);
-    if (claim) this.#o.ports.publish(claimTopic(session.client.raw), claimPayload(claim));
+    this.#sessionClaims.opened(session, arrivedAt);
   }
 
   #onClosed(session: DeviceSession, reason: CloseReason): void {
     this.sessions.remove(session);
-    // Tell every instance the session is gone (their load counts and orphan lists), unless
-    // a newer claim already replaced it.
-    const claim = this.#ownClaims.get(session);
-    if (claim && reason !== "replaced" && reason !== "claimed_elsewhere") {
-      this.#claims.release(session.client.raw, session.sessionId);
-      this.#o.ports.publish(claimTopic(session.client.raw), claimPayload(claim, true));
-    }
+    this.#sessionClaims.closed(session, reason);
     this.#o.metrics.closed(reason);
     this.#o.metrics.sessions.set(this.sessions.size);
     this.#o.log.debug(
@@ -326,29 +314,6 @@ export class Gateway {
     this.#claims.forget(clientId);
     const session = this.sessions.byClient(clientId);
     if (session) this.#track(session.close("mqtt_disconnected"));
-  }
-
-  #handleClaim(clientId: string, payload: Buffer): void {
-    const c = parseClaim(payload);
-    if (!c) return this.#drop("mqtt_bad_internal", { topic: "claim" });
-    if (c.released) return this.#claims.release(clientId, c.sessionId);
-    this.#balancer.claimed(c.instanceId, clientId);
-    const claim: Claim = {
-      instanceId: c.instanceId,
-      bootId: c.bootId,
-      sessionId: c.sessionId,
-      helloAt: c.helloAt,
-    };
-    this.#claims.record(clientId, claim);
-    if (claim.instanceId === this.#o.me.instanceId && claim.bootId === this.#o.me.bootId) return;
-    const session = this.sessions.byClient(clientId);
-    const ours = session && this.#ownClaims.get(session);
-    if (!session || !ours || ours.sessionId === claim.sessionId) return;
-    // The later hello wins on every instance, whatever order the claims are handled in.
-    if (newerClaim(claim, ours)) return this.#track(session.close("claimed_elsewhere"));
-    // Ours is newer: the other instance may not have seen our claim (it was not subscribed
-    // yet, after a broker restart); say it again so it closes its older session.
-    this.#publishClaim(session);
   }
 
   #handleForward(payload: Buffer): void {
