@@ -12,6 +12,7 @@ import { firmwareHello } from "../../../tools/sim/firmware-hello.ts";
 import type { HealthBody } from "../../src/ops/health-body.ts";
 import { Fleet, type Member } from "./fleet.ts";
 import type { Pm2Box } from "./pm2-box.ts";
+import { eventually } from "./stack.ts";
 
 export interface FaultFigures {
   readonly scenario: string;
@@ -33,14 +34,6 @@ export interface FaultFigures {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitUntil(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!predicate()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Sessions held by the live instances now (a stopped one does not answer: undefined). */
 export async function liveSessions(box: Pm2Box): Promise<number | undefined> {
@@ -141,7 +134,7 @@ export async function killInstance(box: Pm2Box, fleet: Fleet, victim: number): P
     "the will",
   );
   const willMs = performance.now() - t0;
-  await waitUntil(
+  await eventually(
     () => s.victims.every((m) => servedAfter(fleet, m, t0)),
     20_000,
     "every orphan audible again",
@@ -201,7 +194,7 @@ export async function stopInstance(
       "the broker to give up on the stopped instance",
     );
     const goneMs = performance.now() - t0;
-    await waitUntil(
+    await eventually(
       () => s.victims.every((m) => servedAfter(fleet, m, t0)),
       stopMs + 20_000,
       "every device of the stopped instance audible again",
@@ -247,7 +240,7 @@ export async function restartBroker(box: Pm2Box, fleet: Fleet, downMs: number): 
   const s = split(fleet, undefined);
   const t0 = performance.now();
   const back = await box.restartBroker(downMs);
-  await waitUntil(
+  await eventually(
     () => fleet.members.every((m) => servedAfter(fleet, m, back)),
     30_000,
     "every device audible again",
