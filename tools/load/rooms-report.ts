@@ -106,6 +106,21 @@ export function formatRatioTable(
   return lines.join("\n");
 }
 
+/**
+ * A figure with `digits` decimals, or "-" where the step has none: a variant that does not
+ * measure it (rtc-node has no media process to ping nor agent RTP to decode; a build from
+ * before the ping) gives NaN.
+ */
+function figure(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : "-";
+}
+
+/** One step's line of the main table. */
+export function formatStepRow(label: string, row: Row): string {
+  const total = row.cpu + row.mediaCpu;
+  return `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.mediaRss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.dropsPerSecond.toFixed(1)} | ${figure(row.upP50, 2)} / ${figure(row.upP99, 2)} | ${figure(row.downP50, 1)} / ${figure(row.downP99, 1)} | ${figure(row.decodeP50, 2)} / ${figure(row.decodeP99, 2)} | ${figure(row.pingP99, 2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`;
+}
+
 /** Prints the command line, the machine and the tables; returns the variants that stopped short. */
 export function printRoomsReport(
   command: string,
@@ -128,12 +143,7 @@ export function printRoomsReport(
     "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   );
   for (const [label, r] of results) {
-    for (const row of r.rows) {
-      const total = row.cpu + row.mediaCpu;
-      console.log(
-        `| ${label} | ${row.rooms} | ${row.rss.toFixed(0)} | ${row.mediaRss.toFixed(0)} | ${row.rssPerRoom.toFixed(2)} | ${total.toFixed(1)} | ${row.cpuMin.toFixed(1)}-${row.cpuMax.toFixed(1)} | ${row.mediaCpu.toFixed(1)} | ${row.mainCpu.toFixed(1)} | ${row.mainWakeups.toFixed(0)} | ${row.perRoom.toFixed(3)} | ${row.marginal.toFixed(3)} | ${row.fpsUp.toFixed(0)} | ${row.fpsDown.toFixed(0)} | ${row.dropsPerSecond.toFixed(1)} | ${row.upP50.toFixed(2)} / ${row.upP99.toFixed(2)} | ${row.downP50.toFixed(1)} / ${row.downP99.toFixed(1)} | ${row.decodeP50.toFixed(2)} / ${row.decodeP99.toFixed(2)} | ${row.pingP99.toFixed(2)} | ${row.lag.toFixed(1)} | ${row.agent.rooms}, ${row.agent.matched}/${row.agent.received} (${row.agent.blank}), ${row.agent.sent} |`,
-      );
-    }
+    for (const row of r.rows) console.log(formatStepRow(label, row));
   }
   const ratios = formatRatioTable(results, compared);
   if (ratios !== undefined) console.log(`\n${ratios}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatRatioTable, type VariantResult } from "../load/rooms-report.ts";
+import { formatRatioTable, formatStepRow, type VariantResult } from "../load/rooms-report.ts";
 import { result } from "./support/room-rows.ts";
 
 const processRun = result([
@@ -69,5 +69,29 @@ describe("bench:rooms' ratio of the two transports", () => {
   it("has no table where either transport did not run", () => {
     assert.equal(formatRatioTable(runs([["process", processRun]]), { process: "process" }), undefined);
     assert.equal(formatRatioTable(runs([["rtc-node", rtcNodeRun]]), { rtcNode: "rtc-node" }), undefined);
+  });
+});
+
+describe("bench:rooms' line for a step", () => {
+  const [measured] = result([{ rooms: 10, perRoom: 0.86 }]).rows;
+
+  it("prints - for a figure the variant does not measure, not NaN", () => {
+    // rtc-node has no media process to ping nor agent RTP to decode; nor does a build from
+    // before the ping have the ping's summary (--compare-dist).
+    const line = formatStepRow("rtc-node", {
+      ...measured,
+      pingP99: Number.NaN,
+      decodeP50: Number.NaN,
+      decodeP99: Number.NaN,
+    });
+    assert.doesNotMatch(line, /NaN/);
+    const cells = line.split(" | ");
+    assert.equal(cells[17], "- / -");
+    assert.equal(cells[18], "-");
+  });
+
+  it("prints the ping's p99 where it was measured", () => {
+    const cells = formatStepRow("process", { ...measured, pingP99: 1.153 }).split(" | ");
+    assert.equal(cells[18], "1.15");
   });
 });
