@@ -297,6 +297,27 @@ describe("LiveKit through the media process", () => {
     await eventually(() => again.rec.pcm.length > 0, 5000, "voice through the new process");
   });
 
+  it("a session left only once the media process has restarted is released at once", async () => {
+    // Its participant went with the old process: nothing in the new one can confirm its
+    // leave, so waiting for a confirmation is waiting out the leave timeout (5 s).
+    const s = await withAgent();
+    const before = media.pid;
+    media.killForTest();
+    await eventually(() => s.rec.lost.length === 1, 2000, "disconnected");
+    await eventually(() => media.running && media.pid !== before, 5000, "the media process restarted");
+    const unknown = drops.get("media_frame_unknown_session") ?? 0;
+    const t0 = performance.now();
+    await s.t.leave();
+    const took = performance.now() - t0;
+    assert.ok(took < 1000, `leave took ${took.toFixed(0)} ms`);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(
+      drops.get("media_frame_unknown_session") ?? 0,
+      unknown,
+      "no answer for a session of the old process",
+    );
+  });
+
   it("the media process frozen (SIGSTOP): every session is told within 4.5 s, it restarts", async (t) => {
     const live = await Promise.all([withAgent(), withAgent()]);
     const before = media.pid as number;

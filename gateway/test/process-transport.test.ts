@@ -23,6 +23,7 @@ function fakeMedia(answer: (m: ToMedia, reply: (f: FromMedia) => void) => string
       return 7;
     },
     release: (id: number) => handlers.delete(id),
+    isOpen: (id: number) => handlers.has(id),
     deliver(m: ToMedia) {
       sent.push(m);
       return answer(m, (f) => queueMicrotask(() => handlers.get(m.session)?.(f)));

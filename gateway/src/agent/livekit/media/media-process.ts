@@ -112,6 +112,14 @@ export class MediaProcess {
     return id;
   }
 
+  /**
+   * Whether a session is registered with the running child. False once the child that had
+   * it exited (its participant went with it), even after a new child has started.
+   */
+  isOpen(id: number): boolean {
+    return this.#running && this.#sessions.has(id);
+  }
+
   /** Forgets a session: frames for it are no longer delivered. */
   release(id: number): void {
     this.#sessions.delete(id);

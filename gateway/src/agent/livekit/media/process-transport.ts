@@ -158,9 +158,11 @@ export class ProcessTransport implements RoomTransport {
     this.#decoder = undefined;
     const session = this.#session;
     if (session === undefined) return;
-    // Wait for the media process to confirm the participant is gone (bounded: if it is
-    // down, its participants went with it).
-    if (this.#deps.media.running) {
+    // Wait for the media process to confirm the participant is gone (bounded). Not if the
+    // session is no longer open there: the process that had it is gone, and its
+    // participants with it; a process started since knows nothing of it and would only
+    // confirm an unknown session, its answer for a session already released.
+    if (this.#deps.media.isOpen(session)) {
       const timeoutMs = this.#deps.leaveTimeoutMs ?? 5000;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
