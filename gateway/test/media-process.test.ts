@@ -7,16 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { processAlive } from "../../tools/sim/process-alive.ts";
-import type { FromMedia } from "../src/agent/livekit/media/ipc-codec.ts";
+import { type FromMedia, MEDIA_PROTOCOL_VERSION } from "../src/agent/livekit/media/ipc-codec.ts";
 import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
+import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
+import type { RoomTransportHandlers } from "../src/agent/livekit/room-transport.ts";
 import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
+import type { OpusPool } from "../src/audio/opus-pool.ts";
 import { eventually } from "./support/stack.ts";
+import { fromMediaFrame, ipcString, printfBytes, standInMedia } from "./support/stand-in-media.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -128,19 +131,10 @@ describe("media process supervisor", () => {
 
   it("a binary that speaks another framing version is refused, with the command that fixes it", async () => {
     // What a media binary of another framing would say: ready, "voice-media 0".
-    const version = Buffer.from("voice-media 0");
-    const frame = Buffer.alloc(4 + 1 + 4 + 2 + version.length);
-    frame.writeUInt32LE(frame.length - 4, 0);
-    frame[4] = 0x80;
-    frame.writeUInt16LE(version.length, 9);
-    version.copy(frame, 11);
-    const dir = mkdtempSync(path.join(tmpdir(), "stale-media-"));
-    const binary = path.join(dir, "voice-media");
-    writeFileSync(
-      binary,
-      `#!/bin/sh\nprintf '${[...frame].map((b) => `\\${b.toString(8).padStart(3, "0")}`).join("")}'\nexec cat\n`,
-    );
-    chmodSync(binary, 0o755);
+    const { binary, dispose } = standInMedia([
+      printfBytes(fromMediaFrame(0x80, 0, ipcString("voice-media 0"))),
+      "exec cat",
+    ]);
     const staleDrops: string[] = [];
     const stale = new MediaProcess({
       binary,
@@ -169,7 +163,83 @@ describe("media process supervisor", () => {
       assert.equal(stale.running, false);
     } finally {
       await stale.close();
-      rmSync(dir, { recursive: true, force: true });
+      dispose();
+    }
+  });
+});
+
+describe("media process supervisor and process transport, with a stand-in child", () => {
+  const READY = fromMediaFrame(0x80, 0, ipcString(MEDIA_PROTOCOL_VERSION));
+
+  function supervise(binary: string, pingIntervalMs: number, hangTimeoutMs: number) {
+    const drops: string[] = [];
+    const hangs: number[] = [];
+    const started: number[] = [];
+    const media = new MediaProcess({
+      binary,
+      threads: 1,
+      maxBacklogBytes: 1 << 20,
+      restartDelayMs: 60_000,
+      maxRestartDelayMs: 60_000,
+      readyTimeoutMs: 5000,
+      pingIntervalMs,
+      hangTimeoutMs,
+      events: {
+        drop: (r) => drops.push(r),
+        childCounts: () => {},
+        exited: () => {},
+        started: (pid) => started.push(pid),
+        answered: () => {},
+        hung: (ms) => hangs.push(ms),
+      },
+    });
+    return { media, drops, hangs, started };
+  }
+
+  it("a room lost in the same pipe read as its join's answer is reported, not swallowed", async () => {
+    // The child answers the first session's join (the first frame it gets: pings are a
+    // minute apart) with joined and, at once, disconnected: one write, so one read here.
+    const answer = Buffer.concat([
+      fromMediaFrame(0x81, 1, ipcString("gw")),
+      fromMediaFrame(0x83, 1, ipcString("room deleted")),
+    ]);
+    const child = standInMedia([
+      printfBytes(READY),
+      "head -c 1 >/dev/null",
+      printfBytes(answer),
+      "exec cat >/dev/null",
+    ]);
+    const { media } = supervise(child.binary, 60_000, 180_000);
+    const lost: string[] = [];
+    const handlers: RoomTransportHandlers = {
+      participantJoined() {},
+      participantLeft() {},
+      attributesChanged() {},
+      data() {},
+      text() {},
+      agentAudio() {},
+      disconnected: (reason) => lost.push(reason),
+    };
+    try {
+      await media.start();
+      const t = new ProcessTransport({ url: "ws://unused", roomName: "r", token: "t" }, handlers, {
+        media,
+        pool: {} as OpusPool,
+        drop: () => {},
+        joinTimeoutMs: 60_000,
+        leaveTimeoutMs: 500,
+      });
+      const joined = await t.join().then(
+        () => true,
+        () => false,
+      );
+      // A failed join, or a join followed by the loss: never a session that believes it is
+      // in a room that is gone.
+      if (joined) await eventually(() => lost.length === 1, 1000, "the loss reported");
+      await t.leave();
+    } finally {
+      await media.close();
+      child.dispose();
     }
   });
 });

@@ -97,13 +97,18 @@ export class ProcessTransport implements RoomTransport {
     const timeoutMs = this.#deps.joinTimeoutMs ?? 12_000;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`join timed out after ${timeoutMs} ms`)), timeoutMs);
+      // Settled at once, not when this function resumes: frames read in the same chunk as
+      // `joined` (a `disconnected` right behind it) are handled before it resumes, and a
+      // `disconnected` that found the wait still set would settle nothing and be lost.
       this.#joinWait = {
         resolve: () => {
           clearTimeout(timer);
+          this.#joinWait = undefined;
           resolve();
         },
         reject: (err) => {
           clearTimeout(timer);
+          this.#joinWait = undefined;
           reject(err);
         },
       };
