@@ -242,4 +242,25 @@ describe("media process supervisor and process transport, with a stand-in child"
       child.dispose();
     }
   });
+
+  it("a second ready from a running child is counted and ignored: no liveness timer outlives the child", async () => {
+    const child = standInMedia([printfBytes(Buffer.concat([READY, READY])), "exec cat >/dev/null"]);
+    const PING_INTERVAL_MS = 20;
+    const HANG_TIMEOUT_MS = 200;
+    const { media, drops, hangs, started } = supervise(child.binary, PING_INTERVAL_MS, HANG_TIMEOUT_MS);
+    try {
+      await media.start();
+      // Both readies came in one write: read by now.
+      await new Promise((r) => setTimeout(r, 50));
+      await media.close();
+      // Past the hang timeout: a probe left running would judge the gone child hung.
+      await new Promise((r) => setTimeout(r, 3 * HANG_TIMEOUT_MS));
+      assert.deepEqual(hangs, [], "no hang verdict on a child that has exited");
+      assert.equal(started.length, 1);
+      assert.deepEqual(drops, ["media_frame_unexpected_ready"]);
+    } finally {
+      await media.close();
+      child.dispose();
+    }
+  });
 });

@@ -240,7 +240,11 @@ export class MediaProcess {
           this.#options.events.drop(`media_frame_${m.error}`);
           continue;
         }
-        if (m.kind === "ready" && m.version !== MEDIA_PROTOCOL_VERSION) {
+        if (m.kind === "ready" && probe !== undefined) {
+          // Said once per child: another would start a second liveness timer, which the
+          // exit handler does not clear and which then judges the gone child hung.
+          this.#options.events.drop("media_frame_unexpected_ready");
+        } else if (m.kind === "ready" && m.version !== MEDIA_PROTOCOL_VERSION) {
           clearTimeout(readyTimer);
           this.#options.events.drop("media_version_mismatch");
           readyReject(
