@@ -263,4 +263,29 @@ describe("media process supervisor and process transport, with a stand-in child"
       child.dispose();
     }
   });
+
+  it("after a corrupt stream, nothing more read from the child is taken for frames", async () => {
+    // What is still in the pipe when the kill lands, written here by a process the kill
+    // does not reach: a well-formed frame, read from a stream that has lost its framing.
+    const late = fromMediaFrame(0x83, 1, ipcString("read after the corruption"));
+    const child = standInMedia([
+      printfBytes(READY),
+      "head -c 1 >/dev/null",
+      `(sleep 0.3; ${printfBytes(late)}) &`,
+      printfBytes(Buffer.alloc(4)),
+      "exec cat >/dev/null",
+    ]);
+    const { media, drops } = supervise(child.binary, 50, 60_000);
+    try {
+      await media.start();
+      const got: string[] = [];
+      media.open((m) => got.push(m.kind === "disconnected" ? m.reason : m.kind));
+      await eventually(() => got.includes("media process exited"), 3000, "the session told");
+      assert.deepEqual(got, ["media process exited"]);
+      assert.deepEqual(drops, ["media_stream_corrupt"]);
+    } finally {
+      await media.close();
+      child.dispose();
+    }
+  });
 });

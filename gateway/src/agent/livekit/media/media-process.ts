@@ -232,7 +232,10 @@ export class MediaProcess {
       stderr.push(chunk.toString());
       if (stderr.length > 20) stderr.shift();
     });
+    // Set once the stream has lost its framing: what is still in the pipe is not frames.
+    let corrupted = false;
     child.stdout?.on("data", (chunk: Buffer) => {
+      if (corrupted) return;
       const { frames, corrupt } = splitter.push(chunk);
       for (const raw of frames) {
         const m = decodeFromMedia(raw.type, raw.session, raw.body);
@@ -271,6 +274,7 @@ export class MediaProcess {
         }
       }
       if (corrupt) {
+        corrupted = true;
         this.#options.events.drop("media_stream_corrupt");
         child.kill("SIGKILL");
       }
