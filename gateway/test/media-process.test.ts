@@ -288,4 +288,35 @@ describe("media process supervisor and process transport, with a stand-in child"
       child.dispose();
     }
   });
+
+  it("a transport left while its join waits for the media process to start leaves nothing open", async () => {
+    // Ready 300 ms after start: the join is waiting in start() when leave() comes.
+    const child = standInMedia(["sleep 0.3", printfBytes(READY), "exec cat >/dev/null"]);
+    const { media } = supervise(child.binary, 60_000, 180_000);
+    const handlers: RoomTransportHandlers = {
+      participantJoined() {},
+      participantLeft() {},
+      attributesChanged() {},
+      data() {},
+      text() {},
+      agentAudio() {},
+      disconnected() {},
+    };
+    try {
+      const t = new ProcessTransport({ url: "ws://unused", roomName: "r", token: "t" }, handlers, {
+        media,
+        pool: {} as OpusPool,
+        drop: () => {},
+        joinTimeoutMs: 1000,
+        leaveTimeoutMs: 500,
+      });
+      const joining = t.join();
+      await t.leave();
+      await assert.rejects(joining);
+      assert.equal(media.sessions, 0, "no session left open in the media process");
+    } finally {
+      await media.close();
+      child.dispose();
+    }
+  });
 });

@@ -91,6 +91,9 @@ export class ProcessTransport implements RoomTransport {
   async join(): Promise<void> {
     if (this.#gone) throw new Error("transport left");
     await this.#deps.media.start();
+    // leave() came while the media process was starting: it had no session to end, so none
+    // may be opened now (its joined would be ignored and nothing would leave the room).
+    if (this.#gone) throw new Error("transport left");
     const session = this.#deps.media.open((m) => this.#onFrame(m));
     if (session === undefined) throw new Error("media process not running");
     this.#session = session;
