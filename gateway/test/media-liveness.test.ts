@@ -49,4 +49,13 @@ describe("media process liveness", () => {
     assert.equal(l.tick(5000), undefined);
     assert.deepEqual(l.tick(6000), { kind: "hung", silentMs: 6000 });
   });
+
+  it("says whether a ping still waits for its answer", () => {
+    const l = new MediaLiveness(INTERVAL, HANG);
+    assert.equal(l.awaiting, false);
+    l.tick(0);
+    assert.equal(l.awaiting, true);
+    l.pong(1, 5);
+    assert.equal(l.awaiting, false);
+  });
 });

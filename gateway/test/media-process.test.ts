@@ -175,6 +175,7 @@ describe("media process supervisor and process transport, with a stand-in child"
     const drops: string[] = [];
     const hangs: number[] = [];
     const started: number[] = [];
+    const answers: number[] = [];
     const media = new MediaProcess({
       binary,
       threads: 1,
@@ -189,11 +190,24 @@ describe("media process supervisor and process transport, with a stand-in child"
         childCounts: () => {},
         exited: () => {},
         started: (pid) => started.push(pid),
-        answered: () => {},
+        answered: (ms) => answers.push(ms),
         hung: (ms) => hangs.push(ms),
       },
     });
-    return { media, drops, hangs, started };
+    return { media, drops, hangs, started, answers };
+  }
+
+  /** A session's handlers that note only how its room was lost. */
+  function handlersNotingLoss(lost: string[] = []): RoomTransportHandlers {
+    return {
+      participantJoined() {},
+      participantLeft() {},
+      attributesChanged() {},
+      data() {},
+      text() {},
+      agentAudio() {},
+      disconnected: (reason) => lost.push(reason),
+    };
   }
 
   it("a room lost in the same pipe read as its join's answer is reported, not swallowed", async () => {
@@ -211,15 +225,7 @@ describe("media process supervisor and process transport, with a stand-in child"
     ]);
     const { media } = supervise(child.binary, 60_000, 180_000);
     const lost: string[] = [];
-    const handlers: RoomTransportHandlers = {
-      participantJoined() {},
-      participantLeft() {},
-      attributesChanged() {},
-      data() {},
-      text() {},
-      agentAudio() {},
-      disconnected: (reason) => lost.push(reason),
-    };
+    const handlers = handlersNotingLoss(lost);
     try {
       await media.start();
       const t = new ProcessTransport({ url: "ws://unused", roomName: "r", token: "t" }, handlers, {
@@ -250,8 +256,8 @@ describe("media process supervisor and process transport, with a stand-in child"
     const { media, drops, hangs, started } = supervise(child.binary, PING_INTERVAL_MS, HANG_TIMEOUT_MS);
     try {
       await media.start();
-      // Both readies came in one write: read by now.
-      await new Promise((r) => setTimeout(r, 50));
+      // Both readies came in one write.
+      await eventually(() => drops.length === 1, 2000, "the second ready counted");
       await media.close();
       // Past the hang timeout: a probe left running would judge the gone child hung.
       await new Promise((r) => setTimeout(r, 3 * HANG_TIMEOUT_MS));
@@ -293,15 +299,7 @@ describe("media process supervisor and process transport, with a stand-in child"
     // Ready 300 ms after start: the join is waiting in start() when leave() comes.
     const child = standInMedia(["sleep 0.3", printfBytes(READY), "exec cat >/dev/null"]);
     const { media } = supervise(child.binary, 60_000, 180_000);
-    const handlers: RoomTransportHandlers = {
-      participantJoined() {},
-      participantLeft() {},
-      attributesChanged() {},
-      data() {},
-      text() {},
-      agentAudio() {},
-      disconnected() {},
-    };
+    const handlers = handlersNotingLoss();
     try {
       const t = new ProcessTransport({ url: "ws://unused", roomName: "r", token: "t" }, handlers, {
         media,
@@ -314,6 +312,55 @@ describe("media process supervisor and process transport, with a stand-in child"
       await t.leave();
       await assert.rejects(joining);
       assert.equal(media.sessions, 0, "no session left open in the media process");
+    } finally {
+      await media.close();
+      child.dispose();
+    }
+  });
+
+  it("a child slow to leave its rooms on close is not judged hung: pings stop with close()", async () => {
+    // It reads nothing, so it answers no ping and ignores its stdin's end: only the grace
+    // period's SIGKILL ends it, long after a ping would have been judged unanswered.
+    const child = standInMedia([printfBytes(READY), "exec sleep 30"]);
+    const { media, drops, hangs } = supervise(child.binary, 20, 200);
+    try {
+      await media.start();
+      await media.close(800);
+      assert.deepEqual(hangs, []);
+      assert.deepEqual(drops, []);
+    } finally {
+      child.dispose();
+    }
+  });
+
+  it("an answer left unread by a stall of the gateway's own loop keeps the child", async () => {
+    // Ping 1 goes 400 ms after ready (P); the child answers 800 ms after reading it. The
+    // gateway's loop is blocked from P+600 to P+1150, so the tick due at P+800 runs at P+1150:
+    // on time enough to judge (750 ms after the one before) and 1150 ms after the ping, past
+    // the hang timeout, with the answer waiting in the pipe.
+    const PONG_1 = fromMediaFrame(0x8c, 0, Buffer.from([1, 0, 0, 0]));
+    const child = standInMedia([
+      printfBytes(READY),
+      "head -c 13 >/dev/null", // ping 1: 9 bytes of header, its u32
+      "sleep 0.8",
+      printfBytes(PONG_1),
+      "exec cat >/dev/null",
+    ]);
+    const { media, hangs, answers } = supervise(child.binary, 400, 1000);
+    try {
+      await media.start();
+      const readyAt = performance.now();
+      await new Promise<void>((resolve) =>
+        setTimeout(() => {
+          while (performance.now() < readyAt + 1550) {
+            // the gateway's loop, blocked
+          }
+          resolve();
+        }, 1000),
+      );
+      await eventually(() => answers.length === 1, 2000, "the answer read");
+      assert.deepEqual(hangs, []);
+      assert.equal(media.running, true);
     } finally {
       await media.close();
       child.dispose();

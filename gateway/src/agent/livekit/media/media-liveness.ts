@@ -41,6 +41,11 @@ export class MediaLiveness {
     return { kind: "ping", seq: this.#seq };
   }
 
+  /** Whether a ping still waits for its answer. */
+  get awaiting(): boolean {
+    return this.#awaiting !== undefined;
+  }
+
   /**
    * The child's answer: its round trip in ms. One to an older ping (or none sent) changes
    * nothing: undefined.

@@ -188,15 +188,26 @@ export class MediaProcess {
   /** Pings the running child on a timer; kills it when it stops answering. */
   #watch(child: ChildProcess, liveness: MediaLiveness): NodeJS.Timeout {
     const timer = setInterval(() => {
+      // Closing: the child, its stdin ended, leaves its rooms and reads no more pings; close()
+      // bounds that itself.
+      if (this.#closed) {
+        clearInterval(timer);
+        return;
+      }
       const step = liveness.tick(performance.now());
       if (step?.kind === "ping") {
         // A control frame: written even when device audio is being refused for backlog.
         child.stdin?.write(encodeToMedia({ kind: "ping", session: 0, seq: step.seq }));
       } else if (step?.kind === "hung") {
-        clearInterval(timer);
-        this.#options.events.drop("media_hung");
-        this.#options.events.hung(Math.round(step.silentMs));
-        child.kill("SIGKILL");
+        // Timers run before the pipes are read: an answer that came during a stall of the
+        // gateway's own loop may wait unread. An immediate runs after this turn's reads.
+        setImmediate(() => {
+          if (this.#closed || !liveness.awaiting) return;
+          clearInterval(timer);
+          this.#options.events.drop("media_hung");
+          this.#options.events.hung(Math.round(step.silentMs));
+          child.kill("SIGKILL");
+        });
       }
     }, this.#options.pingIntervalMs);
     timer.unref();
