@@ -230,3 +230,57 @@ func TestAStreamShorterThanItsHeaderSaysIsAborted(t *testing.T) {
 		t.Fatalf("end %d, want TextAborted", end)
 	}
 }
+
+// sessionInRoom is a session joined to a room that is never connected, as Join leaves it,
+// so that Leave runs its whole course (disconnect, wait for the readers, Left).
+func sessionInRoom(out Out) (*Session, *lksdk.Room) {
+	s := &Session{id: 7, out: out, cancel: func() {}, joinDone: make(chan struct{}),
+		data: make(chan dataPacket, dataQueue), dataDone: make(chan struct{})}
+	close(s.joinDone)
+	go s.sendData()
+	r := roomWithTextHandler(s)
+	s.room = r
+	return s, r
+}
+
+// waitLeft reads the session's frames until Left, returning the Text frames before it.
+func waitLeft(t *testing.T, out *recordingOut, within time.Duration) []textFrame {
+	t.Helper()
+	var got []textFrame
+	deadline := time.After(within)
+	for {
+		select {
+		case frame := <-out.frames:
+			if frame[4] == ipc.Left {
+				return got
+			}
+			got = append(got, decodeText(t, frame))
+		case <-deadline:
+			t.Fatalf("no Left within %v (%d text frames before)", within, len(got))
+		}
+	}
+}
+
+// A second header for a stream already open: LiveKit's Rust SDK ignores it and the open
+// stream goes on (manager.rs, handle_header: "already open"). Upstream Go stored a new
+// reader under the same id, so the first reader left the SDK's map while its handler was
+// still reading it: neither the trailer nor the room's disconnect ever closed it, and
+// since a handler counts as a reader of its session, Leave never sent Left.
+func TestASecondHeaderForAnOpenStreamIsIgnored(t *testing.T) {
+	out := newRecordingOut()
+	s, r := sessionInRoom(out)
+
+	r.OnStreamHeader(textHeader("twice", nil), "agent-1")
+	r.OnStreamChunk(chunk("twice", 0, "one "))
+	r.OnStreamHeader(textHeader("twice", nil), "agent-1")
+	r.OnStreamChunk(chunk("twice", 1, "two"))
+	r.OnStreamTrailer(&livekit.DataStream_Trailer{StreamId: "twice"})
+
+	if text, end := textOf(streamOf(t, out)); text != "one two" || end != ipc.TextDone {
+		t.Fatalf("text %q end %d, want %q and TextDone", text, end, "one two")
+	}
+	go s.Leave()
+	if frames := waitLeft(t, out, 3*time.Second); len(frames) != 0 {
+		t.Fatalf("text frames after the stream ended: %+v", frames)
+	}
+}
