@@ -60,6 +60,12 @@ type Session struct {
 	// dataDone is closed when the data sender has sent (or dropped) everything queued.
 	dataDone    chan struct{}
 	lastPublish time.Time
+
+	// The SDK runs OnParticipantConnected and OnParticipantDisconnected each on a
+	// goroutine of its own, so they can come in either order; reported (under partMu), the
+	// participant passed up as joined under each identity, puts them back in the room's.
+	partMu   sync.Mutex
+	reported map[string]*lksdk.RemoteParticipant
 }
 
 type dataPacket struct {
@@ -88,14 +94,12 @@ func (s *Session) control(b *ipc.Builder) {
 	s.out.Control(f)
 }
 
-func (s *Session) join(ctx context.Context, url, token string) {
-	defer close(s.joinDone)
-	defer s.cancel()
+// newRoom is the session's room, not yet joined, whose events are passed up as frames.
+func (s *Session) newRoom() *lksdk.Room {
+	var r *lksdk.Room
 	cb := lksdk.NewRoomCallback()
-	cb.OnParticipantConnected = func(rp *lksdk.RemoteParticipant) { s.participantJoined(rp) }
-	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) {
-		s.control(ipc.NewFrame(ipc.ParticipantLeft, s.id).String(rp.Identity()))
-	}
+	cb.OnParticipantConnected = func(rp *lksdk.RemoteParticipant) { s.participantJoined(r, rp) }
+	cb.OnParticipantDisconnected = func(rp *lksdk.RemoteParticipant) { s.participantLeft(rp) }
 	cb.OnAttributesChanged = func(_ map[string]string, p lksdk.Participant) {
 		if _, remote := p.(*lksdk.RemoteParticipant); remote {
 			s.control(ipc.NewFrame(ipc.Attributes, s.id).String(p.Identity()).Map(p.Attributes()))
@@ -110,11 +114,17 @@ func (s *Session) join(ctx context.Context, url, token string) {
 		s.subscribed(track)
 	}
 	cb.OnDisconnectedWithReason = func(reason lksdk.DisconnectionReason) { s.lost(string(reason)) }
-
-	r := lksdk.NewRoom(cb)
+	r = lksdk.NewRoom(cb)
 	for _, topic := range TextTopics {
 		_ = r.RegisterTextStreamHandler(topic, s.textStream)
 	}
+	return r
+}
+
+func (s *Session) join(ctx context.Context, url, token string) {
+	defer close(s.joinDone)
+	defer s.cancel()
+	r := s.newRoom()
 	if err := r.JoinWithContextAndToken(ctx, url, token, lksdk.WithAutoSubscribe(true)); err != nil {
 		if s.isLeft() {
 			return
@@ -144,12 +154,44 @@ func (s *Session) join(ctx context.Context, url, token string) {
 	s.control(ipc.NewFrame(ipc.Joined, s.id).String(r.LocalParticipant.Identity()))
 	// Participants already in the room at join time get no connected callback.
 	for _, rp := range r.GetRemoteParticipants() {
-		s.participantJoined(rp)
+		s.participantJoined(r, rp)
 	}
 }
 
-func (s *Session) participantJoined(rp *lksdk.RemoteParticipant) {
-	s.control(ipc.NewFrame(ipc.ParticipantJoined, s.id).String(rp.Identity()).U8(byte(rp.Kind())).Map(rp.Attributes()))
+// participantJoined passes a participant up as joined, once, if it is still the room's
+// under its identity: one the SDK has already removed is passed up neither joined nor left
+// (participantLeft finds it not reported). Another one passed up under that identity is
+// gone (the SDK adds a participant only once the old one left its map), though its own
+// disconnect may not have come yet: its leave is passed up first.
+func (s *Session) participantJoined(r *lksdk.Room, rp *lksdk.RemoteParticipant) {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	id := rp.Identity()
+	if r.GetParticipantByIdentity(id) != rp {
+		return
+	}
+	if cur, ok := s.reported[id]; ok {
+		if cur == rp {
+			return
+		}
+		s.control(ipc.NewFrame(ipc.ParticipantLeft, s.id).String(id))
+	}
+	if s.reported == nil {
+		s.reported = map[string]*lksdk.RemoteParticipant{}
+	}
+	s.reported[id] = rp
+	s.control(ipc.NewFrame(ipc.ParticipantJoined, s.id).String(id).U8(byte(rp.Kind())).Map(rp.Attributes()))
+}
+
+// participantLeft passes a participant up as left if it was passed up as joined.
+func (s *Session) participantLeft(rp *lksdk.RemoteParticipant) {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	id := rp.Identity()
+	if s.reported[id] == rp {
+		delete(s.reported, id)
+		s.control(ipc.NewFrame(ipc.ParticipantLeft, s.id).String(id))
+	}
 }
 
 func (s *Session) isLeft() bool {
