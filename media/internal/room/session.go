@@ -45,11 +45,15 @@ type Session struct {
 	id  uint32
 	out Out
 
-	mu     sync.Mutex
-	room   *lksdk.Room
-	track  *lksdk.LocalTrack
-	left   bool
-	cancel context.CancelFunc
+	mu    sync.Mutex
+	room  *lksdk.Room
+	track *lksdk.LocalTrack
+	left  bool
+	// disconnected is set when Leave disconnects the room: a data packet still queued then
+	// is dropped (counted), since publishing on a closed room waits the SDK's connect
+	// timeout (15 s) each, which kept the session alive long after Left.
+	disconnected bool
+	cancel       context.CancelFunc
 	// joinDone is closed when the join goroutine has finished, joined or not.
 	joinDone chan struct{}
 	// readers are the goroutines reading remote tracks and text streams.
@@ -349,8 +353,12 @@ func (s *Session) sendData() {
 
 func (s *Session) publish(topic string, payload []byte) {
 	s.mu.Lock()
-	r := s.room
+	r, disconnected := s.room, s.disconnected
 	s.mu.Unlock()
+	if disconnected {
+		s.out.Count("data_after_leave")
+		return
+	}
 	if r == nil {
 		s.out.Count("data_before_joined")
 		return
@@ -395,6 +403,9 @@ func (s *Session) Leave() {
 	if since < leaveFlush {
 		time.Sleep(leaveFlush - since)
 	}
+	s.mu.Lock()
+	s.disconnected = true
+	s.mu.Unlock()
 	if r != nil {
 		r.Disconnect()
 	}

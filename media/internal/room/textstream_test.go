@@ -11,14 +11,19 @@ import (
 	"voicefleet/media/internal/ipc"
 )
 
-// recordingOut keeps a session's control frames for the test to read.
-type recordingOut struct{ frames chan []byte }
+// recordingOut keeps a session's control frames and counts for the test to read.
+type recordingOut struct {
+	frames chan []byte
+	counts chan string
+}
 
-func newRecordingOut() *recordingOut { return &recordingOut{frames: make(chan []byte, 1024)} }
+func newRecordingOut() *recordingOut {
+	return &recordingOut{frames: make(chan []byte, 1024), counts: make(chan string, 1024)}
+}
 
 func (o *recordingOut) Control(frame []byte)    { o.frames <- frame }
 func (o *recordingOut) Audio(frame []byte) bool { return true }
-func (o *recordingOut) Count(reason string)     {}
+func (o *recordingOut) Count(reason string)     { o.counts <- reason }
 
 // textFrame is a decoded Text frame.
 type textFrame struct {
