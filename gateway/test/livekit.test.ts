@@ -16,6 +16,7 @@ import { sweepGhostRooms } from "../src/agent/livekit/sweeper.ts";
 import { FakeAgentDispatcher } from "./support/fake-agent-dispatcher.ts";
 import type { FakeAgent } from "./support/fake-agents.ts";
 import { LIVEKIT_TRANSPORTS, liveKitEnv } from "./support/livekit-transports.ts";
+import { TestAgent } from "./support/room-participants.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 // rtc-node's native runtime is process-wide and keeps the process alive: release it once,
@@ -91,6 +92,25 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       device.listen("realtime");
       device.talk(1500);
       await eventually(() => agent.deviceEnergy > 300, 10_000, "device voice at the agent");
+    });
+
+    it("a second agent voice in the room is not heard, and is counted", async () => {
+      const { room } = await deviceWithAgent();
+      const gw = stack.gateways[0];
+      assert.ok(gw);
+      // The media process counts its own (media_ prefixed); which voice comes first to the
+      // gateway, the other is the one counted.
+      const event = transport === "process" ? "media_agent_track_ignored" : "agent_track_ignored";
+      const counted = async () =>
+        (await gw.metrics.agentEvents.get()).values.find((v) => v.labels.event === event)?.value ?? 0;
+      const before = await counted();
+      const second = new TestAgent();
+      try {
+        await second.join(lk, room);
+        await eventually(async () => (await counted()) > before, 10_000, `${event} counted`);
+      } finally {
+        await second.leave();
+      }
     });
 
     it("a device goodbye closes the session: the agent gets cleanup_request, and the room is deleted", async () => {

@@ -214,7 +214,8 @@ func (s *Session) lost(reason string) {
 	}
 }
 
-// subscribed forwards the first remote audio track's RTP until it ends.
+// subscribed forwards the first remote audio track's RTP until it ends; the next one
+// subscribed after that is read.
 func (s *Session) subscribed(track *webrtc.TrackRemote) {
 	if track.Kind() != webrtc.RTPCodecTypeAudio {
 		return
@@ -226,8 +227,15 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 		return
 	}
 	s.mu.Lock()
-	if s.reading || s.left {
+	if s.left {
 		s.mu.Unlock()
+		return
+	}
+	if s.reading {
+		// One agent voice a session: another audio track while one is read is not heard
+		// (counted; the rtc-node transport does the same).
+		s.mu.Unlock()
+		s.out.Count("agent_track_ignored")
 		return
 	}
 	s.reading = true

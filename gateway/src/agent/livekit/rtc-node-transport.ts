@@ -166,7 +166,13 @@ class RtcNodeTransport implements RoomTransport {
   }
 
   #onTrack(track: RemoteTrack): void {
-    if (track.kind !== TrackKind.KIND_AUDIO || this.#reader || this.#left) return;
+    if (track.kind !== TrackKind.KIND_AUDIO || this.#left) return;
+    // One agent voice a session: another audio track while one is read is not heard
+    // (counted; the media process does the same).
+    if (this.#reader) {
+      this.#events.drop("agent_track_ignored");
+      return;
+    }
     const reader = new AudioStream(track, { sampleRate: DOWN_RATE, numChannels: 1 }).getReader();
     this.#reader = reader;
     void (async () => {
