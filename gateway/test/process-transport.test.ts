@@ -1,7 +1,7 @@
 /**
  * The process transport's join against a stand-in media process (no child, no LiveKit): a
- * join frame that cannot be sent, or one the media process refuses, fails the join at once
- * instead of after the join timeout.
+ * join frame that cannot be sent, one the media process refuses, or one the transport left
+ * before its answer, fails the join at once instead of after the join timeout.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -91,5 +91,30 @@ describe("process transport join", () => {
       return undefined;
     });
     await transport(media).join();
+  });
+
+  it("a transport left while its join waits for joined fails the join at once", async () => {
+    let joinTaken: () => void = () => {};
+    const taken = new Promise<void>((resolve) => {
+      joinTaken = resolve;
+    });
+    const { media, handlers: open } = fakeMedia((m, reply) => {
+      if (m.kind === "join") joinTaken(); // taken, and not answered yet
+      if (m.kind === "leave") reply({ kind: "left", session: m.session });
+      return undefined;
+    });
+    const t = transport(media);
+    const joining = t.join().then(
+      () => "joined",
+      (err: Error) => err.message,
+    );
+    await taken;
+    await t.leave();
+    const outcome = await Promise.race([
+      joining,
+      new Promise((resolve) => setTimeout(() => resolve("still waiting after 1 s"), 1000).unref()),
+    ]);
+    assert.equal(outcome, "transport left");
+    assert.equal(open.size, 0, "the session is released");
   });
 });

@@ -158,6 +158,9 @@ export class ProcessTransport implements RoomTransport {
     if (this.#gone) return;
     this.#gone = true;
     this.#joined = false;
+    // A join still waiting for `joined` fails now rather than at its timeout: its answer
+    // would be ignored, and the participant is told to leave below.
+    this.#joinWait?.reject(new Error("transport left"));
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#jitter.reset();
