@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DeviceSession } from "../src/session/device-session.ts";
 import { SessionRegistry } from "../src/session/registry.ts";
-import { DEFAULT_SOURCE_LIMIT, SourceLimiter } from "../src/session/source-limiter.ts";
+import { DEFAULT_SOURCE_LIMIT, SourceLimiter, UdpSourceLimiter } from "../src/session/source-limiter.ts";
 
 function clock(start = 1000) {
   let t = start;
@@ -50,6 +50,23 @@ describe("SourceLimiter", () => {
     const limiter = new SourceLimiter({ ratePerSecond: 10, burst: 10, maxSources: 100 }, c.now);
     assert.equal(allowed(limiter, "10.0.0.1", 50), 10);
     assert.equal(allowed(limiter, "10.0.0.2", 5), 5);
+  });
+
+  it("a socket refused by its own bucket takes no token from its address's: its neighbours keep theirs", () => {
+    const c = clock();
+    const limiter = new UdpSourceLimiter(
+      {
+        perSocket: { ratePerSecond: 10, burst: 10, maxSources: 100 },
+        perAddress: { ratePerSecond: 100, burst: 100, maxSources: 100 },
+      },
+      c.now,
+    );
+    let flooder = 0;
+    for (let i = 0; i < 10_000; i++) if (limiter.allow("10.0.0.1", 4000)) flooder++;
+    assert.equal(flooder, 10);
+    let neighbour = 0;
+    for (let i = 0; i < 10; i++) if (limiter.allow("10.0.0.1", 4001)) neighbour++;
+    assert.equal(neighbour, 10);
   });
 
   it("stays within maxSources under a flood of spoofed addresses, forgetting the least recently seen", () => {

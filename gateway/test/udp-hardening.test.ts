@@ -256,6 +256,32 @@ describe("UDP hardening", () => {
     assert.deepEqual(device.stats.errors, {});
     await device.close();
   });
+
+  it("a flood from one socket on the device's own address is cut to its socket's bucket: the device is still heard", async () => {
+    const device = await echoingDevice();
+    device.talk(4000);
+    // A neighbour behind the same address (another port of 127.0.0.1), sending without a
+    // pause for 1.5 s: many times the address's whole rate.
+    const neighbour = await udpSocket("127.0.0.1");
+    const up0 = gw.metrics.framesUpTotal;
+    const sent0 = device.stats.framesSent;
+    const until = performance.now() + 1500;
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        for (let i = 0; i < 4; i++) neighbour.send(Buffer.alloc(10), gw.udpPort, "127.0.0.1");
+        if (performance.now() < until) setImmediate(tick);
+        else resolve();
+      };
+      tick();
+    });
+    const sent = device.stats.framesSent - sent0;
+    const heard = gw.metrics.framesUpTotal - up0;
+    neighbour.close();
+    // The neighbour's refused datagrams took none of the address's tokens: its socket's
+    // bucket (100/s) is all it can use, and the device's 17 frames a second all pass.
+    assert.ok(heard >= sent - 3, `${heard} of the device's ${sent} frames taken during the flood`);
+    await device.close();
+  });
 });
 
 describe("UDP hardening, Opus passed through undecoded (pushOpus, as the LiveKit media bridge)", () => {

@@ -81,6 +81,25 @@ export class SourceLimiter {
 
   /** True if a packet from `address` may be processed (and takes its token). */
   allow(address: string): boolean {
+    const bucket = this.#refresh(address);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  /** True if `address` has a token now; takes none (`take` does, once both limits agree). */
+  has(address: string): boolean {
+    return this.#refresh(address).tokens >= 1;
+  }
+
+  /** Takes the token `has` just saw. */
+  take(address: string): void {
+    const bucket = this.#buckets.get(address);
+    if (bucket) bucket.tokens -= 1;
+  }
+
+  /** The address's bucket, brought up to date and made the most recently seen. */
+  #refresh(address: string): Bucket {
     const now = this.#now();
     let bucket = this.#buckets.get(address);
     if (bucket) {
@@ -98,9 +117,7 @@ export class SourceLimiter {
       bucket = { tokens: this.#burst, at: now };
     }
     this.#buckets.set(address, bucket);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+    return bucket;
   }
 
   /** Addresses tracked now (never above `maxSources`). */
@@ -126,9 +143,14 @@ export class UdpSourceLimiter {
 
   /**
    * True if a datagram from `address`:`port` may be processed. A datagram refused by its
-   * address's bucket takes no token from its socket's.
+   * address's bucket takes no token from its socket's, and one refused by its socket's
+   * takes none from its address's: a socket flooding past its own bucket must not empty
+   * the bucket the other devices behind its address share.
    */
   allow(address: string, port: number): boolean {
-    return this.#address.allow(address) && this.#socket.allow(`${address}:${port}`);
+    if (!this.#address.has(address)) return false;
+    if (!this.#socket.allow(`${address}:${port}`)) return false;
+    this.#address.take(address);
+    return true;
   }
 }
