@@ -4,8 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { AgentFactory, AgentSink } from "../src/agent/agent-bridge.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
-import { MINIMAL_HELLO, replyTarget, startCore } from "./support/core.ts";
+import { MINIMAL_HELLO, nullAgent, replyTarget, startCore } from "./support/core.ts";
 import { ManualTimers } from "./support/manual-timers.ts";
 
 const CLIENT = "GID_test@@@02_00_00_00_00_07@@@u7";
@@ -20,14 +21,15 @@ describe("session timers on an injected clock", () => {
   });
 
   /** A core with one session of CLIENT; idle 1 s, at most 5 s. */
-  const oneSession = () => {
+  const oneSession = (agentFactory: AgentFactory = nullAgent) => {
     const timers = new ManualTimers();
-    const replies: { type?: string; session_id?: string; reason?: string }[] = [];
+    const replies: { type?: string; session_id?: string; reason?: string; state?: string }[] = [];
     const core = startCore({
       pool,
       idleTimeoutMs: 1000,
       maxSessionMs: 5000,
       startTimer: timers.start,
+      agentFactory,
       publish: (topic, payload) => {
         if (replyTarget(topic) === CLIENT) replies.push(JSON.parse(payload));
       },
@@ -44,7 +46,8 @@ describe("session timers on an injected clock", () => {
       await core.gateway.drain();
       core.metrics.stop();
     };
-    return { ...core, timers, sessionId, listen, goodbye, stop };
+    const tts = () => replies.filter((r) => r.type === "tts").map((r) => r.state);
+    return { ...core, timers, sessionId, listen, goodbye, tts, stop };
   };
 
   it("an idle session closes at the idle timeout, not before, with a goodbye", async () => {
@@ -69,6 +72,32 @@ describe("session timers on an injected clock", () => {
       s.timers.advance(800);
       assert.equal(s.gateway.sessions.size, 1);
       s.timers.advance(200);
+      assert.equal(s.gateway.sessions.size, 0);
+      assert.equal(s.metrics.closes().inactivity_timeout, 1);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("a session whose agent is speaking is not idle: the idle timeout counts from the turn's end", async () => {
+    // Firmware outside realtime mode sends nothing while it plays (Speaking), so a reply
+    // longer than the idle timeout (a story) must not be cut off by a goodbye.
+    let agent: AgentSink | undefined;
+    const s = oneSession((_info, sink) => {
+      agent = sink;
+      return nullAgent(_info, sink);
+    });
+    try {
+      assert.ok(agent);
+      agent.speechStart("once upon a time");
+      s.timers.advance(2500);
+      assert.equal(s.gateway.sessions.size, 1, "open through a turn longer than the idle timeout");
+      s.timers.advance(500);
+      agent.speechEnd();
+      assert.deepEqual(s.tts(), ["start", "stop"]);
+      s.timers.advance(999);
+      assert.equal(s.gateway.sessions.size, 1);
+      s.timers.advance(1);
       assert.equal(s.gateway.sessions.size, 0);
       assert.equal(s.metrics.closes().inactivity_timeout, 1);
     } finally {

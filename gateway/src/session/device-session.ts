@@ -87,7 +87,11 @@ export class DeviceSession {
       metrics: deps.metrics,
       remote: () => this.#upstream.remote,
       sendUdp: (d, to) => deps.sendUdp(d, to),
-      sendTts: (state, text) => this.#publish(ttsMessage(sessionId, state, text)),
+      sendTts: (state, text) => {
+        // The device has just heard its last from us: idle counts from the turn's end.
+        if (state === "stop") this.#idleTimer.refresh();
+        this.#publish(ttsMessage(sessionId, state, text));
+      },
       startTimer: deps.startTimer,
     });
     this.#agent = deps.agentFactory(
@@ -210,6 +214,13 @@ export class DeviceSession {
    */
   async #inactive(): Promise<void> {
     if (this.#state === "closed" || this.#farewell) return;
+    // Not idle while the agent speaks: the device, playing, sends nothing (firmware in auto
+    // mode turns its microphone off while Speaking), and a reply longer than the timeout
+    // (a story) would be cut off by a goodbye. Idle counts again from the turn's end.
+    if (this.#downstream.speaking) {
+      this.#idleTimer.refresh();
+      return;
+    }
     this.#farewell = true;
     if (this.#agent.farewell) {
       let cap: NodeJS.Timeout | undefined;

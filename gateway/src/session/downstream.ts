@@ -83,6 +83,11 @@ export class Downstream {
     this.#startedAt = this.#now();
   }
 
+  /** A turn is open: from its `tts start` until its `tts stop` (or an abort). */
+  get speaking(): boolean {
+    return this.#speaking;
+  }
+
   speechStart(text?: string): void {
     if (this.#closed) return;
     this.#ending = false;

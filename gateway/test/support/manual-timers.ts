@@ -5,6 +5,8 @@ interface Pending {
   dueAt: number;
   readonly ms: number;
   readonly fire: () => void;
+  /** Due to fire: false once it has fired, until a refresh re-arms it (as Node's does). */
+  armed: boolean;
   cancelled: boolean;
 }
 
@@ -16,11 +18,12 @@ export class ManualTimers {
   readonly now = (): number => this.#now;
 
   readonly start: StartTimer = (ms, fire): SessionTimer => {
-    const t: Pending = { dueAt: this.#now + ms, ms, fire, cancelled: false };
+    const t: Pending = { dueAt: this.#now + ms, ms, fire, armed: true, cancelled: false };
     this.#timers.push(t);
     return {
       refresh: () => {
         t.dueAt = this.#now + t.ms;
+        t.armed = true;
       },
       cancel: () => {
         t.cancelled = true;
@@ -28,16 +31,16 @@ export class ManualTimers {
     };
   };
 
-  /** Moves the clock on, firing (once each) the timers that fall due, in order. */
+  /** Moves the clock on, firing the timers that fall due, in order (each once, unless re-armed). */
   advance(ms: number): void {
     const end = this.#now + ms;
     for (;;) {
       const due = this.#timers
-        .filter((t) => !t.cancelled && t.dueAt <= end)
+        .filter((t) => t.armed && !t.cancelled && t.dueAt <= end)
         .sort((a, b) => a.dueAt - b.dueAt)[0];
       if (!due) break;
       this.#now = due.dueAt;
-      due.cancelled = true;
+      due.armed = false;
       due.fire();
     }
     this.#now = end;
