@@ -62,7 +62,9 @@ async function openBridge() {
     speechStart: () => sink.push("tts start"),
     audio: () => sink.push("audio"),
     speechEnd: () => sink.push("tts stop"),
-    sendToDevice: (m) => sink.push(`device ${String(m.type)}`),
+    // Serialised as the gateway publishes it (session/gateway.ts), so a message it could
+    // not publish fails here as there.
+    sendToDevice: (m) => sink.push(`device ${String((JSON.parse(JSON.stringify(m)) as JsonObject).type)}`),
     // As the session does: its close closes the bridge.
     endSession: (reason) => {
       sink.push(`end ${reason}`);
@@ -169,6 +171,26 @@ describe("tool calls at close", () => {
     const answer = sent.find((m) => m.type === "mcp") as { request_id: string; payload: JsonObject };
     assert.equal(answer.request_id, "req_1");
     assert.equal((answer.payload.error as { code: number }).code, -32000);
+  });
+});
+
+describe("bad tool calls", () => {
+  it("arguments nested too deep to publish are dropped and counted, not lost unanswered", async () => {
+    const { bridge, room, agent, sink, sent, drops } = await openBridge();
+    room.participantJoined(agent());
+    // Fits the 16 KiB limit, but nests deeper than JSON.stringify can go.
+    const depth = 8100;
+    const raw = `{"type":"function_call","request_id":"req_1","function_call":{"name":"x","arguments":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}}`;
+    assert.ok(raw.length < 16 * 1024);
+    room.data(Buffer.from(raw), "mcp_function_call", AGENT);
+    await settled();
+    assert.deepEqual(sink, []);
+    assert.deepEqual(drops, ["agent_data_bad_function_call"]);
+    await bridge.close();
+    assert.deepEqual(
+      sent.map((m) => m.type),
+      ["cleanup_request"],
+    );
   });
 });
 

@@ -99,6 +99,17 @@ describe("MCP calls", () => {
   });
 });
 
+describe("MCP calls that cannot be sent", () => {
+  it("resolve at once with an error and hold no place", async () => {
+    const calls = new McpCalls(4, 60_000);
+    const r = await calls.call("x", {}, () => {
+      throw new RangeError("Maximum call stack size exceeded");
+    });
+    assert.equal((r.error as { code: number }).code, -32000);
+    assert.equal(calls.pending, 0);
+  });
+});
+
 describe("tool calls on the device", () => {
   /** A device that answers status with `volume` and accepts set_volume. */
   function device(calls: JsonObject[], volume: number) {

@@ -48,7 +48,15 @@ export class McpCalls {
         resolve(errorPayload(id, "device did not answer in time"));
       }, this.#timeoutMs);
       this.#pending.set(id, { resolve, timer });
-      send({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+      try {
+        send({ jsonrpc: "2.0", id, method: "tools/call", params: { name, arguments: args } });
+      } catch {
+        // A call that never left is answered at once: the agent still gets its answer, and
+        // its place and timer are not held for the timeout.
+        this.#pending.delete(id);
+        clearTimeout(timer);
+        resolve(errorPayload(id, "could not send the call to the device"));
+      }
     });
   }
 

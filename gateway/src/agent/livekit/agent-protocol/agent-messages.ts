@@ -126,7 +126,7 @@ function parseFunctionCall(v: Record<string, unknown>): Parsed {
       return { error: "bad_function_call" };
     }
   }
-  if (!isObject(args)) return { error: "bad_function_call" };
+  if (!isObject(args) || !withinDepth(args)) return { error: "bad_function_call" };
   return { type: "function_call", name: fc.name, arguments: args as JsonObject, requestId: requestId(v) };
 }
 
@@ -139,6 +139,7 @@ function parseDeviceControl(v: Record<string, unknown>): Parsed {
   for (const [k, value] of Object.entries(v)) {
     if (k !== "type" && k !== "action" && k !== "request_id" && k !== "timestamp") args[k] = value;
   }
+  if (!withinDepth(args)) return { error: "bad_device_control" };
   // BUNNY accepts `value` for the volume too.
   if (name === "self_set_volume" && args.volume === undefined && args.value !== undefined)
     args.volume = args.value;
@@ -152,6 +153,24 @@ function requestId(v: Record<string, unknown>): string | undefined {
 
 function validName(name: string): boolean {
   return name.length > 0 && name.length <= 128 && /^[A-Za-z0-9_.-]+$/.test(name);
+}
+
+/**
+ * Tool arguments are flat (device-protocol.md 5.3). JSON.parse takes any depth, but
+ * JSON.stringify, which publishes them to the device, overflows the stack at a few thousand
+ * levels: 16 KiB of brackets is enough, and that call then failed unanswered and uncounted.
+ */
+export const MAX_ARGUMENT_DEPTH = 32;
+
+function withinDepth(v: unknown): boolean {
+  let level: unknown[] = [v];
+  for (let depth = 0; level.length > 0; depth++) {
+    if (depth > MAX_ARGUMENT_DEPTH) return false;
+    const next: unknown[] = [];
+    for (const x of level) if (typeof x === "object" && x !== null) next.push(...Object.values(x));
+    level = next;
+  }
+  return true;
 }
 
 function clip(text: string): string {
