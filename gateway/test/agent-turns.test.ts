@@ -139,6 +139,19 @@ describe("turn framing, late signals", () => {
     assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
   });
 
+  it("the long silence still ends it when the agent's message state is stale (its debounce)", () => {
+    const t = new Turns();
+    // A and B send their state as a message too; a change within 350 ms of the last one
+    // sent is dropped, so after a short reply the message state is left at speaking.
+    t.agentState("message", "speaking", 0);
+    t.agentState("attribute", "speaking", 0);
+    t.audio(true, 10);
+    t.agentState("attribute", "listening", 200);
+    t.tick(200 + END_GRACE_MS);
+    assert.deepEqual(t.speechCreated("", 1500), [{ kind: "start", text: undefined }]);
+    assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
+  });
+
   it("a speech_created before any voice waits while the agent still says speaking", () => {
     const t = new Turns();
     t.agentState("attribute", "speaking", 0);

@@ -13,8 +13,9 @@
  *   agent that has never sent a signal gets today's guess: FALLBACK_SILENCE_MS of silence
  *   ends its turn. One that has, but whose end signal was lost (Agent A's 350 ms debounce
  *   drops quick changes), ends after SIGNALLED_SILENCE_MS of silence; so does a turn that
- *   a signal opened but no voice followed while no source still says `speaking` (a
- *   `speech_created` that arrived after the state had already moved on).
+ *   a signal opened but no voice followed while the agent no longer says `speaking` (its
+ *   attribute; its message only if it sets none): a `speech_created` that arrived after
+ *   the state had already moved on.
  * - A device abort closes the gate: no agent audio reaches the device until the agent
  *   starts a new turn by a signal (or, for a signal-less agent, after it has been quiet for
  *   FALLBACK_SILENCE_MS, i.e. the interrupted reply has stopped).
@@ -148,9 +149,14 @@ export class Turns {
     return undefined;
   }
 
+  /**
+   * Whether the agent still says it is speaking. The attribute, once seen, is the word that
+   * counts: it is never debounced, while the message's debounce (350 ms) drops the change
+   * out of a short reply and leaves the message at `speaking` for good, which held a
+   * voiceless turn open with no deadline.
+   */
   #anySpeaking(): boolean {
-    for (const state of this.#lastState.values()) if (state === "speaking") return true;
-    return false;
+    return (this.#lastState.get("attribute") ?? this.#lastState.get("message")) === "speaking";
   }
 
   #tickGate(now: number): void {
