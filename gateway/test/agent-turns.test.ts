@@ -152,6 +152,17 @@ describe("turn framing, late signals", () => {
     assert.deepEqual(t.tick(1500 + SIGNALLED_SILENCE_MS), [{ kind: "end", by: "silence" }]);
   });
 
+  it("a repeated lk.agent.state value (another attribute changed) says nothing", () => {
+    const t = new Turns();
+    t.agentState("attribute", "thinking", 0);
+    // speech_created overtakes the attribute's change into speaking.
+    assert.deepEqual(t.speechCreated("hi", 100), [{ kind: "start", text: "hi" }]);
+    // The transports pass the full attribute set on any change: the state is repeated.
+    assert.deepEqual(t.agentState("attribute", "thinking", 500), []);
+    assert.deepEqual(t.agentState("attribute", "speaking", 600), [], "one turn, framed once");
+    assert.equal(t.speaking, true);
+  });
+
   it("a speech_created before any voice waits while the agent still says speaking", () => {
     const t = new Turns();
     t.agentState("attribute", "speaking", 0);

@@ -66,8 +66,11 @@ export class Turns {
     this.#signalled = true;
     const previous = this.#lastState.get(source);
     this.#lastState.set(source, state);
+    // A repeat says nothing new. The attribute comes as the full set on any attribute's
+    // change, so its value repeats while the agent is in the same state; a repeated
+    // non-speaking value ended a turn that speech_created or voice had opened ahead of it.
+    if (previous === state && (state === "speaking" || source === "attribute")) return [];
     if (state === "speaking") {
-      if (previous === "speaking") return []; // a repeat says nothing new
       this.#gated = false;
       return this.#begin(now, undefined);
     }
