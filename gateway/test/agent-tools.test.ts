@@ -163,6 +163,27 @@ describe("tool calls on the device", () => {
     );
   });
 
+  it("a volume read that failed sets nothing: the steps get its error, not a guess", async () => {
+    // The device at volume 30 fails its status read (here an error answer; a timeout or
+    // McpCalls' overload answer alike): a volume *down* must not set it to 70 - 10.
+    const t = tools((mcp, sent) => (payload) => {
+      sent.push(payload);
+      const error = { code: -32603, message: "busy" };
+      setImmediate(() => mcp.answer({ jsonrpc: "2.0", id: payload.id ?? 0, error }));
+    });
+    t.calls.call("self_volume_down", {}, "req_1");
+    t.timers.advance(VOLUME_DEBOUNCE_MS);
+    for (let i = 0; i < 50 && t.answers.length < 1; i++) await settled();
+    assert.deepEqual(
+      t.sent.map((p) => (p.params as { name: string }).name),
+      ["self.get_device_status"],
+      "no set_volume after a failed read",
+    );
+    assert.equal(t.answers.length, 1);
+    assert.equal(t.answers[0]?.[0], "req_1");
+    assert.ok(t.answers[0]?.[1].error !== undefined, "the step is answered with an error");
+  });
+
   it("a batch goes VOLUME_DEBOUNCE_MS after its first step: later steps do not push it back", async () => {
     const t = tools();
     t.calls.call("self_volume_up", {}, "req_1");

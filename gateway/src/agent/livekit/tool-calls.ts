@@ -20,7 +20,7 @@ import {
 } from "./agent-protocol/tools.ts";
 import { errorPayload, type McpCalls } from "./mcp-calls.ts";
 
-/** The volume assumed when the device does not report one (xiaozhi's default is 70). */
+/** The volume assumed when the device answers its status without one (xiaozhi's default is 70). */
 const UNKNOWN_VOLUME = 70;
 
 export interface ToolCallPorts {
@@ -119,6 +119,9 @@ export class ToolCalls {
     if (current === undefined) {
       const status = await this.#device(GET_STATUS_TOOL, {});
       if (this.#closeReason !== undefined) return answerAll(errorPayload(null, this.#closeReason));
+      // A read that failed (timeout, overload, the device's error) tells nothing of the
+      // volume: a step set from the guess below could turn a "quieter" into a jump up.
+      if (status.error !== undefined) return answerAll(status);
       current = volumeFromStatus(status) ?? UNKNOWN_VOLUME;
     }
     answerAll(await this.#device(SET_VOLUME_TOOL, { volume: clampVolume(current + delta) }));
