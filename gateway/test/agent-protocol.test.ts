@@ -241,6 +241,18 @@ describe("lk.transcription", () => {
     });
   });
 
+  it("a refused stream shows nothing, even when a place frees before its end", () => {
+    const t = new Transcriptions("me");
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++)
+      t.chunk({ ...base, streamId: `s${i}`, from: "agent-x", text: "x", done: false });
+    const late = { ...base, streamId: "late", from: "agent-x" };
+    assert.equal(t.chunk({ ...late, text: "Turn the light ", done: false }).ok, false);
+    t.chunk({ ...base, streamId: "s0", from: "agent-x", text: "", done: true });
+    // Its first words went with the refused chunk: what is left is not the sentence.
+    t.chunk({ ...late, text: "off now.", done: false });
+    assert.deepEqual(t.chunk({ ...late, text: "", done: true }), { ok: true, out: undefined });
+  });
+
   it("a stream that failed (done, aborted) gives no output", () => {
     const t = new Transcriptions("me");
     t.chunk({ ...base, streamId: "a", from: "agent-x", text: "Hello th", done: false });

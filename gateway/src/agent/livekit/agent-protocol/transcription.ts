@@ -19,9 +19,18 @@ export type TranscriptionResult =
   | { readonly ok: true; readonly out: DeviceText | undefined }
   | { readonly ok: false; readonly reason: "too_many_streams" };
 
+/** Refused streams remembered until their end (oldest forgotten first beyond this). */
+const MAX_REFUSED_STREAMS = 64;
+
 export class Transcriptions {
   readonly #self: string;
   readonly #open = new Map<string, string>();
+  /**
+   * Streams refused at their first chunk: the rest of one is ignored, or a place freed
+   * before its end took its later chunks as a new stream and showed the text without its
+   * beginning.
+   */
+  readonly #refused = new Set<string>();
 
   /** `self`: the gateway's own participant identity in the room (the device). */
   constructor(self: string) {
@@ -29,13 +38,20 @@ export class Transcriptions {
   }
 
   chunk(c: TextStreamChunk): TranscriptionResult {
+    if (this.#refused.has(c.streamId)) {
+      if (c.done) this.#refused.delete(c.streamId);
+      return { ok: true, out: undefined };
+    }
     if (c.aborted) {
       this.#open.delete(c.streamId);
       return { ok: true, out: undefined };
     }
     let text = this.#open.get(c.streamId);
     if (text === undefined) {
-      if (this.#open.size >= MAX_OPEN_STREAMS) return { ok: false, reason: "too_many_streams" };
+      if (this.#open.size >= MAX_OPEN_STREAMS) {
+        if (!c.done) this.#refuse(c.streamId);
+        return { ok: false, reason: "too_many_streams" };
+      }
       text = "";
     }
     if (text.length < MAX_TEXT_CHARS) text = (text + c.text).slice(0, MAX_TEXT_CHARS);
@@ -55,5 +71,14 @@ export class Transcriptions {
 
   clear(): void {
     this.#open.clear();
+    this.#refused.clear();
+  }
+
+  #refuse(streamId: string): void {
+    if (this.#refused.size >= MAX_REFUSED_STREAMS) {
+      const oldest = this.#refused.values().next().value;
+      if (oldest !== undefined) this.#refused.delete(oldest);
+    }
+    this.#refused.add(streamId);
   }
 }
