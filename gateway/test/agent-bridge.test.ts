@@ -10,6 +10,7 @@ import { describe, it } from "node:test";
 import type { RoomServiceClient } from "livekit-server-sdk";
 import type { AgentSink } from "../src/agent/agent-bridge.ts";
 import { AFTER_GOODBYE_MS } from "../src/agent/livekit/agent-protocol/farewell.ts";
+import { GREETING_WAIT_MS } from "../src/agent/livekit/agent-protocol/greeting.ts";
 import { AGENT_GONE_GRACE_MS, LiveKitBridge } from "../src/agent/livekit/bridge.ts";
 import type {
   RemoteParticipantInfo,
@@ -25,16 +26,25 @@ const AGENT = "agent-AJ_test";
 /** Lets the promise callbacks queued so far run. */
 const settled = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** One bridge in a fake room; `sink` lists what the device side was asked to do, in order. */
-async function openBridge() {
+/**
+ * One bridge in a fake room; `sink` lists what the device side was asked to do, in order.
+ * `join`: the transport's join resolves with it (the bridge is then returned before it has).
+ */
+async function openBridge(options: { join?: Promise<void> } = {}) {
   const timers = new ManualTimers();
+  /** Timers the bridge started; past 1000 they never fire, so a timer loop cannot hang a test. */
+  let timerStarts = 0;
+  const startTimer: typeof timers.start = (ms, fire) => {
+    timerStarts++;
+    return timers.start(ms, timerStarts > 1000 ? () => {} : fire);
+  };
   const sink: string[] = [];
   /** The data messages the bridge sent the agent, parsed. */
   const sent: JsonObject[] = [];
   const drops: string[] = [];
   let handlers: RoomTransportHandlers | undefined;
   const transport: RoomTransport = {
-    join: async () => {},
+    join: () => options.join ?? Promise.resolve(),
     pushPcm: () => {},
     sendData: async (payload) => {
       sent.push(JSON.parse(Buffer.from(payload).toString("utf8")) as JsonObject);
@@ -82,10 +92,11 @@ async function openBridge() {
         return transport;
       },
       now: timers.now,
-      startTimer: timers.start,
+      startTimer,
     },
   );
-  await bridge.ready;
+  if (options.join) await settled();
+  else await bridge.ready;
   assert.ok(handlers, "the bridge opened its transport");
   const room = handlers;
   const agent = (attributes: Record<string, string> = {}): RemoteParticipantInfo => ({
@@ -93,7 +104,7 @@ async function openBridge() {
     kind: "agent",
     attributes,
   });
-  return { bridge, room, agent, timers, sink, sent, drops };
+  return { bridge, room, agent, timers, sink, sent, drops, timerStarts: () => timerStarts };
 }
 
 describe("the agent leaving the room", () => {
@@ -151,6 +162,26 @@ describe("the goodbye before an inactivity close", () => {
     await settled();
     assert.equal(done, true);
     await farewell;
+  });
+});
+
+describe("the greeting", () => {
+  it("an agent seen before the join completes: the greeting waits for the join, no timer loop", async () => {
+    let joined = () => {};
+    const join = new Promise<void>((resolve) => {
+      joined = resolve;
+    });
+    const { bridge, room, agent, timers, sent, timerStarts } = await openBridge({ join });
+    // Both transports can report a participant while their join is still publishing.
+    room.participantJoined(agent({ "lk.agent.state": "listening" }));
+    timers.advance(GREETING_WAIT_MS + 1000);
+    assert.ok(timerStarts() < 10, `${timerStarts()} timers started`);
+    joined();
+    await bridge.ready;
+    assert.deepEqual(
+      sent.map((m) => m.type),
+      ["device_info", "agent_ready"],
+    );
   });
 });
 

@@ -357,7 +357,8 @@ export class LiveKitBridge implements AgentBridge {
     if (this.#closed) return;
     const deadlines = [
       this.#turns.nextDeadline(),
-      this.#greeting.nextDeadline(),
+      // Not before the join (joined() checks it): a past deadline re-armed 0 ms timers till then.
+      this.#room.connected ? this.#greeting.nextDeadline() : undefined,
       this.#farewell?.state.nextDeadline(),
       this.#agentGoneAt === undefined ? undefined : this.#agentGoneAt + AGENT_GONE_GRACE_MS,
     ];
