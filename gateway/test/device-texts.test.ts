@@ -34,6 +34,14 @@ describe("what the device is shown of the conversation", () => {
     assert.deepEqual(t.chunk(chunk("u1", DEVICE, "turn on the light", true), 2000), {});
   });
 
+  it("the message's transcript is trimmed as the stream's is: whitespace does not defeat the repeat check", () => {
+    const t = new DeviceTexts(DEVICE);
+    // Whisper-style STT transcripts start with a space; the stream's text is trimmed.
+    assert.deepEqual(t.stt(" turn on the light", 1000), { show: { kind: "stt", text: "turn on the light" } });
+    assert.deepEqual(t.chunk(chunk("u1", DEVICE, " turn on the light", true), 2000), {});
+    assert.deepEqual(t.stt("  ", 3000), {}, "an empty transcript shows nothing, as an empty stream");
+  });
+
   it("the same words said again after the repeat window are shown again", () => {
     const t = new DeviceTexts(DEVICE);
     t.stt("yes", 0);

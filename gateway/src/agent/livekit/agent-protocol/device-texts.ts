@@ -34,9 +34,13 @@ export class DeviceTexts {
     return { show: r.out };
   }
 
-  /** A final transcript of what the user said. */
-  stt(text: string, now: number): DeviceTextResult {
-    if (repeatsRecent(this.#lastStt, text, now)) return {};
+  /**
+   * A final transcript of what the user said. Trimmed, as a stream's text is: the same
+   * transcript by message and by stream is then one text for the repeat check.
+   */
+  stt(transcript: string, now: number): DeviceTextResult {
+    const text = transcript.trim();
+    if (text.length === 0 || repeatsRecent(this.#lastStt, text, now)) return {};
     this.#lastStt = { text, at: now };
     return { show: { kind: "stt", text } };
   }
