@@ -238,6 +238,9 @@ for (const transport of LIVEKIT_TRANSPORTS) {
 
     it("an inactive session lets the agent say goodbye (end_prompt) before the device is told goodbye", async () => {
       const { device, agent } = await session("B", true);
+      // Idle counts from the greeting's tts stop (the device sends nothing while it plays;
+      // session-timers.test.ts times it): the farewell comes the idle timeout after that.
+      await greeted(device);
       const bye = device.waitForMessage((m) => m.type === "goodbye", IDLE_TIMEOUT_MS + 15_000);
       await agent.waitFor((m) => m.type === "end_prompt", IDLE_TIMEOUT_MS + 5000);
       const goodbye = await bye;
