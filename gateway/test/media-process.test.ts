@@ -15,13 +15,40 @@ import { processAlive } from "../../tools/sim/process-alive.ts";
 import { type FromMedia, MEDIA_PROTOCOL_VERSION } from "../src/agent/livekit/media/ipc-codec.ts";
 import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
-import type { RoomTransportHandlers } from "../src/agent/livekit/room-transport.ts";
 import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
 import type { OpusPool } from "../src/audio/opus-pool.ts";
+import { handlersNotingLoss } from "./support/room-handlers.ts";
 import { eventually } from "./support/stack.ts";
 import { fromMediaFrame, ipcString, printfBytes, standInMedia } from "./support/stand-in-media.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** A supervisor of `binary` that records what it reports; it restarts nothing within a test. */
+function supervise(binary: string, pingIntervalMs: number, hangTimeoutMs: number) {
+  const drops: string[] = [];
+  const hangs: number[] = [];
+  const started: number[] = [];
+  const answers: number[] = [];
+  const media = new MediaProcess({
+    binary,
+    threads: 1,
+    maxBacklogBytes: 1 << 20,
+    restartDelayMs: 60_000,
+    maxRestartDelayMs: 60_000,
+    readyTimeoutMs: 5000,
+    pingIntervalMs,
+    hangTimeoutMs,
+    events: {
+      drop: (r) => drops.push(r),
+      childCounts: () => {},
+      exited: () => {},
+      started: (pid) => started.push(pid),
+      answered: (ms) => answers.push(ms),
+      hung: (ms) => hangs.push(ms),
+    },
+  });
+  return { media, drops, hangs, started, answers };
+}
 
 describe("media process supervisor", () => {
   let media: MediaProcess;
@@ -135,25 +162,7 @@ describe("media process supervisor", () => {
       printfBytes(fromMediaFrame(0x80, 0, ipcString("voice-media 0"))),
       "exec cat",
     ]);
-    const staleDrops: string[] = [];
-    const stale = new MediaProcess({
-      binary,
-      threads: 1,
-      maxBacklogBytes: 1 << 20,
-      restartDelayMs: 60_000,
-      maxRestartDelayMs: 60_000,
-      readyTimeoutMs: 5000,
-      pingIntervalMs: 1000,
-      hangTimeoutMs: 3000,
-      events: {
-        drop: (r) => staleDrops.push(r),
-        childCounts: () => {},
-        exited: () => {},
-        started: () => {},
-        answered: () => {},
-        hung: () => {},
-      },
-    });
+    const { media: stale, drops: staleDrops } = supervise(binary, 1000, 3000);
     try {
       await assert.rejects(
         stale.start(),
@@ -170,45 +179,6 @@ describe("media process supervisor", () => {
 
 describe("media process supervisor and process transport, with a stand-in child", () => {
   const READY = fromMediaFrame(0x80, 0, ipcString(MEDIA_PROTOCOL_VERSION));
-
-  function supervise(binary: string, pingIntervalMs: number, hangTimeoutMs: number) {
-    const drops: string[] = [];
-    const hangs: number[] = [];
-    const started: number[] = [];
-    const answers: number[] = [];
-    const media = new MediaProcess({
-      binary,
-      threads: 1,
-      maxBacklogBytes: 1 << 20,
-      restartDelayMs: 60_000,
-      maxRestartDelayMs: 60_000,
-      readyTimeoutMs: 5000,
-      pingIntervalMs,
-      hangTimeoutMs,
-      events: {
-        drop: (r) => drops.push(r),
-        childCounts: () => {},
-        exited: () => {},
-        started: (pid) => started.push(pid),
-        answered: (ms) => answers.push(ms),
-        hung: (ms) => hangs.push(ms),
-      },
-    });
-    return { media, drops, hangs, started, answers };
-  }
-
-  /** A session's handlers that note only how its room was lost. */
-  function handlersNotingLoss(lost: string[] = []): RoomTransportHandlers {
-    return {
-      participantJoined() {},
-      participantLeft() {},
-      attributesChanged() {},
-      data() {},
-      text() {},
-      agentAudio() {},
-      disconnected: (reason) => lost.push(reason),
-    };
-  }
 
   it("a room lost in the same pipe read as its join's answer is reported, not swallowed", async () => {
     // The child answers the first session's join (the first frame it gets: pings are a

@@ -8,8 +8,8 @@ import { describe, it } from "node:test";
 import type { FromMedia, ToMedia } from "../src/agent/livekit/media/ipc-codec.ts";
 import type { MediaFrameHandler, MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
-import type { RoomTransportHandlers } from "../src/agent/livekit/room-transport.ts";
 import type { OpusPool } from "../src/audio/opus-pool.ts";
+import { handlersNotingLoss } from "./support/room-handlers.ts";
 
 /** What ProcessTransport uses of a MediaProcess; `answer` decides what each frame gets. */
 function fakeMedia(answer: (m: ToMedia, reply: (f: FromMedia) => void) => string | undefined) {
@@ -35,18 +35,8 @@ function fakeMedia(answer: (m: ToMedia, reply: (f: FromMedia) => void) => string
   return { media: media as unknown as MediaProcess, sent, handlers };
 }
 
-const handlers: RoomTransportHandlers = {
-  participantJoined() {},
-  participantLeft() {},
-  attributesChanged() {},
-  data() {},
-  text() {},
-  agentAudio() {},
-  disconnected() {},
-};
-
 function transport(media: MediaProcess): ProcessTransport {
-  return new ProcessTransport({ url: "ws://lk", roomName: "r", token: "t" }, handlers, {
+  return new ProcessTransport({ url: "ws://lk", roomName: "r", token: "t" }, handlersNotingLoss(), {
     media,
     pool: {} as OpusPool,
     drop: () => {},
