@@ -130,6 +130,9 @@ export class GatewayBox extends pulumi.ComponentResource {
 
     // The gateway box. A change of user data (a new bundle hash, a new secret) replaces it,
     // unless the slot is pinned: docs/runbook.md rolls a new slot while the pinned one serves.
+    // So does a new size: the provider would resize in place, which powers the droplet off
+    // (DigitalOcean resizes only stopped droplets, and never shrinks a disk) while it holds
+    // the reserved IP; replaced, the new size boots beside it and takes the address when ready.
     this.droplet = new digitalocean.Droplet(
       name,
       fleetDropletArgs({
@@ -143,7 +146,8 @@ export class GatewayBox extends pulumi.ComponentResource {
       {
         parent: this,
         additionalSecretOutputs: SECRET_USER_DATA,
-        ignoreChanges: args.pinned ? ["userData"] : [],
+        ignoreChanges: args.pinned ? ["userData", "size"] : [],
+        replaceOnChanges: ["size"],
       },
     );
 

@@ -1,8 +1,8 @@
 /**
  * Runs the program with Pulumi's own mocks: no cloud, no CLI. Records every resource
  * the program registers (inputs as the engine would receive them, plus the options that
- * matter: parent, dependencies, protect, additionalSecretOutputs, ignoreChanges), and answers the
- * database lookups with stand-ins. Shared by `npm run plan` and the tests.
+ * matter: parent, dependencies, protect, additionalSecretOutputs, ignoreChanges,
+ * replaceOnChanges), and answers the database lookups with stand-ins. Shared by `npm run plan` and the tests.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks.js";
@@ -21,6 +21,7 @@ export interface RecordedResource {
   readonly protect: boolean;
   readonly additionalSecretOutputs: readonly string[];
   readonly ignoreChanges: readonly string[];
+  readonly replaceOnChanges: readonly string[];
 }
 
 /** Stand-ins for the existing database cluster (what `pulumi preview` looks up for real). */
@@ -45,6 +46,7 @@ interface PendingOptions {
   protect: boolean;
   additionalSecretOutputs: string[];
   ignoreChanges: string[];
+  replaceOnChanges: string[];
 }
 
 export class FleetMocks implements pulumi.runtime.Mocks {
@@ -72,6 +74,7 @@ export class FleetMocks implements pulumi.runtime.Mocks {
       protect: false,
       additionalSecretOutputs: [],
       ignoreChanges: [],
+      replaceOnChanges: [],
     };
     this.resources.push({
       type: args.type,
@@ -189,6 +192,7 @@ interface RegisterRequest {
   getProtect(): boolean | undefined;
   getAdditionalsecretoutputsList(): string[];
   getIgnorechangesList(): string[];
+  getReplaceonchangesList(): string[];
 }
 
 interface UrnMaker {
@@ -228,6 +232,7 @@ export async function installMocks(options: {
         protect: req.getProtect() === true,
         additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
         ignoreChanges: req.getIgnorechangesList(),
+        replaceOnChanges: req.getReplaceonchangesList(),
       });
       return original.call(this, req, callback);
     };

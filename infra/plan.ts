@@ -112,7 +112,7 @@ function resources(mocks: FleetMocks): string[] {
 
 function describe(r: RecordedResource, ref: (v: unknown) => string): string {
   const i = r.inputs as Record<string, unknown>;
-  const flags = `${r.protect ? "  [protected]" : ""}${r.ignoreChanges.includes("userData") ? "  [pinned: keeps its user data]" : ""}`;
+  const flags = `${r.protect ? "  [protected]" : ""}${r.ignoreChanges.includes("userData") ? "  [pinned: keeps its user data and size]" : ""}`;
   switch (shortType(r.type)) {
     case "Droplet":
       return (

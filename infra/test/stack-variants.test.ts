@@ -37,8 +37,26 @@ describe("stack variants under mocks", () => {
     assert.equal(a.inputs.userData, b.inputs.userData);
     assert.deepEqual(a.inputs.tags, b.inputs.tags);
     // ...but the pinned one keeps the user data it booted with (no replacement while it serves).
-    assert.deepEqual(a.ignoreChanges, ["userData"]);
+    assert.deepEqual(a.ignoreChanges, ["userData", "size"]);
     assert.deepEqual(b.ignoreChanges, []);
+  });
+
+  test("a new gatewaySize replaces the gateway droplet instead of resizing the one that serves", async () => {
+    // The provider updates `size` in place: DropletActions.PowerOff (a hard power-off), then
+    // Resize, then power on (terraform-provider-digitalocean, resourceDigitalOceanDropletUpdate);
+    // DigitalOcean cannot resize a running droplet nor shrink its disk. In place, that is the
+    // droplet holding the reserved IP switched off mid-session, with no readiness wait.
+    // Replaced, it is the rotation every other change takes: new droplet, readiness, IP moves.
+    const run = await runFleet({
+      gatewaySlots: JSON.stringify(["a", "b"]),
+      gatewayActiveSlot: "b",
+      gatewayPinnedSlots: JSON.stringify(["a"]),
+    });
+    const a = run.find(DROPLET, "gateway-a");
+    const b = run.find(DROPLET, "gateway-b");
+    assert.ok(b.replaceOnChanges.includes("size"), `replaceOnChanges: ${b.replaceOnChanges.join(", ")}`);
+    // A pinned slot serves while another rolls: a size change must neither resize nor replace it.
+    assert.ok(a.ignoreChanges.includes("size"), `ignoreChanges: ${a.ignoreChanges.join(", ")}`);
   });
 
   test("the instance count drives firewall ports, health ports and the ecosystem", async () => {
