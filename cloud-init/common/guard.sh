@@ -9,6 +9,12 @@
 #    The one exception is DigitalOcean's monitoring agent (user do-agent, when it exists),
 #    which reads the droplet id and its auth key there; without it the alerts stay silent.
 #    Containers on a Docker bridge (we run none) are dropped on the forward path.
+# 1b. EMQX's Erlang distribution (4370) and cluster RPC (5369 in Docker, 5370) listen on
+#    every address of the host network, and the Erlang cookie is all they ask: whoever has
+#    it runs code in EMQX. The cookie is in every `emqx ctl`'s argv (bin/emqx's
+#    relx_nodetool passes -setcookie "$COOKIE"), which /proc shows every user, e.g. the
+#    gateways' user. So only root and uid 1000 (EMQX's user in its image, render.ts) may
+#    connect to those ports; the cloud firewall keeps everyone else off them.
 # 2. The device gate: MQTT (1883, 8883) from anything but loopback gets a TCP reset until
 #    voice-fleet-open-devices has seen every gateway ready and the verifier answer, then
 #    `guard.sh open` empties the gate. A boot starts with no tables, so every boot closes
@@ -38,6 +44,10 @@ table inet voice_fleet_guard {
   chain metadata_out {
     type filter hook output priority -10; policy accept;
     ip daddr 169.254.169.254 meta skuid != { ${exempt} } counter reject with icmp type admin-prohibited
+  }
+  chain broker_internal_out {
+    type filter hook output priority -10; policy accept;
+    tcp dport { 4370, 5369, 5370 } meta skuid != { 0, 1000 } counter reject with tcp reset
   }
   chain metadata_forward {
     type filter hook forward priority -10; policy accept;

@@ -22,6 +22,7 @@ install -d -m 0755 /var/lib/voice-fleet
 #    Without it nothing starts: the metadata service would serve our secrets to anyone.
 sh /usr/local/lib/voice-fleet/guard.sh
 nft list chain inet voice_fleet_guard metadata_out >/dev/null
+nft list chain inet voice_fleet_guard broker_internal_out >/dev/null
 nft list chain inet voice_fleet_gate device_gate >/dev/null
 # cloud-init's own copies of the user data: root only.
 if [[ -d /var/lib/cloud/instances ]]; then chmod -R go-rwx /var/lib/cloud/instances; fi

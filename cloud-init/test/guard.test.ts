@@ -24,6 +24,11 @@ ip addr add 169.254.169.254/32 dev lo
 serve() { "$NODE" -e 'require("node:http").createServer((q, r) => r.end("ok")).listen(+process.argv[2], process.argv[1])' "$1" "$2" & }
 serve 169.254.169.254 8080
 serve 0.0.0.0 1883
+# EMQX's Erlang distribution and cluster RPC ports (4370; 5369 in Docker, 5370): the cookie is
+# all they ask, and every \`emqx ctl\` shows it in its argv (nodetool -setcookie).
+serve 127.0.0.1 4370
+serve 127.0.0.1 5369
+serve 127.0.0.1 5370
 # A second namespace plays a device on the internet, joined by a veth pair.
 unshare -n sleep 60 & peer=$!
 trap 'kill $peer 2>/dev/null; kill $(jobs -p) 2>/dev/null' EXIT
@@ -40,7 +45,13 @@ try() { # try NAME CMD...: prints NAME and curl's exit code (0: served, 7: refus
 # Before the guard: everything is served (the setup works).
 try before_root curl http://169.254.169.254:8080/
 try before_device nsenter -t "$peer" -n curl http://10.203.0.1:1883/
+try before_dist_nobody runuser -u nobody -- curl http://127.0.0.1:4370/
 sh "$GUARD"
+for p in 4370 5369 5370; do
+  set +e; runuser -u nobody -- curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$p/"; echo "dist_nobody_$p $?"; set -e
+  try "dist_root_$p" curl "http://127.0.0.1:$p/"
+  try "dist_emqx_$p" setpriv --reuid=1000 --regid=1000 --clear-groups curl "http://127.0.0.1:$p/"
+done
 try root curl http://169.254.169.254:8080/
 set +e; runuser -u nobody -- curl -s -o /dev/null --max-time 5 http://169.254.169.254:8080/; echo "nobody $?"; set -e
 nft list table inet voice_fleet_guard | grep -o 'counter packets [1-9][0-9]*' | head -n 1 | sed 's/^/metadata_refusals_counted /'
@@ -99,6 +110,14 @@ describe("the guard in real nftables (private network namespace)", () => {
     assert.deepEqual(got, {
       before_root: "0",
       before_device: "0",
+      before_dist_nobody: "0",
+      ...Object.fromEntries(
+        ["4370", "5369", "5370"].flatMap((p) => [
+          [`dist_nobody_${p}`, "7"],
+          [`dist_root_${p}`, "0"],
+          [`dist_emqx_${p}`, "0"],
+        ]),
+      ),
       root: "0",
       nobody: "7",
       device_closed: "7",
