@@ -15,6 +15,7 @@ import { processAlive } from "../../tools/sim/process-alive.ts";
 import { type FromMedia, MEDIA_PROTOCOL_VERSION } from "../src/agent/livekit/media/ipc-codec.ts";
 import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
+import type { RoomTransportHandlers } from "../src/agent/livekit/room-transport.ts";
 import { mediaBinaryPath } from "../src/agent/livekit/transports.ts";
 import type { OpusPool } from "../src/audio/opus-pool.ts";
 import { handlersNotingLoss } from "./support/room-handlers.ts";
@@ -48,6 +49,17 @@ function supervise(binary: string, pingIntervalMs: number, hangTimeoutMs: number
     },
   });
   return { media, drops, hangs, started, answers };
+}
+
+/** A session's transport over `media` (no LiveKit behind the stand-ins, no codec used). */
+function transportOver(media: MediaProcess, handlers: RoomTransportHandlers, joinTimeoutMs: number) {
+  return new ProcessTransport({ url: "ws://unused", roomName: "r", token: "t" }, handlers, {
+    media,
+    pool: {} as OpusPool,
+    drop: () => {},
+    joinTimeoutMs,
+    leaveTimeoutMs: 500,
+  });
 }
 
 describe("media process supervisor", () => {
@@ -198,20 +210,10 @@ describe("media process supervisor and process transport, with a stand-in child"
     const handlers = handlersNotingLoss(lost);
     try {
       await media.start();
-      const t = new ProcessTransport({ url: "ws://unused", roomName: "r", token: "t" }, handlers, {
-        media,
-        pool: {} as OpusPool,
-        drop: () => {},
-        joinTimeoutMs: 60_000,
-        leaveTimeoutMs: 500,
-      });
-      const joined = await t.join().then(
-        () => true,
-        () => false,
-      );
-      // A failed join, or a join followed by the loss: never a session that believes it is
-      // in a room that is gone.
-      if (joined) await eventually(() => lost.length === 1, 1000, "the loss reported");
+      const t = transportOver(media, handlers, 60_000);
+      await t.join();
+      // Never a session that believes it is in a room that is gone.
+      await eventually(() => lost.length === 1, 1000, "the loss reported");
       await t.leave();
     } finally {
       await media.close();
@@ -271,13 +273,7 @@ describe("media process supervisor and process transport, with a stand-in child"
     const { media } = supervise(child.binary, 60_000, 180_000);
     const handlers = handlersNotingLoss();
     try {
-      const t = new ProcessTransport({ url: "ws://unused", roomName: "r", token: "t" }, handlers, {
-        media,
-        pool: {} as OpusPool,
-        drop: () => {},
-        joinTimeoutMs: 1000,
-        leaveTimeoutMs: 500,
-      });
+      const t = transportOver(media, handlers, 1000);
       const joining = t.join();
       await t.leave();
       await assert.rejects(joining);

@@ -16,20 +16,22 @@ interface Rule {
   portRange?: string;
 }
 
+/** Two gateway slots: b active, a pinned (the rotation's middle step). */
+function twoSlotsAPinned(): ReturnType<typeof runFleet> {
+  return runFleet({
+    gatewaySlots: JSON.stringify(["a", "b"]),
+    gatewayActiveSlot: "b",
+    gatewayPinnedSlots: JSON.stringify(["a"]),
+  });
+}
+
 describe("stack variants under mocks", () => {
   test("two slots: two gateway droplets, the reserved IP on the active one, the pinned one kept", async () => {
-    const run = await runFleet({
-      gatewaySlots: JSON.stringify(["a", "b"]),
-      gatewayActiveSlot: "b",
-      gatewayPinnedSlots: JSON.stringify(["a"]),
-    });
+    const run = await twoSlotsAPinned();
     const a = run.find(DROPLET, "gateway-a");
     const b = run.find(DROPLET, "gateway-b");
     assert.equal(b.inputs.name, "voice-fleet-prod-gateway-b");
-    const assignment = run.find(
-      "digitalocean:index/reservedIpAssignment:ReservedIpAssignment",
-      "gateway-ip-assignment",
-    );
+    const assignment = run.find(ASSIGNMENT, "gateway-ip-assignment");
     assert.equal(assignment.inputs.dropletId, Number(b.id));
     assert.ok(assignment.dependencies.includes(b.urn));
     assert.ok(!assignment.dependencies.includes(a.urn));
@@ -47,11 +49,7 @@ describe("stack variants under mocks", () => {
     // DigitalOcean cannot resize a running droplet nor shrink its disk. In place, that is the
     // droplet holding the reserved IP switched off mid-session, with no readiness wait.
     // Replaced, it is the rotation every other change takes: new droplet, readiness, IP moves.
-    const run = await runFleet({
-      gatewaySlots: JSON.stringify(["a", "b"]),
-      gatewayActiveSlot: "b",
-      gatewayPinnedSlots: JSON.stringify(["a"]),
-    });
+    const run = await twoSlotsAPinned();
     const a = run.find(DROPLET, "gateway-a");
     const b = run.find(DROPLET, "gateway-b");
     assert.ok(b.replaceOnChanges.includes("size"), `replaceOnChanges: ${b.replaceOnChanges.join(", ")}`);

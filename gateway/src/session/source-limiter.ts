@@ -81,25 +81,17 @@ export class SourceLimiter {
 
   /** True if a packet from `address` may be processed (and takes its token). */
   allow(address: string): boolean {
-    const bucket = this.#refresh(address);
+    const bucket = this.bucket(address);
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;
   }
 
-  /** True if `address` has a token now; takes none (`take` does, once both limits agree). */
-  has(address: string): boolean {
-    return this.#refresh(address).tokens >= 1;
-  }
-
-  /** Takes the token `has` just saw. */
-  take(address: string): void {
-    const bucket = this.#buckets.get(address);
-    if (bucket) bucket.tokens -= 1;
-  }
-
-  /** The address's bucket, brought up to date and made the most recently seen. */
-  #refresh(address: string): Bucket {
+  /**
+   * The address's bucket, brought up to date and made the most recently seen: for a caller
+   * that takes its token (`tokens -= 1`) only once another limit has agreed.
+   */
+  bucket(address: string): { tokens: number } {
     const now = this.#now();
     let bucket = this.#buckets.get(address);
     if (bucket) {
@@ -148,9 +140,10 @@ export class UdpSourceLimiter {
    * the bucket the other devices behind its address share.
    */
   allow(address: string, port: number): boolean {
-    if (!this.#address.has(address)) return false;
+    const shared = this.#address.bucket(address);
+    if (shared.tokens < 1) return false;
     if (!this.#socket.allow(`${address}:${port}`)) return false;
-    this.#address.take(address);
+    shared.tokens -= 1;
     return true;
   }
 }
