@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { type EcosystemOptions, renderEcosystem } from "../deploy/ecosystem.ts";
 import { INSTALL_DIR, RUNTIME_INSTALL_DIR } from "./bundle.ts";
 import { cloudConfig, envFile, type FileSpec } from "./cloud-config.ts";
+import { checkDatabaseTls, DATABASE_CA_PATH } from "./database-tls.ts";
 import {
   DNS_CREDENTIALS_PATH,
   dnsCredentials,
@@ -39,6 +40,7 @@ export {
   storeBundle,
 } from "./bundle.ts";
 export { assertUserDataFits, envFile, type FileSpec, USER_DATA_LIMIT } from "./cloud-config.ts";
+export { DATABASE_CA_PATH } from "./database-tls.ts";
 export type { MqttTls } from "./hardening.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -73,7 +75,10 @@ export interface GatewayUserDataInput {
 
 export interface ApiUserDataInput {
   readonly mqttHost: string;
+  /** libpq URL with `sslmode=verify-full&sslrootcert=<DATABASE_CA_PATH>` (infra/database.ts). */
   readonly databaseUrl: string;
+  /** The cluster's own CA certificate, PEM (the provider's getDatabaseCa). */
+  readonly databaseCa: string;
   readonly mqttSigningKey: string;
   readonly releaseToken?: string | undefined;
   readonly apiRelease: { readonly url: string; readonly sha256: string };
@@ -246,6 +251,7 @@ export function renderGatewayUserData(input: GatewayUserDataInput): string {
 export function renderApiUserData(input: ApiUserDataInput): string {
   const api = { owner: "api:api", defer: true };
   checkBundleRef(input.nodeRuntime);
+  checkDatabaseTls(input);
   const settings = envFile(
     [
       ["RUNTIME_URL", input.nodeRuntime.url],
@@ -290,6 +296,8 @@ export function renderApiUserData(input: ApiUserDataInput): string {
     nodeOnPath(RUNTIME_INSTALL_DIR),
     { path: "/etc/voice-fleet/api-bootstrap.env", content: settings },
     { path: "/etc/manager-api/api.env", content: apiEnv, permissions: "0600", ...api },
+    // Not deferred: written in cloud-init's first stage, long before manager-api starts.
+    { path: DATABASE_CA_PATH, content: input.databaseCa },
     { path: "/etc/nginx/sites-available/manager", content: nginxSite(input) },
   ];
   if (input.releaseToken) {

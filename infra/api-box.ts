@@ -21,6 +21,8 @@ export interface ApiBoxArgs {
   readonly mqttHost: pulumi.Input<string>;
   /** A secret. */
   readonly databaseUrl: pulumi.Input<string>;
+  /** The cluster's CA certificate (PEM) that databaseUrl's sslrootcert names. */
+  readonly databaseCa: pulumi.Input<string>;
   /** Where first boot downloads Node, npm and PM2 (bundle-store.ts), and their hash. */
   readonly nodeRuntime: pulumi.Input<BundleRef>;
   /** What must exist before the droplet is created (the database peering and trusted source). */
@@ -43,11 +45,13 @@ export class ApiBox extends pulumi.ComponentResource {
           args.secrets.mqttSigningKey,
           args.secrets.releaseToken,
           args.nodeRuntime,
+          args.databaseCa,
         ])
-        .apply(([mqttHost, databaseUrl, mqttSigningKey, releaseToken, nodeRuntime]) => {
+        .apply(([mqttHost, databaseUrl, mqttSigningKey, releaseToken, nodeRuntime, databaseCa]) => {
           const userData = renderApiUserData({
             mqttHost,
             databaseUrl,
+            databaseCa,
             mqttSigningKey,
             releaseToken,
             nodeRuntime,

@@ -10,6 +10,7 @@
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
+import { DATABASE_CA_PATH } from "../cloud-init/database-tls.ts";
 import { overlaps, parseCidr } from "./cidr.ts";
 import type { Settings } from "./config.ts";
 
@@ -19,8 +20,10 @@ export interface DatabaseLookup {
   /** The VPC the cluster lives in, and its address range. */
   readonly clusterVpcId: pulumi.Output<string>;
   readonly clusterRange: pulumi.Output<string>;
-  /** postgresql://… over the private network, TLS required. A secret. */
+  /** postgresql://… over the private network, verified against the cluster's CA. A secret. */
   readonly connectionString: pulumi.Output<string>;
+  /** The cluster's CA certificate (PEM), which the connection string's sslrootcert names. */
+  readonly caCertificate: pulumi.Output<string>;
 }
 
 export interface ConnectionParts {
@@ -31,10 +34,19 @@ export interface ConnectionParts {
   readonly database: string;
 }
 
-/** A libpq URL; user and password are percent-encoded, TLS is required. */
+/**
+ * A libpq URL; user and password are percent-encoded. TLS with the server checked against
+ * the cluster's CA (its file on the API droplet) and its host name: `verify-full` does that
+ * in libpq and in node-postgres alike. `sslmode=require`, what DigitalOcean's own connection
+ * strings say, does not: libpq then checks nothing, and node-postgres (pg-connection-string
+ * 2.4.0 and later, brianc/node-postgres packages/pg-connection-string/index.js) checks against
+ * Node's default CAs, which DigitalOcean's CA is not in: the connection fails with
+ * "self-signed certificate in certificate chain".
+ */
 export function connectionUrl(p: ConnectionParts): string {
   const auth = `${encodeURIComponent(p.user)}:${encodeURIComponent(p.password)}`;
-  return `postgresql://${auth}@${p.host}:${p.port}/${encodeURIComponent(p.database)}?sslmode=require`;
+  const tls = `sslmode=verify-full&sslrootcert=${DATABASE_CA_PATH}`;
+  return `postgresql://${auth}@${p.host}:${p.port}/${encodeURIComponent(p.database)}?${tls}`;
 }
 
 /** Looks the cluster up; fails preview if it is missing or its VPC overlaps ours. */
@@ -67,12 +79,15 @@ export function lookupDatabase(s: Settings, parent?: pulumi.Resource): DatabaseL
       }),
     ),
   );
+  // The provider's digitalocean_database_ca (GET /v2/databases/{id}/ca): a public certificate.
+  const caCertificate = digitalocean.getDatabaseCaOutput({ clusterId: cluster.id }, opts).certificate;
   return {
     clusterId: cluster.id,
     clusterRegion: cluster.region,
     clusterVpcId: cluster.privateNetworkUuid,
     clusterRange,
     connectionString,
+    caCertificate,
   };
 }
 

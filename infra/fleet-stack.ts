@@ -118,6 +118,7 @@ export function createStack(config: StackConfig, bundle: StoredBundle, options: 
     tags: [network.tags.fleet, network.tags.api],
     mqttHost: reservedIp.ipAddress,
     databaseUrl: db.connectionString,
+    databaseCa: db.caCertificate,
     nodeRuntime: bundleStore.runtimeRef,
     dependsOn: [database.peering, database.firewall],
   });

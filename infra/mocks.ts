@@ -34,6 +34,8 @@ export const MOCK_DATABASE = {
   user: "doadmin",
   password: "mock-db-password",
   database: "defaultdb",
+  /** What getDatabaseCa returns: the cluster's own CA, PEM. */
+  caCertificate: "-----BEGIN CERTIFICATE-----\nbW9jayBjbHVzdGVyIENB\n-----END CERTIFICATE-----\n",
 };
 
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -103,6 +105,12 @@ export class FleetMocks implements pulumi.runtime.Mocks {
           name: (args.inputs as { name: string }).name,
           password: "mock-user-password",
           role: "normal",
+        };
+      case "digitalocean:index/getDatabaseCa:getDatabaseCa":
+        return {
+          clusterId: MOCK_DATABASE.id,
+          id: MOCK_DATABASE.id,
+          certificate: MOCK_DATABASE.caCertificate,
         };
       case "digitalocean:index/getVpc:getVpc":
         return { id: MOCK_DATABASE.privateNetworkUuid, ipRange: MOCK_DATABASE.vpcRange, region: this.region };

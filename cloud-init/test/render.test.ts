@@ -14,6 +14,7 @@ import { after, describe, test } from "node:test";
 import { parse } from "yaml";
 import { DEFAULT_ECOSYSTEM } from "../../deploy/ecosystem.ts";
 import {
+  DATABASE_CA_PATH,
   INSTALL_DIR,
   packBundle,
   RELEASE_AUTH_HEADER,
@@ -307,10 +308,34 @@ describe("API user data", () => {
     const text = env?.content.toString() ?? "";
     assert.match(
       text,
-      /^DATABASE_URL=postgresql:\/\/doadmin:pw%2Fx@private-db\.example:25060\/defaultdb\?sslmode=require$/m,
+      /^DATABASE_URL=postgresql:\/\/doadmin:pw%2Fx@private-db\.example:25060\/defaultdb\?sslmode=verify-full&sslrootcert=\/etc\/manager-api\/db-ca\.crt$/m,
     );
     assert.match(text, /^MQTT_ENDPOINT=203\.0\.113\.50:1883$/m);
     assert.match(text, new RegExp(`^MQTT_SIGNING_KEY=${SECRETS.mqttSigningKey}$`, "m"));
+  });
+
+  test("Postgres TLS: the cluster's CA is the file DATABASE_URL's sslrootcert names, checked with verify-full", () => {
+    const ca = files.get(DATABASE_CA_PATH);
+    assert.equal(ca?.content.toString(), API_INPUT.databaseCa);
+    assert.equal(ca?.owner, "root:root");
+    assert.equal(ca?.permissions, "0644");
+    // Written in cloud-init's first stage (not deferred): there before manager-api starts.
+    assert.notEqual(ca?.defer, true);
+    const url = new URL(
+      (files.get("/etc/manager-api/api.env")?.content.toString() ?? "").match(/^DATABASE_URL=(.*)$/m)?.[1] ??
+        "",
+    );
+    assert.equal(url.searchParams.get("sslmode"), "verify-full");
+    assert.equal(url.searchParams.get("sslrootcert"), DATABASE_CA_PATH);
+  });
+
+  test("Postgres TLS: a URL that does not verify against that CA, or a CA that is no PEM, is refused", () => {
+    const plain = "postgresql://doadmin:pw@private-db.example:25060/defaultdb";
+    for (const databaseUrl of [`${plain}?sslmode=require`, `${plain}?sslmode=verify-full`, plain]) {
+      assert.throws(() => sampleApiUserData({ databaseUrl }), /DATABASE_URL/, databaseUrl);
+    }
+    assert.throws(() => sampleApiUserData({ databaseCa: "" }), /CA certificate/);
+    assert.throws(() => sampleApiUserData({ databaseCa: "not a certificate" }), /CA certificate/);
   });
 
   test("nginx serves manager-web and proxies the API paths; bash reads the settings safely", () => {

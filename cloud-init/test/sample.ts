@@ -46,9 +46,15 @@ export function sampleGatewayUserData(overrides: Partial<GatewayUserDataInput> =
   return renderGatewayUserData(gatewayInput(overrides));
 }
 
+/** PEM-shaped stand-in for the cluster's CA (getDatabaseCa's `certificate`). */
+export const SAMPLE_DATABASE_CA =
+  "-----BEGIN CERTIFICATE-----\nTUlJ/c2FtcGxlIGNsdXN0ZXIgQ0E=\n-----END CERTIFICATE-----\n";
+
 export const API_INPUT: ApiUserDataInput = {
   mqttHost: "203.0.113.50",
-  databaseUrl: "postgresql://doadmin:pw%2Fx@private-db.example:25060/defaultdb?sslmode=require",
+  databaseUrl:
+    "postgresql://doadmin:pw%2Fx@private-db.example:25060/defaultdb?sslmode=verify-full&sslrootcert=/etc/manager-api/db-ca.crt",
+  databaseCa: SAMPLE_DATABASE_CA,
   mqttSigningKey: SECRETS.mqttSigningKey,
   releaseToken: "ghp_exampleReleaseToken",
   apiRelease: { url: "https://releases.voice.test/api.tar.gz?a=1&b=2", sha256: "a".repeat(64) },

@@ -74,7 +74,7 @@ describe("stack variants under mocks", () => {
     const env = files.get("/etc/manager-api/api.env")?.content.toString() ?? "";
     assert.match(
       env,
-      /^DATABASE_URL=postgresql:\/\/manager:mock-user-password@[^/]+:25060\/xiaozhi\?sslmode=require$/m,
+      /^DATABASE_URL=postgresql:\/\/manager:mock-user-password@[^/]+:25060\/xiaozhi\?sslmode=verify-full&sslrootcert=\/etc\/manager-api\/db-ca\.crt$/m,
     );
   });
 

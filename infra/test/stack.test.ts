@@ -173,8 +173,16 @@ describe("the stack under mocks (prod settings)", () => {
     assert.match(apiEnv, /^MQTT_ENDPOINT=203\.0\.113\.50:1883$/m);
     assert.match(
       apiEnv,
-      /^DATABASE_URL=postgresql:\/\/doadmin:mock-db-password@private-mock-db\.b\.db\.ondigitalocean\.com:25060\/defaultdb\?sslmode=require$/m,
+      /^DATABASE_URL=postgresql:\/\/doadmin:mock-db-password@private-mock-db\.b\.db\.ondigitalocean\.com:25060\/defaultdb\?sslmode=verify-full&sslrootcert=\/etc\/manager-api\/db-ca\.crt$/m,
     );
+  });
+
+  test("Postgres TLS: the API checks the server against the cluster's own CA (getDatabaseCa)", () => {
+    const apiFiles = readUserDataFiles(String(run.find(DROPLET, "api").inputs.userData));
+    const ca = apiFiles.get("/etc/manager-api/db-ca.crt");
+    assert.equal(ca?.content.toString(), MOCK_DATABASE.caCertificate);
+    assert.equal(ca?.owner, "root:root");
+    assert.equal(ca?.permissions, "0644");
   });
 
   test("Postgres: the API's tag is trusted, the fleet VPC is peered with the cluster's", () => {
