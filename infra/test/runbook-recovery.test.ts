@@ -1,0 +1,331 @@
+/**
+ * docs/runbook.md, "If `pulumi up` stopped at the readiness timeout", against the real
+ * Pulumi CLI and engine (scripts/build-pulumi.sh builds them): the failed replacement is
+ * made by the engine itself, and the runbook's commands run as the runbook prints them
+ * (read from the runbook, not copied here).
+ *
+ * What is real: the `pulumi` CLI and its engine, the local (file) state backend, the
+ * @pulumi/pulumi and @pulumi/digitalocean SDKs, the readiness probe (infra/readiness.ts) on
+ * real sockets, jq. What stands in: the `digitalocean` provider (runbook-recovery/
+ * fake-digitalocean.ts: it records the calls instead of calling DigitalOcean), the Node.js
+ * language host (tools/pulumi/language-nodejs: Pulumi's is not on the module proxy), and
+ * the program, which is the gateway slot of infra/fleet-stack.ts in miniature
+ * (runbook-recovery/program.ts).
+ */
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { ProviderCall } from "./runbook-recovery/fake-digitalocean.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const pulumiBinDir = path.join(root, ".cache/pulumi/bin");
+const programDir = path.join(root, "infra/test/runbook-recovery");
+const DROPLET = "digitalocean:index/droplet:Droplet";
+const OLD_DROPLET_URN = `urn:pulumi:prod::voice-fleet::${DROPLET}::gateway-a`;
+
+interface Result {
+  readonly code: number;
+  readonly output: string;
+}
+
+interface StateResource {
+  readonly urn: string;
+  readonly type: string;
+  readonly id?: string;
+  readonly delete?: boolean;
+}
+
+/** The runbook's commands for this situation, as printed there. */
+function runbookCommands(): { recognise: string; option2: string } {
+  const doc = readFileSync(path.join(root, "docs/runbook.md"), "utf8");
+  const start = doc.indexOf("### If `pulumi up` stopped at the readiness timeout");
+  const end = doc.indexOf("\n### ", start + 1);
+  assert.ok(start >= 0 && end > start, "the runbook has the section");
+  const section = doc.slice(start, end);
+  const blocks = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) =>
+    (m[1] ?? "")
+      .split("\n")
+      .map((l) => l.replace(/^ {3}/, ""))
+      .join("\n"),
+  );
+  const recognise = blocks[0]?.split("\n").find((l) => l.startsWith("pulumi stack export | jq"));
+  const option2 = blocks[1] ?? "";
+  assert.ok(recognise, "the section's first block has the pulumi stack export | jq line");
+  assert.ok(option2.includes("pulumi stack import"), "the section's second block is option 2");
+  return { recognise, option2 };
+}
+
+describe("runbook: a replacement stopped at the readiness timeout (real Pulumi CLI)", () => {
+  const work = mkdtempSync(path.join(tmpdir(), "runbook-recovery-"));
+  const callsFile = path.join(work, "calls.jsonl");
+  const listeners: Server[] = [];
+  let readyPort = 0;
+  let userData = "";
+  const commands = runbookCommands();
+
+  const env = (): NodeJS.ProcessEnv => ({
+    ...process.env,
+    PATH: [path.join(work, "bin"), pulumiBinDir, process.env.PATH].join(path.delimiter),
+    PULUMI_HOME: path.join(work, "pulumi-home"),
+    PULUMI_BACKEND_URL: `file://${path.join(work, "backend")}`,
+    PULUMI_CONFIG_PASSPHRASE: "runbook-test",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    // Providers come only from PATH (the stand-in); nothing is ever downloaded.
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_STACK: "prod",
+    RUNBOOK_TEST_CALLS: callsFile,
+    RUNBOOK_TEST_USER_DATA: userData,
+    RUNBOOK_TEST_READY_PORT: String(readyPort),
+  });
+
+  function run(file: string, args: readonly string[]): Promise<Result> {
+    return new Promise((resolve) => {
+      execFile(file, args, { cwd: work, env: env(), maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+        resolve({ code, output: `${stdout}${stderr}` });
+      });
+    });
+  }
+  const pulumi = (...args: string[]): Promise<Result> =>
+    run(path.join(pulumiBinDir, "pulumi"), [...args, "--non-interactive"]);
+  /** A runbook command line, through bash as the on-call would paste it. */
+  const shell = (command: string): Promise<Result> => run("bash", ["-euo", "pipefail", "-c", command]);
+
+  /** Makes droplet n (the stand-in gives it 127.0.0.(10+n)) accept devices. */
+  async function dropletReady(n: number): Promise<void> {
+    const server = createServer((socket) => socket.destroy());
+    listeners.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(readyPort, `127.0.0.${10 + n}`, () => resolve());
+    });
+    readyPort = (server.address() as { port: number }).port;
+  }
+
+  function calls(): ProviderCall[] {
+    return readFileSync(callsFile, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ProviderCall);
+  }
+  /** The provider calls that `step` makes. */
+  async function callsDuring(
+    step: () => Promise<Result>,
+  ): Promise<{ result: Result; calls: ProviderCall[] }> {
+    const before = calls().length;
+    const result = await step();
+    return { result, calls: calls().slice(before) };
+  }
+  async function stateResources(): Promise<StateResource[]> {
+    const exported = await pulumi("stack", "export");
+    assert.equal(exported.code, 0, exported.output);
+    const state = JSON.parse(exported.output) as { deployment: { resources?: StateResource[] } };
+    return state.deployment.resources ?? [];
+  }
+  const up = (): Promise<Result> => pulumi("up", "--yes", "--skip-preview");
+  const summary = (cs: readonly ProviderCall[]): string[] =>
+    cs.map((c) => `${c.op} ${c.type.split(":").at(-1)} ${c.id}`);
+
+  before(async () => {
+    // The project: the program and the stand-in provider from the repository, run from a
+    // scratch folder (the state backend, Pulumi.prod.yaml and the runbook's state files
+    // land there, never in the checkout).
+    symlinkSync(path.join(root, "node_modules"), path.join(work, "node_modules"));
+    writeFileSync(path.join(work, "package.json"), '{ "private": true, "type": "module" }\n');
+    writeFileSync(
+      path.join(work, "Pulumi.yaml"),
+      [
+        "name: voice-fleet",
+        "main: index.ts",
+        "runtime:",
+        "  name: nodejs",
+        "  options:",
+        '    nodeargs: "--import tsx"',
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(
+      path.join(work, "index.ts"),
+      `import ${JSON.stringify(path.join(programDir, "program.ts"))};\n`,
+    );
+    mkdirSync(path.join(work, "bin"));
+    mkdirSync(path.join(work, "backend"));
+    const plugin = path.join(work, "bin/pulumi-resource-digitalocean");
+    writeFileSync(
+      plugin,
+      `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(path.join(programDir, "fake-digitalocean.ts"))} "$@"\n`,
+    );
+    chmodSync(plugin, 0o755);
+    writeFileSync(callsFile, "");
+
+    const init = await pulumi("stack", "init", "prod");
+    assert.equal(init.code, 0, init.output);
+
+    // A first `up` whose droplet (1001) gets ready: the reserved IP is on it.
+    userData = "#cloud-config v1";
+    await dropletReady(1);
+    const first = await callsDuring(up);
+    assert.equal(first.result.code, 0, first.result.output);
+    assert.deepEqual(summary(first.calls).sort(), [
+      "create Droplet 1001",
+      "create ReservedIp 192.0.2.10",
+      "create ReservedIpAssignment 192.0.2.10-1001",
+    ]);
+  });
+
+  after(async () => {
+    for (const s of listeners) await new Promise((r) => s.close(r));
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test("a new user data whose droplet never gets ready: `up` fails after creating it, and the engine marks the serving droplet pending deletion", async () => {
+    userData = "#cloud-config v2";
+    const { result, calls: made } = await callsDuring(up);
+    assert.notEqual(result.code, 0, result.output);
+    assert.match(result.output, /gateway 127\.0\.0\.12 did not open its device listener/);
+    assert.deepEqual(
+      summary(made),
+      ["create Droplet 1002"],
+      "the new droplet only: nothing deleted, IP not moved",
+    );
+
+    const droplets = (await stateResources()).filter((r) => r.type === DROPLET);
+    assert.deepEqual(
+      droplets.map((r) => [r.urn, r.id, r.delete === true]),
+      [
+        [OLD_DROPLET_URN, "1002", false],
+        [OLD_DROPLET_URN, "1001", true],
+      ],
+      "two droplets under one URN, the old one (which holds the IP) with delete: true",
+    );
+    // Every later test starts from this state (the runbook's situation).
+    const saved = await pulumi("stack", "export", "--file", "failed.json");
+    assert.equal(saved.code, 0, saved.output);
+  });
+
+  test("the runbook's recognise command lists the old droplet, and only it", async () => {
+    const listed = await shell(commands.recognise);
+    assert.equal(listed.code, 0, listed.output);
+    assert.equal(listed.output, `${DROPLET} 1001 ${OLD_DROPLET_URN}\n`);
+  });
+
+  test("`pulumi state delete <urn>` refuses the shared URN without a terminal, and in one asks which id", async () => {
+    const refused = await pulumi("state", "delete", OLD_DROPLET_URN, "--yes");
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.output,
+      /Resource URN ambiguously referred to multiple resources\. Did you mean:\n\s+1002\n\s+1001\n/,
+    );
+    assert.equal((await stateResources()).filter((r) => r.type === DROPLET).length, 2, "nothing removed");
+
+    // In a terminal (script(1) gives it one; CI=true alone would make the CLI non-interactive)
+    // the CLI lists the ids, the old one marked "(Pending Deletion)"; typing its id picks it.
+    const { CI: _ci, ...terminalEnv } = env();
+    const picked = await new Promise<Result>((resolve) => {
+      const command = [path.join(pulumiBinDir, "pulumi"), "state", "delete", OLD_DROPLET_URN, "--yes"]
+        .map((a) => `'${a}'`)
+        .join(" ");
+      const child = spawn("script", ["-qfec", command, "/dev/null"], {
+        cwd: work,
+        env: { ...terminalEnv, TERM: "xterm" },
+        timeout: 60_000,
+      });
+      let output = "";
+      let answered = false;
+      child.stdout.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        if (!answered && output.includes("please select the one to edit")) {
+          answered = true;
+          child.stdin.write("1001\r");
+        }
+      });
+      child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    });
+    assert.equal(picked.code, 0, picked.output);
+    assert.match(picked.output, /"1001" \(Pending Deletion\)/);
+    assert.match(picked.output, /Resource deleted/);
+    const left = (await stateResources()).filter((r) => r.type === DROPLET);
+    assert.deepEqual(
+      left.map((r) => [r.id, r.delete === true]),
+      [["1002", false]],
+      "only the pending deletion is gone",
+    );
+
+    const restored = await pulumi("stack", "import", "--file", "failed.json");
+    assert.equal(restored.code, 0, restored.output);
+  });
+
+  test("`pulumi up` again while the new droplet is still not ready fails at the same point and deletes nothing", async () => {
+    const { result, calls: made } = await callsDuring(up);
+    assert.notEqual(result.code, 0, result.output);
+    assert.match(result.output, /gateway 127\.0\.0\.12 did not open its device listener/);
+    assert.deepEqual(summary(made), [], "the old droplet keeps serving");
+  });
+
+  test("option 1 (fix forward): once the new droplet is ready, `pulumi up` moves the address first and deletes the old droplet last", async () => {
+    await dropletReady(2);
+    const { result, calls: made } = await callsDuring(up);
+    assert.equal(result.code, 0, result.output);
+    assert.deepEqual(summary(made), [
+      "create ReservedIpAssignment 192.0.2.10-1002",
+      "delete ReservedIpAssignment 192.0.2.10-1001",
+      "delete Droplet 1001",
+    ]);
+    // Before Pulumi 3.46.0 (pulumi/pulumi#11027) the engine deleted pending deletions first.
+    assert.doesNotMatch(result.output, /completing deletion from previous update/);
+
+    const restored = await pulumi("stack", "import", "--file", "failed.json");
+    assert.equal(restored.code, 0, restored.output);
+  });
+
+  test("option 2, as printed: export, back up, drop the pending droplet with jq, import", async () => {
+    const { result, calls: made } = await callsDuring(() => shell(commands.option2));
+    assert.equal(result.code, 0, result.output);
+    assert.deepEqual(made, [], "state only: no provider call");
+    assert.equal(
+      readFileSync(path.join(work, "state.backup.json"), "utf8"),
+      readFileSync(path.join(work, "state.json"), "utf8"),
+    );
+
+    type Deployment = { deployment: { resources: StateResource[] } };
+    const exported = JSON.parse(readFileSync(path.join(work, "state.json"), "utf8")) as Deployment;
+    const fixed = JSON.parse(readFileSync(path.join(work, "state.fixed.json"), "utf8")) as Deployment;
+    assert.deepEqual(
+      fixed.deployment.resources,
+      exported.deployment.resources.filter((r) => !(r.type === DROPLET && r.id === "1001")),
+      "exactly the old droplet dropped, everything else as exported",
+    );
+    const now = await stateResources();
+    assert.ok(!now.some((r) => r.delete === true), "no pending deletion left");
+    assert.deepEqual(
+      now
+        .filter((r) => r.type !== "pulumi:pulumi:Stack" && r.type !== "pulumi:providers:digitalocean")
+        .map((r) => r.id),
+      ["192.0.2.10", "1002", "192.0.2.10-1001"],
+      "the failed droplet stays Pulumi's; the address is still assigned to the old one",
+    );
+  });
+
+  test("then the fixed `pulumi up` replaces the failed droplet, moves the address, and never deletes the old one", async () => {
+    userData = "#cloud-config v3 (the fix)";
+    await dropletReady(3);
+    const { result, calls: made } = await callsDuring(up);
+    assert.equal(result.code, 0, result.output);
+    assert.deepEqual(summary(made), [
+      "create Droplet 1003",
+      "create ReservedIpAssignment 192.0.2.10-1003",
+      "delete ReservedIpAssignment 192.0.2.10-1001",
+      "delete Droplet 1002",
+    ]);
+    const droplets = (await stateResources()).filter((r) => r.type === DROPLET);
+    assert.deepEqual(
+      droplets.map((r) => r.id),
+      ["1003"],
+    );
+  });
+});

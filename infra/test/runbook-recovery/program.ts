@@ -1,0 +1,54 @@
+/**
+ * The Pulumi program of infra/test/runbook-recovery.test.ts: the gateway slot's part of
+ * infra/fleet-stack.ts in miniature. A droplet, the reserved IP, and the assignment that
+ * waits for the droplet's device listener through the real readiness probe (readiness.ts),
+ * in the same shape as the stack: the assignment's droplet id is an apply that rejects when
+ * the droplet never gets ready, so a replacement whose new droplet does not get ready
+ * fails `pulumi up` after the new droplet exists, as in production.
+ *
+ * The resources are the real @pulumi/digitalocean classes, so types and URNs are those of
+ * the stack; the test puts a stand-in `digitalocean` provider on PATH
+ * (fake-digitalocean.ts), which the engine loads instead of the real one.
+ *
+ * Inputs come from the environment the test sets for each `pulumi up`:
+ *   RUNBOOK_TEST_USER_DATA   the droplet's user data (a change replaces the droplet)
+ *   RUNBOOK_TEST_READY_PORT  the port the readiness probe tries on the droplet's address
+ */
+import * as digitalocean from "@pulumi/digitalocean";
+import * as pulumi from "@pulumi/pulumi";
+import { tcpReadiness } from "../../readiness.ts";
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (the test sets it)`);
+  return value;
+}
+
+// timeoutMs 0: one attempt, then the same error `pulumi up` gives after its 20 minutes.
+const gatewayReady = tcpReadiness({
+  ports: [Number(required("RUNBOOK_TEST_READY_PORT"))],
+  timeoutMs: 0,
+  log: (line) => pulumi.log.info(line),
+});
+
+const droplet = new digitalocean.Droplet("gateway-a", {
+  name: "voice-fleet-prod-gateway-a",
+  region: "fra1",
+  size: "s-8vcpu-32gb-amd",
+  image: "ubuntu-24-04-x64",
+  userData: required("RUNBOOK_TEST_USER_DATA"),
+});
+const reservedIp = new digitalocean.ReservedIp("gateway-ip", { region: "fra1" });
+
+// As fleet-stack.ts: the address moves only once the new droplet is ready.
+const readyDropletId = pulumi.all([droplet.id, droplet.ipv4Address]).apply(async ([id, ip]) => {
+  if (!pulumi.runtime.isDryRun()) await gatewayReady(ip);
+  return Number(id);
+});
+new digitalocean.ReservedIpAssignment(
+  "gateway-ip-assignment",
+  { ipAddress: reservedIp.ipAddress, dropletId: readyDropletId },
+  { dependsOn: [droplet] },
+);
+
+export const gatewayDropletId = droplet.id;
