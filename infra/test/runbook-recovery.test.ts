@@ -13,7 +13,7 @@
  * (runbook-recovery/program.ts).
  */
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -26,7 +26,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const pulumiBinDir = path.join(root, ".cache/pulumi/bin");
 const programDir = path.join(root, "infra/test/runbook-recovery");
 const DROPLET = "digitalocean:index/droplet:Droplet";
-const OLD_DROPLET_URN = `urn:pulumi:prod::voice-fleet::${DROPLET}::gateway-a`;
+// As `pulumi stack --show-urns` shows it for the production stack (docs/runbook.md).
+const OLD_DROPLET_URN = `urn:pulumi:prod::voice-fleet::voice-fleet:infra:GatewayBox$${DROPLET}::gateway-a`;
 
 interface Result {
   readonly code: number;
@@ -60,9 +61,19 @@ function runbookCommands(): { recognise: string; option2: string } {
   return { recognise, option2 };
 }
 
-describe("runbook: a replacement stopped at the readiness timeout (real Pulumi CLI)", () => {
-  const work = mkdtempSync(path.join(tmpdir(), "runbook-recovery-"));
-  const callsFile = path.join(work, "calls.jsonl");
+// The CLI takes 5 to 9 minutes to build cold on 2 cores, so scripts/prepare.mjs does not
+// build it (yet): this copies it from the machine-wide cache when it is there (and builds
+// the small language host), and otherwise the suite is skipped, saying how to build it.
+const prepared = spawnSync("bash", [path.join(root, "scripts/build-pulumi.sh"), "--cached-only"], {
+  encoding: "utf8",
+});
+if (prepared.status !== 0 && prepared.status !== 3)
+  throw new Error(`scripts/build-pulumi.sh --cached-only failed:\n${prepared.stdout}${prepared.stderr}`);
+const skip = prepared.status === 3 ? prepared.stderr.trim() : false;
+
+describe("runbook: a replacement stopped at the readiness timeout (real Pulumi CLI)", { skip }, () => {
+  let work = "";
+  let callsFile = "";
   const listeners: Server[] = [];
   let readyPort = 0;
   let userData = "";
@@ -132,6 +143,8 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     cs.map((c) => `${c.op} ${c.type.split(":").at(-1)} ${c.id}`);
 
   before(async () => {
+    work = mkdtempSync(path.join(tmpdir(), "runbook-recovery-"));
+    callsFile = path.join(work, "calls.jsonl");
     // The project: the program and the stand-in provider from the repository, run from a
     // scratch folder (the state backend, Pulumi.prod.yaml and the runbook's state files
     // land there, never in the checkout).
@@ -180,7 +193,7 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
 
   after(async () => {
     for (const s of listeners) await new Promise((r) => s.close(r));
-    rmSync(work, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   test("a new user data whose droplet never gets ready: `up` fails after creating it, and the engine marks the serving droplet pending deletion", async () => {
@@ -236,12 +249,21 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
         timeout: 60_000,
       });
       let output = "";
-      let answered = false;
+      const answered = new Set<string>();
+      // Query -> a terminal's answer. The CLI asks the terminal for its background colour
+      // and the cursor position and waits seconds for an answer that never comes otherwise.
+      const answers: [string, string][] = [
+        ["\x1b]11;?", "\x1b]11;rgb:0000/0000/0000\x1b\\"],
+        ["\x1b[6n", "\x1b[1;1R"],
+        // The picker: type the old droplet's id (it filters the list), Enter.
+        ["please select the one to edit", "1001\r"],
+      ];
       child.stdout.on("data", (chunk: Buffer) => {
         output += chunk.toString();
-        if (!answered && output.includes("please select the one to edit")) {
-          answered = true;
-          child.stdin.write("1001\r");
+        for (const [query, answer] of answers) {
+          if (answered.has(query) || !output.includes(query)) continue;
+          answered.add(query);
+          child.stdin.write(answer);
         }
       });
       child.on("close", (code) => resolve({ code: code ?? 1, output }));
@@ -303,9 +325,7 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     const now = await stateResources();
     assert.ok(!now.some((r) => r.delete === true), "no pending deletion left");
     assert.deepEqual(
-      now
-        .filter((r) => r.type !== "pulumi:pulumi:Stack" && r.type !== "pulumi:providers:digitalocean")
-        .map((r) => r.id),
+      now.filter((r) => r.type.startsWith("digitalocean:")).map((r) => r.id),
       ["192.0.2.10", "1002", "192.0.2.10-1001"],
       "the failed droplet stays Pulumi's; the address is still assigned to the old one",
     );

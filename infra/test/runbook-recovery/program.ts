@@ -7,7 +7,7 @@
  * fails `pulumi up` after the new droplet exists, as in production.
  *
  * The resources are the real @pulumi/digitalocean classes, so types and URNs are those of
- * the stack; the test puts a stand-in `digitalocean` provider on PATH
+ * the stack (urn:pulumi:prod::voice-fleet::voice-fleet:infra:GatewayBox$digitalocean:...); the test puts a stand-in `digitalocean` provider on PATH
  * (fake-digitalocean.ts), which the engine loads instead of the real one.
  *
  * Inputs come from the environment the test sets for each `pulumi up`:
@@ -31,13 +31,20 @@ const gatewayReady = tcpReadiness({
   log: (line) => pulumi.log.info(line),
 });
 
-const droplet = new digitalocean.Droplet("gateway-a", {
-  name: "voice-fleet-prod-gateway-a",
-  region: "fra1",
-  size: "s-8vcpu-32gb-amd",
-  image: "ubuntu-24-04-x64",
-  userData: required("RUNBOOK_TEST_USER_DATA"),
-});
+// The droplet is a child of a GatewayBox component, as in gateway-box.ts, so its URN is
+// the one the runbook's commands meet in production.
+const box = new pulumi.ComponentResource("voice-fleet:infra:GatewayBox", "gateway-a", {});
+const droplet = new digitalocean.Droplet(
+  "gateway-a",
+  {
+    name: "voice-fleet-prod-gateway-a",
+    region: "fra1",
+    size: "s-8vcpu-32gb-amd",
+    image: "ubuntu-24-04-x64",
+    userData: required("RUNBOOK_TEST_USER_DATA"),
+  },
+  { parent: box },
+);
 const reservedIp = new digitalocean.ReservedIp("gateway-ip", { region: "fra1" });
 
 // As fleet-stack.ts: the address moves only once the new droplet is ready.
