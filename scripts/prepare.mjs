@@ -7,7 +7,8 @@
 //                      @discordjs/opus; Go from Debian when no Go is on PATH
 //   npm packages       `npm ci` when a dependency is missing or not the locked version
 //   Go binaries        .cache/bin/local-broker when broker/ changed; scripts/build-media.sh
-//   test only          scripts/build-livekit.sh, scripts/setup-agents-venv.sh
+//   test only          scripts/build-livekit.sh, scripts/setup-agents-venv.sh,
+//                      scripts/build-pulumi.sh (the Pulumi CLI of the runbook test)
 //
 // Everything is cached (node_modules, .cache/, Go's build cache), so with all present this
 // takes about a second. Needing root for apt-get while not root, it stops at once and
@@ -170,7 +171,8 @@ if (!npmReady()) {
 
 // Scripts other parts of the project provide; each is idempotent and says what it did.
 const scripts = ["scripts/build-media.sh"];
-if (mode === "test") scripts.push("scripts/build-livekit.sh", "scripts/setup-agents-venv.sh");
+if (mode === "test")
+  scripts.push("scripts/build-livekit.sh", "scripts/setup-agents-venv.sh", "scripts/build-pulumi.sh");
 for (const script of scripts) {
   if (existsSync(path.join(root, script))) run(script, "bash", [script]);
 }
