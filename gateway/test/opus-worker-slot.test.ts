@@ -7,6 +7,7 @@ import { FrameOp, type OpenStream } from "../src/audio/opus-protocol.ts";
 import {
   newOpusWorker,
   RESTART_DELAY_MS,
+  WORKER_READY_MS,
   WORKER_STALL_MS,
   WorkerSlot,
   type WorkerSlotOptions,
@@ -25,8 +26,13 @@ const ENCODER: OpenStream = {
   bitrate: 24000,
 };
 const SILENCE = Buffer.alloc(1440 * 2);
+const NO_READY_DEADLINE = { readyMs: 0 } as const;
 
-/** The slot's delayed replacements, run when the test says (no waiting in real time). */
+/**
+ * The slot's delayed replacements, run when the test says (no waiting in real time). It holds
+ * one timer: the slots that use it alone have no ready deadline (NO_READY_DEADLINE); that
+ * deadline is tested with ManualTimers below.
+ */
 class ManualRestarts {
   readonly delays: number[] = [];
   /** Replacements the slot called off. */
@@ -69,7 +75,7 @@ async function failedSlot(
   newWorker: () => Worker = unloadable,
 ): Promise<WorkerSlot> {
   const scheduled = restarts.next();
-  const slot = new WorkerSlot({ newWorker, schedule: restarts.schedule });
+  const slot = new WorkerSlot({ newWorker, schedule: restarts.schedule, ...NO_READY_DEADLINE });
   await assert.rejects(slot.ready, /cannot load libopus/);
   await scheduled;
   return slot;
@@ -121,7 +127,7 @@ describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, ()
 
   it("replaces a worker that had loaded at once, without a delay", async () => {
     const restarts = new ManualRestarts();
-    const slot = new WorkerSlot({ schedule: restarts.schedule });
+    const slot = new WorkerSlot({ schedule: restarts.schedule, ...NO_READY_DEADLINE });
     await slot.ready;
     slot.open(ENCODER);
     await slot.terminateForTest();
@@ -288,6 +294,86 @@ describe("an Opus worker slot whose worker stops answering", { timeout: 10_000 }
       assert.equal(slot.alive, true);
     } finally {
       await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
+  });
+});
+
+/** A real worker thread stuck while it loads (a loop, a read that never returns): it never says ready. */
+const neverReady = () => new Worker("for (;;);", { eval: true });
+
+/**
+ * What `owed` has come to once the event loop has been through its next check phase, where
+ * the slot takes its verdicts: the error's message, "answered", or "waiting".
+ */
+function outcomeSoon(owed: Promise<unknown>): Promise<string> {
+  const waiting = new Promise<string>((resolve) => setImmediate(() => resolve("waiting")));
+  return Promise.race([
+    owed.then(
+      () => "answered",
+      (err: Error) => err.message,
+    ),
+    waiting,
+  ]);
+}
+
+describe("an Opus worker slot whose new worker never says it is ready", { timeout: 10_000 }, () => {
+  it("takes a replacement not ready after WORKER_READY_MS as hung: its frames fail, it is ended, the next starts after a delay", async () => {
+    const timers = new ManualTimers();
+    let loads = false;
+    const { newWorker, workers, exits } = withExits((started) =>
+      started === 0 ? hanging() : loads ? newOpusWorker() : neverReady(),
+    );
+    const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
+    try {
+      await slot.ready;
+      slot.open(ENCODER);
+      const first = encode(slot);
+      timers.advance(WORKER_STALL_MS);
+      await assert.rejects(first, /opus worker stalled/);
+      assert.equal(workers.length, 2, "the hung worker was replaced at once");
+
+      // Its replacement never loads: frames sent to it wait for it, for a while only.
+      const owed = encode(slot);
+      timers.advance(WORKER_READY_MS);
+      assert.match(await outcomeSoon(owed), /opus worker not ready after/);
+      await exits[1];
+      assert.deepEqual(
+        { restarts: slot.stats().restarts, stalls: slot.stats().stalls, owed: slot.stats().inFlightFrames },
+        { restarts: 2, stalls: 2, owed: 0 },
+      );
+      assert.equal(slot.alive, false, "/readyz reports the pool not alive meanwhile");
+      await assert.rejects(encode(slot), /opus worker restarting/, "frames fail at once while it waits");
+
+      // Not started again at once (one that never loads would be retried in a loop).
+      timers.advance(RESTART_DELAY_MS.first - 1);
+      assert.equal(workers.length, 2);
+      loads = true;
+      timers.advance(RESTART_DELAY_MS.max);
+      assert.equal(workers.length, 3);
+      await slot.ready;
+      assert.ok((await encode(slot)).length > 0, "the stream is open on the worker that loaded");
+    } finally {
+      await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
+  });
+
+  it("fails OpusPool.start after WORKER_READY_MS, leaving no worker running", async () => {
+    const timers = new ManualTimers();
+    const { newWorker, workers, exits } = withExits(() => neverReady());
+    const starting = OpusPool.start({
+      size: 1,
+      complexity: 5,
+      bitrate: 24000,
+      slot: { newWorker, ...manualClock(timers) },
+    });
+    try {
+      timers.advance(WORKER_READY_MS);
+      assert.match(await outcomeSoon(starting), /opus worker not ready after/);
+      await Promise.all(exits);
+      assert.equal(workers.length, 1, "no worker was started after the failure");
+    } finally {
       for (const w of workers) await w.terminate();
     }
   });

@@ -14,6 +14,9 @@
  * answered nothing for `stallMs` is taken as crashed. Its frames fail, it is terminated
  * without waiting (native code may never come back to be stopped), and a new worker takes
  * its streams at once; its exit, whenever it comes, is ignored like any old worker's.
+ * A new worker that is not ready within `readyMs` (stuck while it loads) is taken as hung
+ * the same way, and replaced after the delay of a worker that failed to load: until then
+ * the frames sent to it wait in its port, and would wait for good.
  */
 import { Worker } from "node:worker_threads";
 import {
@@ -57,6 +60,16 @@ export const RESTART_DELAY_MS = { first: 100, max: 5000 } as const;
  */
 export const WORKER_STALL_MS = 2000;
 
+/**
+ * How long a new worker may take to load libopus and say it is ready before it is taken as
+ * hung, ms. Loading takes ~50 ms built and ~0.3-0.5 s from source through tsx on the 2-core
+ * development machine; 10 s leaves room for a droplet's boot, where every instance starts
+ * its workers at once, and still fails a first start before PM2 stops waiting for the
+ * instance's ready (its `listen_timeout`, 15 s; deploy/ecosystem.ts). It also bounds what
+ * a replacement that never loads holds: the frames sent to it meanwhile.
+ */
+export const WORKER_READY_MS = 10_000;
+
 export interface WorkerStats {
   readonly streams: number;
   readonly queuedFrames: number;
@@ -65,7 +78,10 @@ export interface WorkerStats {
   readonly utilization: number;
   /** Workers started in place of one that died, hung or failed to load. */
   readonly restarts: number;
-  /** Of those, workers replaced because they answered nothing for `stallMs` (a hang). */
+  /**
+   * Of those, workers replaced as hung: loaded but owing a batch and silent for `stallMs`,
+   * or not ready within `readyMs`.
+   */
   readonly stalls: number;
 }
 
@@ -81,6 +97,8 @@ export interface WorkerSlotOptions {
   readonly schedule?: (fn: () => void, ms: number) => () => void;
   /** A worker owing a batch and silent this long is taken as hung, ms; WORKER_STALL_MS by default, 0: never. */
   readonly stallMs?: number;
+  /** A new worker not ready this long after it was started is taken as hung, ms; WORKER_READY_MS by default, 0: never. */
+  readonly readyMs?: number;
   /** A monotonic clock, ms (a wall-clock step must not look like a hang); performance.now by default. */
   readonly now?: () => number;
 }
@@ -93,7 +111,8 @@ function unrefTimer(fn: () => void, ms: number): () => void {
 
 export class WorkerSlot {
   readonly #options: WorkerSlotOptions;
-  #worker: Worker;
+  /** The worker that takes this slot's messages; none while a delayed replacement is pending. */
+  #worker: Worker | undefined;
   #ready: Promise<void> = Promise.resolve();
   /** The worker has loaded libopus and not exited since. */
   #alive = false;
@@ -108,13 +127,14 @@ export class WorkerSlot {
   #busyNs = 0;
   #utilization = 0;
   #restarts = 0;
-  /** Workers in a row that exited before they were ready. */
+  /** Workers in a row that ended (exited, or were taken as hung) before they were ready. */
   #failedStarts = 0;
   /** Set while a delayed replacement is pending: cancels it. */
   #cancelRestart: (() => void) | undefined;
   /** `stop` was called: an exit is expected, not a crash, and nothing is replaced. */
   #stopped = false;
   readonly #stallMs: number;
+  readonly #readyMs: number;
   readonly #now: () => number;
   #stalls = 0;
   /**
@@ -124,10 +144,13 @@ export class WorkerSlot {
   #progressAt = 0;
   /** Set while a stall check is scheduled: cancels it. */
   #cancelStallCheck: (() => void) | undefined;
+  /** Set while the current worker has a deadline to be ready: cancels it. */
+  #cancelReadyCheck: (() => void) | undefined;
 
   constructor(options: WorkerSlotOptions = {}) {
     this.#options = options;
     this.#stallMs = options.stallMs ?? WORKER_STALL_MS;
+    this.#readyMs = options.readyMs ?? WORKER_READY_MS;
     this.#now = options.now ?? performance.now.bind(performance);
     this.#worker = this.#spawn();
   }
@@ -145,14 +168,13 @@ export class WorkerSlot {
   open(msg: OpenStream): void {
     this.streams.set(msg.streamId, msg);
     // While a replacement is pending, the new worker gets it with the others.
-    if (!this.#cancelRestart) this.#worker.postMessage(msg satisfies ToWorker);
+    this.#worker?.postMessage(msg satisfies ToWorker);
   }
 
   /** Releases the stream's codec state (nothing to tell a worker that is stopping or gone). */
   close(streamId: number): void {
     this.streams.delete(streamId);
-    if (!this.#stopped && !this.#cancelRestart)
-      this.#worker.postMessage({ kind: "close", streamId } satisfies ToWorker);
+    if (!this.#stopped) this.#worker?.postMessage({ kind: "close", streamId } satisfies ToWorker);
   }
 
   /**
@@ -171,7 +193,8 @@ export class WorkerSlot {
   /** Sends every queued frame to the worker in one message, its buffers transferred. */
   flush(): void {
     if (this.#queueFrames.length === 0) return;
-    if (this.#cancelRestart) return this.failAll(new Error("opus worker restarting"));
+    const worker = this.#worker;
+    if (!worker) return this.failAll(new Error("opus worker restarting"));
     const { data, offsets } = packFrames(this.#queueFrames);
     const streamIds = Int32Array.from(this.#queueIds);
     const ops = Uint8Array.from(this.#queueOps);
@@ -182,7 +205,7 @@ export class WorkerSlot {
     this.#queueOps = [];
     this.#queueFrames = [];
     this.#queuePending = [];
-    this.#worker.postMessage(batch satisfies ToWorker, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
+    worker.postMessage(batch satisfies ToWorker, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
     this.#armStallCheck(this.#stallMs);
   }
 
@@ -226,13 +249,13 @@ export class WorkerSlot {
     this.#stopped = true;
     this.#cancelStallCheck?.();
     this.#cancelStallCheck = undefined;
-    if (this.#cancelRestart) {
-      // The last worker has exited already; no other is started.
-      this.#cancelRestart();
-      this.#cancelRestart = undefined;
-      return;
-    }
+    this.#cancelReadyCheck?.();
+    this.#cancelReadyCheck = undefined;
+    // A pending replacement is called off; the worker it replaces has exited or is being terminated.
+    this.#cancelRestart?.();
+    this.#cancelRestart = undefined;
     const worker = this.#worker;
+    if (!worker) return;
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
     worker.postMessage({ kind: "stop" } satisfies StopWorker);
     let timer: NodeJS.Timeout | undefined;
@@ -246,7 +269,7 @@ export class WorkerSlot {
 
   /** For tests of a worker's death: ends it as a crash would; resolves once it is replaced. */
   async terminateForTest(): Promise<void> {
-    await this.#worker.terminate();
+    await this.#worker?.terminate();
   }
 
   #spawn(): Worker {
@@ -260,6 +283,11 @@ export class WorkerSlot {
     // Only the first worker's start is awaited (OpusPool.start); a replacement that fails
     // is handled by the exit below, not by an unhandled rejection ending the process.
     this.#ready.catch(() => {});
+    if (this.#readyMs > 0)
+      this.#cancelReadyCheck = (this.#options.schedule ?? unrefTimer)(() => {
+        this.#cancelReadyCheck = undefined;
+        this.#checkReady(worker, failReady);
+      }, this.#readyMs);
     worker.on("message", (msg: FromWorker) => {
       // A worker replaced as hung may still answer before its termination takes: what it
       // owed has failed already, and its ready must not mark the new worker alive.
@@ -268,6 +296,8 @@ export class WorkerSlot {
       if (msg.kind === "ready") {
         this.#alive = true;
         this.#failedStarts = 0;
+        this.#cancelReadyCheck?.();
+        this.#cancelReadyCheck = undefined;
         markReady();
         return;
       }
@@ -296,19 +326,48 @@ export class WorkerSlot {
       // worker was ready, or after an `error`, this rejects nothing.
       failReady(new Error(`opus worker exited (code ${code}) before it was ready`));
       if (this.#stopped || this.#worker !== worker) return;
-      this.failAll(new Error("opus worker exited"));
-      const wasReady = this.#alive;
-      this.#alive = false;
-      this.#restarts++;
-      if (wasReady) return this.#replace();
-      const delay = Math.min(RESTART_DELAY_MS.first * 2 ** this.#failedStarts, RESTART_DELAY_MS.max);
-      this.#failedStarts++;
-      this.#cancelRestart = (this.#options.schedule ?? unrefTimer)(() => {
-        this.#cancelRestart = undefined;
-        if (!this.#stopped) this.#replace();
-      }, delay);
+      this.#lose(new Error("opus worker exited"));
     });
     return worker;
+  }
+
+  /**
+   * The current worker is gone or given up on: what it owed fails, and the next is started
+   * at once if it had loaded, or after a delay that doubles with each worker in a row that
+   * did not load (RESTART_DELAY_MS). Until then there is no worker, and frames fail at once.
+   */
+  #lose(err: Error): void {
+    const wasReady = this.#alive;
+    this.#alive = false;
+    this.#restarts++;
+    this.#cancelReadyCheck?.();
+    this.#cancelReadyCheck = undefined;
+    this.failAll(err);
+    if (wasReady) return this.#replace();
+    this.#worker = undefined;
+    const delay = Math.min(RESTART_DELAY_MS.first * 2 ** this.#failedStarts, RESTART_DELAY_MS.max);
+    this.#failedStarts++;
+    this.#cancelRestart = (this.#options.schedule ?? unrefTimer)(() => {
+      this.#cancelRestart = undefined;
+      if (!this.#stopped) this.#replace();
+    }, delay);
+  }
+
+  /**
+   * `worker`'s time to say it is ready is up. Decided after the poll phase, as a stall is:
+   * after a stall of the main thread, its ready may be waiting unread.
+   */
+  #checkReady(worker: Worker, failReady: (err: Error) => void): void {
+    setImmediate(() => {
+      if (this.#stopped || this.#worker !== worker || this.#alive) return;
+      const err = new Error(`opus worker not ready after ${this.#readyMs} ms`);
+      // A first worker's start fails (OpusPool.start), as for one that exits while loading.
+      failReady(err);
+      this.#stalls++;
+      this.#lose(err);
+      // Not awaited, as for a hung worker: a thread stuck in native code may never return.
+      worker.terminate().catch(() => {});
+    });
   }
 
   /**
@@ -325,13 +384,14 @@ export class WorkerSlot {
 
   #checkStall(): void {
     if (this.#stopped || this.#inFlight.size === 0) return;
-    // A worker still loading is not judged: its batches wait in its port until it is ready.
-    if (!this.#alive) return this.#armStallCheck(this.#stallMs);
+    const worker = this.#worker;
+    // A worker still loading is not judged here: its batches wait in its port until it is
+    // ready, and its ready deadline (`readyMs`) bounds that wait.
+    if (!this.#alive || !worker) return this.#armStallCheck(this.#stallMs);
     const silent = this.#now() - this.#progressAt;
     if (silent < this.#stallMs) return this.#armStallCheck(this.#stallMs - silent);
     // Decided after the poll phase, not here in the timers phase: after a stall of the main
     // thread, the worker's answer may be waiting unread, and the poll phase reads it first.
-    const worker = this.#worker;
     setImmediate(() => {
       if (this.#stopped || this.#worker !== worker || this.#inFlight.size === 0) return;
       const since = this.#now() - this.#progressAt;
@@ -342,18 +402,16 @@ export class WorkerSlot {
 
   /** The worker answers nothing: handled as a crash, without waiting for it to exit. */
   #replaceHung(worker: Worker): void {
-    this.#alive = false;
-    this.#restarts++;
     this.#stalls++;
-    this.failAll(new Error("opus worker stalled"));
-    this.#replace();
+    this.#lose(new Error("opus worker stalled"));
     // Not awaited: a thread stuck in native code may never come back to be terminated.
     worker.terminate().catch(() => {});
   }
 
   /** A new worker in place of the last, with every stream pinned here opened on it. */
   #replace(): void {
-    this.#worker = this.#spawn();
-    for (const open of this.streams.values()) this.#worker.postMessage(open satisfies ToWorker);
+    const worker = this.#spawn();
+    this.#worker = worker;
+    for (const open of this.streams.values()) worker.postMessage(open satisfies ToWorker);
   }
 }
