@@ -302,6 +302,15 @@ describe("an Opus worker slot whose worker stops answering", { timeout: 10_000 }
 /** A real worker thread stuck while it loads (a loop, a read that never returns): it never says ready. */
 const neverReady = () => new Worker("for (;;);", { eval: true });
 
+/** A worker that loads, then ends on the first stream it is asked to open (as a poison stream would). */
+const diesOnOpen = () =>
+  new Worker(
+    `const { parentPort } = require("node:worker_threads");
+     parentPort.on("message", (m) => { if (m.kind === "open") process.exit(1); });
+     parentPort.postMessage({ kind: "ready" });`,
+    { eval: true },
+  );
+
 /**
  * What `owed` has come to once the event loop has been through its next check phase, where
  * the slot takes its verdicts: the error's message, "answered", or "waiting".
@@ -374,6 +383,45 @@ describe("an Opus worker slot whose new worker never says it is ready", { timeou
       await Promise.all(exits);
       assert.equal(workers.length, 1, "no worker was started after the failure");
     } finally {
+      for (const w of workers) await w.terminate();
+    }
+  });
+});
+
+describe("an Opus worker slot whose new workers die before they answer anything", { timeout: 10_000 }, () => {
+  it("replaces the first at once, then waits longer before each, until one works", async () => {
+    const timers = new ManualTimers();
+    let healthy = false;
+    const { newWorker, workers, exits } = withExits(() => (healthy ? newOpusWorker() : diesOnOpen()));
+    const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
+    try {
+      await slot.ready;
+      slot.open(ENCODER);
+      await exits[0];
+      assert.equal(workers.length, 2, "a worker that had loaded is replaced at once");
+      await exits[1];
+      assert.equal(workers.length, 2, "its replacement, dead on the same stream, is not (no crash loop)");
+      for (const delay of [2, 4].map((n) => n * RESTART_DELAY_MS.first)) {
+        timers.advance(delay - 1);
+        assert.equal(workers.length, exits.length, `not before ${delay} ms`);
+        timers.advance(1);
+        await exits[exits.length - 1];
+      }
+      assert.equal(slot.stats().restarts, 4);
+      assert.equal(slot.alive, false);
+
+      healthy = true;
+      timers.advance(RESTART_DELAY_MS.max);
+      await slot.ready;
+      assert.ok((await encode(slot)).length > 0);
+      // It answered: it works, and its death is replaced at once again.
+      const before = workers.length;
+      await slot.terminateForTest();
+      assert.equal(workers.length, before + 1);
+      await slot.ready;
+      assert.ok((await encode(slot)).length > 0);
+    } finally {
+      await slot.stop();
       for (const w of workers) await w.terminate();
     }
   });

@@ -6,7 +6,9 @@
  * re-opened on the new worker with fresh codec state (one audible glitch beats a dead
  * session). A worker that exits before it has loaded libopus is replaced after a delay
  * that doubles with each such exit in a row (RESTART_DELAY_MS): one that can never load
- * would otherwise be started again and again, a thread start-up apart. While the slot
+ * would otherwise be started again and again, a thread start-up apart. So is a loaded
+ * worker that ends before it has answered a batch, when the worker before it did too: one
+ * that dies on a stream it re-opens would otherwise loop just as fast. While the slot
  * waits, its frames fail at once instead of waiting for a worker.
  *
  * A worker that stops answering (stuck in a loop, in libopus or in our code) would hold
@@ -127,7 +129,10 @@ export class WorkerSlot {
   #busyNs = 0;
   #utilization = 0;
   #restarts = 0;
-  /** Workers in a row that ended (exited, or were taken as hung) before they were ready. */
+  /**
+   * Workers in a row that ended (exited, or were taken as hung) before they had answered a
+   * batch: loaded or not, none has shown it can code the streams pinned here.
+   */
   #failedStarts = 0;
   /** Set while a delayed replacement is pending: cancels it. */
   #cancelRestart: (() => void) | undefined;
@@ -295,13 +300,13 @@ export class WorkerSlot {
       this.#progressAt = this.#now();
       if (msg.kind === "ready") {
         this.#alive = true;
-        this.#failedStarts = 0;
         this.#cancelReadyCheck?.();
         this.#cancelReadyCheck = undefined;
         markReady();
         return;
       }
       this.#busyNs += msg.busyNs;
+      this.#failedStarts = 0;
       const pending = this.#inFlight.get(msg.batchId);
       if (!pending) return;
       this.#inFlight.delete(msg.batchId);
@@ -333,8 +338,9 @@ export class WorkerSlot {
 
   /**
    * The current worker is gone or given up on: what it owed fails, and the next is started
-   * at once if it had loaded, or after a delay that doubles with each worker in a row that
-   * did not load (RESTART_DELAY_MS). Until then there is no worker, and frames fail at once.
+   * at once if it had loaded after a worker that worked, or else after a delay that doubles
+   * with each worker in a row that did not work (RESTART_DELAY_MS). Until then there is no
+   * worker, and frames fail at once.
    */
   #lose(err: Error): void {
     const wasReady = this.#alive;
@@ -343,10 +349,11 @@ export class WorkerSlot {
     this.#cancelReadyCheck?.();
     this.#cancelReadyCheck = undefined;
     this.failAll(err);
-    if (wasReady) return this.#replace();
-    this.#worker = undefined;
-    const delay = Math.min(RESTART_DELAY_MS.first * 2 ** this.#failedStarts, RESTART_DELAY_MS.max);
+    const atOnce = wasReady && this.#failedStarts === 0;
     this.#failedStarts++;
+    if (atOnce) return this.#replace();
+    this.#worker = undefined;
+    const delay = Math.min(RESTART_DELAY_MS.first * 2 ** (this.#failedStarts - 1), RESTART_DELAY_MS.max);
     this.#cancelRestart = (this.#options.schedule ?? unrefTimer)(() => {
       this.#cancelRestart = undefined;
       if (!this.#stopped) this.#replace();
