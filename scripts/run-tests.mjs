@@ -45,6 +45,7 @@ const UNIT_TESTS = [
   "gateway/test/messages.test.ts",
   "gateway/test/opus-pool.test.ts",
   "gateway/test/opus-sequence.test.ts",
+  "gateway/test/opus-worker-hang.test.ts",
   "gateway/test/opus-worker-slot.test.ts",
   "gateway/test/ota.test.ts",
   "gateway/test/owner-decision.test.ts",

@@ -1,0 +1,54 @@
+/**
+ * What the Opus worker slot tests share: a stream to open, a frame to code, a worker factory
+ * that records each worker it starts and its exit, and the slot's timers on a manual clock.
+ * The workers are real threads; only what they run differs from test to test.
+ */
+import type { Worker } from "node:worker_threads";
+import { FrameOp, type OpenStream } from "../../src/audio/opus-protocol.ts";
+import type { WorkerSlot, WorkerSlotOptions } from "../../src/audio/opus-worker-slot.ts";
+import type { ManualTimers } from "./manual-timers.ts";
+
+export const ENCODER: OpenStream = {
+  kind: "open",
+  streamId: 1,
+  role: "encoder",
+  sampleRate: 24000,
+  complexity: 5,
+  bitrate: 24000,
+};
+export const SILENCE = Buffer.alloc(1440 * 2);
+
+/** One encode of silence on ENCODER, sent at once. */
+export function encode(slot: WorkerSlot): Promise<Buffer> {
+  const out = slot.enqueue(ENCODER.streamId, FrameOp.single, SILENCE);
+  slot.flush();
+  return out;
+}
+
+/** A worker factory that keeps each worker it starts, and a promise of that worker's exit. */
+export function withExits(start: (started: number) => Worker): {
+  newWorker: () => Worker;
+  workers: Worker[];
+  exits: Promise<void>[];
+} {
+  const workers: Worker[] = [];
+  const exits: Promise<void>[] = [];
+  const newWorker = (): Worker => {
+    const worker = start(workers.length);
+    workers.push(worker);
+    exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
+    return worker;
+  };
+  return { newWorker, workers, exits };
+}
+
+/** The slot's clock and timers (replacements and stall checks) on a clock the test moves. */
+export function manualClock(timers: ManualTimers): Pick<WorkerSlotOptions, "now" | "schedule"> {
+  return {
+    now: timers.now,
+    schedule: (fn, ms) => {
+      const t = timers.start(ms, fn);
+      return () => t.cancel();
+    },
+  };
+}
