@@ -111,14 +111,16 @@ describe("MCP calls that cannot be sent", () => {
 });
 
 describe("tool calls on the device", () => {
-  /** A device that answers status with `volume` and accepts set_volume. */
-  function device(calls: JsonObject[], volume: number) {
+  /** A device that answers status with its speaker's volume and accepts set_volume. */
+  function device(calls: JsonObject[], speaker: { volume: number }) {
     return (mcp: McpCalls) => (payload: JsonObject) => {
       calls.push(payload);
       const params = payload.params as { name: string; arguments: { volume?: number } };
       const text =
-        params.name === "self.get_device_status" ? JSON.stringify({ audio_speaker: { volume } }) : "true";
-      if (params.arguments.volume !== undefined) volume = params.arguments.volume;
+        params.name === "self.get_device_status"
+          ? JSON.stringify({ audio_speaker: { volume: speaker.volume } })
+          : "true";
+      if (params.arguments.volume !== undefined) speaker.volume = params.arguments.volume;
       setImmediate(() =>
         mcp.answer({ jsonrpc: "2.0", id: payload.id ?? 0, result: { content: [{ type: "text", text }] } }),
       );
@@ -148,7 +150,7 @@ describe("tool calls on the device", () => {
   }
 
   it("sums quick volume steps into one change and answers every request id", async () => {
-    const t = tools((mcp, sent) => device(sent, 40)(mcp));
+    const t = tools((mcp, sent) => device(sent, { volume: 40 })(mcp));
     t.calls.call("self_volume_up", {}, "req_1");
     t.calls.call("self_volume_up", { step: 5 }, "req_2");
     t.timers.advance(VOLUME_DEBOUNCE_MS);
@@ -160,6 +162,31 @@ describe("tool calls on the device", () => {
     assert.deepEqual(
       t.answers.map(([id]) => id),
       ["req_1", "req_2"],
+    );
+  });
+
+  it("each batch starts from the device's volume read then: its own buttons change it unannounced", async () => {
+    // xiaozhi firmware's volume buttons set the codec's volume and send nothing (its MCP
+    // server only answers calls), so a volume remembered from an earlier batch can be stale.
+    const speaker = { volume: 40 };
+    const t = tools((mcp, sent) => device(sent, speaker)(mcp));
+    t.calls.call("self_volume_up", {}, "req_1");
+    t.timers.advance(VOLUME_DEBOUNCE_MS);
+    for (let i = 0; i < 50 && t.answers.length < 1; i++) await settled();
+    assert.equal(speaker.volume, 50);
+    speaker.volume = 20; // the user presses volume down three times on the device
+    t.calls.call("self_volume_up", {}, "req_2");
+    t.timers.advance(VOLUME_DEBOUNCE_MS);
+    for (let i = 0; i < 50 && t.answers.length < 2; i++) await settled();
+    assert.equal(speaker.volume, 30, "louder from 20, not from the 50 set before");
+    assert.deepEqual(
+      t.sent.map((p) => (p.params as { name: string }).name),
+      [
+        "self.get_device_status",
+        "self.audio_speaker.set_volume",
+        "self.get_device_status",
+        "self.audio_speaker.set_volume",
+      ],
     );
   });
 

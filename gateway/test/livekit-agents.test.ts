@@ -148,7 +148,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       await next;
     });
 
-    it("Agent B's volume calls reach the device: set, then two quick ups debounced into one change", async () => {
+    it("Agent B's volume calls reach the device: set, two quick ups debounced into one, an up after the buttons", async () => {
       const { device, agent } = await session("B");
       const tools = serveDeviceTools(device, 50);
       await agent.callTool("self_set_volume", { volume: 35 });
@@ -156,10 +156,15 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       await agent.callTool("self_volume_up", { step: 10 });
       await agent.callTool("self_volume_up", { step: 10 });
       await eventually(() => tools.volume === 55, 10_000, "volume 55");
+      // The user turns the device down with its buttons, which tell no one; "louder" then
+      // starts from the device's volume, not from the 55 the gateway set.
+      tools.volume = 20;
+      await agent.callTool("self_volume_up", { step: 10 });
+      await eventually(() => tools.volume !== 20, 10_000, "a volume change");
       const sets = tools.calls.filter((c) => c.name === "self.audio_speaker.set_volume");
       assert.deepEqual(
         sets.map((c) => c.arguments.volume),
-        [35, 55],
+        [35, 55, 30],
       );
       tools.stop();
     });

@@ -2,8 +2,9 @@
  * The agent's tool calls carried out on the device (names mapped in
  * agent-protocol/tools.ts): plain calls go straight to the device's MCP server; volume
  * up/down steps are batched (VOLUME_DEBOUNCE_MS from a batch's first step, or at once when
- * it is full), summed and applied to the last known volume, serialised so changes apply in
- * order; steps beyond MAX_VOLUME_STEPS_PENDING are refused with an error answer, counted.
+ * it is full), summed and applied to the volume the device reports for that batch,
+ * serialised so changes apply in order; steps beyond MAX_VOLUME_STEPS_PENDING are refused
+ * with an error answer, counted.
  * Every call that carried a request id gets one answer, also when the session closes with
  * it pending (an error, before close() resolves).
  */
@@ -36,7 +37,6 @@ export class ToolCalls {
   readonly #mcp: McpCalls;
   readonly #ports: ToolCallPorts;
   readonly #steps = new VolumeSteps();
-  #lastVolume: number | undefined;
   readonly #startTimer: StartTimer;
   #timer: SessionTimer | undefined;
   #chain: Promise<void> = Promise.resolve();
@@ -108,22 +108,24 @@ export class ToolCalls {
     this.#track(this.#chain);
   }
 
-  /** BUNNY's volume up/down: read the volume (once, then cached), set it moved by the sum. */
+  /**
+   * BUNNY's volume up/down: read the volume, set it moved by the sum. Read for every batch,
+   * never remembered from an earlier one (BUNNY caches it): the device's own volume buttons
+   * change it and tell no one (xiaozhi firmware's MCP server only answers calls), so a
+   * remembered 70 turned "louder" on a device its user had turned down to 30 into 80.
+   */
   async #step(delta: number, requestIds: readonly (string | undefined)[]): Promise<void> {
     const answerAll = (payload: JsonObject) => {
       for (const id of requestIds) this.#answer(payload, id);
     };
     // Closing: the answer is the error, and the device gets no further call.
     if (this.#closeReason !== undefined) return answerAll(errorPayload(null, this.#closeReason));
-    let current = this.#lastVolume;
-    if (current === undefined) {
-      const status = await this.#device(GET_STATUS_TOOL, {});
-      if (this.#closeReason !== undefined) return answerAll(errorPayload(null, this.#closeReason));
-      // A read that failed (timeout, overload, the device's error) tells nothing of the
-      // volume: a step set from the guess below could turn a "quieter" into a jump up.
-      if (status.error !== undefined) return answerAll(status);
-      current = volumeFromStatus(status) ?? UNKNOWN_VOLUME;
-    }
+    const status = await this.#device(GET_STATUS_TOOL, {});
+    if (this.#closeReason !== undefined) return answerAll(errorPayload(null, this.#closeReason));
+    // A read that failed (timeout, overload, the device's error) tells nothing of the
+    // volume: a step set from the guess below could turn a "quieter" into a jump up.
+    if (status.error !== undefined) return answerAll(status);
+    const current = volumeFromStatus(status) ?? UNKNOWN_VOLUME;
     answerAll(await this.#device(SET_VOLUME_TOOL, { volume: clampVolume(current + delta) }));
   }
 
@@ -133,16 +135,9 @@ export class ToolCalls {
     answered.then(done, done);
   }
 
-  /** One device call; the volume cache follows what the device confirmed. */
-  async #device(tool: string, args: JsonObject): Promise<JsonObject> {
-    const setting = tool === SET_VOLUME_TOOL && typeof args.volume === "number" ? args.volume : undefined;
-    if (setting !== undefined) this.#lastVolume = undefined;
-    const payload = await this.#mcp.call(tool, args, (p) => this.#ports.toDevice(p));
-    if (payload.error === undefined) {
-      if (setting !== undefined) this.#lastVolume = setting;
-      else if (tool === GET_STATUS_TOOL) this.#lastVolume = volumeFromStatus(payload) ?? this.#lastVolume;
-    }
-    return payload;
+  /** One device call. */
+  #device(tool: string, args: JsonObject): Promise<JsonObject> {
+    return this.#mcp.call(tool, args, (p) => this.#ports.toDevice(p));
   }
 
   #answer(payload: JsonObject, requestId: string | undefined): void {
