@@ -239,4 +239,16 @@ describe("agent audio held back", () => {
     assert.deepEqual(sink, ["tts start"]);
     assert.deepEqual(drops, ["agent_audio_gated"]);
   });
+
+  it("the aborted turn's speech_created, late on the data channel, starts nothing and is counted", async () => {
+    const { bridge, room, agent, sink, drops } = await openBridge();
+    room.participantJoined(agent({ "lk.agent.state": "thinking" }));
+    room.attributesChanged(AGENT, { "lk.agent.state": "speaking" });
+    room.agentAudio(voice());
+    bridge.onDeviceEvent({ kind: "abort", reason: undefined });
+    room.data(Buffer.from(JSON.stringify({ type: "speech_created", data: { text: "" } })), undefined, AGENT);
+    room.agentAudio(voice());
+    assert.deepEqual(sink, ["tts start", "audio"]);
+    assert.deepEqual(drops, ["agent_signal_late", "agent_audio_gated"]);
+  });
 });

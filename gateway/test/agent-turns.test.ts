@@ -9,6 +9,7 @@ import {
   END_GRACE_MS,
   END_QUIET_MS,
   FALLBACK_SILENCE_MS,
+  LATE_SIGNAL_MS,
   SIGNALLED_SILENCE_MS,
   Turns,
 } from "../src/agent/livekit/agent-protocol/turns.ts";
@@ -171,6 +172,98 @@ describe("turn framing, late signals", () => {
   });
 });
 
+describe("turn framing, the interrupted reply's signals after an abort", () => {
+  // One change into speaking of the deployed agent reaches the gateway as up to three
+  // signals on two paths: the framework's lk.agent.state attribute (signalling), and
+  // speech_created plus agent_state_changed (A only, unless within its 350 ms debounce) on
+  // the reliable data channel. Each path keeps its own order, not the other's; the device's
+  // abort comes on a third (MQTT).
+
+  it("a speech_created of the interrupted reply, late on its path, neither reopens the gate nor starts a turn", () => {
+    const t = new Turns();
+    t.agentState("attribute", "thinking", 0);
+    assert.deepEqual(t.agentState("attribute", "speaking", 100), [{ kind: "start", text: undefined }]);
+    for (let now = 110; now <= 600; now += 10) assert.equal(t.audio(true, now).forward, true);
+    t.abort(700);
+    assert.deepEqual(t.speechCreated("", 750), [{ kind: "late" }]);
+    assert.deepEqual(t.agentState("message", "speaking", 750), [{ kind: "late" }]);
+    assert.equal(t.gated, true);
+    assert.equal(t.speaking, false);
+    assert.deepEqual(t.audio(true, 760), { forward: false, actions: [] }, "the rest of the reply stays out");
+    // The agent, interrupted, listens; its next reply is a new turn.
+    t.agentState("attribute", "listening", 800);
+    t.agentState("attribute", "thinking", 4000);
+    assert.deepEqual(t.agentState("attribute", "speaking", 4500), [{ kind: "start", text: undefined }]);
+    assert.deepEqual(t.speechCreated("", 4510), []);
+    assert.equal(t.audio(true, 4520).forward, true);
+  });
+
+  it("a turn that the voice opened: every signal of it that comes after the abort is late", () => {
+    const t = new Turns();
+    t.agentState("attribute", "thinking", 0);
+    t.agentState("message", "thinking", 0);
+    assert.deepEqual(t.audio(true, 100).actions, [{ kind: "start", text: undefined }]);
+    t.abort(600);
+    assert.deepEqual(t.agentState("attribute", "speaking", 650), [{ kind: "late" }]);
+    assert.deepEqual(t.speechCreated("", 660), [{ kind: "late" }]);
+    assert.deepEqual(t.agentState("message", "speaking", 660), [{ kind: "late" }]);
+    assert.equal(t.gated, true);
+    // A new reply: speech_created now opens the gate whichever path comes first.
+    t.agentState("message", "listening", 700);
+    assert.deepEqual(t.speechCreated("", 5000), [{ kind: "start", text: undefined }]);
+  });
+
+  it("signals that had all come before the abort leave nothing owed: the next speaking is a new turn", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.speechCreated("", 0);
+    t.agentState("message", "speaking", 0);
+    t.abort(500);
+    t.agentState("message", "listening", 600);
+    assert.deepEqual(t.agentState("message", "speaking", 1500), [{ kind: "start", text: undefined }]);
+  });
+
+  it("a signal that never comes (A's debounce) is not waited for: a later change on its path clears it", () => {
+    const t = new Turns();
+    // The message path's change into speaking was debounced away; only the attribute and
+    // speech_created said so. Then a reply ended and its voice went on past the end grace,
+    // so the voice alone opened the turn that the device aborted: nothing of it is coming.
+    t.agentState("attribute", "speaking", 0);
+    t.speechCreated("", 0);
+    for (let now = 10; now <= 500; now += 10) t.audio(true, now);
+    t.agentState("attribute", "listening", 500);
+    t.agentState("message", "listening", 500);
+    assert.deepEqual(t.audio(true, 500 + END_GRACE_MS).actions, [{ kind: "end", by: "signal" }]);
+    assert.deepEqual(t.audio(true, 510 + END_GRACE_MS).actions, [{ kind: "start", text: undefined }]);
+    t.abort(1600);
+    // The next reply: its changes on both paths show the paths have moved on.
+    t.agentState("attribute", "thinking", 1700);
+    t.agentState("message", "thinking", 1700);
+    assert.deepEqual(t.agentState("attribute", "speaking", 1800), [{ kind: "start", text: undefined }]);
+  });
+
+  it("a signal owed for longer than LATE_SIGNAL_MS is a new turn's", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.audio(true, 10);
+    t.abort(500);
+    assert.deepEqual(t.speechCreated("", 500 + LATE_SIGNAL_MS), [{ kind: "start", text: undefined }]);
+  });
+
+  it("a turn resumed before it ended owes the resumed change's signals", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.speechCreated("", 0);
+    t.audio(true, 10);
+    t.agentState("attribute", "listening", 100);
+    assert.deepEqual(t.agentState("attribute", "speaking", 150), [], "the same reply goes on");
+    t.audio(true, 160);
+    t.abort(700);
+    assert.deepEqual(t.speechCreated("", 750), [{ kind: "late" }], "the resumed change's speech_created");
+    assert.equal(t.gated, true);
+  });
+});
+
 describe("turn framing, the agent leaving", () => {
   it("its open turn ends at once, voice or none", () => {
     const t = new Turns();
@@ -184,6 +277,14 @@ describe("turn framing, the agent leaving", () => {
     t.agentState("attribute", "speaking", 0);
     t.agentLeft(10);
     assert.deepEqual(t.agentState("attribute", "speaking", 20), [{ kind: "start", text: undefined }]);
+  });
+
+  it("an abort after it left owes nothing of its turn: the next agent's first signal plays", () => {
+    const t = new Turns();
+    t.agentState("attribute", "speaking", 0);
+    t.agentLeft(10);
+    t.abort(20);
+    assert.deepEqual(t.speechCreated("", 30), [{ kind: "start", text: undefined }]);
   });
 
   it("its voice still in flight starts no turn", () => {

@@ -148,6 +148,31 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       await next;
     });
 
+    it("the aborted reply's speech_created, late on a lagging data channel, does not start it again", async () => {
+      const { device, agent } = await session("A");
+      await greeted(device);
+      // Its attribute and voice reach the gateway at once, its data messages 1.5 s later:
+      // the reply's speech_created comes after the device's abort.
+      agent.dataLagMs = 1500;
+      const speaking = agent.speak(4000);
+      await device.waitForMessage((m) => m.type === "tts" && m.state === "start");
+      await device.waitForAudio(5);
+      const stopped = device.waitForMessage((m) => m.type === "tts" && m.state === "stop");
+      device.send({ session_id: device.session?.sessionId ?? "", type: "abort" });
+      await stopped;
+      assert.equal(await speaking, "interrupted");
+      const framesAtStop = device.stats.framesReceived;
+      const startsAtStop = tts(device, "start");
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.equal(tts(device, "start"), startsAtStop, "no tts start after the abort");
+      assert.equal(device.stats.framesReceived, framesAtStop, "no audio after the abort");
+      // The agent's next reply plays.
+      agent.dataLagMs = 0;
+      const next = device.waitForMessage((m) => m.type === "tts" && m.state === "start");
+      await agent.speak(500);
+      await next;
+    });
+
     it("Agent B's volume calls reach the device: set, two quick ups debounced into one, an up after the buttons", async () => {
       const { device, agent } = await session("B");
       const tools = serveDeviceTools(device, 50);

@@ -21,6 +21,9 @@
  *   on topic `emotion`. A's transcripts: `user_input_transcribed` and, as the framework
  *   does, an `lk.transcription` text stream.
  * - Voice: a 24 kHz mono microphone track named `roomio_audio`, a 300 Hz tone as speech.
+ * - The network between it and the gateway: `dataLagMs` holds its data messages back, as
+ *   a reliable data channel recovering a lost packet does, while its attribute (over
+ *   signalling) and its voice go on: each path keeps its own order, not the other's.
  */
 import {
   AudioFrame,
@@ -68,6 +71,8 @@ export class FakeAgent {
   goodbyes = 0;
   /** Loudest RMS heard from the device's track. */
   deviceEnergy = 0;
+  /** How long its data messages to the gateway are held back, in order (0: not at all). */
+  dataLagMs = 0;
   readonly #greetingMs: number;
   readonly #source = new AudioSource(RATE, 1, 100);
   #state: SessionState = "initializing";
@@ -386,7 +391,12 @@ export class FakeAgent {
     const lp = this.room.localParticipant;
     if (!lp) return;
     const data = new TextEncoder().encode(JSON.stringify(m));
-    await lp.publishData(data, topic ? { reliable: true, topic } : { reliable: true }).catch(() => {});
+    const send = () =>
+      lp.publishData(data, topic ? { reliable: true, topic } : { reliable: true }).catch(() => {});
+    // The agent does not wait for the network: a lagging channel delays, the agent goes on.
+    // Timers of one delay fire in the order they were set, so the path keeps its order.
+    if (this.dataLagMs > 0) setTimeout(() => void send(), this.dataLagMs);
+    else await send();
   }
 }
 

@@ -334,10 +334,13 @@ export class LiveKitBridge implements AgentBridge {
       if (a.kind === "start") {
         this.#sink.speechStart(a.text);
         this.#farewell?.state.turnStarted(now);
-      } else {
+      } else if (a.kind === "end") {
         this.#sink.speechEnd();
         if (a.by === "silence") this.#services.events.drop("turn_ended_by_silence");
         this.#farewell?.state.turnEnded(now);
+      } else {
+        // The aborted turn's own signal, late on its path: it must not replay that turn.
+        this.#services.events.drop("agent_signal_late");
       }
     }
     this.#arm();

@@ -18,7 +18,13 @@
  *   the state had already moved on.
  * - A device abort closes the gate: no agent audio reaches the device until the agent
  *   starts a new turn by a signal (or, for a signal-less agent, after it has been quiet for
- *   FALLBACK_SILENCE_MS, i.e. the interrupted reply has stopped).
+ *   FALLBACK_SILENCE_MS, i.e. the interrupted reply has stopped). One change into speaking
+ *   comes as up to three signals on two paths (the attribute over signalling; speech_created
+ *   and agent_state_changed on the data channel), each path in order but not with the other,
+ *   so those of the interrupted turn that had not come by the abort may still arrive: they
+ *   are owed, and each is dropped when it comes (`late`), not taken for a new turn. A debt
+ *   ends when its path shows it has moved on (a change to another state on it) or after
+ *   LATE_SIGNAL_MS; messages carry no speech id that could tell the turns apart.
  * - The agent leaving the room ends its open turn at once and forgets what it said about
  *   its state: the next agent starts as one that has sent no signal.
  */
@@ -28,12 +34,23 @@ export const FALLBACK_SILENCE_MS = 400;
 export const SIGNALLED_SILENCE_MS = 3000;
 export const END_QUIET_MS = 250;
 export const END_GRACE_MS = 1000;
+/**
+ * How long after an abort a signal the interrupted turn still owed is taken as that turn's
+ * own, late on its path. Far above the paths' usual skew; below the user's next question
+ * and the agent's answer to it, which a new turn after an abort waits for.
+ */
+export const LATE_SIGNAL_MS = 2000;
 
 export type StateSource = "message" | "attribute";
+/** What can say the agent started speaking; speech_created and "message" share a path. */
+type Signal = StateSource | "speech_created";
+const SIGNALS: readonly Signal[] = ["attribute", "message", "speech_created"];
 
 export type TurnAction =
   | { readonly kind: "start"; readonly text: string | undefined }
-  | { readonly kind: "end"; readonly by: "signal" | "silence" | "agent_left" };
+  | { readonly kind: "end"; readonly by: "signal" | "silence" | "agent_left" }
+  /** A signal of the turn an abort interrupted, late on its path: dropped (counted). */
+  | { readonly kind: "late" };
 
 type Phase = "idle" | "speaking" | "ending";
 
@@ -46,6 +63,11 @@ export class Turns {
   #endingSince = 0;
   #startedAt = 0;
   readonly #lastState = new Map<StateSource, AgentState>();
+  /** The signals that said speaking for the current (or last) turn's change into it. */
+  readonly #said = new Set<Signal>();
+  /** After an abort: the interrupted turn's signals not come yet, until #owedUntil. */
+  readonly #owed = new Set<Signal>();
+  #owedUntil = 0;
 
   get speaking(): boolean {
     return this.#phase !== "idle";
@@ -58,8 +80,7 @@ export class Turns {
 
   speechCreated(text: string, now: number): TurnAction[] {
     this.#signalled = true;
-    this.#gated = false;
-    return this.#begin(now, text || undefined);
+    return this.#open("speech_created", now, text || undefined);
   }
 
   agentState(source: StateSource, state: AgentState, now: number): TurnAction[] {
@@ -70,9 +91,12 @@ export class Turns {
     // change, so its value repeats while the agent is in the same state; a repeated
     // non-speaking value ended a turn that speech_created or voice had opened ahead of it.
     if (previous === state && (state === "speaking" || source === "attribute")) return [];
-    if (state === "speaking") {
-      this.#gated = false;
-      return this.#begin(now, undefined);
+    if (state === "speaking") return this.#open(source, now, undefined);
+    // A change on a path comes after anything sent on it before: what the interrupted turn
+    // owed on this path is not coming (A's debounce drops a change into speaking).
+    if (previous !== state) {
+      this.#owed.delete(source);
+      if (source === "message") this.#owed.delete("speech_created");
     }
     return this.#endSignal(now);
   }
@@ -87,6 +111,9 @@ export class Turns {
     this.#phase = "idle";
     this.#gated = true;
     this.#lastVoicedAt = now;
+    this.#owed.clear();
+    for (const s of SIGNALS) if (!this.#said.has(s)) this.#owed.add(s);
+    this.#owedUntil = now + LATE_SIGNAL_MS;
   }
 
   /**
@@ -99,6 +126,9 @@ export class Turns {
   agentLeft(now: number): TurnAction[] {
     this.#lastState.clear();
     this.#signalled = false;
+    // The next agent's signals are all its own: nothing of this one's turn is owed.
+    this.#owed.clear();
+    for (const s of SIGNALS) this.#said.add(s);
     if (this.#phase === "idle") return [];
     this.#gated = true;
     this.#lastVoicedAt = now;
@@ -114,7 +144,7 @@ export class Turns {
     }
     if (this.#phase === "idle") {
       if (!voiced) return { forward: false, actions: [] };
-      const actions = this.#begin(now, undefined);
+      const actions = this.#begin(now, undefined, undefined);
       this.#voicedInTurn = true;
       return { forward: true, actions };
     }
@@ -167,8 +197,24 @@ export class Turns {
     if (!this.#signalled && now - this.#lastVoicedAt >= FALLBACK_SILENCE_MS) this.#gated = false;
   }
 
-  #begin(now: number, text: string | undefined): TurnAction[] {
-    if (this.#phase === "speaking") return [];
+  /** A signal into speaking: a late one of an interrupted turn, or a (new) turn's. */
+  #open(signal: Signal, now: number, text: string | undefined): TurnAction[] {
+    if (this.#gated && this.#owed.delete(signal) && now < this.#owedUntil) return [{ kind: "late" }];
+    this.#gated = false;
+    this.#owed.clear();
+    return this.#begin(now, text, signal);
+  }
+
+  /** `signal`: what started it; undefined for voice. */
+  #begin(now: number, text: string | undefined, signal: Signal | undefined): TurnAction[] {
+    if (this.#phase === "speaking") {
+      if (signal) this.#said.add(signal);
+      return [];
+    }
+    // A new change into speaking, also one that resumes a turn still ending: each of its
+    // signals is still to come, but the one here.
+    this.#said.clear();
+    if (signal) this.#said.add(signal);
     if (this.#phase === "ending") {
       this.#phase = "speaking"; // the same reply goes on
       return [];
