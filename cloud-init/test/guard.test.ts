@@ -1,25 +1,26 @@
 /**
  * The droplet's guard (cloud-init/common/guard.sh) loaded into real nftables, in a private
- * network namespace this test creates (nothing outside it is touched): the metadata address
+ * network namespace this test creates (nothing outside it is touched; a second namespace,
+ * joined by a veth pair, is a device: gateway/test/support/netns.ts): the metadata address
  * answers root and refuses every other user; MQTT from another namespace gets a reset
  * until `guard.sh open`, while loopback always passes. Needs root, nft, unshare, nsenter,
  * ip and curl (nftables is in .ci/apt-packages.txt).
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { type SpawnSyncReturns, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
+import { createNamespace, linkNamespaces } from "../../gateway/test/support/netns.ts";
 import { GUARD_PATH, guardBootcmd } from "../hardening.ts";
 import { ROOT } from "./dist.ts";
 
 const GUARD = path.join(ROOT, "cloud-init/common/guard.sh");
 
-/** Runs in a fresh network namespace; prints `<check> <curl exit code>` lines. */
+/** Runs in the droplet's namespace; prints `<check> <curl exit code>` lines. */
 const SCRIPT = `
 set -eu
-ip link set lo up
 ip addr add 169.254.169.254/32 dev lo
 serve() { "$NODE" -e 'require("node:http").createServer((q, r) => r.end("ok")).listen(+process.argv[2], process.argv[1])' "$1" "$2" & }
 serve 169.254.169.254 8080
@@ -29,14 +30,9 @@ serve 0.0.0.0 1883
 serve 127.0.0.1 4370
 serve 127.0.0.1 5369
 serve 127.0.0.1 5370
-# A second namespace plays a device on the internet, joined by a veth pair.
-unshare -n sleep 60 & peer=$!
-trap 'kill $peer 2>/dev/null; kill $(jobs -p) 2>/dev/null' EXIT
-sleep 0.2
-ip link add vf-box type veth peer name vf-dev
-ip link set vf-dev netns "$peer"
-ip addr add 10.203.0.1/30 dev vf-box && ip link set vf-box up
-nsenter -t "$peer" -n sh -c 'ip link set lo up; ip addr add 10.203.0.2/30 dev vf-dev; ip link set vf-dev up'
+# $peer holds the second namespace, a device on the internet (10.203.0.2), joined to this
+# one (10.203.0.1) by a veth pair (gateway/test/support/netns.ts).
+trap 'kill $(jobs -p) 2>/dev/null' EXIT
 try() { # try NAME CMD...: prints NAME and curl's exit code (0: served, 7: refused)
   name=$1; shift
   set +e; "$@" -s -o /dev/null --retry 20 --retry-connrefused --retry-delay 0 --max-time 5 >/dev/null 2>&1; rc=$?; set -e
@@ -90,14 +86,26 @@ describe("the guard in real nftables (private network namespace)", () => {
     assert.match(readFileSync(target, "utf8"), /^set -eu$/m);
   });
 
-  test("metadata for root alone; MQTT from outside reset until the gate opens, loopback always", () => {
+  test("metadata for root alone; MQTT from outside reset until the gate opens, loopback always", async () => {
     if (process.getuid?.() !== 0) assert.fail("this test needs root (network namespaces, nftables)");
-    const res = spawnSync("unshare", ["-n", "bash", "-c", SCRIPT], {
-      encoding: "utf8",
-      env: { PATH: process.env.PATH, GUARD, NODE: process.execPath },
-      timeout: 60_000,
-    });
-    if (res.error) assert.fail(`unshare failed to run: ${res.error.message}`);
+    let res: SpawnSyncReturns<string>;
+    const droplet = await createNamespace("droplet");
+    const device = await createNamespace("device");
+    try {
+      linkNamespaces(
+        { ns: droplet, ifname: "vf-box", addresses: ["10.203.0.1/30"] },
+        { ns: device, ifname: "vf-dev", addresses: ["10.203.0.2/30"] },
+      );
+      res = droplet.spawnSync("bash", ["-c", SCRIPT], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, GUARD, NODE: process.execPath, peer: String(device.pid) },
+        timeout: 60_000,
+      });
+    } finally {
+      await droplet.destroy();
+      await device.destroy();
+    }
+    if (res.error) assert.fail(`nsenter failed to run: ${res.error.message}`);
     assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`);
     if (/nft: (command )?not found/.test(res.stderr))
       assert.fail("nft is needed: apt-get install -y nftables");
