@@ -15,6 +15,8 @@
  *                                   device whose OTA URL is http://192.168.1.20:8002/xiaozhi/ota/
  *   npm start -- --insecure-no-device-auth
  *                                   the broker lets any device in (loud warning)
+ *   npm start -- --run-dir /tmp/box  everything it writes (PM2 home, key, logs, bundle) there;
+ *                                   `npm stop -- --run-dir /tmp/box` stops that box
  */
 
 import { randomBytes } from "node:crypto";
@@ -33,12 +35,38 @@ import { loopbackAddress } from "./sim/device-identity.ts";
 import { processAlive } from "./sim/process-alive.ts";
 import { provisionDevice } from "./sim/provision.ts";
 
-const RUN = path.join(ROOT, ".run");
-const PID_FILE = path.join(RUN, "local-box.pid");
-const KEY_FILE = path.join(RUN, "device-signing-key");
-const BROKER_LOG = path.join(RUN, "broker.log");
+/**
+ * Where the box keeps what it writes: its pid file, signing key, broker log, env file and
+ * PM2 home. `--run-dir` moves all of it, and the bundle too, elsewhere: a test runs a box
+ * beside a developer's `npm start` without touching its PM2, its key or its dist/.
+ */
+interface RunPaths {
+  readonly dir: string;
+  readonly pidFile: string;
+  readonly keyFile: string;
+  readonly brokerLog: string;
+  readonly envFile: string;
+  readonly pm2Home: string;
+  /** The bundle PM2 runs: dist/ by default (README: "It builds the bundle into dist/"). */
+  readonly dist: string;
+}
+
+function runPaths(runDir: string | undefined): RunPaths {
+  const dir = runDir === undefined ? path.join(ROOT, ".run") : path.resolve(runDir);
+  return {
+    dir,
+    pidFile: path.join(dir, "local-box.pid"),
+    keyFile: path.join(dir, "device-signing-key"),
+    brokerLog: path.join(dir, "broker.log"),
+    envFile: path.join(dir, "gateway.env"),
+    pm2Home: path.join(dir, "pm2"),
+    dist: runDir === undefined ? path.join(ROOT, "dist") : path.join(dir, "dist"),
+  };
+}
 /** Set once the broker runs, so that a failed start stops it too (it would hold the port). */
 let startedBroker: SupervisedBroker | undefined;
+/** Set once the run folder is known, so that a failed start kills the right PM2. */
+let startedRun: RunPaths | undefined;
 
 const INSECURE_WARNING = [
   "",
@@ -61,6 +89,7 @@ async function up(argv: string[]): Promise<void> {
       "ota-port": { type: "string", default: "8002" },
       "public-host": { type: "string", default: "127.0.0.1" },
       "insecure-no-device-auth": { type: "boolean", default: false },
+      "run-dir": { type: "string" },
     },
   });
   const deviceCount = Number(values.devices);
@@ -76,20 +105,23 @@ async function up(argv: string[]): Promise<void> {
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw new Error(`--${flag} must be a port, 1..65535`);
   }
-  if (existsSync(PID_FILE)) {
-    const pid = Number(readFileSync(PID_FILE, "utf8"));
+  const run = runPaths(values["run-dir"]);
+  if (existsSync(run.pidFile)) {
+    const pid = Number(readFileSync(run.pidFile, "utf8"));
     if (processAlive(pid)) throw new Error(`a local box is already running (pid ${pid}); run npm stop first`);
   }
-  mkdirSync(RUN, { recursive: true });
-  writeFileSync(PID_FILE, String(process.pid));
+  mkdirSync(run.dir, { recursive: true });
+  writeFileSync(run.pidFile, String(process.pid));
+  startedRun = run;
+  const pm2Options = { home: run.pm2Home };
 
-  console.log("building the gateway bundle (dist/)...");
-  await buildBundle();
-  const signing = loadOrCreateSigningKey(KEY_FILE);
+  console.log(`building the gateway bundle (${path.relative(ROOT, run.dist)}/)...`);
+  await buildBundle(run.dist);
+  const signing = loadOrCreateSigningKey(run.keyFile);
   if (insecure) console.warn(INSECURE_WARNING);
   else
     console.log(
-      `device authentication on: ${signing.created ? "generated" : "using"} the development signing key in ${path.relative(ROOT, KEY_FILE)} (0600)`,
+      `device authentication on: ${signing.created ? "generated" : "using"} the development signing key in ${path.relative(ROOT, run.keyFile)} (0600)`,
     );
   const password = randomBytes(18).toString("base64url");
   const broker = await superviseBroker({
@@ -97,7 +129,7 @@ async function up(argv: string[]): Promise<void> {
     port: Number(values["broker-port"]),
     gatewayPassword: password,
     ...(insecure ? {} : { deviceSigningKey: signing.key }),
-    stderr: openSync(BROKER_LOG, "a", 0o600),
+    stderr: openSync(run.brokerLog, "a", 0o600),
     onEvent: (e) => {
       if (e.kind === "exited")
         console.log(`broker exited (code ${e.code}, signal ${e.signal}); restarting...`);
@@ -106,11 +138,10 @@ async function up(argv: string[]): Promise<void> {
     },
   });
   startedBroker = broker;
-  console.log(`broker listening on ${broker.url} (log: ${path.relative(ROOT, BROKER_LOG)})`);
+  console.log(`broker listening on ${broker.url} (log: ${path.relative(ROOT, run.brokerLog)})`);
   // Host settings and secrets for the instances, as /etc/voice-gateway/gateway.env on the droplet.
-  const envFile = path.join(RUN, "gateway.env");
   writeFileSync(
-    envFile,
+    run.envFile,
     [
       `PUBLIC_HOST=${publicHost}`,
       `MQTT_URL=${broker.url}`,
@@ -124,12 +155,15 @@ async function up(argv: string[]): Promise<void> {
     ].join("\n"),
     { mode: 0o600 },
   );
-  await pm2Kill();
-  await pm2(["start", path.join(ROOT, "dist/ecosystem.config.cjs")], { env: { GATEWAY_ENV_FILE: envFile } });
+  await pm2Kill(pm2Options);
+  await pm2(["start", path.join(run.dist, "ecosystem.config.cjs")], {
+    ...pm2Options,
+    env: { GATEWAY_ENV_FILE: run.envFile },
+  });
   const ports = instancePorts(DEFAULT_ECOSYSTEM);
   await Promise.all(ports.map((p) => waitReady(`http://127.0.0.1:${p.healthPort}`)));
   console.log(
-    `${ports.length} gateway instances ready under PM2 (PM2_HOME=.run/pm2); health: ${ports.map((p) => `http://127.0.0.1:${p.healthPort}/health`).join(" ")}`,
+    `${ports.length} gateway instances ready under PM2 (PM2_HOME=${path.relative(ROOT, run.pm2Home)}); health: ${ports.map((p) => `http://127.0.0.1:${p.healthPort}/health`).join(" ")}`,
   );
   const ota: OtaServer = await startOtaServer({
     host: publicHost,
@@ -158,9 +192,9 @@ async function up(argv: string[]): Promise<void> {
     console.log("\nstopping: devices, OTA, gateways (drain), broker...");
     await Promise.all(devices.map((d) => d.close()));
     await ota.close();
-    await pm2Kill();
+    await pm2Kill(pm2Options);
     await broker.stop();
-    rmSync(PID_FILE, { force: true });
+    rmSync(run.pidFile, { force: true });
     process.exit(code);
   };
   process.on("SIGINT", () => void stop(0));
@@ -236,26 +270,31 @@ async function up(argv: string[]): Promise<void> {
   }, 1000);
 }
 
-async function down(): Promise<void> {
-  if (existsSync(PID_FILE)) {
-    const pid = Number(readFileSync(PID_FILE, "utf8"));
+async function down(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { "run-dir": { type: "string" } } });
+  const run = runPaths(values["run-dir"]);
+  if (existsSync(run.pidFile)) {
+    const pid = Number(readFileSync(run.pidFile, "utf8"));
     if (processAlive(pid)) {
       process.kill(pid, "SIGTERM");
       console.log(`asked the local box (pid ${pid}) to stop`);
       return;
     }
-    rmSync(PID_FILE, { force: true });
+    rmSync(run.pidFile, { force: true });
   }
-  await pm2Kill();
-  console.log("local box stopped (PM2 daemon in .run/pm2 killed)");
+  await pm2Kill({ home: run.pm2Home });
+  console.log(`local box stopped (PM2 daemon in ${path.relative(ROOT, run.pm2Home)} killed)`);
 }
 
 const [command, ...rest] = process.argv.slice(2);
-const run = command === "down" ? down() : up(rest);
-run.catch(async (err: Error) => {
+const main = command === "down" ? down(rest) : up(rest);
+main.catch(async (err: Error) => {
   console.error(`local box: ${err.message}`);
-  await pm2Kill();
+  // Only a box that got as far as its own run folder has a PM2 or a pid file to clean up.
+  if (startedRun) {
+    await pm2Kill({ home: startedRun.pm2Home });
+    rmSync(startedRun.pidFile, { force: true });
+  }
   await startedBroker?.stop();
-  rmSync(PID_FILE, { force: true });
   process.exit(1);
 });

@@ -29,6 +29,8 @@ export interface Provisioned {
   readonly publishTopic: string;
   readonly subscribeTopic: string | undefined;
   readonly serverTimeMs: number | undefined;
+  /** The whole answer as it came (firmware stores every key of `mqtt`), to check what a device was told. */
+  readonly document: Readonly<Record<string, unknown>>;
 }
 
 /** The headers and body current firmware sends (Ota::CheckVersion, Board::GetSystemInfoJson). */
@@ -82,7 +84,8 @@ export async function provision(req: ProvisionRequest): Promise<Provisioned> {
   if (res.status !== 200) throw new Error(`OTA answered HTTP ${res.status}: ${await res.text()}`);
   const doc = (await res.json()) as unknown;
   if (typeof doc !== "object" || doc === null) throw new Error("OTA answer is not a JSON object");
-  const { mqtt, error, server_time } = doc as Record<string, unknown>;
+  const document = doc as Record<string, unknown>;
+  const { mqtt, error, server_time } = document;
   if (typeof error === "string") throw new Error(`OTA refused the device: ${error}`);
   if (typeof mqtt !== "object" || mqtt === null) throw new Error("OTA answer has no mqtt section");
   const m = mqtt as Record<string, unknown>;
@@ -100,6 +103,7 @@ export async function provision(req: ProvisionRequest): Promise<Provisioned> {
     publishTopic: str("publish_topic"),
     subscribeTopic: typeof m.subscribe_topic === "string" ? m.subscribe_topic : undefined,
     serverTimeMs: typeof time === "number" ? time : undefined,
+    document,
   };
 }
 
@@ -112,9 +116,16 @@ export async function provisionDevice(
 ): Promise<SimulatedDevice> {
   const mac = options.mac ?? simulatedMac(options.index);
   const p = await provision({ otaUrl: options.otaUrl, mac, uuid: boardUuid(mac) });
+  return provisionedDevice(p, { ...options, mac });
+}
+
+/** The device that connects with what the OTA answered (`p`), and nothing else of its own. */
+export function provisionedDevice(
+  p: Provisioned,
+  options: { readonly mac: string } & Partial<DeviceOptions>,
+): SimulatedDevice {
   return new SimulatedDevice({
     ...options,
-    mac,
     brokerUrl: p.brokerUrl,
     clientId: p.clientId,
     credentials: { username: p.username, password: p.password },
