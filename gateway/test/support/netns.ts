@@ -5,10 +5,12 @@
  * (iproute2, in .ci/apt-packages.txt). Nothing is created in the test's own namespace: the
  * veth pair is made inside one namespace with its peer sent straight into the other.
  *
- * A namespace lives as long as one process is in it. `destroy()` (and this process's exit,
- * however it ends short of SIGKILL) SIGKILLs every process in it, whoever started it there
- * (a PM2 daemon and its apps, a broker), and so the namespace, its interfaces and their
- * ports go with them.
+ * A namespace lives as long as one process is in it. `destroy()` (and this process's `exit`
+ * event) SIGKILLs every process in it, whoever started it there (a PM2 daemon and its apps,
+ * a broker), and so the namespace, its interfaces and their ports go with them. If this
+ * process dies without its `exit` event, the holder still ends (its pipe from us closes);
+ * what the test started inside is then left to its own stop (the local box stops itself
+ * on SIGINT and SIGTERM).
  */
 import {
   type ChildProcess,
@@ -24,7 +26,7 @@ import { createInterface } from "node:readline";
 export interface NetNamespace {
   /** A label for messages. */
   readonly name: string;
-  /** The process that holds the namespace (a `sleep` inside it). */
+  /** The process that holds the namespace (a `cat` inside it, reading a pipe from us). */
   readonly pid: number;
   /** Starts `command` inside the namespace (nsenter execs it: the child is the command). */
   spawn(command: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
@@ -51,10 +53,9 @@ export async function createNamespace(name: string): Promise<NetNamespace> {
   if (process.getuid?.() !== 0) throw new Error("network namespaces need root");
   const holder = spawn(
     "unshare",
-    ["-n", "sh", "-c", "ip link set lo up && echo ready && exec sleep infinity"],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+    // It waits on a pipe from us: if we die without a word (SIGKILL), it ends with us.
+    ["-n", "sh", "-c", "ip link set lo up && echo ready && exec cat >/dev/null"],
+    { stdio: ["pipe", "pipe", "pipe"] },
   );
   let stderr = "";
   holder.stderr?.on("data", (d: Buffer) => {
