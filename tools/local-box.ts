@@ -144,6 +144,11 @@ async function up(argv: string[]): Promise<void> {
     run.envFile,
     [
       `PUBLIC_HOST=${publicHost}`,
+      // Bound to the address devices are told, so that replies leave from it: a socket on
+      // 0.0.0.0 answers from the kernel's pick (another address of a host with several),
+      // which a device drops, its socket being connected to the address it was told (as on
+      // the droplet: docs/runbook.md; tools/test/local-box-lan.test.ts).
+      `UDP_BIND=${publicHost}`,
       `MQTT_URL=${broker.url}`,
       "MQTT_USERNAME=gateway",
       `MQTT_PASSWORD=${password}`,

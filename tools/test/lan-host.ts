@@ -1,0 +1,111 @@
+/**
+ * Another host on the local box's LAN, for tools/test/local-box-lan.test.ts, which runs this
+ * inside a network namespace of its own (gateway/test/support/netns.ts). It prints one JSON
+ * document on stdout: what it saw.
+ *
+ *   lan-host.ts device <ota url> <index>   a freshly flashed device: OTA request, MQTT with
+ *                                          the credentials it returned, hello, speech over
+ *                                          UDP, its echo heard back; then goodbye
+ *   lan-host.ts probe <kind:host:port>...  for each tcp: or udp: target, whether it is
+ *                                          refused, open, or silent
+ */
+import { createSocket } from "node:dgram";
+import { connect } from "node:net";
+import { simulatedMac } from "../sim/device-identity.ts";
+import type { DeviceMessage } from "../sim/hello-reply.ts";
+import { boardUuid, provision, provisionedDevice } from "../sim/provision.ts";
+
+export interface DeviceReport {
+  /** The OTA's whole answer. */
+  readonly ota: Readonly<Record<string, unknown>>;
+  /** The OTA's `mqtt.username`, decoded (base64 JSON, `{ip}` of the peer the OTA saw). */
+  readonly username: unknown;
+  /** Every MQTT message the device received, in order. */
+  readonly messages: readonly DeviceMessage[];
+  readonly framesSent: number;
+  readonly framesReceived: number;
+  readonly errors: Readonly<Record<string, number>>;
+}
+
+/** What a probe found: `refused` (RST or ICMP port unreachable), `open`, or `silent`. */
+export type ProbeResult = "refused" | "open" | "silent" | `error ${string}`;
+
+async function device(otaUrl: string, index: number): Promise<DeviceReport> {
+  const mac = simulatedMac(index);
+  const p = await provision({ otaUrl, mac, uuid: boardUuid(mac) });
+  const d = provisionedDevice(p, { mac, index });
+  try {
+    await d.connect();
+    await d.hello();
+    d.listen("realtime");
+    const stop = d.waitForMessage((m) => m.type === "tts" && m.state === "stop", 15_000);
+    d.talk(600);
+    await stop;
+    await d.goodbye();
+  } finally {
+    await d.close();
+  }
+  const mqtt = p.document.mqtt as Record<string, unknown>;
+  return {
+    ota: p.document,
+    username: JSON.parse(Buffer.from(String(mqtt.username), "base64").toString("utf8")),
+    messages: d.messages,
+    framesSent: d.stats.framesSent,
+    framesReceived: d.stats.framesReceived,
+    errors: d.stats.errors,
+  };
+}
+
+/** Silent this long: nothing listens and says so (a UDP port that drops what it gets, or a filter). */
+const SILENT_AFTER_MS = 3000;
+
+function probe(target: string): Promise<ProbeResult> {
+  const [kind, host, port] = target.split(":");
+  if ((kind !== "tcp" && kind !== "udp") || !host || !port) throw new Error(`bad probe target ${target}`);
+  return new Promise((resolve) => {
+    const failed = (err: NodeJS.ErrnoException) =>
+      resolve(err.code === "ECONNREFUSED" ? "refused" : `error ${err.code ?? err.message}`);
+    if (kind === "tcp") {
+      const socket = connect({ host, port: Number(port), timeout: SILENT_AFTER_MS });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve("open");
+      });
+      socket.once("timeout", () => {
+        socket.destroy();
+        resolve("silent");
+      });
+      socket.once("error", failed);
+      return;
+    }
+    // A connected UDP socket is told of the ICMP port unreachable that a closed port answers.
+    const socket = createSocket("udp4");
+    const done = (result: ProbeResult) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done("silent"), SILENT_AFTER_MS);
+    const failedUdp = (err: NodeJS.ErrnoException) =>
+      done(err.code === "ECONNREFUSED" ? "refused" : `error ${err.code ?? err.message}`);
+    socket.once("error", failedUdp);
+    // A failed connect comes to the callback, not as an `error` event.
+    socket.connect(Number(port), host, (err?: Error) =>
+      err ? failedUdp(err) : socket.send(Buffer.from([0])),
+    );
+  });
+}
+
+const [command, ...args] = process.argv.slice(2);
+if (command === "device") {
+  const [otaUrl, index] = args;
+  if (!otaUrl || !index) throw new Error("usage: lan-host.ts device <ota url> <index>");
+  console.log(JSON.stringify(await device(otaUrl, Number(index))));
+} else if (command === "probe") {
+  const results = await Promise.all(args.map(async (t) => [t, await probe(t)] as const));
+  console.log(JSON.stringify(Object.fromEntries(results)));
+} else {
+  throw new Error(`unknown command ${command}: device or probe`);
+}
+// Done: a socket still closing (the MQTT client after its DISCONNECT) need not hold the process.
+process.exit(0);
