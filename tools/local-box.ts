@@ -291,6 +291,14 @@ async function down(argv: string[]): Promise<void> {
   console.log(`local box stopped (PM2 daemon in ${path.relative(ROOT, run.pm2Home)} killed)`);
 }
 
+// The box's output is for whoever watches it. When that reader is gone (`npm start | tee
+// log` whose tee ended first on Ctrl-C, a test that died), a write fails with EPIPE; that
+// must not end the box mid-teardown with its PM2 daemon and gateways left running.
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+  });
+
 const [command, ...rest] = process.argv.slice(2);
 const main = command === "down" ? down(rest) : up(rest);
 main.catch(async (err: Error) => {

@@ -117,9 +117,15 @@ describe("the local box on a LAN address, used by a device on another host (netw
     );
     // As `npm start` runs it (after scripts/prepare.mjs, which `npm test` ran), with a run
     // folder of its own: its PM2 home, key, logs and bundle (a running box keeps its dist/).
+    // Should this process die unannounced (SIGKILL), the box is sent SIGTERM, and stops
+    // its PM2 and broker itself.
     const child = box.spawn(
-      process.execPath,
+      "setpriv",
       [
+        "--pdeathsig",
+        "SIGTERM",
+        "--",
+        process.execPath,
         "--import",
         "tsx",
         "tools/local-box.ts",
@@ -213,8 +219,12 @@ describe("the local box on a LAN address, used by a device on another host (netw
     });
   });
 
-  test("SIGTERM stops the whole box: nothing it started is left in its namespace", async () => {
+  test("SIGTERM stops the whole box, its output gone: nothing it started is left in its namespace", async () => {
     if (!box || !boxProcess) assert.fail("no box");
+    // Nobody reads its output any more (a `| tee` ended by the same Ctrl-C, or this test
+    // killed: the box then gets SIGTERM from setpriv): its teardown must not stop at EPIPE.
+    boxProcess.stdout?.destroy();
+    boxProcess.stderr?.destroy();
     boxProcess.kill("SIGTERM");
     assert.equal(await exited, 0, output.lines.join("\n"));
     // Only the namespace's holder remains: no PM2 daemon, gateway, verifier or broker.
