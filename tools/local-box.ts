@@ -21,6 +21,7 @@
 
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { BlockList, isIP } from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../deploy/ecosystem.ts";
@@ -105,6 +106,12 @@ async function up(argv: string[]): Promise<void> {
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw new Error(`--${flag} must be a port, 1..65535`);
   }
+  // It is what devices are told to connect to (OTA endpoint, hello reply), not a bind-all:
+  // a device told 0.0.0.0 connects to nothing.
+  if (isIP(publicHost) !== 0 && isUnspecified(publicHost))
+    throw new Error(
+      `--public-host ${publicHost} is no address a device can reach: give this machine's LAN address`,
+    );
   const run = runPaths(values["run-dir"]);
   if (existsSync(run.pidFile)) {
     const pid = Number(readFileSync(run.pidFile, "utf8"));
@@ -273,6 +280,14 @@ async function up(argv: string[]): Promise<void> {
     lastRecv = recv;
     if (durationS > 0 && t >= durationS) void stop(errors > 0 ? 1 : 0);
   }, 1000);
+}
+
+/** 0.0.0.0 or :: (any spelling: `::0`, `0:0::0`), the "any address" of bind(). */
+function isUnspecified(ip: string): boolean {
+  const list = new BlockList();
+  list.addAddress("0.0.0.0", "ipv4");
+  list.addAddress("::", "ipv6");
+  return list.check(ip, isIP(ip) === 6 ? "ipv6" : "ipv4");
 }
 
 async function down(argv: string[]): Promise<void> {

@@ -17,9 +17,9 @@
  * was told (it connects its socket), as it does on the droplet (docs/runbook.md).
  */
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
@@ -230,4 +230,29 @@ describe("the local box on a LAN address, used by a device on another host (netw
     // Only the namespace's holder remains: no PM2 daemon, gateway, verifier or broker.
     assert.deepEqual(box.pids(), [box.pid]);
   });
+});
+
+test("a bind-all --public-host (0.0.0.0, ::) is refused before anything starts: devices would be told it", () => {
+  for (const host of ["0.0.0.0", "::"]) {
+    const runDir = path.join(ROOT, ".run", `test-lan-box-wildcard-${process.pid}`);
+    const res = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "tools/local-box.ts",
+        "up",
+        "--devices",
+        "0",
+        "--public-host",
+        host,
+        "--run-dir",
+        runDir,
+      ],
+      { cwd: ROOT, encoding: "utf8", timeout: 30_000 },
+    );
+    assert.equal(res.status, 1, `${res.stdout}${res.stderr}`);
+    assert.match(res.stderr, /--public-host .* is no address a device can reach/);
+    assert.equal(existsSync(runDir), false, "it wrote its run folder");
+  }
 });
