@@ -7,73 +7,45 @@
  * is reported within 2 s with nothing left behind.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { dispose } from "@livekit/rtc-node";
 import { AccessToken, RoomServiceClient } from "livekit-server-sdk";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { rms } from "../../tools/sim/speech-signal.ts";
-import { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
+import type { MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
-import {
-  MEDIA_HANG_TIMEOUT_MS,
-  MEDIA_PING_INTERVAL_MS,
-  mediaBinaryPath,
-} from "../src/agent/livekit/transports.ts";
-import { OpusPool } from "../src/audio/opus-pool.ts";
+import { MEDIA_HANG_TIMEOUT_MS, MEDIA_PING_INTERVAL_MS } from "../src/agent/livekit/transports.ts";
+import type { OpusPool } from "../src/audio/opus-pool.ts";
 import { RoomEventsRecorder, TestAgent, toneHz } from "./support/room-participants.ts";
 import { eventually } from "./support/stack.ts";
+import { startTestMedia, type TestMedia } from "./support/test-media.ts";
 
 const require = createRequire(import.meta.url);
 const { OpusEncoder } = require("@discordjs/opus") as typeof import("@discordjs/opus");
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 describe("LiveKit through the media process", () => {
   let lk: LiveKitProcess;
+  let testMedia: TestMedia;
   let pool: OpusPool;
   let media: MediaProcess;
   let rooms: RoomServiceClient;
-  const drops = new Map<string, number>();
+  let drops: Map<string, number>;
   const agents: TestAgent[] = [];
   const transports: ProcessTransport[] = [];
   let n = 0;
 
   before(async () => {
-    const built = spawnSync("bash", [path.join(root, "scripts/build-media.sh")], { encoding: "utf8" });
-    assert.equal(built.status, 0, built.stderr);
+    testMedia = await startTestMedia();
+    ({ media, pool, drops } = testMedia);
     lk = await startLiveKit();
     rooms = new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
-    pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
-    media = new MediaProcess({
-      binary: mediaBinaryPath(),
-      threads: 1,
-      maxBacklogBytes: 1 << 20,
-      restartDelayMs: 100,
-      maxRestartDelayMs: 1000,
-      readyTimeoutMs: 5000,
-      // The gateway's own: the frozen-process test measures what they give.
-      pingIntervalMs: MEDIA_PING_INTERVAL_MS,
-      hangTimeoutMs: MEDIA_HANG_TIMEOUT_MS,
-      events: {
-        drop: (r) => drops.set(r, (drops.get(r) ?? 0) + 1),
-        childCounts: () => {},
-        exited: () => {},
-        started: () => {},
-        answered: () => {},
-        hung: () => {},
-      },
-    });
-    await media.start();
   });
 
   after(async () => {
     await Promise.all(transports.map((t) => t.leave()));
     await Promise.all(agents.map((a) => a.leave()));
-    await media.close();
-    await pool.shutdown();
+    await testMedia.close();
     await lk.stop();
     // rtc-node's native FFI runtime (the test agents) keeps the process alive until disposed.
     await dispose();
@@ -94,7 +66,7 @@ describe("LiveKit through the media process", () => {
     const t = new ProcessTransport({ url, roomName: room, token: await token(room) }, rec, {
       media,
       pool,
-      drop: (r) => drops.set(r, (drops.get(r) ?? 0) + 1),
+      drop: testMedia.drop,
     });
     transports.push(t);
     return { room, t, rec };

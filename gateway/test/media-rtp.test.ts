@@ -124,7 +124,7 @@ describe("reorder buffer", () => {
   it("a new track far behind the old one restarts the buffer and plays (was: every packet late)", () => {
     const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
     assert.deepEqual(play(j, run(40000, 50)), run(40000, 50));
-    // The media process forwards the agent's next track: an unrelated sequence number.
+    // The media process forwards the agent's newest track: an unrelated sequence number.
     const out = play(j, run(10000, 500), 1000);
     // Its first packet is dropped (far), the second confirms it.
     assert.deepEqual(out, run(10001, 499));

@@ -58,15 +58,44 @@ export class RoomEventsRecorder implements RoomTransportHandlers {
   }
 }
 
+/** One of a test agent's audio tracks and the source behind it, which speaks a tone. */
+export class AgentVoice {
+  readonly source = new AudioSource(24000, 1);
+  readonly name: string;
+  sid: string | undefined;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  async speak(ms: number, hz = 300): Promise<void> {
+    for (let t = 0; t < ms; t += 20) {
+      const data = new Int16Array(480);
+      for (let i = 0; i < 480; i++)
+        data[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * (t * 24 + i)) / 24000));
+      await this.source.captureFrame(new AudioFrame(data, 24000, 1, 480));
+    }
+  }
+}
+
 /** An rtc-node participant in the agent's place. */
 export class TestAgent {
   readonly room = new Room();
   readonly heard: Int16Array[] = [];
   readonly data: { text: string; topic: string | undefined }[] = [];
-  readonly #source = new AudioSource(24000, 1);
+  /** Its first track's voice (published at join). */
+  readonly voice = new AgentVoice("agent");
+  readonly #voices: AgentVoice[] = [];
+  readonly #kind: "agent" | undefined;
+
+  /** `kind`: "agent" joins with an agent token (an agent may send text streams on a participant's behalf). */
+  constructor(kind?: "agent") {
+    this.#kind = kind;
+  }
 
   async join(lk: LiveKitProcess, room: string): Promise<void> {
     const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity: `agent-${room}` });
+    if (this.#kind) at.kind = this.#kind;
     // canUpdateOwnMetadata: setting attributes (lk.agent.state) needs it.
     at.addGrant({
       room,
@@ -87,25 +116,38 @@ export class TestAgent {
       })().catch(() => {});
     });
     await this.room.connect(lk.url, await at.toJwt(), { autoSubscribe: true, dynacast: false });
-    const opts = new TrackPublishOptions();
-    opts.source = TrackSource.SOURCE_MICROPHONE;
-    await this.room.localParticipant?.publishTrack(
-      LocalAudioTrack.createAudioTrack("agent", this.#source),
-      opts,
-    );
+    await this.#publish(this.voice);
   }
 
-  async speak(ms: number, hz = 300): Promise<void> {
-    for (let t = 0; t < ms; t += 20) {
-      const data = new Int16Array(480);
-      for (let i = 0; i < 480; i++)
-        data[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * (t * 24 + i)) / 24000));
-      await this.#source.captureFrame(new AudioFrame(data, 24000, 1, 480));
-    }
+  /** Publishes another audio track, as an agent that republishes its voice does. */
+  async publishVoice(name: string): Promise<AgentVoice> {
+    const voice = new AgentVoice(name);
+    await this.#publish(voice);
+    return voice;
+  }
+
+  async unpublish(voice: AgentVoice): Promise<void> {
+    if (voice.sid) await this.room.localParticipant?.unpublishTrack(voice.sid);
+    voice.sid = undefined;
+  }
+
+  async #publish(voice: AgentVoice): Promise<void> {
+    const opts = new TrackPublishOptions();
+    opts.source = TrackSource.SOURCE_MICROPHONE;
+    const publication = await this.room.localParticipant?.publishTrack(
+      LocalAudioTrack.createAudioTrack(voice.name, voice.source),
+      opts,
+    );
+    voice.sid = publication?.sid;
+    this.#voices.push(voice);
+  }
+
+  speak(ms: number, hz = 300): Promise<void> {
+    return this.voice.speak(ms, hz);
   }
 
   async leave(): Promise<void> {
-    await this.#source.close().catch(() => {});
+    for (const v of this.#voices) await v.source.close().catch(() => {});
     await this.room.disconnect().catch(() => {});
   }
 }

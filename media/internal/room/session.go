@@ -5,8 +5,10 @@ package room
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/livekit/protocol/livekit"
@@ -52,7 +54,10 @@ type Session struct {
 	joinDone chan struct{}
 	// readers are the goroutines reading remote tracks and text streams.
 	readers sync.WaitGroup
-	reading bool
+	// tracks are the remote audio tracks being read, oldest first; heard is the last one,
+	// the only one whose RTP goes to the gateway (read per packet, without mu).
+	tracks []*webrtc.TrackRemote
+	heard  atomic.Pointer[webrtc.TrackRemote]
 	// data keeps the gateway's data packets in order: one sender per session.
 	data chan dataPacket
 	// dataDone is closed when the data sender has sent (or dropped) everything queued.
@@ -208,8 +213,14 @@ func (s *Session) lost(reason string) {
 	}
 }
 
-// subscribed forwards the first remote audio track's RTP until it ends; the next one
-// subscribed after that is read.
+// subscribed reads a remote audio track until it ends. Only the newest track still
+// subscribed is heard (its RTP goes to the gateway): LiveKit Agents publishes a new track
+// on each reconnect of its room and may keep the old one (room_io's _on_reconnected), and
+// a republished track's subscription can come before the old track's end. Reading only
+// the first track and ignoring the rest lost the agent's voice for the rest of the
+// session whenever the first then ended or fell silent. When the track heard ends, the
+// newest one left is heard again. A track not heard is still read, and its packets
+// dropped (counted): left in pion's buffer, they would reach the device late once heard.
 func (s *Session) subscribed(track *webrtc.TrackRemote) {
 	if track.Kind() != webrtc.RTPCodecTypeAudio {
 		return
@@ -225,23 +236,25 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 		s.mu.Unlock()
 		return
 	}
-	if s.reading {
-		// One agent voice a session: another audio track while one is read is not heard
-		// (counted; the rtc-node transport does the same).
-		s.mu.Unlock()
-		s.out.Count("agent_track_ignored")
-		return
+	if len(s.tracks) > 0 {
+		// The rtc-node transport counts the same.
+		s.out.Count("agent_track_switched")
 	}
-	s.reading = true
+	s.tracks = append(s.tracks, track)
+	s.heard.Store(track)
 	s.readers.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.readers.Done()
-		defer func() { s.mu.Lock(); s.reading = false; s.mu.Unlock() }()
+		defer s.trackEnded(track)
 		for {
 			pkt, _, err := track.ReadRTP()
 			if err != nil {
 				return
+			}
+			if s.heard.Load() != track {
+				s.out.Count("agent_rtp_not_heard")
+				continue
 			}
 			f, err := ipc.NewFrame(ipc.AgentRTP, s.id).U16(pkt.SequenceNumber).U32(pkt.Timestamp).Bytes(pkt.Payload).Finish()
 			if err != nil {
@@ -253,6 +266,29 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 			}
 		}
 	}()
+}
+
+// trackEnded forgets a track whose reading ended; if it was the one heard, the newest
+// one left is heard from now on.
+func (s *Session) trackEnded(track *webrtc.TrackRemote) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.Index(s.tracks, track)
+	if i < 0 {
+		return
+	}
+	s.tracks = slices.Delete(s.tracks, i, i+1)
+	if s.heard.Load() != track {
+		return
+	}
+	if n := len(s.tracks); n > 0 {
+		s.heard.Store(s.tracks[n-1])
+		if !s.left {
+			s.out.Count("agent_track_back")
+		}
+	} else {
+		s.heard.Store(nil)
+	}
 }
 
 // WriteOpus publishes one device packet unchanged, at the RTP timestamp the gateway set.

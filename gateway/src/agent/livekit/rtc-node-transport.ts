@@ -71,7 +71,11 @@ class RtcNodeTransport implements RoomTransport {
   readonly #events: RtcNodeTransportEvents;
   readonly #room = new Room();
   readonly #source = new AudioSource(UP_RATE, 1, 1000);
-  #reader: ReadableStreamDefaultReader<AudioFrame> | undefined;
+  /** The remote audio tracks subscribed, oldest first: the newest is heard (#hearNewest). */
+  #tracks: RemoteTrack[] = [];
+  #heard:
+    | { readonly track: RemoteTrack; readonly reader: ReadableStreamDefaultReader<AudioFrame> }
+    | undefined;
   #connected = false;
   #left = false;
 
@@ -91,6 +95,7 @@ class RtcNodeTransport implements RoomTransport {
     });
     room.on(RoomEvent.DataReceived, (payload, p, _kind, topic) => this.#h.data(payload, topic, p?.identity));
     room.on(RoomEvent.TrackSubscribed, (track) => this.#onTrack(track));
+    room.on(RoomEvent.TrackUnsubscribed, (track) => this.#onTrackGone(track));
     room.on(RoomEvent.Disconnected, (reason) => {
       if (!this.#left) this.#h.disconnected(`room disconnected (${String(reason)})`);
     });
@@ -160,29 +165,54 @@ class RtcNodeTransport implements RoomTransport {
     this.#connected = false;
     this.#room.removeAllListeners();
     for (const topic of TEXT_TOPICS) this.#room.unregisterTextStreamHandler(topic);
-    await this.#reader?.cancel().catch(() => {});
+    this.#tracks = [];
+    const heard = this.#heard;
+    this.#heard = undefined;
+    await heard?.reader.cancel().catch(() => {});
     await this.#source.close().catch(() => {});
     await this.#room.disconnect().catch(() => {});
   }
 
+  /**
+   * Only the newest audio track still subscribed is heard: LiveKit Agents publishes a new
+   * track on each reconnect of its room and may keep the old one, and the new one's
+   * subscription can come before the old one's end. Reading the first track only lost the
+   * agent's voice for the rest of the session once that one ended or fell silent. A track
+   * not heard is not read at all (no AudioStream: nothing of it is buffered to be heard
+   * late); when the track heard ends, the newest one left is read. The media process does
+   * the same.
+   */
   #onTrack(track: RemoteTrack): void {
     if (track.kind !== TrackKind.KIND_AUDIO || this.#left) return;
-    // One agent voice a session: another audio track while one is read is not heard
-    // (counted; the media process does the same).
-    if (this.#reader) {
-      this.#events.drop("agent_track_ignored");
-      return;
-    }
+    if (this.#tracks.length > 0) this.#events.drop("agent_track_switched");
+    this.#tracks.push(track);
+    this.#hearNewest();
+  }
+
+  /** The track was unsubscribed (unpublished, or its participant left), or its stream ended. */
+  #onTrackGone(track: RemoteTrack): void {
+    const i = this.#tracks.findIndex((t) => t.sid === track.sid);
+    if (i < 0 || this.#left) return;
+    this.#tracks.splice(i, 1);
+    if (this.#heard?.track.sid !== track.sid) return;
+    if (this.#tracks.length > 0) this.#events.drop("agent_track_back");
+    this.#hearNewest();
+  }
+
+  #hearNewest(): void {
+    const track = this.#tracks.at(-1);
+    if (this.#heard?.track === track) return;
+    const old = this.#heard;
+    this.#heard = undefined;
+    void old?.reader.cancel().catch(() => {});
+    if (!track) return;
     const reader = new AudioStream(track, { sampleRate: DOWN_RATE, numChannels: 1 }).getReader();
-    this.#reader = reader;
+    this.#heard = { track, reader };
     void (async () => {
       for (;;) {
         const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-        if (done || !value || this.#left) {
-          // The track ended (the agent left): the next agent's track may be read.
-          if (this.#reader === reader) this.#reader = undefined;
-          return;
-        }
+        if (this.#heard?.reader !== reader || this.#left) return;
+        if (done || !value) return this.#onTrackGone(track);
         this.#h.agentAudio(Buffer.from(value.data.buffer, value.data.byteOffset, value.data.byteLength));
       }
     })();

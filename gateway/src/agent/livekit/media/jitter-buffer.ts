@@ -9,9 +9,9 @@
  * counted by reason.
  *
  * A packet far from where the stream is (`isFar`) starts a new stream when the next packet
- * confirms it (`resync`): the media process forwards the agent's next track when the first
- * one ends (the agent republished, or another agent joined), and a new track starts at an
- * unrelated sequence number. Without that, a new track behind the old one was dropped as
+ * confirms it (`resync`): the media process forwards the agent's newest track from its
+ * first packet, and the one before it again when that one ends (the agent republished, or
+ * another agent joined), and a new track starts at an unrelated sequence number. Without that, a new track behind the old one was dropped as
  * late for up to 32,768 packets, and a single stray far-ahead packet, once the wait for it
  * ran out, left every later packet behind.
  */
