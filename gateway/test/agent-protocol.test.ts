@@ -278,6 +278,61 @@ describe("lk.transcription", () => {
   });
 });
 
+describe("lk.transcription: streams whose senders left", () => {
+  const base = { topic: "lk.transcription", attributes: {} as Record<string, string> };
+  const me = "02:00:00:00:00:01";
+
+  it("a departed agent's open streams are released, their places freed and their rest ignored", () => {
+    const t = new Transcriptions(me);
+    t.agentJoined("agent-x");
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++)
+      t.chunk({ ...base, streamId: `s${i}`, from: "agent-x", text: "Half a ", done: false });
+    assert.equal(t.participantLeft("agent-x"), MAX_OPEN_STREAMS);
+    t.agentJoined("agent-y");
+    assert.deepEqual(t.chunk({ ...base, streamId: "next", from: "agent-y", text: "Hi.", done: true }), {
+      ok: true,
+      out: { kind: "sentence", text: "Hi." },
+    });
+    // A chunk of a released stream that was still under way (or its SDK's abort) shows nothing.
+    assert.deepEqual(t.chunk({ ...base, streamId: "s0", from: "agent-x", text: "sentence.", done: true }), {
+      ok: true,
+      out: undefined,
+    });
+  });
+
+  it("the user's words sent on the device's behalf go with the agents in the room at their start", () => {
+    const t = new Transcriptions(me);
+    t.agentJoined("agent-1");
+    t.chunk({ ...base, streamId: "alone", from: me, text: "turn on", done: false });
+    t.agentJoined("agent-2");
+    t.chunk({ ...base, streamId: "both", from: me, text: "turn off", done: false });
+    // agent-1 alone could have sent the first; either could have sent the second.
+    assert.equal(t.participantLeft("agent-1"), 1);
+    assert.equal(t.participantLeft("agent-2"), 1);
+  });
+
+  it("a stream on the device's behalf with no agent known at its start goes when no agent is left", () => {
+    const t = new Transcriptions(me);
+    t.chunk({ ...base, streamId: "s", from: me, text: "turn on", done: false });
+    t.agentJoined("agent-1");
+    t.agentJoined("agent-2");
+    assert.equal(t.participantLeft("agent-1"), 0);
+    assert.equal(t.participantLeft("agent-2"), 1);
+  });
+
+  it("another sender's streams are kept, and end as usual", () => {
+    const t = new Transcriptions(me);
+    t.agentJoined("agent-1");
+    t.agentJoined("agent-2");
+    t.chunk({ ...base, streamId: "a2", from: "agent-2", text: "Hello ", done: false });
+    assert.equal(t.participantLeft("agent-1"), 0);
+    assert.deepEqual(t.chunk({ ...base, streamId: "a2", from: "agent-2", text: "there.", done: true }), {
+      ok: true,
+      out: { kind: "sentence", text: "Hello there." },
+    });
+  });
+});
+
 describe("signals", () => {
   it("the agent is a participant of kind agent or whose identity contains agent", () => {
     assert.equal(isAgentParticipant({ identity: "agent-AJ_x", kind: "standard" }), true);

@@ -12,7 +12,7 @@ import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-proce
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
 import { BATTERY, serveDeviceTools } from "./support/device-tools.ts";
 import { FakeAgentDispatcher } from "./support/fake-agent-dispatcher.ts";
-import type { AgentVersion, FakeAgent } from "./support/fake-agents.ts";
+import { type AgentVersion, FakeAgent } from "./support/fake-agents.ts";
 import { LIVEKIT_TRANSPORTS, liveKitEnv } from "./support/livekit-transports.ts";
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
@@ -242,6 +242,38 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       await agent.said("A whole sentence.");
       assert.equal((await sentence).text, "A whole sentence.");
       assert.equal(device.messages.filter((m) => m.text === "Half a sen").length, 0);
+    });
+
+    it("transcriptions an agent leaves open are released when it goes: the next agent's are shown", async () => {
+      const { device, agent } = await session("A");
+      const gw = stack.gateways[0];
+      assert.ok(gw);
+      const released = async () =>
+        (await gw.metrics.agentEvents.get()).values.find((v) => v.labels.event === "agent_text_sender_left")
+          ?.value ?? 0;
+      const before = await released();
+      // As many as a session holds open (transcription.ts MAX_OPEN_STREAMS), of the user's
+      // words, which the framework sends on the device's behalf. rtc-node's SDK fails the
+      // agent's own open streams when it leaves (its identity sent them), never these; the
+      // media process's SDK fails neither.
+      for (let i = 0; i < 16; i++) await agent.transcribing(`words ${i}`, device.mac);
+      // The agent's data channel is ordered: once its next message reaches the device, the
+      // streams have reached the gateway (while this agent was the only one in the room).
+      const face = device.waitForMessage((m) => m.type === "llm");
+      await agent.emotion("happy", "😊");
+      await face;
+      // Another agent is in the room when the first goes (a re-dispatched one).
+      const next = await FakeAgent.join(lk, agent.roomName, { version: "A" });
+      assert.ok(next);
+      try {
+        await agent.leave();
+        await eventually(async () => (await released()) - before === 16, 5000, "16 streams released");
+        const sentence = device.waitForMessage((m) => m.type === "tts" && m.state === "sentence_start");
+        await next.said("Back again.");
+        assert.equal((await sentence).text, "Back again.");
+      } finally {
+        await next.leave();
+      }
     });
 
     it("with AGENT_GREETING=start_greeting, Agent A greets on start_greeting and is sent no agent_ready", async () => {

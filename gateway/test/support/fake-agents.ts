@@ -194,6 +194,20 @@ export class FakeAgent {
     await writer?.close();
   }
 
+  /**
+   * A transcription still being written when the agent goes: the stream is opened (on the
+   * device's behalf with `deviceIdentity`, as the framework sends the user's words) and
+   * `text` written, and it is never closed.
+   */
+  async transcribing(text: string, deviceIdentity?: string): Promise<void> {
+    const writer = await this.room.localParticipant?.streamText({
+      topic: "lk.transcription",
+      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_4" },
+      ...(deviceIdentity === undefined ? {} : { senderIdentity: deviceIdentity }),
+    });
+    await writer?.write(text);
+  }
+
   /** The agent's own words, as the framework publishes them. */
   async said(text: string): Promise<void> {
     const writer = await this.room.localParticipant?.streamText({

@@ -252,6 +252,7 @@ export class LiveKitBridge implements AgentBridge {
   #onJoined(p: RemoteParticipantInfo): void {
     if (!isAgentParticipant(p)) return;
     this.#agents.add(p.identity);
+    this.#texts.agentJoined(p.identity);
     this.#agentGoneAt = undefined;
     this.#greeting.agentJoined(p.identity);
     this.#checkGreeting();
@@ -259,6 +260,9 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #onLeft(identity: string): void {
+    // Transcriptions it alone could have ended: nothing will end them now.
+    const released = this.#texts.participantLeft(identity);
+    for (let i = 0; i < released; i++) this.#services.events.drop("agent_text_sender_left");
     this.#greeting.agentLeft(identity);
     if (!this.#agents.delete(identity) || this.#agents.size > 0) return;
     const now = this.#now();

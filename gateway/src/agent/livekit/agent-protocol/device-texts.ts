@@ -45,6 +45,15 @@ export class DeviceTexts {
     return { show: { kind: "stt", text } };
   }
 
+  agentJoined(identity: string): void {
+    this.#streams.agentJoined(identity);
+  }
+
+  /** A participant left: how many open streams it was the last possible sender of (released). */
+  participantLeft(identity: string): number {
+    return this.#streams.participantLeft(identity);
+  }
+
   /** Forgets the open streams (the session closes). */
   clear(): void {
     this.#streams.clear();
