@@ -5,18 +5,10 @@ import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { OpusPool } from "../src/audio/opus-pool.ts";
 import { RESTART_DELAY_MS, WORKER_READY_MS, WORKER_STALL_MS } from "../src/audio/opus-worker-bounds.ts";
-import { newOpusWorker, WorkerSlot } from "../src/audio/opus-worker-slot.ts";
+import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
+import { newOpusWorker } from "../src/audio/opus-worker-thread.ts";
 import { ManualTimers } from "./support/manual-timers.ts";
-import { ENCODER, encode, manualClock, withExits } from "./support/opus-workers.ts";
-
-/** A worker that loads, then loops for good on its first batch, as one stuck in libopus would. */
-const hanging = () =>
-  new Worker(
-    `const { parentPort } = require("node:worker_threads");
-     parentPort.on("message", (m) => { if (m.kind === "batch") for (;;); });
-     parentPort.postMessage({ kind: "ready" });`,
-    { eval: true },
-  );
+import { ENCODER, encode, hanging, manualClock, neverReady, withExits } from "./support/opus-workers.ts";
 
 /**
  * A worker that answers each batch (empty outputs) only once `go` is set, then sets
@@ -38,9 +30,6 @@ const answeringOnCue = (signals: SharedArrayBuffer) =>
      parentPort.postMessage({ kind: "ready" });`,
     { eval: true, workerData: signals },
   );
-
-/** A real worker thread stuck while it loads (a loop, a read that never returns): it never says ready. */
-const neverReady = () => new Worker("for (;;);", { eval: true });
 
 /**
  * What `owed` has come to once the event loop has been through its next check phase, where

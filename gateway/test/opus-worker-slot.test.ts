@@ -3,21 +3,10 @@ import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { OpusPool } from "../src/audio/opus-pool.ts";
 import { RESTART_DELAY_MS } from "../src/audio/opus-worker-bounds.ts";
-import { newOpusWorker, WorkerSlot } from "../src/audio/opus-worker-slot.ts";
+import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
+import { newOpusWorker } from "../src/audio/opus-worker-thread.ts";
 import { ManualTimers } from "./support/manual-timers.ts";
-import { ENCODER, encode, manualClock, withExits } from "./support/opus-workers.ts";
-
-/** A real worker thread that fails as one that cannot load libopus would: before it is ready. */
-const unloadable = () => new Worker("throw new Error('cannot load libopus')", { eval: true });
-
-/** A worker that loads, then ends on the first stream it is asked to open (as a poison stream would). */
-const diesOnOpen = () =>
-  new Worker(
-    `const { parentPort } = require("node:worker_threads");
-     parentPort.on("message", (m) => { if (m.kind === "open") process.exit(1); });
-     parentPort.postMessage({ kind: "ready" });`,
-    { eval: true },
-  );
+import { diesOnOpen, ENCODER, encode, manualClock, unloadable, withExits } from "./support/opus-workers.ts";
 
 /** For slots driven by ManualRestarts alone (its one timer); the deadline: opus-worker-hang.test.ts. */
 const NO_READY_DEADLINE = { readyMs: 0 } as const;

@@ -20,7 +20,7 @@
  * the same way, and replaced after the delay of a worker that failed to load: until then
  * the frames sent to it wait in its port, and would wait for good.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import {
   type CodecBatch,
   type FromWorker,
@@ -30,20 +30,7 @@ import {
   type ToWorker,
 } from "./opus-protocol.ts";
 import { RESTART_DELAY_MS, STOP_GRACE_MS, WORKER_READY_MS, WORKER_STALL_MS } from "./opus-worker-bounds.ts";
-
-// Built: dist/gateway/opus-worker.js beside main.js. From source (tests, tsx): the .ts
-// file, loaded through tsx's API inside the worker (Node 20 does not apply the main
-// thread's `--import tsx` hooks to a worker's entry module).
-const FROM_SOURCE = import.meta.url.endsWith(".ts");
-
-/** A new Opus worker thread (opus-worker.ts). */
-export function newOpusWorker(): Worker {
-  if (!FROM_SOURCE) return new Worker(new URL("./opus-worker.js", import.meta.url));
-  const entry = new URL("./opus-worker.ts", import.meta.url).href;
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true });
-}
+import { newOpusWorker } from "./opus-worker-thread.ts";
 
 export interface WorkerStats {
   readonly streams: number;

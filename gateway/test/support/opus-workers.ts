@@ -3,7 +3,7 @@
  * that records each worker it starts and its exit, and the slot's timers on a manual clock.
  * The workers are real threads; only what they run differs from test to test.
  */
-import type { Worker } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
 import { FrameOp, type OpenStream } from "../../src/audio/opus-protocol.ts";
 import type { WorkerSlot, WorkerSlotOptions } from "../../src/audio/opus-worker-slot.ts";
 import type { ManualTimers } from "./manual-timers.ts";
@@ -17,6 +17,30 @@ export const ENCODER: OpenStream = {
   bitrate: 24000,
 };
 export const SILENCE = Buffer.alloc(1440 * 2);
+
+/** A real worker thread that fails as one that cannot load libopus would: before it is ready. */
+export const unloadable = (): Worker => new Worker("throw new Error('cannot load libopus')", { eval: true });
+
+/** A worker that loads, then ends on the first stream it is asked to open (as a poison stream would). */
+export const diesOnOpen = (): Worker =>
+  new Worker(
+    `const { parentPort } = require("node:worker_threads");
+     parentPort.on("message", (m) => { if (m.kind === "open") process.exit(1); });
+     parentPort.postMessage({ kind: "ready" });`,
+    { eval: true },
+  );
+
+/** A worker that loads, then loops for good on its first batch, as one stuck in libopus would. */
+export const hanging = (): Worker =>
+  new Worker(
+    `const { parentPort } = require("node:worker_threads");
+     parentPort.on("message", (m) => { if (m.kind === "batch") for (;;); });
+     parentPort.postMessage({ kind: "ready" });`,
+    { eval: true },
+  );
+
+/** A real worker thread stuck while it loads (a loop, a read that never returns): it never says ready. */
+export const neverReady = (): Worker => new Worker("for (;;);", { eval: true });
 
 /** One encode of silence on ENCODER, sent at once. */
 export function encode(slot: WorkerSlot): Promise<Buffer> {
