@@ -46,6 +46,7 @@ const UNIT_TESTS = [
   "gateway/test/opus-pool.test.ts",
   "gateway/test/opus-sequence.test.ts",
   "gateway/test/opus-worker-hang.test.ts",
+  "gateway/test/opus-worker-loss.test.ts",
   "gateway/test/opus-worker-slot.test.ts",
   "gateway/test/ota.test.ts",
   "gateway/test/owner-decision.test.ts",

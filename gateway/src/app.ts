@@ -51,6 +51,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     complexity: config.opusComplexity,
     bitrate: config.opusBitrate,
     inlineStreams: config.opusInlineStreams,
+    log,
   });
   let broker: BrokerClient | undefined;
   let udp: UdpTransport | undefined;

@@ -5,7 +5,8 @@
  *
  * A worker that dies is replaced (opus-worker-slot.ts); its streams are re-opened on the
  * new worker with fresh codec state (one audible glitch beats a dead session), and its
- * in-flight frames fail.
+ * in-flight frames fail. Each loss is logged with its slot's index, and counted by reason
+ * (opus-worker-loss.ts).
  *
  * The first `inlineStreams` streams of each role are not sent to a worker: their frames are
  * coded on the calling thread, in the same end-of-turn flush. A frame handed to a sleeping
@@ -14,6 +15,8 @@
  * until it has many streams. The cap bounds what the main thread takes on. Isolation is not
  * lost: a worker shares the process, so a native crash in libopus ends it either way.
  */
+
+import { LogLimiter } from "../ops/log.ts";
 import { InlineCodecs } from "./opus-inline.ts";
 import {
   type CodecRole,
@@ -23,6 +26,13 @@ import {
   packSequence,
   SEQUENCE_HEADER_BYTES,
 } from "./opus-protocol.ts";
+import {
+  newLossCounts,
+  type WarnLogger,
+  WORKER_LOSS_REASONS,
+  WorkerLossLog,
+  type WorkerLossReason,
+} from "./opus-worker-loss.ts";
 import { WorkerSlot, type WorkerSlotOptions, type WorkerStats } from "./opus-worker-slot.ts";
 
 export type { WorkerStats } from "./opus-worker-slot.ts";
@@ -40,7 +50,9 @@ export interface OpusPoolOptions {
    */
   readonly inlineStreams?: number;
   /** How each worker slot makes its workers and schedules a delayed replacement; injected for tests. */
-  readonly slot?: WorkerSlotOptions;
+  readonly slot?: Omit<WorkerSlotOptions, "lossLog">;
+  /** Where a lost worker is logged ("opus worker lost", rate-limited per slot); nowhere by default. */
+  readonly log?: WarnLogger;
 }
 
 export interface OpusStream {
@@ -78,7 +90,13 @@ export class OpusPool {
   static async start(options: OpusPoolOptions): Promise<OpusPool> {
     if (!Number.isInteger(options.size) || options.size < 1) throw new Error("opus pool size must be >= 1");
     const pool = new OpusPool(options);
-    for (let i = 0; i < options.size; i++) pool.#slots.push(new WorkerSlot(options.slot));
+    // One limiter for the pool, a budget per slot in it: a slot that keeps losing its worker
+    // does not hide another's first loss.
+    const limiter = new LogLimiter();
+    for (let i = 0; i < options.size; i++) {
+      const lossLog = options.log ? new WorkerLossLog(options.log, i, limiter) : undefined;
+      pool.#slots.push(new WorkerSlot({ ...options.slot, lossLog }));
+    }
     try {
       await Promise.all(pool.#slots.map((s) => s.ready));
     } catch (err) {
@@ -166,6 +184,16 @@ export class OpusPool {
   /** The last sampled figures, without starting a new window. */
   stats(): WorkerStats[] {
     return this.#slots.map((s) => s.stats());
+  }
+
+  /** Workers lost since the start, by reason, over every slot (each was replaced or is being). */
+  workerLosses(): Record<WorkerLossReason, number> {
+    const sum = newLossCounts();
+    for (const slot of this.#slots) {
+      const losses = slot.losses();
+      for (const reason of WORKER_LOSS_REASONS) sum[reason] += losses[reason];
+    }
+    return sum;
   }
 
   /** Stops every worker; pending frames fail. */

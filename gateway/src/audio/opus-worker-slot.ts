@@ -19,6 +19,8 @@
  * A new worker that is not ready within `readyMs` (stuck while it loads) is taken as hung
  * the same way, and replaced after the delay of a worker that failed to load: until then
  * the frames sent to it wait in its port, and would wait for good.
+ *
+ * Each loss is counted by reason and logged (opus-worker-loss.ts).
  */
 import type { Worker } from "node:worker_threads";
 import {
@@ -30,6 +32,12 @@ import {
   type ToWorker,
 } from "./opus-protocol.ts";
 import { RESTART_DELAY_MS, STOP_GRACE_MS, WORKER_READY_MS, WORKER_STALL_MS } from "./opus-worker-bounds.ts";
+import {
+  newLossCounts,
+  type WorkerLossCause,
+  type WorkerLossLog,
+  type WorkerLossReason,
+} from "./opus-worker-loss.ts";
 import { newOpusWorker } from "./opus-worker-thread.ts";
 
 export interface WorkerStats {
@@ -63,6 +71,8 @@ export interface WorkerSlotOptions {
   readonly readyMs?: number;
   /** A monotonic clock, ms (a wall-clock step must not look like a hang); performance.now by default. */
   readonly now?: () => number;
+  /** Where each lost worker is logged (the pool's, with the slot's index); none by default. */
+  readonly lossLog?: WorkerLossLog;
 }
 
 function unrefTimer(fn: () => void, ms: number): () => void {
@@ -88,7 +98,8 @@ export class WorkerSlot {
   #nextBatchId = 1;
   #busyNs = 0;
   #utilization = 0;
-  #restarts = 0;
+  /** Workers lost, by reason: each was replaced (or its replacement is pending). */
+  readonly #losses = newLossCounts();
   /**
    * Workers in a row that ended (exited, or were taken as hung) before they had answered a
    * batch: loaded or not, none has shown it can code the streams pinned here.
@@ -101,7 +112,6 @@ export class WorkerSlot {
   readonly #stallMs: number;
   readonly #readyMs: number;
   readonly #now: () => number;
-  #stalls = 0;
   /**
    * When the worker last showed it was working: its last answer, its ready, or a batch sent
    * while it owed none (it was idle until then).
@@ -190,9 +200,14 @@ export class WorkerSlot {
       queuedFrames: this.#queueFrames.length,
       inFlightFrames: inFlight,
       utilization: this.#utilization,
-      restarts: this.#restarts,
-      stalls: this.#stalls,
+      restarts: this.#losses.exited + this.#losses.hung + this.#losses.not_ready,
+      stalls: this.#losses.hung + this.#losses.not_ready,
     };
+  }
+
+  /** Workers lost since the slot started, by reason. */
+  losses(): Readonly<Record<WorkerLossReason, number>> {
+    return { ...this.#losses };
   }
 
   /** Fails everything queued or in flight. */
@@ -280,7 +295,10 @@ export class WorkerSlot {
         else p.resolve(Buffer.from(msg.data, begin, end - begin));
       }
     });
+    // What ended the worker, when an exception did: told in the log line of its exit.
+    let thrown: unknown;
     worker.on("error", (err) => {
+      thrown = err;
       failReady(err);
       // Not the frames of the worker that replaced it.
       if (this.#worker === worker) this.failAll(err);
@@ -291,7 +309,7 @@ export class WorkerSlot {
       // worker was ready, or after an `error`, this rejects nothing.
       failReady(new Error(`opus worker exited (code ${code}) before it was ready`));
       if (this.#stopped || this.#worker !== worker) return;
-      this.#lose(new Error("opus worker exited"));
+      this.#lose(new Error("opus worker exited"), { reason: "exited", code, thrown });
     });
     return worker;
   }
@@ -302,18 +320,21 @@ export class WorkerSlot {
    * with each worker in a row that did not work (RESTART_DELAY_MS). Until then there is no
    * worker, and frames fail at once.
    */
-  #lose(err: Error): void {
+  #lose(err: Error, cause: WorkerLossCause): void {
     const wasReady = this.#alive;
     this.#alive = false;
-    this.#restarts++;
+    this.#losses[cause.reason]++;
     this.#cancelReadyCheck?.();
     this.#cancelReadyCheck = undefined;
     this.failAll(err);
     const atOnce = wasReady && this.#failedStarts === 0;
     this.#failedStarts++;
+    const delay = atOnce
+      ? 0
+      : Math.min(RESTART_DELAY_MS.first * 2 ** (this.#failedStarts - 1), RESTART_DELAY_MS.max);
+    this.#options.lossLog?.lost({ cause, streams: this.streams.size, restartDelayMs: delay }, this.#now());
     if (atOnce) return this.#replace();
     this.#worker = undefined;
-    const delay = Math.min(RESTART_DELAY_MS.first * 2 ** (this.#failedStarts - 1), RESTART_DELAY_MS.max);
     this.#cancelRestart = (this.#options.schedule ?? unrefTimer)(() => {
       this.#cancelRestart = undefined;
       if (!this.#stopped) this.#replace();
@@ -330,8 +351,7 @@ export class WorkerSlot {
       const err = new Error(`opus worker not ready after ${this.#readyMs} ms`);
       // A first worker's start fails (OpusPool.start), as for one that exits while loading.
       failReady(err);
-      this.#stalls++;
-      this.#lose(err);
+      this.#lose(err, { reason: "not_ready", readyMs: this.#readyMs });
       // Not awaited, as for a hung worker: a thread stuck in native code may never return.
       worker.terminate().catch(() => {});
     });
@@ -363,14 +383,13 @@ export class WorkerSlot {
       if (this.#stopped || this.#worker !== worker || this.#inFlight.size === 0) return;
       const since = this.#now() - this.#progressAt;
       if (since < this.#stallMs) return this.#armStallCheck(this.#stallMs - since);
-      this.#replaceHung(worker);
+      this.#replaceHung(worker, since);
     });
   }
 
   /** The worker answers nothing: handled as a crash, without waiting for it to exit. */
-  #replaceHung(worker: Worker): void {
-    this.#stalls++;
-    this.#lose(new Error("opus worker stalled"));
+  #replaceHung(worker: Worker, silentMs: number): void {
+    this.#lose(new Error("opus worker stalled"), { reason: "hung", silentMs });
     // Not awaited: a thread stuck in native code may never come back to be terminated.
     worker.terminate().catch(() => {});
   }

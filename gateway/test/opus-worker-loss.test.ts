@@ -1,0 +1,149 @@
+/**
+ * What a lost Opus worker leaves for the on-call engineer (docs/runbook.md section 7): one
+ * log line per loss, rate-limited for a worker that keeps dying. Real worker threads; the
+ * slot's timers on a manual clock.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Worker } from "node:worker_threads";
+import { RESTART_DELAY_MS, WORKER_READY_MS, WORKER_STALL_MS } from "../src/audio/opus-worker-bounds.ts";
+import { WORKER_LOST, WorkerLossLog } from "../src/audio/opus-worker-loss.ts";
+import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
+import { newOpusWorker } from "../src/audio/opus-worker-thread.ts";
+import { ManualTimers } from "./support/manual-timers.ts";
+import {
+  diesOnOpen,
+  ENCODER,
+  encode,
+  hanging,
+  manualClock,
+  neverReady,
+  withExits,
+} from "./support/opus-workers.ts";
+import { RecordingLog } from "./support/recording-log.ts";
+
+/** A worker that loads, then throws on its first batch (an exception in our code or a binding's). */
+const throwsOnBatch = () =>
+  new Worker(
+    `const { parentPort } = require("node:worker_threads");
+     parentPort.on("message", (m) => { if (m.kind === "batch") throw new RangeError("frame size out of range"); });
+     parentPort.postMessage({ kind: "ready" });`,
+    { eval: true },
+  );
+
+describe("an Opus worker lost: its log line", { timeout: 10_000 }, () => {
+  it("a worker that threw: logged once, with its error, the slot, its streams and an immediate replacement", async () => {
+    const timers = new ManualTimers();
+    const log = new RecordingLog();
+    const { newWorker, workers, exits } = withExits((started) =>
+      started === 0 ? throwsOnBatch() : newOpusWorker(),
+    );
+    const slot = new WorkerSlot({ newWorker, ...manualClock(timers), lossLog: new WorkerLossLog(log, 2) });
+    try {
+      await slot.ready;
+      slot.open(ENCODER);
+      await assert.rejects(encode(slot), /frame size out of range/);
+      await exits[0];
+      await slot.ready;
+      assert.ok((await encode(slot)).length > 0, "the replacement codes the stream");
+      assert.equal(log.lines.length, 1, "one line for one loss (not one for its error and one for its exit)");
+      const [line] = log.withMessage(WORKER_LOST);
+      assert.ok(line, `logged as "${WORKER_LOST}"`);
+      const { cause, ...rest } = line.fields;
+      assert.deepEqual(rest, { slot: 2, reason: "exited", streams: 1, restart: "at once" });
+      // The error, and the stack's first frame: where it was thrown (line 2 of the worker's code).
+      assert.match(
+        String(cause),
+        /^threw: RangeError: frame size out of range \(at .*\[worker eval\]:2:\d+\)?\)$/,
+      );
+    } finally {
+      await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
+  });
+
+  it("a worker that hung, and its replacement that never loaded: how long each was waited for, and when the next starts", async () => {
+    const timers = new ManualTimers();
+    const log = new RecordingLog();
+    const { newWorker, workers, exits } = withExits((started) => (started === 0 ? hanging() : neverReady()));
+    const slot = new WorkerSlot({ newWorker, ...manualClock(timers), lossLog: new WorkerLossLog(log, 0) });
+    try {
+      await slot.ready;
+      slot.open(ENCODER);
+      const owed = encode(slot);
+      timers.advance(WORKER_STALL_MS);
+      await assert.rejects(owed, /opus worker stalled/);
+      timers.advance(WORKER_READY_MS);
+      await exits[1];
+      assert.deepEqual(
+        log.withMessage(WORKER_LOST).map((l) => l.fields),
+        [
+          {
+            slot: 0,
+            reason: "hung",
+            cause: `hung: owed a batch and silent ${WORKER_STALL_MS} ms`,
+            streams: 1,
+            restart: "at once",
+          },
+          {
+            slot: 0,
+            reason: "not_ready",
+            cause: `not ready after ${WORKER_READY_MS} ms`,
+            streams: 1,
+            // The second worker in a row that did not work: twice the first delay.
+            restart: `after ${2 * RESTART_DELAY_MS.first} ms backoff`,
+          },
+        ],
+      );
+    } finally {
+      await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
+  });
+
+  it("a worker that keeps dying: 5 lines a minute, then one that says how many were held back", async () => {
+    const timers = new ManualTimers();
+    const log = new RecordingLog();
+    const { newWorker, workers, exits } = withExits(() => diesOnOpen());
+    // No ready deadline: the minute below is skipped in one step, and a worker still loading
+    // in real time would be taken as not ready.
+    const slot = new WorkerSlot({
+      newWorker,
+      ...manualClock(timers),
+      readyMs: 0,
+      lossLog: new WorkerLossLog(log, 1),
+    });
+    try {
+      await slot.ready;
+      slot.open(ENCODER);
+      // 8 deaths in ~16 s of the manual clock: replaced at once, then after 200 ms doubling to 5 s.
+      for (let deaths = 1; deaths <= 8; deaths++) {
+        await exits[deaths - 1];
+        if (deaths < 8) timers.advance(RESTART_DELAY_MS.max);
+      }
+      const lost = log.withMessage(WORKER_LOST);
+      assert.equal(lost.length, 5, "5 of 8 losses in the minute are logged");
+      assert.deepEqual(
+        lost.map((l) => [l.fields.cause, l.fields.restart]),
+        [
+          ["exited with code 1", "at once"],
+          ["exited with code 1", "after 200 ms backoff"],
+          ["exited with code 1", "after 400 ms backoff"],
+          ["exited with code 1", "after 800 ms backoff"],
+          ["exited with code 1", "after 1600 ms backoff"],
+        ],
+      );
+      assert.equal(slot.stats().restarts, 8, "every loss is still counted");
+
+      // A minute on, the next loss is logged with the count of those held back.
+      timers.advance(60_000);
+      await exits[8];
+      const next = log.withMessage(WORKER_LOST);
+      assert.equal(next.length, 6);
+      assert.equal(next.at(-1)?.fields.suppressedBefore, 3);
+    } finally {
+      await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
+  });
+});
