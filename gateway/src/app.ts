@@ -53,6 +53,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     inlineStreams: config.opusInlineStreams,
     log,
   });
+  metrics.watchOpusWorkers(() => pool.workerLosses());
   let broker: BrokerClient | undefined;
   let udp: UdpTransport | undefined;
   let health: Server | undefined;

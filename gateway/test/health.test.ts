@@ -115,7 +115,7 @@ describe("health, metrics and readiness per instance", () => {
     await eventually(() => owner.gateway.sessions.size === 0, 5000, "session closed");
   });
 
-  it("GET /metrics: Prometheus text with gateway_sessions and gateway_dropped_total", async () => {
+  it("GET /metrics: Prometheus text with gateway_sessions, gateway_dropped_total and gateway_opus_worker_restarts_total", async () => {
     for (const [i, g] of gateways.entries()) {
       const r = await get(g, "/metrics");
       assert.equal(r.status, 200);
@@ -125,6 +125,7 @@ describe("health, metrics and readiness per instance", () => {
       assert.match(r.text, /^# TYPE gateway_dropped_total counter$/m);
       assert.match(r.text, /^# TYPE gateway_frames_up_total counter$/m);
       assert.match(r.text, /^process_resident_memory_bytes\{/m);
+      assert.match(r.text, /^# TYPE gateway_opus_worker_restarts_total counter$/m);
     }
     const dropped = await Promise.all(gateways.map((g) => get(g, "/metrics")));
     assert.ok(
@@ -133,6 +134,13 @@ describe("health, metrics and readiness per instance", () => {
       ),
       "the drop of the first test, counted by reason",
     );
+    // A lost Opus worker, counted by reason from the instance's own pool (app.ts wires it).
+    const first = gateways[0] as RunningGateway;
+    await first.pool.killWorkerForTest(0);
+    const lost = await get(first, "/metrics");
+    assert.match(lost.text, /^gateway_opus_worker_restarts_total\{reason="exited",instance="1"\} 1$/m);
+    assert.match(lost.text, /^gateway_opus_worker_restarts_total\{reason="hung",instance="1"\} 0$/m);
+    await eventually(() => first.pool.allAlive, 5000, "the worker replaced");
   });
 
   it("GET /readyz: 200 while serving, 503 while draining; /livez stays 200", async () => {

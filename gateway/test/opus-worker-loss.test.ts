@@ -1,15 +1,19 @@
 /**
  * What a lost Opus worker leaves for the on-call engineer (docs/runbook.md section 7): one
- * log line per loss, rate-limited for a worker that keeps dying. Real worker threads; the
- * slot's timers on a manual clock.
+ * log line per loss, rate-limited for a worker that keeps dying, and the counts by reason
+ * in /metrics and in the totals line. Real worker threads; the slot's timers on a manual clock.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
+import { parseMetrics } from "../../tools/load/metrics-scrape.ts";
+import { OpusPool } from "../src/audio/opus-pool.ts";
 import { RESTART_DELAY_MS, WORKER_READY_MS, WORKER_STALL_MS } from "../src/audio/opus-worker-bounds.ts";
 import { WORKER_LOST, WorkerLossLog } from "../src/audio/opus-worker-loss.ts";
 import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
 import { newOpusWorker } from "../src/audio/opus-worker-thread.ts";
+import { GatewayMetrics } from "../src/ops/metrics.ts";
+import { totalsFields } from "../src/ops/totals.ts";
 import { ManualTimers } from "./support/manual-timers.ts";
 import {
   diesOnOpen,
@@ -143,6 +147,72 @@ describe("an Opus worker lost: its log line", { timeout: 10_000 }, () => {
       assert.equal(next.at(-1)?.fields.suppressedBefore, 3);
     } finally {
       await slot.stop();
+      for (const w of workers) await w.terminate();
+    }
+  });
+});
+
+describe("an Opus worker lost: the counts by reason", { timeout: 10_000 }, () => {
+  it("the pool logs each loss with its slot; /metrics and the totals line carry the counts by reason", async () => {
+    const timers = new ManualTimers();
+    const log = new RecordingLog();
+    // Slot 0's workers: one that hangs, one that never loads, then a real one.
+    const { newWorker, workers } = withExits((started) =>
+      started === 0 ? hanging() : started === 2 ? neverReady() : newOpusWorker(),
+    );
+    const metrics = new GatewayMetrics(1);
+    const pool = await OpusPool.start({
+      size: 2,
+      complexity: 5,
+      bitrate: 24000,
+      log,
+      slot: { newWorker, ...manualClock(timers) },
+    });
+    try {
+      metrics.watchOpusWorkers(() => pool.workerLosses());
+      const zero = parseMetrics(await metrics.registry.metrics());
+      assert.deepEqual(
+        Object.fromEntries(zero.byLabel("gateway_opus_worker_restarts_total", "reason")),
+        { exited: 0, hung: 0, not_ready: 0 },
+        "every reason is there from the start, at 0",
+      );
+
+      const stream = pool.openEncoder(24000);
+      assert.equal(stream.worker, 0);
+      const owed = pool.encode(stream, Buffer.alloc(1440 * 2));
+      // Flushed at the end of this turn: the clock moves once the batch is owed.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      timers.advance(WORKER_STALL_MS);
+      await assert.rejects(owed, /opus worker stalled/);
+      timers.advance(WORKER_READY_MS);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      timers.advance(RESTART_DELAY_MS.max);
+      await pool.killWorkerForTest(1);
+
+      const counts = Object.fromEntries(
+        parseMetrics(await metrics.registry.metrics()).byLabel(
+          "gateway_opus_worker_restarts_total",
+          "reason",
+        ),
+      );
+      assert.deepEqual(counts, { exited: 1, hung: 1, not_ready: 1 });
+      assert.deepEqual(pool.workerLosses(), { exited: 1, hung: 1, not_ready: 1 });
+      assert.deepEqual(totalsFields({ metrics, sessions: 0 }).opusWorkerRestarts, {
+        exited: 1,
+        hung: 1,
+        not_ready: 1,
+      });
+      assert.deepEqual(
+        log.withMessage(WORKER_LOST).map((l) => [l.fields.slot, l.fields.reason]),
+        [
+          [0, "hung"],
+          [0, "not_ready"],
+          [1, "exited"],
+        ],
+      );
+    } finally {
+      await pool.shutdown();
+      metrics.stop();
       for (const w of workers) await w.terminate();
     }
   });

@@ -6,6 +6,8 @@
  */
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { WORKER_READY_MS, WORKER_STALL_MS } from "../audio/opus-worker-bounds.ts";
+import { newLossCounts, WORKER_LOSS_REASONS, type WorkerLossReason } from "../audio/opus-worker-loss.ts";
 import { WindowedSummary } from "./windowed-summary.ts";
 
 export type DropReason =
@@ -96,6 +98,8 @@ export class GatewayMetrics {
   /** LiveKit media process only: a liveness ping written to it, to its answer read. */
   readonly mediaPing: WindowedSummary;
   readonly eventLoopDelay: IntervalHistogram;
+  /** The Opus pool's workers lost by reason (watchOpusWorkers); none until a pool is watched. */
+  #opusWorkerLosses: () => Readonly<Record<WorkerLossReason, number>> = newLossCounts;
   #framesUpTotal = 0;
   #framesDownTotal = 0;
 
@@ -150,6 +154,20 @@ export class GatewayMetrics {
       name: "gateway_broker_subscribe_failures_total",
       help: "Subscribes after a broker reconnect that failed or were refused (the instance hears nothing on those filters until a retry succeeds)",
       registers: r,
+    });
+    const losses = () => this.#opusWorkerLosses();
+    new Counter({
+      name: "gateway_opus_worker_restarts_total",
+      help: `Opus worker threads replaced, by what happened to the one replaced: exited (it ended, or threw), hung (owed a batch and answered nothing for ${WORKER_STALL_MS} ms), not_ready (not loaded within ${WORKER_READY_MS} ms)`,
+      labelNames: ["reason"],
+      registers: r,
+      // Read from the pool at each scrape: the slots count their losses for /health already,
+      // and both views then show the same figures.
+      collect() {
+        const counts = losses();
+        this.reset();
+        for (const reason of WORKER_LOSS_REASONS) this.inc({ reason }, counts[reason]);
+      },
     });
     this.agentRooms = new Gauge({ name: "gateway_agent_rooms", help: "LiveKit rooms joined", registers: r });
     this.agentEvents = new Counter({
@@ -218,6 +236,16 @@ export class GatewayMetrics {
 
   get framesDownTotal(): number {
     return this.#framesDownTotal;
+  }
+
+  /** Where `gateway_opus_worker_restarts_total` and the totals line read the pool's worker losses. */
+  watchOpusWorkers(losses: () => Readonly<Record<WorkerLossReason, number>>): void {
+    this.#opusWorkerLosses = losses;
+  }
+
+  /** The Opus pool's workers lost since it started, by reason (all 0 until one is watched). */
+  opusWorkerRestarts(): Record<WorkerLossReason, number> {
+    return { ...this.#opusWorkerLosses() };
   }
 
   dropCount(reason: DropReason): number {

@@ -16,6 +16,20 @@ export interface TotalsOptions {
   sample(): void;
 }
 
+/** The counters of the totals line. */
+export function totalsFields(o: {
+  readonly metrics: GatewayMetrics;
+  readonly sessions: number;
+}): Record<string, unknown> {
+  return {
+    sessions: o.sessions,
+    framesUp: o.metrics.framesUpTotal,
+    framesDown: o.metrics.framesDownTotal,
+    drops: o.metrics.drops(),
+    opusWorkerRestarts: o.metrics.opusWorkerRestarts(),
+  };
+}
+
 /** Returns the stop. */
 export function startTotals(o: TotalsOptions): () => void {
   const timer = setInterval(() => {
@@ -23,13 +37,7 @@ export function startTotals(o: TotalsOptions): () => void {
     const n = o.sessionCount();
     const over = n > o.alertThreshold;
     o.metrics.sessionAlert.set(over ? 1 : 0);
-    const totals = {
-      sessions: n,
-      framesUp: o.metrics.framesUpTotal,
-      framesDown: o.metrics.framesDownTotal,
-      drops: o.metrics.drops(),
-    };
-    o.log.info({ totals }, "totals");
+    o.log.info({ totals: totalsFields({ metrics: o.metrics, sessions: n }) }, "totals");
     if (over) o.log.error({ sessions: n, threshold: o.alertThreshold }, "ALERT: sessions above threshold");
   }, o.intervalMs);
   timer.unref();
