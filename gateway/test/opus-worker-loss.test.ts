@@ -4,12 +4,13 @@
  * in /metrics and in the totals line. Real worker threads; the slot's timers on a manual clock.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { parseMetrics } from "../../tools/load/metrics-scrape.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
 import { RESTART_DELAY_MS, WORKER_READY_MS, WORKER_STALL_MS } from "../src/audio/opus-worker-bounds.ts";
-import { WORKER_LOST, WorkerLossLog } from "../src/audio/opus-worker-loss.ts";
+import { WORKER_LOSS_REASONS, WORKER_LOST, WorkerLossLog } from "../src/audio/opus-worker-loss.ts";
 import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
 import { newOpusWorker } from "../src/audio/opus-worker-thread.ts";
 import { GatewayMetrics } from "../src/ops/metrics.ts";
@@ -215,5 +216,26 @@ describe("an Opus worker lost: the counts by reason", { timeout: 10_000 }, () =>
       metrics.stop();
       for (const w of workers) await w.terminate();
     }
+  });
+});
+
+describe("an Opus worker lost: what the runbook tells the on-call engineer", () => {
+  it("names the log line, the metric and its reasons that the gateway has", async () => {
+    const runbook = readFileSync(new URL("../../docs/runbook.md", import.meta.url), "utf8");
+    const watch = runbook.slice(
+      runbook.indexOf("## 7. Watch"),
+      runbook.indexOf("\n## ", runbook.indexOf("## 7. Watch") + 1),
+    );
+    assert.ok(watch.includes(`"${WORKER_LOST}"`), `section 7 names the line "${WORKER_LOST}"`);
+    const metric = "gateway_opus_worker_restarts_total";
+    assert.ok(
+      watch.includes(`${metric}{reason="${WORKER_LOSS_REASONS.join("|")}"}`),
+      `section 7 names ${metric}`,
+    );
+    const metrics = new GatewayMetrics(1);
+    const text = await metrics.registry.metrics();
+    metrics.stop();
+    for (const reason of WORKER_LOSS_REASONS)
+      assert.ok(text.includes(`${metric}{reason="${reason}"`), reason);
   });
 });
