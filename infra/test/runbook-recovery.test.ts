@@ -100,8 +100,15 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
   }
   const pulumi = (...args: string[]): Promise<Result> =>
     run(path.join(pulumiBinDir, "pulumi"), [...args, "--non-interactive"]);
-  /** A runbook command line, through bash as the on-call would paste it. */
-  const shell = (command: string): Promise<Result> => run("bash", ["-euo", "pipefail", "-c", command]);
+  /**
+   * A runbook command line, through bash as the on-call would paste it. --norc: Node's
+   * stdio pipes are sockets, and bash started on a socket with SHLVL unset or 0 (npm test
+   * from a non-bash parent: cron, a container's CMD) takes itself for an rshd shell and
+   * sources /etc/bash.bashrc and ~/.bashrc, which print into the output (Debian's, under
+   * -u: "PS1: unbound variable") and may change PATH away from the pinned CLI.
+   */
+  const shell = (command: string): Promise<Result> =>
+    run("bash", ["--norc", "-euo", "pipefail", "-c", command]);
 
   /** Makes droplet n (the stand-in gives it 127.0.0.(10+n)) accept devices. */
   async function dropletReady(n: number): Promise<void> {
