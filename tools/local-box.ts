@@ -20,7 +20,7 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { BlockList, isIP } from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -124,6 +124,12 @@ async function up(argv: string[]): Promise<void> {
 
   console.log(`building the gateway bundle (${path.relative(ROOT, run.dist)}/)...`);
   await buildBundle(run.dist);
+  // The bundle keeps npm packages external (scripts/build.ts), and Node finds them in the
+  // nearest node_modules above dist/: ROOT's for dist/ or a run folder in the checkout, none
+  // for one elsewhere (`--run-dir /tmp/box`: every gateway died on "Cannot find package").
+  const fromRoot = path.relative(ROOT, run.dist);
+  if (fromRoot === ".." || fromRoot.startsWith(`..${path.sep}`))
+    symlinkSync(path.join(ROOT, "node_modules"), path.join(run.dist, "node_modules"), "dir");
   const signing = loadOrCreateSigningKey(run.keyFile);
   if (insecure) console.warn(INSECURE_WARNING);
   else

@@ -20,6 +20,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
@@ -98,7 +99,9 @@ function lanHost<T>(ns: NetNamespace, args: readonly string[]): Promise<T> {
 }
 
 describe("the local box on a LAN address, used by a device on another host (network namespaces)", () => {
-  const runDir = path.join(ROOT, ".run", `test-lan-box-${process.pid}`);
+  // Outside the checkout, as a developer's `--run-dir /tmp/box`: the bundle built there must
+  // still find the checkout's npm packages.
+  const runDir = path.join(tmpdir(), `test-lan-box-${process.pid}`);
   let box: NetNamespace | undefined;
   let lan: NetNamespace | undefined;
   let boxProcess: ChildProcess | undefined;
