@@ -217,6 +217,9 @@ async function up(argv: string[]): Promise<void> {
   };
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
+  // A closed terminal: Node's default would end the box at once, leaving its PM2 daemon
+  // and the gateways running (PM2 daemonizes out of the terminal's reach).
+  process.on("SIGHUP", () => void stop(0));
 
   const openChannel = async (d: SimulatedDevice) => {
     await d.hello();
@@ -313,11 +316,12 @@ async function down(argv: string[]): Promise<void> {
 }
 
 // The box's output is for whoever watches it. When that reader is gone (`npm start | tee
-// log` whose tee ended first on Ctrl-C, a test that died), a write fails with EPIPE; that
-// must not end the box mid-teardown with its PM2 daemon and gateways left running.
+// log` whose tee ended first on Ctrl-C, a test that died), a write fails with EPIPE, or
+// with EIO on a terminal that was closed (SIGHUP); that must not end the box mid-teardown
+// with its PM2 daemon and gateways left running.
 for (const stream of [process.stdout, process.stderr])
   stream.on("error", (err: NodeJS.ErrnoException) => {
-    if (err.code !== "EPIPE") throw err;
+    if (err.code !== "EPIPE" && err.code !== "EIO") throw err;
   });
 
 const [command, ...rest] = process.argv.slice(2);
