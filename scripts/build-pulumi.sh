@@ -47,7 +47,8 @@ cli_ok() { [[ -x "$1" ]] && [[ "$("$1" version 2>/dev/null || true)" == "v$PULUM
 if cli_ok "$out/pulumi" && [[ "$(cat "$out/pulumi.key" 2>/dev/null || true)" == "$key" ]]; then
   echo "build-pulumi: $out/pulumi is already v$PULUMI_VERSION ($key), nothing to do"
 elif cli_ok "$machine_cache"; then
-  cp -f "$machine_cache" "$out/pulumi"
+  # Through a scratch file, as the build below: an interrupted copy is never in place.
+  cp -f "$machine_cache" "$out/.pulumi.copy.$$" && mv -f "$out/.pulumi.copy.$$" "$out/pulumi"
   echo "$key" >"$out/pulumi.key"
   echo "build-pulumi: copied v$PULUMI_VERSION from $machine_cache"
 else
@@ -68,8 +69,9 @@ else
   fi
   mv -f "$tmp" "$out/pulumi"
   echo "$key" >"$out/pulumi.key"
-  mkdir -p "$(dirname "$machine_cache")" && cp -f "$out/pulumi" "$machine_cache.tmp" &&
-    mv -f "$machine_cache.tmp" "$machine_cache" || true
+  # A scratch name of this process's own: two checkouts building at once do not collide.
+  mkdir -p "$(dirname "$machine_cache")" && cp -f "$out/pulumi" "$machine_cache.tmp.$$" &&
+    mv -f "$machine_cache.tmp.$$" "$machine_cache" || rm -f "$machine_cache.tmp.$$"
   echo "build-pulumi: built $out/pulumi (v$PULUMI_VERSION, $(du -h "$out/pulumi" | cut -f1), $((SECONDS - start)) s)"
 fi
 
