@@ -151,9 +151,15 @@ for (const transport of LIVEKIT_TRANSPORTS) {
     it("the aborted reply's speech_created, late on a lagging data channel, does not start it again", async () => {
       const { device, agent } = await session("A");
       await greeted(device);
-      // Its attribute and voice reach the gateway at once, its data messages 1.5 s later:
-      // the reply's speech_created comes after the device's abort.
-      agent.dataLagMs = 1500;
+      const gw = stack.gateways[0];
+      assert.ok(gw);
+      const late = async () =>
+        (await gw.metrics.agentEvents.get()).values.find((v) => v.labels.event === "agent_signal_late")
+          ?.value ?? 0;
+      const lateBefore = await late();
+      // Its attribute and voice reach the gateway at once, its data messages only after the
+      // device's abort: the reply's speech_created and agent_state_changed come late.
+      agent.holdData();
       const speaking = agent.speak(4000);
       await device.waitForMessage((m) => m.type === "tts" && m.state === "start");
       await device.waitForAudio(5);
@@ -163,11 +169,12 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       assert.equal(await speaking, "interrupted");
       const framesAtStop = device.stats.framesReceived;
       const startsAtStop = tts(device, "start");
-      await new Promise((r) => setTimeout(r, 2500));
+      await agent.releaseData();
+      // Both of the interrupted reply's data-channel signals, dropped as late (turns.ts).
+      await eventually(async () => (await late()) - lateBefore === 2, 5000, "2 late signals counted");
       assert.equal(tts(device, "start"), startsAtStop, "no tts start after the abort");
       assert.equal(device.stats.framesReceived, framesAtStop, "no audio after the abort");
       // The agent's next reply plays.
-      agent.dataLagMs = 0;
       const next = device.waitForMessage((m) => m.type === "tts" && m.state === "start");
       await agent.speak(500);
       await next;

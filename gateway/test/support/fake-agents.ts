@@ -21,9 +21,10 @@
  *   on topic `emotion`. A's transcripts: `user_input_transcribed` and, as the framework
  *   does, an `lk.transcription` text stream.
  * - Voice: a 24 kHz mono microphone track named `roomio_audio`, a 300 Hz tone as speech.
- * - The network between it and the gateway: `dataLagMs` holds its data messages back, as
- *   a reliable data channel recovering a lost packet does, while its attribute (over
- *   signalling) and its voice go on: each path keeps its own order, not the other's.
+ * - The network between it and the gateway: `holdData()` holds its data messages back until
+ *   `releaseData()`, as a reliable data channel recovering a lost packet does, while its
+ *   attribute (over signalling) and its voice go on: each path keeps its own order, not the
+ *   other's. A hold the test ends, not a delay: a delay races the test's own steps.
  */
 import {
   AudioFrame,
@@ -71,8 +72,8 @@ export class FakeAgent {
   goodbyes = 0;
   /** Loudest RMS heard from the device's track. */
   deviceEnergy = 0;
-  /** How long its data messages to the gateway are held back, in order (0: not at all). */
-  dataLagMs = 0;
+  /** Data messages held back (holdData), in order; undefined: sent at once. */
+  #heldData: (() => Promise<void>)[] | undefined;
   readonly #greetingMs: number;
   readonly #source = new AudioSource(RATE, 1, 100);
   #state: SessionState = "initializing";
@@ -407,10 +408,21 @@ export class FakeAgent {
     const data = new TextEncoder().encode(JSON.stringify(m));
     const send = () =>
       lp.publishData(data, topic ? { reliable: true, topic } : { reliable: true }).catch(() => {});
-    // The agent does not wait for the network: a lagging channel delays, the agent goes on.
-    // Timers of one delay fire in the order they were set, so the path keeps its order.
-    if (this.dataLagMs > 0) setTimeout(() => void send(), this.dataLagMs);
+    // The agent does not wait for the network: a held channel delays, the agent goes on.
+    if (this.#heldData) this.#heldData.push(send);
     else await send();
+  }
+
+  /** From now on its data messages wait, in order, until releaseData(). */
+  holdData(): void {
+    this.#heldData ??= [];
+  }
+
+  /** Sends what was held, in order, and sends at once again. */
+  async releaseData(): Promise<void> {
+    const held = this.#heldData ?? [];
+    this.#heldData = undefined;
+    for (const send of held) await send();
   }
 }
 
