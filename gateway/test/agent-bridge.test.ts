@@ -11,6 +11,7 @@ import type { RoomServiceClient } from "livekit-server-sdk";
 import type { AgentSink } from "../src/agent/agent-bridge.ts";
 import { AFTER_GOODBYE_MS } from "../src/agent/livekit/agent-protocol/farewell.ts";
 import { GREETING_WAIT_MS } from "../src/agent/livekit/agent-protocol/greeting.ts";
+import { SENDER_LEFT_GRACE_MS } from "../src/agent/livekit/agent-protocol/transcription.ts";
 import { AGENT_GONE_GRACE_MS, LiveKitBridge } from "../src/agent/livekit/bridge.ts";
 import type {
   RemoteParticipantInfo,
@@ -142,6 +143,43 @@ describe("the agent leaving the room", () => {
     room.participantLeft(AGENT);
     room.disconnected("room deleted");
     assert.deepEqual(sink, ["end agent_ended"]);
+  });
+});
+
+describe("the agent's transcriptions when it leaves", () => {
+  const said = (streamId: string, text: string, done: boolean) => ({
+    streamId,
+    topic: "lk.transcription",
+    from: AGENT,
+    attributes: {},
+    text,
+    done,
+  });
+
+  it("its last sentence is shown when the stream's end comes after its leave", async () => {
+    const { room, agent, timers, sink, drops } = await openBridge();
+    room.participantJoined(agent());
+    room.text(said("bye", "Goodbye, ", false));
+    // The leave came by signalling before the end, sent first, came by the data channel.
+    room.participantLeft(AGENT);
+    timers.advance(SENDER_LEFT_GRACE_MS - 1);
+    room.text(said("bye", "see you.", true));
+    assert.deepEqual(sink, ["device tts"]);
+    timers.advance(SENDER_LEFT_GRACE_MS);
+    assert.deepEqual(drops, []);
+  });
+
+  it("a stream it leaves open is released SENDER_LEFT_GRACE_MS later, counted, its rest ignored", async () => {
+    const { room, agent, timers, sink, drops } = await openBridge();
+    room.participantJoined(agent());
+    room.text(said("half", "Half a ", false));
+    room.participantLeft(AGENT);
+    timers.advance(SENDER_LEFT_GRACE_MS - 1);
+    assert.deepEqual(drops, []);
+    timers.advance(1);
+    assert.deepEqual(drops, ["agent_text_sender_left"]);
+    room.text(said("half", "sentence.", true));
+    assert.deepEqual(sink, []);
   });
 });
 

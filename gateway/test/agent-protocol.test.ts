@@ -23,7 +23,11 @@ import {
 } from "../src/agent/livekit/agent-protocol/gateway-messages.ts";
 import { GREETING_WAIT_MS, Greeting } from "../src/agent/livekit/agent-protocol/greeting.ts";
 import { isAgentParticipant, isVoiced, repeatsRecent } from "../src/agent/livekit/agent-protocol/signals.ts";
-import { MAX_OPEN_STREAMS, Transcriptions } from "../src/agent/livekit/agent-protocol/transcription.ts";
+import {
+  MAX_OPEN_STREAMS,
+  SENDER_LEFT_GRACE_MS,
+  Transcriptions,
+} from "../src/agent/livekit/agent-protocol/transcription.ts";
 import { parseRoomName, roomName } from "../src/agent/livekit/room-names.ts";
 
 const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -281,13 +285,18 @@ describe("lk.transcription", () => {
 describe("lk.transcription: streams whose senders left", () => {
   const base = { topic: "lk.transcription", attributes: {} as Record<string, string> };
   const me = "02:00:00:00:00:01";
+  /** Leaves at `at` and returns how many streams are released once the grace has passed. */
+  const leave = (t: Transcriptions, identity: string, at = 0) => {
+    t.participantLeft(identity, at);
+    return t.tick(at + SENDER_LEFT_GRACE_MS);
+  };
 
   it("a departed agent's open streams are released, their places freed and their rest ignored", () => {
     const t = new Transcriptions(me);
     t.agentJoined("agent-x");
     for (let i = 0; i < MAX_OPEN_STREAMS; i++)
       t.chunk({ ...base, streamId: `s${i}`, from: "agent-x", text: "Half a ", done: false });
-    assert.equal(t.participantLeft("agent-x"), MAX_OPEN_STREAMS);
+    assert.equal(leave(t, "agent-x"), MAX_OPEN_STREAMS);
     t.agentJoined("agent-y");
     assert.deepEqual(t.chunk({ ...base, streamId: "next", from: "agent-y", text: "Hi.", done: true }), {
       ok: true,
@@ -300,6 +309,69 @@ describe("lk.transcription: streams whose senders left", () => {
     });
   });
 
+  it("the release waits SENDER_LEFT_GRACE_MS after the leave", () => {
+    const t = new Transcriptions(me);
+    t.agentJoined("agent-x");
+    t.chunk({ ...base, streamId: "s", from: "agent-x", text: "Half a ", done: false });
+    assert.equal(t.nextDeadline(), undefined);
+    t.participantLeft("agent-x", 1000);
+    assert.equal(t.nextDeadline(), 1000 + SENDER_LEFT_GRACE_MS);
+    assert.equal(t.tick(1000 + SENDER_LEFT_GRACE_MS - 1), 0);
+    assert.equal(t.tick(1000 + SENDER_LEFT_GRACE_MS), 1);
+    assert.equal(t.nextDeadline(), undefined);
+    assert.equal(t.tick(1000 + 10 * SENDER_LEFT_GRACE_MS), 0);
+  });
+
+  it("a stream whose end comes just after its sender's leave is shown, and not released", () => {
+    // The agent ends its goodbye and leaves at once: the leave (signalling) can reach the
+    // gateway before the stream's end (data channel).
+    const t = new Transcriptions(me);
+    t.agentJoined("agent-x");
+    t.chunk({ ...base, streamId: "bye", from: "agent-x", text: "Goodbye, ", done: false });
+    t.participantLeft("agent-x", 0);
+    assert.equal(t.tick(SENDER_LEFT_GRACE_MS - 1), 0);
+    t.chunk({ ...base, streamId: "bye", from: "agent-x", text: "see ", done: false });
+    assert.deepEqual(t.chunk({ ...base, streamId: "bye", from: "agent-x", text: "you.", done: true }), {
+      ok: true,
+      out: { kind: "sentence", text: "Goodbye, see you." },
+    });
+    assert.equal(t.nextDeadline(), undefined);
+    assert.equal(t.tick(SENDER_LEFT_GRACE_MS), 0);
+  });
+
+  it("a stream that fails within the grace is dropped as failed, not released", () => {
+    const t = new Transcriptions(me);
+    t.agentJoined("agent-x");
+    t.chunk({ ...base, streamId: "s", from: "agent-x", text: "Half a ", done: false });
+    t.participantLeft("agent-x", 0);
+    const failed = { ...base, streamId: "s", from: "agent-x", text: "", done: true, aborted: true };
+    assert.deepEqual(t.chunk(failed), { ok: true, out: undefined });
+    assert.equal(t.tick(SENDER_LEFT_GRACE_MS), 0);
+  });
+
+  it("a new stream that finds every place held takes a departed sender's at once, released", () => {
+    const t = new Transcriptions(me);
+    t.agentJoined("agent-x");
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++)
+      t.chunk({ ...base, streamId: `s${i}`, from: me, text: "words", done: false });
+    t.participantLeft("agent-x", 0);
+    t.agentJoined("agent-y");
+    assert.deepEqual(t.chunk({ ...base, streamId: "next", from: "agent-y", text: "Hi.", done: true }), {
+      ok: true,
+      out: { kind: "sentence", text: "Hi." },
+      released: true,
+    });
+    // The one taken is not released again; the rest are, at the grace's end.
+    assert.equal(t.tick(SENDER_LEFT_GRACE_MS), MAX_OPEN_STREAMS - 1);
+    // Places held by senders still in the room are not taken.
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++)
+      t.chunk({ ...base, streamId: `y${i}`, from: "agent-y", text: "x", done: false });
+    assert.deepEqual(t.chunk({ ...base, streamId: "more", from: "agent-y", text: "x", done: false }), {
+      ok: false,
+      reason: "too_many_streams",
+    });
+  });
+
   it("the user's words sent on the device's behalf go with the agents in the room at their start", () => {
     const t = new Transcriptions(me);
     t.agentJoined("agent-1");
@@ -307,8 +379,8 @@ describe("lk.transcription: streams whose senders left", () => {
     t.agentJoined("agent-2");
     t.chunk({ ...base, streamId: "both", from: me, text: "turn off", done: false });
     // agent-1 alone could have sent the first; either could have sent the second.
-    assert.equal(t.participantLeft("agent-1"), 1);
-    assert.equal(t.participantLeft("agent-2"), 1);
+    assert.equal(leave(t, "agent-1"), 1);
+    assert.equal(leave(t, "agent-2"), 1);
   });
 
   it("a stream on the device's behalf with no agent known at its start goes when no agent is left", () => {
@@ -316,8 +388,8 @@ describe("lk.transcription: streams whose senders left", () => {
     t.chunk({ ...base, streamId: "s", from: me, text: "turn on", done: false });
     t.agentJoined("agent-1");
     t.agentJoined("agent-2");
-    assert.equal(t.participantLeft("agent-1"), 0);
-    assert.equal(t.participantLeft("agent-2"), 1);
+    assert.equal(leave(t, "agent-1"), 0);
+    assert.equal(leave(t, "agent-2"), 1);
   });
 
   it("another sender's streams are kept, and end as usual", () => {
@@ -325,7 +397,7 @@ describe("lk.transcription: streams whose senders left", () => {
     t.agentJoined("agent-1");
     t.agentJoined("agent-2");
     t.chunk({ ...base, streamId: "a2", from: "agent-2", text: "Hello ", done: false });
-    assert.equal(t.participantLeft("agent-1"), 0);
+    assert.equal(leave(t, "agent-1"), 0);
     assert.deepEqual(t.chunk({ ...base, streamId: "a2", from: "agent-2", text: "there.", done: true }), {
       ok: true,
       out: { kind: "sentence", text: "Hello there." },

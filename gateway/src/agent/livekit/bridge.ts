@@ -260,9 +260,10 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #onLeft(identity: string): void {
-    // Transcriptions it alone could have ended: nothing will end them now.
-    const released = this.#texts.participantLeft(identity);
-    for (let i = 0; i < released; i++) this.#services.events.drop("agent_text_sender_left");
+    // Transcriptions it alone could have ended: released after a grace (#onTimer), in
+    // which an end that was sent before the leave but comes after it is still shown.
+    this.#texts.participantLeft(identity, this.#now());
+    this.#arm();
     this.#greeting.agentLeft(identity);
     if (!this.#agents.delete(identity) || this.#agents.size > 0) return;
     const now = this.#now();
@@ -314,6 +315,7 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #show(r: DeviceTextResult): void {
+    if (r.released) this.#services.events.drop("agent_text_sender_left");
     if (r.drop) return this.#services.events.drop(r.drop);
     if (!r.show) return;
     const sid = this.#info.sessionId;
@@ -359,7 +361,10 @@ export class LiveKitBridge implements AgentBridge {
     this.#arm();
   }
 
-  /** One timer for every deadline (turn end, greeting wait, farewell, agent gone). */
+  /**
+   * One timer for every deadline (turn end, greeting wait, farewell, agent gone, the
+   * release of a departed sender's transcriptions).
+   */
   #arm(): void {
     if (this.#closed) return;
     const deadlines = [
@@ -368,6 +373,7 @@ export class LiveKitBridge implements AgentBridge {
       this.#room.connected ? this.#greeting.nextDeadline() : undefined,
       this.#farewell?.state.nextDeadline(),
       this.#agentGoneAt === undefined ? undefined : this.#agentGoneAt + AGENT_GONE_GRACE_MS,
+      this.#texts.nextDeadline(),
     ];
     const next = Math.min(...deadlines.filter((d): d is number => d !== undefined));
     if (!Number.isFinite(next) || next >= this.#timerAt) return;
@@ -381,6 +387,9 @@ export class LiveKitBridge implements AgentBridge {
     this.#timerAt = Number.POSITIVE_INFINITY;
     if (this.#closed) return;
     const now = this.#now();
+    // Before the session can end below: released, they are counted.
+    const released = this.#texts.tick(now);
+    for (let i = 0; i < released; i++) this.#services.events.drop("agent_text_sender_left");
     if (this.#agentGoneAt !== undefined && now >= this.#agentGoneAt + AGENT_GONE_GRACE_MS) {
       this.#agentGoneAt = undefined;
       this.#sink.endSession("agent_ended");

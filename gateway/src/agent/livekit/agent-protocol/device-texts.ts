@@ -9,8 +9,15 @@ import type { TextStreamChunk } from "../room-transport.ts";
 import { type RecentText, repeatsRecent } from "./signals.ts";
 import { type DeviceText, TRANSCRIPTION_TOPIC, Transcriptions } from "./transcription.ts";
 
-/** A text to show the device, or why a chunk was dropped (a counter's reason), or neither. */
-export type DeviceTextResult = { readonly show?: DeviceText; readonly drop?: string };
+/**
+ * A text to show the device, or why a chunk was dropped (a counter's reason), or neither;
+ * `released`: a departed sender's stream was released to make room (transcription.ts).
+ */
+export type DeviceTextResult = {
+  readonly show?: DeviceText;
+  readonly drop?: string;
+  readonly released?: true;
+};
 
 export class DeviceTexts {
   readonly #streams: Transcriptions;
@@ -27,11 +34,8 @@ export class DeviceTexts {
     if (c.topic !== TRANSCRIPTION_TOPIC) return {};
     const r = this.#streams.chunk(c);
     if (!r.ok) return { drop: `agent_text_${r.reason}` };
-    if (!r.out) return {};
-    if (r.out.kind === "stt") return this.stt(r.out.text, now);
-    if (repeatsRecent(this.#lastSentence, r.out.text, now)) return {};
-    this.#lastSentence = { text: r.out.text, at: now };
-    return { show: r.out };
+    const shown = this.#shown(r.out, now);
+    return r.released ? { ...shown, released: true } : shown;
   }
 
   /**
@@ -49,9 +53,28 @@ export class DeviceTexts {
     this.#streams.agentJoined(identity);
   }
 
-  /** A participant left: how many open streams it was the last possible sender of (released). */
-  participantLeft(identity: string): number {
-    return this.#streams.participantLeft(identity);
+  /** A participant left: the open streams it was the last possible sender of are released soon. */
+  participantLeft(identity: string, now: number): void {
+    this.#streams.participantLeft(identity, now);
+  }
+
+  /** When `tick` next releases a departed sender's stream, if one waits. */
+  nextDeadline(): number | undefined {
+    return this.#streams.nextDeadline();
+  }
+
+  /** Releases the departed senders' streams due by `now`: how many. */
+  tick(now: number): number {
+    return this.#streams.tick(now);
+  }
+
+  /** A stream's text to show, unless it repeats the last one of its kind. */
+  #shown(out: DeviceText | undefined, now: number): DeviceTextResult {
+    if (!out) return {};
+    if (out.kind === "stt") return this.stt(out.text, now);
+    if (repeatsRecent(this.#lastSentence, out.text, now)) return {};
+    this.#lastSentence = { text: out.text, at: now };
+    return { show: out };
   }
 
   /** Forgets the open streams (the session closes). */

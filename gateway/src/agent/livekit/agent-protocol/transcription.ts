@@ -15,6 +15,13 @@
  * identity is that agent's; one under the device's identity was sent by an agent on its
  * behalf, taken to be one of the agents in the room at its first chunk (any agent, if none
  * was known then).
+ *
+ * The release waits SENDER_LEFT_GRACE_MS (`tick`): a stream's end and its sender's leave
+ * come by different paths, and an agent that ends its goodbye and leaves at once can be
+ * seen leaving first. Meanwhile the stream's chunks and end are taken as usual, and one
+ * that ends is shown, not released. A new stream that finds every place held takes the
+ * place of such a departed sender's stream at once (released then), so the wait refuses
+ * no one.
  */
 import type { TextStreamChunk } from "../room-transport.ts";
 import { MAX_TEXT_CHARS } from "./agent-messages.ts";
@@ -25,14 +32,34 @@ export const MAX_OPEN_STREAMS = 16;
 export type DeviceText = { readonly kind: "stt" | "sentence"; readonly text: string };
 
 export type TranscriptionResult =
-  | { readonly ok: true; readonly out: DeviceText | undefined }
+  | {
+      readonly ok: true;
+      readonly out: DeviceText | undefined;
+      /** A departed sender's stream released early to make room for this one. */
+      readonly released?: true;
+    }
   | { readonly ok: false; readonly reason: "too_many_streams" };
+
+/**
+ * How long the open streams of a sender that left are still taken before they are released.
+ * The leave comes by the signalling connection, a stream's chunks and end by the data
+ * channel, and with the media process from separate goroutines too (the SDK's callback
+ * and the stream's reader): nothing orders a stream's end before its sender's leave, and
+ * released at the leave, an agent's last sentence (its goodbye) was lost though it had
+ * been sent whole. Far longer than that skew (milliseconds: both come from the same
+ * server), yet short: the release is counted that much later, and until then the stream
+ * keeps its text (at most MAX_TEXT_CHARS) and its place (yielded to a new stream at once).
+ */
+export const SENDER_LEFT_GRACE_MS = 1500;
 
 /** Ignored streams remembered until their end (oldest forgotten first beyond this). */
 const MAX_IGNORED_STREAMS = 64;
 
-/** An open stream's text so far, and who can still end it (undefined: any agent). */
-type OpenStream = { text: string; readonly senders: Set<string> | undefined };
+/**
+ * An open stream's text so far, who can still end it (undefined: any agent), and once they
+ * have all left, when it is released.
+ */
+type OpenStream = { text: string; readonly senders: Set<string> | undefined; releaseAt: number | undefined };
 
 export class Transcriptions {
   readonly #self: string;
@@ -56,17 +83,30 @@ export class Transcriptions {
   }
 
   /**
-   * A participant left: the open streams it was the last possible sender of are released,
-   * the rest of each ignored. Returns how many were released.
+   * A participant left at `now`: the open streams it was the last possible sender of are
+   * released SENDER_LEFT_GRACE_MS later (`tick`), unless they end before.
    */
-  participantLeft(identity: string): number {
+  participantLeft(identity: string, now: number): void {
     this.#agents.delete(identity);
+    for (const stream of this.#open.values()) {
+      stream.senders?.delete(identity);
+      if (stream.releaseAt !== undefined) continue;
+      if (stream.senders ? stream.senders.size > 0 : this.#agents.size > 0) continue;
+      stream.releaseAt = now + SENDER_LEFT_GRACE_MS;
+    }
+  }
+
+  /** When the next release is due (`tick`), if one is waiting. */
+  nextDeadline(): number | undefined {
+    return this.#soonestReleased()?.at;
+  }
+
+  /** Releases the streams whose grace has passed, the rest of each ignored. Returns how many. */
+  tick(now: number): number {
     let released = 0;
     for (const [streamId, stream] of this.#open) {
-      stream.senders?.delete(identity);
-      if (stream.senders ? stream.senders.size > 0 : this.#agents.size > 0) continue;
-      this.#open.delete(streamId);
-      this.#ignore(streamId);
+      if (stream.releaseAt === undefined || stream.releaseAt > now) continue;
+      this.#release(streamId);
       released++;
     }
     return released;
@@ -82,32 +122,58 @@ export class Transcriptions {
       return { ok: true, out: undefined };
     }
     let stream = this.#open.get(c.streamId);
+    let released = false;
     if (stream === undefined) {
       if (this.#open.size >= MAX_OPEN_STREAMS) {
-        if (!c.done) this.#ignore(c.streamId);
-        return { ok: false, reason: "too_many_streams" };
+        const departed = this.#soonestReleased();
+        if (departed === undefined) {
+          if (!c.done) this.#ignore(c.streamId);
+          return { ok: false, reason: "too_many_streams" };
+        }
+        this.#release(departed.id);
+        released = true;
       }
-      stream = { text: "", senders: this.#sendersOf(c.from) };
+      stream = { text: "", senders: this.#sendersOf(c.from), releaseAt: undefined };
     }
-    if (stream.text.length < MAX_TEXT_CHARS) stream.text = (stream.text + c.text).slice(0, MAX_TEXT_CHARS);
-    if (!c.done) {
-      this.#open.set(c.streamId, stream);
-      return { ok: true, out: undefined };
-    }
-    this.#open.delete(c.streamId);
-    const trimmed = stream.text.trim();
-    if (trimmed.length === 0) return { ok: true, out: undefined };
-    if (c.from === this.#self) {
-      const final = c.attributes["lk.transcription_final"];
-      return { ok: true, out: final === "false" ? undefined : { kind: "stt", text: trimmed } };
-    }
-    return { ok: true, out: { kind: "sentence", text: trimmed } };
+    const out = this.#take(c, stream);
+    return released ? { ok: true, out, released: true } : { ok: true, out };
   }
 
   clear(): void {
     this.#open.clear();
     this.#ignored.clear();
     this.#agents.clear();
+  }
+
+  /** Adds a chunk to its open stream; the text to show once the stream has ended. */
+  #take(c: TextStreamChunk, stream: OpenStream): DeviceText | undefined {
+    if (stream.text.length < MAX_TEXT_CHARS) stream.text = (stream.text + c.text).slice(0, MAX_TEXT_CHARS);
+    if (!c.done) {
+      this.#open.set(c.streamId, stream);
+      return undefined;
+    }
+    this.#open.delete(c.streamId);
+    const trimmed = stream.text.trim();
+    if (trimmed.length === 0) return undefined;
+    if (c.from === this.#self) {
+      const final = c.attributes["lk.transcription_final"];
+      return final === "false" ? undefined : { kind: "stt", text: trimmed };
+    }
+    return { kind: "sentence", text: trimmed };
+  }
+
+  /** The open stream of departed senders released soonest, and when, if there is one. */
+  #soonestReleased(): { readonly id: string; readonly at: number } | undefined {
+    let soonest: { id: string; at: number } | undefined;
+    for (const [id, stream] of this.#open)
+      if (stream.releaseAt !== undefined && (soonest === undefined || stream.releaseAt < soonest.at))
+        soonest = { id, at: stream.releaseAt };
+    return soonest;
+  }
+
+  #release(streamId: string): void {
+    this.#open.delete(streamId);
+    this.#ignore(streamId);
   }
 
   /** Under the device's identity: an agent's on its behalf, one of those in the room now. */
