@@ -73,7 +73,7 @@ export class FakeAgent {
   /** Loudest RMS heard from the device's track. */
   deviceEnergy = 0;
   /** Data messages held back (holdData), in order; undefined: sent at once. */
-  #heldData: (() => Promise<void>)[] | undefined;
+  #heldData: { readonly message: JsonMessage; readonly send: () => Promise<void> }[] | undefined;
   readonly #greetingMs: number;
   readonly #source = new AudioSource(RATE, 1, 100);
   #state: SessionState = "initializing";
@@ -409,7 +409,7 @@ export class FakeAgent {
     const send = () =>
       lp.publishData(data, topic ? { reliable: true, topic } : { reliable: true }).catch(() => {});
     // The agent does not wait for the network: a held channel delays, the agent goes on.
-    if (this.#heldData) this.#heldData.push(send);
+    if (this.#heldData) this.#heldData.push({ message: m, send });
     else await send();
   }
 
@@ -418,11 +418,12 @@ export class FakeAgent {
     this.#heldData ??= [];
   }
 
-  /** Sends what was held, in order, and sends at once again. */
-  async releaseData(): Promise<void> {
+  /** Sends what was held, in order, and sends at once again; returns what it sent. */
+  async releaseData(): Promise<JsonMessage[]> {
     const held = this.#heldData ?? [];
     this.#heldData = undefined;
-    for (const send of held) await send();
+    for (const { send } of held) await send();
+    return held.map((h) => h.message);
   }
 }
 
