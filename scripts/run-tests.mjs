@@ -48,6 +48,7 @@ const UNIT_TESTS = [
   "gateway/test/opus-worker-hang.test.ts",
   "gateway/test/opus-worker-loss.test.ts",
   "gateway/test/opus-worker-slot.test.ts",
+  "gateway/test/opus-worker-terminate.test.ts",
   "gateway/test/ota.test.ts",
   "gateway/test/owner-decision.test.ts",
   "gateway/test/process-transport.test.ts",

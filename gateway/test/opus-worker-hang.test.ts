@@ -49,7 +49,9 @@ function outcomeSoon(owed: Promise<unknown>): Promise<string> {
 describe("an Opus worker slot whose worker stops answering", { timeout: 10_000 }, () => {
   it("takes a worker silent for WORKER_STALL_MS as hung: its frames fail, it is ended, a new one codes its streams", async () => {
     const timers = new ManualTimers();
-    const { newWorker, workers } = withExits((started) => (started === 0 ? hanging() : newOpusWorker()));
+    const { newWorker, workers } = withExits((started, gate) =>
+      started === 0 ? hanging() : newOpusWorker(gate),
+    );
     const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
     try {
       await slot.ready;
@@ -107,8 +109,8 @@ describe("an Opus worker slot whose new worker never says it is ready", { timeou
   it("takes a replacement not ready after WORKER_READY_MS as hung: its frames fail, it is ended, the next starts after a delay", async () => {
     const timers = new ManualTimers();
     let loads = false;
-    const { newWorker, workers, exits } = withExits((started) =>
-      started === 0 ? hanging() : loads ? newOpusWorker() : neverReady(),
+    const { newWorker, workers, exits } = withExits((started, gate) =>
+      started === 0 ? hanging() : loads ? newOpusWorker(gate) : neverReady(),
     );
     const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
     try {

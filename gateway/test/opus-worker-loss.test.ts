@@ -40,8 +40,8 @@ describe("an Opus worker lost: its log line", { timeout: 10_000 }, () => {
   it("a worker that threw: logged once, with its error, the slot, its streams and an immediate replacement", async () => {
     const timers = new ManualTimers();
     const log = new RecordingLog();
-    const { newWorker, workers, exits } = withExits((started) =>
-      started === 0 ? throwsOnBatch() : newOpusWorker(),
+    const { newWorker, workers, exits } = withExits((started, gate) =>
+      started === 0 ? throwsOnBatch() : newOpusWorker(gate),
     );
     const slot = new WorkerSlot({ newWorker, ...manualClock(timers), lossLog: new WorkerLossLog(log, 2) });
     try {
@@ -158,8 +158,8 @@ describe("an Opus worker lost: the counts by reason", { timeout: 10_000 }, () =>
     const timers = new ManualTimers();
     const log = new RecordingLog();
     // Slot 0's workers: one that hangs, one that never loads, then a real one.
-    const { newWorker, workers } = withExits((started) =>
-      started === 0 ? hanging() : started === 2 ? neverReady() : newOpusWorker(),
+    const { newWorker, workers } = withExits((started, gate) =>
+      started === 0 ? hanging() : started === 2 ? neverReady() : newOpusWorker(gate),
     );
     const metrics = new GatewayMetrics(1);
     const pool = await OpusPool.start({

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
+import type { NativeGate } from "../src/audio/opus-native-gate.ts";
 import { OpusPool } from "../src/audio/opus-pool.ts";
 import { RESTART_DELAY_MS } from "../src/audio/opus-worker-bounds.ts";
 import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
@@ -54,7 +55,7 @@ class ManualRestarts {
  */
 async function failedSlot(
   restarts: ManualRestarts,
-  newWorker: () => Worker = unloadable,
+  newWorker: (gate: NativeGate) => Worker = unloadable,
 ): Promise<WorkerSlot> {
   const scheduled = restarts.next();
   const slot = new WorkerSlot({ newWorker, schedule: restarts.schedule, ...NO_READY_DEADLINE });
@@ -84,7 +85,7 @@ describe("an Opus worker slot whose worker cannot load", { timeout: 10_000 }, ()
   it("waits longer before each new worker, failing frames at once meanwhile, until one loads", async () => {
     let loads = false;
     const restarts = new ManualRestarts();
-    const slot = await failedSlot(restarts, () => (loads ? newOpusWorker() : unloadable()));
+    const slot = await failedSlot(restarts, (gate) => (loads ? newOpusWorker(gate) : unloadable()));
     slot.open(ENCODER);
     await assert.rejects(encode(slot), /opus worker restarting/);
     await failAgain(restarts);
@@ -127,7 +128,9 @@ describe("OpusPool.start when one of its workers cannot load", { timeout: 10_000
   it("fails, and leaves no worker running and no replacement pending", async () => {
     const restarts = new ManualRestarts();
     // The first worker loads libopus; the second cannot.
-    const { newWorker, exits } = withExits((started) => (started === 0 ? newOpusWorker() : unloadable()));
+    const { newWorker, exits } = withExits((started, gate) =>
+      started === 0 ? newOpusWorker(gate) : unloadable(),
+    );
     await assert.rejects(
       OpusPool.start({
         size: 2,
@@ -164,7 +167,9 @@ describe("an Opus worker slot whose new workers die before they answer anything"
   it("replaces the first at once, then waits longer before each, until one works", async () => {
     const timers = new ManualTimers();
     let healthy = false;
-    const { newWorker, workers, exits } = withExits(() => (healthy ? newOpusWorker() : diesOnOpen()));
+    const { newWorker, workers, exits } = withExits((_started, gate) =>
+      healthy ? newOpusWorker(gate) : diesOnOpen(),
+    );
     const slot = new WorkerSlot({ newWorker, ...manualClock(timers) });
     try {
       await slot.ready;

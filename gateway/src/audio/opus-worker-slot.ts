@@ -20,9 +20,14 @@
  * the same way, and replaced after the delay of a worker that failed to load: until then
  * the frames sent to it wait in its port, and would wait for good.
  *
+ * A worker is terminated only between its calls into libopus (opus-native-gate.ts):
+ * terminated inside one, the addon aborts the whole process. One stuck inside a call for
+ * good is left running, and counted (`retiring`) until it comes out, if ever.
+ *
  * Each loss is counted by reason and logged (opus-worker-loss.ts).
  */
 import type { Worker } from "node:worker_threads";
+import { closeNativeGate, type NativeGate, newNativeGate } from "./opus-native-gate.ts";
 import {
   type CodecBatch,
   type FromWorker,
@@ -53,6 +58,12 @@ export interface WorkerStats {
    * or not ready within `readyMs`.
    */
   readonly stalls: number;
+  /**
+   * Workers ended by the slot (hung, late to stop) that are still running, because they are
+   * inside a call into libopus and cannot be terminated safely there: each is terminated
+   * when it comes out. One that stays above 0 is a thread stuck in libopus, taking a core.
+   */
+  readonly retiring: number;
 }
 
 interface PendingFrame {
@@ -61,8 +72,11 @@ interface PendingFrame {
 }
 
 export interface WorkerSlotOptions {
-  /** Injected for tests; newOpusWorker by default. */
-  readonly newWorker?: () => Worker;
+  /**
+   * Injected for tests; newOpusWorker by default. A worker that never touches `gate` is
+   * taken as outside libopus, and is terminated at once.
+   */
+  readonly newWorker?: (gate: NativeGate) => Worker;
   /** Runs `fn` after `ms` (the delayed replacement); injected for tests, an unref'd timer by default. */
   readonly schedule?: (fn: () => void, ms: number) => () => void;
   /** A worker owing a batch and silent this long is taken as hung, ms; WORKER_STALL_MS by default, 0: never. */
@@ -85,6 +99,10 @@ export class WorkerSlot {
   readonly #options: WorkerSlotOptions;
   /** The worker that takes this slot's messages; none while a delayed replacement is pending. */
   #worker: Worker | undefined;
+  /** Each worker's gate into libopus, closed before the worker is terminated. */
+  readonly #gates = new WeakMap<Worker, NativeGate>();
+  /** Workers being ended, not yet terminated (inside a call into libopus). */
+  #retiring = 0;
   #ready: Promise<void> = Promise.resolve();
   /** The worker has loaded libopus and not exited since. */
   #alive = false;
@@ -202,6 +220,7 @@ export class WorkerSlot {
       utilization: this.#utilization,
       restarts: this.#losses.exited + this.#losses.hung + this.#losses.not_ready,
       stalls: this.#losses.hung + this.#losses.not_ready,
+      retiring: this.#retiring,
     };
   }
 
@@ -223,7 +242,9 @@ export class WorkerSlot {
 
   /**
    * Asks the worker to exit after the messages already sent (opus-protocol.ts, StopWorker),
-   * and terminates it only if it has not within STOP_GRACE_MS (a worker stuck in libopus).
+   * and terminates it only if it has not within STOP_GRACE_MS (a worker stuck in a loop or
+   * in libopus), as soon as it is outside libopus. One still inside the same call another
+   * STOP_GRACE_MS later is stuck there: it is left running, and stop returns.
    */
   async stop(): Promise<void> {
     this.#stopped = true;
@@ -244,16 +265,27 @@ export class WorkerSlot {
     });
     const outcome = await Promise.race([exited, late]);
     clearTimeout(timer);
-    if (outcome === "late") await worker.terminate();
+    if (outcome !== "late") return;
+    const retired = this.#retire(worker);
+    const stuck = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, STOP_GRACE_MS);
+    });
+    await Promise.race([retired, stuck]);
+    clearTimeout(timer);
   }
 
-  /** For tests of a worker's death: ends it as a crash would; resolves once it is replaced. */
+  /**
+   * For tests of a worker's death: ends it as a crash would, between two calls into
+   * libopus (the only moment it is safe to); resolves once it is replaced.
+   */
   async terminateForTest(): Promise<void> {
-    await this.#worker?.terminate();
+    if (this.#worker) await this.#retire(this.#worker);
   }
 
   #spawn(): Worker {
-    const worker = (this.#options.newWorker ?? newOpusWorker)();
+    const gate = newNativeGate();
+    const worker = (this.#options.newWorker ?? newOpusWorker)(gate);
+    this.#gates.set(worker, gate);
     let markReady: () => void = () => {};
     let failReady: (err: Error) => void = () => {};
     this.#ready = new Promise<void>((resolve, reject) => {
@@ -353,7 +385,7 @@ export class WorkerSlot {
       failReady(err);
       this.#lose(err, { reason: "not_ready", readyMs: this.#readyMs });
       // Not awaited, as for a hung worker: a thread stuck in native code may never return.
-      worker.terminate().catch(() => {});
+      void this.#retire(worker);
     });
   }
 
@@ -391,7 +423,32 @@ export class WorkerSlot {
   #replaceHung(worker: Worker, silentMs: number): void {
     this.#lose(new Error("opus worker stalled"), { reason: "hung", silentMs });
     // Not awaited: a thread stuck in native code may never come back to be terminated.
-    worker.terminate().catch(() => {});
+    void this.#retire(worker);
+  }
+
+  /**
+   * Terminates `worker` once it is outside libopus (opus-native-gate.ts); resolves then.
+   * Until then it is counted as retiring; if it never comes out, this never resolves. It is
+   * not unref'd: a process left with nothing else would start to exit, and exiting
+   * terminates its workers just as `terminate()` does, aborting on one inside libopus.
+   */
+  #retire(worker: Worker): Promise<void> {
+    const gate = this.#gates.get(worker);
+    // Not reached: every worker of the slot is started by #spawn, which keeps its gate.
+    if (!gate) throw new Error("opus worker without a gate");
+    this.#retiring++;
+    return (
+      closeNativeGate(gate)
+        .then(() => worker.terminate())
+        // A worker that has exited already: its termination has nothing left to do.
+        .then(
+          () => {},
+          () => {},
+        )
+        .finally(() => {
+          this.#retiring--;
+        })
+    );
   }
 
   /** A new worker in place of the last, with every stream pinned here opened on it. */

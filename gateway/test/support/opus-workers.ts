@@ -4,6 +4,7 @@
  * The workers are real threads; only what they run differs from test to test.
  */
 import { Worker } from "node:worker_threads";
+import type { NativeGate } from "../../src/audio/opus-native-gate.ts";
 import { FrameOp, type OpenStream } from "../../src/audio/opus-protocol.ts";
 import type { WorkerSlot, WorkerSlotOptions } from "../../src/audio/opus-worker-slot.ts";
 import type { ManualTimers } from "./manual-timers.ts";
@@ -49,16 +50,19 @@ export function encode(slot: WorkerSlot): Promise<Buffer> {
   return out;
 }
 
-/** A worker factory that keeps each worker it starts, and a promise of that worker's exit. */
-export function withExits(start: (started: number) => Worker): {
-  newWorker: () => Worker;
+/**
+ * A worker factory that keeps each worker it starts, and a promise of that worker's exit.
+ * `gate` is the slot's, for a real Opus worker (newOpusWorker).
+ */
+export function withExits(start: (started: number, gate: NativeGate) => Worker): {
+  newWorker: (gate: NativeGate) => Worker;
   workers: Worker[];
   exits: Promise<void>[];
 } {
   const workers: Worker[] = [];
   const exits: Promise<void>[] = [];
-  const newWorker = (): Worker => {
-    const worker = start(workers.length);
+  const newWorker = (gate: NativeGate): Worker => {
+    const worker = start(workers.length, gate);
     workers.push(worker);
     exits.push(new Promise((resolve) => worker.once("exit", () => resolve())));
     return worker;
