@@ -18,16 +18,15 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawnSync } from "node:child_process";
-import { EventEmitter } from "node:events";
 import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../../deploy/ecosystem.ts";
 import { createNamespace, linkNamespaces, type NetNamespace } from "../../gateway/test/support/netns.ts";
 import { ROOT } from "../pm2.ts";
 import type { DeviceReport, ProbeResult } from "./lan-host.ts";
+import { type Output, startLocalBox } from "./support/local-box.ts";
 
 const PUBLIC = "10.77.0.1";
 const OTHER = "10.77.0.9";
@@ -39,41 +38,6 @@ const PORTS = instancePorts(DEFAULT_ECOSYSTEM);
 const VERIFIER_PORT = 9100;
 /** What a device must never be told: it names the box's own loopback, or no host at all. */
 const LOOPBACK = /\b127\.\d{1,3}\.\d{1,3}\.\d{1,3}\b|localhost|\[?::1\]?(?![0-9a-f:])|\b0\.0\.0\.0\b/i;
-
-/** The box's stdout, kept and awaited line by line. */
-class Output extends EventEmitter<{ line: [string] }> {
-  readonly lines: string[] = [];
-  constructor(stream: NodeJS.ReadableStream) {
-    super();
-    createInterface({ input: stream }).on("line", (line) => {
-      this.lines.push(line);
-      this.emit("line", line);
-    });
-  }
-  waitFor(pattern: RegExp, timeoutMs: number, exited: Promise<number | null>): Promise<RegExpMatchArray> {
-    const seen = this.lines.map((l) => l.match(pattern)).find((m) => m !== null);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const onLine = (line: string) => {
-        const m = line.match(pattern);
-        if (!m) return;
-        clearTimeout(timer);
-        this.off("line", onLine);
-        resolve(m);
-      };
-      const timer = setTimeout(() => {
-        this.off("line", onLine);
-        reject(new Error(`the box printed no ${pattern} within ${timeoutMs} ms:\n${this.lines.join("\n")}`));
-      }, timeoutMs);
-      this.on("line", onLine);
-      void exited.then((code) => {
-        clearTimeout(timer);
-        this.off("line", onLine);
-        reject(new Error(`the box exited (${code}) before printing ${pattern}:\n${this.lines.join("\n")}`));
-      });
-    });
-  }
-}
 
 /** Runs tools/test/lan-host.ts in `ns`; resolves with the JSON it printed. */
 function lanHost<T>(ns: NetNamespace, args: readonly string[]): Promise<T> {
@@ -118,34 +82,10 @@ describe("the local box on a LAN address, used by a device on another host (netw
       { ns: box, ifname: "lan0", addresses: [`${OTHER}/24`, `${PUBLIC}/24`] },
       { ns: lan, ifname: "lan0", addresses: [`${DEVICE}/24`] },
     );
-    // As `npm start` runs it (after scripts/prepare.mjs, which `npm test` ran), with a run
-    // folder of its own: its PM2 home, key, logs and bundle (a running box keeps its dist/).
-    // Should this process die unannounced (SIGKILL), the box is sent SIGTERM, and stops
-    // its PM2 and broker itself.
-    const child = box.spawn(
-      "setpriv",
-      [
-        "--pdeathsig",
-        "SIGTERM",
-        "--",
-        process.execPath,
-        "--import",
-        "tsx",
-        "tools/local-box.ts",
-        "up",
-        "--devices",
-        "0",
-        "--public-host",
-        PUBLIC,
-        "--run-dir",
-        runDir,
-      ],
-      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    boxProcess = child;
-    exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-    output = new Output(child.stdout as NodeJS.ReadableStream);
-    child.stderr?.on("data", (d: Buffer) => output.lines.push(`stderr: ${d.toString().trimEnd()}`));
+    const started = startLocalBox(box, ["--devices", "0", "--public-host", PUBLIC, "--run-dir", runDir]);
+    boxProcess = started.process;
+    exited = started.exited;
+    output = started.output;
     const ready = await output.waitFor(/OTA endpoint \(development only\): (\S+)/, 120_000, exited);
     otaUrl = ready[1] ?? "";
   });

@@ -1,0 +1,94 @@
+/**
+ * The local box (tools/local-box.ts) run by a test as `npm start` runs it, inside a network
+ * namespace of the test's own (gateway/test/support/netns.ts: its ports 1883, 8002 and
+ * 9001-9004 clash with no developer's box or other test) and with a run folder of its own
+ * (`--run-dir`: its PM2 home, key, logs and bundle), and its output awaited line by line.
+ */
+import type { ChildProcess } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { createInterface } from "node:readline";
+import type { NetNamespace } from "../../../gateway/test/support/netns.ts";
+import { ROOT } from "../../pm2.ts";
+
+/** The box's stdout, kept and awaited line by line. */
+export class Output extends EventEmitter<{ line: [string] }> {
+  readonly lines: string[] = [];
+  constructor(stream: NodeJS.ReadableStream) {
+    super();
+    createInterface({ input: stream }).on("line", (line) => {
+      this.lines.push(line);
+      this.emit("line", line);
+    });
+  }
+  waitFor(pattern: RegExp, timeoutMs: number, exited: Promise<number | null>): Promise<RegExpMatchArray> {
+    const seen = this.lines.map((l) => l.match(pattern)).find((m) => m !== null);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const onLine = (line: string) => {
+        const m = line.match(pattern);
+        if (!m) return;
+        clearTimeout(timer);
+        this.off("line", onLine);
+        resolve(m);
+      };
+      const timer = setTimeout(() => {
+        this.off("line", onLine);
+        reject(new Error(`the box printed no ${pattern} within ${timeoutMs} ms:\n${this.lines.join("\n")}`));
+      }, timeoutMs);
+      this.on("line", onLine);
+      void exited.then((code) => {
+        clearTimeout(timer);
+        this.off("line", onLine);
+        reject(new Error(`the box exited (${code}) before printing ${pattern}:\n${this.lines.join("\n")}`));
+      });
+    });
+  }
+}
+
+export interface LocalBox {
+  /** The box's own process (setpriv execs node: the pid is the box's). */
+  readonly process: ChildProcess;
+  /** Its stdout, and its stderr as `stderr: ` lines. */
+  readonly output: Output;
+  /** Its exit code; null when a signal ended it. */
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * Starts `tools/local-box.ts up <args>` in `ns` (args must name a `--run-dir`), as `npm
+ * start` does after scripts/prepare.mjs (which `npm test` ran). Should the test process die
+ * unannounced (SIGKILL), the box is sent SIGTERM, and stops its PM2 and broker itself.
+ */
+export function startLocalBox(
+  ns: NetNamespace,
+  args: readonly string[],
+  options: {
+    /**
+     * The box leads a process group of its own, as a shell's foreground job does: a test
+     * signals that group (`process.kill(-pid)`) as a terminal's Ctrl-C or hang-up does, and
+     * reaches the children the box has not detached (broker, a PM2 CLI under way) too.
+     */
+    readonly processGroup?: boolean;
+  } = {},
+): LocalBox {
+  if (!args.includes("--run-dir")) throw new Error("a test's box needs a --run-dir of its own");
+  const child = ns.spawn(
+    "setpriv",
+    [
+      "--pdeathsig",
+      "SIGTERM",
+      "--",
+      process.execPath,
+      "--import",
+      "tsx",
+      "tools/local-box.ts",
+      "up",
+      ...args,
+    ],
+    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: options.processGroup ?? false },
+  );
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const output = new Output(child.stdout as NodeJS.ReadableStream);
+  child.stderr?.on("data", (d: Buffer) => output.lines.push(`stderr: ${d.toString().trimEnd()}`));
+  return { process: child, output, exited };
+}
