@@ -15,6 +15,11 @@ export interface Pm2Options {
   readonly home?: string;
   /** Extra environment for the PM2 CLI (the apps inherit it on `start`). */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Runs the CLI in a session of its own, out of the terminal's reach: a Ctrl-C or hang-up
+   * sent to the caller's process group does not end it half-way.
+   */
+  readonly detached?: boolean;
 }
 
 export interface Pm2Process {
@@ -35,6 +40,7 @@ export function pm2(args: string[], options: Pm2Options = {}): Promise<string> {
       cwd: ROOT,
       env: { ...process.env, ...options.env, PM2_HOME: pm2Home(options) },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: options.detached ?? false,
     });
     let out = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -66,7 +72,12 @@ export async function pm2List(options: Pm2Options = {}): Promise<Pm2Process[]> {
   }));
 }
 
-/** Stops every app and the PM2 daemon of this home (ignores a daemon that is not running). */
+/**
+ * Stops every app and the PM2 daemon of this home (ignores a daemon that is not running).
+ * Detached: a terminal sends Ctrl-C to its whole foreground process group, and a second
+ * Ctrl-C during the local box's teardown ended this CLI mid-kill, leaving the daemon and
+ * the gateways running while the box exited as if all was stopped.
+ */
 export async function pm2Kill(options: Pm2Options = {}): Promise<void> {
-  await pm2(["kill"], options).catch(() => undefined);
+  await pm2(["kill"], { ...options, detached: true }).catch(() => undefined);
 }
