@@ -29,7 +29,7 @@ import { type OtaServer, startOtaServer } from "../gateway/src/ota/ota-server.ts
 import { buildBundle } from "../scripts/build.ts";
 import { fetchHealth, waitReady } from "./load/health-client.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
-import { type SupervisedBroker, superviseBroker } from "./sim/broker-supervisor.ts";
+import { superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
 import type { SimulatedDevice } from "./sim/device.ts";
 import { loopbackAddress } from "./sim/device-identity.ts";
@@ -64,10 +64,98 @@ function runPaths(runDir: string | undefined): RunPaths {
     dist: runDir === undefined ? path.join(ROOT, "dist") : path.join(dir, "dist"),
   };
 }
-/** Set once the broker runs, so that a failed start stops it too (it would hold the port). */
-let startedBroker: SupervisedBroker | undefined;
-/** Set once the run folder is known, so that a failed start kills the right PM2. */
-let startedRun: RunPaths | undefined;
+/** Start-up was cut short by a stop (a signal): what it had started is being torn down. */
+class StopRequested extends Error {
+  constructor() {
+    super("stopped during start-up");
+  }
+}
+
+interface Started {
+  /** What it is, for the "stopping: ..." line; "" for what needs no mention. */
+  readonly label: string;
+  /** Waits for the step that starts it to settle, then stops what it started. */
+  readonly stop: () => Promise<void>;
+}
+
+/**
+ * What the box has started so far, each with how to stop it, and the one teardown that
+ * stops exactly that, in reverse order, whenever a stop comes: a signal (Ctrl-C, `npm stop`'s
+ * SIGTERM, a closed terminal's SIGHUP) at any point of start-up or after it, a failed start,
+ * or the end of --duration. The signal handlers are set before anything is started: set
+ * only once start-up was done, a signal during it (the bundle build, PM2's start, device
+ * provisioning) took Node's default action, and the box ended at once with its PM2 daemon,
+ * gateways and pid file left behind.
+ */
+class Teardown {
+  readonly #started: Started[] = [];
+  #stopping = false;
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /**
+   * Runs one start-up step that starts something, and keeps `undo` to stop it; `undo` is
+   * given what the step returned, or undefined if it failed (PM2's start may leave a daemon
+   * up even then). No step begins once a stop was asked, and start-up goes no further after
+   * one (both throw StopRequested). A step under way when the stop comes is awaited before
+   * it is undone: `pm2 kill` while `pm2 start` is still starting the daemon would let that
+   * daemon come up after the kill.
+   */
+  async start<T>(
+    label: string,
+    step: () => T | Promise<T>,
+    undo: (value: T | undefined) => Promise<void> | void,
+  ): Promise<T> {
+    this.check();
+    const running = Promise.resolve().then(step);
+    const settled = running.then(
+      (value): T | undefined => value,
+      () => undefined,
+    );
+    this.#started.push({ label, stop: async () => undo(await settled) });
+    const value = await running;
+    this.check();
+    return value;
+  }
+
+  /** Keeps `undo` for something this process has just started itself, synchronously. */
+  started(label: string, undo: () => void): void {
+    this.check();
+    this.#started.push({ label, stop: async () => undo() });
+  }
+
+  /** Throws StopRequested once a stop was asked: start-up stops where it is. */
+  check(): void {
+    if (this.#stopping) throw new StopRequested();
+  }
+
+  /**
+   * Stops everything started so far, last first, then exits with `code`. Only the first
+   * call acts: a second signal during the teardown (Ctrl-C again, or the SIGHUP that follows
+   * a SIGTERM when a terminal closes) is ignored, since ending then would leave what is not
+   * yet stopped (PM2's daemon and gateways) running. A box that will not stop ends with
+   * `kill -9`, and `npm stop` then kills its PM2.
+   */
+  async stop(code: number): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    const labels = [...new Set(this.#started.map((s) => s.label).reverse())].filter((l) => l !== "");
+    console.log(`\nstopping${labels.length ? `: ${labels.join(", ")}` : " (nothing started yet)"}...`);
+    for (const started of [...this.#started].reverse()) {
+      try {
+        await started.stop();
+      } catch (err) {
+        // The rest must still be stopped.
+        console.error(`stopping ${started.label || "the box"} failed: ${(err as Error).message}`);
+      }
+    }
+    process.exit(code);
+  }
+}
+
+const teardown = new Teardown();
 
 const INSECURE_WARNING = [
   "",
@@ -118,12 +206,14 @@ async function up(argv: string[]): Promise<void> {
     if (processAlive(pid)) throw new Error(`a local box is already running (pid ${pid}); run npm stop first`);
   }
   mkdirSync(run.dir, { recursive: true });
+  teardown.check();
   writeFileSync(run.pidFile, String(process.pid));
-  startedRun = run;
+  teardown.started("", () => rmSync(run.pidFile, { force: true }));
   const pm2Options = { home: run.pm2Home };
 
   console.log(`building the gateway bundle (${path.relative(ROOT, run.dist)}/)...`);
   await buildBundle(run.dist);
+  teardown.check();
   // The bundle keeps npm packages external (scripts/build.ts), and Node finds them in the
   // nearest node_modules above dist/: ROOT's for dist/ or a run folder in the checkout, none
   // for one elsewhere (`--run-dir /tmp/box`: every gateway died on "Cannot find package").
@@ -137,20 +227,24 @@ async function up(argv: string[]): Promise<void> {
       `device authentication on: ${signing.created ? "generated" : "using"} the development signing key in ${path.relative(ROOT, run.keyFile)} (0600)`,
     );
   const password = randomBytes(18).toString("base64url");
-  const broker = await superviseBroker({
-    host: publicHost,
-    port: Number(values["broker-port"]),
-    gatewayPassword: password,
-    ...(insecure ? {} : { deviceSigningKey: signing.key }),
-    stderr: openSync(run.brokerLog, "a", 0o600),
-    onEvent: (e) => {
-      if (e.kind === "exited")
-        console.log(`broker exited (code ${e.code}, signal ${e.signal}); restarting...`);
-      else if (e.kind === "restarted") console.log(`broker restarted (${e.restarts} restarts so far)`);
-      else console.log(`broker restart failed: ${e.error}; retrying in ${e.retryInMs} ms`);
-    },
-  });
-  startedBroker = broker;
+  const broker = await teardown.start(
+    "broker",
+    () =>
+      superviseBroker({
+        host: publicHost,
+        port: Number(values["broker-port"]),
+        gatewayPassword: password,
+        ...(insecure ? {} : { deviceSigningKey: signing.key }),
+        stderr: openSync(run.brokerLog, "a", 0o600),
+        onEvent: (e) => {
+          if (e.kind === "exited")
+            console.log(`broker exited (code ${e.code}, signal ${e.signal}); restarting...`);
+          else if (e.kind === "restarted") console.log(`broker restarted (${e.restarts} restarts so far)`);
+          else console.log(`broker restart failed: ${e.error}; retrying in ${e.retryInMs} ms`);
+        },
+      }),
+    (b) => b?.stop(),
+  );
   console.log(`broker listening on ${broker.url} (log: ${path.relative(ROOT, run.brokerLog)})`);
   // Host settings and secrets for the instances, as /etc/voice-gateway/gateway.env on the droplet.
   writeFileSync(
@@ -173,68 +267,67 @@ async function up(argv: string[]): Promise<void> {
     ].join("\n"),
     { mode: 0o600 },
   );
-  await pm2Kill(pm2Options);
-  await pm2(["start", path.join(run.dist, "ecosystem.config.cjs")], {
-    ...pm2Options,
-    env: { GATEWAY_ENV_FILE: run.envFile },
-  });
+  await teardown.start(
+    "gateways (drain)",
+    async () => {
+      // A daemon left by a box that was killed (kill -9) would keep its old apps.
+      await pm2Kill(pm2Options);
+      await pm2(["start", path.join(run.dist, "ecosystem.config.cjs")], {
+        ...pm2Options,
+        env: { GATEWAY_ENV_FILE: run.envFile },
+      });
+    },
+    () => pm2Kill(pm2Options),
+  );
   const ports = instancePorts(DEFAULT_ECOSYSTEM);
   await Promise.all(ports.map((p) => waitReady(`http://127.0.0.1:${p.healthPort}`)));
+  teardown.check();
   console.log(
     `${ports.length} gateway instances ready under PM2 (PM2_HOME=${path.relative(ROOT, run.pm2Home)}); health: ${ports.map((p) => `http://127.0.0.1:${p.healthPort}/health`).join(" ")}`,
   );
-  const ota: OtaServer = await startOtaServer({
-    host: publicHost,
-    port: Number(values["ota-port"]),
-    settings: { mqttEndpoint: `${publicHost}:${broker.port}`, signingKey: signing.key },
-    onAnswer: (answer, remote) => {
-      // Real devices are the interesting ones: the simulated ones provision every start.
-      if (deviceCount > 0 && !answer.ok) console.log(`OTA refused ${remote}: ${answer.refusal}`);
-      if (deviceCount === 0)
-        console.log(
-          answer.ok
-            ? `OTA: provisioned ${answer.mac} from ${remote} (client id ${answer.body.mqtt.client_id})`
-            : `OTA: refused ${remote}: ${answer.refusal} (HTTP ${answer.status})`,
-        );
-    },
-  });
+  const ota: OtaServer = await teardown.start(
+    "OTA",
+    () =>
+      startOtaServer({
+        host: publicHost,
+        port: Number(values["ota-port"]),
+        settings: { mqttEndpoint: `${publicHost}:${broker.port}`, signingKey: signing.key },
+        onAnswer: (answer, remote) => {
+          // Real devices are the interesting ones: the simulated ones provision every start.
+          if (deviceCount > 0 && !answer.ok) console.log(`OTA refused ${remote}: ${answer.refusal}`);
+          if (deviceCount === 0)
+            console.log(
+              answer.ok
+                ? `OTA: provisioned ${answer.mac} from ${remote} (client id ${answer.body.mqtt.client_id})`
+                : `OTA: refused ${remote}: ${answer.refusal} (HTTP ${answer.status})`,
+            );
+        },
+      }),
+    (o) => o?.close(),
+  );
   console.log(`OTA endpoint (development only): ${ota.url}  <- set this as a device's OTA URL`);
 
   const devices: SimulatedDevice[] = [];
-  let stopping = false;
-  const stop = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    clearInterval(summary);
-    clearInterval(conversation);
-    console.log("\nstopping: devices, OTA, gateways (drain), broker...");
-    await Promise.all(devices.map((d) => d.close()));
-    await ota.close();
-    await pm2Kill(pm2Options);
-    await broker.stop();
-    rmSync(run.pidFile, { force: true });
-    process.exit(code);
-  };
-  process.on("SIGINT", () => void stop(0));
-  process.on("SIGTERM", () => void stop(0));
-  // A closed terminal: Node's default would end the box at once, leaving its PM2 daemon
-  // and the gateways running (PM2 daemonizes out of the terminal's reach).
-  process.on("SIGHUP", () => void stop(0));
-
   const openChannel = async (d: SimulatedDevice) => {
     await d.hello();
     d.listen(mode);
   };
   for (let i = 0; i < deviceCount; i++) {
     // Like firmware at boot: ask the OTA for MQTT settings, then connect with them.
-    const d = await provisionDevice({
-      otaUrl: ota.url,
-      index: i + 1,
-      udpBindAddress: loopbackAddress(i + 1),
-    });
+    const d = await teardown.start(
+      "devices",
+      () =>
+        provisionDevice({
+          otaUrl: ota.url,
+          index: i + 1,
+          udpBindAddress: loopbackAddress(i + 1),
+        }),
+      (device) => device?.close(),
+    );
     devices.push(d);
     await d.connect();
     await openChannel(d);
+    teardown.check();
   }
   // Each device speaks a sentence, then waits to hear it back, then speaks again.
   const talkOnce = (d: SimulatedDevice) => {
@@ -243,22 +336,23 @@ async function up(argv: string[]): Promise<void> {
   };
   devices.forEach(talkOnce);
   const conversation = setInterval(() => devices.forEach(talkOnce), 4000);
+  teardown.started("", () => clearInterval(conversation));
   const goodbyes = new Map<string, number>();
   for (const d of devices) {
     d.on("server_goodbye", (reason) => {
       goodbyes.set(reason, (goodbyes.get(reason) ?? 0) + 1);
       // The gateway closed our session (drain, restart): re-hello, as firmware does on
       // its next interaction.
-      if (!stopping) void openChannel(d).catch(() => {});
+      if (!teardown.stopping) void openChannel(d).catch(() => {});
     });
     // The broker went away (it is restarted by its supervisor): reconnect and re-hello,
     // as firmware does (after 60 s there; 2 s here, to keep the box lively).
     d.on("mqtt_closed", () => reconnect(d));
   }
   const reconnect = (d: SimulatedDevice) => {
-    if (stopping) return;
+    if (teardown.stopping) return;
     setTimeout(() => {
-      if (stopping) return;
+      if (teardown.stopping) return;
       d.connect()
         .then(() => openChannel(d))
         .catch(() => reconnect(d));
@@ -287,8 +381,9 @@ async function up(argv: string[]): Promise<void> {
       `[${t}s] devices ${live}/${devices.length} in session | sessions per instance ${perInstance} | frames up ${sent} down ${recv} (+${recv - lastRecv}/s) | device errors ${errors}${errors ? ` ${JSON.stringify(byKind)}` : ""} | ota ${ota.stats.served} served ${refused} refused${broker.restarts ? ` | broker restarts ${broker.restarts}` : ""}${insecure ? " | DEVICE AUTH OFF" : ""}${goodbyes.size ? ` | goodbyes ${JSON.stringify(Object.fromEntries(goodbyes))}` : ""}\n`,
     );
     lastRecv = recv;
-    if (durationS > 0 && t >= durationS) void stop(errors > 0 ? 1 : 0);
+    if (durationS > 0 && t >= durationS) void teardown.stop(errors > 0 ? 1 : 0);
   }, 1000);
+  teardown.started("", () => clearInterval(summary));
 }
 
 /** 0.0.0.0 or :: (any spelling: `::0`, `0:0::0`), the "any address" of bind(). */
@@ -325,14 +420,25 @@ for (const stream of [process.stdout, process.stderr])
   });
 
 const [command, ...rest] = process.argv.slice(2);
+if (command !== "down") {
+  // Before anything is started (teardown): Node's default action on these would end the
+  // box at once, leaving its PM2 daemon and the gateways running (PM2 daemonizes out of
+  // the terminal's reach). SIGHUP is a closed terminal. Exit status 0: the box was asked
+  // to stop, and stopped.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const)
+    process.on(signal, () => {
+      if (teardown.stopping)
+        console.log(
+          `${signal}: still stopping, so that nothing is left running (kill -9 ${process.pid} ends it at once; npm stop then kills its PM2)`,
+        );
+      void teardown.stop(0);
+    });
+}
 const main = command === "down" ? down(rest) : up(rest);
 main.catch(async (err: Error) => {
+  // Start-up cut short by a stop, or failing because the teardown took what it was using
+  // (a device connecting to a broker being stopped): the teardown under way exits.
+  if (teardown.stopping) return;
   console.error(`local box: ${err.message}`);
-  // Only a box that got as far as its own run folder has a PM2 or a pid file to clean up.
-  if (startedRun) {
-    await pm2Kill({ home: startedRun.pm2Home });
-    rmSync(startedRun.pidFile, { force: true });
-  }
-  await startedBroker?.stop();
-  process.exit(1);
+  await teardown.stop(1);
 });
