@@ -88,6 +88,13 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       await device.waitForMessage((m) => m.type === "tts" && m.state === "stop", 15_000);
     }
 
+    /** The stack's (one) gateway's `gateway_agent_events_total` for `event`, 0 before any. */
+    async function agentEventCount(event: string): Promise<number> {
+      const gw = stack.gateways[0];
+      assert.ok(gw);
+      return (await gw.metrics.agentEvents.get()).values.find((v) => v.labels.event === event)?.value ?? 0;
+    }
+
     it("Agent A greets a device that has not spoken, on agent_ready, once", async () => {
       const { device, agent } = await session("A");
       await greeted(device);
@@ -151,11 +158,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
     it("the aborted reply's speech_created, late on a lagging data channel, does not start it again", async () => {
       const { device, agent } = await session("A");
       await greeted(device);
-      const gw = stack.gateways[0];
-      assert.ok(gw);
-      const late = async () =>
-        (await gw.metrics.agentEvents.get()).values.find((v) => v.labels.event === "agent_signal_late")
-          ?.value ?? 0;
+      const late = () => agentEventCount("agent_signal_late");
       const lateBefore = await late();
       // Its attribute and voice reach the gateway at once, its data messages only after the
       // device's abort: the reply's speech_created and agent_state_changed come late.
@@ -265,11 +268,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
 
     it("transcriptions an agent leaves open are released when it goes: the next agent's are shown", async () => {
       const { device, agent } = await session("A");
-      const gw = stack.gateways[0];
-      assert.ok(gw);
-      const released = async () =>
-        (await gw.metrics.agentEvents.get()).values.find((v) => v.labels.event === "agent_text_sender_left")
-          ?.value ?? 0;
+      const released = () => agentEventCount("agent_text_sender_left");
       const before = await released();
       // As many as a session holds open (transcription.ts MAX_OPEN_STREAMS), of the user's
       // words, which the framework sends on the device's behalf. rtc-node's SDK fails the
