@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { rms, SpeechSignal } from "../../tools/sim/speech-signal.ts";
 import { OpusPool, type OpusPoolOptions, type OpusStream } from "../src/audio/opus-pool.ts";
+import { runModuleInChild } from "./support/child-module.ts";
 
 const WORKERS_ONLY: OpusPoolOptions = { size: 2, complexity: 5, bitrate: 24000 };
 /** Every stream these tests open fits under the cap: all of them coded on the main thread. */
@@ -241,16 +241,7 @@ for (let round = 0; round < 3; round++) {
   for (let i = 0; i < 200; i++) pool.openEncoder(24000);
   await pool.shutdown();
 }`;
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", body], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.once("exit", (c, sig) => resolve([c, sig])),
-    );
+    const { code, signal, stderr } = await runModuleInChild(body);
     assert.equal(signal, null, stderr);
     assert.equal(code, 0, stderr);
   });

@@ -4,13 +4,13 @@
  * its calls, and leaves one stuck inside a call running until it comes out.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { Worker } from "node:worker_threads";
 import { GATE, type NativeGate } from "../src/audio/opus-native-gate.ts";
 import { WORKER_STALL_MS } from "../src/audio/opus-worker-bounds.ts";
 import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
 import { newOpusWorker } from "../src/audio/opus-worker-thread.ts";
+import { runModuleInChild } from "./support/child-module.ts";
 import { ManualTimers } from "./support/manual-timers.ts";
 import { ENCODER, encode, manualClock, withExits } from "./support/opus-workers.ts";
 
@@ -86,20 +86,7 @@ describe("terminating an Opus worker while it codes", { timeout: 30_000 }, () =>
     // Before the gate, the first termination of a worker coding like this aborted the
     // process ("FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw"), 3 runs of 3.
     // In a child, so an abort shows as its signal.
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", childBody()], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.once("exit", (c, sig) => resolve([c, sig])),
-    );
+    const { code, signal, stdout, stderr } = await runModuleInChild(childBody());
     assert.equal(signal, null, stderr);
     assert.equal(code, 0, stderr);
     assert.deepEqual(JSON.parse(stdout), { inside: TERMINATIONS, restarts: TERMINATIONS });
