@@ -181,6 +181,17 @@ describe("the agent's transcriptions when it leaves", () => {
     room.text(said("half", "sentence.", true));
     assert.deepEqual(sink, []);
   });
+  it("a stream whose first chunk comes after its leave is released SENDER_LEFT_GRACE_MS after the leave, counted", async () => {
+    const { room, agent, timers, drops } = await openBridge();
+    room.participantJoined(agent());
+    room.participantLeft(AGENT);
+    timers.advance(100);
+    room.text(said("late", "Half a ", false));
+    timers.advance(SENDER_LEFT_GRACE_MS - 101);
+    assert.deepEqual(drops, []);
+    timers.advance(1);
+    assert.deepEqual(drops, ["agent_text_sender_left"]);
+  });
 });
 
 describe("the goodbye before an inactivity close", () => {

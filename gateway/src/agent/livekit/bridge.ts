@@ -312,6 +312,8 @@ export class LiveKitBridge implements AgentBridge {
 
   #onText(chunk: TextStreamChunk): void {
     this.#show(this.#texts.chunk(chunk, this.#now()));
+    // A stream whose senders had already left is released on their grace (transcription.ts).
+    this.#arm();
   }
 
   #show(r: DeviceTextResult): void {

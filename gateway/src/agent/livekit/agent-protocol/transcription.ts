@@ -16,6 +16,13 @@
  * behalf, taken to be one of the agents in the room at its first chunk (any agent, if none
  * was known then).
  *
+ * A stream whose first chunk comes after its senders have all left (an agent that left and
+ * has not come back; under the device's identity, the last agent in the room having left)
+ * goes by the same rule: released SENDER_LEFT_GRACE_MS after that leave, at the next
+ * `tick` if that has passed. Opened as one of the agents still in the room, or any agent,
+ * it held its place for the rest of the session once an agent came back (or another
+ * stayed): no leave that came later was one of its senders'.
+ *
  * The release waits SENDER_LEFT_GRACE_MS (`tick`): a stream's end and its sender's leave
  * come by different paths, and an agent that ends its goodbye and leaves at once can be
  * seen leaving first. Meanwhile the stream's chunks and end are taken as usual, and one
@@ -55,6 +62,9 @@ export const SENDER_LEFT_GRACE_MS = 1500;
 /** Ignored streams remembered until their end (oldest forgotten first beyond this). */
 const MAX_IGNORED_STREAMS = 64;
 
+/** Departed agents remembered until they come back (oldest forgotten first beyond this). */
+const MAX_DEPARTED_AGENTS = 16;
+
 /**
  * An open stream's text so far, who can still end it (undefined: any agent), and once they
  * have all left, when it is released.
@@ -66,6 +76,10 @@ export class Transcriptions {
   readonly #open = new Map<string, OpenStream>();
   /** The agents in the room (agentJoined, participantLeft). */
   readonly #agents = new Set<string>();
+  /** Agents that left and have not come back, and when they left. */
+  readonly #departed = new Map<string, number>();
+  /** When the last agent in the room left; undefined while one is in it, or before any came. */
+  #agentsGoneAt: number | undefined;
   /**
    * Streams refused at their first chunk, or released before their end: the rest of one is
    * ignored, or a place freed before its end took its later chunks as a new stream and
@@ -80,6 +94,8 @@ export class Transcriptions {
 
   agentJoined(identity: string): void {
     this.#agents.add(identity);
+    this.#departed.delete(identity);
+    this.#agentsGoneAt = undefined;
   }
 
   /**
@@ -87,7 +103,7 @@ export class Transcriptions {
    * released SENDER_LEFT_GRACE_MS later (`tick`), unless they end before.
    */
   participantLeft(identity: string, now: number): void {
-    this.#agents.delete(identity);
+    if (this.#agents.delete(identity)) this.#agentLeft(identity, now);
     for (const stream of this.#open.values()) {
       stream.senders?.delete(identity);
       if (stream.releaseAt !== undefined) continue;
@@ -133,7 +149,7 @@ export class Transcriptions {
         this.#release(departed.id);
         released = true;
       }
-      stream = { text: "", senders: this.#sendersOf(c.from), releaseAt: undefined };
+      stream = this.#opened(c.from);
     }
     const out = this.#take(c, stream);
     return released ? { ok: true, out, released: true } : { ok: true, out };
@@ -143,6 +159,8 @@ export class Transcriptions {
     this.#open.clear();
     this.#ignored.clear();
     this.#agents.clear();
+    this.#departed.clear();
+    this.#agentsGoneAt = undefined;
   }
 
   /** Adds a chunk to its open stream; the text to show once the stream has ended. */
@@ -176,10 +194,36 @@ export class Transcriptions {
     this.#ignore(streamId);
   }
 
-  /** Under the device's identity: an agent's on its behalf, one of those in the room now. */
-  #sendersOf(from: string): Set<string> | undefined {
-    if (from !== this.#self) return new Set([from]);
-    return this.#agents.size > 0 ? new Set(this.#agents) : undefined;
+  #agentLeft(identity: string, now: number): void {
+    if (this.#departed.size >= MAX_DEPARTED_AGENTS) {
+      const oldest = this.#departed.keys().next().value;
+      if (oldest !== undefined) this.#departed.delete(oldest);
+    }
+    this.#departed.set(identity, now);
+    if (this.#agents.size === 0) this.#agentsGoneAt = now;
+  }
+
+  /**
+   * A new stream from `from`: who can end it (under the device's identity, an agent's on
+   * its behalf, one of those in the room now), and when it is released if they have all
+   * left already.
+   */
+  #opened(from: string): OpenStream {
+    if (from !== this.#self) {
+      const leftAt = this.#departed.get(from);
+      return { text: "", senders: new Set([from]), releaseAt: this.#releaseAfter(leftAt) };
+    }
+    if (this.#agents.size > 0) return { text: "", senders: new Set(this.#agents), releaseAt: undefined };
+    const goneAt = this.#agentsGoneAt;
+    return {
+      text: "",
+      senders: goneAt === undefined ? undefined : new Set(),
+      releaseAt: this.#releaseAfter(goneAt),
+    };
+  }
+
+  #releaseAfter(leftAt: number | undefined): number | undefined {
+    return leftAt === undefined ? undefined : leftAt + SENDER_LEFT_GRACE_MS;
   }
 
   #ignore(streamId: string): void {
