@@ -12,7 +12,8 @@ import type { AgentSink } from "../src/agent/agent-bridge.ts";
 import { AFTER_GOODBYE_MS } from "../src/agent/livekit/agent-protocol/farewell.ts";
 import { GREETING_WAIT_MS } from "../src/agent/livekit/agent-protocol/greeting.ts";
 import { SENDER_LEFT_GRACE_MS } from "../src/agent/livekit/agent-protocol/transcription.ts";
-import { AGENT_GONE_GRACE_MS, LiveKitBridge } from "../src/agent/livekit/bridge.ts";
+import { AGENT_GONE_GRACE_MS } from "../src/agent/livekit/agents-present.ts";
+import { LiveKitBridge } from "../src/agent/livekit/bridge.ts";
 import type {
   RemoteParticipantInfo,
   RoomTransport,

@@ -9,8 +9,7 @@
  * released), deletes the room and settles every pending MCP call.
  *
  * When the last agent leaves, its open turn ends at once and, unless an agent joins again
- * within AGENT_GONE_GRACE_MS, the session ends (`agent_ended`): nothing else would ever
- * answer the device in this room.
+ * within AGENT_GONE_GRACE_MS (agents-present.ts), the session ends (`agent_ended`).
  */
 import { type JsonObject, llmMessage, mcpMessage, sttMessage, ttsMessage } from "../../protocol/messages.ts";
 import type { StartTimer } from "../../session/timer.ts";
@@ -31,6 +30,8 @@ import {
 import { Greeting } from "./agent-protocol/greeting.ts";
 import { isAgentParticipant, isVoiced } from "./agent-protocol/signals.ts";
 import { type TurnAction, Turns } from "./agent-protocol/turns.ts";
+import { AgentsPresent } from "./agents-present.ts";
+import { DeadlineTimer, startUnrefTimer } from "./deadline-timer.ts";
 import { McpCalls } from "./mcp-calls.ts";
 import { RoomLink } from "./room-link.ts";
 import type {
@@ -53,24 +54,6 @@ export interface BridgeDeps {
   readonly startTimer?: StartTimer;
 }
 
-/** Node's timers, unref'd: a bridge's deadlines never keep the process alive by themselves. */
-const startUnrefTimer: StartTimer = (ms, fire) => {
-  const t = setTimeout(fire, ms);
-  t.unref();
-  return { refresh: () => void t.refresh(), cancel: () => clearTimeout(t) };
-};
-
-/**
- * How long a room may stay without an agent before the session ends. What can bring one
- * back is the same agent rejoining after a full reconnect of its connection: the server
- * removes the old participant when the new one joins under the same identity, so the join
- * follows the leave at once (livekit-server roommanager.go). Nothing dispatches a new
- * agent into a room later: auto-dispatch acts when the room is created, our explicit
- * dispatch once at open, and the server does not dispatch a job again once it has ended.
- * So the grace covers a slow reconnect and no more: meanwhile the device hears nothing.
- */
-export const AGENT_GONE_GRACE_MS = 3000;
-
 /** The agent's `lk.agent.state` attribute (LiveKit Agents 1.x). */
 const STATE_ATTRIBUTE = "lk.agent.state";
 
@@ -90,14 +73,11 @@ export class LiveKitBridge implements AgentBridge {
   readonly #turns = new Turns();
   readonly #greeting: Greeting;
   readonly #texts: DeviceTexts;
-  readonly #agents = new Set<string>();
+  readonly #agents = new AgentsPresent();
   readonly #tools: ToolCalls;
   readonly #ready: Promise<void>;
   #farewell: { state: Farewell; resolve: () => void; done: Promise<void> } | undefined;
-  #timer: { cancel(): void } | undefined;
-  #timerAt = Number.POSITIVE_INFINITY;
-  /** When the last agent left the room; undefined while one is in it (or none came yet). */
-  #agentGoneAt: number | undefined;
+  readonly #timer: DeadlineTimer;
   #udpKnown = false;
   #closed = false;
 
@@ -109,6 +89,7 @@ export class LiveKitBridge implements AgentBridge {
     this.#room = new RoomLink(info, deps.services, deps.transports);
     this.#now = deps.now ?? Date.now;
     this.#startTimer = deps.startTimer ?? startUnrefTimer;
+    this.#timer = new DeadlineTimer(this.#startTimer, this.#now, () => this.#onTimer());
     this.#mcp = new McpCalls(16, deps.services.options.mcpTimeoutMs);
     this.#tools = new ToolCalls(
       this.#mcp,
@@ -184,7 +165,7 @@ export class LiveKitBridge implements AgentBridge {
    * Resolves when it has (farewell.ts), at once without a connected agent. Never rejects.
    */
   farewell(): Promise<void> {
-    if (this.#closed || !this.#room.connected || this.#agents.size === 0) return Promise.resolve();
+    if (this.#closed || !this.#room.connected || this.#agents.count === 0) return Promise.resolve();
     if (this.#farewell) return this.#farewell.done;
     let resolve = () => {};
     const done = new Promise<void>((r) => {
@@ -199,7 +180,7 @@ export class LiveKitBridge implements AgentBridge {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#timer?.cancel();
+    this.#timer.cancel();
     // Every tool call still pending is answered with an error, so the agent stops waiting
     // for it; the answers are sent as they settle, and close waits for all of them before
     // it sends cleanup_request.
@@ -224,7 +205,7 @@ export class LiveKitBridge implements AgentBridge {
         if (this.#closed) return;
         // The deployed agent deletes the room once its job has ended, after leaving it
         // (Agent B's cleanup): the agent's end, not a failure of the room.
-        if (this.#agentGoneAt !== undefined) return this.#sink.endSession("agent_ended");
+        if (this.#agents.gone) return this.#sink.endSession("agent_ended");
         this.#services.events.failed(this.#room.name, new Error(reason));
         this.#sink.endSession("agent_failed");
       },
@@ -251,9 +232,8 @@ export class LiveKitBridge implements AgentBridge {
 
   #onJoined(p: RemoteParticipantInfo): void {
     if (!isAgentParticipant(p)) return;
-    this.#agents.add(p.identity);
+    this.#agents.joined(p.identity);
     this.#texts.agentJoined(p.identity);
-    this.#agentGoneAt = undefined;
     this.#greeting.agentJoined(p.identity);
     this.#checkGreeting();
     this.#onAttributes(p.identity, p.attributes);
@@ -265,9 +245,8 @@ export class LiveKitBridge implements AgentBridge {
     this.#texts.participantLeft(identity, this.#now());
     this.#arm();
     this.#greeting.agentLeft(identity);
-    if (!this.#agents.delete(identity) || this.#agents.size > 0) return;
     const now = this.#now();
-    this.#agentGoneAt = now;
+    if (!this.#agents.left(identity, now)) return;
     this.#apply(this.#turns.agentLeft(now));
     // No agent is left to say goodbye: the inactivity close need not wait for one.
     const f = this.#farewell;
@@ -369,34 +348,23 @@ export class LiveKitBridge implements AgentBridge {
    */
   #arm(): void {
     if (this.#closed) return;
-    const deadlines = [
+    this.#timer.arm([
       this.#turns.nextDeadline(),
       // Not before the join (joined() checks it): a past deadline re-armed 0 ms timers till then.
       this.#room.connected ? this.#greeting.nextDeadline() : undefined,
       this.#farewell?.state.nextDeadline(),
-      this.#agentGoneAt === undefined ? undefined : this.#agentGoneAt + AGENT_GONE_GRACE_MS,
+      this.#agents.nextDeadline(),
       this.#texts.nextDeadline(),
-    ];
-    const next = Math.min(...deadlines.filter((d): d is number => d !== undefined));
-    if (!Number.isFinite(next) || next >= this.#timerAt) return;
-    this.#timer?.cancel();
-    this.#timerAt = next;
-    this.#timer = this.#startTimer(Math.max(0, next - this.#now()), () => this.#onTimer());
+    ]);
   }
 
   #onTimer(): void {
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
     if (this.#closed) return;
     const now = this.#now();
     // Before the session can end below: released, they are counted.
     const released = this.#texts.tick(now);
     for (let i = 0; i < released; i++) this.#services.events.drop("agent_text_sender_left");
-    if (this.#agentGoneAt !== undefined && now >= this.#agentGoneAt + AGENT_GONE_GRACE_MS) {
-      this.#agentGoneAt = undefined;
-      this.#sink.endSession("agent_ended");
-      return;
-    }
+    if (this.#agents.endDue(now)) return this.#sink.endSession("agent_ended");
     this.#apply(this.#turns.tick(now));
     this.#checkGreeting();
     const f = this.#farewell;
