@@ -198,15 +198,15 @@ for (const transport of LIVEKIT_TRANSPORTS) {
     it("Agent B's volume calls reach the device: set, two quick ups debounced into one, an up after the buttons", async () => {
       const { device, agent } = await session("B");
       const tools = serveDeviceTools(device, 50);
-      await agent.callTool("self_set_volume", { volume: 35 });
+      await agent.tools.call("self_set_volume", { volume: 35 });
       await eventually(() => tools.volume === 35, 10_000, "volume 35");
-      await agent.callTool("self_volume_up", { step: 10 });
-      await agent.callTool("self_volume_up", { step: 10 });
+      await agent.tools.call("self_volume_up", { step: 10 });
+      await agent.tools.call("self_volume_up", { step: 10 });
       await eventually(() => tools.volume === 55, 10_000, "volume 55");
       // The user turns the device down with its buttons, which tell no one; "louder" then
       // starts from the device's volume, not from the 55 the gateway set.
       tools.volume = 20;
-      await agent.callTool("self_volume_up", { step: 10 });
+      await agent.tools.call("self_volume_up", { step: 10 });
       await eventually(() => tools.volume !== 20, 10_000, "a volume change");
       const sets = tools.calls.filter((c) => c.name === "self.audio_speaker.set_volume");
       assert.deepEqual(
@@ -220,7 +220,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       const { device, agent } = await session("B");
       const tools = serveDeviceTools(device);
       const started = Date.now();
-      const answer = (await agent.callTool("self_get_battery_status", {}, true)) as {
+      const answer = (await agent.tools.call("self_get_battery_status", {}, true)) as {
         result?: { content?: { text?: string }[] };
       };
       assert.ok(Date.now() - started < 5000, `answered in ${Date.now() - started} ms`);
@@ -243,7 +243,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       await agent.transcribed("what's the weather", device.mac);
       assert.equal((await stt).text, "what's the weather");
       const sentence = device.waitForMessage((m) => m.type === "tts" && m.state === "sentence_start");
-      await agent.said("Sunny all day.");
+      await agent.texts.said("Sunny all day.");
       assert.equal((await sentence).text, "Sunny all day.");
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(device.messages.filter((m: DeviceMessage) => m.type === "stt").length, 1);
@@ -259,9 +259,9 @@ for (const transport of LIVEKIT_TRANSPORTS) {
 
     it("a transcription stream that fails shows the device nothing; the next one shows", async () => {
       const { device, agent } = await session("A");
-      await agent.saidThenFailed("Half a sen", "interrupted");
+      await agent.texts.saidThenFailed("Half a sen", "interrupted");
       const sentence = device.waitForMessage((m) => m.type === "tts" && m.state === "sentence_start");
-      await agent.said("A whole sentence.");
+      await agent.texts.said("A whole sentence.");
       assert.equal((await sentence).text, "A whole sentence.");
       assert.equal(device.messages.filter((m) => m.text === "Half a sen").length, 0);
     });
@@ -274,7 +274,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       // words, which the framework sends on the device's behalf. rtc-node's SDK fails the
       // agent's own open streams when it leaves (its identity sent them), never these; the
       // media process's SDK fails neither.
-      for (let i = 0; i < 16; i++) await agent.transcribing(`words ${i}`, device.mac);
+      for (let i = 0; i < 16; i++) await agent.texts.transcribing(`words ${i}`, device.mac);
       // The agent's data channel is ordered: once its next message reaches the device, the
       // streams have reached the gateway (while this agent was the only one in the room).
       const face = device.waitForMessage((m) => m.type === "llm");
@@ -287,7 +287,7 @@ for (const transport of LIVEKIT_TRANSPORTS) {
         await agent.leave();
         await eventually(async () => (await released()) - before === 16, 5000, "16 streams released");
         const sentence = device.waitForMessage((m) => m.type === "tts" && m.state === "sentence_start");
-        await next.said("Back again.");
+        await next.texts.said("Back again.");
         assert.equal((await sentence).text, "Back again.");
       } finally {
         await next.leave();

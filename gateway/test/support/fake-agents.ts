@@ -16,10 +16,11 @@
  *   goes to speaking, and LiveKit Agents' own `lk.agent.state` attribute (not debounced).
  * - Greeting: A on `start_greeting` or `agent_ready` after 2 s; B on `agent_ready` only.
  * - Interrupt on `abort_playback` only. `end_prompt`: A logs it, B speaks a goodbye.
- * - B's tools: `function_call` on topic `mcp_function_call`, request id `req_<ms>`; waits
- *   10 s for `mcp` with that request id (else the oldest pending call). B's emotions: `llm`
- *   on topic `emotion`. A's transcripts: `user_input_transcribed` and, as the framework
- *   does, an `lk.transcription` text stream.
+ * - B's tools (`tools`, fake-agent-tools.ts): `function_call` on topic `mcp_function_call`,
+ *   request id `req_<ms>`; waits 10 s for `mcp` with that request id (else the oldest
+ *   pending call). B's emotions: `llm` on topic `emotion`. A's transcripts:
+ *   `user_input_transcribed` and, as the framework does, an `lk.transcription` text stream
+ *   (`texts`, fake-agent-texts.ts: the streams it writes).
  * - Voice: a 24 kHz mono microphone track named `roomio_audio`, a 300 Hz tone as speech.
  * - The network between it and the gateway: `holdData()` holds its data messages back until
  *   `releaseData()`, as a reliable data channel recovering a lost packet does, while its
@@ -43,6 +44,8 @@ import {
 import { AccessToken } from "livekit-server-sdk";
 import type { LiveKitProcess } from "../../../tools/sim/livekit-process.ts";
 import { rms } from "../../../tools/sim/speech-signal.ts";
+import { FakeAgentTexts } from "./fake-agent-texts.ts";
+import { FakeToolCalls } from "./fake-agent-tools.ts";
 
 export type AgentVersion = "A" | "B";
 type SessionState = "initializing" | "listening" | "thinking" | "speaking";
@@ -52,7 +55,6 @@ const RATE = 24000;
 const FRAME = RATE / 100; // 10 ms
 const STATE_DEBOUNCE_MS = 350;
 const GREETING_DELAY_MS: Record<AgentVersion, number> = { A: 2000, B: 0 };
-const TOOL_WAIT_MS = 10_000;
 
 export interface FakeAgentOptions {
   readonly version: AgentVersion;
@@ -65,6 +67,10 @@ export class FakeAgent {
   readonly roomName: string;
   readonly identity: string;
   readonly room = new Room();
+  /** Its `lk.transcription` text streams. */
+  readonly texts = new FakeAgentTexts(this.room);
+  /** Agent B's tool calls. */
+  readonly tools = new FakeToolCalls((m, topic) => this.#publish(m, topic));
   /** Every data message the gateway sent, in order. */
   readonly received: JsonMessage[] = [];
   greetings = 0;
@@ -82,7 +88,6 @@ export class FakeAgent {
   #speech: { cancelled: boolean } | undefined;
   /** The speech playing now and those queued behind it (speak()). */
   #speechQueue: Promise<void> = Promise.resolve();
-  readonly #pending = new Map<string, (payload: unknown) => void>();
   readonly #listeners: ((m: JsonMessage) => void)[] = [];
   #gone = false;
   #leave: () => void = () => {};
@@ -186,90 +191,12 @@ export class FakeAgent {
   async transcribed(text: string, deviceIdentity: string, streamOnly = false): Promise<void> {
     if (!streamOnly)
       await this.#publish({ type: "user_input_transcribed", data: { transcript: text, is_final: true } });
-    const writer = await this.room.localParticipant?.streamText({
-      topic: "lk.transcription",
-      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_1" },
-      senderIdentity: deviceIdentity,
-    });
-    await writer?.write(text);
-    await writer?.close();
-  }
-
-  /**
-   * A transcription still being written when the agent goes: the stream is opened (on the
-   * device's behalf with `deviceIdentity`, as the framework sends the user's words) and
-   * `text` written, and it is never closed.
-   */
-  async transcribing(text: string, deviceIdentity?: string): Promise<void> {
-    const writer = await this.room.localParticipant?.streamText({
-      topic: "lk.transcription",
-      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_4" },
-      ...(deviceIdentity === undefined ? {} : { senderIdentity: deviceIdentity }),
-    });
-    await writer?.write(text);
-  }
-
-  /** The agent's own words, as the framework publishes them. */
-  async said(text: string): Promise<void> {
-    const writer = await this.room.localParticipant?.streamText({
-      topic: "lk.transcription",
-      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_2" },
-    });
-    await writer?.write(text);
-    await writer?.close();
-  }
-
-  /**
-   * The agent's words in a stream that fails: its writer is aborted with `reason`, which
-   * rtc-node sends as the stream's trailer reason, so the receiving SDK fails the stream.
-   */
-  async saidThenFailed(text: string, reason: string): Promise<void> {
-    const writer = await this.room.localParticipant?.streamText({
-      topic: "lk.transcription",
-      attributes: { "lk.transcription_final": "true", "lk.segment_id": "SG_3" },
-    });
-    await writer?.write(text);
-    // rtc-node 1.x's TextStreamWriter offers no abort; the web stream under it does, and
-    // its sink closes the stream with the error's message as the reason.
-    const sink = writer as unknown as { defaultWriter: WritableStreamDefaultWriter<string> } | undefined;
-    await sink?.defaultWriter.abort(new Error(reason));
+    await this.texts.transcribed(text, deviceIdentity);
   }
 
   /** Agent B: the face, on topic `emotion`. */
   emotion(emotion: string, emoji: string): Promise<void> {
     return this.#publish({ type: "llm", text: emoji, emotion }, "emotion");
-  }
-
-  /**
-   * Agent B's tool call on topic `mcp_function_call`. With `wait`, resolves with the
-   * `payload` of the gateway's answer, or `{error:"timeout"}` after 10 s, as B does.
-   */
-  async callTool(name: string, args: JsonMessage = {}, wait = false): Promise<unknown> {
-    // B's request ids are milliseconds; two calls in one millisecond would collide there too.
-    await new Promise((r) => setTimeout(r, 2));
-    const requestId = `req_${Date.now()}`;
-    const answer = wait
-      ? new Promise<unknown>((resolve) => {
-          const timer = setTimeout(() => {
-            this.#pending.delete(requestId);
-            resolve({ error: "timeout", message: "No response received from device" });
-          }, TOOL_WAIT_MS);
-          this.#pending.set(requestId, (payload) => {
-            clearTimeout(timer);
-            resolve(payload);
-          });
-        })
-      : undefined;
-    await this.#publish(
-      {
-        type: "function_call",
-        function_call: { name, arguments: args },
-        timestamp: new Date().toISOString(),
-        request_id: requestId,
-      },
-      "mcp_function_call",
-    );
-    return answer;
   }
 
   async leave(): Promise<void> {
@@ -355,7 +282,7 @@ export class FakeAgent {
         }
         return;
       case "mcp":
-        if (this.version === "B") this.#mcpAnswer(m);
+        if (this.version === "B") this.tools.answer(m);
         return;
       default:
         return;
@@ -377,14 +304,6 @@ export class FakeAgent {
     this.#speech = undefined;
     this.#source.clearQueue();
     void this.#setState("listening");
-  }
-
-  #mcpAnswer(m: JsonMessage): void {
-    const id = typeof m.request_id === "string" ? m.request_id : undefined;
-    const resolve = (id && this.#pending.get(id)) || this.#pending.values().next().value;
-    if (!resolve) return;
-    for (const [k, v] of this.#pending) if (v === resolve) this.#pending.delete(k);
-    resolve(m.payload);
   }
 
   /** A session state change, reported as the agent's source does. */
