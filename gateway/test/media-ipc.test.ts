@@ -87,15 +87,29 @@ describe("IPC framing", () => {
     );
   });
 
-  it("agent RTP decodes to sequence, timestamp and payload", () => {
-    const m = splitOne(mediaFrame(FromMediaType.agent_rtp, 3, u16(65535), u32(123456), Buffer.from([9, 8])));
+  it("agent RTP decodes to the track's generation, sequence, timestamp and payload", () => {
+    const m = splitOne(
+      mediaFrame(FromMediaType.agent_rtp, 3, u16(65534), u16(65535), u32(123456), Buffer.from([9, 8])),
+    );
     assert.deepEqual(m, {
       kind: "agent_rtp",
       session: 3,
+      generation: 65534,
       sequence: 65535,
       timestamp: 123456,
       payload: Buffer.from([9, 8]),
     });
+  });
+
+  it("agent RTP with its fixed fields and no payload decodes; one byte less is short", () => {
+    const m = splitOne(mediaFrame(FromMediaType.agent_rtp, 3, u16(1), u16(2), u32(3)));
+    assert.equal("kind" in m && m.kind === "agent_rtp" && m.payload.length, 0);
+    assert.deepEqual(
+      splitOne(mediaFrame(FromMediaType.agent_rtp, 3, u16(1), u16(2), u16(3), Buffer.from([0]))),
+      {
+        error: "short_body",
+      },
+    );
   });
 
   const textFrame = (end: number, text: string) => {
@@ -155,7 +169,9 @@ describe("IPC framing", () => {
     assert.deepEqual(splitOne(mediaFrame(FromMediaType.joined, 1, u16(10), Buffer.from("abc"))), {
       error: "short_body",
     });
-    assert.deepEqual(splitOne(mediaFrame(FromMediaType.agent_rtp, 1, u16(1))), { error: "short_body" });
+    assert.deepEqual(splitOne(mediaFrame(FromMediaType.agent_rtp, 1, u16(1), u16(2))), {
+      error: "short_body",
+    });
   });
 
   it("an unknown type is an error", () => {
@@ -164,7 +180,7 @@ describe("IPC framing", () => {
 
   it("frames split across reads at every byte come out whole and in order", () => {
     const a = mediaFrame(FromMediaType.joined, 1, str("me"));
-    const b = mediaFrame(FromMediaType.agent_rtp, 1, u16(5), u32(6), Buffer.alloc(100, 1));
+    const b = mediaFrame(FromMediaType.agent_rtp, 1, u16(4), u16(5), u32(6), Buffer.alloc(100, 1));
     const all = Buffer.concat([a, b]);
     for (let cut = 0; cut <= all.length; cut++) {
       const s = new FrameSplitter();

@@ -178,7 +178,9 @@ describe("media process supervisor", () => {
     try {
       await assert.rejects(
         stale.start(),
-        /speaks "voice-media 0", this gateway "voice-media 3": rebuild it with npm run build/,
+        new RegExp(
+          `speaks "voice-media 0", this gateway "${MEDIA_PROTOCOL_VERSION}": rebuild it with npm run build`,
+        ),
       );
       assert.deepEqual(staleDrops, ["media_version_mismatch"]);
       assert.equal(stale.running, false);

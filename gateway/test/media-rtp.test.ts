@@ -40,8 +40,12 @@ describe("upstream RTP clock", () => {
   });
 });
 
+const NONE = { late: 0, duplicate: 0, overflow: 0, far: 0, old_track: 0, new_track: 0, resync: 0 };
+
 describe("reorder buffer", () => {
-  const pkt = (sequence: number) => ({
+  /** A packet of the track heard under `generation` (the media process's count). */
+  const pkt = (sequence: number, generation = 1) => ({
+    generation,
     sequence,
     timestamp: sequence * 960,
     payload: Buffer.from([sequence & 0xff]),
@@ -87,7 +91,7 @@ describe("reorder buffer", () => {
     assert.equal(j.push(pkt(4), 1), "late");
     j.push(pkt(7), 2);
     assert.equal(j.push(pkt(7), 3), "duplicate");
-    assert.deepEqual(j.counts, { late: 1, duplicate: 1, overflow: 0, far: 0, resync: 0 });
+    assert.deepEqual(j.counts, { ...NONE, late: 1, duplicate: 1 });
   });
 
   it("holds at most maxPackets: beyond, the gap is given up at once", () => {
@@ -121,28 +125,94 @@ describe("reorder buffer", () => {
   };
   const run = (from: number, n: number) => Array.from({ length: n }, (_, i) => (from + i) & 0xffff);
 
-  it("a new track far behind the old one restarts the buffer and plays (was: every packet late)", () => {
+  /** Pushes `list` one every 20 ms from `t0` under `generation`, popping after each. */
+  const playTrack = (j: JitterBuffer, generation: number, list: number[], t0: number) => {
+    const out: (number | string)[] = [];
+    list.forEach((s, i) => {
+      j.push(pkt(s, generation), t0 + i * 20);
+      out.push(...seqs(j.pop(t0 + i * 20)));
+    });
+    return out;
+  };
+
+  it("a new track 50 behind the old one is heard from its first packet (was: dropped as late)", () => {
     const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
-    assert.deepEqual(play(j, run(40000, 50)), run(40000, 50));
-    // The media process forwards the agent's newest track: an unrelated sequence number.
-    const out = play(j, run(10000, 500), 1000);
-    // Its first packet is dropped (far), the second confirms it.
-    assert.deepEqual(out, run(10001, 499));
-    assert.deepEqual(j.counts, { late: 0, duplicate: 0, overflow: 0, far: 1, resync: 1 });
+    assert.deepEqual(playTrack(j, 1, run(1000, 100), 0), run(1000, 100));
+    // The media process heard a newer track: its own numbering, here 50 behind the old one.
+    assert.equal(j.push(pkt(1050, 2), 3000), "new_track");
+    assert.deepEqual(seqs(j.pop(3000)), [1050]);
+    assert.deepEqual(playTrack(j, 2, run(1051, 99), 3020), run(1051, 99));
+    assert.deepEqual(j.counts, { ...NONE, new_track: 1 });
+  });
+
+  it("a new track up to 3000 ahead of the old one plays at once (was: a loss gap, concealed)", () => {
+    const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
+    playTrack(j, 1, run(100, 50), 0);
+    assert.deepEqual(playTrack(j, 2, run(2100, 50), 1000), run(2100, 50));
+    assert.deepEqual(j.counts, { ...NONE, new_track: 1 });
     assert.equal(j.deadline, undefined);
   });
 
-  it("a new track far ahead of the old one plays", () => {
+  it("a new track far from the old one plays from its first packet, behind or ahead", () => {
     const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
-    play(j, run(100, 50));
-    assert.deepEqual(play(j, run(20000, 100), 1000), run(20001, 99));
-    assert.deepEqual(j.counts, { late: 0, duplicate: 0, overflow: 0, far: 1, resync: 1 });
+    playTrack(j, 1, run(40000, 50), 0);
+    assert.deepEqual(playTrack(j, 2, run(10000, 50), 1000), run(10000, 50));
+    assert.deepEqual(playTrack(j, 3, run(30000, 50), 2000), run(30000, 50));
+    assert.deepEqual(j.counts, { ...NONE, new_track: 2 });
   });
 
-  it("at a resync the old track's held packets are released first, its gap reported lost", () => {
+  it("a packet of the old track queued after the new track's first is dropped as old_track", () => {
+    const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
+    playTrack(j, 7, run(500, 20), 0);
+    // The old track's reader checked it was heard just before the switch and sent just after.
+    assert.equal(j.push(pkt(9000, 8), 400), "new_track");
+    assert.equal(j.push(pkt(520, 7), 401), "old_track");
+    assert.equal(j.push(pkt(521, 7), 402), "old_track");
+    assert.deepEqual(playTrack(j, 8, run(9001, 20), 420), run(9000, 21));
+    assert.deepEqual(j.counts, { ...NONE, old_track: 2, new_track: 1 });
+  });
+
+  it("a track heard again after a newer one ended restarts the buffer where that track is now", () => {
+    const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
+    playTrack(j, 1, run(100, 20), 0);
+    playTrack(j, 2, run(7000, 20), 400);
+    // The first track went on while not heard: 40 packets on, under a new generation.
+    assert.deepEqual(playTrack(j, 3, run(160, 20), 800), run(160, 20));
+    assert.equal(j.push(pkt(7020, 2), 1200), "old_track");
+    assert.deepEqual(j.counts, { ...NONE, old_track: 1, new_track: 2 });
+  });
+
+  it("generations compare across their 16-bit wrap", () => {
+    const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
+    playTrack(j, 65535, run(100, 10), 0);
+    assert.equal(j.push(pkt(90, 0), 200), "new_track");
+    assert.equal(j.push(pkt(110, 65535), 201), "old_track");
+    assert.equal(j.push(pkt(91, 0), 202), undefined);
+    assert.deepEqual(seqs(j.pop(202)), [90, 91]);
+  });
+
+  it("at a new track the old track's held packets are released first, its gap reported lost", () => {
     const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
     play(j, [1, 2, 4, 5]); // 3 is missing: 4 and 5 wait for it
     assert.equal(j.size, 2);
+    assert.equal(j.push(pkt(30000, 2), 70), "new_track");
+    assert.deepEqual(seqs(j.pop(70)), ["lost1", 4, 5, 30000]);
+    assert.equal(j.deadline, undefined);
+  });
+
+  it("a jump in one track's own numbering restarts the buffer once the next packet confirms it", () => {
+    const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
+    assert.deepEqual(play(j, run(40000, 50)), run(40000, 50));
+    const out = play(j, run(10000, 500), 1000);
+    // Its first packet is dropped (far), the second confirms it.
+    assert.deepEqual(out, run(10001, 499));
+    assert.deepEqual(j.counts, { ...NONE, far: 1, resync: 1 });
+    assert.equal(j.deadline, undefined);
+  });
+
+  it("at a resync the old stream's held packets are released first, its gap reported lost", () => {
+    const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
+    play(j, [1, 2, 4, 5]);
     j.push(pkt(30000), 70);
     assert.equal(j.push(pkt(30001), 71), "resync");
     assert.deepEqual(seqs(j.pop(71)), ["lost1", 4, 5, 30001]);
@@ -154,7 +224,7 @@ describe("reorder buffer", () => {
     play(j, run(0, 20));
     assert.equal(j.push(pkt(20000), 390), "far");
     assert.deepEqual(play(j, run(20, 200), 400), run(20, 200));
-    assert.deepEqual(j.counts, { late: 0, duplicate: 0, overflow: 0, far: 1, resync: 0 });
+    assert.deepEqual(j.counts, { ...NONE, far: 1 });
   });
 
   it("a stray near enough to be waited for, then jumped to, does not silence the stream", () => {
@@ -165,7 +235,7 @@ describe("reorder buffer", () => {
     assert.deepEqual(seqs(j.pop(430)), ["lost1000", 1020]);
     // The stream goes on 1000 behind: far, and the next packet resyncs to it.
     assert.deepEqual(play(j, run(20, 100), 500), run(21, 99));
-    assert.deepEqual(j.counts, { late: 0, duplicate: 0, overflow: 0, far: 1, resync: 1 });
+    assert.deepEqual(j.counts, { ...NONE, far: 1, resync: 1 });
   });
 
   it("late packets within reach stay late, even a burst of retransmissions (no resync)", () => {
@@ -176,17 +246,17 @@ describe("reorder buffer", () => {
     for (const s of burst) assert.equal(j.push(pkt(s), 5000), "late");
     assert.deepEqual(play(j, run(1200, 10), 5000), run(1200, 10));
     assert.equal(j.push(pkt(1205), 5300), "late");
-    assert.deepEqual(j.counts, { late: 41, duplicate: 0, overflow: 0, far: 0, resync: 0 });
+    assert.deepEqual(j.counts, { ...NONE, late: 41 });
   });
 
-  it("a stream runs across the 16-bit wrap without a resync, and so does a new track", () => {
+  it("a stream runs across the 16-bit wrap without a restart, and so does a new track", () => {
     const j = new JitterBuffer({ maxPackets: 16, waitMs: 30 });
     assert.deepEqual(play(j, run(65000, 1000)), run(65000, 1000));
-    assert.deepEqual(j.counts, { late: 0, duplicate: 0, overflow: 0, far: 0, resync: 0 });
-    // next is 464; a new track starting just before the wrap is far (65500 - 464 wraps to -500).
-    assert.deepEqual(play(j, run(65500, 100), 30_000), run(65501, 99));
-    assert.equal(j.push(pkt(65520), 40_000), "late");
-    assert.deepEqual(j.counts, { late: 1, duplicate: 0, overflow: 0, far: 1, resync: 1 });
+    assert.deepEqual(j.counts, NONE);
+    // next is 464; a new track starting just before the wrap (65500 - 464 wraps to -500).
+    assert.deepEqual(playTrack(j, 2, run(65500, 100), 30_000), run(65500, 100));
+    assert.equal(j.push(pkt(65520, 2), 40_000), "late");
+    assert.deepEqual(j.counts, { ...NONE, late: 1, new_track: 1 });
   });
 
   it("any arrival order releases every packet once, in order, bounded (fuzz)", () => {
@@ -208,6 +278,40 @@ describe("reorder buffer", () => {
           [...released].sort((a, b) => a - b),
         );
         assert.equal(new Set(released).size, released.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("packets of several tracks in any order: generations never go back, each in order (fuzz)", () => {
+    const arrival = fc.record({
+      generation: fc.integer({ min: 0, max: 3 }),
+      offset: fc.integer({ min: 0, max: 40 }),
+    });
+    fc.assert(
+      fc.property(fc.array(arrival, { minLength: 1, maxLength: 80 }), (order) => {
+        const j = new JitterBuffer({ maxPackets: 8, waitMs: 30 });
+        const released: { generation: number; sequence: number }[] = [];
+        const take = (r: Released[]) => {
+          for (const x of r) if (x.kind === "packet") released.push(x.packet);
+        };
+        let now = 0;
+        for (const { generation, offset } of order) {
+          // Each track its own numbering: 10,000 apart, some across the 16-bit wrap.
+          j.push(pkt((65500 + generation * 10_000 + offset) & 0xffff, generation), now);
+          take(j.pop(now));
+          assert.ok(j.size <= 9);
+          now += 7;
+        }
+        take(j.pop(now + 1000));
+        const key = (p: { generation: number; sequence: number }) =>
+          p.generation * 100 + ((p.sequence - 65500 - p.generation * 10_000) & 0xffff);
+        const keys = released.map(key);
+        assert.deepEqual(
+          keys,
+          [...keys].sort((a, b) => a - b),
+        );
+        assert.equal(new Set(keys).size, keys.length);
       }),
       { numRuns: 2000 },
     );

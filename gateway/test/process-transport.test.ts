@@ -1,15 +1,18 @@
 /**
- * The process transport's join against a stand-in media process (no child, no LiveKit): a
- * join frame that cannot be sent, one the media process refuses, or one the transport left
- * before its answer, fails the join at once instead of after the join timeout.
+ * The process transport against a stand-in media process (no child, no LiveKit). Its join:
+ * a join frame that cannot be sent, one the media process refuses, or one the transport
+ * left before its answer, fails the join at once instead of after the join timeout. The
+ * agent's RTP: a track change comes with the packets (their generation), decoded in a real
+ * Opus pool.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { FromMedia, ToMedia } from "../src/agent/livekit/media/ipc-codec.ts";
 import type { MediaFrameHandler, MediaProcess } from "../src/agent/livekit/media/media-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
-import type { OpusPool } from "../src/audio/opus-pool.ts";
+import { OpusPool } from "../src/audio/opus-pool.ts";
 import { handlersNotingLoss } from "./support/room-handlers.ts";
+import { eventually } from "./support/stack.ts";
 
 /** What ProcessTransport uses of a MediaProcess; `answer` decides what each frame gets. */
 function fakeMedia(answer: (m: ToMedia, reply: (f: FromMedia) => void) => string | undefined) {
@@ -106,5 +109,61 @@ describe("process transport join", () => {
     ]);
     assert.equal(outcome, "transport left");
     assert.equal(open.size, 0, "the session is released");
+  });
+});
+
+describe("process transport agent audio", () => {
+  /** 20 ms of a 300 Hz tone at 24 kHz, Opus-encoded `n` times (one packet each). */
+  async function agentPackets(pool: OpusPool, n: number): Promise<Buffer[]> {
+    const encoder = pool.openEncoder(24000);
+    const pcm = Buffer.alloc(480 * 2);
+    for (let i = 0; i < 480; i++)
+      pcm.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 300 * i) / 24000)), i * 2);
+    const packets: Buffer[] = [];
+    for (let i = 0; i < n; i++) packets.push(await pool.encode(encoder, pcm));
+    pool.close(encoder);
+    return packets;
+  }
+
+  it("a new track 50 behind the old one is heard from its first packet; the old track's straggler is dropped", async () => {
+    const pool = await OpusPool.start({ size: 1, complexity: 5, bitrate: 24000 });
+    const { media, handlers } = fakeMedia((m, reply) => {
+      if (m.kind === "join") reply({ kind: "joined", session: m.session, identity: "gw" });
+      if (m.kind === "leave") reply({ kind: "left", session: m.session });
+      return undefined;
+    });
+    const drops = new Map<string, number>();
+    const heard: Buffer[] = [];
+    const t = new ProcessTransport(
+      { url: "ws://lk", roomName: "r", token: "t" },
+      { ...handlersNotingLoss(), agentAudio: (pcm) => heard.push(pcm) },
+      { media, pool, drop: (r) => drops.set(r, (drops.get(r) ?? 0) + 1) },
+    );
+    try {
+      await t.join();
+      const packets = await agentPackets(pool, 20);
+      const deliver = handlers.get(7) as MediaFrameHandler;
+      const rtp = (generation: number, sequence: number, payload: Buffer): FromMedia => ({
+        kind: "agent_rtp",
+        session: 7,
+        generation,
+        sequence,
+        timestamp: sequence * 960,
+        payload,
+      });
+      for (let i = 0; i < 10; i++) deliver(rtp(1, 1000 + i, packets[i] as Buffer));
+      // The media process hears a newer track (generation 2): its numbering 50 behind. A
+      // packet the old track's reader queued just as the switch came follows its first.
+      deliver(rtp(2, 960, packets[10] as Buffer));
+      deliver(rtp(1, 1010, packets[0] as Buffer));
+      for (let i = 1; i < 10; i++) deliver(rtp(2, 960 + i, packets[10 + i] as Buffer));
+      const heardMs = () => heard.reduce((ms, pcm) => ms + pcm.length / 48, 0);
+      await eventually(() => heardMs() >= 400, 2000, "20 packets' audio (the new track's too)");
+      assert.equal(heardMs(), 400);
+      assert.deepEqual(Object.fromEntries(drops), { agent_rtp_new_track: 1, agent_rtp_old_track: 1 });
+    } finally {
+      await t.leave();
+      await pool.shutdown();
+    }
   });
 });

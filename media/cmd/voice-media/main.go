@@ -26,7 +26,7 @@ import (
 
 // The framing this binary speaks; the gateway checks it (ipc-codec.ts, MEDIA_PROTOCOL_VERSION):
 // change both with any change to the framing.
-const version = "voice-media 3"
+const version = "voice-media 4"
 
 func main() {
 	// Die with the gateway even if it is killed with SIGKILL (stdin EOF covers the rest).

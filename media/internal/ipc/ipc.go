@@ -43,7 +43,7 @@ const (
 	Attributes        byte = 0x86 // identity, attributes map
 	DataIn            byte = 0x87 // topic, from, payload
 	Text              byte = 0x88 // stream id, topic, from, attributes map, u8 end (TextOpen...), text
-	AgentRTP          byte = 0x89 // u16 sequence, u32 timestamp, payload
+	AgentRTP          byte = 0x89 // u16 track generation, u16 sequence, u32 timestamp, payload
 	Left              byte = 0x8a // (empty): everything of the session is released
 	Counters          byte = 0x8b // u16 count, then (name string, u32 delta) pairs (session 0)
 	Pong              byte = 0x8c // u32 number of the Ping answered (session 0)

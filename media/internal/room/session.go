@@ -55,9 +55,11 @@ type Session struct {
 	// readers are the goroutines reading remote tracks and text streams.
 	readers sync.WaitGroup
 	// tracks are the remote audio tracks being read, oldest first; heard is the last one,
-	// the only one whose RTP goes to the gateway (read per packet, without mu).
-	tracks []*webrtc.TrackRemote
-	heard  atomic.Pointer[webrtc.TrackRemote]
+	// the only one whose RTP goes to the gateway (read per packet, without mu), with its
+	// generation; generation (under mu) is the last one given.
+	tracks     []*webrtc.TrackRemote
+	heard      atomic.Pointer[heardTrack]
+	generation uint16
 	// data keeps the gateway's data packets in order: one sender per session.
 	data chan dataPacket
 	// dataDone is closed when the data sender has sent (or dropped) everything queued.
@@ -69,6 +71,18 @@ type Session struct {
 	// participant passed up as joined under each identity, puts them back in the room's.
 	partMu   sync.Mutex
 	reported map[string]*lksdk.RemoteParticipant
+}
+
+// heardTrack is the track heard and its generation, which counts the times a track became
+// heard in this session (a switch to a newer track, or back to an older one), wrapping at
+// 16 bits. Every agent RTP frame carries it, so the gateway knows exactly where a track's
+// packets begin instead of guessing from their sequence numbers. A reader checks its track
+// against heard and takes the generation in one load: a frame it builds just before a
+// switch and queues just after (after the new track's first frames) still carries the old
+// generation, and the gateway drops it as the old track's.
+type heardTrack struct {
+	track      *webrtc.TrackRemote
+	generation uint16
 }
 
 type dataPacket struct {
@@ -231,19 +245,9 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 		s.out.Count("agent_track_not_opus")
 		return
 	}
-	s.mu.Lock()
-	if s.left {
-		s.mu.Unlock()
+	if !s.trackAdded(track) {
 		return
 	}
-	if len(s.tracks) > 0 {
-		// The rtc-node transport counts the same.
-		s.out.Count("agent_track_switched")
-	}
-	s.tracks = append(s.tracks, track)
-	s.heard.Store(track)
-	s.readers.Add(1)
-	s.mu.Unlock()
 	go func() {
 		defer s.readers.Done()
 		defer s.trackEnded(track)
@@ -252,20 +256,61 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 			if err != nil {
 				return
 			}
-			if s.heard.Load() != track {
-				s.out.Count("agent_rtp_not_heard")
-				continue
-			}
-			f, err := ipc.NewFrame(ipc.AgentRTP, s.id).U16(pkt.SequenceNumber).U32(pkt.Timestamp).Bytes(pkt.Payload).Finish()
-			if err != nil {
-				s.out.Count("agent_rtp_too_large")
-				continue
-			}
-			if !s.out.Audio(f) {
-				s.out.Count("agent_rtp_pipe_full")
-			}
+			s.forward(track, pkt.SequenceNumber, pkt.Timestamp, pkt.Payload)
 		}
 	}()
+}
+
+// trackAdded makes a newly subscribed track the one heard, and counts it as a reader of
+// the session; false when the session has left (nothing is read then).
+func (s *Session) trackAdded(track *webrtc.TrackRemote) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.left {
+		return false
+	}
+	if len(s.tracks) > 0 {
+		// The rtc-node transport counts the same.
+		s.out.Count("agent_track_switched")
+	}
+	s.tracks = append(s.tracks, track)
+	s.hear(track)
+	s.readers.Add(1)
+	return true
+}
+
+// hear makes a track the one heard under the next generation (nil: none is heard). Called
+// under mu.
+func (s *Session) hear(track *webrtc.TrackRemote) {
+	if track == nil {
+		s.heard.Store(nil)
+		return
+	}
+	s.generation++
+	s.heard.Store(&heardTrack{track: track, generation: s.generation})
+}
+
+// forward sends a packet of a track to the gateway if that track is heard, with the
+// generation it is heard under (one load: see heardTrack).
+func (s *Session) forward(track *webrtc.TrackRemote, sequence uint16, timestamp uint32, payload []byte) {
+	h := s.heard.Load()
+	if h == nil || h.track != track {
+		s.out.Count("agent_rtp_not_heard")
+		return
+	}
+	f, err := agentRTPFrame(s.id, h.generation, sequence, timestamp, payload)
+	if err != nil {
+		s.out.Count("agent_rtp_too_large")
+		return
+	}
+	if !s.out.Audio(f) {
+		s.out.Count("agent_rtp_pipe_full")
+	}
+}
+
+// agentRTPFrame is an AgentRTP frame: u16 generation, u16 sequence, u32 timestamp, payload.
+func agentRTPFrame(session uint32, generation, sequence uint16, timestamp uint32, payload []byte) ([]byte, error) {
+	return ipc.NewFrame(ipc.AgentRTP, session).U16(generation).U16(sequence).U32(timestamp).Bytes(payload).Finish()
 }
 
 // trackEnded forgets a track whose reading ended; if it was the one heard, the newest
@@ -278,16 +323,16 @@ func (s *Session) trackEnded(track *webrtc.TrackRemote) {
 		return
 	}
 	s.tracks = slices.Delete(s.tracks, i, i+1)
-	if s.heard.Load() != track {
+	if h := s.heard.Load(); h == nil || h.track != track {
 		return
 	}
 	if n := len(s.tracks); n > 0 {
-		s.heard.Store(s.tracks[n-1])
+		s.hear(s.tracks[n-1])
 		if !s.left {
 			s.out.Count("agent_track_back")
 		}
 	} else {
-		s.heard.Store(nil)
+		s.hear(nil)
 	}
 }
 

@@ -11,18 +11,20 @@ import (
 	"voicefleet/media/internal/ipc"
 )
 
-// recordingOut keeps a session's control frames and counts for the test to read.
+// recordingOut keeps a session's control frames, audio frames and counts for the test to
+// read.
 type recordingOut struct {
 	frames chan []byte
+	audio  chan []byte
 	counts chan string
 }
 
 func newRecordingOut() *recordingOut {
-	return &recordingOut{frames: make(chan []byte, 1024), counts: make(chan string, 1024)}
+	return &recordingOut{frames: make(chan []byte, 1024), audio: make(chan []byte, 1024), counts: make(chan string, 1024)}
 }
 
 func (o *recordingOut) Control(frame []byte)    { o.frames <- frame }
-func (o *recordingOut) Audio(frame []byte) bool { return true }
+func (o *recordingOut) Audio(frame []byte) bool { o.audio <- frame; return true }
 func (o *recordingOut) Count(reason string)     { o.counts <- reason }
 
 // textFrame is a decoded Text frame.

@@ -88,6 +88,11 @@ export type FromMedia =
   | {
       readonly kind: "agent_rtp";
       readonly session: number;
+      /**
+       * The generation of the agent track heard (u16, wrapping): the media process moves it
+       * on each time the heard track changes, so a newer one is a new track's packet.
+       */
+      readonly generation: number;
       readonly sequence: number;
       readonly timestamp: number;
       readonly payload: Buffer;
@@ -105,7 +110,7 @@ export type FromMedia =
  * (media/cmd/voice-media, `version`). Both change together; the gateway refuses a binary
  * that says anything else, so it never runs against one left over from an older build.
  */
-export const MEDIA_PROTOCOL_VERSION = "voice-media 3";
+export const MEDIA_PROTOCOL_VERSION = "voice-media 4";
 
 export type DecodeError = { readonly error: "short_body" | "unknown_type" | "bad_field" };
 
@@ -278,6 +283,7 @@ function decodeBody(type: number, session: number, c: Cursor): FromMedia | Decod
       return {
         kind: "agent_rtp",
         session,
+        generation: c.u16(),
         sequence: c.u16(),
         timestamp: c.u32(),
         // A copy: the chunk it came in is shared by every frame of one pipe read.

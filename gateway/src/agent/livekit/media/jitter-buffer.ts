@@ -8,14 +8,26 @@
  * so a sequence gap is always loss. Late, duplicate and overflow packets are dropped and
  * counted by reason.
  *
- * A packet far from where the stream is (`isFar`) starts a new stream when the next packet
- * confirms it (`resync`): the media process forwards the agent's newest track from its
- * first packet, and the one before it again when that one ends (the agent republished, or
- * another agent joined), and a new track starts at an unrelated sequence number. Without that, a new track behind the old one was dropped as
- * late for up to 32,768 packets, and a single stray far-ahead packet, once the wait for it
- * ran out, left every later packet behind.
+ * The media process forwards the agent's newest track from its first packet, and the one
+ * before it again when that one ends (the agent republished, or another agent joined); a
+ * track heard anew starts at a sequence number unrelated to the one before. Each packet
+ * carries the generation of the track heard (`generation`, 16 bits, counted by the media
+ * process), so a packet of a newer generation restarts the buffer at itself (`new_track`),
+ * after releasing what the old track still held, and one of an older generation (queued by
+ * the old track's reader just as the switch came) is dropped (`old_track`). Until
+ * 2026-12-07 a track change was guessed from the sequence numbers alone (the far rule
+ * below): a new track landing up to 100 behind the old one was dropped as late for up to
+ * ~100 packets, one landing up to 3000 ahead was taken for a loss gap.
+ *
+ * Within one track the sequence numbers are the SFU's own, continuous for the subscriber. A
+ * packet far from where the stream is (`isFar`) is still dropped, and starts a new stream
+ * only when the next packet confirms it (`resync`): without that, a single stray far-ahead
+ * packet, once the wait for it ran out, left every later packet behind as late for up to
+ * 32,768 packets, and a jump in the track's own numbering silenced it the same way.
  */
 export interface RtpPacket {
+  /** The generation of the track heard when the media process forwarded it (u16). */
+  readonly generation: number;
   readonly sequence: number;
   readonly timestamp: number;
   readonly payload: Buffer;
@@ -29,13 +41,16 @@ export type Released =
   | { readonly kind: "lost"; readonly count: number; readonly overflow: boolean };
 
 /**
- * Why a packet was dropped. `far`: far from the stream (`isFar`) and not followed by a
- * packet of the same new stream: a stray, or the first packet of a new track (for a LiveKit
- * track usually one of the server's silence frames).
+ * Why a packet was dropped. `far`: far from the stream (`isFar`) within its track and not
+ * followed by a packet of the same new stream: a stray. `old_track`: of an older
+ * generation than the track heard now.
  */
-export type JitterDrop = "late" | "duplicate" | "overflow" | "far";
-/** What `push` reports: a drop, or `resync`: the packet was kept and the buffer restarted at it. */
-export type JitterCount = JitterDrop | "resync";
+export type JitterDrop = "late" | "duplicate" | "overflow" | "far" | "old_track";
+/**
+ * What `push` reports: a drop, or the packet was kept and the buffer restarted at it:
+ * `new_track` (a newer generation), `resync` (a jump within one track, confirmed).
+ */
+export type JitterCount = JitterDrop | "new_track" | "resync";
 
 export interface JitterOptions {
   /** Packets held at most; beyond it the gap is given up and counted `overflow`. */
@@ -56,7 +71,7 @@ export interface JitterOptions {
 export const FAR_BEHIND = 100;
 export const FAR_AHEAD = 3000;
 
-/** a - b on the 16-bit sequence circle, in -32768..32767. */
+/** a - b on the 16-bit circle (sequence numbers, generations), in -32768..32767. */
 function seqDiff(a: number, b: number): number {
   return ((a - b + 0x8000) & 0xffff) - 0x8000;
 }
@@ -68,20 +83,30 @@ function isFar(ahead: number): boolean {
 export class JitterBuffer {
   readonly #options: JitterOptions;
   readonly #held = new Map<number, RtpPacket>();
+  /** The generation of the track being played. */
+  #generation: number | undefined;
   #next: number | undefined;
   /** The missing sequence number being waited for, and since when. */
   #gap: { readonly seq: number; readonly since: number } | undefined;
   /** The sequence number of the previous packet when it was far (a new stream's first). */
   #far: number | undefined;
-  /** The old stream's held packets at a resync, handed out by the next pop. */
+  /** The old stream's held packets at a restart, handed out by the next pop. */
   #flushed: Released[] = [];
-  readonly #counts: Record<JitterCount, number> = { late: 0, duplicate: 0, overflow: 0, far: 0, resync: 0 };
+  readonly #counts: Record<JitterCount, number> = {
+    late: 0,
+    duplicate: 0,
+    overflow: 0,
+    far: 0,
+    old_track: 0,
+    new_track: 0,
+    resync: 0,
+  };
 
   constructor(options: JitterOptions) {
     this.#options = options;
   }
 
-  /** Packets dropped by reason, and resyncs. */
+  /** Packets dropped by reason, and restarts. */
   get counts(): Readonly<Record<JitterCount, number>> {
     return this.#counts;
   }
@@ -96,25 +121,33 @@ export class JitterBuffer {
   }
 
   push(packet: RtpPacket, nowMs: number): JitterCount | undefined {
+    let restarted: "new_track" | "resync" | undefined;
+    if (this.#generation === undefined) this.#generation = packet.generation;
+    const newer = seqDiff(packet.generation, this.#generation);
+    if (newer < 0) return this.#count("old_track");
+    if (newer > 0) {
+      this.#generation = packet.generation;
+      this.#restart(packet.sequence);
+      restarted = "new_track";
+    }
     if (this.#next === undefined) this.#next = packet.sequence;
     let ahead = seqDiff(packet.sequence, this.#next);
-    let resynced = false;
     if (isFar(ahead)) {
       const sincePrevious = this.#far === undefined ? 0 : seqDiff(packet.sequence, this.#far);
       if (sincePrevious === 0 || Math.abs(sincePrevious) > this.#options.maxPackets) {
         this.#far = packet.sequence;
         return this.#count("far");
       }
-      this.#resync(packet.sequence);
+      this.#restart(packet.sequence);
       ahead = 0;
-      resynced = true;
+      restarted = "resync";
     }
     this.#far = undefined;
     if (ahead < 0) return this.#count("late");
     if (this.#held.has(packet.sequence)) return this.#count("duplicate");
     this.#held.set(packet.sequence, packet);
     if (ahead > 0 && this.#gap?.seq !== this.#next) this.#gap = { seq: this.#next, since: nowMs };
-    return resynced ? this.#count("resync") : undefined;
+    return restarted ? this.#count(restarted) : undefined;
   }
 
   #count<C extends JitterCount>(c: C): C {
@@ -156,7 +189,7 @@ export class JitterBuffer {
    * Restarts at `sequence`. What the old stream still holds is released first, as if its
    * wait had run out: it is audio the agent sent.
    */
-  #resync(sequence: number): void {
+  #restart(sequence: number): void {
     for (;;) {
       this.#releaseInOrder(this.#flushed);
       if (this.#held.size === 0) break;
@@ -164,6 +197,7 @@ export class JitterBuffer {
     }
     this.#next = sequence;
     this.#gap = undefined;
+    this.#far = undefined;
   }
 
   #releaseInOrder(out: Released[]): void {
@@ -181,6 +215,7 @@ export class JitterBuffer {
   /** Forgets everything (the session leaves). */
   reset(): void {
     this.#held.clear();
+    this.#generation = undefined;
     this.#next = undefined;
     this.#gap = undefined;
     this.#far = undefined;

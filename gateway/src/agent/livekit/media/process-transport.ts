@@ -233,16 +233,17 @@ export class ProcessTransport implements RoomTransport {
         });
       case "agent_rtp":
         if (this.#gone) return;
-        return this.#onRtp(m.sequence, m.timestamp, m.payload);
+        return this.#onRtp(m.generation, m.sequence, m.timestamp, m.payload);
       default:
         return;
     }
   }
 
-  #onRtp(sequence: number, timestamp: number, payload: Buffer): void {
+  #onRtp(generation: number, sequence: number, timestamp: number, payload: Buffer): void {
     const now = this.#now();
-    // A drop (late, duplicate, far) or a resync: agent_rtp_<reason>.
-    const counted = this.#jitter.push({ sequence, timestamp, payload, arrivedMs: now }, now);
+    // A drop (late, duplicate, far, old_track) or a restart (new_track, resync):
+    // agent_rtp_<reason>.
+    const counted = this.#jitter.push({ generation, sequence, timestamp, payload, arrivedMs: now }, now);
     if (counted) this.#deps.drop(`agent_rtp_${counted}`);
     this.#release(now);
   }
