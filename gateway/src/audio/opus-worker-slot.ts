@@ -11,31 +11,17 @@
  * that dies on a stream it re-opens would otherwise loop just as fast. While the slot
  * waits, its frames fail at once instead of waiting for a worker.
  *
- * A worker that stops answering (stuck in a loop, in libopus or in our code) would hold
- * its frames and its streams for good, and never exit: a worker that owes a batch and has
- * answered nothing for `stallMs` is taken as crashed. Its frames fail, it is terminated
- * without waiting (native code may never come back to be stopped), and a new worker takes
- * its streams at once; its exit, whenever it comes, is ignored like any old worker's.
- * A new worker that is not ready within `readyMs` (stuck while it loads) is taken as hung
- * the same way, and replaced after the delay of a worker that failed to load: until then
- * the frames sent to it wait in its port, and would wait for good.
- *
- * A worker is terminated only between its calls into libopus (opus-native-gate.ts):
- * terminated inside one, the addon aborts the whole process. One stuck inside a call for
- * good is left running, and counted (`retiring`) until it comes out, if ever.
+ * A worker that hangs (owes a batch and answers nothing, or never gets ready) is lost the
+ * same way, judged so by the slot's watch (opus-worker-watch.ts), which also ends every
+ * worker the slot gives up on without aborting the process. The frames queued and in
+ * flight, and their promises, are kept in opus-worker-batches.ts.
  *
  * Each loss is counted by reason and logged (opus-worker-loss.ts).
  */
 import type { Worker } from "node:worker_threads";
-import { closeNativeGate, type NativeGate, newNativeGate } from "./opus-native-gate.ts";
-import {
-  type CodecBatch,
-  type FromWorker,
-  type OpenStream,
-  packFrames,
-  type StopWorker,
-  type ToWorker,
-} from "./opus-protocol.ts";
+import type { NativeGate } from "./opus-native-gate.ts";
+import type { FromWorker, OpenStream, StopWorker, ToWorker } from "./opus-protocol.ts";
+import { FrameBatches } from "./opus-worker-batches.ts";
 import { RESTART_DELAY_MS, STOP_GRACE_MS, WORKER_READY_MS, WORKER_STALL_MS } from "./opus-worker-bounds.ts";
 import {
   newLossCounts,
@@ -44,6 +30,7 @@ import {
   type WorkerLossReason,
 } from "./opus-worker-loss.ts";
 import { newOpusWorker } from "./opus-worker-thread.ts";
+import { type WatchedSlot, WorkerWatch } from "./opus-worker-watch.ts";
 
 export interface WorkerStats {
   readonly streams: number;
@@ -64,11 +51,6 @@ export interface WorkerStats {
    * when it comes out. One that stays above 0 is a thread stuck in libopus, taking a core.
    */
   readonly retiring: number;
-}
-
-interface PendingFrame {
-  readonly resolve: (out: Buffer) => void;
-  readonly reject: (err: Error) => void;
 }
 
 export interface WorkerSlotOptions {
@@ -99,21 +81,13 @@ export class WorkerSlot {
   readonly #options: WorkerSlotOptions;
   /** The worker that takes this slot's messages; none while a delayed replacement is pending. */
   #worker: Worker | undefined;
-  /** Each worker's gate into libopus, closed before the worker is terminated. */
-  readonly #gates = new WeakMap<Worker, NativeGate>();
-  /** Workers being ended, not yet terminated (inside a call into libopus). */
-  #retiring = 0;
+  readonly #watch: WorkerWatch;
   #ready: Promise<void> = Promise.resolve();
   /** The worker has loaded libopus and not exited since. */
   #alive = false;
   /** Streams pinned here, by id: their open message, sent again to a replacement worker. */
   readonly streams = new Map<number, OpenStream>();
-  #queueIds: number[] = [];
-  #queueOps: number[] = [];
-  #queueFrames: Buffer[] = [];
-  #queuePending: PendingFrame[] = [];
-  readonly #inFlight = new Map<number, PendingFrame[]>();
-  #nextBatchId = 1;
+  readonly #frames = new FrameBatches();
   #busyNs = 0;
   #utilization = 0;
   /** Workers lost, by reason: each was replaced (or its replacement is pending). */
@@ -127,24 +101,23 @@ export class WorkerSlot {
   #cancelRestart: (() => void) | undefined;
   /** `stop` was called: an exit is expected, not a crash, and nothing is replaced. */
   #stopped = false;
-  readonly #stallMs: number;
-  readonly #readyMs: number;
   readonly #now: () => number;
-  /**
-   * When the worker last showed it was working: its last answer, its ready, or a batch sent
-   * while it owed none (it was idle until then).
-   */
-  #progressAt = 0;
-  /** Set while a stall check is scheduled: cancels it. */
-  #cancelStallCheck: (() => void) | undefined;
-  /** Set while the current worker has a deadline to be ready: cancels it. */
-  #cancelReadyCheck: (() => void) | undefined;
 
   constructor(options: WorkerSlotOptions = {}) {
     this.#options = options;
-    this.#stallMs = options.stallMs ?? WORKER_STALL_MS;
-    this.#readyMs = options.readyMs ?? WORKER_READY_MS;
     this.#now = options.now ?? performance.now.bind(performance);
+    const slot: WatchedSlot = {
+      current: () => this.#worker,
+      alive: () => this.#alive,
+      owesBatch: () => this.#frames.owesBatch,
+      lose: (err, cause) => this.#lose(err, cause),
+    };
+    this.#watch = new WorkerWatch(slot, {
+      stallMs: options.stallMs ?? WORKER_STALL_MS,
+      readyMs: options.readyMs ?? WORKER_READY_MS,
+      now: this.#now,
+      schedule: options.schedule ?? unrefTimer,
+    });
     this.#worker = this.#spawn();
   }
 
@@ -175,31 +148,19 @@ export class WorkerSlot {
    * fresh buffers and do not reuse them.
    */
   enqueue(streamId: number, op: number, frame: Buffer): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      this.#queueIds.push(streamId);
-      this.#queueOps.push(op);
-      this.#queueFrames.push(frame);
-      this.#queuePending.push({ resolve, reject });
-    });
+    return this.#frames.enqueue(streamId, op, frame);
   }
 
   /** Sends every queued frame to the worker in one message, its buffers transferred. */
   flush(): void {
-    if (this.#queueFrames.length === 0) return;
+    if (this.#frames.queuedFrames === 0) return;
     const worker = this.#worker;
     if (!worker) return this.failAll(new Error("opus worker restarting"));
-    const { data, offsets } = packFrames(this.#queueFrames);
-    const streamIds = Int32Array.from(this.#queueIds);
-    const ops = Uint8Array.from(this.#queueOps);
-    const batch: CodecBatch = { kind: "batch", batchId: this.#nextBatchId++, streamIds, ops, offsets, data };
-    if (this.#inFlight.size === 0) this.#progressAt = this.#now();
-    this.#inFlight.set(batch.batchId, this.#queuePending);
-    this.#queueIds = [];
-    this.#queueOps = [];
-    this.#queueFrames = [];
-    this.#queuePending = [];
-    worker.postMessage(batch satisfies ToWorker, [data, offsets.buffer, streamIds.buffer, ops.buffer]);
-    this.#armStallCheck(this.#stallMs);
+    // A worker that owed nothing was idle until now: its silence counts from here.
+    if (!this.#frames.owesBatch) this.#watch.progressed();
+    const { batch, transfer } = this.#frames.take();
+    worker.postMessage(batch satisfies ToWorker, transfer);
+    this.#watch.batchSent();
   }
 
   /** Closes the utilization window of `elapsedNs` and returns the figures. */
@@ -211,16 +172,14 @@ export class WorkerSlot {
 
   /** The last sampled figures. */
   stats(): WorkerStats {
-    let inFlight = 0;
-    for (const frames of this.#inFlight.values()) inFlight += frames.length;
     return {
       streams: this.streams.size,
-      queuedFrames: this.#queueFrames.length,
-      inFlightFrames: inFlight,
+      queuedFrames: this.#frames.queuedFrames,
+      inFlightFrames: this.#frames.inFlightFrames,
       utilization: this.#utilization,
       restarts: this.#losses.exited + this.#losses.hung + this.#losses.not_ready,
       stalls: this.#losses.hung + this.#losses.not_ready,
-      retiring: this.#retiring,
+      retiring: this.#watch.retiring,
     };
   }
 
@@ -231,13 +190,7 @@ export class WorkerSlot {
 
   /** Fails everything queued or in flight. */
   failAll(err: Error): void {
-    for (const pending of this.#inFlight.values()) for (const p of pending) p.reject(err);
-    this.#inFlight.clear();
-    for (const p of this.#queuePending) p.reject(err);
-    this.#queueIds = [];
-    this.#queueOps = [];
-    this.#queueFrames = [];
-    this.#queuePending = [];
+    this.#frames.failAll(err);
   }
 
   /**
@@ -248,10 +201,7 @@ export class WorkerSlot {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#cancelStallCheck?.();
-    this.#cancelStallCheck = undefined;
-    this.#cancelReadyCheck?.();
-    this.#cancelReadyCheck = undefined;
+    this.#watch.stop();
     // A pending replacement is called off; the worker it replaces has exited or is being terminated.
     this.#cancelRestart?.();
     this.#cancelRestart = undefined;
@@ -266,7 +216,7 @@ export class WorkerSlot {
     const outcome = await Promise.race([exited, late]);
     clearTimeout(timer);
     if (outcome !== "late") return;
-    const retired = this.#retire(worker);
+    const retired = this.#watch.retire(worker);
     const stuck = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, STOP_GRACE_MS);
     });
@@ -279,13 +229,11 @@ export class WorkerSlot {
    * libopus (the only moment it is safe to); resolves once it is replaced.
    */
   async terminateForTest(): Promise<void> {
-    if (this.#worker) await this.#retire(this.#worker);
+    if (this.#worker) await this.#watch.retire(this.#worker);
   }
 
   #spawn(): Worker {
-    const gate = newNativeGate();
-    const worker = (this.#options.newWorker ?? newOpusWorker)(gate);
-    this.#gates.set(worker, gate);
+    const worker = this.#watch.startWorker(this.#options.newWorker ?? newOpusWorker);
     let markReady: () => void = () => {};
     let failReady: (err: Error) => void = () => {};
     this.#ready = new Promise<void>((resolve, reject) => {
@@ -295,37 +243,21 @@ export class WorkerSlot {
     // Only the first worker's start is awaited (OpusPool.start); a replacement that fails
     // is handled by the exit below, not by an unhandled rejection ending the process.
     this.#ready.catch(() => {});
-    if (this.#readyMs > 0)
-      this.#cancelReadyCheck = (this.#options.schedule ?? unrefTimer)(() => {
-        this.#cancelReadyCheck = undefined;
-        this.#checkReady(worker, failReady);
-      }, this.#readyMs);
+    this.#watch.awaitReady(worker, failReady);
     worker.on("message", (msg: FromWorker) => {
       // A worker replaced as hung may still answer before its termination takes: what it
       // owed has failed already, and its ready must not mark the new worker alive.
       if (this.#worker !== worker) return;
-      this.#progressAt = this.#now();
+      this.#watch.progressed();
       if (msg.kind === "ready") {
         this.#alive = true;
-        this.#cancelReadyCheck?.();
-        this.#cancelReadyCheck = undefined;
+        this.#watch.clearReadyDeadline();
         markReady();
         return;
       }
       this.#busyNs += msg.busyNs;
       this.#failedStarts = 0;
-      const pending = this.#inFlight.get(msg.batchId);
-      if (!pending) return;
-      this.#inFlight.delete(msg.batchId);
-      for (let i = 0; i < pending.length; i++) {
-        const p = pending[i] as PendingFrame;
-        const error = msg.errors[i];
-        const begin = msg.offsets[i];
-        const end = msg.offsets[i + 1];
-        if (error !== undefined) p.reject(new Error(error));
-        else if (begin === undefined || end === undefined) p.reject(new Error("missing codec output"));
-        else p.resolve(Buffer.from(msg.data, begin, end - begin));
-      }
+      this.#frames.settle(msg);
     });
     // What ended the worker, when an exception did: told in the log line of its exit.
     let thrown: unknown;
@@ -356,8 +288,7 @@ export class WorkerSlot {
     const wasReady = this.#alive;
     this.#alive = false;
     this.#losses[cause.reason]++;
-    this.#cancelReadyCheck?.();
-    this.#cancelReadyCheck = undefined;
+    this.#watch.clearReadyDeadline();
     this.failAll(err);
     const atOnce = wasReady && this.#failedStarts === 0;
     this.#failedStarts++;
@@ -371,84 +302,6 @@ export class WorkerSlot {
       this.#cancelRestart = undefined;
       if (!this.#stopped) this.#replace();
     }, delay);
-  }
-
-  /**
-   * `worker`'s time to say it is ready is up. Decided after the poll phase, as a stall is:
-   * after a stall of the main thread, its ready may be waiting unread.
-   */
-  #checkReady(worker: Worker, failReady: (err: Error) => void): void {
-    setImmediate(() => {
-      if (this.#stopped || this.#worker !== worker || this.#alive) return;
-      const err = new Error(`opus worker not ready after ${this.#readyMs} ms`);
-      // A first worker's start fails (OpusPool.start), as for one that exits while loading.
-      failReady(err);
-      this.#lose(err, { reason: "not_ready", readyMs: this.#readyMs });
-      // Not awaited, as for a hung worker: a thread stuck in native code may never return.
-      void this.#retire(worker);
-    });
-  }
-
-  /**
-   * Schedules a look at whether the worker still answers, unless one is scheduled. Checks
-   * run only while batches are owed: the slot of an idle worker keeps no timer.
-   */
-  #armStallCheck(ms: number): void {
-    if (this.#cancelStallCheck || this.#stallMs <= 0 || this.#stopped) return;
-    this.#cancelStallCheck = (this.#options.schedule ?? unrefTimer)(() => {
-      this.#cancelStallCheck = undefined;
-      this.#checkStall();
-    }, ms);
-  }
-
-  #checkStall(): void {
-    if (this.#stopped || this.#inFlight.size === 0) return;
-    const worker = this.#worker;
-    // A worker still loading is not judged here: its batches wait in its port until it is
-    // ready, and its ready deadline (`readyMs`) bounds that wait.
-    if (!this.#alive || !worker) return this.#armStallCheck(this.#stallMs);
-    const silent = this.#now() - this.#progressAt;
-    if (silent < this.#stallMs) return this.#armStallCheck(this.#stallMs - silent);
-    // Decided after the poll phase, not here in the timers phase: after a stall of the main
-    // thread, the worker's answer may be waiting unread, and the poll phase reads it first.
-    setImmediate(() => {
-      if (this.#stopped || this.#worker !== worker || this.#inFlight.size === 0) return;
-      const since = this.#now() - this.#progressAt;
-      if (since < this.#stallMs) return this.#armStallCheck(this.#stallMs - since);
-      this.#replaceHung(worker, since);
-    });
-  }
-
-  /** The worker answers nothing: handled as a crash, without waiting for it to exit. */
-  #replaceHung(worker: Worker, silentMs: number): void {
-    this.#lose(new Error("opus worker stalled"), { reason: "hung", silentMs });
-    // Not awaited: a thread stuck in native code may never come back to be terminated.
-    void this.#retire(worker);
-  }
-
-  /**
-   * Terminates `worker` once it is outside libopus (opus-native-gate.ts); resolves then.
-   * Until then it is counted as retiring; if it never comes out, this never resolves. It is
-   * not unref'd: a process left with nothing else would start to exit, and exiting
-   * terminates its workers just as `terminate()` does, aborting on one inside libopus.
-   */
-  #retire(worker: Worker): Promise<void> {
-    const gate = this.#gates.get(worker);
-    // Not reached: every worker of the slot is started by #spawn, which keeps its gate.
-    if (!gate) throw new Error("opus worker without a gate");
-    this.#retiring++;
-    return (
-      closeNativeGate(gate)
-        .then(() => worker.terminate())
-        // A worker that has exited already: its termination has nothing left to do.
-        .then(
-          () => {},
-          () => {},
-        )
-        .finally(() => {
-          this.#retiring--;
-        })
-    );
   }
 
   /** A new worker in place of the last, with every stream pinned here opened on it. */
