@@ -22,6 +22,7 @@ const UNIT_TESTS = [
   "gateway/test/agent-bridge.test.ts",
   "gateway/test/agent-protocol.test.ts",
   "gateway/test/agent-tools.test.ts",
+  "gateway/test/agent-transcriptions.test.ts",
   "gateway/test/agent-turns.test.ts",
   "gateway/test/audio-units.test.ts",
   "gateway/test/config.test.ts",

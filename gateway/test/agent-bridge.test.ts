@@ -2,8 +2,8 @@
  * The LiveKit bridge's glue (bridge.ts) in process: a room transport that records what the
  * bridge sends and lets the test play the room's events, fake server APIs, a recording
  * session sink, and time on a clock the test moves. The agent protocol's pure parts are
- * tested in agent-protocol.test.ts, agent-turns.test.ts and agent-tools.test.ts; the real
- * server and agents in the livekit-*.test.ts files.
+ * tested in agent-protocol.test.ts, agent-transcriptions.test.ts, agent-turns.test.ts and
+ * agent-tools.test.ts; the real server and agents in the livekit-*.test.ts files.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
