@@ -13,6 +13,7 @@ import { after, describe, test } from "node:test";
 import { parse } from "yaml";
 import { hoconString, type MqttTls, readHoconString } from "../hardening.ts";
 import { readUserDataFiles } from "../render.ts";
+import { cloudInitSchema } from "./cloud-init-schema.ts";
 import { SECRETS, sampleApiUserData, sampleGatewayUserData } from "./sample.ts";
 
 const work = mkdtempSync(path.join(tmpdir(), "hardening-"));
@@ -33,13 +34,6 @@ interface CloudConfig {
 const doc = (userData: string): CloudConfig => parse(userData) as CloudConfig;
 const fileText = (userData: string, p: string): string =>
   readUserDataFiles(userData).get(p)?.content.toString() ?? assert.fail(`${p} is not in user data`);
-
-function cloudInitSchema(userData: string, name: string): void {
-  const file = path.join(work, `${name}.yaml`);
-  writeFileSync(file, userData);
-  const res = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
-  assert.equal(res.status, 0, `cloud-init schema rejected ${name}:\n${res.stdout}${res.stderr}`);
-}
 
 /** Line number of the first line of `text` matching `re`, or fails. */
 function lineOf(text: string, re: RegExp): number {
