@@ -27,133 +27,15 @@ import { parseArgs } from "node:util";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../deploy/ecosystem.ts";
 import { type OtaServer, startOtaServer } from "../gateway/src/ota/ota-server.ts";
 import { buildBundle } from "../scripts/build.ts";
-import { fetchHealth, waitReady } from "./load/health-client.ts";
+import { waitReady } from "./load/health-client.ts";
+import { type DeviceMode, startDevices } from "./local-box/devices.ts";
+import { runPaths } from "./local-box/run-paths.ts";
+import { startSummary } from "./local-box/summary.ts";
+import { Teardown } from "./local-box/teardown.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
-import type { SimulatedDevice } from "./sim/device.ts";
-import { loopbackAddress } from "./sim/device-identity.ts";
 import { processAlive } from "./sim/process-alive.ts";
-import { provisionDevice } from "./sim/provision.ts";
-
-/**
- * Where the box keeps what it writes: its pid file, signing key, broker log, env file and
- * PM2 home. `--run-dir` moves all of it, and the bundle too, elsewhere: a test runs a box
- * beside a developer's `npm start` without touching its PM2, its key or its dist/.
- */
-interface RunPaths {
-  readonly dir: string;
-  readonly pidFile: string;
-  readonly keyFile: string;
-  readonly brokerLog: string;
-  readonly envFile: string;
-  readonly pm2Home: string;
-  /** The bundle PM2 runs: dist/ by default (README: "It builds the bundle into dist/"). */
-  readonly dist: string;
-}
-
-function runPaths(runDir: string | undefined): RunPaths {
-  const dir = runDir === undefined ? path.join(ROOT, ".run") : path.resolve(runDir);
-  return {
-    dir,
-    pidFile: path.join(dir, "local-box.pid"),
-    keyFile: path.join(dir, "device-signing-key"),
-    brokerLog: path.join(dir, "broker.log"),
-    envFile: path.join(dir, "gateway.env"),
-    pm2Home: path.join(dir, "pm2"),
-    dist: runDir === undefined ? path.join(ROOT, "dist") : path.join(dir, "dist"),
-  };
-}
-/** Start-up was cut short by a stop (a signal): what it had started is being torn down. */
-class StopRequested extends Error {
-  constructor() {
-    super("stopped during start-up");
-  }
-}
-
-interface Started {
-  /** What it is, for the "stopping: ..." line; "" for what needs no mention. */
-  readonly label: string;
-  /** Waits for the step that starts it to settle, then stops what it started. */
-  readonly stop: () => Promise<void>;
-}
-
-/**
- * What the box has started so far, each with how to stop it, and the one teardown that
- * stops exactly that, in reverse order, whenever a stop comes: a signal (Ctrl-C, `npm stop`'s
- * SIGTERM, a closed terminal's SIGHUP) at any point of start-up or after it, a failed start,
- * or the end of --duration. The signal handlers are set before anything is started: set
- * only once start-up was done, a signal during it (the bundle build, PM2's start, device
- * provisioning) took Node's default action, and the box ended at once with its PM2 daemon,
- * gateways and pid file left behind.
- */
-class Teardown {
-  readonly #started: Started[] = [];
-  #stopping = false;
-
-  get stopping(): boolean {
-    return this.#stopping;
-  }
-
-  /**
-   * Runs one start-up step that starts something, and keeps `undo` to stop it; `undo` is
-   * given what the step returned, or undefined if it failed (PM2's start may leave a daemon
-   * up even then). No step begins once a stop was asked, and start-up goes no further after
-   * one (both throw StopRequested). A step under way when the stop comes is awaited before
-   * it is undone: `pm2 kill` while `pm2 start` is still starting the daemon would let that
-   * daemon come up after the kill.
-   */
-  async start<T>(
-    label: string,
-    step: () => T | Promise<T>,
-    undo: (value: T | undefined) => Promise<void> | void,
-  ): Promise<T> {
-    this.check();
-    const running = Promise.resolve().then(step);
-    const settled = running.then(
-      (value): T | undefined => value,
-      () => undefined,
-    );
-    this.#started.push({ label, stop: async () => undo(await settled) });
-    const value = await running;
-    this.check();
-    return value;
-  }
-
-  /** Keeps `undo` for something this process has just started itself, synchronously. */
-  started(label: string, undo: () => void): void {
-    this.check();
-    this.#started.push({ label, stop: async () => undo() });
-  }
-
-  /** Throws StopRequested once a stop was asked: start-up stops where it is. */
-  check(): void {
-    if (this.#stopping) throw new StopRequested();
-  }
-
-  /**
-   * Stops everything started so far, last first, then exits with `code`. Only the first
-   * call acts: a second signal during the teardown (Ctrl-C again, or the SIGHUP that follows
-   * a SIGTERM when a terminal closes) is ignored, since ending then would leave what is not
-   * yet stopped (PM2's daemon and gateways) running. A box that will not stop ends with
-   * `kill -9`, and `npm stop` then kills its PM2.
-   */
-  async stop(code: number): Promise<void> {
-    if (this.#stopping) return;
-    this.#stopping = true;
-    const labels = [...new Set(this.#started.map((s) => s.label).reverse())].filter((l) => l !== "");
-    console.log(`\nstopping${labels.length ? `: ${labels.join(", ")}` : " (nothing started yet)"}...`);
-    for (const started of [...this.#started].reverse()) {
-      try {
-        await started.stop();
-      } catch (err) {
-        // The rest must still be stopped.
-        console.error(`stopping ${started.label || "the box"} failed: ${(err as Error).message}`);
-      }
-    }
-    process.exit(code);
-  }
-}
 
 const teardown = new Teardown();
 
@@ -183,7 +65,7 @@ async function up(argv: string[]): Promise<void> {
   });
   const deviceCount = Number(values.devices);
   const durationS = Number(values.duration);
-  const mode = values.mode as "auto" | "realtime" | "manual";
+  const mode = values.mode as DeviceMode;
   const publicHost = values["public-host"];
   const insecure = values["insecure-no-device-auth"];
   if (!Number.isInteger(deviceCount) || deviceCount < 0) throw new Error("--devices must be a whole number");
@@ -307,83 +189,8 @@ async function up(argv: string[]): Promise<void> {
   );
   console.log(`OTA endpoint (development only): ${ota.url}  <- set this as a device's OTA URL`);
 
-  const devices: SimulatedDevice[] = [];
-  const openChannel = async (d: SimulatedDevice) => {
-    await d.hello();
-    d.listen(mode);
-  };
-  for (let i = 0; i < deviceCount; i++) {
-    // Like firmware at boot: ask the OTA for MQTT settings, then connect with them.
-    const d = await teardown.start(
-      "devices",
-      () =>
-        provisionDevice({
-          otaUrl: ota.url,
-          index: i + 1,
-          udpBindAddress: loopbackAddress(i + 1),
-        }),
-      (device) => device?.close(),
-    );
-    devices.push(d);
-    await d.connect();
-    await openChannel(d);
-    teardown.check();
-  }
-  // Each device speaks a sentence, then waits to hear it back, then speaks again.
-  const talkOnce = (d: SimulatedDevice) => {
-    if (!d.session || (d.speaking && mode !== "realtime")) return;
-    d.talk(1200 + Math.floor(Math.random() * 1200));
-  };
-  devices.forEach(talkOnce);
-  const conversation = setInterval(() => devices.forEach(talkOnce), 4000);
-  teardown.started("", () => clearInterval(conversation));
-  const goodbyes = new Map<string, number>();
-  for (const d of devices) {
-    d.on("server_goodbye", (reason) => {
-      goodbyes.set(reason, (goodbyes.get(reason) ?? 0) + 1);
-      // The gateway closed our session (drain, restart): re-hello, as firmware does on
-      // its next interaction.
-      if (!teardown.stopping) void openChannel(d).catch(() => {});
-    });
-    // The broker went away (it is restarted by its supervisor): reconnect and re-hello,
-    // as firmware does (after 60 s there; 2 s here, to keep the box lively).
-    d.on("mqtt_closed", () => reconnect(d));
-  }
-  const reconnect = (d: SimulatedDevice) => {
-    if (teardown.stopping) return;
-    setTimeout(() => {
-      if (teardown.stopping) return;
-      d.connect()
-        .then(() => openChannel(d))
-        .catch(() => reconnect(d));
-    }, 2000);
-  };
-  const started = Date.now();
-  let lastRecv = 0;
-  const summary = setInterval(async () => {
-    const healths = await Promise.all(ports.map((p) => fetchHealth(`http://127.0.0.1:${p.healthPort}`, 800)));
-    const perInstance = healths.map((h) => (h ? String(h.sessions) : "down")).join("/");
-    const recv = devices.reduce((n, d) => n + d.stats.framesReceived, 0);
-    const sent = devices.reduce((n, d) => n + d.stats.framesSent, 0);
-    const errors = devices.reduce(
-      (n, d) => n + Object.values(d.stats.errors).reduce((a, b) => a + (b ?? 0), 0),
-      0,
-    );
-    // Which checks failed, e.g. audio that arrived while the broker was down and its
-    // `tts start` was lost: firmware would not have played it either.
-    const byKind: Record<string, number> = {};
-    for (const d of devices)
-      for (const [kind, n] of Object.entries(d.stats.errors)) byKind[kind] = (byKind[kind] ?? 0) + (n ?? 0);
-    const live = devices.filter((d) => d.session).length;
-    const t = Math.round((Date.now() - started) / 1000);
-    const refused = Object.values(ota.stats.refused).reduce((a, b) => a + (b ?? 0), 0);
-    process.stdout.write(
-      `[${t}s] devices ${live}/${devices.length} in session | sessions per instance ${perInstance} | frames up ${sent} down ${recv} (+${recv - lastRecv}/s) | device errors ${errors}${errors ? ` ${JSON.stringify(byKind)}` : ""} | ota ${ota.stats.served} served ${refused} refused${broker.restarts ? ` | broker restarts ${broker.restarts}` : ""}${insecure ? " | DEVICE AUTH OFF" : ""}${goodbyes.size ? ` | goodbyes ${JSON.stringify(Object.fromEntries(goodbyes))}` : ""}\n`,
-    );
-    lastRecv = recv;
-    if (durationS > 0 && t >= durationS) void teardown.stop(errors > 0 ? 1 : 0);
-  }, 1000);
-  teardown.started("", () => clearInterval(summary));
+  const fleet = await startDevices({ count: deviceCount, mode, otaUrl: ota.url, teardown });
+  startSummary({ ports, fleet, ota, broker, insecure, durationS, teardown });
 }
 
 /** 0.0.0.0 or :: (any spelling: `::0`, `0:0::0`), the "any address" of bind(). */
