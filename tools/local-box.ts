@@ -20,24 +20,28 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { BlockList, isIP } from "node:net";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { stop as stopEsbuild } from "esbuild";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../deploy/ecosystem.ts";
 import { type OtaServer, startOtaServer } from "../gateway/src/ota/ota-server.ts";
 import { buildBundle } from "../scripts/build.ts";
 import { waitReady } from "./load/health-client.ts";
 import { type DeviceMode, startDevices } from "./local-box/devices.ts";
-import { runPaths } from "./local-box/run-paths.ts";
+import { pidFileOwner, stopLeftovers, writePidFile } from "./local-box/leftovers.ts";
+import { RUN_DIR_MARK, stopMarked } from "./local-box/processes.ts";
+import { type RunPaths, runPaths } from "./local-box/run-paths.ts";
 import { startSummary } from "./local-box/summary.ts";
 import { Teardown } from "./local-box/teardown.ts";
 import { pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
-import { processAlive } from "./sim/process-alive.ts";
 
 const teardown = new Teardown();
+/** How long what the teardown stopped gets to be gone before SIGKILL. */
+const EXIT_GRACE_MS = 3000;
 
 const INSECURE_WARNING = [
   "",
@@ -83,18 +87,26 @@ async function up(argv: string[]): Promise<void> {
       `--public-host ${publicHost} is no address a device can reach: give this machine's LAN address`,
     );
   const run = runPaths(values["run-dir"]);
-  if (existsSync(run.pidFile)) {
-    const pid = Number(readFileSync(run.pidFile, "utf8"));
-    if (processAlive(pid)) throw new Error(`a local box is already running (pid ${pid}); run npm stop first`);
-  }
+  const owner = pidFileOwner(run);
+  if (owner?.alive) throw new Error(`a local box is already running (pid ${owner.pid}); run npm stop first`);
+  // What a box of this folder that was killed (kill -9) left: its broker holds the port.
+  for (const line of await stopLeftovers(run, owner)) console.log(line);
   mkdirSync(run.dir, { recursive: true });
   teardown.check();
-  writeFileSync(run.pidFile, String(process.pid));
+  // Before anything is started: all of it carries the mark, the PM2 daemon and its apps too.
+  process.env[RUN_DIR_MARK] = run.dir;
+  writePidFile(run);
   teardown.started("", () => rmSync(run.pidFile, { force: true }));
+  // Last before the pid file goes: the exit means that everything the box started is gone.
+  teardown.started("", () => stopEverythingLeft(run));
   const pm2Options = { home: run.pm2Home };
 
+  // esbuild's service process would run until the box exits, one more process for the
+  // teardown's last step to wait for (3 s): stopped after the build, or by a stop during it.
+  teardown.started("", () => stopEsbuild());
   console.log(`building the gateway bundle (${path.relative(ROOT, run.dist)}/)...`);
   await buildBundle(run.dist);
+  await stopEsbuild();
   teardown.check();
   // The bundle keeps npm packages external (scripts/build.ts), and Node finds them in the
   // nearest node_modules above dist/: ROOT's for dist/ or a run folder in the checkout, none
@@ -152,7 +164,7 @@ async function up(argv: string[]): Promise<void> {
   await teardown.start(
     "gateways (drain)",
     async () => {
-      // A daemon left by a box that was killed (kill -9) would keep its old apps.
+      // A daemon without the mark (left by a box from before it: processes.ts) would keep its old apps.
       await pm2Kill(pm2Options);
       await pm2(["start", path.join(run.dist, "ecosystem.config.cjs")], {
         ...pm2Options,
@@ -204,17 +216,31 @@ function isUnspecified(ip: string): boolean {
 async function down(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { "run-dir": { type: "string" } } });
   const run = runPaths(values["run-dir"]);
-  if (existsSync(run.pidFile)) {
-    const pid = Number(readFileSync(run.pidFile, "utf8"));
-    if (processAlive(pid)) {
-      process.kill(pid, "SIGTERM");
-      console.log(`asked the local box (pid ${pid}) to stop`);
-      return;
-    }
-    rmSync(run.pidFile, { force: true });
+  const owner = pidFileOwner(run);
+  if (owner?.alive) {
+    process.kill(owner.pid, "SIGTERM");
+    console.log(`asked the local box (pid ${owner.pid}) to stop`);
+    return;
   }
+  for (const line of await stopLeftovers(run, owner)) console.log(line);
+  // A daemon started by a box from before the mark (processes.ts) carries none.
   await pm2Kill({ home: run.pm2Home });
   console.log(`local box stopped (PM2 daemon in ${path.relative(ROOT, run.pm2Home)} killed)`);
+}
+
+/**
+ * After the teardown's steps: what they stopped may still be on its way out (PM2's daemon
+ * exits after `pm2 kill` has returned), and what would not stop is killed. The box's exit
+ * then means that nothing it started is left; if something is, its exit status is 1.
+ */
+async function stopEverythingLeft(run: RunPaths): Promise<void> {
+  const left = await stopMarked(run.dir, {
+    graceMs: EXIT_GRACE_MS,
+    onKill: (p) =>
+      console.log(`still running ${EXIT_GRACE_MS} ms after its stop, SIGKILL: ${p.pid} ${p.command}`),
+  });
+  if (left.length > 0)
+    throw new Error(`still running after SIGKILL: ${left.map((p) => `${p.pid} ${p.command}`).join("; ")}`);
 }
 
 // The box's output is for whoever watches it. When that reader is gone (`npm start | tee
@@ -236,7 +262,7 @@ if (command !== "down") {
     process.on(signal, () => {
       if (teardown.stopping)
         console.log(
-          `${signal}: still stopping, so that nothing is left running (kill -9 ${process.pid} ends it at once; npm stop then kills its PM2)`,
+          `${signal}: still stopping, so that nothing is left running (kill -9 ${process.pid} ends it at once; npm stop then stops what it left)`,
         );
       void teardown.stop(0);
     });

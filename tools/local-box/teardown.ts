@@ -60,7 +60,7 @@ export class Teardown {
   }
 
   /** Keeps `undo` for something this process has just started itself, synchronously. */
-  started(label: string, undo: () => void): void {
+  started(label: string, undo: () => void | Promise<void>): void {
     this.check();
     this.#started.push({ label, stop: async () => undo() });
   }
@@ -71,25 +71,28 @@ export class Teardown {
   }
 
   /**
-   * Stops everything started so far, last first, then exits with `code`. Only the first
-   * call acts: a second signal during the teardown (Ctrl-C again, or the SIGHUP that follows
-   * a SIGTERM when a terminal closes) is ignored, since ending then would leave what is not
-   * yet stopped (PM2's daemon and gateways) running. A box that will not stop ends with
-   * `kill -9`, and `npm stop` then kills its PM2.
+   * Stops everything started so far, last first, then exits with `code`, or 1 if stopping
+   * something failed. Only the first call acts: a second signal during the teardown (Ctrl-C
+   * again, or the SIGHUP that follows a SIGTERM when a terminal closes) is ignored, since
+   * ending then would leave what is not yet stopped (PM2's daemon and gateways) running. A
+   * box that will not stop ends with `kill -9`, and the next `npm stop` or `npm start`
+   * stops what it left (leftovers.ts).
    */
   async stop(code: number): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     const labels = [...new Set(this.#started.map((s) => s.label).reverse())].filter((l) => l !== "");
     console.log(`\nstopping${labels.length ? `: ${labels.join(", ")}` : " (nothing started yet)"}...`);
+    let failed = false;
     for (const started of [...this.#started].reverse()) {
       try {
         await started.stop();
       } catch (err) {
         // The rest must still be stopped.
+        failed = true;
         console.error(`stopping ${started.label || "the box"} failed: ${(err as Error).message}`);
       }
     }
-    process.exit(code);
+    process.exit(failed ? 1 : code);
   }
 }

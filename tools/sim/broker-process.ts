@@ -12,6 +12,9 @@ import { killOnExit } from "./exit-guard.ts";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BROKER_BINARY = path.join(root, ".cache/bin/local-broker");
 
+/** How long the broker gets to end after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 5000;
+
 export interface BrokerProcess {
   readonly url: string;
   readonly port: number;
@@ -91,10 +94,16 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
     tlsUrl: tlsPort === undefined ? undefined : `mqtts://127.0.0.1:${tlsPort}`,
     gatewayPassword,
     process: child,
+    // SIGKILL after a grace: a broker that does not end on SIGTERM must not hold its
+    // caller's stop (the local box's teardown) forever.
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
+        const kill = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
+        child.once("exit", () => {
+          clearTimeout(kill);
+          resolve();
+        });
         child.kill("SIGTERM");
       }),
   };

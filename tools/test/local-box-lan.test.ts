@@ -24,10 +24,9 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../../deploy/ecosystem.ts";
 import { createNamespace, linkNamespaces, type NetNamespace } from "../../gateway/test/support/netns.ts";
-import { eventually } from "../../gateway/test/support/stack.ts";
 import { ROOT } from "../pm2.ts";
 import type { DeviceReport, ProbeResult } from "./lan-host.ts";
-import { type Output, startLocalBox } from "./support/local-box.ts";
+import { leftIn, type Output, startLocalBox } from "./support/local-box.ts";
 
 const PUBLIC = "10.77.0.1";
 const OTHER = "10.77.0.9";
@@ -171,15 +170,9 @@ describe("the local box on a LAN address, used by a device on another host (netw
     boxProcess.stderr?.destroy();
     boxProcess.kill("SIGTERM");
     assert.equal(await exited, 0, output.lines.join("\n"));
-    // Only the namespace's holder remains: no PM2 daemon, gateway, verifier or broker. A
-    // process its teardown killed may still be on its way out as the box exits (seen once in
-    // CI: one pid left at the exit): a few seconds for that, not for one left running.
-    const ns = box;
-    await eventually(
-      () => ns.pids().every((pid) => pid === ns.pid),
-      5000,
-      "only the namespace's holder left",
-    );
+    // At its exit, only the namespace's holder remains: no PM2 daemon, gateway, verifier or
+    // broker. The box waits for what it stopped to be gone (local-box-leftovers.test.ts).
+    assert.deepEqual(leftIn(box), [], output.lines.join("\n"));
   });
 });
 

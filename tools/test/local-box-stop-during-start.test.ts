@@ -14,13 +14,13 @@
  * process group, as a terminal does, as soon as it prints the line that starts the step to
  * interrupt. */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { createNamespace, type NetNamespace } from "../../gateway/test/support/netns.ts";
+import { createNamespace } from "../../gateway/test/support/netns.ts";
 import { eventually } from "../../gateway/test/support/stack.ts";
-import { type LocalBox, startLocalBox } from "./support/local-box.ts";
+import { commandLine, type LocalBox, leftIn, startLocalBox } from "./support/local-box.ts";
 
 interface Case {
   readonly what: string;
@@ -45,23 +45,6 @@ const CASES: readonly Case[] = [
     again: "SIGINT",
   },
 ];
-
-/** The command line of `pid`; undefined once it is gone. */
-function commandLine(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
-  } catch {
-    return undefined;
-  }
-}
-
-/** What runs in the namespace besides its holder, as "pid command line". */
-function leftIn(ns: NetNamespace): string[] {
-  return ns
-    .pids()
-    .filter((pid) => pid !== ns.pid)
-    .map((pid) => `${pid} ${commandLine(pid) ?? "(gone)"}`);
-}
 
 describe("the local box stopped during start-up stops what it started and exits", () => {
   CASES.forEach((c, i) => {

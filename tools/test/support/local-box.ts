@@ -6,6 +6,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { NetNamespace } from "../../../gateway/test/support/netns.ts";
 import { ROOT } from "../../pm2.ts";
@@ -69,6 +70,8 @@ export function startLocalBox(
      * reaches the children the box has not detached (broker, a PM2 CLI under way) too.
      */
     readonly processGroup?: boolean;
+    /** Added to the box's environment (and so to what it starts). */
+    readonly env?: NodeJS.ProcessEnv;
   } = {},
 ): LocalBox {
   if (!args.includes("--run-dir")) throw new Error("a test's box needs a --run-dir of its own");
@@ -85,10 +88,49 @@ export function startLocalBox(
       "up",
       ...args,
     ],
-    { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: options.processGroup ?? false },
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: options.processGroup ?? false,
+    },
   );
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const output = new Output(child.stdout as NodeJS.ReadableStream);
   child.stderr?.on("data", (d: Buffer) => output.lines.push(`stderr: ${d.toString().trimEnd()}`));
   return { process: child, output, exited };
+}
+
+/** Runs `tools/local-box.ts <command> <args>` (`npm stop` is `down`) in `ns` to its end. */
+export function runLocalBoxCommand(
+  ns: NetNamespace,
+  command: "up" | "down",
+  args: readonly string[],
+): { readonly status: number | null; readonly output: string } {
+  const res = ns.spawnSync(process.execPath, ["--import", "tsx", "tools/local-box.ts", command, ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return {
+    status: res.status,
+    output: `${res.stdout}${res.stderr}${res.error ? `\n${res.error.message}` : ""}`,
+  };
+}
+
+/** The command line of `pid`; undefined once it is gone. */
+export function commandLine(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** What runs in the namespace besides its holder, as "pid command line". */
+export function leftIn(ns: NetNamespace): string[] {
+  return ns
+    .pids()
+    .filter((pid) => pid !== ns.pid)
+    .map((pid) => `${pid} ${commandLine(pid) ?? "(gone)"}`);
 }

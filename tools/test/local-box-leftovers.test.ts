@@ -1,0 +1,127 @@
+/**
+ * What a local box leaves behind, and what stops it. The box's exit must mean that nothing
+ * it started is left: PM2's daemon goes after `pm2 kill` has returned, and the box exited
+ * before that (CI saw one pid left in the namespace at the box's exit). A box killed with
+ * SIGKILL (`kill -9`, the OOM killer, `script` whose terminal closed: SIGTERM, then SIGKILL
+ * 2 s later) runs no teardown: its PM2 daemon, the gateways, the verifier and the broker
+ * stay, the broker on its port; the next `npm stop` or `npm start` must stop them and say
+ * so. Before, `npm stop` killed PM2 only and said "local box stopped" with the broker left;
+ * `npm start` failed on the broker's port.
+ *
+ * Each case runs a real box (real broker, PM2, gateways, verifier, OTA; no devices) in a
+ * network namespace and run folder of its own (support/local-box.ts).
+ */
+import assert from "node:assert/strict";
+import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { createNamespace, type NetNamespace } from "../../gateway/test/support/netns.ts";
+import { ROOT } from "../pm2.ts";
+import { type LocalBox, leftIn, runLocalBoxCommand, startLocalBox } from "./support/local-box.ts";
+
+const READY = /^OTA endpoint \(development only\)/;
+
+/** A namespace and run folder for one case, and every box it starts, all gone after it. */
+async function boxPlace(t: { after: (fn: () => Promise<void>) => void }, name: string) {
+  if (process.getuid?.() !== 0) assert.fail("this test needs root (network namespaces)");
+  const runDir = path.join(tmpdir(), `test-box-leftovers-${process.pid}-${name}`);
+  rmSync(runDir, { recursive: true, force: true });
+  const ns = await createNamespace("box");
+  const boxes: LocalBox[] = [];
+  t.after(async () => {
+    for (const box of boxes)
+      if (box.process.exitCode === null && box.process.signalCode === null) box.process.kill("SIGKILL");
+    await ns.destroy();
+    rmSync(runDir, { recursive: true, force: true });
+  });
+  const args = ["--devices", "0", "--run-dir", runDir];
+  return {
+    ns,
+    runDir,
+    start(options: Parameters<typeof startLocalBox>[2] = {}): LocalBox {
+      const box = startLocalBox(ns, args, options);
+      boxes.push(box);
+      return box;
+    },
+    down: () => runLocalBoxCommand(ns, "down", ["--run-dir", runDir]),
+  };
+}
+
+/** The namespace's listening TCP and bound UDP sockets, one line each. */
+function sockets(ns: NetNamespace): string[] {
+  return ns
+    .run("ss", ["-Htuln"])
+    .split("\n")
+    .filter((l) => l.trim() !== "");
+}
+
+async function killHard(box: LocalBox, ns: NetNamespace): Promise<string[]> {
+  box.process.kill("SIGKILL");
+  await box.exited;
+  return leftIn(ns);
+}
+
+/** SIGTERM, as `npm stop` sends it: exit 0, and at that moment nothing of it is left. */
+async function stopAndCheck(box: LocalBox, ns: NetNamespace, runDir: string): Promise<void> {
+  box.process.kill("SIGTERM");
+  const code = await box.exited;
+  const printed = box.output.lines.join("\n");
+  assert.deepEqual(leftIn(ns), [], `left running at the box's exit:\n${printed}`);
+  assert.equal(code, 0, printed);
+  assert.equal(existsSync(path.join(runDir, "local-box.pid")), false, "its pid file is left");
+}
+
+test("the box exits once everything it stopped is gone: a PM2 daemon that hangs at its exit is SIGKILLed after a grace", {
+  timeout: 180_000,
+}, async (t) => {
+  const place = await boxPlace(t, "exit");
+  const box = place.start({
+    env: {
+      PM2_NODE_OPTIONS: `--require ${path.join(ROOT, "tools/test/support/pm2-daemon-hangs-at-exit.cjs")}`,
+    },
+  });
+  await box.output.waitFor(READY, 120_000, box.exited);
+  await stopAndCheck(box, place.ns, place.runDir);
+  assert.match(box.output.lines.join("\n"), /SIGKILL: \d+ PM2 .*God Daemon/);
+});
+
+test("npm stop after the box was SIGKILLed stops what it left (PM2 daemon, gateways, verifier, broker), frees its ports and says so; a new box then starts", {
+  timeout: 240_000,
+}, async (t) => {
+  const place = await boxPlace(t, "stop");
+  const first = place.start();
+  await first.output.waitFor(READY, 120_000, first.exited);
+  const left = await killHard(first, place.ns);
+  // What the test is about: the kill left the daemon and the broker running.
+  assert.ok(
+    left.some((l) => /God Daemon/.test(l)) && left.some((l) => /local-broker/.test(l)),
+    left.join("\n"),
+  );
+  const stop = place.down();
+  assert.deepEqual(leftIn(place.ns), [], stop.output);
+  assert.deepEqual(sockets(place.ns), [], "sockets left open");
+  assert.equal(stop.status, 0, stop.output);
+  assert.match(stop.output, /ended without stopping .*stopping what it left/);
+  assert.equal(existsSync(path.join(place.runDir, "local-box.pid")), false, "its pid file is left");
+  const second = place.start();
+  await second.output.waitFor(READY, 120_000, second.exited);
+  await stopAndCheck(second, place.ns, place.runDir);
+});
+
+test("npm start after the box was SIGKILLed while PM2 started the gateways (a terminal closed under `script`) stops what it left, then starts", {
+  timeout: 240_000,
+}, async (t) => {
+  const place = await boxPlace(t, "start");
+  const first = place.start();
+  await first.output.waitFor(/^broker listening on /, 120_000, first.exited);
+  const left = await killHard(first, place.ns);
+  assert.ok(
+    left.some((l) => /local-broker/.test(l)),
+    left.join("\n"),
+  );
+  const second = place.start();
+  await second.output.waitFor(READY, 120_000, second.exited);
+  assert.match(second.output.lines.join("\n"), /ended without stopping .*stopping what it left/);
+  await stopAndCheck(second, place.ns, place.runDir);
+});
