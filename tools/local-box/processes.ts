@@ -5,9 +5,13 @@
  * CLI, the PM2 daemon that CLI spawns, the apps that daemon spawns, their children). A
  * process's initial environment (/proc/<pid>/environ) cannot be changed by the process, and
  * a pid reused by an unrelated process does not carry the mark; the PM2 daemon, which
- * detaches from the box (own session, parent: init), is found all the same. Linux only.
+ * detaches from the box (own session, parent: init), is found all the same.
+ *
+ * Linux only: without /proc (macOS) nothing is found, and the box behaves as it did before
+ * the mark: its teardown does not wait for its processes to be gone, and what a box killed
+ * with SIGKILL left must be stopped by hand (`npm stop` still kills its PM2 daemon).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 /** The environment variable that marks a process as started by the box of a run folder. */
 export const RUN_DIR_MARK = "LOCAL_BOX_RUN_DIR";
@@ -77,6 +81,7 @@ function commandLine(pid: number): string {
 export function markedProcesses(runDir: string): MarkedProcess[] {
   const mark = `${RUN_DIR_MARK}=${runDir}`;
   const found: MarkedProcess[] = [];
+  if (!existsSync("/proc/self/environ")) return found;
   for (const name of readdirSync("/proc")) {
     const pid = Number(name);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
