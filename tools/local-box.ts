@@ -35,7 +35,7 @@ import { RUN_DIR_MARK, stopMarked } from "./local-box/processes.ts";
 import { type RunPaths, runPaths } from "./local-box/run-paths.ts";
 import { startSummary } from "./local-box/summary.ts";
 import { Teardown } from "./local-box/teardown.ts";
-import { pm2, pm2Kill, ROOT } from "./pm2.ts";
+import { type Pm2Options, pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
 
@@ -165,13 +165,14 @@ async function up(argv: string[]): Promise<void> {
     "gateways (drain)",
     async () => {
       // A daemon without the mark (left by a box from before it: processes.ts) would keep its old apps.
-      await pm2Kill(pm2Options);
+      await killPm2(pm2Options);
       await pm2(["start", path.join(run.dist, "ecosystem.config.cjs")], {
         ...pm2Options,
         env: { GATEWAY_ENV_FILE: run.envFile },
       });
     },
-    () => pm2Kill(pm2Options),
+    // Bounded: a daemon that does not answer is SIGKILLed with its apps by the last step.
+    () => killPm2(pm2Options),
   );
   const ports = instancePorts(DEFAULT_ECOSYSTEM);
   await Promise.all(ports.map((p) => waitReady(`http://127.0.0.1:${p.healthPort}`)));
@@ -224,8 +225,14 @@ async function down(argv: string[]): Promise<void> {
   }
   for (const line of await stopLeftovers(run, owner)) console.log(line);
   // A daemon started by a box from before the mark (processes.ts) carries none.
-  await pm2Kill({ home: run.pm2Home });
+  await killPm2({ home: run.pm2Home });
   console.log(`local box stopped (PM2 daemon in ${path.relative(ROOT, run.pm2Home)} killed)`);
+}
+
+/** `pm2 kill`, saying so when the daemon did not answer within its bounds (tools/pm2.ts). */
+async function killPm2(options: Pm2Options): Promise<void> {
+  const noAnswer = await pm2Kill(options);
+  if (noAnswer !== undefined) console.log(noAnswer);
 }
 
 /**

@@ -20,7 +20,26 @@ export interface Pm2Options {
    * sent to the caller's process group does not end it half-way.
    */
   readonly detached?: boolean;
+  /**
+   * Bounds on the CLI's run, after which it is SIGKILLed and the call rejects with
+   * Pm2NoAnswer. None: it may wait for ever, as the CLI does on a daemon that is stopped
+   * (SIGSTOP) or stuck (it connects, sends, and waits for a reply with no time limit).
+   */
+  readonly bounds?: Pm2Bounds;
 }
+
+export interface Pm2Bounds {
+  /**
+   * Until the CLI's first output (stdout or stderr): it prints only once the daemon has
+   * answered its first request, or while it spawns a daemon where none ran.
+   */
+  readonly firstOutputMs: number;
+  /** The whole run. */
+  readonly totalMs: number;
+}
+
+/** The PM2 CLI was killed at one of its bounds: its daemon did not answer in time. */
+export class Pm2NoAnswer extends Error {}
 
 export interface Pm2Process {
   readonly name: string;
@@ -33,26 +52,52 @@ export function pm2Home(options: Pm2Options = {}): string {
   return options.home ?? path.join(ROOT, ".run/pm2");
 }
 
-/** Runs one PM2 command; rejects with its output when it fails. */
+/** Runs one PM2 command; rejects with its output when it fails or runs past its bounds. */
 export function pm2(args: string[], options: Pm2Options = {}): Promise<string> {
   return new Promise((resolve, reject) => {
+    const detached = options.detached ?? false;
     const child = spawn(process.execPath, [PM2_BIN, ...args], {
       cwd: ROOT,
       env: { ...process.env, ...options.env, PM2_HOME: pm2Home(options) },
       stdio: ["ignore", "pipe", "pipe"],
-      detached: options.detached ?? false,
+      detached,
     });
     let out = "";
-    child.stdout.on("data", (d: Buffer) => {
+    let noReply: NodeJS.Timeout | undefined;
+    let notDone: NodeJS.Timeout | undefined;
+    const giveUp = (what: string, ms: number) => {
+      clearTimeout(noReply);
+      clearTimeout(notDone);
+      // Detached, the CLI leads a process group of its own: nothing of it is left.
+      try {
+        if (detached && child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+        else child.kill("SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+      reject(
+        new Pm2NoAnswer(
+          `the PM2 daemon (PM2_HOME=${pm2Home(options)}) did not answer \`pm2 ${args.join(" ")}\` (${what} within ${ms / 1000} s: stopped or stuck?); its CLI was killed${out ? `:\n${out}` : ""}`,
+        ),
+      );
+    };
+    if (options.bounds) {
+      const { firstOutputMs, totalMs } = options.bounds;
+      noReply = setTimeout(() => giveUp("no reply", firstOutputMs), firstOutputMs);
+      notDone = setTimeout(() => giveUp("not done", totalMs), totalMs);
+    }
+    const onOutput = (d: Buffer) => {
       out += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
+      clearTimeout(noReply);
+    };
+    child.stdout.on("data", onOutput);
+    child.stderr.on("data", onOutput);
     child.on("error", reject);
-    child.on("exit", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`pm2 ${args.join(" ")} exited ${code}:\n${out}`)),
-    );
+    child.on("exit", (code) => {
+      clearTimeout(noReply);
+      clearTimeout(notDone);
+      code === 0 ? resolve(out) : reject(new Error(`pm2 ${args.join(" ")} exited ${code}:\n${out}`));
+    });
   });
 }
 
@@ -73,11 +118,30 @@ export async function pm2List(options: Pm2Options = {}): Promise<Pm2Process[]> {
 }
 
 /**
+ * The bounds of `pm2 kill`. A daemon that runs answers the CLI's first request at once: 5 s
+ * is the CLI's own start (0.3 to 0.5 s) ten times over, for a loaded 2-core machine. Once
+ * it answered, it stops every app at the same time, each within its kill_timeout (the
+ * gateways' 10 s: deploy/ecosystem.ts, their drain within it), then waits up to 3 s for
+ * its own exit: 20 s leaves that drain its time. Past them, the daemon is stopped (SIGSTOP)
+ * or stuck, and `pm2 kill` would never return: the caller's next steps (the local box's
+ * SIGKILL of everything it started) must still run.
+ */
+export const PM2_KILL_BOUNDS: Pm2Bounds = { firstOutputMs: 5000, totalMs: 20_000 };
+
+/**
  * Stops every app and the PM2 daemon of this home (ignores a daemon that is not running).
+ * Resolves with a line saying the daemon did not answer within PM2_KILL_BOUNDS (its CLI is
+ * then killed; the daemon and its apps still run), for the caller to print; undefined
+ * otherwise.
  * Detached: a terminal sends Ctrl-C to its whole foreground process group, and a second
  * Ctrl-C during the local box's teardown ended this CLI mid-kill, leaving the daemon and
  * the gateways running while the box exited as if all was stopped.
  */
-export async function pm2Kill(options: Pm2Options = {}): Promise<void> {
-  await pm2(["kill"], { ...options, detached: true }).catch(() => undefined);
+export async function pm2Kill(options: Pm2Options = {}): Promise<string | undefined> {
+  try {
+    await pm2(["kill"], { ...options, detached: true, bounds: PM2_KILL_BOUNDS });
+  } catch (err) {
+    if (err instanceof Pm2NoAnswer) return err.message;
+  }
+  return undefined;
 }

@@ -63,7 +63,11 @@ export async function stopLeftovers(run: RunPaths, owner: PidFileOwner | undefin
   const lines = [
     `a local box of ${run.dir} ended without stopping (${owner ? `pid ${owner.pid}, killed?` : "no pid file"}); stopping what it left:\n  ${describe(left)}`,
   ];
-  if (left.some((p) => p.command.includes("God Daemon"))) await pm2Kill({ home: run.pm2Home });
+  if (left.some((p) => p.command.includes("God Daemon"))) {
+    // One that does not answer is SIGKILLed below with the rest.
+    const noAnswer = await pm2Kill({ home: run.pm2Home });
+    if (noAnswer !== undefined) lines.push(noAnswer);
+  }
   const survivors = await stopMarked(run.dir, { signal: "SIGTERM", graceMs: LEFTOVER_GRACE_MS });
   if (survivors.length > 0)
     throw new Error(

@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { createNamespace, type NetNamespace } from "../../gateway/test/support/netns.ts";
+import { markedProcesses } from "../local-box/processes.ts";
 import { ROOT } from "../pm2.ts";
 import { type LocalBox, leftIn, runLocalBoxCommand, startLocalBox } from "./support/local-box.ts";
 
@@ -62,11 +63,25 @@ async function killHard(box: LocalBox, ns: NetNamespace): Promise<string[]> {
   return leftIn(ns);
 }
 
-/** SIGTERM, as `npm stop` sends it: exit 0, and at that moment nothing of it is left. */
-async function stopAndCheck(box: LocalBox, ns: NetNamespace, runDir: string): Promise<void> {
+/**
+ * SIGTERM, as `npm stop` sends it: the box exits 0 within `withinMs`, and at that moment
+ * nothing of it is left.
+ */
+async function stopAndCheck(
+  box: LocalBox,
+  ns: NetNamespace,
+  runDir: string,
+  withinMs = 60_000,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"still stopping">((resolve) => {
+    timer = setTimeout(() => resolve("still stopping"), withinMs);
+  });
   box.process.kill("SIGTERM");
-  const code = await box.exited;
+  const code = await Promise.race([box.exited, late]);
+  clearTimeout(timer);
   const printed = box.output.lines.join("\n");
+  assert.notEqual(code, "still stopping", `still stopping ${withinMs} ms after SIGTERM:\n${printed}`);
   assert.deepEqual(leftIn(ns), [], `left running at the box's exit:\n${printed}`);
   assert.equal(code, 0, printed);
   assert.equal(existsSync(path.join(runDir, "local-box.pid")), false, "its pid file is left");
@@ -84,6 +99,20 @@ test("the box exits once everything it stopped is gone: a PM2 daemon that hangs 
   await box.output.waitFor(READY, 120_000, box.exited);
   await stopAndCheck(box, place.ns, place.runDir);
   assert.match(box.output.lines.join("\n"), /SIGKILL: \d+ PM2 .*God Daemon/);
+});
+
+test("the box stops even when its PM2 daemon does not answer (SIGSTOPped): `pm2 kill` is given up after its bound, and the daemon and gateways are SIGKILLed", {
+  timeout: 180_000,
+}, async (t) => {
+  const place = await boxPlace(t, "stuck");
+  const box = place.start();
+  await box.output.waitFor(READY, 120_000, box.exited);
+  const daemon = markedProcesses(place.runDir).find((p) => p.command.includes("God Daemon"));
+  assert.ok(daemon, "no PM2 daemon carries the box's mark");
+  process.kill(daemon.pid, "SIGSTOP");
+  await stopAndCheck(box, place.ns, place.runDir, 15_000);
+  assert.deepEqual(sockets(place.ns), [], "sockets left open");
+  assert.match(box.output.lines.join("\n"), /did not answer `pm2 kill`/);
 });
 
 test("npm stop after the box was SIGKILLed stops what it left (PM2 daemon, gateways, verifier, broker), frees its ports and says so; a new box then starts", {
