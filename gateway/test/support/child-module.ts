@@ -12,7 +12,11 @@ export interface ChildExit {
   readonly stderr: string;
 }
 
-export async function runModuleInChild(source: string): Promise<ChildExit> {
+/**
+ * Runs `source` and resolves with how the child exited. A child still running after
+ * `timeoutMs` is killed, and this rejects: a child that hangs must not hold the test run.
+ */
+export async function runModuleInChild(source: string, timeoutMs = 30_000): Promise<ChildExit> {
   const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", source], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -24,8 +28,20 @@ export async function runModuleInChild(source: string): Promise<ChildExit> {
   child.stderr.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
     child.once("exit", (c, sig) => resolve([c, sig])),
   );
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), timeoutMs);
+  });
+  const outcome = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (outcome === "late") {
+    child.kill("SIGKILL");
+    await exited;
+    throw new Error(`child still running after ${timeoutMs} ms, killed; stderr: ${stderr.slice(-2000)}`);
+  }
+  const [code, signal] = outcome;
   return { code, signal, stdout, stderr };
 }
