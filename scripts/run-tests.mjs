@@ -44,6 +44,7 @@ const UNIT_TESTS = [
   "gateway/test/media-liveness.test.ts",
   "gateway/test/media-rtp.test.ts",
   "gateway/test/messages.test.ts",
+  "gateway/test/opus-exit.test.ts",
   "gateway/test/opus-pool.test.ts",
   "gateway/test/opus-sequence.test.ts",
   "gateway/test/opus-worker-hang.test.ts",

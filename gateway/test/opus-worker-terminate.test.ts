@@ -5,14 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Worker } from "node:worker_threads";
 import { GATE, type NativeGate } from "../src/audio/opus-native-gate.ts";
 import { WORKER_STALL_MS } from "../src/audio/opus-worker-bounds.ts";
 import { WorkerSlot } from "../src/audio/opus-worker-slot.ts";
 import { newOpusWorker } from "../src/audio/opus-worker-thread.ts";
 import { runModuleInChild } from "./support/child-module.ts";
 import { ManualTimers } from "./support/manual-timers.ts";
-import { ENCODER, encode, manualClock, withExits } from "./support/opus-workers.ts";
+import { ENCODER, encode, manualClock, stuckInLibopus, withExits } from "./support/opus-workers.ts";
 
 /** Workers terminated by the child below, each while it was inside libopus. */
 const TERMINATIONS = 5;
@@ -60,26 +59,6 @@ await Promise.all(pumps);
 await slot.stop();
 console.log(JSON.stringify({ inside, restarts: slot.stats().restarts }));`;
 }
-
-/**
- * A worker that, on its first batch, enters the gate as a call into libopus would and stays
- * inside until `release` is set (a call that never returns), then leaves it as
- * opus-worker.ts does and answers nothing more.
- */
-const stuckInLibopus = (gate: NativeGate, release: Int32Array): Worker =>
-  new Worker(
-    `const { parentPort, workerData } = require("node:worker_threads");
-     const { gate, release } = workerData;
-     parentPort.on("message", (m) => {
-       if (m.kind !== "batch") return;
-       Atomics.compareExchange(gate, 0, ${GATE.OUTSIDE}, ${GATE.INSIDE});
-       Atomics.notify(gate, 0);
-       Atomics.wait(release, 0, 0);
-       if (Atomics.exchange(gate, 0, ${GATE.OUTSIDE}) === ${GATE.AWAITED}) Atomics.notify(gate, 0);
-     });
-     parentPort.postMessage({ kind: "ready" });`,
-    { eval: true, workerData: { gate, release } },
-  );
 
 describe("terminating an Opus worker while it codes", { timeout: 30_000 }, () => {
   it("never aborts the process, however often it is caught inside libopus", async () => {

@@ -20,6 +20,10 @@
  * alone is safe to stop. A worker stuck inside libopus for good keeps the gate open for
  * good: it is never terminated (it could not be stopped there anyway, and would abort the
  * process the moment it came back), and is terminated if it ever comes out.
+ *
+ * The process's exit (`process.exit`, an uncaught exception) terminates every worker
+ * thread the same way, and aborted just as surely a process whose workers were coding: so
+ * the gateway closes every gate before it exits (`closeNativeGatesNow`, ops/exit.ts).
  */
 
 /** What the gate's word holds; exported for tests' stand-in workers, which cannot import this. */
@@ -30,7 +34,7 @@ export const GATE = {
   INSIDE: 1,
   /** The slot closed the gate: the worker makes no further call, and may be terminated. */
   CLOSED: 2,
-  /** As INSIDE, and the slot waits for the worker to come out (it notifies on the way). */
+  /** As INSIDE, and the slot waits to close the gate: the worker closes it as it comes out, and notifies. */
   AWAITED: 3,
 } as const;
 const { OUTSIDE, INSIDE, CLOSED, AWAITED } = GATE;
@@ -52,9 +56,15 @@ export function enterNative(gate: NativeGate): boolean {
 
 /** Worker side: the call into the addon has returned (or thrown). */
 export function leaveNative(gate: NativeGate): void {
-  // Only the worker moves the gate away from INSIDE or AWAITED, so this exchange loses
-  // nothing; the notify (a lock in V8) is paid only when the slot is waiting.
-  if (Atomics.exchange(gate, 0, OUTSIDE) === AWAITED) Atomics.notify(gate, 0);
+  // Only the worker moves the gate away from INSIDE or AWAITED. AWAITED: the slot waits to
+  // close it, so it is closed here, not opened for the slot to close. Opened, a worker
+  // coding a batch would enter its next call a microsecond later, long before the slot's
+  // thread wakes up, and the slot would wait call after call until the batch ended. The
+  // notify (a lock in V8) is paid only when the slot is waiting.
+  if (Atomics.compareExchange(gate, 0, INSIDE, OUTSIDE) === AWAITED) {
+    Atomics.store(gate, 0, CLOSED);
+    Atomics.notify(gate, 0);
+  }
 }
 
 /**
@@ -73,4 +83,34 @@ export async function closeNativeGate(gate: NativeGate): Promise<void> {
     const waited = Atomics.waitAsync(gate, 0, AWAITED);
     if (waited.async) await waited.value;
   }
+}
+
+/**
+ * Slot side, as the process exits (OpusPool.closeGatesForExit): closes every gate of
+ * `gates`, blocking the calling thread while its worker is inside the addon, `maxMs` at
+ * most for all of them together. Returns how many are left open: workers still inside a
+ * call. Synchronous because an exit runs no further turn of the event loop; a call into
+ * libopus takes well under a millisecond, so a gate still open after `maxMs` is a worker
+ * stuck in libopus. Timed on the real monotonic clock, as the wait itself is.
+ */
+export function closeNativeGatesNow(gates: Iterable<NativeGate>, maxMs: number): number {
+  const now = () => performance.now();
+  const deadline = now() + maxMs;
+  let open = 0;
+  for (const gate of gates) {
+    for (;;) {
+      const was = Atomics.compareExchange(gate, 0, OUTSIDE, CLOSED);
+      if (was === OUTSIDE || was === CLOSED) break;
+      if (was === INSIDE) Atomics.compareExchange(gate, 0, INSIDE, AWAITED);
+      const left = deadline - now();
+      if (left <= 0) {
+        open++;
+        break;
+      }
+      // Woken by the worker as it leaves the call (leaveNative closes the gate then), or at
+      // the deadline; a gate that no longer holds AWAITED returns at once.
+      Atomics.wait(gate, 0, AWAITED, left);
+    }
+  }
+  return open;
 }

@@ -209,6 +209,22 @@ export class OpusPool {
   }
 
   /**
+   * For the process's exit, which terminates worker threads wherever they are (and one
+   * terminated inside libopus aborts the process; opus-native-gate.ts): closes every
+   * worker's gate, waiting for those inside a call, `maxMs` at most in all, and returns how
+   * many workers are still inside one (stuck there). Synchronous, for an `exit` listener:
+   * it blocks the calling thread meanwhile. Nothing is coded in a worker after it.
+   */
+  closeGatesForExit(maxMs: number): number {
+    this.#closed = true;
+    const deadline = performance.now() + maxMs;
+    let inside = 0;
+    for (const slot of this.#slots)
+      inside += slot.closeGatesForExit(Math.max(0, deadline - performance.now()));
+    return inside;
+  }
+
+  /**
    * For tests of a worker's death: ends worker `index` as a crash would. Resolves once the
    * pool has failed what it owed and started its replacement.
    */

@@ -225,6 +225,14 @@ export class WorkerSlot {
   }
 
   /**
+   * As the process exits: no worker of the slot is left inside libopus, `maxMs` at most;
+   * returns how many still are (WorkerWatch.closeGatesForExit).
+   */
+  closeGatesForExit(maxMs: number): number {
+    return this.#watch.closeGatesForExit(maxMs);
+  }
+
+  /**
    * For tests of a worker's death: ends it as a crash would, between two calls into
    * libopus (the only moment it is safe to); resolves once it is replaced.
    */

@@ -16,7 +16,7 @@
  * good is left running, and counted (`retiring`) until it comes out, if ever.
  */
 import type { Worker } from "node:worker_threads";
-import { closeNativeGate, type NativeGate, newNativeGate } from "./opus-native-gate.ts";
+import { closeNativeGate, closeNativeGatesNow, type NativeGate, newNativeGate } from "./opus-native-gate.ts";
 import type { WorkerLossCause } from "./opus-worker-loss.ts";
 
 /** What the watch reads of its slot, and where it gives up on the slot's worker. */
@@ -50,6 +50,8 @@ export class WorkerWatch {
   readonly #schedule: (fn: () => void, ms: number) => () => void;
   /** Each worker's gate into libopus, closed before the worker is terminated. */
   readonly #gates = new WeakMap<Worker, NativeGate>();
+  /** The gates of the workers started here that have not exited, retiring ones included. */
+  readonly #running = new Set<NativeGate>();
   /** Workers being ended, not yet terminated (inside a call into libopus). */
   #retiring = 0;
   /**
@@ -82,7 +84,18 @@ export class WorkerWatch {
     const gate = newNativeGate();
     const worker = newWorker(gate);
     this.#gates.set(worker, gate);
+    this.#running.add(gate);
+    worker.once("exit", () => this.#running.delete(gate));
     return worker;
+  }
+
+  /**
+   * As the process exits: closes the gate of every worker still running, waiting `maxMs` at
+   * most for those inside libopus (opus-native-gate.ts, `closeNativeGatesNow`), and returns
+   * how many are still inside. Blocks the calling thread; the workers code nothing more.
+   */
+  closeGatesForExit(maxMs: number): number {
+    return closeNativeGatesNow(this.#running, maxMs);
   }
 
   /**

@@ -4,7 +4,7 @@
  * The workers are real threads; only what they run differs from test to test.
  */
 import { Worker } from "node:worker_threads";
-import type { NativeGate } from "../../src/audio/opus-native-gate.ts";
+import { GATE, type NativeGate } from "../../src/audio/opus-native-gate.ts";
 import { FrameOp, type OpenStream } from "../../src/audio/opus-protocol.ts";
 import type { WorkerSlot, WorkerSlotOptions } from "../../src/audio/opus-worker-slot.ts";
 import type { ManualTimers } from "./manual-timers.ts";
@@ -38,6 +38,30 @@ export const hanging = (): Worker =>
      parentPort.on("message", (m) => { if (m.kind === "batch") for (;;); });
      parentPort.postMessage({ kind: "ready" });`,
     { eval: true },
+  );
+
+/**
+ * A worker that, on its first batch, enters the gate as a call into libopus would and stays
+ * inside until `release` is set (a call that never returns), then leaves it as
+ * opus-worker.ts does (leaveNative) and answers nothing more.
+ */
+export const stuckInLibopus = (gate: NativeGate, release: Int32Array): Worker =>
+  new Worker(
+    `const { parentPort, workerData } = require("node:worker_threads");
+     const { gate, release } = workerData;
+     parentPort.on("message", (m) => {
+       if (m.kind !== "batch") return;
+       Atomics.compareExchange(gate, 0, ${GATE.OUTSIDE}, ${GATE.INSIDE});
+       Atomics.notify(gate, 0);
+       Atomics.wait(release, 0, 0);
+       if (Atomics.compareExchange(gate, 0, ${GATE.INSIDE}, ${GATE.OUTSIDE}) === ${GATE.AWAITED}) {
+         Atomics.store(gate, 0, ${GATE.CLOSED});
+         Atomics.notify(gate, 0);
+       }
+     });
+     parentPort.postMessage({ kind: "ready" });`,
+    // Plain CommonJS, also in a child started with --input-type=module (opus-exit.test.ts).
+    { eval: true, execArgv: [], workerData: { gate, release } },
   );
 
 /** A real worker thread stuck while it loads (a loop, a read that never returns): it never says ready. */
