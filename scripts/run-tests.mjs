@@ -60,6 +60,7 @@ const UNIT_TESTS = [
   "gateway/test/udp-transport.test.ts",
   "gateway/test/upstream-guard.test.ts",
   "gateway/test/windowed-quantiles.test.ts",
+  "scripts/test/docs-counters.test.ts",
   "scripts/test/docs-paths.test.ts",
   "tools/test/dev-signing-key.test.ts",
   "tools/test/machine.test.ts",
