@@ -16,7 +16,8 @@ const unitOnly = args.includes("--unit");
 const filters = args.filter((a) => a !== "--unit");
 
 // The fast unit tests: pure code and the in-process core, no PM2, LiveKit, broker or other
-// child process, no fixed port, no 100,000-input fuzzing. A new test file belongs here
+// server process (a short-lived Node child that exits within seconds is allowed: the Opus
+// exit and termination tests), no fixed port, no 100,000-input fuzzing. A new test file belongs here
 // when it meets all of that; `npm test -- --unit` fails if one listed is gone.
 const UNIT_TESTS = [
   "gateway/test/agent-bridge.test.ts",
