@@ -48,10 +48,11 @@ export class WorkerWatch {
   readonly #readyMs: number;
   readonly #now: () => number;
   readonly #schedule: (fn: () => void, ms: number) => () => void;
-  /** Each worker's gate into libopus, closed before the worker is terminated. */
-  readonly #gates = new WeakMap<Worker, NativeGate>();
-  /** The gates of the workers started here that have not exited, retiring ones included. */
-  readonly #running = new Set<NativeGate>();
+  /**
+   * The workers started here that have not exited, retiring ones included, each with its
+   * gate into libopus (closed before the worker is terminated, and at the process's exit).
+   */
+  readonly #running = new Map<Worker, NativeGate>();
   /** Workers being ended, not yet terminated (inside a call into libopus). */
   #retiring = 0;
   /**
@@ -83,9 +84,8 @@ export class WorkerWatch {
   startWorker(newWorker: (gate: NativeGate) => Worker): Worker {
     const gate = newNativeGate();
     const worker = newWorker(gate);
-    this.#gates.set(worker, gate);
-    this.#running.add(gate);
-    worker.once("exit", () => this.#running.delete(gate));
+    this.#running.set(worker, gate);
+    worker.once("exit", () => this.#running.delete(worker));
     return worker;
   }
 
@@ -95,7 +95,7 @@ export class WorkerWatch {
    * how many are still inside. Blocks the calling thread; the workers code nothing more.
    */
   closeGatesForExit(maxMs: number): number {
-    return closeNativeGatesNow(this.#running, maxMs);
+    return closeNativeGatesNow(this.#running.values(), maxMs);
   }
 
   /**
@@ -141,9 +141,9 @@ export class WorkerWatch {
    * terminates its workers just as `terminate()` does, aborting on one inside libopus.
    */
   retire(worker: Worker): Promise<void> {
-    const gate = this.#gates.get(worker);
-    // Not reached: every worker of the slot is started by startWorker, which keeps its gate.
-    if (!gate) throw new Error("opus worker without a gate");
+    const gate = this.#running.get(worker);
+    // Exited already (every worker of the slot is started by startWorker): nothing to end.
+    if (!gate) return Promise.resolve();
     this.#retiring++;
     return (
       closeNativeGate(gate)
