@@ -11,7 +11,11 @@ import type { RoomServiceClient } from "livekit-server-sdk";
 import type { AgentSink } from "../src/agent/agent-bridge.ts";
 import { AFTER_GOODBYE_MS } from "../src/agent/livekit/agent-protocol/farewell.ts";
 import { GREETING_WAIT_MS } from "../src/agent/livekit/agent-protocol/greeting.ts";
-import { SENDER_LEFT_GRACE_MS } from "../src/agent/livekit/agent-protocol/transcription.ts";
+import {
+  MAX_OPEN_STREAMS,
+  SENDER_LEFT_GRACE_MS,
+  STALE_STREAM_MS,
+} from "../src/agent/livekit/agent-protocol/transcription.ts";
 import { AGENT_GONE_GRACE_MS } from "../src/agent/livekit/agents-present.ts";
 import { LiveKitBridge } from "../src/agent/livekit/bridge.ts";
 import type {
@@ -192,6 +196,32 @@ describe("the agent's transcriptions when it leaves", () => {
     assert.deepEqual(drops, []);
     timers.advance(1);
     assert.deepEqual(drops, ["agent_text_sender_left"]);
+  });
+});
+
+describe("the agent's transcriptions when it stays but leaves streams open", () => {
+  const said = (streamId: string, text: string, done: boolean) => ({
+    streamId,
+    topic: "lk.transcription",
+    from: AGENT,
+    attributes: {},
+    text,
+    done,
+  });
+
+  it("MAX_OPEN_STREAMS it never ends: a new one STALE_STREAM_MS later is shown, one stale stream counted", async () => {
+    const { room, agent, timers, sink, drops } = await openBridge();
+    room.participantJoined(agent());
+    // Its transcription forwarder failed mid-sentence each time (the writer never closed).
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++) room.text(said(`half-${i}`, "Half a ", false));
+    room.text(said("early", "Hi.", true));
+    const texts = () => drops.filter((d) => d.startsWith("agent_text_"));
+    assert.deepEqual(texts(), ["agent_text_too_many_streams"]);
+    assert.deepEqual(sink, []);
+    timers.advance(STALE_STREAM_MS);
+    room.text(said("next", "Hello again.", true));
+    assert.deepEqual(sink, ["device tts"]);
+    assert.deepEqual(texts(), ["agent_text_too_many_streams", "agent_text_stale"]);
   });
 });
 

@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DeviceTexts } from "../src/agent/livekit/agent-protocol/device-texts.ts";
 import { REPEAT_WINDOW_MS } from "../src/agent/livekit/agent-protocol/signals.ts";
-import { MAX_OPEN_STREAMS, SENDER_LEFT_GRACE_MS } from "../src/agent/livekit/agent-protocol/transcription.ts";
+import {
+  MAX_OPEN_STREAMS,
+  SENDER_LEFT_GRACE_MS,
+  STALE_STREAM_MS,
+} from "../src/agent/livekit/agent-protocol/transcription.ts";
 import type { TextStreamChunk } from "../src/agent/livekit/room-transport.ts";
 
 const DEVICE = "02:00:00:00:00:01";
@@ -64,6 +68,16 @@ describe("what the device is shown of the conversation", () => {
     for (let i = 0; i < MAX_OPEN_STREAMS; i++) t.chunk(chunk(`s${i}`, "agent-1", "x", false), 0);
     assert.deepEqual(t.chunk(chunk("one-more", "agent-1", "x", false), 0), {
       drop: "agent_text_too_many_streams",
+    });
+  });
+
+  it("a stream past the bound after STALE_STREAM_MS of silence from every open one is shown, a stale one released", () => {
+    const t = new DeviceTexts(DEVICE);
+    t.agentJoined("agent-1");
+    for (let i = 0; i < MAX_OPEN_STREAMS; i++) t.chunk(chunk(`s${i}`, "agent-1", "x", false), 0);
+    assert.deepEqual(t.chunk(chunk("u1", DEVICE, "turn on the light", true), STALE_STREAM_MS), {
+      show: { kind: "stt", text: "turn on the light" },
+      released: "stale",
     });
   });
 });

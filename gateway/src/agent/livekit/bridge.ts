@@ -296,7 +296,8 @@ export class LiveKitBridge implements AgentBridge {
   }
 
   #show(r: DeviceTextResult): void {
-    if (r.released) this.#services.events.drop("agent_text_sender_left");
+    if (r.released)
+      this.#services.events.drop(r.released === "stale" ? "agent_text_stale" : "agent_text_sender_left");
     if (r.drop) return this.#services.events.drop(r.drop);
     if (!r.show) return;
     const sid = this.#info.sessionId;

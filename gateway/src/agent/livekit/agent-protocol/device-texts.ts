@@ -7,16 +7,16 @@
  */
 import type { TextStreamChunk } from "../room-transport.ts";
 import { type RecentText, repeatsRecent } from "./signals.ts";
-import { type DeviceText, TRANSCRIPTION_TOPIC, Transcriptions } from "./transcription.ts";
+import { type DeviceText, type StreamRelease, TRANSCRIPTION_TOPIC, Transcriptions } from "./transcription.ts";
 
 /**
  * A text to show the device, or why a chunk was dropped (a counter's reason), or neither;
- * `released`: a departed sender's stream was released to make room (transcription.ts).
+ * `released`: an open stream was released to make room, and why (transcription.ts).
  */
 export type DeviceTextResult = {
   readonly show?: DeviceText;
   readonly drop?: string;
-  readonly released?: true;
+  readonly released?: StreamRelease;
 };
 
 export class DeviceTexts {
@@ -32,10 +32,10 @@ export class DeviceTexts {
   /** A chunk of a text stream; only `lk.transcription` is shown. */
   chunk(c: TextStreamChunk, now: number): DeviceTextResult {
     if (c.topic !== TRANSCRIPTION_TOPIC) return {};
-    const r = this.#streams.chunk(c);
+    const r = this.#streams.chunk(c, now);
     if (!r.ok) return { drop: `agent_text_${r.reason}` };
     const shown = this.#shown(r.out, now);
-    return r.released ? { ...shown, released: true } : shown;
+    return r.released ? { ...shown, released: r.released } : shown;
   }
 
   /**

@@ -29,6 +29,16 @@
  * that ends is shown, not released. A new stream that finds every place held takes the
  * place of such a departed sender's stream at once (released then), so the wait refuses
  * no one.
+ *
+ * A stream whose sender stays in the room but never ends it (an agent whose writer was
+ * abandoned mid-stream: an exception in its transcription forwarder, a cancelled task, a
+ * failed write) is stale once it has had no chunk for STALE_STREAM_MS. A new stream that
+ * finds every place held, none of them a departed sender's, takes the place of the least
+ * recently active stream if that one is stale (released then, counted); otherwise it is
+ * refused as before. Stale streams are released only to make room, never at `tick`: a
+ * stream that is merely slow keeps its text unless a new stream needs its place, and no
+ * new stream is refused while a stale one holds a place. Until 2026-12-07 each such stream held
+ * its place for the rest of the session, and 16 of them refused every later transcription.
  */
 import type { TextStreamChunk } from "../room-transport.ts";
 import { MAX_TEXT_CHARS } from "./agent-messages.ts";
@@ -38,12 +48,18 @@ export const MAX_OPEN_STREAMS = 16;
 
 export type DeviceText = { readonly kind: "stt" | "sentence"; readonly text: string };
 
+/**
+ * Why an open stream was released to make room for a new one: its senders had all left
+ * (`sender_left`), or it had had no chunk for STALE_STREAM_MS (`stale`).
+ */
+export type StreamRelease = "sender_left" | "stale";
+
 export type TranscriptionResult =
   | {
       readonly ok: true;
       readonly out: DeviceText | undefined;
-      /** A departed sender's stream released early to make room for this one. */
-      readonly released?: true;
+      /** An open stream released to make room for this one, and why. */
+      readonly released?: StreamRelease;
     }
   | { readonly ok: false; readonly reason: "too_many_streams" };
 
@@ -59,6 +75,29 @@ export type TranscriptionResult =
  */
 export const SENDER_LEFT_GRACE_MS = 1500;
 
+/**
+ * How long an open stream may go without a chunk before a new stream that finds every place
+ * held may take its place. From how LiveKit Agents (Python, voice/room_io/_output.py,
+ * `_ParticipantStreamTranscriptionOutput`) writes them: the user's words (under the
+ * device's identity) go one stream per interim or final transcript, opened, written once
+ * and closed at once, so a legit one is never quiet; the agent's words go one stream per
+ * reply, opened at its first text and closed at the reply's end (`flush`), written as the
+ * text comes: the LLM's deltas, or with transcription sync (voice/transcription/
+ * synchronizer.py) word by word at the pace of the audio played, a fraction of a second
+ * apart. Its longest legit silences: an LLM or TTS stalling mid-reply, which request
+ * timeouts end within 5-10 s (the OpenAI plugin's 5 s read timeout, APIConnectOptions'
+ * 10 s default; the forwarder's `finally` then closes the stream); the agent's speech
+ * paused while the user talks over it (false-interruption handling), until the user's
+ * final transcript interrupts it or 2 s (the default `false_interruption_timeout`) after
+ * the user stops, when it resumes. 30 s is well past all of these; and since a stale
+ * stream is taken only when all 16 places are held, the least recently active first, a
+ * legit stream quiet that long loses its text only if the 15 others were all written to
+ * more recently. It is short enough that after a burst of abandoned streams (a connection
+ * glitch failing each write) transcriptions are refused for at most 30 s, not for the rest
+ * of the session.
+ */
+export const STALE_STREAM_MS = 30_000;
+
 /** Ignored streams remembered until their end (oldest forgotten first beyond this). */
 const MAX_IGNORED_STREAMS = 64;
 
@@ -66,10 +105,15 @@ const MAX_IGNORED_STREAMS = 64;
 const MAX_DEPARTED_AGENTS = 16;
 
 /**
- * An open stream's text so far, who can still end it (undefined: any agent), and once they
- * have all left, when it is released.
+ * An open stream's text so far, who can still end it (undefined: any agent), once they
+ * have all left, when it is released, and when its last chunk came (STALE_STREAM_MS).
  */
-type OpenStream = { text: string; readonly senders: Set<string> | undefined; releaseAt: number | undefined };
+type OpenStream = {
+  text: string;
+  readonly senders: Set<string> | undefined;
+  releaseAt: number | undefined;
+  lastChunkAt: number;
+};
 
 export class Transcriptions {
   readonly #self: string;
@@ -128,7 +172,8 @@ export class Transcriptions {
     return released;
   }
 
-  chunk(c: TextStreamChunk): TranscriptionResult {
+  /** A chunk that came at `now`. */
+  chunk(c: TextStreamChunk, now: number): TranscriptionResult {
     if (this.#ignored.has(c.streamId)) {
       if (c.done) this.#ignored.delete(c.streamId);
       return { ok: true, out: undefined };
@@ -138,21 +183,20 @@ export class Transcriptions {
       return { ok: true, out: undefined };
     }
     let stream = this.#open.get(c.streamId);
-    let released = false;
+    let released: StreamRelease | undefined;
     if (stream === undefined) {
       if (this.#open.size >= MAX_OPEN_STREAMS) {
-        const departed = this.#soonestReleased();
-        if (departed === undefined) {
+        released = this.#makeRoom(now);
+        if (released === undefined) {
           if (!c.done) this.#ignore(c.streamId);
           return { ok: false, reason: "too_many_streams" };
         }
-        this.#release(departed.id);
-        released = true;
       }
-      stream = this.#opened(c.from);
+      stream = this.#opened(c.from, now);
     }
+    stream.lastChunkAt = now;
     const out = this.#take(c, stream);
-    return released ? { ok: true, out, released: true } : { ok: true, out };
+    return released ? { ok: true, out, released } : { ok: true, out };
   }
 
   clear(): void {
@@ -180,6 +224,25 @@ export class Transcriptions {
     return { kind: "sentence", text: trimmed };
   }
 
+  /**
+   * Frees a place for a new stream at `now`: a departed sender's stream first (nothing can
+   * end it), else the least recently active stream if it is stale. Why, if one was freed.
+   */
+  #makeRoom(now: number): StreamRelease | undefined {
+    const departed = this.#soonestReleased();
+    if (departed !== undefined) {
+      this.#release(departed.id);
+      return "sender_left";
+    }
+    let quietest: { id: string; at: number } | undefined;
+    for (const [id, stream] of this.#open)
+      if (quietest === undefined || stream.lastChunkAt < quietest.at)
+        quietest = { id, at: stream.lastChunkAt };
+    if (quietest === undefined || now - quietest.at < STALE_STREAM_MS) return undefined;
+    this.#release(quietest.id);
+    return "stale";
+  }
+
   /** The open stream of departed senders released soonest, and when, if there is one. */
   #soonestReleased(): { readonly id: string; readonly at: number } | undefined {
     let soonest: { id: string; at: number } | undefined;
@@ -204,21 +267,23 @@ export class Transcriptions {
   }
 
   /**
-   * A new stream from `from`: who can end it (under the device's identity, an agent's on
-   * its behalf, one of those in the room now), and when it is released if they have all
-   * left already.
+   * A new stream from `from`, first seen at `now`: who can end it (under the device's
+   * identity, an agent's on its behalf, one of those in the room now), and when it is
+   * released if they have all left already.
    */
-  #opened(from: string): OpenStream {
+  #opened(from: string, now: number): OpenStream {
     if (from !== this.#self) {
       const leftAt = this.#departed.get(from);
-      return { text: "", senders: new Set([from]), releaseAt: this.#releaseAfter(leftAt) };
+      return { text: "", senders: new Set([from]), releaseAt: this.#releaseAfter(leftAt), lastChunkAt: now };
     }
-    if (this.#agents.size > 0) return { text: "", senders: new Set(this.#agents), releaseAt: undefined };
+    if (this.#agents.size > 0)
+      return { text: "", senders: new Set(this.#agents), releaseAt: undefined, lastChunkAt: now };
     const goneAt = this.#agentsGoneAt;
     return {
       text: "",
       senders: goneAt === undefined ? undefined : new Set(),
       releaseAt: this.#releaseAfter(goneAt),
+      lastChunkAt: now,
     };
   }
 
