@@ -35,7 +35,7 @@ import { RUN_DIR_MARK, stopMarked } from "./local-box/processes.ts";
 import { type RunPaths, runPaths } from "./local-box/run-paths.ts";
 import { startSummary } from "./local-box/summary.ts";
 import { Teardown } from "./local-box/teardown.ts";
-import { type Pm2Options, pm2, pm2Kill, ROOT } from "./pm2.ts";
+import { PM2_START_BOUNDS, Pm2NoAnswer, type Pm2Options, pm2, pm2Kill, ROOT } from "./pm2.ts";
 import { superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
 
@@ -169,6 +169,14 @@ async function up(argv: string[]): Promise<void> {
       await pm2(["start", path.join(run.dist, "ecosystem.config.cjs")], {
         ...pm2Options,
         env: { GATEWAY_ENV_FILE: run.envFile },
+        bounds: PM2_START_BOUNDS,
+      }).catch((err: Error) => {
+        if (!(err instanceof Pm2NoAnswer)) throw err;
+        // The teardown then stops what the box started (a daemon it started is SIGKILLed
+        // by its last step); one it did not start (no mark) is left for the developer.
+        throw new Error(
+          `PM2 did not start the gateways: ${err.message}\nStopping what the box started. A daemon of that PM2 home still running after this exit was not started by this box: end it with \`kill -9 $(cat ${path.join(run.pm2Home, "pm2.pid")})\`, then npm start again.`,
+        );
       });
     },
     // Bounded: a daemon that does not answer is SIGKILLed with its apps by the last step.

@@ -12,13 +12,13 @@
  * network namespace and run folder of its own (support/local-box.ts).
  */
 import assert from "node:assert/strict";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { createNamespace, type NetNamespace } from "../../gateway/test/support/netns.ts";
 import { markedProcesses } from "../local-box/processes.ts";
-import { ROOT } from "../pm2.ts";
+import { pm2, ROOT } from "../pm2.ts";
 import { type LocalBox, leftIn, runLocalBoxCommand, startLocalBox } from "./support/local-box.ts";
 
 const READY = /^OTA endpoint \(development only\)/;
@@ -153,4 +153,31 @@ test("npm start after the box was SIGKILLed while PM2 started the gateways (a te
   await second.output.waitFor(READY, 120_000, second.exited);
   assert.match(second.output.lines.join("\n"), /ended without stopping .*stopping what it left/);
   await stopAndCheck(second, place.ns, place.runDir);
+});
+
+test("npm start on a PM2 daemon of its home that does not answer (SIGSTOPped, started by no box) says what did not answer and what to do, stops what it started and exits 1", {
+  timeout: 240_000,
+}, async (t) => {
+  const place = await boxPlace(t, "start-stuck");
+  const home = path.join(place.runDir, "pm2");
+  // Started by the test, not by a box: it carries no mark, so the box's stop of what a
+  // dead box left does not stop it, and the box's `pm2 kill` and `pm2 start` reach it.
+  await pm2(["ping"], { home });
+  const daemon = Number(readFileSync(path.join(home, "pm2.pid"), "utf8"));
+  t.after(() => process.kill(daemon, "SIGKILL"));
+  process.kill(daemon, "SIGSTOP");
+  const box = place.start();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"still running">((resolve) => {
+    timer = setTimeout(() => resolve("still running"), 150_000);
+  });
+  const code = await Promise.race([box.exited, late]);
+  clearTimeout(timer);
+  const printed = box.output.lines.join("\n");
+  assert.notEqual(code, "still running", `still running 150 s after its start:\n${printed}`);
+  assert.deepEqual(leftIn(place.ns), [], `left running at the box's exit:\n${printed}`);
+  assert.equal(code, 1, printed);
+  assert.match(printed, /PM2 did not start the gateways: the PM2 daemon .* did not answer `pm2 start /);
+  assert.match(printed, /end it with `kill -9 \$\(cat .*pm2\.pid\)`/);
+  assert.equal(existsSync(path.join(place.runDir, "local-box.pid")), false, "its pid file is left");
 });
