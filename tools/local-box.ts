@@ -89,12 +89,16 @@ async function up(argv: string[]): Promise<void> {
   const run = runPaths(values["run-dir"]);
   const owner = pidFileOwner(run);
   if (owner?.alive) throw new Error(`a local box is already running (pid ${owner.pid}); run npm stop first`);
-  // What a box of this folder that was killed (kill -9) left: its broker holds the port.
+  // Before anything is started: all of it carries the mark, the PM2 daemon and its apps too,
+  // and one that the `pm2 kill` of stopLeftovers may start to talk to (PM2's CLI does where
+  // no daemon runs): unmarked, one slow to exit outlived the box's exit.
+  process.env[RUN_DIR_MARK] = run.dir;
+  // What a box of this folder that was killed (kill -9) left: its broker holds the port. Its
+  // PM2 daemon goes too, and one without the mark (left by a box from before it:
+  // processes.ts), which would keep its old apps.
   for (const line of await stopLeftovers(run, owner)) console.log(line);
   mkdirSync(run.dir, { recursive: true });
   teardown.check();
-  // Before anything is started: all of it carries the mark, the PM2 daemon and its apps too.
-  process.env[RUN_DIR_MARK] = run.dir;
   writePidFile(run);
   teardown.started("", () => rmSync(run.pidFile, { force: true }));
   // Last before the pid file goes: the exit means that everything the box started is gone.
@@ -164,8 +168,6 @@ async function up(argv: string[]): Promise<void> {
   await teardown.start(
     "gateways (drain)",
     async () => {
-      // A daemon without the mark (left by a box from before it: processes.ts) would keep its old apps.
-      await killPm2(pm2Options);
       await pm2(["start", path.join(run.dist, "ecosystem.config.cjs")], {
         ...pm2Options,
         env: { GATEWAY_ENV_FILE: run.envFile },
@@ -231,10 +233,10 @@ async function down(argv: string[]): Promise<void> {
     console.log(`asked the local box (pid ${owner.pid}) to stop`);
     return;
   }
+  // It kills the PM2 daemon, with the mark or without: a second `pm2 kill` here found none,
+  // and started one of its own to talk to.
   for (const line of await stopLeftovers(run, owner)) console.log(line);
-  // A daemon started by a box from before the mark (processes.ts) carries none.
-  await killPm2({ home: run.pm2Home });
-  console.log(`local box stopped (PM2 daemon in ${path.relative(ROOT, run.pm2Home)} killed)`);
+  console.log(`local box stopped (PM2 home ${path.relative(ROOT, run.pm2Home)})`);
 }
 
 /** `pm2 kill`, saying so when the daemon did not answer within its bounds (tools/pm2.ts). */

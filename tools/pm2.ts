@@ -130,14 +130,15 @@ export const PM2_KILL_BOUNDS: Pm2Bounds = { firstOutputMs: 5000, totalMs: 20_000
 
 /**
  * The bounds of the local box's `pm2 start` of its ecosystem. The CLI prints at once
- * ("Spawning PM2 daemon") when no daemon runs, as in the box, which killed it just before,
- * and otherwise once that daemon answered its first request: 5 s, as for `pm2 kill`. Then
- * the daemon must come up (the CLI waits for its ready message) and launch the 5 apps (4
- * gateways, the device verifier) before the CLI returns: on this 2-core machine, 2.2 s from
- * the box's "broker listening" to all 4 gateways' health answering, `pm2 kill` and the
- * gateways' own start included (once, tools/test/support/local-box.ts's box, --devices 0);
- * 60 s is that over 25 times, for a loaded machine (the suite beside it). Past them, the
- * daemon is stopped (SIGSTOP) or stuck, and `npm start` would hang without a word.
+ * ("Spawning PM2 daemon") when no daemon runs, as in the box (stopLeftovers killed any at
+ * its start), and otherwise once that daemon answered its first request: 5 s, as for `pm2
+ * kill`. Then the daemon must come up (the CLI waits for its ready message) and launch the
+ * 5 apps (4 gateways, the device verifier) before the CLI returns: on this 2-core machine,
+ * 2.2 s from the box's "broker listening" to all 4 gateways' health answering, a `pm2 kill`
+ * and the gateways' own start included (once, tools/test/support/local-box.ts's box,
+ * --devices 0); 60 s is that over 25 times, for a loaded machine (the suite beside it).
+ * Past them, the daemon is stopped (SIGSTOP) or stuck, and `npm start` would hang without
+ * a word.
  */
 export const PM2_START_BOUNDS: Pm2Bounds = { firstOutputMs: 5000, totalMs: 60_000 };
 

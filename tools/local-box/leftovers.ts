@@ -51,23 +51,27 @@ function describe(processes: readonly MarkedProcess[]): string {
 
 /**
  * Stops what a box of this run folder left running when it died (no live box may own the
- * folder: the caller checked), and removes its pid file. The PM2 daemon is asked first (`pm2
- * kill`: it stops its apps, and does not restart one killed under it); then everything
- * still marked gets SIGTERM, and SIGKILL after a grace. Resolves with the lines to print,
- * none if nothing was left; rejects if something survived SIGKILL.
+ * folder: the caller checked), and removes its pid file; `npm start` and `npm stop` call it
+ * first, and it is the one place either kills the folder's PM2 daemon. That daemon is asked
+ * first (`pm2 kill`: it stops its apps, and does not restart one killed under it), with the
+ * mark or without (one started by a box from before the mark, processes.ts; any, where /proc
+ * is absent and nothing is found marked); then everything still marked gets SIGTERM, and
+ * SIGKILL after a grace. Resolves with the lines to print, none if nothing was left; rejects
+ * if something survived SIGKILL.
  */
 export async function stopLeftovers(run: RunPaths, owner: PidFileOwner | undefined): Promise<string[]> {
   const left = markedProcesses(run.dir);
   rmSync(run.pidFile, { force: true });
-  if (left.length === 0) return [];
-  const lines = [
-    `a local box of ${run.dir} ended without stopping (${owner ? `pid ${owner.pid}, killed?` : "no pid file"}); stopping what it left:\n  ${describe(left)}`,
-  ];
-  if (left.some((p) => p.command.includes("God Daemon"))) {
-    // One that does not answer is SIGKILLed below with the rest.
-    const noAnswer = await pm2Kill({ home: run.pm2Home });
-    if (noAnswer !== undefined) lines.push(noAnswer);
-  }
+  const lines =
+    left.length === 0
+      ? []
+      : [
+          `a local box of ${run.dir} ended without stopping (${owner ? `pid ${owner.pid}, killed?` : "no pid file"}); stopping what it left:\n  ${describe(left)}`,
+        ];
+  // One that does not answer is SIGKILLed below with the rest, if it carries the mark.
+  const noAnswer = await pm2Kill({ home: run.pm2Home });
+  if (noAnswer !== undefined) lines.push(noAnswer);
+  if (left.length === 0) return lines;
   const survivors = await stopMarked(run.dir, { signal: "SIGTERM", graceMs: LEFTOVER_GRACE_MS });
   if (survivors.length > 0)
     throw new Error(

@@ -6,7 +6,11 @@
  * 2 s later) runs no teardown: its PM2 daemon, the gateways, the verifier and the broker
  * stay, the broker on its port; the next `npm stop` or `npm start` must stop them and say
  * so. Before, `npm stop` killed PM2 only and said "local box stopped" with the broker left;
- * `npm start` failed on the broker's port.
+ * `npm start` failed on the broker's port. Either runs `pm2 kill` once: `npm stop` ran it
+ * twice (for what the dead box left, then again for a daemon without the mark), and the
+ * second, with the daemon gone, started one of its own to talk to. A PM2 daemon of the
+ * box's home that does not answer `pm2 start` ends the start-up with one error, and the
+ * box stops what it started: before, `npm start` hung there for ever without a word.
  *
  * Each case runs a real box (real broker, PM2, gateways, verifier, OTA; no devices) in a
  * network namespace and run folder of its own (support/local-box.ts).
@@ -19,9 +23,17 @@ import { test } from "node:test";
 import { createNamespace, type NetNamespace } from "../../gateway/test/support/netns.ts";
 import { markedProcesses } from "../local-box/processes.ts";
 import { pm2, ROOT } from "../pm2.ts";
-import { type LocalBox, leftIn, runLocalBoxCommand, startLocalBox } from "./support/local-box.ts";
+import {
+  type LocalBox,
+  leftIn,
+  runLocalBoxCommand,
+  startLocalBox,
+  watchProcesses,
+} from "./support/local-box.ts";
 
 const READY = /^OTA endpoint \(development only\)/;
+/** The command line of a PM2 CLI killing its daemon. */
+const PM2_KILL = /\bpm2 kill$/;
 
 /** A namespace and run folder for one case, and every box it starts, all gone after it. */
 async function boxPlace(t: { after: (fn: () => Promise<void>) => void }, name: string) {
@@ -127,12 +139,20 @@ test("npm stop after the box was SIGKILLed stops what it left (PM2 daemon, gatew
     left.some((l) => /God Daemon/.test(l)) && left.some((l) => /local-broker/.test(l)),
     left.join("\n"),
   );
-  const stop = place.down();
+  const kills = watchProcesses(place.ns, PM2_KILL);
+  const stop = await place.down();
+  const killed = kills.stop();
   assert.deepEqual(leftIn(place.ns), [], stop.output);
   assert.deepEqual(sockets(place.ns), [], "sockets left open");
   assert.equal(stop.status, 0, stop.output);
   assert.match(stop.output, /ended without stopping .*stopping what it left/);
   assert.equal(existsSync(path.join(place.runDir, "local-box.pid")), false, "its pid file is left");
+  // Once: a second `pm2 kill`, with the daemon gone, started a daemon of its own to talk to.
+  assert.equal(
+    killed.length,
+    1,
+    `\`pm2 kill\` ran ${killed.length} times:\n${killed.join("\n")}\n${stop.output}`,
+  );
   const second = place.start();
   await second.output.waitFor(READY, 120_000, second.exited);
   await stopAndCheck(second, place.ns, place.runDir);
@@ -149,9 +169,12 @@ test("npm start after the box was SIGKILLed while PM2 started the gateways (a te
     left.some((l) => /local-broker/.test(l)),
     left.join("\n"),
   );
+  const kills = watchProcesses(place.ns, PM2_KILL);
   const second = place.start();
   await second.output.waitFor(READY, 120_000, second.exited);
+  const killed = kills.stop();
   assert.match(second.output.lines.join("\n"), /ended without stopping .*stopping what it left/);
+  assert.ok(killed.length <= 1, `\`pm2 kill\` ran ${killed.length} times:\n${killed.join("\n")}`);
   await stopAndCheck(second, place.ns, place.runDir);
 });
 

@@ -101,20 +101,60 @@ export function startLocalBox(
   return { process: child, output, exited };
 }
 
-/** Runs `tools/local-box.ts <command> <args>` (`npm stop` is `down`) in `ns` to its end. */
+/**
+ * Runs `tools/local-box.ts <command> <args>` (`npm stop` is `down`) in `ns` to its end (60 s
+ * at most), without blocking this process: a test may watch it meanwhile (watchProcesses).
+ */
 export function runLocalBoxCommand(
   ns: NetNamespace,
   command: "up" | "down",
   args: readonly string[],
-): { readonly status: number | null; readonly output: string } {
-  const res = ns.spawnSync(process.execPath, ["--import", "tsx", "tools/local-box.ts", command, ...args], {
+): Promise<{ readonly status: number | null; readonly output: string }> {
+  const child = ns.spawn(process.execPath, ["--import", "tsx", "tools/local-box.ts", command, ...args], {
     cwd: ROOT,
-    encoding: "utf8",
-    timeout: 60_000,
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  let output = "";
+  const keep = (d: Buffer) => {
+    output += d.toString();
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const timer = setTimeout(() => {
+    output += "\n(still running after 60 s: SIGKILLed)";
+    child.kill("SIGKILL");
+  }, 60_000);
+  return new Promise((resolve) => {
+    child.once("error", (err) => {
+      output += `\n${err.message}`;
+    });
+    child.once("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, output });
+    });
+  });
+}
+
+/**
+ * Every process of `ns` whose command line matches `pattern`, seen from now until `stop()`,
+ * as "pid command line": /proc is looked at every 20 ms, and a PM2 CLI lives 0.3 s at least
+ * (Node's start and PM2's loading alone).
+ */
+export function watchProcesses(ns: NetNamespace, pattern: RegExp): { stop(): string[] } {
+  const seen = new Map<number, string>();
+  const look = () => {
+    for (const pid of ns.pids()) {
+      const command = commandLine(pid);
+      if (command !== undefined && pattern.test(command) && !seen.has(pid)) seen.set(pid, command);
+    }
+  };
+  look();
+  const timer = setInterval(look, 20);
   return {
-    status: res.status,
-    output: `${res.stdout}${res.stderr}${res.error ? `\n${res.error.message}` : ""}`,
+    stop() {
+      clearInterval(timer);
+      return [...seen].map(([pid, command]) => `${pid} ${command}`);
+    },
   };
 }
 
