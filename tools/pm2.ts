@@ -4,8 +4,10 @@
  * (or be disturbed by) another PM2 on the machine.
  */
 import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { environ, running } from "./local-box/processes.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const PM2_BIN = path.join(ROOT, "node_modules/pm2/bin/pm2");
@@ -143,7 +145,31 @@ export const PM2_KILL_BOUNDS: Pm2Bounds = { firstOutputMs: 5000, totalMs: 20_000
 export const PM2_START_BOUNDS: Pm2Bounds = { firstOutputMs: 5000, totalMs: 60_000 };
 
 /**
- * Stops every app and the PM2 daemon of this home (ignores a daemon that is not running).
+ * Whether a PM2 daemon of `home` runs; undefined where this cannot be told (no /proc: macOS).
+ * The daemon writes its pid to <home>/pm2.pid first thing at its start and removes it at its
+ * exit (node_modules/pm2: paths.js's PM2_PID_FILE_PATH, lib/Daemon.js); the file outlives a
+ * daemon that was SIGKILLed, and its pid may have gone to another process since. So the pid
+ * counts only while it runs (a zombie does not) with PM2_HOME=<home> in its initial
+ * environment, which the CLI that spawned the daemon gave it (pm2() above; lib/Client.js)
+ * and which no process can change: the command line ("PM2 v7.0.4: God Daemon (<home>)") is
+ * cut short for a long home.
+ */
+export function pm2DaemonRuns(home: string): boolean | undefined {
+  if (!existsSync("/proc/self/environ")) return undefined;
+  let pid: number;
+  try {
+    pid = Number(readFileSync(path.join(home, "pm2.pid"), "utf8").trim());
+  } catch {
+    return false;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !running(pid)) return false;
+  return environ(pid).includes(`PM2_HOME=${home}`);
+}
+
+/**
+ * Stops every app and the PM2 daemon of this home. Where none runs (pm2DaemonRuns), it does
+ * nothing: `pm2 kill` would start a daemon first, to talk to (0.3 to 0.5 s, and a daemon of
+ * that home for a moment); where that cannot be told (macOS), it runs `pm2 kill` all the same.
  * Resolves with a line saying the daemon did not answer within PM2_KILL_BOUNDS (its CLI is
  * then killed; the daemon and its apps still run), for the caller to print; undefined
  * otherwise.
@@ -152,6 +178,7 @@ export const PM2_START_BOUNDS: Pm2Bounds = { firstOutputMs: 5000, totalMs: 60_00
  * the gateways running while the box exited as if all was stopped.
  */
 export async function pm2Kill(options: Pm2Options = {}): Promise<string | undefined> {
+  if (pm2DaemonRuns(pm2Home(options)) === false) return undefined;
   try {
     await pm2(["kill"], { ...options, detached: true, bounds: PM2_KILL_BOUNDS });
   } catch (err) {

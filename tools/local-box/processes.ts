@@ -58,7 +58,8 @@ export function startTime(pid: number): number | undefined {
   return procStat(pid)?.startTime;
 }
 
-function environ(pid: number): string[] {
+/** `pid`'s initial environment, one "NAME=value" each; none once it is gone or unreadable. */
+export function environ(pid: number): string[] {
   try {
     return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0");
   } catch {
