@@ -35,7 +35,7 @@ import { RUN_DIR_MARK, stopMarked } from "./local-box/processes.ts";
 import { type RunPaths, runPaths } from "./local-box/run-paths.ts";
 import { startSummary } from "./local-box/summary.ts";
 import { Teardown } from "./local-box/teardown.ts";
-import { PM2_START_BOUNDS, Pm2NoAnswer, type Pm2Options, pm2, pm2Kill, ROOT } from "./pm2.ts";
+import { PM2_START_BOUNDS, Pm2NoAnswer, type Pm2Options, pm2, pm2DaemonRuns, pm2Kill, ROOT } from "./pm2.ts";
 import { superviseBroker } from "./sim/broker-supervisor.ts";
 import { loadOrCreateSigningKey } from "./sim/dev-signing-key.ts";
 
@@ -236,6 +236,13 @@ async function down(argv: string[]): Promise<void> {
   // It kills the PM2 daemon, with the mark or without: a second `pm2 kill` here found none,
   // and started one of its own to talk to.
   for (const line of await stopLeftovers(run, owner)) console.log(line);
+  // One that did not answer `pm2 kill` and carries no mark (started by no box, or by one from
+  // before the mark) is still there with its apps: saying "stopped" would send the
+  // developer to `npm start` against it.
+  if (pm2DaemonRuns(run.pm2Home))
+    throw new Error(
+      `the PM2 daemon of ${run.pm2Home} still runs (it did not answer \`pm2 kill\`, and no box started it): end it with \`kill -9 $(cat ${path.join(run.pm2Home, "pm2.pid")})\`, then npm stop again`,
+    );
   console.log(`local box stopped (PM2 home ${path.relative(ROOT, run.pm2Home)})`);
 }
 

@@ -10,7 +10,9 @@
  * twice (for what the dead box left, then again for a daemon without the mark), and the
  * second, with the daemon gone, started one of its own to talk to. A PM2 daemon of the
  * box's home that does not answer `pm2 start` ends the start-up with one error, and the
- * box stops what it started: before, `npm start` hung there for ever without a word.
+ * box stops what it started: before, `npm start` hung there for ever without a word. One
+ * that does not answer `npm stop`'s `pm2 kill` and carries no mark still runs after it:
+ * `npm stop` says so and exits 1, where it said "local box stopped".
  *
  * Each case runs a real box (real broker, PM2, gateways, verifier, OTA; no devices) in a
  * network namespace and run folder of its own (support/local-box.ts).
@@ -203,4 +205,21 @@ test("npm start on a PM2 daemon of its home that does not answer (SIGSTOPped, st
   assert.match(printed, /PM2 did not start the gateways: the PM2 daemon .* did not answer `pm2 start /);
   assert.match(printed, /end it with `kill -9 \$\(cat .*pm2\.pid\)`/);
   assert.equal(existsSync(path.join(place.runDir, "local-box.pid")), false, "its pid file is left");
+});
+
+test("npm stop on a PM2 daemon of its home that does not answer (SIGSTOPped, started by no box) says it still runs and how to end it, and exits 1", {
+  timeout: 120_000,
+}, async (t) => {
+  const place = await boxPlace(t, "stop-stuck");
+  const home = path.join(place.runDir, "pm2");
+  // Started by the test, not by a box: no mark, so nothing but `pm2 kill` may stop it.
+  await pm2(["ping"], { home });
+  const daemon = Number(readFileSync(path.join(home, "pm2.pid"), "utf8"));
+  t.after(() => process.kill(daemon, "SIGKILL"));
+  process.kill(daemon, "SIGSTOP");
+  const { status, output } = await place.down();
+  assert.equal(status, 1, output);
+  assert.match(output, /did not answer `pm2 kill`/);
+  assert.match(output, /still runs .* end it with `kill -9 \$\(cat .*pm2\.pid\)`/);
+  assert.doesNotMatch(output, /local box stopped/);
 });
