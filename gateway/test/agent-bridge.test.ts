@@ -151,16 +151,17 @@ describe("the agent leaving the room", () => {
   });
 });
 
-describe("the agent's transcriptions when it leaves", () => {
-  const said = (streamId: string, text: string, done: boolean) => ({
-    streamId,
-    topic: "lk.transcription",
-    from: AGENT,
-    attributes: {},
-    text,
-    done,
-  });
+/** A chunk of the agent's transcription stream `streamId`. */
+const said = (streamId: string, text: string, done: boolean) => ({
+  streamId,
+  topic: "lk.transcription",
+  from: AGENT,
+  attributes: {},
+  text,
+  done,
+});
 
+describe("the agent's transcriptions when it leaves", () => {
   it("its last sentence is shown when the stream's end comes after its leave", async () => {
     const { room, agent, timers, sink, drops } = await openBridge();
     room.participantJoined(agent());
@@ -200,15 +201,6 @@ describe("the agent's transcriptions when it leaves", () => {
 });
 
 describe("the agent's transcriptions when it stays but leaves streams open", () => {
-  const said = (streamId: string, text: string, done: boolean) => ({
-    streamId,
-    topic: "lk.transcription",
-    from: AGENT,
-    attributes: {},
-    text,
-    done,
-  });
-
   it("MAX_OPEN_STREAMS it never ends: a new one STALE_STREAM_MS later is shown, one stale stream counted", async () => {
     const { room, agent, timers, sink, drops } = await openBridge();
     room.participantJoined(agent());

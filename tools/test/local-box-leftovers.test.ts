@@ -37,6 +37,19 @@ const READY = /^OTA endpoint \(development only\)/;
 /** The command line of a PM2 CLI killing its daemon. */
 const PM2_KILL = /\bpm2 kill$/;
 
+/**
+ * A PM2 daemon of the run folder's PM2 home that does not answer (SIGSTOPped), started by
+ * the test, not by a box: it carries no mark, so a box's stop of what a dead box left does
+ * not stop it, and only `pm2 kill` and `pm2 start` reach it. SIGKILLed after the case.
+ */
+async function stuckDaemonOfNoBox(t: { after: (fn: () => void) => void }, runDir: string): Promise<void> {
+  const home = path.join(runDir, "pm2");
+  await pm2(["ping"], { home });
+  const daemon = Number(readFileSync(path.join(home, "pm2.pid"), "utf8"));
+  t.after(() => process.kill(daemon, "SIGKILL"));
+  process.kill(daemon, "SIGSTOP");
+}
+
 /** A namespace and run folder for one case, and every box it starts, all gone after it. */
 async function boxPlace(t: { after: (fn: () => Promise<void>) => void }, name: string) {
   if (process.getuid?.() !== 0) assert.fail("this test needs root (network namespaces)");
@@ -184,13 +197,7 @@ test("npm start on a PM2 daemon of its home that does not answer (SIGSTOPped, st
   timeout: 240_000,
 }, async (t) => {
   const place = await boxPlace(t, "start-stuck");
-  const home = path.join(place.runDir, "pm2");
-  // Started by the test, not by a box: it carries no mark, so the box's stop of what a
-  // dead box left does not stop it, and the box's `pm2 kill` and `pm2 start` reach it.
-  await pm2(["ping"], { home });
-  const daemon = Number(readFileSync(path.join(home, "pm2.pid"), "utf8"));
-  t.after(() => process.kill(daemon, "SIGKILL"));
-  process.kill(daemon, "SIGSTOP");
+  await stuckDaemonOfNoBox(t, place.runDir);
   const box = place.start();
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<"still running">((resolve) => {
@@ -211,12 +218,7 @@ test("npm stop on a PM2 daemon of its home that does not answer (SIGSTOPped, sta
   timeout: 120_000,
 }, async (t) => {
   const place = await boxPlace(t, "stop-stuck");
-  const home = path.join(place.runDir, "pm2");
-  // Started by the test, not by a box: no mark, so nothing but `pm2 kill` may stop it.
-  await pm2(["ping"], { home });
-  const daemon = Number(readFileSync(path.join(home, "pm2.pid"), "utf8"));
-  t.after(() => process.kill(daemon, "SIGKILL"));
-  process.kill(daemon, "SIGSTOP");
+  await stuckDaemonOfNoBox(t, place.runDir);
   const { status, output } = await place.down();
   assert.equal(status, 1, output);
   assert.match(output, /did not answer `pm2 kill`/);
