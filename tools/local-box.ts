@@ -172,6 +172,11 @@ async function up(argv: string[]): Promise<void> {
         ...pm2Options,
         env: { GATEWAY_ENV_FILE: run.envFile },
         bounds: PM2_START_BOUNDS,
+        // Out of the terminal's reach: a Ctrl-C or hang-up sent to the box's process group
+        // killed this CLI mid-start, and the box took that for a failed start (exit 1)
+        // before its own handler had begun the stop. The stop awaits this step (bounded
+        // above), then kills PM2 (teardown.ts).
+        detached: true,
       }).catch((err: Error) => {
         if (!(err instanceof Pm2NoAnswer)) throw err;
         // The teardown then stops what the box started (a daemon it started is SIGKILLed

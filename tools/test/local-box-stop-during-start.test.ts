@@ -27,6 +27,8 @@ interface Case {
   /** The line after which the signal is sent: the step it interrupts begins there. */
   readonly after: RegExp;
   readonly signal: NodeJS.Signals;
+  /** Waits, after that line, until a process of the box's with this command line runs. */
+  readonly during?: RegExp;
   /** Sent again once PM2's daemon is being killed: the teardown must not be cut short. */
   readonly again?: NodeJS.Signals;
 }
@@ -36,6 +38,9 @@ const CASES: readonly Case[] = [
   {
     what: "a closed terminal while PM2 starts the gateways",
     after: /^broker listening on /,
+    // While PM2's CLI starts them: the hang-up reached it too, and a CLI killed mid-start
+    // was taken for a failed start (exit 1).
+    during: /\bpm2 start\b/,
     signal: "SIGHUP",
   },
   {
@@ -69,6 +74,13 @@ describe("the local box stopped during start-up stops what it started and exits"
       if (pid === undefined) assert.fail("the box did not start");
       const signalGroup = (signal: NodeJS.Signals) => process.kill(-pid, signal);
       await box.output.waitFor(c.after, 120_000, box.exited);
+      const during = c.during;
+      if (during)
+        await eventually(
+          () => ns.pids().some((pid) => during.test(commandLine(pid) ?? "")),
+          30_000,
+          `a process matching ${during}`,
+        );
       signalGroup(c.signal);
       if (c.again) {
         // While `pm2 kill` runs: a second Ctrl-C reached that CLI, and it died mid-kill. A
