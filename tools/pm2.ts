@@ -4,10 +4,10 @@
  * (or be disturbed by) another PM2 on the machine.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { environ, running } from "./local-box/processes.ts";
+import { environ, environsReadable, running } from "./local-box/processes.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const PM2_BIN = path.join(ROOT, "node_modules/pm2/bin/pm2");
@@ -155,7 +155,7 @@ export const PM2_START_BOUNDS: Pm2Bounds = { firstOutputMs: 5000, totalMs: 60_00
  * cut short for a long home.
  */
 export function pm2DaemonRuns(home: string): boolean | undefined {
-  if (!existsSync("/proc/self/environ")) return undefined;
+  if (!environsReadable()) return undefined;
   let pid: number;
   try {
     pid = Number(readFileSync(path.join(home, "pm2.pid"), "utf8").trim());

@@ -13,9 +13,12 @@ import {
   Transcriptions,
 } from "../src/agent/livekit/agent-protocol/transcription.ts";
 
-describe("lk.transcription", () => {
-  const base = { topic: "lk.transcription", attributes: {} as Record<string, string> };
+/** What every chunk here shares: the topic, no attributes. */
+const base = { topic: "lk.transcription", attributes: {} as Record<string, string> };
+/** The device's identity. */
+const me = "02:00:00:00:00:01";
 
+describe("lk.transcription", () => {
   it("a final user segment (sent as the device) is stt", () => {
     const t = new Transcriptions("02:00:00:00:00:01");
     const from = "02:00:00:00:00:01";
@@ -100,8 +103,6 @@ describe("lk.transcription", () => {
 });
 
 describe("lk.transcription: streams whose senders left", () => {
-  const base = { topic: "lk.transcription", attributes: {} as Record<string, string> };
-  const me = "02:00:00:00:00:01";
   /** Leaves at `at` and returns how many streams are released once the grace has passed. */
   const leave = (t: Transcriptions, identity: string, at = 0) => {
     t.participantLeft(identity, at);
@@ -227,8 +228,6 @@ describe("lk.transcription: streams whose senders left", () => {
 });
 
 describe("lk.transcription: streams left open by a sender that stays", () => {
-  const base = { topic: "lk.transcription", attributes: {} as Record<string, string> };
-  const me = "02:00:00:00:00:01";
   /** MAX_OPEN_STREAMS streams agent-x opens (s0 at 0, s1 at 1, ...) and never ends; it stays. */
   const abandoned = () => {
     const t = new Transcriptions(me);

@@ -75,6 +75,11 @@ function commandLine(pid: number): string {
   }
 }
 
+/** Whether processes' environments can be read here (/proc: Linux; not macOS). */
+export function environsReadable(): boolean {
+  return existsSync("/proc/self/environ");
+}
+
 /**
  * Every running process started by the box of `runDir` (it carries the mark), this one
  * excepted. A process the caller may not read (another user's) is not ours.
@@ -82,7 +87,7 @@ function commandLine(pid: number): string {
 export function markedProcesses(runDir: string): MarkedProcess[] {
   const mark = `${RUN_DIR_MARK}=${runDir}`;
   const found: MarkedProcess[] = [];
-  if (!existsSync("/proc/self/environ")) return found;
+  if (!environsReadable()) return found;
   for (const name of readdirSync("/proc")) {
     const pid = Number(name);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
