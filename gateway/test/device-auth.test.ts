@@ -20,6 +20,7 @@ import { parseVerifierConfig } from "../src/auth/verifier-config.ts";
 import { createVerifier, type Verifier } from "../src/auth/verifier-server.ts";
 import { ConfigError } from "../src/env.ts";
 import { createLogger } from "../src/ops/log.ts";
+import { endOf } from "./support/child-exit.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const VERIFIER_MAIN = path.join(ROOT, "gateway/src/auth/verifier-main.ts");
@@ -308,7 +309,7 @@ describe("the verifier process", () => {
       }
       child.emit("logline");
     });
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const exited = endOf(child).then(({ code }) => code);
     const waitFor = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15_000) =>
       new Promise<Record<string, unknown>>((resolve, reject) => {
         const check = () => {

@@ -55,9 +55,15 @@ writeSync(2, "exiting inside libopus\\n");
 ${exit}`;
 }
 
-/** A child whose one worker is stuck inside a call into libopus for good, exiting with 1. */
+/**
+ * A child whose one worker is stuck inside a call into libopus for good, exiting with 1. Its
+ * libuv thread pool is kept busy as it exits (a pbkdf2 on each of its 4 threads), as a
+ * loaded gateway's may be: a line written through the pool (pino's default destination
+ * writes so) would wait there, and the kill would lose it. A CI run lost it so.
+ */
 function stuckChild(): string {
-  return `import { OpusPool } from ${url("../src/audio/opus-pool.ts")};
+  return `import { pbkdf2 } from "node:crypto";
+import { OpusPool } from ${url("../src/audio/opus-pool.ts")};
 import { closeOpusGatesAtExit } from ${url("../src/ops/exit.ts")};
 import { createLogger } from ${url("../src/ops/log.ts")};
 import { stuckInLibopus } from ${url("./support/opus-workers.ts")};
@@ -69,6 +75,7 @@ closeOpusGatesAtExit(pool, createLogger("info", 1), 100);
 void pool.encode(pool.openEncoder(24000), Buffer.alloc(960)).catch(() => {});
 const entered = Atomics.waitAsync(gates[0], 0, ${GATE.OUTSIDE});
 if (entered.async) await entered.value;
+for (let i = 0; i < 4; i++) pbkdf2("p", "s", 5_000_000, 32, "sha256", () => {});
 process.exit(1);`;
 }
 

@@ -20,6 +20,7 @@ import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.
 import { SimulatedDevice } from "../../tools/sim/device.ts";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { deviceSignature } from "../src/auth/device-credentials.ts";
+import { endOf } from "./support/child-exit.ts";
 import { eventually } from "./support/stack.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -46,7 +47,7 @@ class Logged {
     };
     this.child.stdout?.on("data", keep);
     this.child.stderr?.on("data", keep);
-    this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
+    this.exited = endOf(this.child).then(({ code }) => code);
   }
 
   lines(): Record<string, unknown>[] {

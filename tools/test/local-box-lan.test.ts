@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { DEFAULT_ECOSYSTEM, instancePorts } from "../../deploy/ecosystem.ts";
+import { endOf } from "../../gateway/test/support/child-exit.ts";
 import { createNamespace, linkNamespaces, type NetNamespace } from "../../gateway/test/support/netns.ts";
 import { ROOT } from "../pm2.ts";
 import type { DeviceReport, ProbeResult } from "./lan-host.ts";
@@ -55,9 +56,13 @@ function lanHost<T>(ns: NetNamespace, args: readonly string[]): Promise<T> {
   });
   return new Promise((resolve, reject) => {
     child.once("error", reject);
-    child.once("exit", (code) => {
+    void endOf(child).then(({ code }) => {
       if (code !== 0) return reject(new Error(`lan-host ${args.join(" ")} exited ${code}:\n${err}${out}`));
-      resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as T);
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as T);
+      } catch {
+        reject(new Error(`lan-host ${args.join(" ")} printed no JSON line at its end:\n${err}${out}`));
+      }
     });
   });
 }

@@ -12,7 +12,7 @@
  * the call returned, and then abort. After `maxMs` the process kills itself instead
  * (SIGKILL, as the watchdog does: no abort, no core, and PM2 restarts it), and says so.
  */
-import type { Logger } from "./log.ts";
+import { type Logger, synchronousLogger } from "./log.ts";
 
 /**
  * How long an exit waits for the Opus workers to come out of libopus, ms, all together. A
@@ -32,8 +32,8 @@ export function closeOpusGatesAtExit(pool: ExitingPool, log: Logger, maxMs = EXI
   process.once("exit", (code) => {
     const inside = pool.closeGatesForExit(maxMs);
     if (inside === 0) return;
-    // pino's default destination writes synchronously: the line is out before the kill.
-    log.fatal(
+    // Written synchronously: the kill right after would lose a line still in the thread pool.
+    synchronousLogger(log).fatal(
       { workersInside: inside, waitedMs: maxMs, exitCode: code },
       "opus workers still inside libopus at exit; killing the process (SIGKILL) instead of aborting",
     );

@@ -8,9 +8,35 @@ import { type Logger, pino } from "pino";
 export type { Logger };
 
 export function createLogger(level: string, instanceId: number, destination?: NodeJS.WritableStream): Logger {
-  const options = {
+  const options = { ...loggerOptions(level), base: { instance: instanceId, pid: process.pid } };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+/**
+ * A logger writing as `log` does (its level, its fields, to standard output), but each line
+ * synchronously: for the line a process writes just before it kills itself. pino's default
+ * destination writes asynchronously, through libuv's thread pool; a kill right after such a
+ * write loses the line whenever the pool is busy (a test keeps it busy and lost it every
+ * time). Lines `log` has queued but not begun to write go out first; one already in the pool
+ * cannot be had back.
+ */
+export function synchronousLogger(log: Logger): Logger {
+  const destination = (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[
+    pino.symbols.streamSym
+  ];
+  try {
+    destination?.flushSync?.();
+  } catch {
+    // Not open yet, or closed: nothing of it can be written now.
+  }
+  // bindings() leaves out the pid (pino's own rule); it is this process's.
+  const options = { ...loggerOptions(log.level), base: { pid: process.pid } };
+  return pino(options, pino.destination({ dest: 1, sync: true })).child(log.bindings());
+}
+
+function loggerOptions(level: string) {
+  return {
     level,
-    base: { instance: instanceId, pid: process.pid },
     // Secrets never reach a log line even if a caller passes them by mistake.
     redact: {
       paths: [
@@ -26,7 +52,6 @@ export function createLogger(level: string, instanceId: number, destination?: No
       censor: "[redacted]",
     },
   };
-  return destination ? pino(options, destination) : pino(options);
 }
 
 export class LogLimiter {

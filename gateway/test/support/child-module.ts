@@ -4,6 +4,7 @@
  * abort shows as its exit signal instead of ending the test run.
  */
 import { spawn } from "node:child_process";
+import { endOf } from "./child-exit.ts";
 
 export interface ChildExit {
   readonly code: number | null;
@@ -28,9 +29,7 @@ export async function runModuleInChild(source: string, timeoutMs = 30_000): Prom
   child.stderr.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.once("exit", (c, sig) => resolve([c, sig])),
-  );
+  const exited = endOf(child);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<"late">((resolve) => {
     timer = setTimeout(() => resolve("late"), timeoutMs);
@@ -42,6 +41,5 @@ export async function runModuleInChild(source: string, timeoutMs = 30_000): Prom
     await exited;
     throw new Error(`child still running after ${timeoutMs} ms, killed; stderr: ${stderr.slice(-2000)}`);
   }
-  const [code, signal] = outcome;
-  return { code, signal, stdout, stderr };
+  return { ...outcome, stdout, stderr };
 }

@@ -8,6 +8,7 @@ import type { ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { endOf } from "../../../gateway/test/support/child-exit.ts";
 import type { NetNamespace } from "../../../gateway/test/support/netns.ts";
 import { ROOT } from "../../pm2.ts";
 
@@ -95,7 +96,7 @@ export function startLocalBox(
       detached: options.processGroup ?? false,
     },
   );
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = endOf(child).then(({ code }) => code);
   const output = new Output(child.stdout as NodeJS.ReadableStream);
   child.stderr?.on("data", (d: Buffer) => output.lines.push(`stderr: ${d.toString().trimEnd()}`));
   return { process: child, output, exited };
