@@ -43,7 +43,9 @@ describe("the last line before a self-kill", { timeout: 60_000 }, () => {
   });
 
   it("keeps the fields of a child log", async () => {
-    const [line] = await linesBeforeKill(`synchronousLogger(log.child({ app: "device-auth" })).fatal("killing");`);
+    const [line] = await linesBeforeKill(
+      `synchronousLogger(log.child({ app: "device-auth" })).fatal("killing");`,
+    );
     assert.equal(line?.app, "device-auth");
     assert.equal(line?.instance, 3);
   });
