@@ -1,6 +1,8 @@
 package room
 
 import (
+	"errors"
+	"io"
 	"slices"
 	"strings"
 
@@ -47,14 +49,42 @@ func (s *Session) subscribed(track *webrtc.TrackRemote) {
 	go func() {
 		defer s.readers.Done()
 		defer s.trackEnded(track)
-		for {
-			pkt, _, err := track.ReadRTP()
-			if err != nil {
-				return
-			}
-			s.forward(track, pkt.SequenceNumber, pkt.Timestamp, pkt.Payload)
-		}
+		readTrack(track, func(sequence uint16, timestamp uint32, payload []byte) {
+			s.forward(track, sequence, timestamp, payload)
+		}, s.out)
 	}()
+}
+
+// maxUnreadableInRow is how many reads of a track may fail in a row before its reading
+// ends. A failed read is one packet pion could not read, and the next one may read; a read
+// that fails at once for good (the track's stream gone) must not spin.
+const maxUnreadableInRow = 50
+
+// counter counts a drop or oddity by its reason (Out's Count).
+type counter interface{ Count(reason string) }
+
+// readTrack reads a track's RTP until the track ends (io.EOF: it, or the connection,
+// closed), handing each packet to forward. A packet pion cannot read (its payload type
+// not negotiated, its header malformed) is counted and skipped: ending the reading there,
+// as it once did, lost the agent's voice for the rest of the session, uncounted.
+func readTrack(track *webrtc.TrackRemote, forward func(sequence uint16, timestamp uint32, payload []byte), counts counter) {
+	inRow := 0
+	for {
+		pkt, _, err := track.ReadRTP()
+		if err == nil {
+			inRow = 0
+			forward(pkt.SequenceNumber, pkt.Timestamp, pkt.Payload)
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		counts.Count("agent_rtp_unreadable")
+		if inRow++; inRow >= maxUnreadableInRow {
+			counts.Count("agent_track_unreadable")
+			return
+		}
+	}
 }
 
 // trackAdded makes a newly subscribed track the one heard, and counts it as a reader of
