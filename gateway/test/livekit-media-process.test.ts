@@ -112,7 +112,7 @@ describe("LiveKit through the media process", () => {
     for (let k = 0; k < 40; k++) {
       for (let i = 0; i < 960; i++)
         pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 440 * (k * 960 + i)) / 16000)), i * 2);
-      t.pushOpus({ opus: encoder.encode(pcm), durationMs: 60, sampleRate: 16000 });
+      t.pushOpus({ opus: encoder.encode(pcm), durationMs: 60, sampleRate: 16000, sequence: k + 1 });
       await new Promise((r) => setTimeout(r, 60));
     }
     await eventually(
@@ -177,7 +177,7 @@ describe("LiveKit through the media process", () => {
     for (let k = 0; k < PACKETS; k++) {
       for (let i = 0; i < 320; i++)
         pcm.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 300 * (k * 320 + i)) / 16000)), i * 2);
-      talker.pushOpus({ opus: encoder.encode(pcm), durationMs: 20, sampleRate: 16000 });
+      talker.pushOpus({ opus: encoder.encode(pcm), durationMs: 20, sampleRate: 16000, sequence: k + 1 });
       await new Promise((r) => setTimeout(r, 20));
     }
     const decodedBytes = () => rec.pcm.reduce((sum, b) => sum + b.length, 0);

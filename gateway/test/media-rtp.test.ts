@@ -13,7 +13,7 @@ describe("upstream RTP clock", () => {
   it("consecutive 60 ms packets advance 2880 ticks each, whatever their jitter", () => {
     const c = new UpstreamClock(1000);
     assert.deepEqual(
-      [0, 45, 130, 180, 250].map((t) => c.next(t, 60)),
+      [0, 45, 130, 180, 250].map((t, i) => c.next(t, 60, i + 1)),
       [1000, 3880, 6760, 9640, 12520],
     );
   });
@@ -21,22 +21,36 @@ describe("upstream RTP clock", () => {
   it("20 ms packets advance 960 ticks", () => {
     const c = new UpstreamClock(5);
     assert.deepEqual(
-      [0, 20, 40].map((t) => c.next(t, 20)),
+      [0, 20, 40].map((t, i) => c.next(t, 20, i + 1)),
       [5, 965, 1925],
     );
   });
 
   it("a pause advances by the time elapsed, in whole frames", () => {
     const c = new UpstreamClock(0x10000);
-    c.next(0, 60);
-    assert.equal(c.next(1030, 60), 0x10000 + 17 * 2880);
+    c.next(0, 60, 1);
+    assert.equal(c.next(1030, 60, 2), 0x10000 + 17 * 2880);
+  });
+
+  it("a lost packet is a frame of its own, even when the next one comes early", () => {
+    const c = new UpstreamClock(1000);
+    // Sequence 3 never arrived; 4 came 110 ms after 2 (10 ms of jitter early).
+    assert.deepEqual(
+      [
+        [0, 1],
+        [60, 2],
+        [170, 4],
+        [230, 5],
+      ].map(([t, seq]) => c.next(t as number, 60, seq as number)),
+      [1000, 3880, 9640, 12520],
+    );
   });
 
   it("wraps at 32 bits and never gives 0 (the Go SDK reads 0 as unset)", () => {
     const c = new UpstreamClock(2 ** 32 - 2880);
-    assert.equal(c.next(0, 60), 2 ** 32 - 2880);
-    assert.equal(c.next(60, 60), 1);
-    assert.equal(c.next(120, 60), 2881);
+    assert.equal(c.next(0, 60, 1), 2 ** 32 - 2880);
+    assert.equal(c.next(60, 60, 2), 1);
+    assert.equal(c.next(120, 60, 3), 2881);
   });
 });
 

@@ -288,9 +288,14 @@ describe("UDP hardening, Opus passed through undecoded (pushOpus, as the LiveKit
   let stack: Stack;
   let gw: RunningGateway;
   const received: number[] = [];
-  const passThrough: AgentFactory = () => ({
+  /** Per device session (the client id's), the sequence each frame reached the bridge with. */
+  const sequences = new Map<string, number[]>();
+  const passThrough: AgentFactory = (info) => ({
     pushAudio: () => {},
-    pushOpus: (frame) => received.push(frame.opus.length),
+    pushOpus: (frame) => {
+      received.push(frame.opus.length);
+      sequences.set(info.clientId, [...(sequences.get(info.clientId) ?? []), frame.sequence]);
+    },
     onDeviceEvent: () => {},
     close: async () => {},
   });
@@ -326,5 +331,14 @@ describe("UDP hardening, Opus passed through undecoded (pushOpus, as the LiveKit
     } finally {
       for (const p of ports) p.close();
     }
+  });
+
+  it("each frame reaches the bridge with its datagram's sequence (the upstream clock counts lost frames by it)", async () => {
+    const device = await stack.device();
+    await device.hello();
+    const sent = [0, 1, 2].map(() => device.sendFrame().readUInt32BE(12));
+    await eventually(() => sequences.get(device.clientId)?.length === 3, 5000, "three frames at the bridge");
+    assert.deepEqual(sequences.get(device.clientId), sent);
+    await device.close();
   });
 });

@@ -39,6 +39,11 @@ export interface UpstreamOpus {
   readonly durationMs: number;
   /** The device's encoder rate from its hello (16000 for current firmware). */
   readonly sampleRate: number;
+  /**
+   * The packet's UDP sequence: strictly increasing within the session (upstream-guard.ts),
+   * one per packet the device sent, so a gap is packets lost on the way.
+   */
+  readonly sequence: number;
 }
 
 export interface AgentBridge {

@@ -164,6 +164,7 @@ export class DeviceSession {
         opus: frame,
         durationMs: this.#audio.frameDurationMs,
         sampleRate: this.#audio.sampleRate,
+        sequence: packet.header.sequence,
       });
       this.#deps.metrics.upstreamLatency.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
       return;

@@ -138,7 +138,7 @@ export class ProcessTransport implements RoomTransport {
 
   pushOpus(frame: UpstreamOpus): void {
     if (!this.#joined || this.#session === undefined) return this.#deps.drop("agent_not_connected");
-    const timestamp = this.#clock.next(this.#now(), frame.durationMs);
+    const timestamp = this.#clock.next(this.#now(), frame.durationMs, frame.sequence);
     this.#deps.media.send({
       kind: "opus",
       session: this.#session,

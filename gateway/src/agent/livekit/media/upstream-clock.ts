@@ -5,13 +5,16 @@
  *
  * Packets of one utterance are consecutive (each advances exactly one frame, whatever the
  * network jitter between them); a gap of two frames or more is a pause and advances by the
- * elapsed time rounded to whole frames, so the subscriber hears a pause as a pause. Pure:
- * the caller passes the arrival time.
+ * elapsed time rounded to whole frames, so the subscriber hears a pause as a pause. A
+ * packet lost on the way is a frame all the same: the device's UDP sequence (which counts
+ * every packet it sent, one frame each) sets the least a packet advances, so the
+ * subscriber conceals the missing frame instead of hearing the audio close up around it.
+ * Pure: the caller passes the arrival time.
  */
 const TICKS_PER_MS = 48;
 
 export class UpstreamClock {
-  #last: { at: number; timestamp: number } | undefined;
+  #last: { at: number; timestamp: number; sequence: number } | undefined;
   readonly #start: number;
 
   /** `start` is the first packet's timestamp (random in production, as RTP asks). */
@@ -19,19 +22,24 @@ export class UpstreamClock {
     this.#start = start >>> 0;
   }
 
-  /** The timestamp for a packet of `durationMs` that arrived at `nowMs`. */
-  next(nowMs: number, durationMs: number): number {
+  /**
+   * The timestamp for a packet of `durationMs` that arrived at `nowMs` with the device's
+   * UDP `sequence` (strictly increasing within a session: upstream-guard.ts).
+   */
+  next(nowMs: number, durationMs: number, sequence: number): number {
     const frame = durationMs * TICKS_PER_MS;
     let timestamp: number;
     if (!this.#last) timestamp = this.#start;
     else {
       const gap = nowMs - this.#last.at;
-      const frames = gap < 2 * durationMs ? 1 : Math.round(gap / durationMs);
+      const elapsed = gap < 2 * durationMs ? 1 : Math.round(gap / durationMs);
+      const sent = sequence - this.#last.sequence;
+      const frames = Math.max(elapsed, sent, 1);
       timestamp = (this.#last.timestamp + frames * frame) >>> 0;
     }
     // 0 would read as "no timestamp" in the Go SDK's WriteSample; one tick off is inaudible.
     if (timestamp === 0) timestamp = 1;
-    this.#last = { at: nowMs, timestamp };
+    this.#last = { at: nowMs, timestamp, sequence };
     return timestamp;
   }
 }
