@@ -46,6 +46,16 @@ describe("upstream RTP clock", () => {
     );
   });
 
+  it("a pause of more than half the timestamp space still steps forward (the Go SDK refuses a step of 2^31 or more as out of order)", () => {
+    const c = new UpstreamClock(1000);
+    c.next(0, 60, 1);
+    const after = c.next(13 * 3_600_000, 60, 2);
+    const step = (after - 1000) >>> 0;
+    assert.ok(step >= 2880 && step < 2 ** 31, `step ${step}`);
+    // And the packet after it is one frame on.
+    assert.equal(c.next(13 * 3_600_000 + 60, 60, 3), (after + 2880) >>> 0);
+  });
+
   it("wraps at 32 bits and never gives 0 (the Go SDK reads 0 as unset)", () => {
     const c = new UpstreamClock(2 ** 32 - 2880);
     assert.equal(c.next(0, 60, 1), 2 ** 32 - 2880);

@@ -12,6 +12,13 @@
  * Pure: the caller passes the arrival time.
  */
 const TICKS_PER_MS = 48;
+/**
+ * The longest step between two packets: the Go SDK's LocalTrack.WriteSample takes a step
+ * of more than 2^31 ticks (a pause of 12.4 h) for a packet from the past and refuses it,
+ * and every later packet with it until the timestamps come round again (media test
+ * TestOpusTimestampStepsReachTheTrack). A longer pause is heard as this long.
+ */
+const MAX_STEP_TICKS = 2 ** 31 - 1;
 
 export class UpstreamClock {
   #last: { at: number; timestamp: number; sequence: number } | undefined;
@@ -34,7 +41,7 @@ export class UpstreamClock {
       const gap = nowMs - this.#last.at;
       const elapsed = gap < 2 * durationMs ? 1 : Math.round(gap / durationMs);
       const sent = sequence - this.#last.sequence;
-      const frames = Math.max(elapsed, sent, 1);
+      const frames = Math.min(Math.max(elapsed, sent, 1), Math.floor(MAX_STEP_TICKS / frame));
       timestamp = (this.#last.timestamp + frames * frame) >>> 0;
     }
     // 0 would read as "no timestamp" in the Go SDK's WriteSample; one tick off is inaudible.
