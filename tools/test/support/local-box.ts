@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { endOf } from "../../../gateway/test/support/child-exit.ts";
 import type { NetNamespace } from "../../../gateway/test/support/netns.ts";
+import { running } from "../../local-box/processes.ts";
 import { ROOT } from "../../pm2.ts";
 
 /** The box's stdout, kept and awaited line by line. */
@@ -168,10 +169,15 @@ export function commandLine(pid: number): string | undefined {
   }
 }
 
-/** What runs in the namespace besides its holder, as "pid command line". */
+/**
+ * What runs in the namespace besides its holder, as "pid command line". A zombie does not
+ * run: a gateway the box SIGKILLed after its PM2 daemon is init's to reap, and the box
+ * (processes.ts `running`) rightly took it for gone; a clean-clone CI run saw one still
+ * unreaped here (its command line empty) and failed.
+ */
 export function leftIn(ns: NetNamespace): string[] {
   return ns
     .pids()
-    .filter((pid) => pid !== ns.pid)
+    .filter((pid) => pid !== ns.pid && running(pid))
     .map((pid) => `${pid} ${commandLine(pid) ?? "(gone)"}`);
 }
