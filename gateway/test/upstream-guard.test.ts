@@ -30,10 +30,18 @@ const dropped = (v: UpstreamVerdict) => (v.kind === "drop" ? v.reason : "accepte
 describe("UpstreamGuard", () => {
   it("pins the first packet's address and takes newer packets from it", () => {
     const g = new UpstreamGuard();
-    assert.deepEqual(g.admit(1, device, ok), { kind: "accept", moved: true });
-    assert.deepEqual(g.admit(2, device, ok), { kind: "accept", moved: false });
+    assert.deepEqual(g.admit(1, device, ok), { kind: "accept", moved: true, missed: 0 });
+    assert.deepEqual(g.admit(2, device, ok), { kind: "accept", moved: false, missed: 0 });
     assert.deepEqual(g.remote, device);
     assert.equal(g.lastSequence, 2);
+  });
+
+  it("reports the sequence numbers a packet taken skipped: frames missing from the stream", () => {
+    const g = streaming(10);
+    assert.deepEqual(g.admit(13, device, ok), { kind: "accept", moved: false, missed: 2 });
+    assert.deepEqual(g.admit(14, device, ok), { kind: "accept", moved: false, missed: 0 });
+    // The device numbers from 1: a first packet of 3 follows two lost.
+    assert.deepEqual(new UpstreamGuard().admit(3, device, ok), { kind: "accept", moved: true, missed: 2 });
   });
 
   it("drops replays without decrypting them", () => {
@@ -79,7 +87,12 @@ describe("UpstreamGuard", () => {
     for (let i = 1; i < MOVE_AFTER; i++) {
       assert.equal(dropped(g.admit(10 + i, rebound, ok)), "udp_unproven_source");
     }
-    assert.deepEqual(g.admit(10 + MOVE_AFTER, rebound, ok), { kind: "accept", moved: true });
+    // The candidate's earlier packets were dropped: missing from the stream too.
+    assert.deepEqual(g.admit(10 + MOVE_AFTER, rebound, ok), {
+      kind: "accept",
+      moved: true,
+      missed: MOVE_AFTER - 1,
+    });
     assert.deepEqual(g.remote, rebound);
     assert.equal(g.lastSequence, 10 + MOVE_AFTER);
     assert.equal(g.admit(11 + MOVE_AFTER, rebound, ok).kind, "accept");
@@ -114,7 +127,11 @@ describe("UpstreamGuard", () => {
     for (let i = 0; i < MOVE_AFTER - 1; i++) {
       assert.equal(dropped(g.admit(back + i, device, ok)), "udp_sequence_jump");
     }
-    assert.deepEqual(g.admit(back + MOVE_AFTER - 1, device, ok), { kind: "accept", moved: false });
+    assert.deepEqual(g.admit(back + MOVE_AFTER - 1, device, ok), {
+      kind: "accept",
+      moved: false,
+      missed: back + MOVE_AFTER - 1 - 11,
+    });
     assert.equal(g.lastSequence, back + MOVE_AFTER - 1);
   });
 

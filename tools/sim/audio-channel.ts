@@ -85,6 +85,12 @@ export class AudioChannel {
     return datagram;
   }
 
+  /** A frame lost on the way: its sequence is used, and nothing reaches the gateway. */
+  lose(): void {
+    if (!this.#socket) throw new Error("audio channel closed");
+    this.#upSeq++;
+  }
+
   /**
    * Moves to a new local socket (a new source port), the session, key and sequences
    * unchanged, as after a NAT rebinding.

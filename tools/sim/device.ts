@@ -214,6 +214,14 @@ export class SimulatedDevice extends EventEmitter<DeviceEvents> {
     return datagram;
   }
 
+  /** One upstream frame lost on the way: the firmware numbered it, the network lost it. */
+  loseFrame(): void {
+    if (!this.#session || !this.#channel) throw new Error("no audio channel: call hello() first");
+    this.#microphone.nextSpeech();
+    this.#channel.lose();
+    this.stats.framesSent++;
+  }
+
   /**
    * A NAT rebinding: the audio channel moves to a new local socket (a new source port),
    * the session, key and sequences unchanged, as when a router drops its UDP mapping.

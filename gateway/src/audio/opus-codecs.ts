@@ -30,7 +30,8 @@ export class CodecTable {
       codec.applyEncoderCTL(OPUS_SET_COMPLEXITY, msg.complexity);
       codec.setBitrate(msg.bitrate);
     }
-    // Agents send 20 ms packets: the concealment length until one has been decoded.
+    // The concealment length until a packet has been decoded (agents send 20 ms packets;
+    // a device's first packet is decoded before any concealment of its stream).
     this.#streams.set(msg.streamId, {
       codec,
       encode: msg.role === "encoder",
@@ -48,7 +49,10 @@ export class CodecTable {
     if (!stream) throw new Error("stream not open");
     // Encoders get PCM16 LE, decoders get Opus; the role was fixed at open.
     if (op === FrameOp.sequence) return decodeSequence(stream, frame);
-    return stream.encode ? stream.codec.encode(frame) : stream.codec.decode(frame);
+    if (stream.encode) return stream.codec.encode(frame);
+    const pcm = stream.codec.decode(frame);
+    stream.lastSamples = pcm.length >> 1;
+    return pcm;
   }
 }
 

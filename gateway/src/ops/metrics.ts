@@ -74,6 +74,7 @@ export class GatewayMetrics {
   readonly #dropCounter: Counter<"reason">;
   readonly #closeCounter: Counter<"reason">;
   readonly framesUp: Counter;
+  readonly framesUpMissed: Counter;
   readonly framesDown: Counter;
   readonly sessionsOpened: Counter;
   /** Device messages handled by the owning session, by type. */
@@ -101,6 +102,7 @@ export class GatewayMetrics {
   /** The Opus pool's workers lost by reason (watchOpusWorkers); none until a pool is watched. */
   #opusWorkerLosses: () => Readonly<Record<WorkerLossReason, number>> = newLossCounts;
   #framesUpTotal = 0;
+  #framesUpMissedTotal = 0;
   #framesDownTotal = 0;
 
   constructor(instanceId: number) {
@@ -122,6 +124,11 @@ export class GatewayMetrics {
     this.framesUp = new Counter({
       name: "gateway_frames_up_total",
       help: "Device audio frames decoded and passed to the agent",
+      registers: r,
+    });
+    this.framesUpMissed = new Counter({
+      name: "gateway_frames_up_missed_total",
+      help: "Device audio frames missing before a frame taken (gaps in a session's UDP sequence: lost on the way, or dropped here)",
       registers: r,
     });
     this.framesDown = new Counter({
@@ -223,6 +230,16 @@ export class GatewayMetrics {
   frameUp(): void {
     this.#framesUpTotal++;
     this.framesUp.inc();
+  }
+
+  /** `count` device frames missing from a session's stream (a gap in its UDP sequence). */
+  framesMissedUp(count: number): void {
+    this.#framesUpMissedTotal += count;
+    this.framesUpMissed.inc(count);
+  }
+
+  get framesUpMissedTotal(): number {
+    return this.#framesUpMissedTotal;
   }
 
   frameDown(): void {

@@ -26,6 +26,16 @@ import { Downstream, type RemoteAddress } from "./downstream.ts";
 import { type SessionTimer, type StartTimer, startNodeTimer } from "./timer.ts";
 import { UpstreamGuard } from "./upstream-guard.ts";
 
+/**
+ * The most device frames concealed before a packet that follows a gap in the sequence,
+ * where the gateway decodes (180 ms of 60 ms frames). A longer gap is a hole in the
+ * stream, not a lost frame or two: it is left a gap rather than filled with made-up sound.
+ */
+export const MAX_CONCEALED_UP_FRAMES = 3;
+
+/** An empty packet: libopus conceals a lost frame on it. */
+const LOST = Buffer.alloc(0);
+
 /** The longest an inactivity close waits for the agent's goodbye (BUNNY: 30 s). */
 export const FAREWELL_CAP_MS = 30_000;
 
@@ -146,6 +156,7 @@ export class DeviceSession {
       return;
     }
     let opus: Buffer | undefined;
+    const first = this.#upstream.lastSequence === 0;
     const verdict = this.#upstream.admit(packet.header.sequence, from, () => {
       opus = openAudioPacket(this.#key, packet);
       return checkOpusPacket(opus, this.#audio.frameDurationMs) === undefined;
@@ -155,6 +166,7 @@ export class DeviceSession {
       return;
     }
     const frame = opus as Buffer;
+    if (verdict.missed > 0) this.#deps.metrics.framesMissedUp(verdict.missed);
     if (this.#agent.pushOpus) {
       // Passed through undecoded: the Opus sanity check above is all the proof we get.
       this.#state = "streaming";
@@ -169,7 +181,20 @@ export class DeviceSession {
       this.#deps.metrics.upstreamLatency.observe(Number(process.hrtime.bigint() - receivedAt) / 1e9);
       return;
     }
-    this.#deps.pool.decode(this.#decoder, frame).then(
+    // Frames lost just before this one are concealed first, so the agent hears them as
+    // lost frames instead of the audio closing up around them. Not before the session's
+    // first packet: nothing of the stream was decoded to go on from.
+    const concealed = first ? 0 : Math.min(verdict.missed, MAX_CONCEALED_UP_FRAMES);
+    const decoded =
+      concealed === 0
+        ? this.#deps.pool.decode(this.#decoder, frame)
+        : this.#deps.pool
+            .decodeSequence(this.#decoder, [...new Array<Buffer>(concealed).fill(LOST), frame])
+            .then(({ pcm, undecodable }) => {
+              if (undecodable > 0) throw new Error("undecodable Opus");
+              return pcm;
+            });
+    decoded.then(
       (pcm) => {
         if (this.#state === "closed") return;
         this.#state = "streaming";

@@ -33,7 +33,16 @@ export const MAX_CANDIDATE_GAP = 8;
 export type UpstreamDrop = "udp_replay" | "udp_sequence_jump" | "udp_bad_opus" | "udp_unproven_source";
 
 export type UpstreamVerdict =
-  | { readonly kind: "accept"; readonly moved: boolean }
+  | {
+      readonly kind: "accept";
+      readonly moved: boolean;
+      /**
+       * Sequence numbers skipped since the last packet taken: the device numbers every
+       * packet it sends from 1, so each is a frame missing from the stream (lost on the way,
+       * or dropped here).
+       */
+      readonly missed: number;
+    }
   | { readonly kind: "drop"; readonly reason: UpstreamDrop };
 
 interface Candidate {
@@ -71,12 +80,13 @@ export class UpstreamGuard {
     const pinned = this.#remote === undefined || same(this.#remote, from);
     if (pinned && seq - this.#lastSeq <= MAX_SEQUENCE_JUMP) {
       if (!plausible()) return { kind: "drop", reason: "udp_bad_opus" };
+      const missed = seq - this.#lastSeq - 1;
       this.#lastSeq = seq;
       const first = this.#remote === undefined;
       if (first) this.#remote = { address: from.address, port: from.port };
       // The pinned sender goes on in order: a jump candidate from its own address is moot.
       if (fromCandidate) this.#candidate = undefined;
-      return { kind: "accept", moved: first };
+      return { kind: "accept", moved: first, missed };
     }
     if (!plausible()) {
       if (fromCandidate) this.#candidate = undefined;
@@ -93,9 +103,10 @@ export class UpstreamGuard {
       return { kind: "drop", reason: pinned ? "udp_sequence_jump" : "udp_unproven_source" };
     }
     this.#candidate = undefined;
+    const missed = seq - this.#lastSeq - 1;
     this.#lastSeq = seq;
     this.#remote = { address: from.address, port: from.port };
-    return { kind: "accept", moved: !pinned };
+    return { kind: "accept", moved: !pinned, missed };
   }
 }
 
