@@ -22,6 +22,8 @@ export interface MarkedProcess {
   readonly pgrp: number;
   /** Its command line, for messages. */
   readonly command: string;
+  /** Clock ticks from boot to its start: with the pid, which process it is. */
+  readonly startTime: number;
 }
 
 interface ProcStat {
@@ -94,7 +96,7 @@ export function markedProcesses(runDir: string): MarkedProcess[] {
     if (!environ(pid).includes(mark)) continue;
     const stat = procStat(pid);
     if (stat === undefined || stat.state === "Z" || stat.state === "X") continue;
-    found.push({ pid, pgrp: stat.pgrp, command: commandLine(pid) });
+    found.push({ pid, pgrp: stat.pgrp, command: commandLine(pid), startTime: stat.startTime });
   }
   return found;
 }
@@ -131,9 +133,20 @@ export async function stopMarked(runDir: string, options: StopOptions): Promise<
   if (options.signal) for (const p of markedProcesses(runDir)) signal(p.pid, options.signal);
   const graceEnd = Date.now() + options.graceMs;
   let left = markedProcesses(runDir);
+  // A process on its way out has lost its environment (its memory is gone first), so the
+  // mark alone would take it for gone while the kernel still ends it: one seen marked is
+  // waited for until it is a zombie or gone. A box that exited on the mark alone left a
+  // SIGKILLed gateway still exiting (its command line empty), and a test saw it.
+  const lookAgain = () => {
+    const now = markedProcesses(runDir);
+    const exiting = left.filter(
+      (p) => !now.some((q) => q.pid === p.pid) && running(p.pid) && startTime(p.pid) === p.startTime,
+    );
+    return [...now, ...exiting];
+  };
   while (left.length > 0 && Date.now() < graceEnd) {
     await new Promise((r) => setTimeout(r, pollMs));
-    left = markedProcesses(runDir);
+    left = lookAgain();
   }
   for (const p of left) options.onKill?.(p);
   const killEnd = Date.now() + (options.killWaitMs ?? 2000);
@@ -143,7 +156,7 @@ export async function stopMarked(runDir: string, options: StopOptions): Promise<
       signal(p.pid, "SIGKILL");
     }
     await new Promise((r) => setTimeout(r, pollMs));
-    left = markedProcesses(runDir);
+    left = lookAgain();
   }
   return left;
 }
