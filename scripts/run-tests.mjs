@@ -39,6 +39,7 @@ const UNIT_TESTS = [
   "gateway/test/health-body.test.ts",
   "gateway/test/peer-watch.test.ts",
   "gateway/test/hello-budget.test.ts",
+  "gateway/test/log-before-kill.test.ts",
   "gateway/test/log-limiter.test.ts",
   "gateway/test/loop-clock.test.ts",
   "gateway/test/media-ipc.test.ts",
@@ -69,6 +70,7 @@ const UNIT_TESTS = [
   "tools/test/rooms-options.test.ts",
   "tools/test/rooms-report.test.ts",
   "tools/test/rooms-targets.test.ts",
+  "tools/test/stop-marked.test.ts",
 ];
 
 function findTests(dir, found = []) {
