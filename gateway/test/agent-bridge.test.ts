@@ -142,6 +142,23 @@ describe("the agent leaving the room", () => {
     assert.deepEqual(sink, []);
   });
 
+  it("its state message, late on the data channel after its leave, opens no turn (counted), also once it rejoins", async () => {
+    const { room, agent, timers, sink, drops } = await openBridge();
+    room.participantJoined(agent({ "lk.agent.state": "speaking" }));
+    // Sent before it left; the leave came by signalling, ahead of the data channel.
+    room.participantLeft(AGENT);
+    const speaking = { type: "agent_state_changed", data: { old_state: "thinking", new_state: "speaking" } };
+    room.data(Buffer.from(JSON.stringify(speaking)), undefined, AGENT);
+    room.data(Buffer.from(JSON.stringify({ type: "speech_created", data: { text: "" } })), undefined, AGENT);
+    assert.deepEqual(sink, ["tts start", "tts stop"]);
+    assert.deepEqual(drops, ["agent_signal_not_in_room", "agent_signal_not_in_room"]);
+    // Back after a reconnect, its state attribute not set again yet: a `speaking` kept from
+    // the message above held the device in Speaking with no deadline.
+    room.participantJoined(agent());
+    timers.advance(60_000);
+    assert.deepEqual(sink, ["tts start", "tts stop"]);
+  });
+
   it("a room deleted after the agent left ends the session as agent_ended, not as a failure", async () => {
     const { room, agent, sink } = await openBridge();
     room.participantJoined(agent());

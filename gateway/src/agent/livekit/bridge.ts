@@ -57,6 +57,13 @@ export interface BridgeDeps {
 /** The agent's `lk.agent.state` attribute (LiveKit Agents 1.x). */
 const STATE_ATTRIBUTE = "lk.agent.state";
 
+/** The data messages that frame turns (turns.ts). */
+const TURN_SIGNALS: ReadonlySet<AgentMessage["type"]> = new Set([
+  "agent_state_changed",
+  "speech_created",
+  "music_playback_stopped",
+]);
+
 export class LiveKitBridge implements AgentBridge {
   /** Set once the transport exists, if it forwards Opus (the session checks per packet). */
   pushOpus?: (frame: UpstreamOpus) => void;
@@ -198,7 +205,7 @@ export class LiveKitBridge implements AgentBridge {
       participantJoined: (p) => !this.#closed && this.#onJoined(p),
       participantLeft: (identity) => !this.#closed && this.#onLeft(identity),
       attributesChanged: (identity, attributes) => !this.#closed && this.#onAttributes(identity, attributes),
-      data: (payload, topic) => !this.#closed && this.#onData(payload, topic),
+      data: (payload) => !this.#closed && this.#onData(payload),
       text: (chunk) => !this.#closed && this.#onText(chunk),
       agentAudio: (pcm) => !this.#closed && this.#onAgentAudio(pcm),
       disconnected: (reason) => {
@@ -263,9 +270,15 @@ export class LiveKitBridge implements AgentBridge {
     this.#apply(this.#turns.agentState("attribute", state, this.#now()));
   }
 
-  #onData(payload: Uint8Array, _topic: string | undefined): void {
+  #onData(payload: Uint8Array): void {
     const m = parseAgentMessage(payload);
     if ("error" in m) return this.#services.events.drop(`agent_data_${m.error}`);
+    // No agent in the room since the last one left: a turn signal now is that agent's, sent
+    // before it left and overtaken by its leave (signalling and the data channel are not
+    // ordered). Taken, it opened a turn with no agent to end it, and its `speaking`
+    // outlived the leave that had forgotten the agent's state.
+    if (TURN_SIGNALS.has(m.type) && this.#agents.gone)
+      return this.#services.events.drop("agent_signal_not_in_room");
     this.#onMessage(m);
   }
 
