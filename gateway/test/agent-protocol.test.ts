@@ -112,6 +112,15 @@ describe("agent messages", () => {
       error: "bad_device_control",
     });
   });
+
+  it("a device_control action named like an Object.prototype member is no action", () => {
+    // Looked up in a plain object, "constructor" found Object itself: a function_call whose
+    // name was a function, which went to the device as a tools/call without a name.
+    for (const action of ["constructor", "toString", "__proto__", "hasOwnProperty"])
+      assert.deepEqual(parseAgentMessage(json({ type: "device_control", action })), {
+        error: "bad_device_control",
+      });
+  });
 });
 
 describe("gateway messages", () => {

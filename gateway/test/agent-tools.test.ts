@@ -42,6 +42,13 @@ describe("tool names (device-protocol.md 5.3)", () => {
     });
   });
 
+  it("passes names of Object.prototype members through unchanged too", () => {
+    // Looked up in a plain object, these found Object.prototype's members (a function, an
+    // object) as the device tool's name, which JSON then dropped or sent as {}.
+    for (const name of ["constructor", "toString", "__proto__", "valueOf"])
+      assert.deepEqual(planTool(name, {}), { kind: "call", tool: name, arguments: {} });
+  });
+
   it("clamps set_volume to 0..100", () => {
     assert.deepEqual(planTool("self_set_volume", { volume: 140 }), {
       kind: "call",

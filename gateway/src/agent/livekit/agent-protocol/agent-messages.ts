@@ -133,7 +133,8 @@ function parseFunctionCall(v: Record<string, unknown>): Parsed {
 function parseDeviceControl(v: Record<string, unknown>): Parsed {
   const action = v.action;
   if (typeof action !== "string") return { error: "bad_device_control" };
-  const name = DEVICE_CONTROL[action];
+  // Own keys only: "constructor" would find Object itself.
+  const name = Object.hasOwn(DEVICE_CONTROL, action) ? DEVICE_CONTROL[action] : undefined;
   if (!name) return { error: "bad_device_control" };
   const args: Record<string, unknown> = {};
   for (const [k, value] of Object.entries(v)) {

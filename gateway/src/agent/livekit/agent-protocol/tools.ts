@@ -47,7 +47,9 @@ export function planTool(name: string, args: JsonObject): ToolPlan {
         : DEFAULT_VOLUME_STEP;
     return { kind: "volume_step", delta: name === "self_volume_up" ? step : -step };
   }
-  const tool = NAMES[name] ?? name; // unknown names go to the device unchanged, as BUNNY does
+  // Unknown names go to the device unchanged, as BUNNY does. Own keys only: "constructor"
+  // would find Object itself.
+  const tool = (Object.hasOwn(NAMES, name) ? NAMES[name] : undefined) ?? name;
   if (tool === SET_VOLUME_TOOL && typeof args.volume === "number") {
     return { kind: "call", tool, arguments: { ...args, volume: clampVolume(args.volume) } };
   }
