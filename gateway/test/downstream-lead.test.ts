@@ -112,6 +112,46 @@ describe("downstream on an injected clock", () => {
     }
   });
 
+  it("no two packets share an AES-CTR counter block, in a burst or with the device's own (timestamp 0)", async () => {
+    const t = turn();
+    try {
+      t.down.speechStart();
+      for (let i = 0; i < 4; i++) t.down.audio(Buffer.alloc(DOWN_FRAME_BYTES, i + 1));
+      // All four go out at one instant of the clock: the lead's end.
+      t.timers.advance(TTS_START_LEAD_MS);
+      await eventually(() => t.sent.length === 4, 2000, "the four frames");
+      // Each packet's counter blocks: its 16-byte header (device-protocol.md 3.3), then that
+      // plus one for each further 16 bytes of its payload, as a 128-bit number.
+      const blocks = (header: Buffer, payloadBytes: number) =>
+        Array.from(
+          { length: Math.ceil(payloadBytes / 16) },
+          (_, i) => header.readBigUInt64BE(0) * 2n ** 64n + header.readBigUInt64BE(8) + BigInt(i),
+        );
+      const ours = t.sent.map((d) => blocks(d.subarray(0, 16), d.length - 16));
+      assert.deepEqual(
+        t.sent.map((d) => d.readUInt32BE(8)),
+        [TTS_START_LEAD_MS, TTS_START_LEAD_MS + 1, TTS_START_LEAD_MS + 2, TTS_START_LEAD_MS + 3],
+      );
+      // The device's packets of the same lengths and sequences, timestamp 0 (no AEC).
+      const devices = t.sent.map((d) => {
+        const header = Buffer.from(d.subarray(0, 16));
+        header.writeUInt32BE(0, 8);
+        return blocks(header, d.length - 16);
+      });
+      // (The device's own packets share blocks among themselves: its firmware, not ours.)
+      const own = ours.flat();
+      assert.equal(new Set(own).size, own.length, "a counter block of ours used twice");
+      const theirs = new Set(devices.flat());
+      assert.deepEqual(
+        own.filter((b) => theirs.has(b)),
+        [],
+        "a counter block of ours is one of the device's",
+      );
+    } finally {
+      t.close();
+    }
+  });
+
   it("a close while the turn's last frame is encoding sends no tts stop when the encode settles", async () => {
     const t = turn();
     try {

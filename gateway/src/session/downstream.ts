@@ -64,6 +64,8 @@ export class Downstream {
   #queue: QueuedFrame[] = [];
   #encoding = 0;
   #sequence = 0;
+  /** The last packet's timestamp: each packet's is greater (#send says why). */
+  #lastTimestamp = 0;
   #speaking = false;
   #speakingSince = 0;
   #leadTimer: SessionTimer | undefined;
@@ -193,14 +195,20 @@ export class Downstream {
       return;
     }
     this.#sequence = (this.#sequence + 1) >>> 0;
+    // Milliseconds since the session's downstream began: firmware uses downstream timestamps
+    // only to match played audio for echo cancellation, not as a wall time (device-protocol.md
+    // 3.4). Each packet's is greater than the last's and never 0, though frames go out in
+    // bursts within a millisecond: the header is the packet's AES-CTR counter block, whose
+    // low 32 bits (the sequence) count its blocks on, so two packets of one length with the
+    // same timestamp and consecutive sequences were encrypted with shared keystream, and so
+    // was one at timestamp 0 with the device's own packets (which carry 0) of its sequence.
+    const timestamp = Math.max(this.#lastTimestamp + 1, Math.round(this.#now() - this.#startedAt)) >>> 0;
+    this.#lastTimestamp = timestamp;
     const datagram = sealAudioPacket(
       this.#deps.key,
       {
         connectionId: this.#deps.connectionId,
-        // Milliseconds since the session's downstream began: firmware uses downstream
-        // timestamps only to match played audio for echo cancellation, not as a wall time
-        // (device-protocol.md 3.4).
-        timestamp: Math.round(this.#now() - this.#startedAt) >>> 0,
+        timestamp,
         sequence: this.#sequence,
       },
       opus,
