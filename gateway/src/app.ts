@@ -154,7 +154,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
           gateway.republishClaims();
           log.info({ url: config.mqttUrl, sessions: gateway.sessions.size }, "broker connected");
         },
-        disconnected: () => log.warn("broker connection lost; reconnecting"),
+        disconnected: () => {
+          gateway.brokerDisconnected();
+          log.warn("broker connection lost; reconnecting");
+        },
         subscribeFailed: (err) => {
           metrics.brokerSubscribeFailures.inc();
           warn(

@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { claimPayload } from "../src/protocol/coordination.ts";
 import { claimTopic } from "../src/protocol/topics.ts";
 import type { Gateway } from "../src/session/gateway.ts";
-import { announcePeer, type Core, freshCores, replyTarget } from "./support/core.ts";
+import { announcePeer, type Core, freshCores, MINIMAL_HELLO, replyTarget } from "./support/core.ts";
 
 const DEVICE = "GID_test@@@02_00_00_00_00_07@@@u7";
 const OTHER_DEVICE = "GID_test@@@02_00_00_00_00_08@@@u8";
@@ -138,10 +138,48 @@ describe("our own presence topic", () => {
     ]);
   });
 
-  it("reads gone for our own boot (our clean shutdown): nothing", async () => {
+  it("reads gone for our own boot while we drain (our clean shutdown): nothing", async () => {
     const gateway = await fresh();
+    await gateway.drain();
     announcePeer(gateway, { instanceId: 1, bootId: MY_BOOT }, "gone");
     assert.deepEqual(ourPresence(), []);
+  });
+
+  it("reads gone for our own boot while we live (our will, after a cut connection): we say up again", async () => {
+    const gateway = await fresh();
+    announcePeer(gateway, { instanceId: 1, bootId: MY_BOOT }, "gone");
+    assert.deepEqual(ourPresence(), [
+      { topic: "gateway/presence/1", payload: gateway.presencePayload("up", 8881), retain: true },
+    ]);
+  });
+
+  it("reads our own will with a live peer: our sessions end, their devices were told goodbye", async () => {
+    const { gateway, metrics } = await cores.fresh({ me: { instanceId: 1, bootId: MY_BOOT } });
+    announcePeer(gateway, { instanceId: 2, bootId: "peerboot1" }, "up");
+    gateway.handleBrokerMessage(`ingest/${DEVICE}`, MINIMAL_HELLO);
+    assert.equal(gateway.sessions.size, 1);
+    gateway.brokerDisconnected(); // the cut, with the session live
+    announcePeer(gateway, { instanceId: 1, bootId: MY_BOOT }, "gone");
+    assert.equal(gateway.sessions.size, 0);
+    assert.equal(metrics.closes().orphaned, 1);
+  });
+
+  it("reads our own will: a session opened since the cut stays (no peer took it for dead)", async () => {
+    const { gateway } = await cores.fresh({ me: { instanceId: 1, bootId: MY_BOOT } });
+    announcePeer(gateway, { instanceId: 2, bootId: "peerboot1" }, "up");
+    gateway.brokerDisconnected();
+    gateway.handleBrokerMessage(`ingest/${DEVICE}`, MINIMAL_HELLO);
+    announcePeer(gateway, { instanceId: 1, bootId: MY_BOOT }, "gone");
+    assert.equal(gateway.sessions.size, 1);
+  });
+
+  it("reads our own will with no live peer: our sessions stay, nobody told their devices anything", async () => {
+    const { gateway } = await cores.fresh({ me: { instanceId: 1, bootId: MY_BOOT } });
+    announcePeer(gateway, { instanceId: 2, bootId: "peerboot1" }, "draining");
+    gateway.handleBrokerMessage(`ingest/${DEVICE}`, MINIMAL_HELLO);
+    gateway.brokerDisconnected();
+    announcePeer(gateway, { instanceId: 1, bootId: MY_BOOT }, "gone");
+    assert.equal(gateway.sessions.size, 1);
   });
 
   it("reads gone for an earlier boot while we drain: nothing (we are leaving)", async () => {

@@ -63,7 +63,8 @@ export type CloseReason =
   | "max_duration"
   | "agent_ended"
   | "agent_failed"
-  | "drain";
+  | "drain"
+  | "orphaned";
 
 const LATENCY_PERCENTILES = [0.5, 0.95, 0.99];
 

@@ -93,6 +93,11 @@ export class Gateway {
   readonly #now: () => number;
   readonly #arrivedAt: () => number;
   #draining = false;
+  /**
+   * The sessions live when the broker connection last dropped: the ones whose claims the
+   * peers held if that drop sent out our will (a session opened since was claimed after it).
+   */
+  #heldAtDisconnect = new WeakSet<DeviceSession>();
 
   constructor(options: GatewayOptions) {
     this.#o = options;
@@ -126,6 +131,10 @@ export class Gateway {
           this.presencePayload("up", options.udpPort),
           true,
         ),
+      endOrphanedSessions: () => {
+        for (const s of this.sessions.all())
+          if (this.#heldAtDisconnect.has(s)) this.#track(s.close("orphaned"));
+      },
       drop: (reason, fields) => this.#drop(reason, fields),
     });
   }
@@ -192,6 +201,11 @@ export class Gateway {
   /** The instance's own presence, retained on the broker. */
   presencePayload(state: PresenceState, udpPort: number): string {
     return presencePayload(this.#o.me.bootId, state, udpPort);
+  }
+
+  /** The broker connection dropped (the client reconnects by itself). */
+  brokerDisconnected(): void {
+    this.#heldAtDisconnect = new WeakSet(this.sessions.all());
   }
 
   /**

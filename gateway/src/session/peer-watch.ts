@@ -33,6 +33,8 @@ export interface PeerWatchOptions {
   readonly republishClaims: () => void;
   /** Publishes this instance's presence ("up", retained) again. */
   readonly republishPresence: () => void;
+  /** Ends every session of this instance: its peers took them for dead (our own will). */
+  readonly endOrphanedSessions: () => void;
   readonly drop: (reason: DropReason, fields: Record<string, unknown>) => void;
 }
 
@@ -100,10 +102,20 @@ export class PeerWatch {
    * came up, leaves the retained presence saying "gone" while we live: instances that start
    * later would not know us (no forwards to our sessions, no balancing to us). Say "up" again.
    * Not while draining: we are leaving, and the drain ends by publishing our own "gone".
+   *
+   * "gone" for our own boot while we are not draining is our own will: the broker dropped
+   * our connection (a network fault) and we are back. It may have gone out after our new
+   * connection said "up" (a takeover of the old connection), so "up" again. Every live peer
+   * took our sessions for dead and one of them told each device goodbye (rule 3): those
+   * devices closed their channels, so our sessions end here too instead of idling on,
+   * claimed, with agents still talking to devices that moved on. With no live peer nobody
+   * told the devices anything, and the sessions stay.
    */
   #ownPresence(p: PresenceMessage | undefined): void {
-    if (p?.state === "gone" && p.bootId !== this.#o.me.bootId && !this.#o.draining())
-      this.#o.republishPresence();
+    if (p?.state !== "gone" || this.#o.draining()) return;
+    this.#o.republishPresence();
+    if (p.bootId === this.#o.me.bootId && this.liveExcept(this.#o.me.instanceId) !== undefined)
+      this.#o.endOrphanedSessions();
   }
 
   /** The sessions of a dead boot of `instanceId`, each told goodbye by exactly one live instance (survivorFor). */
