@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { forwardPayload, parseForward } from "../src/protocol/coordination.ts";
+import { MAX_DEVICE_MESSAGE_BYTES } from "../src/protocol/messages.ts";
 import { forwardTopic } from "../src/protocol/topics.ts";
 import type { Gateway } from "../src/session/gateway.ts";
 import { announcePeer, type Core, freshCores, MINIMAL_HELLO, replyTarget } from "./support/core.ts";
@@ -113,6 +114,21 @@ describe("a hello a draining peer passed on, at a live instance", () => {
     assert.equal(repliesToDevice().length, 1);
     const claim = published.find((p) => p.topic === `gateway/claims/${DEVICE}`);
     assert.equal(JSON.parse(claim?.payload ?? "{}").helloAt, FIRST_ARRIVAL);
+  });
+
+  it("is answered though invalid UTF-8 in it grew past the size limit on the way", async () => {
+    const gateway = await fresh();
+    // 4 KB where it arrived, under the 8 KB limit; carried as text, each invalid byte is
+    // U+FFFD, 3 bytes, at this end.
+    const raw = Buffer.concat([
+      Buffer.from('{"type":"hello","version":3,"transport":"udp","note":"'),
+      Buffer.alloc(4000, 0xff),
+      Buffer.from('"}'),
+    ]);
+    assert.ok(raw.length <= MAX_DEVICE_MESSAGE_BYTES);
+    gateway.handleBrokerMessage(forwardTopic(1), Buffer.from(forwardPayload(DEVICE, raw, FIRST_ARRIVAL, 2)));
+    assert.equal((core as Core).metrics.dropCount("mqtt_oversized"), 0);
+    assert.equal(repliesToDevice().length, 1);
   });
 
   it("is not answered when its first arrival is too long ago (the device gave up on it)", async () => {

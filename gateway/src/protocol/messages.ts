@@ -58,9 +58,17 @@ export type ParsedDeviceMessage =
       readonly sessionId: string | undefined;
     };
 
-export function parseDeviceMessage(payload: Buffer): ParsedDeviceMessage {
-  if (payload.length > MAX_DEVICE_MESSAGE_BYTES) {
-    return reject("oversized", `${payload.length} bytes > ${MAX_DEVICE_MESSAGE_BYTES}`, undefined);
+/**
+ * `maxBytes`: the limit on the payload as given. A payload a peer passed on was held to
+ * MAX_DEVICE_MESSAGE_BYTES where it arrived; carried as text, each byte that was not UTF-8
+ * became U+FFFD (3 bytes), so it may reach the owner up to 3 times as large.
+ */
+export function parseDeviceMessage(
+  payload: Buffer,
+  maxBytes: number = MAX_DEVICE_MESSAGE_BYTES,
+): ParsedDeviceMessage {
+  if (payload.length > maxBytes) {
+    return reject("oversized", `${payload.length} bytes > ${maxBytes}`, undefined);
   }
   let value: unknown;
   try {

@@ -20,6 +20,7 @@ import {
   type DeviceMessage,
   goodbyeMessage,
   type JsonObject,
+  MAX_DEVICE_MESSAGE_BYTES,
   parseDeviceMessage,
 } from "../protocol/messages.ts";
 import { newSessionId, type SessionOwner } from "../protocol/session-id.ts";
@@ -221,7 +222,11 @@ export class Gateway {
   #handleDevicePayload(clientIdRaw: string, payload: Buffer, hops: number, arrivedAt: number): void {
     const parsedId = parseDeviceClientId(clientIdRaw);
     if (!parsedId.ok) return this.#drop("mqtt_bad_client_id", { clientId: clientIdRaw.slice(0, 80) });
-    const parsed = parseDeviceMessage(payload);
+    // Passed on by a peer: the device's bytes were within the limit there (messages.ts).
+    const parsed = parseDeviceMessage(
+      payload,
+      hops > 0 ? 3 * MAX_DEVICE_MESSAGE_BYTES : MAX_DEVICE_MESSAGE_BYTES,
+    );
     if (!parsed.ok) {
       return this.#drop(`mqtt_${parsed.reason}`, { clientId: clientIdRaw, detail: parsed.detail });
     }
