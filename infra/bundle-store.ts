@@ -13,7 +13,8 @@
  *   and the lockfile, no secret (secrets arrive in user data).
  * - A new bundle is a new key, so the object is replaced (the new one is uploaded before
  *   the old one is deleted) and the droplet's user data changes, which replaces the droplet
- *   (pinned slots keep theirs, and their old object: see docs/runbook.md).
+ *   (pinned slots keep theirs: see docs/runbook.md). The old object goes at the end of that
+ *   `up`; a pinned droplet booted from it does not need it again (first boot runs once).
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";

@@ -31,7 +31,7 @@ export interface Settings {
   /** Gateway droplets that exist (blue/green rotation); the reserved IP is on `gatewayActiveSlot`. */
   readonly gatewaySlots: readonly string[];
   readonly gatewayActiveSlot: string;
-  /** Slots whose droplet keeps the user data it has (ignoreChanges): serving while another slot rolls. */
+  /** Slots whose droplet keeps its user data, size, SSH keys and image (ignoreChanges): serving while another slot rolls. */
   readonly gatewayPinnedSlots: readonly string[];
   /** How long `pulumi up` waits for a new gateway droplet to open its device listener before moving the reserved IP; 0: no wait. */
   readonly gatewayReadyTimeoutMinutes: number;

@@ -133,6 +133,8 @@ export class GatewayBox extends pulumi.ComponentResource {
     // So does a new size: the provider would resize in place, which powers the droplet off
     // (DigitalOcean resizes only stopped droplets, and never shrinks a disk) while it holds
     // the reserved IP; replaced, the new size boots beside it and takes the address when ready.
+    // New SSH keys or a new image replace a droplet too (ForceNew in the provider): a pinned
+    // slot ignores all four (PINNED_IGNORED), so its droplet stays as it is while it serves.
     this.droplet = new digitalocean.Droplet(
       name,
       fleetDropletArgs({
@@ -146,7 +148,7 @@ export class GatewayBox extends pulumi.ComponentResource {
       {
         parent: this,
         additionalSecretOutputs: SECRET_USER_DATA,
-        ignoreChanges: args.pinned ? ["userData", "size"] : [],
+        ignoreChanges: args.pinned ? PINNED_IGNORED : [],
         replaceOnChanges: ["size"],
       },
     );
@@ -159,6 +161,13 @@ export class GatewayBox extends pulumi.ComponentResource {
     this.registerOutputs({ dropletId: this.droplet.id, healthUrls: this.healthUrls });
   }
 }
+
+/**
+ * What a pinned slot's droplet keeps whatever the stack says: every input of ours that
+ * would replace it (user data, SSH keys, image: ForceNew in the provider) or power it off
+ * (size: a resize).
+ */
+export const PINNED_IGNORED = ["userData", "size", "sshKeys", "image"];
 
 /** A bundle URL longer than any real bucket's (63-character name, longest region). */
 const STAND_IN_BUNDLE: BundleRef = {

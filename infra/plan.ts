@@ -112,7 +112,7 @@ function resources(mocks: FleetMocks): string[] {
 
 function describe(r: RecordedResource, ref: (v: unknown) => string): string {
   const i = r.inputs as Record<string, unknown>;
-  const flags = `${r.protect ? "  [protected]" : ""}${r.ignoreChanges.includes("userData") ? "  [pinned: keeps its user data and size]" : ""}`;
+  const flags = `${r.protect ? "  [protected]" : ""}${r.ignoreChanges.includes("userData") ? "  [pinned: keeps its user data, size, SSH keys and image]" : ""}`;
   switch (shortType(r.type)) {
     case "Droplet":
       return (
