@@ -140,6 +140,13 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     }
     return value.map((x: string) => x.trim());
   };
+  /** A list that may not be empty: `[]` is refused naming the key (a missing key falls back). */
+  const nonEmptyList = (key: string, why: string, fallback?: string[]): string[] => {
+    const value = list(key, fallback);
+    const reported = problems.some((p) => p.startsWith(`${PROJECT}:${key}: `));
+    if (value.length === 0 && !reported) fail(key, `must list at least one: ${why}`);
+    return value;
+  };
   const placeholder = (key: string): void => {
     if (!placeholders.includes(key)) placeholders.push(key);
   };
@@ -177,7 +184,7 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     1024,
     65535 - gatewayInstances + 1,
   );
-  const gatewaySlots = list("gatewaySlots", ["a"]);
+  const gatewaySlots = nonEmptyList("gatewaySlots", "the gateway droplets, one of them active", ["a"]);
   for (const slot of gatewaySlots) {
     if (!/^[a-z0-9]{1,8}$/.test(slot))
       fail("gatewaySlots", `slot ${JSON.stringify(slot)} must be 1-8 of [a-z0-9]`);
@@ -200,7 +207,10 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     else if (isPlaceholderCidr(cidr)) placeholder("adminCidrs");
   }
   if (adminCidrs.length === 0 && raw("adminCidrs")) fail("adminCidrs", "must list at least one CIDR");
-  const sshKeyFingerprints = list("sshKeyFingerprints");
+  const sshKeyFingerprints = nonEmptyList(
+    "sshKeyFingerprints",
+    "password login is off, so without a key no one can ssh into the droplets",
+  );
   for (const f of sshKeyFingerprints) {
     if (!FINGERPRINT.test(f) && !/^[0-9]+$/.test(f)) {
       fail(

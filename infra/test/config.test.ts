@@ -138,6 +138,19 @@ describe("stack settings", () => {
     ]);
   });
 
+  test("an empty gatewaySlots or sshKeyFingerprints is refused, naming the key", () => {
+    // No slot: no gateway droplet, and the program died on the missing active one with a
+    // TypeError. No key: droplets no one can ssh into (password login is off), while
+    // every recovery in docs/runbook.md starts with `ssh root@...`.
+    for (const key of ["gatewaySlots", "sshKeyFingerprints"]) {
+      const problems = problemsOf({ ...filledIn, [key]: "[]" });
+      assert.ok(
+        problems.some((p) => p.startsWith(`voice-fleet:${key}: `)),
+        `${key}: ${problems.join("; ")}`,
+      );
+    }
+  });
+
   test("livekitUrl: wss:// on port 443 only (the gateway's outbound firewall), refused naming the key", () => {
     const tcpOut = gatewayOutbound(parseSettings(from(filledIn)))
       .filter((r) => r.protocol === "tcp" && r.destinations.includes("0.0.0.0/0"))
