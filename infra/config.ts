@@ -285,6 +285,10 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     if (!/^\/[A-Za-z0-9._/-]*\/$/.test(p))
       fail("apiProxyPaths", `${JSON.stringify(p)} must start and end with /`);
   }
+  // Each is an nginx location: a duplicate fails `nginx -t`, and with it the API's first boot.
+  if (new Set(apiProxyPaths).size !== apiProxyPaths.length) {
+    fail("apiProxyPaths", "paths must be unique (nginx refuses a duplicate location)");
+  }
 
   const size = (key: "gatewaySize" | "apiSize"): string => {
     const v = matching(key, SLUG, "a droplet size slug");

@@ -151,6 +151,16 @@ describe("stack settings", () => {
     }
   });
 
+  test("apiProxyPaths: a path listed twice is refused naming the key", () => {
+    // Each path is an nginx `location` (cloud-init/render.ts nginxSite): nginx refuses a
+    // duplicate location, and the API droplet's first boot stops at `nginx -t`.
+    const problems = problemsOf({ ...filledIn, apiProxyPaths: JSON.stringify(["/toy/", "/api/", "/api/"]) });
+    assert.ok(
+      problems.some((p) => p.startsWith("voice-fleet:apiProxyPaths: ")),
+      problems.join("; "),
+    );
+  });
+
   test("livekitUrl: wss:// on port 443 only (the gateway's outbound firewall), refused naming the key", () => {
     const tcpOut = gatewayOutbound(parseSettings(from(filledIn)))
       .filter((r) => r.protocol === "tcp" && r.destinations.includes("0.0.0.0/0"))
