@@ -13,7 +13,9 @@
  *   PASSED_ON with where it was read; any other form fails the test, so a new one is
  *   handled here before its names can go undocumented;
  * - the media process's own counts: every `.Count("...")` in media/ (not tests), which
- *   the gateway counts as `media_<name>` (transports.ts, childCounts).
+ *   the gateway counts as `media_<name>` (transports.ts, childCounts);
+ * - the device verifier's reasons (its `/stats`): the AllowReason and DenyReason unions of
+ *   gateway/src/auth/verifier-server.ts, with CredentialRejection of device-credentials.ts.
  * Checked against README.md and docs/*.md: every name is in some doc (a name built at run
  * time also as its family and value, as docs/media-process.md lists the media process's
  * counts under `media_<reason>`); every `gateway_*`
@@ -218,6 +220,13 @@ function codeNames(): CodeNames {
 }
 
 const code = codeNames();
+
+/** The reasons the device verifier counts its answers by (`/stats`: allowed, denied). */
+const VERIFIER_REASONS: ReadonlySet<string> = new Set([
+  ...unionMembers("gateway/src/auth/verifier-server.ts", "AllowReason"),
+  ...unionMembers("gateway/src/auth/verifier-server.ts", "DenyReason"),
+  ...unionMembers("gateway/src/auth/device-credentials.ts", "CredentialRejection"),
+]);
 const docs = repoDocs();
 
 const word = (name: string) => new RegExp(`(?<![A-Za-z0-9_])${name}(?![A-Za-z0-9_])`);
@@ -270,6 +279,12 @@ describe("the counters and metrics the docs name are the code's", () => {
     assert.deepEqual(missing, [], `counted by the code, named in no doc:\n${missing.join("\n")}`);
   });
 
+  test("every reason the device verifier counts is in the docs", () => {
+    assert.ok(VERIFIER_REASONS.has("bad_password"), "the verifier's reasons were read");
+    const missing = [...VERIFIER_REASONS].filter((n) => !documented(n));
+    assert.deepEqual(missing, [], `verifier reasons named in no doc:\n${missing.join("\n")}`);
+  });
+
   test("every reason or event a doc gives as a counter label is counted by the code", () => {
     const wrong: string[] = [];
     for (const d of docs) {
@@ -318,6 +333,7 @@ test("every counter a doc's counter list gives is one the code counts", () => {
     code.closes.has(n) ||
     code.events.has(n) ||
     code.metrics.has(n) ||
+    VERIFIER_REASONS.has(n) ||
     isWorkerLoss(n) ||
     [...code.built.values()].some((b) => b.value === n);
   const wrong: string[] = [];

@@ -6,6 +6,7 @@
  *     -> 200 {"result":"allow"} | 200 {"result":"deny"}
  *     -> 400 {"result":"deny"}   body not a JSON object of three strings
  *     -> 413 {"result":"deny"}   body over 8 KiB
+ *     -> 405 {"result":"deny"}   another method
  *   GET /stats       the counters below, as JSON
  *
  * Every answer is counted by reason. Logs carry the client id and the reason, never the
@@ -20,7 +21,7 @@ export const MAX_REQUEST_BYTES = 8192;
 export const AUTH_PATH = "/mqtt/auth";
 
 export type AllowReason = "signed" | "insecure_dev";
-export type DenyReason = CredentialRejection | "bad_request" | "request_too_large";
+export type DenyReason = CredentialRejection | "bad_request" | "request_too_large" | "method_not_allowed";
 
 export interface VerifierOptions {
   /** Undefined: insecure development mode, every device is allowed. */
@@ -60,7 +61,7 @@ export type AuthDecision =
       readonly clientId: string;
     }
   | {
-      readonly status: 200 | 400 | 413;
+      readonly status: 200 | 400 | 405 | 413;
       readonly result: "deny";
       readonly reason: DenyReason;
       readonly clientId: string | undefined;
@@ -70,6 +71,12 @@ const TOO_LARGE: AuthDecision = {
   status: 413,
   result: "deny",
   reason: "request_too_large",
+  clientId: undefined,
+};
+const METHOD_NOT_ALLOWED: AuthDecision = {
+  status: 405,
+  result: "deny",
+  reason: "method_not_allowed",
   clientId: undefined,
 };
 
@@ -116,6 +123,29 @@ export function createVerifier(options: VerifierOptions): Verifier {
     res.end(text);
   };
 
+  /** Counts and logs the decision, then answers it. */
+  const decide = (res: ServerResponse, decision: AuthDecision) => {
+    const clientId = decision.clientId?.slice(0, 128);
+    if (decision.result === "allow") {
+      stats.allow(decision.reason);
+      log.debug({ event: "device_allowed", clientId, reason: decision.reason }, "device allowed");
+    } else {
+      stats.deny(decision.reason);
+      limiter.run(`deny:${decision.reason}`, (suppressed) =>
+        log.warn(
+          {
+            event: "device_denied",
+            clientId,
+            reason: decision.reason,
+            ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}),
+          },
+          "device denied",
+        ),
+      );
+    }
+    answer(res, decision.status, { result: decision.result });
+  };
+
   const handleAuth = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -128,35 +158,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
       }
       chunks.push(chunk);
     });
-    req.on("end", () => {
-      const decision = tooLarge ? TOO_LARGE : decideAuth(signingKey, Buffer.concat(chunks));
-      const clientId = decision.clientId?.slice(0, 128);
-      if (decision.result === "allow") {
-        stats.allow(decision.reason);
-        log.debug({ event: "device_allowed", clientId, reason: decision.reason }, "device allowed");
-      } else {
-        stats.deny(decision.reason);
-        limiter.run(`deny:${decision.reason}`, (suppressed) =>
-          log.warn(
-            {
-              event: "device_denied",
-              clientId,
-              reason: decision.reason,
-              ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}),
-            },
-            "device denied",
-          ),
-        );
-      }
-      answer(res, decision.status, { result: decision.result });
-    });
+    req.on("end", () => decide(res, tooLarge ? TOO_LARGE : decideAuth(signingKey, Buffer.concat(chunks))));
     req.on("error", () => res.destroy());
   };
 
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === AUTH_PATH) {
-      if (req.method !== "POST") return answer(res, 405, { result: "deny" });
+      if (req.method !== "POST") return decide(res, METHOD_NOT_ALLOWED);
       return handleAuth(req, res);
     }
     if (path === "/stats" && req.method === "GET") {
