@@ -158,6 +158,27 @@ describe("how firmware reads the endpoint", () => {
   });
 });
 
+describe("the OTA server's settings", () => {
+  it("refuses to start with an endpoint firmware would read as another host (an IPv6 address)", async () => {
+    // Firmware splits `endpoint` at its first ':' (docs/device-protocol.md 1.4): for
+    // `fd00::5:1883` it would dial host `fd00`, port `:5:1883`. Bracketed IPv6 fares no better.
+    for (const mqttEndpoint of ["fd00::5:1883", "[fd00::5]:1883", "::1:1883"]) {
+      const started = await startOtaServer({ settings: { ...SETTINGS, mqttEndpoint } }).then(
+        async (ota) => {
+          await ota.close();
+          return true;
+        },
+        (err: Error) => {
+          assert.ok(err instanceof RangeError, String(err));
+          assert.match(err.message, /endpoint/);
+          return false;
+        },
+      );
+      assert.equal(started, false, `started with mqttEndpoint ${mqttEndpoint}`);
+    }
+  });
+});
+
 describe("the OTA HTTP server on loopback", () => {
   let ota: OtaServer;
   before(async () => {

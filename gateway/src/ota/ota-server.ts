@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import {
   answerOta,
+  endpointToUrl,
   MAX_OTA_BODY_BYTES,
   type OtaAnswer,
   type OtaRefusal,
@@ -50,6 +51,15 @@ export interface OtaServer {
 }
 
 export async function startOtaServer(options: OtaServerOptions): Promise<OtaServer> {
+  // Firmware splits the endpoint at its first ':' (docs/device-protocol.md 1.4): one it would
+  // read as another host (an IPv6 address, bracketed or not) is never handed to a device.
+  try {
+    endpointToUrl(options.settings.mqttEndpoint);
+  } catch (err) {
+    throw new RangeError(
+      `OTA settings: ${(err as Error).message}; firmware splits host:port at the first ':', so give a host name or an IPv4 address`,
+    );
+  }
   const host = options.host ?? "127.0.0.1";
   const now = options.now ?? Date.now;
   const stats: OtaStats = { served: 0, refused: {} };
