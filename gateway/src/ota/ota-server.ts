@@ -35,6 +35,8 @@ export interface OtaServerOptions {
   readonly port?: number;
   readonly now?: () => number;
   readonly onAnswer?: (answer: OtaAnswer, remote: string | undefined) => void;
+  /** How long one request may take; default 10 s (its headers: 5 s, or this if less). */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface OtaStats {
@@ -67,7 +69,7 @@ export async function startOtaServer(options: OtaServerOptions): Promise<OtaServ
     stats.refused[reason] = (stats.refused[reason] ?? 0) + 1;
   };
 
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const pathname = (req.url ?? "/").split("?")[0] ?? "/";
     if (!OTA_PATHS.includes(pathname)) {
       count("not_found");
@@ -97,10 +99,18 @@ export async function startOtaServer(options: OtaServerOptions): Promise<OtaServ
       send(res, answer.status, answer.body, body === "too_large", headers);
       options.onAnswer?.(answer, req.socket.remoteAddress);
     });
-  });
+  };
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const headersTimeoutMs = Math.min(5_000, requestTimeoutMs);
+  // Node enforces these timeouts only when it checks its connections, every 30 s by default
+  // (a trickling client held its socket 30 s): checked a tenth of the shorter one as often.
+  const server = createServer(
+    { connectionsCheckingInterval: Math.max(10, Math.floor(headersTimeoutMs / 10)) },
+    handle,
+  );
   // A slow or silent client cannot hold a socket for long.
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
+  server.requestTimeout = requestTimeoutMs;
+  server.headersTimeout = headersTimeoutMs;
   server.keepAliveTimeout = 5_000;
 
   await new Promise<void>((resolve, reject) => {
