@@ -58,6 +58,7 @@ const UNIT_TESTS = [
   "gateway/test/process-transport.test.ts",
   "gateway/test/protocol.test.ts",
   "gateway/test/session-timers.test.ts",
+  "gateway/test/slow-requests.test.ts",
   "gateway/test/source-limiter.test.ts",
   "gateway/test/udp-transport.test.ts",
   "gateway/test/upstream-guard.test.ts",
