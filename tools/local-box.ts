@@ -86,6 +86,12 @@ async function up(argv: string[]): Promise<void> {
     throw new Error(
       `--public-host ${publicHost} is no address a device can reach: give this machine's LAN address`,
     );
+  // Firmware reads the OTA's MQTT endpoint up to its first ':' as the host (docs/device-
+  // protocol.md 1.5): told "fd00::5:1883", a device would look for host "fd00".
+  if (publicHost.includes(":"))
+    throw new Error(
+      `--public-host ${publicHost} is an IPv6 address, which firmware cannot be told (it reads the MQTT endpoint's host up to the first ':'): give this machine's IPv4 LAN address or a host name`,
+    );
   const run = runPaths(values["run-dir"]);
   const owner = pidFileOwner(run);
   if (owner?.alive) throw new Error(`a local box is already running (pid ${owner.pid}); run npm stop first`);

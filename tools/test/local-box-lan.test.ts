@@ -182,7 +182,19 @@ describe("the local box on a LAN address, used by a device on another host (netw
 });
 
 test("a bind-all --public-host (0.0.0.0, ::) is refused before anything starts: devices would be told it", () => {
-  for (const host of ["0.0.0.0", "::"]) {
+  refusedBeforeStart(["0.0.0.0", "::"], /--public-host .* is no address a device can reach/);
+});
+
+test("an IPv6 --public-host is refused before anything starts: firmware would read the endpoint's host up to its first ':'", () => {
+  refusedBeforeStart(
+    ["fd00::5", "[fd00::5]"],
+    /--public-host .* is an IPv6 address, which firmware cannot be told/,
+  );
+});
+
+/** Each of `hosts` as `--public-host` ends `up` with status 1 and `refusal` on stderr, before it writes anything. */
+function refusedBeforeStart(hosts: readonly string[], refusal: RegExp): void {
+  for (const host of hosts) {
     const runDir = path.join(ROOT, ".run", `test-lan-box-wildcard-${process.pid}`);
     const res = spawnSync(
       process.execPath,
@@ -201,7 +213,7 @@ test("a bind-all --public-host (0.0.0.0, ::) is refused before anything starts: 
       { cwd: ROOT, encoding: "utf8", timeout: 30_000 },
     );
     assert.equal(res.status, 1, `${res.stdout}${res.stderr}`);
-    assert.match(res.stderr, /--public-host .* is no address a device can reach/);
+    assert.match(res.stderr, refusal);
     assert.equal(existsSync(runDir), false, "it wrote its run folder");
   }
-});
+}
