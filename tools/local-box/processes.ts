@@ -52,6 +52,11 @@ function procStat(pid: number): ProcStat | undefined {
  */
 export function running(pid: number): boolean {
   const stat = procStat(pid);
+  return runs(stat);
+}
+
+/** A process with this stat runs: not gone, and not a zombie or dead. */
+function runs(stat: ProcStat | undefined): stat is ProcStat {
   return stat !== undefined && stat.state !== "Z" && stat.state !== "X";
 }
 
@@ -95,7 +100,7 @@ export function markedProcesses(runDir: string): MarkedProcess[] {
     if (!Number.isInteger(pid) || pid === process.pid) continue;
     if (!environ(pid).includes(mark)) continue;
     const stat = procStat(pid);
-    if (stat === undefined || stat.state === "Z" || stat.state === "X") continue;
+    if (!runs(stat)) continue;
     found.push({ pid, pgrp: stat.pgrp, command: commandLine(pid), startTime: stat.startTime });
   }
   return found;
@@ -139,9 +144,11 @@ export async function stopMarked(runDir: string, options: StopOptions): Promise<
   // SIGKILLed gateway still exiting (its command line empty), and a test saw it.
   const lookAgain = () => {
     const now = markedProcesses(runDir);
-    const exiting = left.filter(
-      (p) => !now.some((q) => q.pid === p.pid) && running(p.pid) && startTime(p.pid) === p.startTime,
-    );
+    const exiting = left.filter((p) => {
+      if (now.some((q) => q.pid === p.pid)) return false;
+      const stat = procStat(p.pid);
+      return runs(stat) && stat.startTime === p.startTime;
+    });
     return [...now, ...exiting];
   };
   while (left.length > 0 && Date.now() < graceEnd) {

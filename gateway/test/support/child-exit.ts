@@ -15,27 +15,18 @@ export interface ChildEnd {
 /**
  * Resolves once `child` has exited and its output is read: at its `close`, or `graceMs`
  * after its `exit` where something it started still holds its pipes open (that process then
- * is the test's to find; the wait for the output must not hang on it).
+ * is the test's to find; the wait for the output must not hang on it). Call it as the child
+ * is spawned, before either event can have come.
  */
 export function endOf(child: ChildProcess, graceMs = 5_000): Promise<ChildEnd> {
-  const hasExited = child.exitCode !== null || child.signalCode !== null;
-  const pipesShut = child.stdout?.closed !== false && child.stderr?.closed !== false;
-  if (hasExited && pipesShut) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode as NodeJS.Signals | null });
-  }
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
-    const done = (code: number | null, signal: NodeJS.Signals | null) => {
+    child.once("exit", (code, signal) => {
+      timer = setTimeout(() => resolve({ code, signal }), graceMs);
+    });
+    child.once("close", (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
-      child.off("close", done);
-      child.off("exit", exited);
       resolve({ code, signal });
-    };
-    const exited = (code: number | null, signal: NodeJS.Signals | null) => {
-      timer = setTimeout(() => done(code, signal), graceMs);
-    };
-    child.once("close", done);
-    if (hasExited) exited(child.exitCode, child.signalCode as NodeJS.Signals | null);
-    else child.once("exit", exited);
+    });
   });
 }
