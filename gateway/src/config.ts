@@ -3,6 +3,8 @@
  * and validated GatewayConfig out. A bad or missing value is an error naming the variable;
  * main.ts prints it and exits non-zero. Secrets are kept out of `describeConfig`.
  */
+
+import { LATE_SIGNAL_MS } from "./agent/livekit/agent-protocol/turns.ts";
 import type { AgentDispatchConfig, LiveKitConfig } from "./agent/livekit/options.ts";
 import { ConfigError, type Env, envInt, envOneOf, envRequired, envString, envValue } from "./env.ts";
 import { MIN_WATCHDOG_STALL_MS, WATCHDOG_BEAT_MS } from "./ops/watchdog.ts";
@@ -210,6 +212,7 @@ function liveKit(env: Env): LiveKitConfig | undefined {
     greeting: agentGreeting(env),
     media: liveKitMedia(env),
     mediaThreads: envInt(env, "MEDIA_THREADS", 1, 1, 64),
+    lateSignalMs: envInt(env, "AGENT_LATE_SIGNAL_MS", LATE_SIGNAL_MS, 100, 60_000),
   };
 }
 

@@ -250,6 +250,15 @@ describe("turn framing, the interrupted reply's signals after an abort", () => {
     assert.deepEqual(t.speechCreated("", 500 + LATE_SIGNAL_MS), [{ kind: "start", text: undefined }]);
   });
 
+  it("a window set at construction holds an owed signal late for that long, and no longer", () => {
+    const t = new Turns(15_000);
+    t.agentState("attribute", "speaking", 0);
+    t.audio(true, 10);
+    t.abort(500);
+    assert.deepEqual(t.speechCreated("", 500 + LATE_SIGNAL_MS), [{ kind: "late" }]);
+    assert.deepEqual(t.agentState("message", "speaking", 500 + 15_000), [{ kind: "start", text: undefined }]);
+  });
+
   it("a turn resumed before it ended owes the resumed change's signals", () => {
     const t = new Turns();
     t.agentState("attribute", "speaking", 0);

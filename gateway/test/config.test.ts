@@ -25,6 +25,14 @@ describe("config", () => {
     assert.equal(parseConfig({ ...base, ...liveKit, MEDIA_THREADS: "4" }).livekit?.mediaThreads, 4);
   });
 
+  it("drops an aborted reply's owed turn signals for 2 s unless AGENT_LATE_SIGNAL_MS says otherwise", () => {
+    assert.equal(parseConfig({ ...base, ...liveKit }).livekit?.lateSignalMs, 2000);
+    assert.equal(
+      parseConfig({ ...base, ...liveKit, AGENT_LATE_SIGNAL_MS: "15000" }).livekit?.lateSignalMs,
+      15_000,
+    );
+  });
+
   it("runs the first 32 codec streams of each role on the main thread unless OPUS_INLINE_STREAMS says otherwise", () => {
     assert.equal(parseConfig(base).opusInlineStreams, 32);
     assert.equal(parseConfig({ ...base, OPUS_INLINE_STREAMS: "0" }).opusInlineStreams, 0);
@@ -41,6 +49,8 @@ describe("config", () => {
       [{ ...base, LOG_LEVEL: "loud" }, "LOG_LEVEL"],
       [{ ...base, LIVEKIT_URL: "wss://x" }, "LIVEKIT_API_KEY"],
       [{ ...base, ...liveKit, MEDIA_THREADS: "0" }, "MEDIA_THREADS"],
+      [{ ...base, ...liveKit, AGENT_LATE_SIGNAL_MS: "99" }, "AGENT_LATE_SIGNAL_MS"],
+      [{ ...base, ...liveKit, AGENT_LATE_SIGNAL_MS: "60001" }, "AGENT_LATE_SIGNAL_MS"],
     ];
     for (const [env, variable] of bad) {
       assert.throws(

@@ -48,6 +48,7 @@ const CONFIG_VARS = [
   "AGENT_WEBHOOK_TOKEN",
   "LIVEKIT_EMPTY_TIMEOUT_S",
   "LIVEKIT_SWEEP_INTERVAL_MS",
+  "AGENT_LATE_SIGNAL_MS",
 ];
 
 const envValue = fc.oneof(

@@ -17,6 +17,7 @@ import { LIVEKIT_TRANSPORTS, liveKitEnv } from "./support/livekit-transports.ts"
 import { eventually, type Stack, startStack } from "./support/stack.ts";
 
 const IDLE_TIMEOUT_MS = 6000;
+const LATE_SIGNAL_WINDOW_MS = 15_000;
 
 after(async () => {
   await dispose();
@@ -39,6 +40,10 @@ for (const transport of LIVEKIT_TRANSPORTS) {
       await stack.startGateway({
         ...liveKitEnv(lk, transport),
         IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS),
+        // The held data of "late on a lagging data channel" is released after the abort has
+        // gone round the device, the gateway and the agent; on a loaded machine that once
+        // took over the default 2 s. The window itself is tested in agent-turns.test.ts.
+        AGENT_LATE_SIGNAL_MS: String(LATE_SIGNAL_WINDOW_MS),
       });
       dispatcher = new FakeAgentDispatcher(lk, {
         version: (room) => versions.get(parseRoomName(room)?.mac ?? "") ?? "A",

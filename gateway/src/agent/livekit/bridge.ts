@@ -48,6 +48,8 @@ export interface BridgeDeps {
   readonly services: LiveKitServices;
   readonly transports: RoomTransportFactory;
   readonly greeting: GreetingTrigger;
+  /** After an abort, how long a signal still owed is late (turns.ts); its default there. */
+  readonly lateSignalMs?: number;
   /** Injected for tests; Date.now by default. */
   readonly now?: () => number;
   /** Injected for tests (with `now`); Node's timers, unref'd, by default. */
@@ -77,7 +79,7 @@ export class LiveKitBridge implements AgentBridge {
   readonly #self: string;
   readonly #room: RoomLink;
   readonly #mcp: McpCalls;
-  readonly #turns = new Turns();
+  readonly #turns: Turns;
   readonly #greeting: Greeting;
   readonly #texts: DeviceTexts;
   readonly #agents = new AgentsPresent();
@@ -91,6 +93,7 @@ export class LiveKitBridge implements AgentBridge {
   constructor(info: AgentSessionInfo, sink: AgentSink, deps: BridgeDeps) {
     this.#info = info;
     this.#sink = sink;
+    this.#turns = new Turns(deps.lateSignalMs);
     this.#services = deps.services;
     this.#trigger = deps.greeting;
     this.#room = new RoomLink(info, deps.services, deps.transports);

@@ -81,7 +81,12 @@ export function createLiveKitAgent(config: LiveKitConfig, deps: LiveKitAgentDeps
     });
   return {
     factory: (info, sink) =>
-      new LiveKitBridge(info, sink, { services, transports: transports.factory, greeting: config.greeting }),
+      new LiveKitBridge(info, sink, {
+        services,
+        transports: transports.factory,
+        greeting: config.greeting,
+        lateSignalMs: config.lateSignalMs,
+      }),
     services,
     start() {
       sweepQuietly();

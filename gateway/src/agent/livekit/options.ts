@@ -35,4 +35,11 @@ export interface LiveKitConfig {
    * packet, which cost 10-40 % more CPU in that process at 10-100 rooms (docs/performance.md).
    */
   readonly mediaThreads: number;
+  /**
+   * How long after a device abort a turn signal the interrupted reply still owed is dropped
+   * as late (AGENT_LATE_SIGNAL_MS; turns.ts LATE_SIGNAL_MS by default): longer tolerates a
+   * data channel lagging further behind the agent's attribute, and delays a new turn that
+   * only such a signal would start.
+   */
+  readonly lateSignalMs: number;
 }

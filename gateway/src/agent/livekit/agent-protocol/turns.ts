@@ -24,7 +24,7 @@
  *   so those of the interrupted turn that had not come by the abort may still arrive: they
  *   are owed, and each is dropped when it comes (`late`), not taken for a new turn. A debt
  *   ends when its path shows it has moved on (a change to another state on it) or after
- *   LATE_SIGNAL_MS; messages carry no speech id that could tell the turns apart.
+ *   LATE_SIGNAL_MS (AGENT_LATE_SIGNAL_MS); messages carry no speech id that could tell the turns apart.
  * - The agent leaving the room ends its open turn at once and forgets what it said about
  *   its state: the next agent starts as one that has sent no signal.
  */
@@ -55,6 +55,7 @@ export type TurnAction =
 type Phase = "idle" | "speaking" | "ending";
 
 export class Turns {
+  readonly #lateSignalMs: number;
   #phase: Phase = "idle";
   #gated = false;
   #signalled = false;
@@ -68,6 +69,11 @@ export class Turns {
   /** After an abort: the interrupted turn's signals not come yet, until #owedUntil. */
   readonly #owed = new Set<Signal>();
   #owedUntil = 0;
+
+  /** `lateSignalMs`: how long after an abort a signal still owed is taken as late. */
+  constructor(lateSignalMs = LATE_SIGNAL_MS) {
+    this.#lateSignalMs = lateSignalMs;
+  }
 
   get speaking(): boolean {
     return this.#phase !== "idle";
@@ -113,7 +119,7 @@ export class Turns {
     this.#lastVoicedAt = now;
     this.#owed.clear();
     for (const s of SIGNALS) if (!this.#said.has(s)) this.#owed.add(s);
-    this.#owedUntil = now + LATE_SIGNAL_MS;
+    this.#owedUntil = now + this.#lateSignalMs;
   }
 
   /**
