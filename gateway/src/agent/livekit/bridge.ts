@@ -16,7 +16,6 @@ import type { StartTimer } from "../../session/timer.ts";
 import type { AgentBridge, AgentSessionInfo, AgentSink, DeviceEvent, UpstreamOpus } from "../agent-bridge.ts";
 import { type AgentMessage, isAgentState, parseAgentMessage } from "./agent-protocol/agent-messages.ts";
 import { type DeviceTextResult, DeviceTexts } from "./agent-protocol/device-texts.ts";
-import { Farewell } from "./agent-protocol/farewell.ts";
 import {
   abortPlayback,
   cleanupRequest,
@@ -32,6 +31,7 @@ import { isAgentParticipant, isVoiced } from "./agent-protocol/signals.ts";
 import { type TurnAction, Turns } from "./agent-protocol/turns.ts";
 import { AgentsPresent } from "./agents-present.ts";
 import { DeadlineTimer, startUnrefTimer } from "./deadline-timer.ts";
+import { FarewellWait } from "./farewell-wait.ts";
 import { McpCalls } from "./mcp-calls.ts";
 import { RoomLink } from "./room-link.ts";
 import type {
@@ -85,7 +85,7 @@ export class LiveKitBridge implements AgentBridge {
   readonly #agents = new AgentsPresent();
   readonly #tools: ToolCalls;
   readonly #ready: Promise<void>;
-  #farewell: { state: Farewell; resolve: () => void; done: Promise<void> } | undefined;
+  readonly #farewell = new FarewellWait();
   readonly #timer: DeadlineTimer;
   #udpKnown = false;
   #closed = false;
@@ -157,7 +157,7 @@ export class LiveKitBridge implements AgentBridge {
         this.#turns.abort(now);
         // An abort ends the turn without a turn action (the session sent tts stop itself):
         // a goodbye cut short is over, so the farewell need not wait for its cap.
-        if (wasSpeaking) this.#farewell?.state.turnEnded(now);
+        if (wasSpeaking) this.#farewell.turnEnded(now);
         this.#arm();
         this.#send(abortPlayback(this.#ref, now));
         return;
@@ -176,14 +176,11 @@ export class LiveKitBridge implements AgentBridge {
    */
   farewell(): Promise<void> {
     if (this.#closed || !this.#room.connected || this.#agents.count === 0) return Promise.resolve();
-    if (this.#farewell) return this.#farewell.done;
-    let resolve = () => {};
-    const done = new Promise<void>((r) => {
-      resolve = r;
-    });
-    this.#farewell = { state: new Farewell(this.#now()), resolve, done };
-    this.#send(endPrompt(this.#ref, this.#now()));
-    this.#arm();
+    const { done, started } = this.#farewell.begin(this.#now());
+    if (started) {
+      this.#send(endPrompt(this.#ref, this.#now()));
+      this.#arm();
+    }
     return done;
   }
 
@@ -195,7 +192,7 @@ export class LiveKitBridge implements AgentBridge {
     // for it; the answers are sent as they settle, and close waits for all of them before
     // it sends cleanup_request.
     const answered = this.#tools.close("session closed");
-    this.#farewell?.resolve();
+    this.#farewell.settle();
     this.#texts.clear();
     await this.#room.close(Promise.all([this.#ready, answered]), () =>
       encodeMessage(cleanupRequest(this.#ref, this.#now())),
@@ -259,9 +256,7 @@ export class LiveKitBridge implements AgentBridge {
     if (!this.#agents.left(identity, now)) return;
     this.#apply(this.#turns.agentLeft(now));
     // No agent is left to say goodbye: the inactivity close need not wait for one.
-    const f = this.#farewell;
-    this.#farewell = undefined;
-    f?.resolve();
+    this.#farewell.settle();
     this.#arm();
   }
 
@@ -337,11 +332,11 @@ export class LiveKitBridge implements AgentBridge {
     for (const a of actions) {
       if (a.kind === "start") {
         this.#sink.speechStart(a.text);
-        this.#farewell?.state.turnStarted(now);
+        this.#farewell.turnStarted(now);
       } else if (a.kind === "end") {
         this.#sink.speechEnd();
         if (a.by === "silence") this.#services.events.drop("turn_ended_by_silence");
-        this.#farewell?.state.turnEnded(now);
+        this.#farewell.turnEnded(now);
       } else {
         // The aborted turn's own signal, late on its path: it must not replay that turn.
         this.#services.events.drop("agent_signal_late");
@@ -369,7 +364,7 @@ export class LiveKitBridge implements AgentBridge {
       this.#turns.nextDeadline(),
       // Not before the join (joined() checks it): a past deadline re-armed 0 ms timers till then.
       this.#room.connected ? this.#greeting.nextDeadline() : undefined,
-      this.#farewell?.state.nextDeadline(),
+      this.#farewell.nextDeadline(),
       this.#agents.nextDeadline(),
       this.#texts.nextDeadline(),
     ]);
@@ -384,11 +379,7 @@ export class LiveKitBridge implements AgentBridge {
     if (this.#agents.endDue(now)) return this.#sink.endSession("agent_ended");
     this.#apply(this.#turns.tick(now));
     this.#checkGreeting();
-    const f = this.#farewell;
-    if (f?.state.done(now)) {
-      this.#farewell = undefined;
-      f.resolve();
-    }
+    this.#farewell.tick(now);
     this.#arm();
   }
 
