@@ -59,6 +59,7 @@ export type CloseReason =
   | "replaced"
   | "claimed_elsewhere"
   | "mqtt_disconnected"
+  | "mqtt_takenover"
   | "inactivity_timeout"
   | "max_duration"
   | "agent_ended"
@@ -86,6 +87,8 @@ export class GatewayMetrics {
   readonly orphanGoodbyes: Counter;
   /** Subscribes after a broker reconnect that failed or were refused (each is retried). */
   readonly brokerSubscribeFailures: Counter;
+  /** The broker's takeover events for devices (a new connection replaced the old one), by outcome here. */
+  readonly deviceTakeovers: Counter<"outcome">;
   readonly sessions: Gauge;
   /** LiveKit rooms joined and not yet closed. */
   readonly agentRooms: Gauge;
@@ -161,6 +164,12 @@ export class GatewayMetrics {
     this.brokerSubscribeFailures = new Counter({
       name: "gateway_broker_subscribe_failures_total",
       help: "Subscribes after a broker reconnect that failed or were refused (the instance hears nothing on those filters until a retry succeeds)",
+      registers: r,
+    });
+    this.deviceTakeovers = new Counter({
+      name: "gateway_device_takeovers_total",
+      help: "Device connections taken over by a new one with the same client id, by what this instance did: closed (its session was the old connection's), kept_recent (its session's hello came too shortly before to tell), no_session",
+      labelNames: ["outcome"],
       registers: r,
     });
     const losses = () => this.#opusWorkerLosses();

@@ -269,8 +269,10 @@ export class DeviceSession {
     // for the current session spares the device its 120 s liveness timeout. None back to
     // a device that said goodbye itself (an independent client acts on it, and firmware
     // that re-hellos at once could take it for its new channel), nor for a session its own
-    // newer hello replaced (the device may be between the two replies).
-    if (reason !== "device_goodbye" && reason !== "replaced")
+    // newer hello replaced (the device may be between the two replies), nor for one whose
+    // MQTT connection a new one took over: the firmware closed that channel with the old
+    // connection, and the goodbye would reach the new one, which may be opening a session.
+    if (reason !== "device_goodbye" && reason !== "replaced" && reason !== "mqtt_takenover")
       this.#publish(goodbyeMessage(this.sessionId, reason));
     this.#downstream.close();
     this.#deps.pool.close(this.#decoder);

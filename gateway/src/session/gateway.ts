@@ -37,6 +37,7 @@ import { PeerWatch } from "./peer-watch.ts";
 import { SessionRegistry } from "./registry.ts";
 import { SessionClaims } from "./session-claims.ts";
 import { UdpSourceLimiter, type UdpSourceLimits } from "./source-limiter.ts";
+import { isTakeover, openedBeforeTakeover } from "./takeover.ts";
 import type { StartTimer } from "./timer.ts";
 
 export interface GatewayPorts {
@@ -157,7 +158,7 @@ export class Gateway {
       case "ingest":
         return this.#handleDevicePayload(route.clientId, payload, 0, arrivedAt);
       case "disconnected":
-        return this.#handleDisconnected(route.clientId, payload);
+        return this.#handleDisconnected(route.clientId, payload, arrivedAt);
       case "presence":
         return this.#peers.handlePresence(route.instanceId, payload);
       case "claim":
@@ -325,14 +326,28 @@ export class Gateway {
     );
   }
 
-  #handleDisconnected(clientId: string, payload: Buffer): void {
+  #handleDisconnected(clientId: string, payload: Buffer, arrivedAt: number): void {
     const reason = parseDisconnectReason(payload);
-    // A takeover means the device is already back on a new connection; its session (if
-    // the new connection sent hello) must live.
-    if (reason === "takenover" || reason === "discarded") return;
+    // A takeover means the device is back on a new connection: the claims stay (a new
+    // session may be claimed already), and only a session of the old connection ends.
+    if (isTakeover(reason)) return this.#takenOver(clientId, arrivedAt);
     this.#claims.forget(clientId);
     const session = this.sessions.byClient(clientId);
     if (session) this.#track(session.close("mqtt_disconnected"));
+  }
+
+  /** The device's connection was taken over (takeover.ts); the event arrived at `eventAt`. */
+  #takenOver(clientId: string, eventAt: number): void {
+    const session = this.sessions.byClient(clientId);
+    const helloAt = session && this.#sessionClaims.helloAt(session);
+    if (!session || helloAt === undefined)
+      return this.#o.metrics.deviceTakeovers.inc({ outcome: "no_session" });
+    if (!openedBeforeTakeover(helloAt, eventAt)) {
+      this.#o.metrics.deviceTakeovers.inc({ outcome: "kept_recent" });
+      return this.#o.log.info({ clientId, sessionId: session.sessionId }, "takeover: recent session kept");
+    }
+    this.#o.metrics.deviceTakeovers.inc({ outcome: "closed" });
+    this.#track(session.close("mqtt_takenover"));
   }
 
   #handleForward(payload: Buffer): void {

@@ -63,6 +63,11 @@ export class SessionClaims {
     }
   }
 
+  /** When the hello that opened `session` (one of this instance's) arrived, epoch ms. */
+  helloAt(session: DeviceSession): number | undefined {
+    return this.#own.get(session)?.helloAt;
+  }
+
   /** Publishes the claim of every live session again. */
   republish(): void {
     for (const s of this.#o.sessions.all()) this.#publish(s);
