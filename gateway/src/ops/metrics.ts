@@ -87,6 +87,8 @@ export class GatewayMetrics {
   readonly orphanGoodbyes: Counter;
   /** Subscribes after a broker reconnect that failed or were refused (each is retried). */
   readonly brokerSubscribeFailures: Counter;
+  /** Claims of live sessions published again for peers that may have missed them. */
+  readonly claimsRepublished: Counter;
   /** The broker's takeover events for devices (a new connection replaced the old one), by outcome here. */
   readonly deviceTakeovers: Counter<"outcome">;
   readonly sessions: Gauge;
@@ -170,6 +172,11 @@ export class GatewayMetrics {
       name: "gateway_device_takeovers_total",
       help: "Device connections taken over by a new one with the same client id, by what this instance did: closed (its session was the old connection's), kept_recent (its session's hello came too shortly before to tell), no_session",
       labelNames: ["outcome"],
+      registers: r,
+    });
+    this.claimsRepublished = new Counter({
+      name: "gateway_claims_republished_total",
+      help: "Claims of live sessions published again in a pass (after each broker reconnect, and when a peer says it is up: it has just subscribed)",
       registers: r,
     });
     const losses = () => this.#opusWorkerLosses();

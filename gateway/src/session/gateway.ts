@@ -117,6 +117,7 @@ export class Gateway {
       publish: (topic, payload) => options.ports.publish(topic, payload),
       closeClaimedElsewhere: (session) => this.#track(session.close("claimed_elsewhere")),
       drop: (reason, fields) => this.#drop(reason, fields),
+      republished: () => options.metrics.claimsRepublished.inc(),
     });
     this.#peers = new PeerWatch({
       me: options.me,
@@ -211,9 +212,10 @@ export class Gateway {
   }
 
   /**
-   * Publishes the claim of every live session again. After a broker reconnect: claims
-   * published while a peer was not subscribed were lost, and a peer may hold a newer
-   * session for one of our devices (or we one of its); the claims settle who keeps it.
+   * Publishes the claim of every live session again (soon, batched: session-claims.ts).
+   * After a broker reconnect, ours or a peer's: claims published while a peer was not
+   * subscribed were lost, and a peer may hold a newer session for one of our devices (or
+   * we one of its); the claims settle who keeps it.
    */
   republishClaims(): void {
     this.#sessionClaims.republish();

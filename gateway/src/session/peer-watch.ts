@@ -89,9 +89,13 @@ export class PeerWatch {
     // A new boot of a peer we knew: it crashed and restarted, its sessions are gone.
     if (known && known.bootId !== p.bootId) this.#goodbyeForwardedTo(instanceId);
     this.#peers.set(instanceId, { bootId: p.bootId, state: p.state });
-    // A peer we did not know (it just started): it has none of the claims made before it
-    // subscribed, and it may be the survivor chosen to say goodbye for some of them.
-    if (!known || known.bootId !== p.bootId) this.#o.republishClaims();
+    // A presence goes out once its peer has subscribed: on its start and on every
+    // reconnect. A peer that just started has none of the claims made before it
+    // subscribed; one back from a broker restart missed those we made (or sent again
+    // after our own reconnect) before it had subscribed again. It may be the survivor
+    // chosen to say goodbye for some of them, and it counts our load by them (a draining
+    // peer is neither, unless it is a boot we did not know).
+    if (p.state === "up" || !known || known.bootId !== p.bootId) this.#o.republishClaims();
     // Any claim of an earlier boot of this peer is a session that died with that boot
     // (also when we never saw the peer's will: it restarted before we heard of it).
     this.#goodbyeOrphans(instanceId, { liveBoot: p.bootId });

@@ -10,6 +10,7 @@ import { claimPayload, parseClaim } from "../protocol/coordination.ts";
 import type { SessionOwner } from "../protocol/session-id.ts";
 import { claimTopic } from "../protocol/topics.ts";
 import type { ClaimBook } from "./claim-book.ts";
+import { ClaimRepublisher } from "./claim-republish.ts";
 import type { DeviceSession } from "./device-session.ts";
 import type { HelloBalancer } from "./hello-balancer.ts";
 import { type Claim, newerClaim } from "./owner-routing.ts";
@@ -27,15 +28,29 @@ export interface SessionClaimsOptions {
   /** Closes a session whose device another instance holds by a newer claim. */
   readonly closeClaimedElsewhere: (session: DeviceSession) => void;
   readonly drop: (reason: DropReason, fields: Record<string, unknown>) => void;
+  /** Counts each claim a republish pass sends. */
+  readonly republished: () => void;
+  /** Runs a function on a later turn of the event loop (claim-republish.ts; default setImmediate). */
+  readonly defer?: (fn: () => void) => void;
 }
 
 export class SessionClaims {
   readonly #o: SessionClaimsOptions;
   /** Each live session's own claim (its hello time orders it against others). */
   readonly #own = new WeakMap<DeviceSession, Claim>();
+  readonly #republisher: ClaimRepublisher<DeviceSession>;
 
   constructor(options: SessionClaimsOptions) {
     this.#o = options;
+    this.#republisher = new ClaimRepublisher({
+      items: () => options.sessions.all(),
+      live: (s) => options.sessions.byClient(s.client.raw) === s,
+      publish: (s) => {
+        this.#publish(s);
+        options.republished();
+      },
+      defer: options.defer,
+    });
   }
 
   /** A session opened here, for a hello that arrived at `helloAt` (epoch ms): claimed. */
@@ -68,9 +83,12 @@ export class SessionClaims {
     return this.#own.get(session)?.helloAt;
   }
 
-  /** Publishes the claim of every live session again. */
+  /**
+   * Publishes the claim of every live session again, soon: requests coalesce, and the
+   * claims go out in batches over several turns of the event loop (claim-republish.ts).
+   */
   republish(): void {
-    for (const s of this.#o.sessions.all()) this.#publish(s);
+    this.#republisher.request();
   }
 
   /** A claim from the broker, this instance's own included. */

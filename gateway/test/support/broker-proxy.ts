@@ -11,12 +11,23 @@ export interface BrokerProxy {
   readonly url: string;
   /** Closes every relayed connection now; new ones are relayed as before. */
   cut(): void;
+  /**
+   * While on, every new connection is closed at once, as a broker that is not back yet
+   * would (the gateway behind the relay keeps retrying): one instance held out longer
+   * than its peers after a broker restart.
+   */
+  refuse(on: boolean): void;
   stop(): Promise<void>;
 }
 
 export async function startBrokerProxy(brokerPort: number): Promise<BrokerProxy> {
   const pairs = new Set<[net.Socket, net.Socket]>();
+  let refusing = false;
   const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(brokerPort, "127.0.0.1");
     const pair: [net.Socket, net.Socket] = [client, upstream];
     pairs.add(pair);
@@ -42,6 +53,9 @@ export async function startBrokerProxy(brokerPort: number): Promise<BrokerProxy>
   return {
     url: `mqtt://127.0.0.1:${address.port}`,
     cut,
+    refuse(on) {
+      refusing = on;
+    },
     async stop() {
       cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));
