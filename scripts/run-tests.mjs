@@ -26,6 +26,7 @@ const UNIT_TESTS = [
   "gateway/test/agent-transcriptions.test.ts",
   "gateway/test/agent-turns.test.ts",
   "gateway/test/audio-units.test.ts",
+  "gateway/test/claim-republish.test.ts",
   "gateway/test/config.test.ts",
   "gateway/test/coordination.test.ts",
   "gateway/test/credential-vectors.test.ts",
