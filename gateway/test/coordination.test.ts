@@ -11,6 +11,7 @@ import {
   presencePayload,
 } from "../src/protocol/coordination.ts";
 import { claimTopic, forwardTopic, presenceTopic, replyTopic, routeTopic } from "../src/protocol/topics.ts";
+import { isTakeover, openedBeforeTakeover, TAKEOVER_GRACE_MS } from "../src/session/takeover.ts";
 
 const CLIENT = "GID_default@@@a0_85_e3_f4_49_34@@@a0_85_e3_f4_49_34";
 const claim = {
@@ -75,6 +76,20 @@ describe("gateway coordination messages", () => {
     assert.equal(parseDisconnectReason(Buffer.from('{"reason":"takenover"}')), "takenover");
     assert.equal(parseDisconnectReason(Buffer.from('{"reason":3}')), undefined);
     assert.equal(parseDisconnectReason(Buffer.from("")), undefined);
+  });
+
+  it("a takeover is EMQX's takenover or discarded; the old connection's session is one hello'd the grace before", () => {
+    assert.deepEqual(["takenover", "discarded", "normal", "keepalive_timeout", undefined].map(isTakeover), [
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
+    const eventAt = 1_796_000_010_000;
+    assert.equal(openedBeforeTakeover(eventAt - TAKEOVER_GRACE_MS, eventAt), true);
+    assert.equal(openedBeforeTakeover(eventAt - TAKEOVER_GRACE_MS + 1, eventAt), false);
+    assert.equal(openedBeforeTakeover(eventAt + 5, eventAt), false, "a hello handled after the event");
   });
 
   it("every topic a gateway publishes routes back to what it names", () => {
