@@ -20,6 +20,7 @@ const maxClientIDLen = 128 // contract rule 10
 // Reasons for refused CONNECTs, as counted and logged.
 const (
 	rejectBadClientID       = "client_id_not_valid"
+	rejectClientIDChars     = "client_id_bad_characters"
 	rejectGatewayPassword   = "gateway_bad_password"
 	rejectDeviceNotSigned   = "device_not_authorized"
 	rejectDeviceBadClientID = "device_client_id_not_signable"
@@ -100,6 +101,9 @@ func (h *contractHook) authenticate(pk packets.Packet) (packets.Code, string) {
 	if !validClientID(id) {
 		return packets.ErrClientIdentifierNotValid, rejectBadClientID
 	}
+	if hasRefusedCharacter(id) {
+		return packets.ErrClientIdentifierNotValid, rejectClientIDChars
+	}
 
 	if string(pk.Connect.Username) == gatewayUsername {
 		if !secretEqual(pk.Connect.Password, h.gatewayPassword) {
@@ -130,6 +134,26 @@ func validClientID(id string) bool {
 	return len(id) > 0 && len(id) <= maxClientIDLen &&
 		!strings.ContainsAny(id, "/+#\x00") &&
 		id != mqtt.InlineClientId
+}
+
+// hasRefusedCharacter: whether a client id is not well-formed UTF-8 (MQTT 3.1.1 section
+// 1.5.3 [MQTT-1.5.3-1], MQTT 5 section 1.5.4 [MQTT-1.5.4-1]; mochi's decoder refuses that
+// too, this does not rely on it), or holds U+FFFD, a C0 or C1 control, DEL or a Unicode
+// non-character. The verifier refuses the same (hasRefusedCharacter in
+// gateway/src/auth/device-credentials.ts): it reads the id as EMQX's JSON gives it, where
+// bytes that are not UTF-8 may already be U+FFFD and a lone surrogate signs as U+FFFD's
+// bytes, so an id it cannot tell apart from another is refused on both sides.
+func hasRefusedCharacter(id string) bool {
+	if !utf8.ValidString(id) {
+		return true
+	}
+	for _, r := range id {
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || r == utf8.RuneError ||
+			(r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe {
+			return true
+		}
+	}
+	return false
 }
 
 // signableDeviceID: the three-part OTA form GROUP@@@MAC@@@UUID, no part empty, the MAC part

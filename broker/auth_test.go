@@ -57,6 +57,36 @@ func TestBadClientIDsRefused(t *testing.T) {
 	connectDevice(t, b, strings.Repeat("a", 128)) // the longest allowed
 }
 
+// Client ids the verifier cannot tell apart from others (docs/security.md section 4), from
+// any client, key or not: CONNACK "client identifier not valid", counted by reason. The
+// shared vectors (vectors_test.go) hold the rule; this is the wire and the counter.
+func TestClientIDCharactersRefused(t *testing.T) {
+	b := startBroker(t, "")
+	ids := []string{"dev-\ufffd", "dev-\x01", "dev-\x7f", "dev-\u0085", "dev-\uffff", "dev-\ufdd0"}
+	for _, id := range ids {
+		for _, user := range []string{"device", gatewayUsername} {
+			_, ack, err := dialV5(t, b.addr, id, v5Options{username: user, password: testGatewayPassword})
+			if err == nil || ack == nil || ack.ReasonCode != packets.ErrClientIdentifierNotValid.Code {
+				t.Errorf("id %q user %s: err=%v ack=%+v, want CONNACK 0x85", id, user, err, ack)
+			}
+		}
+		if code := dialV3Refused(t, b.addr, id, "device", ""); code != 0x02 {
+			t.Errorf("v3 id %q: CONNACK %#x, want 0x02", id, code)
+		}
+	}
+	if got, want := b.Stats().ConnectsRejected[rejectClientIDChars], int64(3*len(ids)); got != want {
+		t.Errorf("%s counted %d, want %d", rejectClientIDChars, got, want)
+	}
+	// Bytes that are not UTF-8 (FF; a surrogate's encoding ED A0 80) never reach the hook:
+	// mochi's decoder refuses a malformed string and closes without a CONNACK.
+	for _, id := range []string{"dev-\xff", "dev-\xed\xa0\x80"} {
+		if code := dialV3Refused(t, b.addr, id, "device", ""); code != -1 && code != 0x02 {
+			t.Errorf("id %q: CONNACK %#x, want refusal", id, code)
+		}
+	}
+	connectDevice(t, b, "dev-\u00e9\U0001F600") // well-formed non-ASCII is a client id like any other
+}
+
 // Device authentication with a signing key.
 // Usernames as the OTA issues them: base64 of {"ip":"..."}.
 var (

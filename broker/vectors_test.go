@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"testing"
@@ -23,6 +24,12 @@ func TestSharedCredentialVectors(t *testing.T) {
 			ClientID string `json:"clientId"`
 			Username string `json:"username"`
 			Password string `json:"password"`
+			// Wire: the CONNECT's bytes where JSON cannot carry them (not UTF-8).
+			Wire *struct {
+				ClientIDHex string `json:"clientIdHex"`
+				UsernameHex string `json:"usernameHex"`
+				Password    string `json:"password"`
+			} `json:"wire"`
 		} `json:"cases"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
@@ -33,10 +40,26 @@ func TestSharedCredentialVectors(t *testing.T) {
 	}
 	h := &contractHook{gatewayPassword: []byte("gw"), deviceKey: []byte(doc.Key)}
 	for _, c := range doc.Cases {
-		pk := connectPacket(c.ClientID, c.Username, c.Password)
+		id, username, password := c.ClientID, c.Username, c.Password
+		if w := c.Wire; w != nil {
+			id, username, password = fromHex(t, c.Name, w.ClientIDHex, id), fromHex(t, c.Name, w.UsernameHex, username), w.Password
+		}
+		pk := connectPacket(id, username, password)
 		code, reason := h.authenticate(pk)
 		if got := code == packets.CodeSuccess; got != c.Valid {
 			t.Errorf("%s: accepted=%v (%s), want %v", c.Name, got, reason, c.Valid)
 		}
 	}
+}
+
+// fromHex decodes a wire field, or keeps the JSON one where the wire does not give it.
+func fromHex(t *testing.T, name, h, otherwise string) string {
+	if h == "" {
+		return otherwise
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return string(b)
 }

@@ -28,6 +28,12 @@ export interface DeviceCredentials {
 export type CredentialRejection =
   /** Not 1..128 bytes, or holds `/`, `+`, `#` or NUL (contract rule 10). */
   | "bad_client_id"
+  /**
+   * Not well-formed text (a lone surrogate), or holds a character the OTA never signs and a
+   * client should not send (MQTT 3.1.1 section 1.5.3, MQTT 5 section 1.5.4): see
+   * refusedCharacter.
+   */
+  | "client_id_bad_characters"
   /** Not the three-part `GROUP@@@MAC@@@UUID` form, or a part is empty. */
   | "client_id_not_signable"
   /** The MAC part is not six lowercase hex pairs. */
@@ -53,6 +59,7 @@ export function verifyDeviceCredentials(key: string | Buffer, creds: DeviceCrede
   if (idBytes === 0 || idBytes > MAX_CLIENT_ID_BYTES || /[/+#\0]/.test(clientId)) {
     return { ok: false, reason: "bad_client_id" };
   }
+  if (hasRefusedCharacter(clientId)) return { ok: false, reason: "client_id_bad_characters" };
   const parts = clientId.split("@@@");
   if (parts.length !== 3 || parts.some((p) => p.length === 0)) {
     return { ok: false, reason: "client_id_not_signable" };
@@ -67,6 +74,32 @@ export function verifyDeviceCredentials(key: string | Buffer, creds: DeviceCrede
   // `want` with itself on a length mismatch only keeps the time the same.
   const same = got.length === want.length ? timingSafeEqual(got, want) : !timingSafeEqual(want, want);
   return same ? { ok: true, mac: parsed.id.mac } : { ok: false, reason: "bad_password" };
+}
+
+/**
+ * Whether a client id holds a code point it may not: a lone surrogate (not well-formed;
+ * UTF-8 encodes it as U+FFFD's bytes, so a password signed for the U+FFFD id verified for
+ * it), U+FFFD itself (what a lenient decoder makes of bytes it could not read: an id holding
+ * it cannot be told from one that held them), C0 and C1 controls and DEL, and the Unicode
+ * non-characters. MQTT requires well-formed UTF-8 and says a client SHOULD NOT send the
+ * controls and non-characters. broker/auth.go (refusedCharacter) refuses the same.
+ */
+export function hasRefusedCharacter(text: string): boolean {
+  // Iterating a string yields whole code points, and a lone surrogate as itself.
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if (
+      cp <= 0x1f ||
+      (cp >= 0x7f && cp <= 0x9f) ||
+      (cp >= 0xd800 && cp <= 0xdfff) ||
+      cp === 0xfffd ||
+      (cp >= 0xfdd0 && cp <= 0xfdef) ||
+      (cp & 0xfffe) === 0xfffe
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

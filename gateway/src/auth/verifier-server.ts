@@ -87,7 +87,10 @@ export function decideAuth(signingKey: string | undefined, body: Buffer): AuthDe
   if (body.length > MAX_REQUEST_BYTES) return TOO_LARGE;
   let value: unknown;
   try {
-    value = JSON.parse(body.toString("utf8"));
+    // Fatal: a lenient decode makes every byte that is not UTF-8 U+FFFD, so ids differing
+    // in those bytes would read (and verify) alike. JSON text is UTF-8 (RFC 8259 section 8.1).
+    // ignoreBOM keeps a byte order mark for JSON.parse to refuse, as it always has.
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body));
   } catch {
     return { status: 400, result: "deny", reason: "bad_request", clientId: undefined };
   }
