@@ -241,6 +241,7 @@ describe("the verifier's HTTP contract (what EMQX calls)", () => {
       mode: string;
       allowed: Record<string, number>;
       denied: Record<string, number>;
+      refused: Record<string, number>;
     };
     assert.equal(stats.mode, "verify");
     assert.deepEqual(stats.allowed, { signed: 1 });
@@ -252,7 +253,9 @@ describe("the verifier's HTTP contract (what EMQX calls)", () => {
       // The GET above: answered {"result":"deny"}, so counted like every other denial.
       method_not_allowed: 1,
     });
-    assert.equal(verifier.stats.total, 9);
+    // The GET of `/` above: no authentication request, refused.
+    assert.deepEqual(stats.refused, { not_found: 1 });
+    assert.equal(verifier.stats.total, 10);
   });
 });
 

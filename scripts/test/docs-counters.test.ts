@@ -14,8 +14,11 @@
  *   handled here before its names can go undocumented;
  * - the media process's own counts: every `.Count("...")` in media/ (not tests), which
  *   the gateway counts as `media_<name>` (transports.ts, childCounts);
- * - the device verifier's reasons (its `/stats`): the AllowReason and DenyReason unions of
- *   gateway/src/auth/verifier-server.ts, with CredentialRejection of device-credentials.ts.
+ * - the device verifier's reasons (its `/stats`): the AllowReason, DenyReason and
+ *   VerifierRefusal unions of gateway/src/auth/verifier-server.ts, with CredentialRejection
+ *   of device-credentials.ts and HttpRefusal of gateway/src/ops/http-refusals.ts;
+ * - the local box OTA's refusals (its stats): OtaServerRefusal of
+ *   gateway/src/ota/ota-server.ts, with OtaRefusal of ota-response.ts and HttpRefusal.
  * Checked against README.md and docs/*.md: every name is in some doc (a name built at run
  * time also as its family and value, as docs/media-process.md lists the media process's
  * counts under `media_<reason>`); every `gateway_*`
@@ -221,11 +224,23 @@ function codeNames(): CodeNames {
 
 const code = codeNames();
 
-/** The reasons the device verifier counts its answers by (`/stats`: allowed, denied). */
+/** Why Node's HTTP server refused a request itself; the verifier and the OTA count these. */
+const HTTP_REFUSALS = unionMembers("gateway/src/ops/http-refusals.ts", "HttpRefusal");
+
+/** The reasons the device verifier counts its answers by (`/stats`: allowed, denied, refused). */
 const VERIFIER_REASONS: ReadonlySet<string> = new Set([
   ...unionMembers("gateway/src/auth/verifier-server.ts", "AllowReason"),
   ...unionMembers("gateway/src/auth/verifier-server.ts", "DenyReason"),
+  ...unionMembers("gateway/src/auth/verifier-server.ts", "VerifierRefusal"),
   ...unionMembers("gateway/src/auth/device-credentials.ts", "CredentialRejection"),
+  ...HTTP_REFUSALS,
+]);
+
+/** The reasons the local box's OTA counts its refusals by. */
+const OTA_REASONS: ReadonlySet<string> = new Set([
+  ...unionMembers("gateway/src/ota/ota-server.ts", "OtaServerRefusal"),
+  ...unionMembers("gateway/src/ota/ota-response.ts", "OtaRefusal"),
+  ...HTTP_REFUSALS,
 ]);
 const docs = repoDocs();
 
@@ -285,6 +300,15 @@ describe("the counters and metrics the docs name are the code's", () => {
     assert.deepEqual(missing, [], `verifier reasons named in no doc:\n${missing.join("\n")}`);
   });
 
+  test("every reason the OTA counts a refusal by is in the docs", () => {
+    assert.ok(
+      OTA_REASONS.has("mac_mismatch") && OTA_REASONS.has("request_timeout"),
+      "the OTA's reasons were read",
+    );
+    const missing = [...OTA_REASONS].filter((n) => !documented(n));
+    assert.deepEqual(missing, [], `OTA reasons named in no doc:\n${missing.join("\n")}`);
+  });
+
   test("every reason or event a doc gives as a counter label is counted by the code", () => {
     const wrong: string[] = [];
     for (const d of docs) {
@@ -334,6 +358,7 @@ test("every counter a doc's counter list gives is one the code counts", () => {
     code.events.has(n) ||
     code.metrics.has(n) ||
     VERIFIER_REASONS.has(n) ||
+    OTA_REASONS.has(n) ||
     isWorkerLoss(n) ||
     [...code.built.values()].some((b) => b.value === n);
   const wrong: string[] = [];

@@ -8,11 +8,15 @@
  *     -> 413 {"result":"deny"}   body over 8 KiB
  *     -> 405 {"result":"deny"}   another method
  *   GET /stats       the counters below, as JSON
+ *   anything else    404, counted as refused not_found
  *
- * Every answer is counted by reason. Logs carry the client id and the reason, never the
- * username (it holds the device's IP), the password or the key.
+ * Every answer is counted by reason, and so is every request Node's HTTP server refuses
+ * itself (ops/http-refusals.ts: timeouts, oversized headers, bytes that are not HTTP): the
+ * `refused` counters. Logs carry the client id and the reason, never the username (it
+ * holds the device's IP), the password or the key.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { countHttpRefusals, type HttpRefusal } from "../ops/http-refusals.ts";
 import type { Logger } from "../ops/log.ts";
 import { LogLimiter } from "../ops/log.ts";
 import { type CredentialRejection, verifyDeviceCredentials } from "./device-credentials.ts";
@@ -22,6 +26,8 @@ export const AUTH_PATH = "/mqtt/auth";
 
 export type AllowReason = "signed" | "insecure_dev";
 export type DenyReason = CredentialRejection | "bad_request" | "request_too_large" | "method_not_allowed";
+/** Requests that are no authentication request: refused before any decision. */
+export type VerifierRefusal = HttpRefusal | "not_found";
 
 export interface VerifierOptions {
   /** Undefined: insecure development mode, every device is allowed. */
@@ -34,6 +40,7 @@ export interface VerifierOptions {
 export class VerifierStats {
   readonly allowed = new Map<AllowReason, number>();
   readonly denied = new Map<DenyReason, number>();
+  readonly refused = new Map<VerifierRefusal, number>();
 
   allow(reason: AllowReason): void {
     this.allowed.set(reason, (this.allowed.get(reason) ?? 0) + 1);
@@ -43,15 +50,28 @@ export class VerifierStats {
     this.denied.set(reason, (this.denied.get(reason) ?? 0) + 1);
   }
 
+  countRefusal(reason: VerifierRefusal): void {
+    this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+  }
+
   get total(): number {
     let n = 0;
     for (const v of this.allowed.values()) n += v;
     for (const v of this.denied.values()) n += v;
+    for (const v of this.refused.values()) n += v;
     return n;
   }
 
-  toJSON(): { allowed: Record<string, number>; denied: Record<string, number> } {
-    return { allowed: Object.fromEntries(this.allowed), denied: Object.fromEntries(this.denied) };
+  toJSON(): {
+    allowed: Record<string, number>;
+    denied: Record<string, number>;
+    refused: Record<string, number>;
+  } {
+    return {
+      allowed: Object.fromEntries(this.allowed),
+      denied: Object.fromEntries(this.denied),
+      refused: Object.fromEntries(this.refused),
+    };
   }
 }
 
@@ -151,6 +171,21 @@ export function createVerifier(options: VerifierOptions): Verifier {
     answer(res, decision.status, { result: decision.result });
   };
 
+  /** Counts and logs a request that is no authentication request. */
+  const refuse = (reason: VerifierRefusal) => {
+    stats.countRefusal(reason);
+    limiter.run(`refuse:${reason}`, (suppressed) =>
+      log.warn(
+        {
+          event: "request_refused",
+          reason,
+          ...(suppressed > 0 ? { suppressedBefore: suppressed } : {}),
+        },
+        "request refused",
+      ),
+    );
+  };
+
   const handleAuth = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -182,8 +217,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
         ...stats.toJSON(),
       });
     }
+    refuse("not_found");
     answer(res, 404, { error: "not found" });
   });
+  countHttpRefusals(server, refuse);
   // EMQX times out after 5 s; a client that trickles its request is cut off then too.
   server.requestTimeout = timeoutMs;
   server.headersTimeout = timeoutMs;

@@ -1,13 +1,15 @@
 /**
  * The local box's development OTA endpoint: a thin HTTP server around ota-response.ts.
  * It reads at most MAX_OTA_BODY_BYTES of body, answers, counts every request by outcome
- * and reports each one to `onAnswer` (the local box prints them).
+ * (those Node's HTTP server refuses itself too: ops/http-refusals.ts) and reports each one
+ * it answers to `onAnswer` (the local box prints them).
  *
  * Paths: firmware posts to whatever OTA URL it was built or configured with; the usual
  * ones are xinnan's `/xiaozhi/ota/` and Bunny's `/toy/ota/`, so both are served.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { countHttpRefusals, type HttpRefusal } from "../ops/http-refusals.ts";
 import {
   answerOta,
   endpointToUrl,
@@ -39,9 +41,12 @@ export interface OtaServerOptions {
   readonly requestTimeoutMs?: number;
 }
 
+/** Why the OTA refused a request: its own answers, an unknown path, or Node's refusals. */
+export type OtaServerRefusal = OtaRefusal | "not_found" | HttpRefusal;
+
 export interface OtaStats {
   served: number;
-  refused: Partial<Record<OtaRefusal | "not_found", number>>;
+  refused: Partial<Record<OtaServerRefusal, number>>;
 }
 
 export interface OtaServer {
@@ -65,7 +70,7 @@ export async function startOtaServer(options: OtaServerOptions): Promise<OtaServ
   const host = options.host ?? "127.0.0.1";
   const now = options.now ?? Date.now;
   const stats: OtaStats = { served: 0, refused: {} };
-  const count = (reason: OtaRefusal | "not_found") => {
+  const count = (reason: OtaServerRefusal) => {
     stats.refused[reason] = (stats.refused[reason] ?? 0) + 1;
   };
 
@@ -112,6 +117,7 @@ export async function startOtaServer(options: OtaServerOptions): Promise<OtaServ
   server.requestTimeout = requestTimeoutMs;
   server.headersTimeout = headersTimeoutMs;
   server.keepAliveTimeout = 5_000;
+  countHttpRefusals(server, count);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
