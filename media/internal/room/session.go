@@ -69,6 +69,13 @@ type Session struct {
 	// participant passed up as joined under each identity, puts them back in the room's.
 	partMu   sync.Mutex
 	reported map[string]*lksdk.RemoteParticipant
+
+	// sid is the participant's SID once joined (under mu); reconnect (under mu) is the
+	// timer of a reconnection in progress; reportedLost (under mu) is set once the session
+	// was reported disconnected: it is reported once (reconnect.go).
+	sid          string
+	reconnect    *time.Timer
+	reportedLost bool
 }
 
 type dataPacket struct {
@@ -117,6 +124,8 @@ func (s *Session) newRoom() *lksdk.Room {
 		s.subscribed(track)
 	}
 	cb.OnDisconnectedWithReason = func(reason lksdk.DisconnectionReason) { s.lost(string(reason)) }
+	cb.OnReconnecting = s.reconnecting
+	cb.OnReconnected = func() { s.reconnected(r) }
 	r = lksdk.NewRoom(cb)
 	for _, topic := range TextTopics {
 		_ = r.RegisterTextStreamHandler(topic, s.textStream)
@@ -152,7 +161,7 @@ func (s *Session) join(ctx context.Context, url, token string) {
 		r.Disconnect()
 		return
 	}
-	s.room, s.track = r, track
+	s.room, s.track, s.sid = r, track, r.LocalParticipant.SID()
 	s.mu.Unlock()
 	s.control(ipc.NewFrame(ipc.Joined, s.id).String(r.LocalParticipant.Identity()))
 	// Participants already in the room at join time get no connected callback.
@@ -203,14 +212,16 @@ func (s *Session) isLeft() bool {
 	return s.left
 }
 
-// lost reports a disconnect the gateway did not ask for.
-func (s *Session) lost(reason string) {
+// lost reports a disconnect the gateway did not ask for, once; whether it did now.
+func (s *Session) lost(reason string) bool {
 	s.mu.Lock()
-	left := s.left
+	report := !s.left && !s.reportedLost
+	s.reportedLost = true
 	s.mu.Unlock()
-	if !left {
+	if report {
 		s.control(ipc.NewFrame(ipc.Disconnected, s.id).String(reason))
 	}
+	return report
 }
 
 // WriteOpus publishes one device packet unchanged, at the RTP timestamp the gateway set.
@@ -288,6 +299,10 @@ func (s *Session) Leave() {
 	}
 	s.left = true
 	close(s.data)
+	if s.reconnect != nil {
+		s.reconnect.Stop()
+		s.reconnect = nil
+	}
 	s.mu.Unlock()
 	s.cancel()
 	<-s.joinDone
