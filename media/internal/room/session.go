@@ -5,6 +5,7 @@ package room
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,8 @@ type Out interface {
 	Count(reason string)
 }
 
-const joinTimeout = 10 * time.Second
+// joinTimeout bounds a join, the SDK's and ours (a var for tests).
+var joinTimeout = 10 * time.Second
 
 // leaveDataWait bounds how long a leave waits for queued data packets; leaveFlush is how
 // long after the last one was handed to the data channel the participant stays.
@@ -137,9 +139,12 @@ func (s *Session) join(ctx context.Context, url, token string) {
 	defer close(s.joinDone)
 	defer s.cancel()
 	r := s.newRoom()
-	if err := r.JoinWithContextAndToken(ctx, url, token, lksdk.WithAutoSubscribe(true)); err != nil {
+	if err := joinRoom(ctx, r, url, token); err != nil {
 		if s.isLeft() {
 			return
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			s.out.Count("join_timed_out")
 		}
 		s.control(ipc.NewFrame(ipc.JoinFailed, s.id).String(err.Error()))
 		return
@@ -167,6 +172,37 @@ func (s *Session) join(ctx context.Context, url, token string) {
 	// Participants already in the room at join time get no connected callback.
 	for _, rp := range r.GetRemoteParticipants() {
 		s.participantJoined(r, rp)
+	}
+}
+
+// joinGiveUp is how long the SDK's join may take to return once the join's deadline has
+// passed (or Leave cancelled it) and its room was disconnected; past it the session stops
+// waiting for it.
+const joinGiveUp = time.Second
+
+// joinRoom joins r, bounded by ctx. The SDK bounds its dial by ctx but not its wait for the
+// server's first message once the WebSocket is up: a server that upgrades and stays silent
+// held the join, and the session's Leave behind it, for good. Disconnecting the room closes
+// the connection that wait reads.
+func joinRoom(ctx context.Context, r *lksdk.Room, url, token string) error {
+	done := make(chan error, 1)
+	go func() { done <- r.JoinWithContextAndToken(ctx, url, token, lksdk.WithAutoSubscribe(true)) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	r.Disconnect()
+	select {
+	case err := <-done:
+		if err == nil {
+			// Joined just as the deadline passed, and disconnected above.
+			err = ctx.Err()
+		}
+		return err
+	case <-time.After(joinGiveUp):
+		// Still inside the SDK (its validation request has a timeout of its own, 3 s).
+		return ctx.Err()
 	}
 }
 
