@@ -269,6 +269,57 @@ describe("media process supervisor and process transport, with a stand-in child"
     }
   });
 
+  it("a child dying under 1,000 sessions (joins and leaves pending) settles every one, with no unhandled rejection", async () => {
+    // Sessions 1-500 are answered joined; 501-1000 wait for their join's answer.
+    const joined = Buffer.concat(
+      Array.from({ length: 500 }, (_, i) => fromMediaFrame(0x81, i + 1, ipcString("gw"))),
+    );
+    const child = standInMedia([
+      printfBytes(READY),
+      "head -c 1 >/dev/null",
+      "sleep 0.5",
+      printfBytes(joined),
+      "exec cat >/dev/null",
+    ]);
+    const { media } = supervise(child.binary, 60_000, 180_000);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      await media.start();
+      const lost: string[] = [];
+      const transports = Array.from({ length: 1000 }, () =>
+        transportOver(media, handlersNotingLoss(lost), 60_000),
+      );
+      const joins = transports.map((t) => t.join());
+      await Promise.all(joins.slice(0, 500));
+      // Half the joined ones leave: their leaves wait for left, which never comes.
+      const leaves = transports.slice(0, 250).map((t) => t.leave());
+      const pendingJoins = joins.slice(500).map((j) =>
+        j.then(
+          () => "joined",
+          () => "rejected",
+        ),
+      );
+      const t0 = performance.now();
+      media.killForTest();
+      const outcomes = await Promise.all(pendingJoins);
+      await Promise.all(leaves);
+      const took = performance.now() - t0;
+      // At once, not by a timeout: a leave waits at most 500 ms here (transportOver).
+      assert.ok(took < 400, `settled after ${took.toFixed(0)} ms`);
+      assert.deepEqual(new Set(outcomes), new Set(["rejected"]));
+      assert.equal(lost.length, 250, "every joined session not leaving is told");
+      assert.equal(media.sessions, 0);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await media.close();
+      child.dispose();
+    }
+  });
+
   it("a transport left while its join waits for the media process to start leaves nothing open", async () => {
     // Ready 300 ms after start: the join is waiting in start() when leave() comes.
     const child = standInMedia(["sleep 0.3", printfBytes(READY), "exec cat >/dev/null"]);
