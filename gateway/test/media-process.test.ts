@@ -30,6 +30,7 @@ function supervise(binary: string, pingIntervalMs: number, hangTimeoutMs: number
   const hangs: number[] = [];
   const started: number[] = [];
   const answers: number[] = [];
+  const stderrTails: string[] = [];
   const media = new MediaProcess({
     binary,
     threads: 1,
@@ -42,13 +43,13 @@ function supervise(binary: string, pingIntervalMs: number, hangTimeoutMs: number
     events: {
       drop: (r) => drops.push(r),
       childCounts: () => {},
-      exited: () => {},
+      exited: (_code, _signal, stderrTail) => stderrTails.push(stderrTail),
       started: (pid) => started.push(pid),
       answered: (ms) => answers.push(ms),
       hung: (ms) => hangs.push(ms),
     },
   });
-  return { media, drops, hangs, started, answers };
+  return { media, drops, hangs, started, answers, stderrTails };
 }
 
 /** A session's transport over `media` (no LiveKit behind the stand-ins, no codec used). */
@@ -315,6 +316,24 @@ describe("media process supervisor and process transport, with a stand-in child"
       assert.deepEqual(unhandled, []);
     } finally {
       process.off("unhandledRejection", onUnhandled);
+      await media.close();
+      child.dispose();
+    }
+  });
+
+  it("a child flooding its stderr is not held up by it, and the gateway keeps only its tail", async () => {
+    // 32 MiB before ready: a gateway that stopped reading stderr would leave the child
+    // blocked on its 64 KiB pipe, never ready.
+    const child = standInMedia(["head -c 33554432 /dev/zero >&2", printfBytes(READY), "exec cat >/dev/null"]);
+    const { media, stderrTails } = supervise(child.binary, 60_000, 180_000);
+    try {
+      await media.start();
+      media.killForTest();
+      await eventually(() => stderrTails.length === 1, 2000, "the exit reported");
+      const kept = stderrTails[0]?.length ?? 0;
+      // The last 20 chunks of at most 64 KiB each (a pipe read).
+      assert.ok(kept > 0 && kept <= 20 * 65536, `kept ${kept} bytes of stderr`);
+    } finally {
       await media.close();
       child.dispose();
     }
