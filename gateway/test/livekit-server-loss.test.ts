@@ -87,6 +87,9 @@ describe("the LiveKit server lost under a media-process session", () => {
     await eventually(() => rec.lost.length > 0, 4000, "disconnected");
     const told = (rec.lost[0]?.at ?? 0) - t0;
     assert.ok(told < 2000, `told after ${told.toFixed(0)} ms`);
+    // The agent did not leave: the SDK's full reconnect removed it. Passed up as left, the
+    // bridge took the loss for the agent's own end (agent_ended) instead of a failure.
+    assert.deepEqual(rec.left, [], "no participant passed up as left");
     await eventually(() => (drops.get("media_room_reconnect_abandoned") ?? 0) === 1, 3000, "counted");
     // The participant is gone for good: its leave is confirmed, not waited out (5 s).
     const left0 = performance.now();

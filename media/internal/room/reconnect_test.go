@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livekit/protocol/livekit"
 	lksdk "github.com/livekit/server-sdk-go/v2"
 
 	"voicefleet/media/internal/ipc"
@@ -77,4 +78,30 @@ func TestAReconnectAsANewParticipantIsReportedLost(t *testing.T) {
 	s.reconnecting()
 	s.reconnected(lksdk.NewRoom(lksdk.NewRoomCallback()))
 	expectLost(t, out)
+}
+
+// The SDK's full reconnect (OnRestarting) removes every remote participant, though none of
+// them left. Passed up, the agent's leave came a second before the session was reported
+// lost, and the gateway ended the session as the agent's own end (agent_ended) instead of
+// a failure of its room.
+func TestParticipantsRemovedByAFullReconnectAreNotPassedUpAsLeft(t *testing.T) {
+	withGrace(t, 300*time.Millisecond)
+	out := newRecordingOut()
+	s := &Session{id: 7, out: out}
+	r := s.newRoom()
+	s.sid = "PA_self"
+	info := &livekit.ParticipantInfo{Sid: "PA_1", Identity: "agent-1", Kind: livekit.ParticipantInfo_AGENT}
+	r.OnParticipantUpdate([]*livekit.ParticipantInfo{info})
+	if got := participantFrames(t, out, 200*time.Millisecond); len(got) != 1 || got[0] != "+agent-1" {
+		t.Fatalf("joined frames %v", got)
+	}
+	r.OnRestarting()
+	select {
+	case f := <-out.frames:
+		if f[4] != ipc.Disconnected {
+			t.Fatalf("frame %#x before the session was reported lost, want disconnected", f[4])
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("not reported lost")
+	}
 }

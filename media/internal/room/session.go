@@ -231,10 +231,20 @@ func (s *Session) participantJoined(r *lksdk.Room, rp *lksdk.RemoteParticipant) 
 	s.control(ipc.NewFrame(ipc.ParticipantJoined, s.id).String(id).U8(byte(rp.Kind())).Map(rp.Attributes()))
 }
 
-// participantLeft passes a participant up as left if it was passed up as joined.
+// participantLeft passes a participant up as left if it was passed up as joined, and not
+// while a reconnection is in progress: the SDK's full reconnect removes every remote
+// participant, though none of them left, and that reconnection ends in the session being
+// reported lost (reconnect.go). Passed up first, the agent's leave made the gateway end the
+// session as the agent's own end (agent_ended) instead of a failure of its room.
 func (s *Session) participantLeft(rp *lksdk.RemoteParticipant) {
 	s.partMu.Lock()
 	defer s.partMu.Unlock()
+	s.mu.Lock()
+	reconnecting := s.reconnect != nil
+	s.mu.Unlock()
+	if reconnecting {
+		return
+	}
 	id := rp.Identity()
 	if s.reported[id] == rp {
 		delete(s.reported, id)
