@@ -8,6 +8,7 @@
 import { DEFAULT_ECOSYSTEM } from "../deploy/ecosystem.ts";
 import { isPlaceholderCidr, parseCidr } from "./cidr.ts";
 import { sizeProblem } from "./droplet-sizes.ts";
+import { vpcRangeProblem } from "./vpc-range.ts";
 
 export const PROJECT = "voice-fleet";
 
@@ -171,12 +172,8 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
 
   const region = matching("region", REGION, "a DigitalOcean region slug such as fra1");
   const vpcIpRange = str("vpcIpRange") ?? "";
-  if (vpcIpRange) {
-    const cidr = parseCidr(vpcIpRange);
-    if (cidr?.family !== 4 || !cidr.isPrivate || cidr.prefix < 16 || cidr.prefix > 24) {
-      fail("vpcIpRange", `must be a private IPv4 CIDR from /16 to /24, got ${JSON.stringify(vpcIpRange)}`);
-    }
-  }
+  const vpcProblem = vpcIpRange ? vpcRangeProblem(vpcIpRange) : undefined;
+  if (vpcProblem) fail("vpcIpRange", vpcProblem);
   const gatewayInstances = int("gatewayInstances", DEFAULT_ECOSYSTEM.instances, 1, 16);
   const firstUdpPort = int(
     "firstUdpPort",

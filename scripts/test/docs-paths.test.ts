@@ -81,6 +81,8 @@ const NOT_OURS_BY_PROJECT: Readonly<Record<string, readonly string[]>> = {
     "specification/resources/droplets/models/droplet_create.yml",
     "specification/resources/databases/models/firewall_rule.yml",
     "docs/resources/database_firewall.md",
+    "specification/resources/vpcs/models/vpc.yml",
+    "digitalocean/vpc/resource_vpc.go",
   ],
   "cloud-init": ["doc/rtd/explanation/vendordata.rst", "cloudinit/helpers.py", "config/cloud.cfg.tmpl"],
   "Node.js, @discordjs/opus, node-postgres": [
