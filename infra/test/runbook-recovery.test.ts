@@ -73,6 +73,8 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
   const listeners: Server[] = [];
   let readyPort = 0;
   let userData = "";
+  let sshKeys = "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa";
+  let pinned = false;
   const commands = runbookCommands();
 
   const env = (): NodeJS.ProcessEnv => ({
@@ -87,6 +89,8 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     PULUMI_STACK: "prod",
     RUNBOOK_TEST_CALLS: callsFile,
     RUNBOOK_TEST_USER_DATA: userData,
+    RUNBOOK_TEST_SSH_KEYS: sshKeys,
+    RUNBOOK_TEST_PINNED: String(pinned),
     RUNBOOK_TEST_READY_PORT: String(readyPort),
   });
 
@@ -355,5 +359,28 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
       droplets.map((r) => r.id),
       ["1003"],
     );
+  });
+
+  // docs/runbook.md, `sshKeyFingerprints`: a key change replaces every unpinned droplet (the
+  // provider sets keys only at creation: `ssh_keys` is ForceNew), pinned slots keep theirs.
+  test("a new admin SSH key on a pinned slot: `pulumi up` leaves its droplet alone", async () => {
+    pinned = true;
+    sshKeys += ",9a:0c:51:7e:22:d4:6b:13:f8:85:2e:c1:70:4b:9d:36";
+    const { result, calls: made } = await callsDuring(up);
+    assert.equal(result.code, 0, result.output);
+    assert.deepEqual(summary(made), [], "PINNED_IGNORED holds sshKeys: nothing created, updated or deleted");
+  });
+
+  test("the same key change on the slot unpinned replaces its droplet: the new one takes the address once ready, the old one goes last", async () => {
+    pinned = false;
+    await dropletReady(4);
+    const { result, calls: made } = await callsDuring(up);
+    assert.equal(result.code, 0, result.output);
+    assert.deepEqual(summary(made), [
+      "create Droplet 1004",
+      "create ReservedIpAssignment 192.0.2.10-1004",
+      "delete ReservedIpAssignment 192.0.2.10-1003",
+      "delete Droplet 1003",
+    ]);
   });
 });

@@ -4,8 +4,8 @@
  * DigitalOcean API (no network here); the engine, the state and every CLI command in the
  * test are real, and this answers the provider calls they make for the three resource
  * types of program.ts, with what matters to the runbook modelled as the real provider
- * does it: a new `userData` (or `size`) replaces a droplet, a new `dropletId` replaces a
- * reserved-IP assignment, and create/delete are the only side effects.
+ * does it: exactly the inputs that replace a resource there replace it here (REPLACE_ON),
+ * every other change is an update in place, and create/delete are the only side effects.
  *
  * Every create, update and delete is appended to the JSON-lines file named by
  * RUNBOOK_TEST_CALLS, which is how the test sees what `pulumi up` did to "the cloud".
@@ -32,12 +32,36 @@ const DROPLET = "digitalocean:index/droplet:Droplet";
 const RESERVED_IP = "digitalocean:index/reservedIp:ReservedIp";
 const ASSIGNMENT = "digitalocean:index/reservedIpAssignment:ReservedIpAssignment";
 
-/** Inputs whose change replaces the resource (ForceNew in the Terraform provider). */
+/**
+ * Inputs whose change replaces the resource: the attributes with `ForceNew: true` in the
+ * schema of the Terraform provider that @pulumi/digitalocean 4.80.1 wraps (its Droplet has
+ * `gpuPartitionMode`, added in terraform-provider-digitalocean v2.97.0; the lists below are
+ * the same in v2.97.0 to v2.99.1): digitalocean/droplet/resource_droplet.go,
+ * digitalocean/reservedip/resource_reserved_ip.go and resource_reserved_ip_assignment.go.
+ * `size` is not among them: the provider resizes in place (power off, resize, power on);
+ * the stack replaces its gateway droplets on a new size with `replaceOnChanges`, its own
+ * option, which program.ts does not model.
+ */
 const REPLACE_ON: Record<string, readonly string[]> = {
-  [DROPLET]: ["userData", "size", "image", "region"],
+  [DROPLET]: [
+    "image",
+    "region",
+    "publicNetworking",
+    "sshKeys",
+    "userData",
+    "monitoring",
+    "dropletAgent",
+    "vpcUuid",
+    "gpuPartitionMode",
+  ],
   [RESERVED_IP]: ["region"],
   [ASSIGNMENT]: ["ipAddress", "dropletId"],
 };
+
+/** The droplet's CustomizeDiff: `ipv6` replaces it only when it goes from true to false. */
+function replacedByIpv6(type: string, olds: Props, news: Props): boolean {
+  return type === DROPLET && olds.ipv6 === true && news.ipv6 === false;
+}
 
 /** urn:pulumi:<stack>::<project>::<parent types $ type>::<name> -> the resource's own type. */
 function typeOf(urn: string): string {
@@ -65,6 +89,7 @@ const provider: pulumi.provider.Provider = {
       (k) => k in news && JSON.stringify(olds[k] ?? null) !== JSON.stringify(news[k] ?? null),
     );
     const replaces = changed.filter((k) => REPLACE_ON[typeOf(urn)]?.includes(k));
+    if (replacedByIpv6(typeOf(urn), olds, news)) replaces.push("ipv6");
     return { changes: changed.length > 0, replaces };
   },
   async create(urn: string, inputs: Props) {

@@ -12,10 +12,14 @@
  *
  * Inputs come from the environment the test sets for each `pulumi up`:
  *   RUNBOOK_TEST_USER_DATA   the droplet's user data (a change replaces the droplet)
+ *   RUNBOOK_TEST_SSH_KEYS    its admin SSH keys, comma-separated (a change replaces it too)
+ *   RUNBOOK_TEST_PINNED      "true": the slot is pinned (gatewayPinnedSlots), so the droplet
+ *                            ignores what gateway-box.ts has it ignore (PINNED_IGNORED)
  *   RUNBOOK_TEST_READY_PORT  the port the readiness probe tries on the droplet's address
  */
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
+import { PINNED_IGNORED } from "../../gateway-box.ts";
 import { tcpReadiness } from "../../readiness.ts";
 
 function required(name: string): string {
@@ -42,8 +46,9 @@ const droplet = new digitalocean.Droplet(
     size: "s-8vcpu-32gb-amd",
     image: "ubuntu-24-04-x64",
     userData: required("RUNBOOK_TEST_USER_DATA"),
+    sshKeys: required("RUNBOOK_TEST_SSH_KEYS").split(","),
   },
-  { parent: box },
+  { parent: box, ignoreChanges: process.env.RUNBOOK_TEST_PINNED === "true" ? PINNED_IGNORED : [] },
 );
 const reservedIp = new digitalocean.ReservedIp("gateway-ip", { region: "fra1" });
 
