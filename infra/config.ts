@@ -84,6 +84,11 @@ export type RawConfig = (key: string) => string | undefined;
 export interface ParseOptions {
   /** Accept documentation placeholders (TEST-NET CIDRs, example.com): `npm run plan` only. */
   readonly allowPlaceholders?: boolean;
+  /**
+   * The stack's keys of this project, secrets left out: any of them that is not read here is
+   * refused, since a misspelt key (`gatewayPinnedSlot`) would otherwise be dropped unseen.
+   */
+  readonly presentKeys?: readonly string[];
 }
 
 const SLUG = /^[a-z0-9][a-z0-9-]*$/;
@@ -94,7 +99,12 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const PLACEHOLDER_HOST = /(^|\.)example\.(com|org|net)$/;
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal"];
 
-export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Settings {
+export function parseSettings(rawConfig: RawConfig, options: ParseOptions = {}): Settings {
+  const read = new Set<string>();
+  const raw: RawConfig = (key) => {
+    read.add(key);
+    return rawConfig(key);
+  };
   const problems: string[] = [];
   const placeholders: string[] = [];
   const fail = (key: string, problem: string): undefined => {
@@ -336,6 +346,14 @@ export function parseSettings(raw: RawConfig, options: ParseOptions = {}): Setti
     projectName: matching("projectName", /^[A-Za-z0-9 _.-]{1,64}$/, "a project name", "voice-fleet"),
     placeholders,
   };
+  for (const key of options.presentKeys ?? []) {
+    if (!read.has(key)) {
+      fail(
+        key,
+        'is not a setting of this stack (misspelt?): the settings are in docs/runbook.md, "1. Settings"',
+      );
+    }
+  }
   if (placeholders.length > 0 && !options.allowPlaceholders) {
     for (const key of placeholders) fail(key, "still holds a documentation placeholder: set the real value");
   }

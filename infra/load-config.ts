@@ -11,7 +11,14 @@ export interface StackConfig {
 export function loadStackConfig(options: ParseOptions = {}): StackConfig {
   const config = new pulumi.Config(PROJECT);
   const secretKeys = new Set<string>(SECRET_SPECS.map((s) => s.key));
-  const settings = parseSettings((key) => (secretKeys.has(key) ? undefined : config.get(key)), options);
+  const presentKeys = Object.keys(pulumi.runtime.allConfig())
+    .filter((k) => k.startsWith(`${PROJECT}:`))
+    .map((k) => k.slice(PROJECT.length + 1))
+    .filter((k) => !secretKeys.has(k));
+  const settings = parseSettings((key) => (secretKeys.has(key) ? undefined : config.get(key)), {
+    ...options,
+    presentKeys,
+  });
   const present = new Set<keyof Secrets>();
   const secrets: Partial<Record<keyof Secrets, pulumi.Output<string>>> = {};
   for (const spec of SECRET_SPECS) {

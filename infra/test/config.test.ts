@@ -251,6 +251,37 @@ describe("stack settings", () => {
   });
 });
 
+describe("keys the stack does not read", () => {
+  test("a misspelt key is refused, naming it, instead of silently dropping the setting", () => {
+    // `gatewayPinnedSlot` for gatewayPinnedSlots: read as no pin at all, the serving slot
+    // would be replaced by the `up` meant to roll the other one.
+    const values = { ...filledIn, gatewaySlots: '["a","b"]', gatewayPinnedSlot: '["a"]' };
+    assert.throws(
+      () => parseSettings(from(values), { presentKeys: Object.keys(values) }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.problems.length === 1 &&
+        /^voice-fleet:gatewayPinnedSlot: is not a setting of this stack/.test(err.problems[0] ?? ""),
+    );
+  });
+
+  test("every key of Pulumi.prod.yaml, and every optional one, is read", () => {
+    const optional = {
+      domain: "voice.test",
+      mqttDomain: "mqtt.voice.test",
+      mqttPlainPort: "true",
+      otaMqttTls: "false",
+      livekitUrl: "wss://lk.voice.test",
+      bundleBucket: "voice-fleet-prod-bundles",
+      databaseName: "manager",
+      databaseUser: "manager",
+      gatewayReadyTimeoutMinutes: "20",
+    };
+    const values = { ...filledIn, ...optional };
+    parseSettings(from(values), { presentKeys: Object.keys(values) });
+  });
+});
+
 describe("vpcIpRange: what DigitalOcean accepts for a VPC", () => {
   const vpcProblems = (vpcIpRange: string): string[] =>
     problemsOf({ ...filledIn, vpcIpRange }).filter((p) => p.startsWith("voice-fleet:vpcIpRange: "));

@@ -35,6 +35,13 @@ test("the program refuses the placeholders of Pulumi.prod.yaml, naming each key"
   );
 });
 
+test("the program refuses a key of this project it does not read (a misspelt one), naming it", async () => {
+  await assert.rejects(
+    () => load({ ...readStackFile(PROD_FILE).config, ...realValues, gatewayPinnedSlot: '["a"]' }, "misspelt"),
+    /voice-fleet:gatewayPinnedSlot: is not a setting of this stack/,
+  );
+});
+
 test("with real settings it exports the reserved IP, droplet ids and private health URLs", async () => {
   const out = await load({ ...readStackFile(PROD_FILE).config, ...realValues }, "real");
   await settle();
