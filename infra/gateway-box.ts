@@ -134,7 +134,8 @@ export class GatewayBox extends pulumi.ComponentResource {
     // (DigitalOcean resizes only stopped droplets, and never shrinks a disk) while it holds
     // the reserved IP; replaced, the new size boots beside it and takes the address when ready.
     // New SSH keys or a new image replace a droplet too (ForceNew in the provider): a pinned
-    // slot ignores all four (PINNED_IGNORED), so its droplet stays as it is while it serves.
+    // slot ignores all four (PINNED_IGNORED), so its droplet stays as it is while it serves;
+    // a new region or VPC still replaces it.
     this.droplet = new digitalocean.Droplet(
       name,
       fleetDropletArgs({
@@ -163,9 +164,10 @@ export class GatewayBox extends pulumi.ComponentResource {
 }
 
 /**
- * What a pinned slot's droplet keeps whatever the stack says: every input of ours that
- * would replace it (user data, SSH keys, image: ForceNew in the provider) or power it off
- * (size: a resize).
+ * What a pinned slot's droplet keeps whatever the stack says: the inputs a rollout changes
+ * that would replace it (user data, SSH keys, image: ForceNew in the provider) or power it
+ * off (size: a resize). Not its region or VPC (`vpcUuid`), ForceNew too: a new `region` or
+ * `vpcIpRange` moves the whole stack, pinned slots included (docs/runbook.md, section 1).
  */
 export const PINNED_IGNORED = ["userData", "size", "sshKeys", "image"];
 

@@ -75,6 +75,7 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
   let userData = "";
   let sshKeys = "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa";
   let pinned = false;
+  let vpc = "vpc-1";
   const commands = runbookCommands();
 
   const env = (): NodeJS.ProcessEnv => ({
@@ -91,6 +92,7 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     RUNBOOK_TEST_USER_DATA: userData,
     RUNBOOK_TEST_SSH_KEYS: sshKeys,
     RUNBOOK_TEST_PINNED: String(pinned),
+    RUNBOOK_TEST_VPC: vpc,
     RUNBOOK_TEST_READY_PORT: String(readyPort),
   });
 
@@ -381,6 +383,20 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
       "create ReservedIpAssignment 192.0.2.10-1004",
       "delete ReservedIpAssignment 192.0.2.10-1003",
       "delete Droplet 1003",
+    ]);
+  });
+
+  test("a new VPC replaces even a pinned slot's droplet (PINNED_IGNORED leaves vpcUuid, ForceNew, alone)", async () => {
+    pinned = true;
+    vpc = "vpc-2";
+    await dropletReady(5);
+    const { result, calls: made } = await callsDuring(up);
+    assert.equal(result.code, 0, result.output);
+    assert.deepEqual(summary(made), [
+      "create Droplet 1005",
+      "create ReservedIpAssignment 192.0.2.10-1005",
+      "delete ReservedIpAssignment 192.0.2.10-1004",
+      "delete Droplet 1004",
     ]);
   });
 });

@@ -15,6 +15,7 @@
  *   RUNBOOK_TEST_SSH_KEYS    its admin SSH keys, comma-separated (a change replaces it too)
  *   RUNBOOK_TEST_PINNED      "true": the slot is pinned (gatewayPinnedSlots), so the droplet
  *                            ignores what gateway-box.ts has it ignore (PINNED_IGNORED)
+ *   RUNBOOK_TEST_VPC         the id of its VPC (a new vpcIpRange means a new VPC)
  *   RUNBOOK_TEST_READY_PORT  the port the readiness probe tries on the droplet's address
  */
 import * as digitalocean from "@pulumi/digitalocean";
@@ -47,6 +48,7 @@ const droplet = new digitalocean.Droplet(
     image: "ubuntu-24-04-x64",
     userData: required("RUNBOOK_TEST_USER_DATA"),
     sshKeys: required("RUNBOOK_TEST_SSH_KEYS").split(","),
+    vpcUuid: required("RUNBOOK_TEST_VPC"),
   },
   { parent: box, ignoreChanges: process.env.RUNBOOK_TEST_PINNED === "true" ? PINNED_IGNORED : [] },
 );
