@@ -236,6 +236,13 @@ export function parseSettings(rawConfig: RawConfig, options: ParseOptions = {}):
     fail("mqttDomain", `not a host name: ${mqttDomain}`);
   }
   if (mqttDomain && PLACEHOLDER_HOST.test(mqttDomain)) placeholder("mqttDomain");
+  // domain's A record is the API's reserved IP, mqttDomain's the gateway's: one name cannot be both.
+  if (mqttDomain && mqttDomain === domain) {
+    fail(
+      "mqttDomain",
+      "must differ from domain: domain points at the API's reserved IP, mqttDomain at the gateway's",
+    );
+  }
   const plainText = optional("mqttPlainPort");
   if (plainText !== undefined && plainText !== "true" && plainText !== "false") {
     fail("mqttPlainPort", `must be true or false, got ${JSON.stringify(plainText)}`);

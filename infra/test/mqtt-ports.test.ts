@@ -70,6 +70,20 @@ describe("MQTT ports on the gateway's firewall", () => {
   });
 });
 
+test("mqttDomain the same name as domain is refused naming the key: one A record cannot point at both reserved IPs", () => {
+  assert.throws(
+    () => settings({ domain: "voice.test", mqttDomain: "voice.test" }),
+    (e: unknown) =>
+      e instanceof ConfigError &&
+      e.problems.length === 1 &&
+      /^voice-fleet:mqttDomain: must differ from domain/.test(e.problems[0] ?? ""),
+  );
+  assert.equal(
+    settings({ domain: "voice.test", mqttDomain: "mqtt.voice.test" }).mqttDomain,
+    "mqtt.voice.test",
+  );
+});
+
 describe("otaMqttTls: the OTA hands out <mqttDomain>:8883 only when the operator says so", () => {
   test("off by default; true without mqttDomain or a bad value is refused naming the key", () => {
     assert.equal(settings({ mqttDomain: "mqtt.voice.test" }).otaMqttTls, false);
