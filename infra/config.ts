@@ -8,6 +8,7 @@
 import { DEFAULT_ECOSYSTEM } from "../deploy/ecosystem.ts";
 import { isPlaceholderCidr, parseCidr } from "./cidr.ts";
 import { sizeProblem } from "./droplet-sizes.ts";
+import { parseTrustedSource } from "./trusted-sources.ts";
 import { vpcRangeProblem } from "./vpc-range.ts";
 
 export const PROJECT = "voice-fleet";
@@ -283,16 +284,10 @@ export function parseSettings(rawConfig: RawConfig, options: ParseOptions = {}):
     const problem = livekitUrlProblem(livekitUrl);
     if (problem) fail("livekitUrl", `${problem}, got ${JSON.stringify(livekitUrl)}`);
   }
-  const databaseTrustedSources = list("databaseTrustedSources", []).map((entry) => {
-    const [type, ...rest] = entry.split(":");
-    const value = rest.join(":");
-    if (!["droplet", "k8s", "ip_addr", "tag", "app"].includes(type ?? "") || !value) {
-      fail(
-        "databaseTrustedSources",
-        `${JSON.stringify(entry)} must be type:value (droplet, k8s, ip_addr, tag, app)`,
-      );
-    }
-    return { type: type ?? "", value };
+  const databaseTrustedSources = list("databaseTrustedSources", []).flatMap((entry) => {
+    const source = parseTrustedSource(entry);
+    if (typeof source === "string") fail("databaseTrustedSources", `${JSON.stringify(entry)}: ${source}`);
+    return typeof source === "string" ? [] : [source];
   });
   const apiProxyPaths = list("apiProxyPaths", ["/toy/", "/api/"]);
   for (const p of apiProxyPaths) {

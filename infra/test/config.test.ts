@@ -161,6 +161,37 @@ describe("stack settings", () => {
     );
   });
 
+  test("databaseTrustedSources: a value its type cannot hold is refused naming the key and the entry", () => {
+    // The stack replaces the cluster's whole list (database.ts): DigitalOcean refuses a bad
+    // entry only at `pulumi up`, as the database firewall's error, naming no key.
+    for (const entry of [
+      "droplet:old-monolith",
+      "ip_addr:laptop",
+      "ip_addr:81.2.69.160/33",
+      "k8s:prod",
+      "app:web",
+    ]) {
+      const problems = problemsOf({ ...filledIn, databaseTrustedSources: JSON.stringify([entry]) });
+      assert.equal(problems.length, 1, problems.join("; "));
+      assert.match(
+        problems[0] ?? "",
+        new RegExp(`^voice-fleet:databaseTrustedSources: "${entry.replace("/", "\\/")}": `),
+      );
+    }
+    const ok = [
+      "droplet:123456",
+      "ip_addr:81.2.69.160",
+      "ip_addr:81.2.69.0/24",
+      "tag:monolith",
+      `k8s:${"9cc10173-e9ea-4176-9dbc-a4cee4c4ff30"}`,
+    ];
+    assert.equal(
+      parseSettings(from({ ...filledIn, databaseTrustedSources: JSON.stringify(ok) })).databaseTrustedSources
+        .length,
+      5,
+    );
+  });
+
   test("livekitUrl: wss:// on port 443 only (the gateway's outbound firewall), refused naming the key", () => {
     const tcpOut = gatewayOutbound(parseSettings(from(filledIn)))
       .filter((r) => r.protocol === "tcp" && r.destinations.includes("0.0.0.0/0"))
