@@ -42,6 +42,33 @@ test("the program refuses a key of this project it does not read (a misspelt one
   );
 });
 
+test("an invalid secret stops the program before it registers anything, every bad secret named at once", async () => {
+  const config = { ...readStackFile(PROD_FILE).config, ...realValues };
+  const secrets = {
+    ...standInSecrets(config),
+    mqttSigningKey: "short",
+    gatewayMqttPassword: "has space ".repeat(4),
+  };
+  const mocks = await installMocks({
+    config: { ...config, ...secrets },
+    secretKeys: Object.keys(secrets),
+    region: "fra1",
+  });
+  await assert.rejects(
+    () => import(`../index.ts?${"bad-secrets"}`),
+    (err: unknown) =>
+      err instanceof Error &&
+      /voice-fleet:mqttSigningKey: too short/.test(err.message) &&
+      /voice-fleet:gatewayMqttPassword: contains characters/.test(err.message),
+  );
+  await settle();
+  assert.deepEqual(
+    mocks.resources.map((r) => r.type),
+    [],
+    "nothing registered: under `pulumi up --skip-preview` it would have been created",
+  );
+});
+
 test("with real settings it exports the reserved IP, droplet ids and private health URLs", async () => {
   const out = await load({ ...readStackFile(PROD_FILE).config, ...realValues }, "real");
   await settle();
