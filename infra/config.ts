@@ -126,7 +126,8 @@ export function parseSettings(rawConfig: RawConfig, options: ParseOptions = {}):
   };
   const int = (key: string, fallback: number, min: number, max: number): number => {
     const text = raw(key)?.trim();
-    const v = text ? Number(text) : fallback;
+    // Decimal digits only: Number() would read "0x10" as 16 and "1e1" as 10.
+    const v = text ? (/^[0-9]+$/.test(text) ? Number(text) : Number.NaN) : fallback;
     if (!Number.isInteger(v) || v < min || v > max) {
       fail(key, `must be an integer in ${min}..${max}, got ${JSON.stringify(text)}`);
       return fallback;

@@ -138,6 +138,16 @@ describe("stack settings", () => {
     ]);
   });
 
+  test("a number written other than in decimal digits is refused, naming the key", () => {
+    // Number() reads "0x10" as 16 and "1e1" as 10: a value that is not what it looks like.
+    for (const text of ["0x4", "1e1", "4.0", "+4"]) {
+      assert.deepEqual(problemsOf({ ...filledIn, gatewayInstances: text }), [
+        `voice-fleet:gatewayInstances: must be an integer in 1..16, got ${JSON.stringify(text)}`,
+      ]);
+    }
+    assert.equal(parseSettings(from({ ...filledIn, gatewayInstances: "4" })).gatewayInstances, 4);
+  });
+
   test("an empty gatewaySlots or sshKeyFingerprints is refused, naming the key", () => {
     // No slot: no gateway droplet, and the program died on the missing active one with a
     // TypeError. No key: droplets no one can ssh into (password login is off), while
