@@ -1,0 +1,105 @@
+/** The config edge: keys the stack does not read, and which vpcIpRange DigitalOcean accepts. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ConfigError, parseSettings } from "../config.ts";
+import { filledIn, from, problemsOf } from "./settings-harness.ts";
+
+describe("keys the stack does not read", () => {
+  test("a misspelt key is refused, naming it, instead of silently dropping the setting", () => {
+    // `gatewayPinnedSlot` for gatewayPinnedSlots: read as no pin at all, the serving slot
+    // would be replaced by the `up` meant to roll the other one.
+    const values = { ...filledIn, gatewaySlots: '["a","b"]', gatewayPinnedSlot: '["a"]' };
+    assert.throws(
+      () => parseSettings(from(values), { presentKeys: Object.keys(values) }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.problems.length === 1 &&
+        /^voice-fleet:gatewayPinnedSlot: is not a setting of this stack/.test(err.problems[0] ?? ""),
+    );
+  });
+
+  test("every key of Pulumi.prod.yaml, and every optional one, is read", () => {
+    const optional = {
+      domain: "voice.test",
+      mqttDomain: "mqtt.voice.test",
+      mqttPlainPort: "true",
+      otaMqttTls: "false",
+      livekitUrl: "wss://lk.voice.test",
+      bundleBucket: "voice-fleet-prod-bundles",
+      databaseName: "manager",
+      databaseUser: "manager",
+      gatewayReadyTimeoutMinutes: "20",
+    };
+    const values = { ...filledIn, ...optional };
+    parseSettings(from(values), { presentKeys: Object.keys(values) });
+  });
+});
+
+describe("vpcIpRange: what DigitalOcean accepts for a VPC", () => {
+  const vpcProblems = (vpcIpRange: string): string[] =>
+    problemsOf({ ...filledIn, vpcIpRange }).filter((p) => p.startsWith("voice-fleet:vpcIpRange: "));
+
+  test("a range overlapping one DigitalOcean reserves is refused, naming the key and the reserved range", () => {
+    const cases: [string, string][] = [
+      ["10.244.0.0/16", "10.244.0.0/16"],
+      ["10.244.16.0/20", "10.244.0.0/16"],
+      ["10.245.0.0/24", "10.245.0.0/16"],
+      ["10.246.0.0/16", "10.246.0.0/24"],
+      ["10.246.0.128/25", "10.246.0.0/24"],
+      ["10.10.0.0/20", "10.10.0.0/16"],
+      ["10.0.0.0/8", "10.244.0.0/16"],
+    ];
+    for (const [range, reserved] of cases) {
+      const problems = vpcProblems(range);
+      assert.equal(problems.length, 1, `${range}: ${problems.join("; ")}`);
+      if (range === "10.0.0.0/8" || range === "10.246.0.128/25") continue; // refused for its size first
+      assert.match(
+        problems[0] ?? "",
+        new RegExp(
+          `^voice-fleet:vpcIpRange: overlaps ${reserved.replaceAll(".", "\\.")}: DigitalOcean reserves it`,
+        ),
+        range,
+      );
+    }
+  });
+
+  test("a range outside RFC 1918 is refused, saying so", () => {
+    for (const range of ["8.8.0.0/16", "172.32.0.0/16", "100.64.0.0/16", "192.169.0.0/16"]) {
+      assert.deepEqual(vpcProblems(range), [
+        "voice-fleet:vpcIpRange: must lie inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (RFC 1918, as DigitalOcean requires)",
+      ]);
+    }
+  });
+
+  test("a range larger than /16 or smaller than /24 is refused, naming its size", () => {
+    assert.deepEqual(vpcProblems("10.60.0.0/15"), [
+      "voice-fleet:vpcIpRange: must be /16 to /24 (DigitalOcean's VPC API refuses any other size), got /15",
+    ]);
+    assert.deepEqual(vpcProblems("10.60.0.0/28"), [
+      "voice-fleet:vpcIpRange: must be /16 to /24 (DigitalOcean's VPC API refuses any other size), got /28",
+    ]);
+  });
+
+  test("an address without a prefix, or an IPv6 range, is refused", () => {
+    assert.deepEqual(vpcProblems("10.60.0.0"), [
+      "voice-fleet:vpcIpRange: must be an IPv4 CIDR such as 10.60.0.0/20",
+    ]);
+    assert.deepEqual(vpcProblems("fd00:60::/48"), [
+      "voice-fleet:vpcIpRange: must be an IPv4 CIDR: a VPC's range is IPv4 only",
+    ]);
+  });
+
+  test("ranges beside the reserved ones, and the stack's own, are accepted", () => {
+    for (const range of [
+      "10.60.0.0/20",
+      "10.243.0.0/16",
+      "10.246.1.0/24",
+      "10.247.0.0/16",
+      "10.11.0.0/16",
+      "172.16.0.0/16",
+      "192.168.0.0/24",
+    ]) {
+      assert.equal(parseSettings(from({ ...filledIn, vpcIpRange: range })).vpcIpRange, range);
+    }
+  });
+});
