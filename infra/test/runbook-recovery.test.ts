@@ -363,6 +363,14 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     );
   });
 
+  /** Droplet `from` replaced by a ready `to`: the address moves first, the old droplet goes last. */
+  const replacement = (from: number, to: number): string[] => [
+    `create Droplet ${to}`,
+    `create ReservedIpAssignment 192.0.2.10-${to}`,
+    `delete ReservedIpAssignment 192.0.2.10-${from}`,
+    `delete Droplet ${from}`,
+  ];
+
   // docs/runbook.md, `sshKeyFingerprints`: a key change replaces every unpinned droplet (the
   // provider sets keys only at creation: `ssh_keys` is ForceNew), pinned slots keep theirs.
   test("a new admin SSH key on a pinned slot: `pulumi up` leaves its droplet alone", async () => {
@@ -378,12 +386,7 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     await dropletReady(4);
     const { result, calls: made } = await callsDuring(up);
     assert.equal(result.code, 0, result.output);
-    assert.deepEqual(summary(made), [
-      "create Droplet 1004",
-      "create ReservedIpAssignment 192.0.2.10-1004",
-      "delete ReservedIpAssignment 192.0.2.10-1003",
-      "delete Droplet 1003",
-    ]);
+    assert.deepEqual(summary(made), replacement(1003, 1004));
   });
 
   test("a new VPC replaces even a pinned slot's droplet (PINNED_IGNORED leaves vpcUuid, ForceNew, alone)", async () => {
@@ -392,11 +395,6 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     await dropletReady(5);
     const { result, calls: made } = await callsDuring(up);
     assert.equal(result.code, 0, result.output);
-    assert.deepEqual(summary(made), [
-      "create Droplet 1005",
-      "create ReservedIpAssignment 192.0.2.10-1005",
-      "delete ReservedIpAssignment 192.0.2.10-1004",
-      "delete Droplet 1004",
-    ]);
+    assert.deepEqual(summary(made), replacement(1004, 1005));
   });
 });
