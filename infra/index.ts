@@ -3,6 +3,7 @@
  * bundle from dist/ (the object the stack uploads), composes the stack, exports what the
  * on-call needs.
  */
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
@@ -10,8 +11,12 @@ import { storeGatewayBundle, storeNodeRuntime } from "../cloud-init/bundle-runti
 import { createStack } from "./fleet-stack.ts";
 import { loadStackConfig } from "./load-config.ts";
 import { DEVICE_PORTS, tcpReadiness } from "./readiness.ts";
+import { checkNoClearTextSecrets, readStackFile } from "./stack-file.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+// Pulumi hands the program decrypted values only: whether one was encrypted is in the file.
+const stackFile = path.join(root, `Pulumi.${pulumi.getStack()}.yaml`);
+if (existsSync(stackFile)) checkNoClearTextSecrets(readStackFile(stackFile));
 const config = loadStackConfig();
 const bundle = storeGatewayBundle(path.join(root, "dist"), root);
 const nodeRuntime = storeNodeRuntime(root);

@@ -19,7 +19,7 @@ import { ecosystemOptions } from "./gateway-box.ts";
 import { loadStackConfig } from "./load-config.ts";
 import { type FleetMocks, installMocks, MOCK_DATABASE, type RecordedResource, settle } from "./mocks.ts";
 import { DEVICE_PORTS } from "./readiness.ts";
-import { readStackFile, standInSecrets } from "./stack-file.ts";
+import { checkNoClearTextSecrets, readStackFile, standInSecrets } from "./stack-file.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -33,6 +33,7 @@ export interface PlanOptions {
 /** Runs the program under mocks and returns the plan as text lines. */
 export async function plan(options: PlanOptions): Promise<string[]> {
   const file = readStackFile(options.stackFile);
+  checkNoClearTextSecrets(file);
   const secrets = standInSecrets(file.config);
   const mocks = await installMocks({
     config: { ...file.config, ...secrets },

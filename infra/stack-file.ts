@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { PROJECT } from "./config.ts";
+import { ConfigError, PROJECT } from "./config.ts";
 import { SECRET_SPECS } from "./secrets.ts";
 
 export interface StackFile {
@@ -44,4 +44,18 @@ export function standInSecrets(config: Record<string, string>): Record<string, s
     }
   }
   return out;
+}
+
+/**
+ * Refuses a secret the stack file holds in clear text (`pulumi config set` without
+ * `--secret`): the file is committed, so the value would be in git. Names the key, never
+ * the value.
+ */
+export function checkNoClearTextSecrets(file: StackFile): void {
+  const clear = SECRET_SPECS.filter((spec) => spec.key in file.config).map(
+    (spec) =>
+      `${PROJECT}:${spec.key}: in clear text in the stack file: pulumi config set --secret ${spec.key} <value>, ` +
+      "and treat the old value as leaked (it is in git history)",
+  );
+  if (clear.length > 0) throw new ConfigError(clear);
 }

@@ -75,3 +75,26 @@ test("a retired droplet size fails the plan, naming the key", async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a secret written in clear text in the stack file is refused, naming the key, its value never shown", async () => {
+  // `pulumi config set mqttSigningKey ...` without --secret puts the key in Pulumi.<stack>.yaml
+  // as it is, and the file is committed. The plan used to let a stand-in cover it.
+  const dir = mkdtempSync(path.join(tmpdir(), "plan-"));
+  const value = "c1ea2".repeat(8);
+  try {
+    const file = path.join(dir, "Pulumi.cleartext.yaml");
+    writeFileSync(
+      file,
+      `${readFileSync(PROD_FILE, "utf8").trimEnd()}\n  voice-fleet:mqttSigningKey: ${value}\n`,
+    );
+    await assert.rejects(plan({ stack: "cleartext", stackFile: file, distDir: DIST }), (err: unknown) => {
+      const message = err instanceof Error ? err.message : "";
+      return (
+        /voice-fleet:mqttSigningKey: in clear text in the stack file/.test(message) &&
+        !message.includes(value)
+      );
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
