@@ -69,6 +69,18 @@ describe("bad input is dropped, counted, and harms nothing", () => {
     assert.equal(session()?.sessionId, sessionId);
   });
 
+  // Its detail used to be String(version): Array.prototype.join recursing 3,300 levels
+  // overflowed the stack inside the broker's message handler, an uncaught exception that
+  // ended the process (and every session on it) on one 6.6 KB message from any device.
+  it("a hello whose version is 3,300 nested arrays (within 8 KiB)", async () => {
+    const depth = 3300;
+    const raw = `{"type":"hello","version":${"[".repeat(depth)}${"]".repeat(depth)},"transport":"udp"}`;
+    assert.ok(Buffer.byteLength(raw) <= 8192);
+    const sessionId = device.session?.sessionId;
+    await expectDrop("mqtt_hello_version", () => device.publishRaw(raw));
+    assert.equal(session()?.sessionId, sessionId);
+  });
+
   it("an oversized payload (over 8 KiB)", () =>
     expectDrop("mqtt_oversized", () =>
       device.send({

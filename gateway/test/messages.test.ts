@@ -23,6 +23,20 @@ describe("device messages", () => {
     assert.equal(!r.ok && r.reason, "hello_version");
   });
 
+  it("refuses, without throwing, a version or type nested as deep as 8 KiB allows", () => {
+    const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+    const cases: [string, string][] = [
+      [`{"type":"hello","version":${nested(4070)}}`, "hello_version"],
+      [`{"type":${nested(4090)}}`, "unknown_type"],
+    ];
+    for (const [raw, reason] of cases) {
+      assert.ok(Buffer.byteLength(raw) <= MAX_DEVICE_MESSAGE_BYTES);
+      const r = parseDeviceMessage(Buffer.from(raw));
+      assert.equal(!r.ok && r.reason, reason);
+      assert.ok(!r.ok && r.detail.length < 80, "a short detail");
+    }
+  });
+
   it("refuses a hello for another transport or codec", () => {
     for (const bad of [
       { ...HELLO, transport: "websocket" },

@@ -106,13 +106,14 @@ export function parseDeviceMessage(
     case "goodbye":
       return ok({ type: "goodbye", sessionId });
     default:
-      return reject("unknown_type", `type ${JSON.stringify(value.type)?.slice(0, 40)}`, sessionId);
+      return reject("unknown_type", `type ${describeValue(value.type)}`, sessionId);
   }
 }
 
 function parseHello(value: Record<string, unknown>): ParsedDeviceMessage {
   // Both reference gateways refuse anything but version 3, and so do we.
-  if (value.version !== 3) return reject("hello_version", `version ${String(value.version)}`, undefined);
+  if (value.version !== 3)
+    return reject("hello_version", `version ${describeValue(value.version)}`, undefined);
   if (value.transport !== "udp") return reject("bad_hello", "transport must be udp", undefined);
   const params = value.audio_params;
   let audio: DeviceAudioParams = { sampleRate: 16000, channels: 1, frameDurationMs: 60 };
@@ -151,6 +152,17 @@ function reject(
   sessionId: string | undefined,
 ): ParsedDeviceMessage {
   return { ok: false, reason, detail, sessionId };
+}
+
+/**
+ * A device's value, short, for a rejection's detail. Never String() or JSON.stringify of an
+ * array or object: both recurse, and 3,300 nested arrays (6.6 KB) overflow the stack.
+ */
+function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.slice(0, 40));
+  if (typeof value === "number" || typeof value === "boolean" || value === null) return String(value);
+  if (value === undefined) return "missing";
+  return Array.isArray(value) ? "(an array)" : "(an object)";
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
