@@ -58,13 +58,18 @@ describe("the LiveKit server lost under a media-process session", () => {
     const agent = new TestAgent();
     try {
       await agent.join(lk, room);
+      // Heard before the cut: the subscription is complete, so what follows tests the
+      // resume, not a subscription raced against the cut.
+      await agent.speak(200);
+      await eventually(() => rec.pcm.length > 0, 5000, "the agent heard before the cut");
       relay.cut();
       // Past the reconnect grace (1 s), with room to spare.
       await new Promise((r) => setTimeout(r, 2500));
       assert.deepEqual(rec.lost, []);
       assert.equal(testMedia.drops.get("media_room_reconnect_abandoned") ?? 0, 0);
+      const heard = rec.pcm.length;
       await agent.speak(300);
-      await eventually(() => rec.pcm.length > 0, 5000, "the agent heard after the cut");
+      await eventually(() => rec.pcm.length > heard, 5000, "the agent heard after the cut");
     } finally {
       await t.leave();
       await agent.leave();
