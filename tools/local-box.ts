@@ -30,6 +30,7 @@ import { type OtaServer, startOtaServer } from "../gateway/src/ota/ota-server.ts
 import { buildBundle } from "../scripts/build.ts";
 import { waitReady } from "./load/health-client.ts";
 import { type DeviceMode, startDevices } from "./local-box/devices.ts";
+import { assertPortsFree, boxPorts } from "./local-box/free-ports.ts";
 import { pidFileOwner, stopLeftovers, writePidFile } from "./local-box/leftovers.ts";
 import { RUN_DIR_MARK, stopMarked } from "./local-box/processes.ts";
 import { type RunPaths, runPaths } from "./local-box/run-paths.ts";
@@ -103,6 +104,18 @@ async function up(argv: string[]): Promise<void> {
   // PM2 daemon goes too, and one without the mark (left by a box from before it:
   // processes.ts), which would keep its old apps.
   for (const line of await stopLeftovers(run, owner)) console.log(line);
+  const ports = instancePorts(DEFAULT_ECOSYSTEM);
+  // Each port held (or a --public-host not of this machine) named now, before anything
+  // starts: later, each showed up unnamed, or not at all (free-ports.ts).
+  await assertPortsFree(
+    boxPorts({
+      publicHost,
+      brokerPort: Number(values["broker-port"]),
+      otaPort: Number(values["ota-port"]),
+      instances: ports,
+    }),
+  );
+  teardown.check();
   mkdirSync(run.dir, { recursive: true });
   teardown.check();
   writePidFile(run);
@@ -195,7 +208,6 @@ async function up(argv: string[]): Promise<void> {
     // Bounded: a daemon that does not answer is SIGKILLed with its apps by the last step.
     () => killPm2(pm2Options),
   );
-  const ports = instancePorts(DEFAULT_ECOSYSTEM);
   await Promise.all(ports.map((p) => waitReady(`http://127.0.0.1:${p.healthPort}`)));
   teardown.check();
   console.log(
