@@ -122,7 +122,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     metrics.stop();
   };
 
-  udp.receive((d, from) => gateway.handleDatagram(d, from));
   // A subscription the broker refuses is retried every ~0.5 s: rate-limited as the core's
   // drop warnings are (the counter still counts every one).
   const limiter = new LogLimiter();
@@ -130,6 +129,33 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
     limiter.run(key, (suppressed) =>
       log.warn(suppressed > 0 ? { ...fields, suppressedBefore: suppressed } : fields, message),
     );
+  // What one input makes throw is that input's failure, not the process's: uncaught, it ended
+  // the instance and every session on it, and the device that sent it (its hellos always
+  // reach the same instance) could do so again after each restart. Counted, logged as an
+  // error (rate-limited), and the next input is handled.
+  const guarded =
+    <A extends unknown[]>(
+      reason: "mqtt_handler_failed" | "udp_handler_failed",
+      handle: (...args: A) => void,
+    ) =>
+    (...args: A): void => {
+      try {
+        handle(...args);
+      } catch (err) {
+        metrics.drop(reason);
+        limiter.run(reason, (suppressed) =>
+          log.error(
+            {
+              reason,
+              err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+              suppressedBefore: suppressed,
+            },
+            "handling one input threw; it is dropped and the process carries on",
+          ),
+        );
+      }
+    };
+  udp.receive(guarded("udp_handler_failed", (d, from) => gateway.handleDatagram(d, from)));
   try {
     broker = await BrokerClient.connect(
       {
@@ -143,7 +169,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions)
         will: { topic: presenceTopic, payload: gateway.presencePayload("gone", udpPort), retain: true },
       },
       {
-        message: (topic, payload) => gateway.handleBrokerMessage(topic, payload),
+        message: guarded("mqtt_handler_failed", (topic: string, payload: Buffer) =>
+          gateway.handleBrokerMessage(topic, payload),
+        ),
         connected: (client) => {
           client.publish(
             presenceTopic,

@@ -24,6 +24,8 @@ export type DropReason =
   | "udp_unproven_source"
   | "udp_bad_opus"
   | "udp_opus_decode_failed"
+  /** Handling the datagram threw (a defect): that datagram is lost, the process carries on (app.ts). */
+  | "udp_handler_failed"
   // MQTT
   | "mqtt_oversized"
   | "mqtt_malformed_json"
@@ -47,6 +49,8 @@ export type DropReason =
    * it was passed on twice already): a draining instance opens no session.
    */
   | "mqtt_hello_draining"
+  /** Handling the broker message threw (a defect): that message is lost, the process carries on (app.ts). */
+  | "mqtt_handler_failed"
   // downstream
   | "down_queue_full"
   | "down_no_remote_address"
