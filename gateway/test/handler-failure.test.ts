@@ -57,9 +57,11 @@ describe("an input whose handling throws is dropped, counted, and the process ca
   it("a hello whose session throws as it opens is counted mqtt_handler_failed; the next device is served", async () => {
     const device = await stack.device();
     openFails = device.mac.toLowerCase();
+    const streams = gw.pool.openStreams;
     // No reply comes: its hello gives up after 6 s.
     const unanswered = device.hello(6000).catch(() => undefined);
     await eventually(() => gw.metrics.dropCount("mqtt_handler_failed") === 1, 5000, "mqtt_handler_failed");
+    assert.equal(gw.pool.openStreams, streams, "the codec streams opened for it went back");
     await served();
     assert.equal(gw.gateway.sessions.byClient(device.clientId), undefined, "no session half opened");
     await unanswered;

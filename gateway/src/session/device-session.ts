@@ -104,16 +104,24 @@ export class DeviceSession {
       },
       startTimer: deps.startTimer,
     });
-    this.#agent = deps.agentFactory(
-      { sessionId, clientId: client.raw, mac: client.mac },
-      {
-        speechStart: (text) => this.#downstream.speechStart(text),
-        audio: (pcm) => this.#downstream.audio(pcm),
-        speechEnd: () => this.#downstream.speechEnd(),
-        sendToDevice: (message) => this.#publish({ ...message, session_id: sessionId }),
-        endSession: (reason) => void this.close(reason),
-      },
-    );
+    try {
+      this.#agent = deps.agentFactory(
+        { sessionId, clientId: client.raw, mac: client.mac },
+        {
+          speechStart: (text) => this.#downstream.speechStart(text),
+          audio: (pcm) => this.#downstream.audio(pcm),
+          speechEnd: () => this.#downstream.speechEnd(),
+          sendToDevice: (message) => this.#publish({ ...message, session_id: sessionId }),
+          endSession: (reason) => void this.close(reason),
+        },
+      );
+    } catch (err) {
+      // No session comes of it (the caller counts the failure): its codec streams go back.
+      this.#downstream.close();
+      deps.pool.close(this.#decoder);
+      deps.pool.close(this.#encoder);
+      throw err;
+    }
     const startTimer = deps.startTimer ?? startNodeTimer;
     this.#idleTimer = startTimer(deps.idleTimeoutMs, () => void this.#inactive());
     this.#maxTimer = startTimer(deps.maxSessionMs, () => void this.close("max_duration"));
