@@ -13,7 +13,7 @@ import type { SimulatedDevice } from "../../tools/sim/device.ts";
 import { firmwareHello } from "../../tools/sim/firmware-hello.ts";
 import type { RunningGateway } from "../src/app.ts";
 import { TAKEOVER_GRACE_MS } from "../src/session/takeover.ts";
-import { eventually, type Stack, startStack } from "./support/stack.ts";
+import { eventually, type Stack, sessionIdsOf, startStack } from "./support/stack.ts";
 
 const hello = () => Buffer.from(JSON.stringify(firmwareHello()));
 
@@ -33,11 +33,7 @@ describe("a device connection taken over by a new one with the same client id", 
     await stack?.stop();
   });
 
-  const sessionsOf = (clientId: string) =>
-    stack.gateways.flatMap((g) => {
-      const s = g.gateway.sessions.byClient(clientId);
-      return s ? [s.sessionId] : [];
-    });
+  const sessionsOf = (clientId: string) => sessionIdsOf(stack, clientId);
 
   /** A session on `g` for `device`, opened by a hello that arrived `agoMs` ago. */
   const openOn = async (g: RunningGateway, device: SimulatedDevice, agoMs: number) => {

@@ -11,7 +11,7 @@ import type { RunningGateway } from "../src/app.ts";
 import { ClaimBook } from "../src/session/claim-book.ts";
 import { balanceTarget, type Claim, newerClaim, survivorFor } from "../src/session/owner-routing.ts";
 import { assertRealTimeEcho, talkAndTimeEcho } from "./support/realtime-echo.ts";
-import { eventually, type Stack, startStack } from "./support/stack.ts";
+import { eventually, type Stack, sessionIdsOf, startStack } from "./support/stack.ts";
 
 const claim = (instanceId: number, helloAt: number, bootId = "boot1"): Claim => ({
   instanceId,
@@ -108,11 +108,7 @@ describe("session ownership across instances (in-process, real broker)", () => {
     await stack?.stop();
   });
 
-  const sessionsOf = (clientId: string) =>
-    stack.gateways.flatMap((g) => {
-      const s = g.gateway.sessions.byClient(clientId);
-      return s ? [s.sessionId] : [];
-    });
+  const sessionsOf = (clientId: string) => sessionIdsOf(stack, clientId);
 
   it("two hellos of one device on two instances: the later wins everywhere, 100 of 100 trials", async () => {
     const [g1, g2] = gateways as [RunningGateway, RunningGateway];

@@ -5,15 +5,11 @@ import type * as pulumi from "@pulumi/pulumi";
 import { installMocks, settle } from "../mocks.ts";
 import { readStackFile, standInSecrets } from "../stack-file.ts";
 import { PROD_FILE } from "./fleet-harness.ts";
+import { filledIn } from "./settings-harness.ts";
 
+/** Pulumi.prod.yaml with its placeholders filled in, as a stack ready for `up`. */
 const realValues: Record<string, string> = {
-  adminCidrs: JSON.stringify(["81.2.69.160/32"]),
-  sshKeyFingerprints: JSON.stringify(["3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa"]),
-  alertEmail: "oncall@voice.test",
-  apiReleaseUrl: "https://releases.voice.test/api.tar.gz",
-  apiReleaseSha256: "a".repeat(64),
-  webReleaseUrl: "https://releases.voice.test/web.tar.gz",
-  webReleaseSha256: "b".repeat(64),
+  ...filledIn,
   // index.ts probes the new droplet's public address before moving the reserved IP; the
   // mocked droplets' addresses are documentation ones that must never be dialled.
   gatewayReadyTimeoutMinutes: "0",
@@ -37,13 +33,13 @@ test("the program refuses the placeholders of Pulumi.prod.yaml, naming each key"
 
 test("the program refuses a key of this project it does not read (a misspelt one), naming it", async () => {
   await assert.rejects(
-    () => load({ ...readStackFile(PROD_FILE).config, ...realValues, gatewayPinnedSlot: '["a"]' }, "misspelt"),
+    () => load({ ...realValues, gatewayPinnedSlot: '["a"]' }, "misspelt"),
     /voice-fleet:gatewayPinnedSlot: is not a setting of this stack/,
   );
 });
 
 test("an invalid secret stops the program before it registers anything, every bad secret named at once", async () => {
-  const config = { ...readStackFile(PROD_FILE).config, ...realValues };
+  const config = { ...realValues };
   const secrets = {
     ...standInSecrets(config),
     mqttSigningKey: "short",
@@ -70,7 +66,7 @@ test("an invalid secret stops the program before it registers anything, every ba
 });
 
 test("with real settings it exports the reserved IP, droplet ids and private health URLs", async () => {
-  const out = await load({ ...readStackFile(PROD_FILE).config, ...realValues }, "real");
+  const out = await load({ ...realValues }, "real");
   await settle();
   assert.equal(await value(out.gatewayReservedIp as pulumi.Output<string>), "203.0.113.50");
   assert.equal(out.activeGatewaySlot, "a");

@@ -110,6 +110,14 @@ export async function startStack(brokerOptions: BrokerStartOptions = {}): Promis
   return stack;
 }
 
+/** The ids of the sessions the stack's gateways hold for `clientId` (more than one is a defect). */
+export function sessionIdsOf(stack: Stack, clientId: string): string[] {
+  return stack.gateways.flatMap((g) => {
+    const s = g.gateway.sessions.byClient(clientId);
+    return s ? [s.sessionId] : [];
+  });
+}
+
 /** Resolves when `predicate` holds, checking after each event-loop turn that `emitter`-free code can use. */
 export async function eventually(
   predicate: () => boolean | Promise<boolean>,
