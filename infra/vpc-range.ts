@@ -4,10 +4,7 @@
  * halfway (the VPC is created first; network.ts). Pure. The sources are in docs/runbook.md,
  * "Stack settings" (`vpcIpRange`).
  */
-import { type Cidr, contains, overlaps, parseCidr } from "./cidr.ts";
-
-/** RFC 1918: the VPC API's `ip_range` "must be in range of private addresses as defined in RFC1918". */
-const RFC1918 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+import { type Cidr, overlaps, parseCidr } from "./cidr.ts";
 
 /**
  * The API's `ip_range` "may not be smaller than /24 nor larger than /16"
@@ -39,8 +36,9 @@ export function vpcRangeProblem(text: string): string | undefined {
   if (cidr.prefix < VPC_PREFIX_MIN || cidr.prefix > VPC_PREFIX_MAX) {
     return `must be /${VPC_PREFIX_MIN} to /${VPC_PREFIX_MAX} (DigitalOcean's VPC API refuses any other size), got /${cidr.prefix}`;
   }
-  if (!RFC1918.some((net) => contains(parseCidr(net) as Cidr, cidr))) {
-    return `must lie inside ${RFC1918.join(", ")} (RFC 1918, as DigitalOcean requires)`;
+  // The VPC API's `ip_range` "must be in range of private addresses as defined in RFC1918".
+  if (!cidr.isPrivate) {
+    return "must lie inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (RFC 1918, as DigitalOcean requires)";
   }
   for (const reserved of VPC_RESERVED) {
     if (overlaps(parseCidr(reserved.range) as Cidr, cidr)) {

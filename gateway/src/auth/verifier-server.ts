@@ -16,7 +16,7 @@
  * holds the device's IP), the password or the key.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { countHttpRefusals, type HttpRefusal } from "../ops/http-refusals.ts";
+import { countHttpRefusals, type HttpRefusal, timeoutCheckingIntervalMs } from "../ops/http-refusals.ts";
 import type { Logger } from "../ops/log.ts";
 import { LogLimiter } from "../ops/log.ts";
 import { type CredentialRejection, verifyDeviceCredentials } from "./device-credentials.ts";
@@ -203,23 +203,24 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
 
   const timeoutMs = options.requestTimeoutMs ?? 5000;
-  // Node enforces requestTimeout only when it checks its connections, every 30 s by default:
-  // a request trickled a byte at a time held its socket 30 s, not 5. Checked a tenth as often.
-  const server = createServer({ connectionsCheckingInterval: checkingIntervalMs(timeoutMs) }, (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (path === AUTH_PATH) {
-      if (req.method !== "POST") return decide(res, METHOD_NOT_ALLOWED);
-      return handleAuth(req, res);
-    }
-    if (path === "/stats" && req.method === "GET") {
-      return answer(res, 200, {
-        mode: signingKey === undefined ? "insecure_dev" : "verify",
-        ...stats.toJSON(),
-      });
-    }
-    refuse("not_found");
-    answer(res, 404, { error: "not found" });
-  });
+  const server = createServer(
+    { connectionsCheckingInterval: timeoutCheckingIntervalMs(timeoutMs) },
+    (req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      if (path === AUTH_PATH) {
+        if (req.method !== "POST") return decide(res, METHOD_NOT_ALLOWED);
+        return handleAuth(req, res);
+      }
+      if (path === "/stats" && req.method === "GET") {
+        return answer(res, 200, {
+          mode: signingKey === undefined ? "insecure_dev" : "verify",
+          ...stats.toJSON(),
+        });
+      }
+      refuse("not_found");
+      answer(res, 404, { error: "not found" });
+    },
+  );
   countHttpRefusals(server, refuse);
   // EMQX times out after 5 s; a client that trickles its request is cut off then too.
   server.requestTimeout = timeoutMs;
@@ -243,9 +244,4 @@ export function createVerifier(options: VerifierOptions): Verifier {
         server.closeAllConnections();
       }),
   };
-}
-
-/** How often Node checks request timeouts: a tenth of the timeout, so it is at most 10% late. */
-function checkingIntervalMs(timeoutMs: number): number {
-  return Math.max(10, Math.floor(timeoutMs / 10));
 }

@@ -41,6 +41,16 @@ export function httpRefusalOf(code: string | undefined): HttpRefusal {
   }
 }
 
+/**
+ * How often a server should check its connections' timeouts (createServer's
+ * connectionsCheckingInterval): Node checks every 30 s by default, so a request trickled a
+ * byte at a time held its socket 30 s whatever the timeout. A tenth of the timeout keeps the
+ * 408 at most 10 % late.
+ */
+export function timeoutCheckingIntervalMs(timeoutMs: number): number {
+  return Math.max(10, Math.floor(timeoutMs / 10));
+}
+
 /** Counts every refusal `server` makes itself, by reason, and answers it as Node does. */
 export function countHttpRefusals(server: Server, count: (reason: HttpRefusal) => void): void {
   // The response in flight on each socket: a refusal after its headers went out (a timeout

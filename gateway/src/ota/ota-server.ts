@@ -9,7 +9,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { countHttpRefusals, type HttpRefusal } from "../ops/http-refusals.ts";
+import { countHttpRefusals, type HttpRefusal, timeoutCheckingIntervalMs } from "../ops/http-refusals.ts";
 import {
   answerOta,
   endpointToUrl,
@@ -107,10 +107,9 @@ export async function startOtaServer(options: OtaServerOptions): Promise<OtaServ
   };
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const headersTimeoutMs = Math.min(5_000, requestTimeoutMs);
-  // Node enforces these timeouts only when it checks its connections, every 30 s by default
-  // (a trickling client held its socket 30 s): checked a tenth of the shorter one as often.
+  // Checked against the shorter of the two timeouts (http-refusals.ts says why).
   const server = createServer(
-    { connectionsCheckingInterval: Math.max(10, Math.floor(headersTimeoutMs / 10)) },
+    { connectionsCheckingInterval: timeoutCheckingIntervalMs(headersTimeoutMs) },
     handle,
   );
   // A slow or silent client cannot hold a socket for long.

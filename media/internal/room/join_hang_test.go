@@ -1,6 +1,7 @@
 package room
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,14 +32,7 @@ func silentSignalServer(t *testing.T) string {
 	t.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()
-		for {
-			select {
-			case c := <-held:
-				_ = c.Close()
-			default:
-				return
-			}
-		}
+		closeHeld(held)
 	})
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
@@ -107,14 +101,7 @@ func TestAJoinToAServerThatNeverUpgradesFailsAtItsTimeout(t *testing.T) {
 	}()
 	t.Cleanup(func() {
 		_ = ln.Close()
-		for {
-			select {
-			case c := <-held:
-				_ = c.Close()
-			default:
-				return
-			}
-		}
+		closeHeld(held)
 	})
 	out := newRecordingOut()
 	s := Join(6, out, "ws://"+ln.Addr().String(), "token")
@@ -131,5 +118,17 @@ func TestAJoinToAServerThatNeverUpgradesFailsAtItsTimeout(t *testing.T) {
 	go s.Leave()
 	if typ, _ := readType(t, out, 3*time.Second, "left"); typ != ipc.Left {
 		t.Fatalf("frame %#x, want left", typ)
+	}
+}
+
+// closeHeld closes every connection a silent test server is still holding.
+func closeHeld[C io.Closer](held chan C) {
+	for {
+		select {
+		case c := <-held:
+			_ = c.Close()
+		default:
+			return
+		}
 	}
 }
