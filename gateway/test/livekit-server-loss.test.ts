@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { dispose } from "@livekit/rtc-node";
+import { dispose, RoomEvent } from "@livekit/rtc-node";
 import { AccessToken } from "livekit-server-sdk";
 import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-process.ts";
 import { ProcessTransport } from "../src/agent/livekit/media/process-transport.ts";
@@ -59,7 +59,7 @@ describe("the LiveKit server lost under a media-process session", () => {
     try {
       await agent.join(lk, room);
       // Heard before the cut: the subscription is complete, so what follows tests the
-      // resume, not a subscription raced against the cut.
+      // resume itself (a subscription pending at the cut: the next test).
       await agent.speak(200);
       await eventually(() => rec.pcm.length > 0, 5000, "the agent heard before the cut");
       relay.cut();
@@ -70,6 +70,36 @@ describe("the LiveKit server lost under a media-process session", () => {
       const heard = rec.pcm.length;
       await agent.speak(300);
       await eventually(() => rec.pcm.length > heard, 5000, "the agent heard after the cut");
+    } finally {
+      await t.leave();
+      await agent.leave();
+      await relay.stop();
+    }
+  });
+
+  it("an agent that joined just before the signal cut is heard after the resume", async () => {
+    // The agent's track is published moments before the cut and has carried no RTP yet.
+    // Before, the session was kept but the agent was never heard (4 of 5 runs): a device
+    // talking to an agent that joined seconds before a network blip stayed silent
+    // (docs/media-process.md, "A subscription pending across a resume").
+    const relay = await startBrokerProxy(Number(new URL(lk.url).port));
+    const room = "signal-cut-pending";
+    const { t, rec } = await session(room, relay.url.replace("mqtt://", "ws://"));
+    const agent = new TestAgent();
+    // The server has bound the session's subscription to the agent's track (the session's
+    // SDK knows the publication), and the agent has not spoken: no RTP has come, so the SDK
+    // has no track yet, and the unpatched SDK's resume asked the server to unsubscribe it.
+    const subscribed = new Promise((r) => agent.room.once(RoomEvent.LocalTrackSubscribed, r));
+    try {
+      await agent.join(lk, room);
+      await subscribed;
+      relay.cut();
+      // Past the reconnect grace (1 s), with room to spare.
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.deepEqual(rec.lost, []);
+      assert.equal(testMedia.drops.get("media_room_reconnect_abandoned") ?? 0, 0);
+      await agent.speak(300);
+      await eventually(() => rec.pcm.length > 0, 5000, "the agent heard after the resume");
     } finally {
       await t.leave();
       await agent.leave();
