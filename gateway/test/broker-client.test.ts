@@ -5,7 +5,9 @@
  * unsubscribes from the shared ingest, and a broker that restarts during the drain must
  * not hand the draining instance hellos again. A subscription refused after a reconnect is
  * reported and subscribed again until it holds: it used to be ignored, leaving the instance
- * connected but deaf.
+ * connected but deaf. A connection the client closes itself (the drain's end(), kill's
+ * destroy()) is no lost connection: it used to be reported as one, and every gateway logged
+ * "broker connection lost; reconnecting" at the end of a clean drain.
  */
 import assert from "node:assert/strict";
 import { EventEmitter, once } from "node:events";
@@ -125,5 +127,27 @@ describe("the gateway's broker client across a broker restart", () => {
     const heard = once(seen, "message");
     client.publish("gateway/test-heard/ping", "ping");
     assert.deepEqual(await heard, ["gateway/test-heard/ping"]);
+  });
+
+  it("its own end() or destroy() is not reported as a lost connection; a broker that goes is", async () => {
+    broker = await startBroker();
+    const lost: string[] = [];
+    const ended = await connect("4", [KEPT], { disconnected: () => lost.push("end") });
+    const destroyed = await connect("5", [KEPT], { disconnected: () => lost.push("destroy") });
+    let brokerGone = () => {};
+    const gone = new Promise<void>((resolve) => (brokerGone = resolve));
+    await connect("6", [KEPT], {
+      disconnected: () => {
+        lost.push("broker");
+        brokerGone();
+      },
+    });
+    await ended.end();
+    await destroyed.destroy();
+    // After both closes, the broker's own stop: the one connection it ends is reported.
+    await broker.stop();
+    await gone;
+    // Client 6 may have failed a reconnect meanwhile (a second "broker").
+    assert.deepEqual([...new Set(lost)], ["broker"]);
   });
 });

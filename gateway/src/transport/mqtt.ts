@@ -29,6 +29,7 @@ export interface BrokerEvents {
   message(topic: string, payload: Buffer): void;
   /** Every (re)connect, after the subscriptions are in place (also the first, before `connect` resolves). */
   connected(client: BrokerClient): void;
+  /** The connection to the broker was lost; not after the client's own end() or destroy(). */
   disconnected(): void;
   /**
    * After a reconnect, the subscribe failed or the broker refused a filter: the client is
@@ -44,6 +45,12 @@ export class BrokerClient {
   readonly #unsubscribed = new Set<string>();
   /** The current connection's subscriptions are in place (see `subscribed`). */
   #subscribed = false;
+  /**
+   * end() or destroy() was called: the close that follows is ours, not a lost connection.
+   * Reported as lost, it had every gateway log "broker connection lost" at the end of a
+   * clean drain.
+   */
+  #closing = false;
 
   private constructor(client: MqttClient, subscriptions: readonly string[]) {
     this.#client = client;
@@ -83,6 +90,7 @@ export class BrokerClient {
     const broker = new BrokerClient(client, options.subscriptions);
     client.on("message", (topic, payload) => events.message(topic, payload));
     client.on("close", () => {
+      if (broker.#closing) return;
       // A new random delay for each reconnect: after a broker restart the four instances
       // (and every other client) do not all come back in the same millisecond.
       client.options.reconnectPeriod = jittered(options.reconnectMeanMs ?? 500);
@@ -189,11 +197,13 @@ export class BrokerClient {
   }
 
   end(): Promise<void> {
+    this.#closing = true;
     return new Promise((resolve) => this.#client.end(false, {}, () => resolve()));
   }
 
   /** Drops the connection without DISCONNECT, as a crash does: the broker publishes the will. */
   destroy(): Promise<void> {
+    this.#closing = true;
     return new Promise((resolve) => this.#client.end(true, {}, () => resolve()));
   }
 }
