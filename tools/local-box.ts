@@ -153,6 +153,13 @@ async function up(argv: string[]): Promise<void> {
         gatewayPassword: password,
         ...(insecure ? {} : { deviceSigningKey: signing.key }),
         stderr: openSync(run.brokerLog, "a", 0o600),
+        // Out of the terminal's reach, as PM2's daemon and its gateways are: a Ctrl-C (SIGINT
+        // to the terminal's whole foreground process group) ended the broker at once, the box
+        // restarted it mid-stop, and the gateways drained without it (their devices got no
+        // goodbye). The teardown stops it after the gateways (tools/test/local-box-ctrl-c.test.ts).
+        // A box ended by SIGKILL leaves it running, as it leaves PM2's daemon: the next `npm
+        // start` or `npm stop` finds it by its mark and stops it (local-box/leftovers.ts).
+        detached: true,
         onEvent: (e) => {
           if (e.kind === "exited")
             console.log(`broker exited (code ${e.code}, signal ${e.signal}); restarting...`);

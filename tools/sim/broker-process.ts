@@ -37,6 +37,12 @@ export interface BrokerStartOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** Where the broker's stderr (JSON logs) goes; default: discarded. */
   readonly stderr?: "inherit" | "ignore" | number;
+  /**
+   * Runs the broker in a process group of its own, out of the terminal's reach: the local
+   * box's Ctrl-C (SIGINT to the terminal's whole foreground group) must not end it before
+   * the gateways have drained through it; the box stops it last (tools/local-box.ts).
+   */
+  readonly detached?: boolean;
 }
 
 /** Builds the broker binary if it is missing (go build caches the work). */
@@ -66,7 +72,11 @@ export async function startBroker(options: BrokerStartOptions = {}): Promise<Bro
     env.BROKER_TLS_CERT = options.tls.certFile;
     env.BROKER_TLS_KEY = options.tls.keyFile;
   }
-  const child = spawn(BROKER_BINARY, [], { env, stdio: ["ignore", "pipe", options.stderr ?? "ignore"] });
+  const child = spawn(BROKER_BINARY, [], {
+    env,
+    stdio: ["ignore", "pipe", options.stderr ?? "ignore"],
+    detached: options.detached ?? false,
+  });
   killOnExit(child);
   const { port, tlsPort } = await new Promise<{ port: number; tlsPort?: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("broker did not start within 10 s")), 10_000);

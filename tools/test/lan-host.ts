@@ -6,6 +6,10 @@
  *   lan-host.ts device <ota url> <index>   a freshly flashed device: OTA request, MQTT with
  *                                          the credentials it returned, hello, speech over
  *                                          UDP, its echo heard back; then goodbye
+ *   lan-host.ts hold <ota url> <index>     a device that provisions, connects and says
+ *                                          hello, prints `in session`, then stays until
+ *                                          the gateway tells it goodbye or its MQTT
+ *                                          connection closes (60 s at most): which came first
  *   lan-host.ts probe <kind:host:port>...  for each tcp: or udp: target, whether it is
  *                                          refused, open, or silent
  */
@@ -25,6 +29,38 @@ export interface DeviceReport {
   readonly framesSent: number;
   readonly framesReceived: number;
   readonly errors: Readonly<Record<string, number>>;
+}
+
+export interface HoldReport {
+  /** The reason of the gateway's goodbye, if one came while the MQTT connection was up. */
+  readonly goodbye: string | undefined;
+  /** Whether the MQTT connection closed before any goodbye (the broker went first). */
+  readonly closedFirst: boolean;
+}
+
+/** How long `hold` waits for the goodbye or the close. */
+const HOLD_MS = 60_000;
+
+async function hold(otaUrl: string, index: number): Promise<HoldReport> {
+  const mac = simulatedMac(index);
+  const p = await provision({ otaUrl, mac, uuid: boardUuid(mac) });
+  const d = provisionedDevice(p, { mac, index });
+  await d.connect();
+  await d.hello();
+  console.log("in session");
+  const report = await new Promise<HoldReport>((resolve) => {
+    const timer = setTimeout(() => resolve({ goodbye: undefined, closedFirst: false }), HOLD_MS);
+    d.once("server_goodbye", (reason: string) => {
+      clearTimeout(timer);
+      resolve({ goodbye: reason, closedFirst: false });
+    });
+    d.once("mqtt_closed", () => {
+      clearTimeout(timer);
+      resolve({ goodbye: undefined, closedFirst: true });
+    });
+  });
+  await d.close();
+  return report;
 }
 
 /** What a probe found: `refused` (RST or ICMP port unreachable), `open`, or `silent`. */
@@ -101,11 +137,15 @@ if (command === "device") {
   const [otaUrl, index] = args;
   if (!otaUrl || !index) throw new Error("usage: lan-host.ts device <ota url> <index>");
   console.log(JSON.stringify(await device(otaUrl, Number(index))));
+} else if (command === "hold") {
+  const [otaUrl, index] = args;
+  if (!otaUrl || !index) throw new Error("usage: lan-host.ts hold <ota url> <index>");
+  console.log(JSON.stringify(await hold(otaUrl, Number(index))));
 } else if (command === "probe") {
   const results = await Promise.all(args.map(async (t) => [t, await probe(t)] as const));
   console.log(JSON.stringify(Object.fromEntries(results)));
 } else {
-  throw new Error(`unknown command ${command}: device or probe`);
+  throw new Error(`unknown command ${command}: device, hold or probe`);
 }
 // Done: a socket still closing (the MQTT client after its DISCONNECT) need not hold the process.
 process.exit(0);

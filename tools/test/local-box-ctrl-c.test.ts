@@ -7,7 +7,9 @@
  *
  * Before the fix, the broker was in the box's process group: the SIGINT ended it at once,
  * the box printed "broker exited ... restarting...", the device lost its connection without
- * a goodbye, and the gateways' drain found no broker.
+ * a goodbye, and the gateways' drain found no broker. With the broker out of the group,
+ * each gateway still logged "broker connection lost" once: its MQTT client reported the
+ * close of its own end(), the drain's last step, as a lost connection.
  *
  * A real box (`--devices 0`, its own `--run-dir`) in a network namespace of its own
  * (support/local-box.ts), leading its own process group as a shell's foreground job does;
