@@ -26,6 +26,12 @@ export function parseCidr(text: string): Cidr | undefined {
   return undefined;
 }
 
+/** IPv4: the range as a network address and prefix ("10.20.0.5/16" gives "10.20.0.0/16"). */
+export function networkText(cidr: Cidr): string {
+  const octets = [24, 16, 8, 0].map((shift) => Math.floor(cidr.base / 2 ** shift) % 256);
+  return `${octets.join(".")}/${cidr.prefix}`;
+}
+
 function ipv4Number(addr: string): number {
   return addr.split(".").reduce((acc, part) => acc * 256 + Number(part), 0);
 }

@@ -4,7 +4,7 @@
  * halfway (the VPC is created first; network.ts). Pure. The sources are in docs/runbook.md,
  * "Stack settings" (`vpcIpRange`).
  */
-import { type Cidr, overlaps, parseCidr } from "./cidr.ts";
+import { type Cidr, networkText, overlaps, parseCidr } from "./cidr.ts";
 
 /**
  * The API's `ip_range` "may not be smaller than /24 nor larger than /16"
@@ -36,6 +36,20 @@ export function vpcRangeProblem(text: string): string | undefined {
   if (cidr.prefix < VPC_PREFIX_MIN || cidr.prefix > VPC_PREFIX_MAX) {
     return `must be /${VPC_PREFIX_MIN} to /${VPC_PREFIX_MAX} (DigitalOcean's VPC API refuses any other size), got /${cidr.prefix}`;
   }
+  // Host bits set (10.20.0.5/16): DigitalOcean documents nothing for them. The API's
+  // `ip_range` says only "in CIDR notation" (digitalocean/openapi, vpc.yml above); the
+  // Terraform provider that pulumi-digitalocean bridges checks it with the plugin SDK's
+  // validation.IsCIDR (digitalocean/vpc/resource_vpc.go of terraform-provider-digitalocean),
+  // which is net.ParseCIDR and lets host bits through (helper/validation/network.go of
+  // hashicorp/terraform-plugin-sdk; its CIDRNetwork, which refuses them, is not used), then
+  // stores the range the API hands back, and `ip_range` is ForceNew. So either the API
+  // refuses it, and `pulumi up` stops at the VPC, or it keeps a normalised range, and every
+  // later `up` would see a changed ip_range and replace the VPC with every droplet in it.
+  // Neither is tested against DigitalOcean here; both are refused at the edge.
+  const network = networkText(cidr);
+  if (network.split("/")[0] !== text.split("/")[0])
+    return `${text} has host bits set: did you mean ${network}?`;
+  if (network !== text) return `write it as ${network}: the provider compares the text, not the range`;
   // The VPC API's `ip_range` "must be in range of private addresses as defined in RFC1918".
   if (!cidr.isPrivate) {
     return "must lie inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (RFC 1918, as DigitalOcean requires)";

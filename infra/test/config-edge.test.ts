@@ -80,6 +80,24 @@ describe("vpcIpRange: what DigitalOcean accepts for a VPC", () => {
     ]);
   });
 
+  test("a range with host bits set is refused, naming the network address meant", () => {
+    assert.deepEqual(vpcProblems("10.20.0.5/16"), [
+      "voice-fleet:vpcIpRange: 10.20.0.5/16 has host bits set: did you mean 10.20.0.0/16?",
+    ]);
+    assert.deepEqual(vpcProblems("10.60.7.0/20"), [
+      "voice-fleet:vpcIpRange: 10.60.7.0/20 has host bits set: did you mean 10.60.0.0/20?",
+    ]);
+    assert.deepEqual(vpcProblems("192.168.3.1/24"), [
+      "voice-fleet:vpcIpRange: 192.168.3.1/24 has host bits set: did you mean 192.168.3.0/24?",
+    ]);
+  });
+
+  test("a prefix written with a leading zero is refused, naming the plain form", () => {
+    assert.deepEqual(vpcProblems("10.60.0.0/020"), [
+      "voice-fleet:vpcIpRange: write it as 10.60.0.0/20: the provider compares the text, not the range",
+    ]);
+  });
+
   test("an address without a prefix, or an IPv6 range, is refused", () => {
     assert.deepEqual(vpcProblems("10.60.0.0"), [
       "voice-fleet:vpcIpRange: must be an IPv4 CIDR such as 10.60.0.0/20",

@@ -90,6 +90,7 @@ const NOT_OURS_BY_PROJECT: Readonly<Record<string, readonly string[]>> = {
     "specification/resources/vpcs/models/vpc.yml",
     "digitalocean/vpc/resource_vpc.go",
   ],
+  "hashicorp/terraform-plugin-sdk (under the DigitalOcean provider)": ["helper/validation/network.go"],
   "cloud-init": ["doc/rtd/explanation/vendordata.rst", "cloudinit/helpers.py", "config/cloud.cfg.tmpl"],
   "Node.js, @discordjs/opus, node-postgres": [
     "napi-inl.h",
