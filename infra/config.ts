@@ -184,7 +184,7 @@ export function parseSettings(rawConfig: RawConfig, options: ParseOptions = {}):
 
   const region = matching("region", REGION, "a DigitalOcean region slug such as fra1");
   const vpcIpRange = str("vpcIpRange") ?? "";
-  const vpcProblem = vpcIpRange ? vpcRangeProblem(vpcIpRange) : undefined;
+  const vpcProblem = vpcIpRange ? vpcRangeProblem(vpcIpRange, region) : undefined;
   if (vpcProblem) fail("vpcIpRange", vpcProblem);
   const gatewayInstances = int("gatewayInstances", DEFAULT_ECOSYSTEM.instances, 1, 16);
   const firstUdpPort = int(

@@ -2,7 +2,7 @@
  * Which `vpcIpRange` DigitalOcean accepts for a VPC, checked at the config edge so that a
  * range it refuses fails `npm run plan` and `pulumi preview` naming the key, not `pulumi up`
  * halfway (the VPC is created first; network.ts). Pure. The sources are in docs/runbook.md,
- * "Stack settings" (`vpcIpRange`).
+ * "1. Settings" (`vpcIpRange`).
  */
 import { type Cidr, networkText, overlaps, parseCidr } from "./cidr.ts";
 
@@ -16,20 +16,54 @@ export const VPC_PREFIX_MIN = 16;
 export const VPC_PREFIX_MAX = 24;
 
 /**
- * Ranges DigitalOcean keeps for itself ("DigitalOcean Reserved IP Addresses and Ranges" in
- * its VPC guide, products/networking/vpc/concepts/plan-your-network): DOKS's pod and service
- * networks and its internal /24, and 10.10.0.0/16, reserved in some regions. Which regions is
- * not checked here: it is refused in all, so a stack cannot move to one where it is taken.
+ * Ranges DigitalOcean keeps for itself, as its VPC guide lists them ("How to Plan Your Custom
+ * VPC Network", products/networking/vpc/concepts/plan-your-network, section "DigitalOcean
+ * Reserved IP Addresses and Ranges", last edited 26 Nov 2025): four in all regions "for
+ * DigitalOcean internal use", and one /16 per region. The list was read from a copy of that
+ * page stored in a public repository (scraped 2026-01-07): the stored copy of
+ * docs.digitalocean.com itself (an older edit) breaks off before the list, and the section's
+ * first paragraph is word for word the same in both. A region
+ * not in the table (a newer one) gets the four of all regions only.
  */
-export const VPC_RESERVED: readonly { readonly range: string; readonly why: string }[] = [
-  { range: "10.244.0.0/16", why: "DigitalOcean reserves it (Kubernetes pod network)" },
-  { range: "10.245.0.0/16", why: "DigitalOcean reserves it (Kubernetes service network)" },
-  { range: "10.246.0.0/24", why: "DigitalOcean reserves it (internal use)" },
-  { range: "10.10.0.0/16", why: "DigitalOcean reserves it in some regions" },
+export const VPC_RESERVED_ALL_REGIONS: readonly string[] = [
+  "10.244.0.0/16",
+  "10.245.0.0/16",
+  "10.246.0.0/24",
+  "10.229.0.0/16",
 ];
 
-/** Why DigitalOcean would refuse `text` as a VPC's range, or undefined when it would not. */
-export function vpcRangeProblem(text: string): string | undefined {
+export const VPC_RESERVED_BY_REGION: Readonly<Record<string, string>> = {
+  ams2: "10.14.0.0/16",
+  ams3: "10.18.0.0/16",
+  atl1: "10.50.0.0/16",
+  blr1: "10.47.0.0/16",
+  fra1: "10.19.0.0/16",
+  lon1: "10.16.0.0/16",
+  nyc1: "10.10.0.0/16",
+  nyc2: "10.13.0.0/16",
+  nyc3: "10.17.0.0/16",
+  sfo1: "10.12.0.0/16",
+  sfo2: "10.46.0.0/16",
+  sfo3: "10.48.0.0/16",
+  sgp1: "10.15.0.0/16",
+  syd1: "10.49.0.0/16",
+  tor1: "10.20.0.0/16",
+};
+
+/** The ranges DigitalOcean reserves in `region`, each with why. */
+export function reservedIn(region: string): readonly { readonly range: string; readonly why: string }[] {
+  const regional = VPC_RESERVED_BY_REGION[region];
+  return [
+    ...VPC_RESERVED_ALL_REGIONS.map((range) => ({
+      range,
+      why: "DigitalOcean reserves it in all regions (internal use)",
+    })),
+    ...(regional ? [{ range: regional, why: `DigitalOcean reserves it in ${region}` }] : []),
+  ];
+}
+
+/** Why DigitalOcean would refuse `text` as a VPC's range in `region`, or undefined when it would not. */
+export function vpcRangeProblem(text: string, region: string): string | undefined {
   const cidr = parseCidr(text);
   if (!cidr) return "must be an IPv4 CIDR such as 10.60.0.0/20";
   if (cidr.family !== 4) return "must be an IPv4 CIDR: a VPC's range is IPv4 only";
@@ -54,7 +88,7 @@ export function vpcRangeProblem(text: string): string | undefined {
   if (!cidr.isPrivate) {
     return "must lie inside 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (RFC 1918, as DigitalOcean requires)";
   }
-  for (const reserved of VPC_RESERVED) {
+  for (const reserved of reservedIn(region)) {
     if (overlaps(parseCidr(reserved.range) as Cidr, cidr)) {
       return `overlaps ${reserved.range}: ${reserved.why}`;
     }

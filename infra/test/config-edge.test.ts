@@ -46,7 +46,6 @@ describe("vpcIpRange: what DigitalOcean accepts for a VPC", () => {
       ["10.245.0.0/24", "10.245.0.0/16"],
       ["10.246.0.0/16", "10.246.0.0/24"],
       ["10.246.0.128/25", "10.246.0.0/24"],
-      ["10.10.0.0/20", "10.10.0.0/16"],
       ["10.0.0.0/8", "10.244.0.0/16"],
     ];
     for (const [range, reserved] of cases) {
@@ -60,6 +59,29 @@ describe("vpcIpRange: what DigitalOcean accepts for a VPC", () => {
         ),
         range,
       );
+    }
+  });
+
+  test("10.229.0.0/16, reserved in all regions, is refused", () => {
+    assert.deepEqual(vpcProblems("10.229.16.0/20"), [
+      "voice-fleet:vpcIpRange: overlaps 10.229.0.0/16: DigitalOcean reserves it in all regions (internal use)",
+    ]);
+  });
+
+  test("a region's own reservation is refused in that region, naming the region", () => {
+    const inRegion = (region: string, vpcIpRange: string): string[] =>
+      problemsOf({ ...filledIn, region, vpcIpRange }).filter((p) => p.startsWith("voice-fleet:vpcIpRange: "));
+    assert.deepEqual(inRegion("fra1", "10.19.0.0/20"), [
+      "voice-fleet:vpcIpRange: overlaps 10.19.0.0/16: DigitalOcean reserves it in fra1",
+    ]);
+    assert.deepEqual(inRegion("nyc1", "10.10.0.0/20"), [
+      "voice-fleet:vpcIpRange: overlaps 10.10.0.0/16: DigitalOcean reserves it in nyc1",
+    ]);
+  });
+
+  test("another region's reservation is accepted outside that region", () => {
+    for (const range of ["10.10.0.0/20", "10.17.0.0/16", "10.20.0.0/24"]) {
+      assert.equal(parseSettings(from({ ...filledIn, region: "fra1", vpcIpRange: range })).vpcIpRange, range);
     }
   });
 
