@@ -1,10 +1,13 @@
 /** infra/index.ts as `pulumi up` loads it: config from the engine, bundle from dist/, outputs. */
 import assert from "node:assert/strict";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { test } from "node:test";
 import type * as pulumi from "@pulumi/pulumi";
+import { parse, stringify } from "yaml";
 import { installMocks, settle } from "../mocks.ts";
 import { readStackFile, standInSecrets } from "../stack-file.ts";
-import { PROD_FILE } from "./fleet-harness.ts";
+import { PROD_FILE, ROOT } from "./fleet-harness.ts";
 import { filledIn } from "./settings-harness.ts";
 
 /** Pulumi.prod.yaml with its placeholders filled in, as a stack ready for `up`. */
@@ -63,6 +66,46 @@ test("an invalid secret stops the program before it registers anything, every ba
     [],
     "nothing registered: under `pulumi up --skip-preview` it would have been created",
   );
+});
+
+test("a secret in clear text in the stack file stops the program before it registers anything, naming the key", async () => {
+  // `pulumi config set gatewayMqttPassword <value>` without --secret: Pulumi hands the
+  // program the value like any other, so only the file says it is not encrypted. index.ts
+  // reads Pulumi.<stack>.yaml beside Pulumi.yaml; this stack's name matches .gitignore's
+  // Pulumi.*.local.yaml, so a file left behind by a killed run is never committed.
+  const stack = "entrypoint-clear-text.local";
+  const stackFile = path.join(ROOT, `Pulumi.${stack}.yaml`);
+  const clearText = "c".repeat(48);
+  const doc = parse(readFileSync(PROD_FILE, "utf8")) as { config: Record<string, unknown> };
+  doc.config["voice-fleet:gatewayMqttPassword"] = clearText;
+  writeFileSync(stackFile, stringify(doc));
+  try {
+    const config = { ...realValues };
+    const secrets = { ...standInSecrets(config), gatewayMqttPassword: clearText };
+    const mocks = await installMocks({
+      config: { ...config, ...secrets },
+      secretKeys: Object.keys(secrets),
+      region: "fra1",
+      stack,
+    });
+    await assert.rejects(
+      () => import(`../index.ts?${"clear-text-secret"}`),
+      (err: unknown) =>
+        err instanceof Error &&
+        /voice-fleet:gatewayMqttPassword: in clear text in the stack file: pulumi config set --secret gatewayMqttPassword/.test(
+          err.message,
+        ) &&
+        !err.message.includes(clearText),
+    );
+    await settle();
+    assert.deepEqual(
+      mocks.resources.map((r) => r.type),
+      [],
+      "nothing registered: the value would otherwise be used, and stay in git",
+    );
+  } finally {
+    rmSync(stackFile, { force: true });
+  }
 });
 
 test("with real settings it exports the reserved IP, droplet ids and private health URLs", async () => {
