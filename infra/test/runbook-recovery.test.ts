@@ -10,36 +10,25 @@
  * fake-digitalocean.ts: it records the calls instead of calling DigitalOcean), the Node.js
  * language host (tools/pulumi/language-nodejs: Pulumi's is not on the module proxy), and
  * the program, which is the gateway slot of infra/fleet-stack.ts in miniature
- * (runbook-recovery/program.ts).
+ * (runbook-recovery/program.ts). The scratch project and the commands run in it are
+ * runbook-recovery/cli-stack.ts.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import type { ProviderCall } from "./runbook-recovery/fake-digitalocean.ts";
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const pulumiBinDir = path.join(root, ".cache/pulumi/bin");
-const programDir = path.join(root, "infra/test/runbook-recovery");
-const DROPLET = "digitalocean:index/droplet:Droplet";
-// As `pulumi stack --show-urns` shows it for the production stack (docs/runbook.md).
-const OLD_DROPLET_URN = `urn:pulumi:prod::voice-fleet::voice-fleet:infra:GatewayBox$${DROPLET}::gateway-a`;
-
-interface Result {
-  readonly code: number;
-  readonly output: string;
-}
-
-interface StateResource {
-  readonly urn: string;
-  readonly type: string;
-  readonly id?: string;
-  readonly delete?: boolean;
-}
+import {
+  CliStack,
+  DROPLET,
+  ensurePulumiCli,
+  OLD_DROPLET_URN,
+  pulumiBinDir,
+  type Result,
+  root,
+  type StateResource,
+  summary,
+} from "./runbook-recovery/cli-stack.ts";
 
 /** The runbook's commands for this situation, as printed there. */
 function runbookCommands(): { recognise: string; option2: string } {
@@ -61,135 +50,23 @@ function runbookCommands(): { recognise: string; option2: string } {
   return { recognise, option2 };
 }
 
-// `npm test` builds the CLI first (scripts/prepare.mjs runs build-pulumi.sh: minutes once per
-// machine, then a copy from the machine-wide cache); this finds it built, or builds it.
-const prepared = spawnSync("bash", [path.join(root, "scripts/build-pulumi.sh")], { encoding: "utf8" });
-if (prepared.status !== 0)
-  throw new Error(`scripts/build-pulumi.sh failed:\n${prepared.stdout}${prepared.stderr}`);
+ensurePulumiCli();
 
 describe("runbook: a replacement stopped at the readiness timeout (real Pulumi CLI)", () => {
-  let work = "";
-  let callsFile = "";
-  const listeners: Server[] = [];
-  let readyPort = 0;
-  let userData = "";
-  let sshKeys = "3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa";
-  let pinned = false;
-  let vpc = "vpc-1";
+  const stack = new CliStack();
   const commands = runbookCommands();
-
-  const env = (): NodeJS.ProcessEnv => ({
-    ...process.env,
-    PATH: [path.join(work, "bin"), pulumiBinDir, process.env.PATH].join(path.delimiter),
-    PULUMI_HOME: path.join(work, "pulumi-home"),
-    PULUMI_BACKEND_URL: `file://${path.join(work, "backend")}`,
-    PULUMI_CONFIG_PASSPHRASE: "runbook-test",
-    PULUMI_SKIP_UPDATE_CHECK: "true",
-    // Providers come only from PATH (the stand-in); nothing is ever downloaded.
-    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    PULUMI_STACK: "prod",
-    RUNBOOK_TEST_CALLS: callsFile,
-    RUNBOOK_TEST_USER_DATA: userData,
-    RUNBOOK_TEST_SSH_KEYS: sshKeys,
-    RUNBOOK_TEST_PINNED: String(pinned),
-    RUNBOOK_TEST_VPC: vpc,
-    RUNBOOK_TEST_READY_PORT: String(readyPort),
-  });
-
-  function run(file: string, args: readonly string[]): Promise<Result> {
-    return new Promise((resolve) => {
-      execFile(file, args, { cwd: work, env: env(), maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
-        resolve({ code, output: `${stdout}${stderr}` });
-      });
-    });
-  }
-  const pulumi = (...args: string[]): Promise<Result> =>
-    run(path.join(pulumiBinDir, "pulumi"), [...args, "--non-interactive"]);
-  /**
-   * A runbook command line, through bash as the on-call would paste it. --norc: Node's
-   * stdio pipes are sockets, and bash started on a socket with SHLVL unset or 0 (npm test
-   * from a non-bash parent: cron, a container's CMD) takes itself for an rshd shell and
-   * sources /etc/bash.bashrc and ~/.bashrc, which print into the output (Debian's, under
-   * -u: "PS1: unbound variable") and may change PATH away from the pinned CLI.
-   */
-  const shell = (command: string): Promise<Result> =>
-    run("bash", ["--norc", "-euo", "pipefail", "-c", command]);
-
-  /** Makes droplet n (the stand-in gives it 127.0.0.(10+n)) accept devices. */
-  async function dropletReady(n: number): Promise<void> {
-    const server = createServer((socket) => socket.destroy());
-    listeners.push(server);
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(readyPort, `127.0.0.${10 + n}`, () => resolve());
-    });
-    readyPort = (server.address() as { port: number }).port;
-  }
-
-  function calls(): ProviderCall[] {
-    return readFileSync(callsFile, "utf8")
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as ProviderCall);
-  }
-  /** The provider calls that `step` makes. */
-  async function callsDuring(
-    step: () => Promise<Result>,
-  ): Promise<{ result: Result; calls: ProviderCall[] }> {
-    const before = calls().length;
-    const result = await step();
-    return { result, calls: calls().slice(before) };
-  }
-  async function stateResources(): Promise<StateResource[]> {
-    const exported = await pulumi("stack", "export");
-    assert.equal(exported.code, 0, exported.output);
-    const state = JSON.parse(exported.output) as { deployment: { resources?: StateResource[] } };
-    return state.deployment.resources ?? [];
-  }
-  const up = (): Promise<Result> => pulumi("up", "--yes", "--skip-preview");
-  const summary = (cs: readonly ProviderCall[]): string[] =>
-    cs.map((c) => `${c.op} ${c.type.split(":").at(-1)} ${c.id}`);
+  const pulumi = (...args: string[]): Promise<Result> => stack.pulumi(...args);
+  const shell = (command: string): Promise<Result> => stack.shell(command);
+  const up = (): Promise<Result> => stack.up();
+  const dropletReady = (n: number): Promise<void> => stack.dropletReady(n);
+  const callsDuring: CliStack["callsDuring"] = (step) => stack.callsDuring(step);
+  const stateResources = (): Promise<StateResource[]> => stack.stateResources();
 
   before(async () => {
-    work = mkdtempSync(path.join(tmpdir(), "runbook-recovery-"));
-    callsFile = path.join(work, "calls.jsonl");
-    // The project: the program and the stand-in provider from the repository, run from a
-    // scratch folder (the state backend, Pulumi.prod.yaml and the runbook's state files
-    // land there, never in the checkout).
-    symlinkSync(path.join(root, "node_modules"), path.join(work, "node_modules"));
-    writeFileSync(path.join(work, "package.json"), '{ "private": true, "type": "module" }\n');
-    writeFileSync(
-      path.join(work, "Pulumi.yaml"),
-      [
-        "name: voice-fleet",
-        "main: index.ts",
-        "runtime:",
-        "  name: nodejs",
-        "  options:",
-        '    nodeargs: "--import tsx"',
-        "",
-      ].join("\n"),
-    );
-    writeFileSync(
-      path.join(work, "index.ts"),
-      `import ${JSON.stringify(path.join(programDir, "program.ts"))};\n`,
-    );
-    mkdirSync(path.join(work, "bin"));
-    mkdirSync(path.join(work, "backend"));
-    const plugin = path.join(work, "bin/pulumi-resource-digitalocean");
-    writeFileSync(
-      plugin,
-      `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(path.join(programDir, "fake-digitalocean.ts"))} "$@"\n`,
-    );
-    chmodSync(plugin, 0o755);
-    writeFileSync(callsFile, "");
-
-    const init = await pulumi("stack", "init", "prod");
-    assert.equal(init.code, 0, init.output);
+    await stack.create();
 
     // A first `up` whose droplet (1001) gets ready: the reserved IP is on it.
-    userData = "#cloud-config v1";
+    stack.knobs.userData = "#cloud-config v1";
     await dropletReady(1);
     const first = await callsDuring(up);
     assert.equal(first.result.code, 0, first.result.output);
@@ -200,13 +77,10 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     ]);
   });
 
-  after(async () => {
-    for (const s of listeners) await new Promise((r) => s.close(r));
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
+  after(() => stack.close());
 
   test("a new user data whose droplet never gets ready: `up` fails after creating it, and the engine marks the serving droplet pending deletion", async () => {
-    userData = "#cloud-config v2";
+    stack.knobs.userData = "#cloud-config v2";
     const { result, calls: made } = await callsDuring(up);
     assert.notEqual(result.code, 0, result.output);
     assert.match(result.output, /gateway 127\.0\.0\.12 did not open its device listener/);
@@ -247,13 +121,13 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
 
     // In a terminal (script(1) gives it one; CI=true alone would make the CLI non-interactive)
     // the CLI lists the ids, the old one marked "(Pending Deletion)"; typing its id picks it.
-    const { CI: _ci, ...terminalEnv } = env();
+    const { CI: _ci, ...terminalEnv } = stack.env();
     const picked = await new Promise<Result>((resolve) => {
       const command = [path.join(pulumiBinDir, "pulumi"), "state", "delete", OLD_DROPLET_URN, "--yes"]
         .map((a) => `'${a}'`)
         .join(" ");
       const child = spawn("script", ["-qfec", command, "/dev/null"], {
-        cwd: work,
+        cwd: stack.work,
         env: { ...terminalEnv, TERM: "xterm" },
         timeout: 60_000,
       });
@@ -319,13 +193,13 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
     assert.equal(result.code, 0, result.output);
     assert.deepEqual(made, [], "state only: no provider call");
     assert.equal(
-      readFileSync(path.join(work, "state.backup.json"), "utf8"),
-      readFileSync(path.join(work, "state.json"), "utf8"),
+      readFileSync(path.join(stack.work, "state.backup.json"), "utf8"),
+      readFileSync(path.join(stack.work, "state.json"), "utf8"),
     );
 
     type Deployment = { deployment: { resources: StateResource[] } };
-    const exported = JSON.parse(readFileSync(path.join(work, "state.json"), "utf8")) as Deployment;
-    const fixed = JSON.parse(readFileSync(path.join(work, "state.fixed.json"), "utf8")) as Deployment;
+    const exported = JSON.parse(readFileSync(path.join(stack.work, "state.json"), "utf8")) as Deployment;
+    const fixed = JSON.parse(readFileSync(path.join(stack.work, "state.fixed.json"), "utf8")) as Deployment;
     assert.deepEqual(
       fixed.deployment.resources,
       exported.deployment.resources.filter((r) => !(r.type === DROPLET && r.id === "1001")),
@@ -346,7 +220,7 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
   });
 
   test("then the fixed `pulumi up` replaces the failed droplet, moves the address, and never deletes the old one", async () => {
-    userData = "#cloud-config v3 (the fix)";
+    stack.knobs.userData = "#cloud-config v3 (the fix)";
     await dropletReady(3);
     const { result, calls: made } = await callsDuring(up);
     assert.equal(result.code, 0, result.output);
@@ -374,15 +248,15 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
   // docs/runbook.md, `sshKeyFingerprints`: a key change replaces every unpinned droplet (the
   // provider sets keys only at creation: `ssh_keys` is ForceNew), pinned slots keep theirs.
   test("a new admin SSH key on a pinned slot: `pulumi up` leaves its droplet alone", async () => {
-    pinned = true;
-    sshKeys += ",9a:0c:51:7e:22:d4:6b:13:f8:85:2e:c1:70:4b:9d:36";
+    stack.knobs.pinned = true;
+    stack.knobs.sshKeys += ",9a:0c:51:7e:22:d4:6b:13:f8:85:2e:c1:70:4b:9d:36";
     const { result, calls: made } = await callsDuring(up);
     assert.equal(result.code, 0, result.output);
     assert.deepEqual(summary(made), [], "PINNED_IGNORED holds sshKeys: nothing created, updated or deleted");
   });
 
   test("the same key change on the slot unpinned replaces its droplet: the new one takes the address once ready, the old one goes last", async () => {
-    pinned = false;
+    stack.knobs.pinned = false;
     await dropletReady(4);
     const { result, calls: made } = await callsDuring(up);
     assert.equal(result.code, 0, result.output);
@@ -390,8 +264,8 @@ describe("runbook: a replacement stopped at the readiness timeout (real Pulumi C
   });
 
   test("a new VPC replaces even a pinned slot's droplet (PINNED_IGNORED leaves vpcUuid, ForceNew, alone)", async () => {
-    pinned = true;
-    vpc = "vpc-2";
+    stack.knobs.pinned = true;
+    stack.knobs.vpc = "vpc-2";
     await dropletReady(5);
     const { result, calls: made } = await callsDuring(up);
     assert.equal(result.code, 0, result.output);
