@@ -6,7 +6,7 @@
  * engineer knows which `pulumi config set` fixes it.
  */
 import { DEFAULT_ECOSYSTEM } from "../deploy/ecosystem.ts";
-import { isPlaceholderCidr, parseCidr } from "./cidr.ts";
+import { isPlaceholderCidr, networkText, parseCidr } from "./cidr.ts";
 import { sizeProblem } from "./droplet-sizes.ts";
 import { parseTrustedSource } from "./trusted-sources.ts";
 import { vpcRangeProblem } from "./vpc-range.ts";
@@ -214,6 +214,17 @@ export function parseSettings(rawConfig: RawConfig, options: ParseOptions = {}):
     if (!cidr) fail("adminCidrs", `${JSON.stringify(c)} is not a CIDR (use a.b.c.d/32 for one address)`);
     else if (cidr.prefix === 0) fail("adminCidrs", `${c} would open SSH to the whole internet`);
     else if (isPlaceholderCidr(cidr)) placeholder("adminCidrs");
+    else if (cidr.family === 4 && networkText(cidr) !== c) {
+      // 81.2.69.5/24 is most often one address written with the office's prefix: read as
+      // a range it opens SSH to 256 addresses, so say which was meant instead of guessing.
+      const [addr] = c.split("/");
+      fail(
+        "adminCidrs",
+        networkText(cidr).split("/")[0] === addr
+          ? `write ${c} as ${networkText(cidr)}`
+          : `${c} has host bits set: did you mean ${addr}/32 (that one address) or ${networkText(cidr)} (the whole range)?`,
+      );
+    }
   }
   if (adminCidrs.length === 0 && raw("adminCidrs")) fail("adminCidrs", "must list at least one CIDR");
   const sshKeyFingerprints = nonEmptyList(

@@ -1,4 +1,4 @@
-/** The config edge: keys the stack does not read, and which vpcIpRange DigitalOcean accepts. */
+/** The config edge: keys the stack does not read, which vpcIpRange DigitalOcean accepts, and adminCidrs written as ranges. */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ConfigError, parseSettings } from "../config.ts";
@@ -141,5 +141,31 @@ describe("vpcIpRange: what DigitalOcean accepts for a VPC", () => {
     ]) {
       assert.equal(parseSettings(from({ ...filledIn, vpcIpRange: range })).vpcIpRange, range);
     }
+  });
+});
+
+describe("adminCidrs: each entry says the range it opens", () => {
+  const adminProblems = (cidrs: string[]): string[] =>
+    problemsOf({ ...filledIn, adminCidrs: JSON.stringify(cidrs) }).filter((p) =>
+      p.startsWith("voice-fleet:adminCidrs: "),
+    );
+
+  test("an address with a range's prefix is refused, naming both readings", () => {
+    // Taken as written, 81.2.69.5/24 opens SSH to all of 81.2.69.0-255.
+    assert.deepEqual(adminProblems(["81.2.69.5/24"]), [
+      "voice-fleet:adminCidrs: 81.2.69.5/24 has host bits set: did you mean 81.2.69.5/32 (that one address) or 81.2.69.0/24 (the whole range)?",
+    ]);
+  });
+
+  test("a prefix written with a leading zero is refused, naming the plain form", () => {
+    assert.deepEqual(adminProblems(["81.2.69.0/024"]), [
+      "voice-fleet:adminCidrs: write 81.2.69.0/024 as 81.2.69.0/24",
+    ]);
+  });
+
+  test("one address and whole ranges are accepted", () => {
+    const adminCidrs = ["81.2.69.160/32", "81.2.69.0/24", "2a01:4f8:c0c::/48"];
+    const settings = parseSettings(from({ ...filledIn, adminCidrs: JSON.stringify(adminCidrs) }));
+    assert.deepEqual(settings.adminCidrs, adminCidrs);
   });
 });
