@@ -228,12 +228,16 @@ func (l *firstPacketListener) Accept() (net.Conn, error) {
 }
 
 // firstPacketConn reads the first fixed header (type byte, then the 1-4 byte remaining
-// length) as it passes and fails the connection if it is not a CONNECT of a sane size.
+// length) as it passes and fails the connection if it is not a CONNECT of a sane size; it
+// then keeps the CONNECT's bytes (at most maxConnectSize) until it is whole, to count a
+// client id mochi's decoder refuses before our hooks run (connectid.go).
 type firstPacketConn struct {
 	net.Conn
 	guard  *connGuard
 	header []byte // the first packet's header bytes seen so far
-	done   bool   // the header was complete and acceptable
+	want   int    // the whole first packet's length, once its header was acceptable
+	first  []byte // the first packet's bytes seen so far (header included), once want is known
+	done   bool   // the first packet has passed (or was not a CONNECT)
 }
 
 func (c *firstPacketConn) Read(p []byte) (int, error) {
@@ -241,29 +245,52 @@ func (c *firstPacketConn) Read(p []byte) (int, error) {
 	if c.done || n == 0 {
 		return n, err
 	}
-	for _, b := range p[:n] {
+	rest := p[:n]
+	for c.want == 0 && len(rest) > 0 {
+		b := rest[0]
+		rest = rest[1:]
 		c.header = append(c.header, b)
 		if len(c.header) == 1 {
 			if b>>4 != 1 { // not CONNECT: mochi refuses it too, without our count
 				c.done = true
-				break
+				return n, err
 			}
 			continue
 		}
 		if b&0x80 != 0 && len(c.header) < 5 {
 			continue
 		}
-		c.done = true
 		if remainingLength(c.header[1:]) > maxConnectSize {
+			c.done = true
 			c.guard.stats.refusedConnection(refuseConnectTooLarge)
 			c.guard.log.Warn("connection refused", "event", "connection_refused",
 				"reason", refuseConnectTooLarge, "remote", remoteIP(c.Conn))
 			_ = c.Conn.Close()
 			return 0, net.ErrClosed
 		}
-		break
+		c.want = len(c.header) + remainingLength(c.header[1:])
+		c.first = append([]byte(nil), c.header...)
+	}
+	if c.want > 0 {
+		c.first = append(c.first, rest[:min(len(rest), c.want-len(c.first))]...)
+		if len(c.first) == c.want {
+			c.done = true
+			c.checkClientID()
+		}
 	}
 	return n, err
+}
+
+// checkClientID counts a CONNECT whose client id mochi's decoder will refuse.
+func (c *firstPacketConn) checkClientID() {
+	id, ok := connectClientID(c.first)
+	c.first = nil
+	if !ok || decodableString(id) {
+		return
+	}
+	c.guard.stats.rejectedConnect(rejectClientIDChars)
+	c.guard.log.Warn("connect rejected", "event", "connect_rejected",
+		"reason", rejectClientIDChars, "client", short(string(id)), "remote", remoteIP(c.Conn))
 }
 
 // remainingLength decodes MQTT's variable-length integer (a malformed fifth byte counts as
