@@ -1,10 +1,13 @@
 /**
  * The `rtc-node` room transport (rtc-node-transport.ts) against a real LiveKit server, for
  * what only a real connection shows: a leave while the join is still connecting (as the
- * bridge's join timeout does) leaves no participant behind once the connection completes.
+ * bridge's join timeout does) leaves no participant behind once the connection completes;
+ * a leave frees the native audio source it published (its capture thread ends with it).
  * The rest of this transport is covered through the gateway in livekit.test.ts and
  * livekit-agents*.test.ts, which run once per transport.
  */
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { dispose } from "@livekit/rtc-node";
 import { AccessToken, RoomServiceClient } from "livekit-server-sdk";
@@ -12,6 +15,20 @@ import { type LiveKitProcess, startLiveKit } from "../../tools/sim/livekit-proce
 import { rtcNodeTransportFactory } from "../src/agent/livekit/rtc-node-transport.ts";
 import { RoomEventsRecorder } from "./support/room-participants.ts";
 import { eventually } from "./support/stack.ts";
+
+/**
+ * The threads of this process that run a native rtc-node audio source (libwebrtc names each
+ * "AudioSourceCapture", cut to 15 characters): one lives as long as its source does.
+ */
+function audioSourceThreads(): number {
+  return readdirSync("/proc/self/task").filter((task) => {
+    try {
+      return readFileSync(`/proc/self/task/${task}/comm`, "utf8").startsWith("AudioSourceCapt");
+    } catch {
+      return false; // the thread ended while the list was read
+    }
+  }).length;
+}
 
 describe("the rtc-node room transport", () => {
   let lk: LiveKitProcess;
@@ -30,6 +47,24 @@ describe("the rtc-node room transport", () => {
     await lk.stop();
     // rtc-node's native FFI runtime keeps the process alive until disposed.
     await dispose();
+  });
+
+  it("a leave frees the audio source it published: its native thread ends with the session", async () => {
+    const room = "rtc-node-leave-frees-source";
+    await rooms.createRoom({ name: room });
+    const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity: "device-leave-frees-source" });
+    at.addGrant({ room, roomJoin: true, canPublish: true, canSubscribe: true, canPublishData: true });
+    const before = audioSourceThreads();
+    const transport = rtcNodeTransportFactory({ drop: () => {} })(
+      { url: lk.url, roomName: room, token: await at.toJwt() },
+      new RoomEventsRecorder(),
+    );
+    await transport.join();
+    assert.equal(audioSourceThreads(), before + 1, "the published source runs one thread");
+    await transport.leave();
+    // Left to the garbage collector, or to the finalizers of the process's exit, it was freed
+    // there under rtc-node's running threads: a test process aborted so at its exit.
+    await eventually(() => audioSourceThreads() === before, 5000, "the source's thread ended");
   });
 
   it("a leave while connecting disconnects the connection once it completes", async () => {

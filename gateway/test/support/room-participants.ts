@@ -63,6 +63,8 @@ export class AgentVoice {
   readonly source = new AudioSource(24000, 1);
   readonly name: string;
   sid: string | undefined;
+  /** The track published from `source`, closed with it at leave. */
+  track: LocalAudioTrack | undefined;
 
   constructor(name: string) {
     this.name = name;
@@ -134,10 +136,8 @@ export class TestAgent {
   async #publish(voice: AgentVoice): Promise<void> {
     const opts = new TrackPublishOptions();
     opts.source = TrackSource.SOURCE_MICROPHONE;
-    const publication = await this.room.localParticipant?.publishTrack(
-      LocalAudioTrack.createAudioTrack(voice.name, voice.source),
-      opts,
-    );
+    voice.track = LocalAudioTrack.createAudioTrack(voice.name, voice.source);
+    const publication = await this.room.localParticipant?.publishTrack(voice.track, opts);
     voice.sid = publication?.sid;
     this.#voices.push(voice);
   }
@@ -146,8 +146,12 @@ export class TestAgent {
     return this.voice.speak(ms, hz);
   }
 
+  /** Leaves the room, then frees each voice's native track and source (rtc-node-transport.ts, leave). */
   async leave(): Promise<void> {
-    for (const v of this.#voices) await v.source.close().catch(() => {});
     await this.room.disconnect().catch(() => {});
+    for (const v of this.#voices) {
+      await v.track?.close().catch(() => {});
+      await v.source.close().catch(() => {});
+    }
   }
 }

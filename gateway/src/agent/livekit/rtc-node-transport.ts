@@ -71,6 +71,8 @@ class RtcNodeTransport implements RoomTransport {
   readonly #events: RtcNodeTransportEvents;
   readonly #room = new Room();
   readonly #source = new AudioSource(UP_RATE, 1, 1000);
+  /** The device's voice published from #source; closed at leave (see there). */
+  #track: LocalAudioTrack | undefined;
   /** The remote audio tracks subscribed, oldest first: the newest is heard (#hearNewest). */
   #tracks: RemoteTrack[] = [];
   #heard:
@@ -134,6 +136,7 @@ class RtcNodeTransport implements RoomTransport {
       return;
     }
     const track = LocalAudioTrack.createAudioTrack("microphone", this.#source);
+    this.#track = track;
     const publish = new TrackPublishOptions();
     publish.source = TrackSource.SOURCE_MICROPHONE;
     await room.localParticipant?.publishTrack(track, publish);
@@ -169,8 +172,14 @@ class RtcNodeTransport implements RoomTransport {
     const heard = this.#heard;
     this.#heard = undefined;
     await heard?.reader.cancel().catch(() => {});
-    await this.#source.close().catch(() => {});
     await this.#room.disconnect().catch(() => {});
+    // The native audio source (and the capture thread it runs) is held by the source's
+    // handle and by the track's: closing only the source left both for the garbage
+    // collector, or for the finalizers of the process's exit, which then freed them under
+    // rtc-node's running threads (a heap corruption at a test process's exit).
+    await this.#track?.close().catch(() => {});
+    this.#track = undefined;
+    await this.#source.close().catch(() => {});
   }
 
   /**
