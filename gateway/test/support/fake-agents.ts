@@ -82,6 +82,8 @@ export class FakeAgent {
   #heldData: { readonly message: JsonMessage; readonly send: () => Promise<void> }[] | undefined;
   readonly #greetingMs: number;
   readonly #source = new AudioSource(RATE, 1, 100);
+  /** The track published from #source: closed with it at leave, or its native source lives on. */
+  #track: LocalAudioTrack | undefined;
   #state: SessionState = "initializing";
   #sentState = "initializing";
   #sentAt = 0;
@@ -204,8 +206,11 @@ export class FakeAgent {
     this.#leave();
     if (this.#speech) this.#speech.cancelled = true;
     this.room.removeAllListeners();
-    await this.#source.close().catch(() => {});
+    // As the rtc-node transport's leave: the room, then the track, then the source (a source
+    // whose track stays open keeps its native capture thread until the process's exit).
     await this.room.disconnect().catch(() => {});
+    await this.#track?.close().catch(() => {});
+    await this.#source.close().catch(() => {});
   }
 
   async connect(lk: LiveKitProcess): Promise<void> {
@@ -235,10 +240,8 @@ export class FakeAgent {
     }
     const opts = new TrackPublishOptions();
     opts.source = TrackSource.SOURCE_MICROPHONE;
-    await this.room.localParticipant?.publishTrack(
-      LocalAudioTrack.createAudioTrack("roomio_audio", this.#source),
-      opts,
-    );
+    this.#track = LocalAudioTrack.createAudioTrack("roomio_audio", this.#source);
+    await this.room.localParticipant?.publishTrack(this.#track, opts);
     const present = [...this.room.remoteParticipants.values()].some(
       (p) => p.kind === ParticipantKind.STANDARD,
     );
