@@ -10,11 +10,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.ts";
 import type { RunningGateway } from "../src/app.ts";
 import { type BrokerProxy, startBrokerProxy } from "./support/broker-proxy.ts";
-import { eventually, type Stack, startStack } from "./support/stack.ts";
+import { eventually, type Stack, startStack, watchAsGateway } from "./support/stack.ts";
 
 describe("claims after a broker restart", () => {
   let stack: Stack;
@@ -57,18 +57,8 @@ describe("claims after a broker restart", () => {
 
     // Every claim on the broker, as a peer would hear it.
     const claims: string[] = [];
-    const watcher = mqtt.connect(restarted.url, {
-      username: "gateway",
-      password: gatewayPassword,
-      reconnectPeriod: 0,
-    });
+    const watcher = await watchAsGateway(restarted, "gateway/claims/+");
     observer = watcher;
-    await new Promise<void>((resolve, reject) => {
-      watcher.once("connect", () =>
-        watcher.subscribe("gateway/claims/+", (err) => (err ? reject(err) : resolve())),
-      );
-      watcher.once("error", reject);
-    });
     watcher.on("message", (topic, payload) => {
       if (!payload.toString().includes('"released":true')) claims.push(topic);
     });

@@ -11,12 +11,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { firmwareHello } from "../../tools/sim/firmware-hello.ts";
 import type { RunningGateway } from "../src/app.ts";
 import { TAKEOVER_GRACE_MS } from "../src/session/takeover.ts";
 import { type BrokerProxy, startBrokerProxy } from "./support/broker-proxy.ts";
-import { eventually, type Stack, startStack } from "./support/stack.ts";
+import { eventually, type Stack, startStack, watchAsGateway } from "./support/stack.ts";
 
 describe("a takeover while the instance's own broker connection is down", () => {
   let stack: Stack;
@@ -38,18 +38,8 @@ describe("a takeover while the instance's own broker connection is down", () => 
   /** Every lifecycle event, as an instance that stayed connected would hear it. */
   const watchLifecycle = async (): Promise<string[]> => {
     const seen: string[] = [];
-    const watcher = mqtt.connect(stack.broker.url, {
-      username: "gateway",
-      password: stack.broker.gatewayPassword,
-      reconnectPeriod: 0,
-    });
+    const watcher = await watchAsGateway(stack.broker, "lifecycle/disconnected/+");
     observer = watcher;
-    await new Promise<void>((resolve, reject) => {
-      watcher.once("connect", () =>
-        watcher.subscribe("lifecycle/disconnected/+", (err) => (err ? reject(err) : resolve())),
-      );
-      watcher.once("error", reject);
-    });
     watcher.on("message", (topic, _payload, packet) => {
       if (!packet.retain) seen.push(topic);
     });

@@ -4,6 +4,7 @@
  * started here is stopped by `stop()`.
  */
 
+import mqtt, { type MqttClient } from "mqtt";
 import {
   type BrokerProcess,
   type BrokerStartOptions,
@@ -116,6 +117,31 @@ export function sessionIdsOf(stack: Stack, clientId: string): string[] {
     const s = g.gateway.sessions.byClient(clientId);
     return s ? [s.sessionId] : [];
   });
+}
+
+/**
+ * An MQTT client as a gateway (user `gateway`) subscribed to `filter`, for a test to hear
+ * what a peer instance hears; no reconnect. The caller ends it.
+ */
+export async function watchAsGateway(
+  broker: Pick<BrokerProcess, "url" | "gatewayPassword">,
+  filter: string,
+): Promise<MqttClient> {
+  const watcher = mqtt.connect(broker.url, {
+    username: "gateway",
+    password: broker.gatewayPassword,
+    reconnectPeriod: 0,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      watcher.once("connect", () => watcher.subscribe(filter, (err) => (err ? reject(err) : resolve())));
+      watcher.once("error", reject);
+    });
+  } catch (err) {
+    watcher.end(true);
+    throw err;
+  }
+  return watcher;
 }
 
 /** Resolves when `predicate` holds, checking after each event-loop turn that `emitter`-free code can use. */
