@@ -6,10 +6,13 @@
  *   lan-host.ts device <ota url> <index>   a freshly flashed device: OTA request, MQTT with
  *                                          the credentials it returned, hello, speech over
  *                                          UDP, its echo heard back; then goodbye
- *   lan-host.ts hold <ota url> <index>     a device that provisions, connects and says
- *                                          hello, prints `in session`, then stays until
- *                                          the gateway tells it goodbye or its MQTT
- *                                          connection closes (60 s at most): which came first
+ *   lan-host.ts hold <ota url> <index> [count]
+ *                                          `count` devices (default 1; indexes from
+ *                                          `index` on) that each provision, connect and say
+ *                                          hello; prints `in session` once all are, then
+ *                                          each stays until its gateway tells it goodbye or
+ *                                          its MQTT connection closes (60 s at most): which
+ *                                          came first, one report a device
  *   lan-host.ts probe <kind:host:port>...  for each tcp: or udp: target, whether it is
  *                                          refused, open, or silent
  */
@@ -41,13 +44,14 @@ export interface HoldReport {
 /** How long `hold` waits for the goodbye or the close. */
 const HOLD_MS = 60_000;
 
-async function hold(otaUrl: string, index: number): Promise<HoldReport> {
+/** One held device: in session, then what ended its wait. */
+async function holdOne(otaUrl: string, index: number, inSession: () => Promise<void>): Promise<HoldReport> {
   const mac = simulatedMac(index);
   const p = await provision({ otaUrl, mac, uuid: boardUuid(mac) });
   const d = provisionedDevice(p, { mac, index });
   await d.connect();
   await d.hello();
-  console.log("in session");
+  await inSession();
   const report = await new Promise<HoldReport>((resolve) => {
     const timer = setTimeout(() => resolve({ goodbye: undefined, closedFirst: false }), HOLD_MS);
     d.once("server_goodbye", (reason: string) => {
@@ -61,6 +65,24 @@ async function hold(otaUrl: string, index: number): Promise<HoldReport> {
   });
   await d.close();
   return report;
+}
+
+/** `count` devices held at once, each in session before any report can come (the box is signalled only after `in session`). */
+async function hold(otaUrl: string, first: number, count: number): Promise<HoldReport[]> {
+  let waiting = count;
+  let allIn: () => void = () => {};
+  const all = new Promise<void>((resolve) => {
+    allIn = resolve;
+  });
+  const inSession = async () => {
+    waiting -= 1;
+    if (waiting === 0) {
+      console.log("in session");
+      allIn();
+    }
+    await all;
+  };
+  return Promise.all(Array.from({ length: count }, (_, i) => holdOne(otaUrl, first + i, inSession)));
 }
 
 /** What a probe found: `refused` (RST or ICMP port unreachable), `open`, or `silent`. */
@@ -138,9 +160,10 @@ if (command === "device") {
   if (!otaUrl || !index) throw new Error("usage: lan-host.ts device <ota url> <index>");
   console.log(JSON.stringify(await device(otaUrl, Number(index))));
 } else if (command === "hold") {
-  const [otaUrl, index] = args;
-  if (!otaUrl || !index) throw new Error("usage: lan-host.ts hold <ota url> <index>");
-  console.log(JSON.stringify(await hold(otaUrl, Number(index))));
+  const [otaUrl, index, count = "1"] = args;
+  if (!otaUrl || !index || !(Number(count) >= 1))
+    throw new Error("usage: lan-host.ts hold <ota url> <index> [count >= 1]");
+  console.log(JSON.stringify(await hold(otaUrl, Number(index), Number(count))));
 } else if (command === "probe") {
   const results = await Promise.all(args.map(async (t) => [t, await probe(t)] as const));
   console.log(JSON.stringify(Object.fromEntries(results)));
