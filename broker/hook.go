@@ -26,11 +26,6 @@ type contractHook struct {
 	// departing holds each gateway client (*mqtt.Client) from its will until its
 	// disconnect is handled; shared.go passes it over (connectedMember).
 	departing sync.Map
-	// lifecycle publishes rule 4's events (lifecycleClient); lifecycleRetain: seconds they
-	// stay retained, 0 for lifecycleRetainSeconds (tests shorten it).
-	lifecycle       *mqtt.Client
-	lifecycleOnce   sync.Once
-	lifecycleRetain uint32
 }
 
 func (h *contractHook) ID() string { return "voicefleet-contract" }

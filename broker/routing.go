@@ -119,43 +119,9 @@ func (h *contractHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	payload, _ := json.Marshal(struct {
 		Reason string `json:"reason"`
-		At     int64  `json:"at"`
-	}{reason, time.Now().UnixMilli()})
-	if perr := h.srv.InjectPacket(h.lifecycleClient(), h.lifecyclePacket(cl.ID, payload)); perr != nil {
+	}{reason})
+	if perr := h.srv.Publish(prefixDisconnected+cl.ID, payload, false, 0); perr != nil {
 		h.log.Error("lifecycle publish failed", "event", "lifecycle_failed", "client", cl.ID, "error", perr.Error())
-	}
-}
-
-// lifecycleRetainSeconds is how long a device's last lifecycle event stays retained: the
-// gateways' idle timeout (IDLE_TIMEOUT_MS, 120 s), after which a session the event
-// outdated has ended on its own anyway. A gateway whose own connection was down when the
-// event went out hears it when it subscribes again (rule 4).
-const lifecycleRetainSeconds = 120
-
-// lifecycleClient is the inline client that publishes lifecycle events: MQTT 5, because
-// mochi expires a retained message by its Message Expiry Interval only for MQTT 5 packets
-// (clearExpiredRetainedMessages), and the server's own inline client speaks 3.1.1.
-func (h *contractHook) lifecycleClient() *mqtt.Client {
-	h.lifecycleOnce.Do(func() {
-		cl := h.srv.NewClient(nil, mqtt.LocalListener, "lifecycle", true)
-		cl.Properties.ProtocolVersion = 5
-		h.lifecycle = cl
-	})
-	return h.lifecycle
-}
-
-// lifecyclePacket is the event of rule 4: QoS 0, retained for lifecycleRetainSeconds
-// (h.lifecycleRetain in tests), so that it also reaches a gateway that was away.
-func (h *contractHook) lifecyclePacket(clientID string, payload []byte) packets.Packet {
-	expiry := h.lifecycleRetain
-	if expiry == 0 {
-		expiry = lifecycleRetainSeconds
-	}
-	return packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true},
-		TopicName:   prefixDisconnected + clientID,
-		Payload:     payload,
-		Properties:  packets.Properties{MessageExpiryInterval: expiry},
 	}
 }
 

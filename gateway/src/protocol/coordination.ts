@@ -112,20 +112,8 @@ export function parseForward(payload: Buffer): ForwardMessage | undefined {
   };
 }
 
-export interface DisconnectEvent {
-  /** The broker's word for why the connection ended. */
-  readonly reason: string | undefined;
-  /** Epoch ms the broker saw it end; absent from a broker that does not say. */
-  readonly at: number | undefined;
-}
-
-/**
- * `lifecycle/disconnected/<clientId>` (broker contract rule 4): the broker's reason and
- * time. The event is retained for a while, so it can be heard long after it happened.
- */
-export function parseDisconnectEvent(payload: Buffer): DisconnectEvent {
-  const o = parseJsonObject(payload);
-  const reason = typeof o?.reason === "string" ? o.reason : undefined;
-  const at = typeof o?.at === "number" && Number.isSafeInteger(o.at) && o.at > 0 ? o.at : undefined;
-  return { reason, at };
+/** `lifecycle/disconnected/<clientId>` (broker contract rule 4): the broker's reason. */
+export function parseDisconnectReason(payload: Buffer): string | undefined {
+  const reason = parseJsonObject(payload)?.reason;
+  return typeof reason === "string" ? reason : undefined;
 }

@@ -12,6 +12,7 @@ import { type DeviceClientId, parseDeviceClientId } from "../protocol/client-id.
 import {
   forwardPayload,
   type PresenceState,
+  parseDisconnectReason,
   parseForward,
   presencePayload,
 } from "../protocol/coordination.ts";
@@ -26,7 +27,6 @@ import { newSessionId, type SessionOwner } from "../protocol/session-id.ts";
 import { forwardTopic, presenceTopic, replyTopic, routeTopic } from "../protocol/topics.ts";
 import { parseUdpPacket } from "../protocol/udp-packet.ts";
 import { ClaimBook } from "./claim-book.ts";
-import { DeviceLifecycle } from "./device-lifecycle.ts";
 import { DeviceSession } from "./device-session.ts";
 import type { RemoteAddress } from "./downstream.ts";
 import { HelloBalancer } from "./hello-balancer.ts";
@@ -37,6 +37,7 @@ import { PeerWatch } from "./peer-watch.ts";
 import { SessionRegistry } from "./registry.ts";
 import { SessionClaims } from "./session-claims.ts";
 import { UdpSourceLimiter, type UdpSourceLimits } from "./source-limiter.ts";
+import { isTakeover, openedBeforeTakeover } from "./takeover.ts";
 import type { StartTimer } from "./timer.ts";
 
 export interface GatewayPorts {
@@ -91,7 +92,6 @@ export class Gateway {
   readonly #hellos: HelloBudget;
   readonly #balancer: HelloBalancer;
   readonly #peers: PeerWatch;
-  readonly #lifecycle: DeviceLifecycle;
   readonly #now: () => number;
   readonly #arrivedAt: () => number;
   #draining = false;
@@ -118,14 +118,6 @@ export class Gateway {
       closeClaimedElsewhere: (session) => this.#track(session.close("claimed_elsewhere")),
       drop: (reason, fields) => this.#drop(reason, fields),
       republished: () => options.metrics.claimsRepublished.inc(),
-    });
-    this.#lifecycle = new DeviceLifecycle({
-      sessions: this.sessions,
-      claims: this.#claims,
-      helloAt: (session) => this.#sessionClaims.helloAt(session),
-      close: (session, reason) => this.#track(session.close(reason)),
-      metrics: options.metrics,
-      log: options.log,
     });
     this.#peers = new PeerWatch({
       me: options.me,
@@ -167,7 +159,7 @@ export class Gateway {
       case "ingest":
         return this.#handleDevicePayload(route.clientId, payload, 0, arrivedAt);
       case "disconnected":
-        return this.#lifecycle.handleDisconnected(route.clientId, payload, arrivedAt);
+        return this.#handleDisconnected(route.clientId, payload, arrivedAt);
       case "presence":
         return this.#peers.handlePresence(route.instanceId, payload);
       case "claim":
@@ -334,6 +326,30 @@ export class Gateway {
       { clientId: session.client.raw, sessionId: session.sessionId, reason },
       "session closed",
     );
+  }
+
+  #handleDisconnected(clientId: string, payload: Buffer, arrivedAt: number): void {
+    const reason = parseDisconnectReason(payload);
+    // A takeover means the device is back on a new connection: the claims stay (a new
+    // session may be claimed already), and only a session of the old connection ends.
+    if (isTakeover(reason)) return this.#takenOver(clientId, arrivedAt);
+    this.#claims.forget(clientId);
+    const session = this.sessions.byClient(clientId);
+    if (session) this.#track(session.close("mqtt_disconnected"));
+  }
+
+  /** The device's connection was taken over (takeover.ts); the event arrived at `eventAt`. */
+  #takenOver(clientId: string, eventAt: number): void {
+    const session = this.sessions.byClient(clientId);
+    const helloAt = session && this.#sessionClaims.helloAt(session);
+    if (!session || helloAt === undefined)
+      return this.#o.metrics.deviceTakeovers.inc({ outcome: "no_session" });
+    if (!openedBeforeTakeover(helloAt, eventAt)) {
+      this.#o.metrics.deviceTakeovers.inc({ outcome: "kept_recent" });
+      return this.#o.log.info({ clientId, sessionId: session.sessionId }, "takeover: recent session kept");
+    }
+    this.#o.metrics.deviceTakeovers.inc({ outcome: "closed" });
+    this.#track(session.close("mqtt_takenover"));
   }
 
   #handleForward(payload: Buffer): void {
