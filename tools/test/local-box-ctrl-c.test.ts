@@ -26,10 +26,9 @@ import path from "node:path";
 import { type TestContext, test } from "node:test";
 import { endOf } from "../../gateway/test/support/child-exit.ts";
 import { createNamespace, type NetNamespace } from "../../gateway/test/support/netns.ts";
-import { eventually } from "../../gateway/test/support/stack.ts";
 import { ROOT } from "../pm2.ts";
 import type { HoldReport } from "./lan-host.ts";
-import { commandLine, type LocalBox, leftIn, Output, startLocalBox } from "./support/local-box.ts";
+import { type LocalBox, leftIn, Output, startLocalBox, untilTeardownKillsPm2 } from "./support/local-box.ts";
 
 /** Every line the gateways and the verifier logged (PM2's log files of the box's PM2 home). */
 function pm2Logs(runDir: string): string[] {
@@ -98,14 +97,7 @@ async function ctrlC(t: TestContext, devices: number, again: boolean): Promise<C
   if (again) {
     // While `pm2 kill` runs, the gateways draining: a second Ctrl-C that reached that CLI
     // would end it mid-kill, with gateways left running and their devices told nothing.
-    const child = box.process;
-    const ended = () => child.exitCode !== null || child.signalCode !== null;
-    await eventually(
-      () => ended() || ns.pids().some((p) => /\bpm2 kill$/.test(commandLine(p) ?? "")),
-      10_000,
-      "the teardown's pm2 kill",
-    );
-    if (!ended()) {
+    if (await untilTeardownKillsPm2(box, ns, 10_000)) {
       process.kill(-pid, "SIGINT");
       againDuringDrain = true;
     }

@@ -20,7 +20,13 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import { createNamespace } from "../../gateway/test/support/netns.ts";
 import { eventually } from "../../gateway/test/support/stack.ts";
-import { commandLine, type LocalBox, leftIn, startLocalBox } from "./support/local-box.ts";
+import {
+  commandLine,
+  type LocalBox,
+  leftIn,
+  startLocalBox,
+  untilTeardownKillsPm2,
+} from "./support/local-box.ts";
 
 interface Case {
   readonly what: string;
@@ -85,14 +91,7 @@ describe("the local box stopped during start-up stops what it started and exits"
       if (c.again) {
         // While `pm2 kill` runs: a second Ctrl-C reached that CLI, and it died mid-kill. A
         // box that ended without getting there fails below.
-        const child = box.process;
-        const ended = () => child.exitCode !== null || child.signalCode !== null;
-        await eventually(
-          () => ended() || ns.pids().some((pid) => /\bpm2 kill$/.test(commandLine(pid) ?? "")),
-          30_000,
-          "the teardown's pm2 kill",
-        );
-        if (!ended()) signalGroup(c.again);
+        if (await untilTeardownKillsPm2(box, ns, 30_000)) signalGroup(c.again);
       }
       const code = await box.exited;
       const printed = box.output.lines.join("\n");

@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { endOf } from "../../../gateway/test/support/child-exit.ts";
 import type { NetNamespace } from "../../../gateway/test/support/netns.ts";
+import { eventually } from "../../../gateway/test/support/stack.ts";
 import { running } from "../../local-box/processes.ts";
 import { ROOT } from "../../pm2.ts";
 
@@ -158,6 +159,25 @@ export function watchProcesses(ns: NetNamespace, pattern: RegExp): { stop(): str
       return [...seen].map(([pid, command]) => `${pid} ${command}`);
     },
   };
+}
+
+/**
+ * Waits until the box's teardown runs `pm2 kill` in `ns` (the gateways draining), or the box
+ * has ended; true while the box still runs. A test sends its second signal then.
+ */
+export async function untilTeardownKillsPm2(
+  box: LocalBox,
+  ns: NetNamespace,
+  timeoutMs: number,
+): Promise<boolean> {
+  const child = box.process;
+  const ended = () => child.exitCode !== null || child.signalCode !== null;
+  await eventually(
+    () => ended() || ns.pids().some((pid) => /\bpm2 kill$/.test(commandLine(pid) ?? "")),
+    timeoutMs,
+    "the teardown's pm2 kill",
+  );
+  return !ended();
 }
 
 /** The command line of `pid`; undefined once it is gone. */
