@@ -27,6 +27,22 @@ func TestGatewayWrongPasswordRefused(t *testing.T) {
 	}
 }
 
+// assertClientIDRefused: a CONNECT with client id `id` is refused, whether as a device or as
+// the gateway: MQTT 5 CONNACK "client identifier not valid" (0x85), MQTT 3.1.1 "identifier
+// rejected" (0x02).
+func assertClientIDRefused(t *testing.T, addr, id string) {
+	t.Helper()
+	for _, user := range []string{"device", gatewayUsername} {
+		_, ack, err := dialV5(t, addr, id, v5Options{username: user, password: testGatewayPassword})
+		if err == nil || ack == nil || ack.ReasonCode != packets.ErrClientIdentifierNotValid.Code {
+			t.Errorf("id %q user %s: err=%v ack=%+v, want CONNACK 0x85", id, user, err, ack)
+		}
+	}
+	if code := dialV3Refused(t, addr, id, "device", ""); code != 0x02 {
+		t.Errorf("v3 id %q: CONNACK %#x, want 0x02", id, code)
+	}
+}
+
 // Rule 10: client ids must be usable as one topic level.
 func TestBadClientIDsRefused(t *testing.T) {
 	b := startBroker(t, "")
@@ -38,16 +54,7 @@ func TestBadClientIDsRefused(t *testing.T) {
 		"dev#1",
 		"inline", // mochi's own inline client
 	} {
-		for _, user := range []string{"device", gatewayUsername} {
-			_, ack, err := dialV5(t, b.addr, id, v5Options{username: user, password: testGatewayPassword})
-			if err == nil || ack == nil || ack.ReasonCode != packets.ErrClientIdentifierNotValid.Code {
-				t.Errorf("id %q user %s: err=%v ack=%+v, want CONNACK 0x85", id, user, err, ack)
-			}
-		}
-		// MQTT 3.1.1: "identifier rejected".
-		if code := dialV3Refused(t, b.addr, id, "device", ""); code != 0x02 {
-			t.Errorf("v3 id %q: CONNACK %#x, want 0x02", id, code)
-		}
+		assertClientIDRefused(t, b.addr, id)
 	}
 	// A NUL never reaches the hook: mochi's decoder treats it as a malformed string
 	// (MQTT forbids U+0000) and closes the connection without a CONNACK.
@@ -64,15 +71,7 @@ func TestClientIDCharactersRefused(t *testing.T) {
 	b := startBroker(t, "")
 	ids := []string{"dev-\ufffd", "dev-\x01", "dev-\x7f", "dev-\u0085", "dev-\uffff", "dev-\ufdd0"}
 	for _, id := range ids {
-		for _, user := range []string{"device", gatewayUsername} {
-			_, ack, err := dialV5(t, b.addr, id, v5Options{username: user, password: testGatewayPassword})
-			if err == nil || ack == nil || ack.ReasonCode != packets.ErrClientIdentifierNotValid.Code {
-				t.Errorf("id %q user %s: err=%v ack=%+v, want CONNACK 0x85", id, user, err, ack)
-			}
-		}
-		if code := dialV3Refused(t, b.addr, id, "device", ""); code != 0x02 {
-			t.Errorf("v3 id %q: CONNACK %#x, want 0x02", id, code)
-		}
+		assertClientIDRefused(t, b.addr, id)
 	}
 	if got, want := b.Stats().ConnectsRejected[rejectClientIDChars], int64(3*len(ids)); got != want {
 		t.Errorf("%s counted %d, want %d", rejectClientIDChars, got, want)

@@ -17,10 +17,10 @@ import { type BrokerProcess, startBroker } from "../../tools/sim/broker-process.
 import { SimulatedDevice } from "../../tools/sim/device.ts";
 import { deviceSignature, verifyDeviceCredentials } from "../src/auth/device-credentials.ts";
 import { parseVerifierConfig } from "../src/auth/verifier-config.ts";
-import { createVerifier, type Verifier } from "../src/auth/verifier-server.ts";
+import type { Verifier } from "../src/auth/verifier-server.ts";
 import { ConfigError } from "../src/env.ts";
-import { createLogger } from "../src/ops/log.ts";
 import { endOf } from "./support/child-exit.ts";
+import { startTestVerifier, type TestVerifier } from "./support/verifier.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const VERIFIER_MAIN = path.join(ROOT, "gateway/src/auth/verifier-main.ts");
@@ -172,24 +172,18 @@ describe("the local broker agrees with the verifier", () => {
 });
 
 describe("the verifier's HTTP contract (what EMQX calls)", () => {
+  let server: TestVerifier;
   let verifier: Verifier;
   let url: string;
   before(async () => {
-    verifier = createVerifier({ signingKey: KEY, log: createLogger("silent", 0) });
-    url = `http://127.0.0.1:${await verifier.listen(0, "127.0.0.1")}`;
+    server = await startTestVerifier(KEY);
+    ({ verifier, url } = server);
   });
   after(async () => {
-    await verifier.close();
+    await server.close();
   });
 
-  const post = async (body: string | Buffer, pathName = "/mqtt/auth") => {
-    const r = await fetch(`${url}${pathName}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body,
-    });
-    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-  };
+  const post = (body: string | Buffer, pathName?: string) => server.post(body, pathName);
   const auth = (c: { clientId: string; username: string; password: string }) =>
     post(JSON.stringify({ clientid: c.clientId, username: c.username, password: c.password }));
 

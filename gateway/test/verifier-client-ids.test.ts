@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { deviceSignature } from "../src/auth/device-credentials.ts";
-import { createVerifier, type DenyReason, type Verifier } from "../src/auth/verifier-server.ts";
-import { createLogger } from "../src/ops/log.ts";
+import type { DenyReason } from "../src/auth/verifier-server.ts";
+import { startTestVerifier, type TestVerifier } from "./support/verifier.ts";
 
 const KEY = "client-id-test-key";
 const USERNAME = "eyJpcCI6IjEuMi4zLjQifQ=="; // base64 of {"ip":"1.2.3.4"}
@@ -17,20 +17,15 @@ const PREFIX = "GID_default@@@a0_85_e3_f4_49_34@@@dev-";
 const SIGNED_FOR_FFFD = deviceSignature(KEY, `${PREFIX}\ufffd`, USERNAME);
 
 describe("the verifier refuses client ids it cannot tell apart", () => {
-  let verifier: Verifier;
-  let url: string;
+  let server: TestVerifier;
   before(async () => {
-    verifier = createVerifier({ signingKey: KEY, log: createLogger("silent", 0) });
-    url = `http://127.0.0.1:${await verifier.listen(0, "127.0.0.1")}`;
+    server = await startTestVerifier(KEY);
   });
   after(async () => {
-    await verifier.close();
+    await server.close();
   });
 
-  const post = async (body: Buffer) => {
-    const r = await fetch(`${url}/mqtt/auth`, { method: "POST", body });
-    return { status: r.status, body: (await r.json()) as unknown };
-  };
+  const post = (body: Buffer) => server.post(body);
   /** The request body with the client id's JSON text spliced in as bytes. */
   const bodyWithId = (idJson: Buffer) =>
     Buffer.concat([
@@ -38,7 +33,7 @@ describe("the verifier refuses client ids it cannot tell apart", () => {
       idJson,
       Buffer.from(`","username":"${USERNAME}","password":"${SIGNED_FOR_FFFD}"}`),
     ]);
-  const denied = (reason: DenyReason) => verifier.stats.denied.get(reason) ?? 0;
+  const denied = (reason: DenyReason) => server.verifier.stats.denied.get(reason) ?? 0;
 
   it('a lone surrogate ("\\ud800") with the password signed for the U+FFFD id: denied, client_id_bad_characters', async () => {
     const before = denied("client_id_bad_characters");
