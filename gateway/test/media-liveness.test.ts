@@ -26,6 +26,19 @@ describe("media process liveness", () => {
     assert.deepEqual(l.tick(3000), { kind: "hung", silentMs: 3000 });
   });
 
+  it("the tick due at the hang timeout gives the verdict though it came a fraction early", () => {
+    // A repeating timer's ticks, read on the monotonic clock, come a fraction of a
+    // millisecond under the interval apart as often as over it (Node schedules them on the
+    // loop's millisecond clock). Three such ticks after the ping fell short of 3000 ms, the
+    // verdict waited a whole interval more, and a SIGSTOPped child was noticed 4.58 s after
+    // it stopped in a CI run, against the 3-4 s this rule promises.
+    const l = new MediaLiveness(INTERVAL, HANG);
+    l.tick(0);
+    assert.equal(l.tick(999.7), undefined);
+    assert.equal(l.tick(1999.5), undefined);
+    assert.deepEqual(l.tick(2999.2), { kind: "hung", silentMs: 2999.2 });
+  });
+
   it("an answer to an older ping does not clear the one awaited", () => {
     const l = new MediaLiveness(INTERVAL, HANG);
     l.tick(0);

@@ -34,7 +34,10 @@ export class MediaLiveness {
     if (late) return undefined;
     if (this.#awaiting !== undefined) {
       const silentMs = now - this.#awaiting.sentAt;
-      return silentMs >= this.#hangTimeoutMs ? { kind: "hung", silentMs } : undefined;
+      // The tick due at the timeout decides, even a fraction early: a repeating timer's
+      // ticks, read on the monotonic clock, come as often a hair under the interval apart
+      // as over it, and waiting for the next tick added a whole interval to the verdict.
+      return silentMs >= this.#hangTimeoutMs - this.#intervalMs / 2 ? { kind: "hung", silentMs } : undefined;
     }
     this.#seq = (this.#seq + 1) >>> 0;
     this.#awaiting = { seq: this.#seq, sentAt: now };
